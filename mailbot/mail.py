@@ -1,0 +1,64 @@
+"""Values that describe one received mail after parsing.
+
+Pure data: nothing here reads a socket, a file or the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attached file, name decoded (RFC 2231 / RFC 2047) and payload transfer-decoded."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A received message as the checks see it.
+
+    Addresses are lower-cased addr-specs. `text` is the readable body: the text/plain part, or
+    the text extracted from text/html when there is no plain part. `defects` lists what the
+    parser had to guess or skip, so a stored case can say why it looks odd.
+    """
+
+    message_id: str | None
+    subject: str
+    from_addr: str
+    from_name: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...] = ()
+    reply_to: str | None = None
+    date: datetime | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    auto_submitted: str | None = None
+    precedence: str | None = None
+    list_id: str | None = None
+    list_headers: bool = False
+    return_path: str | None = None
+    x_auto_response_suppress: str | None = None
+    authentication_results: str | None = None
+    content_type: str = "text/plain"
+    is_delivery_report: bool = False
+    defects: tuple[str, ...] = field(default=())
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """Message-IDs this mail answers, nearest first (In-Reply-To, then References reversed)."""
+        ids: list[str] = []
+        if self.in_reply_to:
+            ids.append(self.in_reply_to)
+        ids.extend(ref for ref in reversed(self.references) if ref not in ids)
+        return tuple(ids)
