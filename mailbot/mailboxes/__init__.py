@@ -1,0 +1,42 @@
+"""Mailbox backends: where raw messages come from.
+
+A backend yields raw bytes with a stable key and is told to `ack` a key only after the
+bytes are committed to the store. It never parses and never decides anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """Raw bytes as they sit in the mailbox; `key` is unique per mailbox for good
+    (IMAP: ``imap:UIDVALIDITY:UID``; Maildir: ``maildir:<unique part of the file name>``)."""
+
+    key: str
+    data: bytes
+
+
+class Mailbox(Protocol):
+    """What the intake loop needs of a mailbox."""
+
+    address: str
+
+    def fetch(self, limit: int | None = None) -> Iterator[RawMessage]:
+        """Yield messages not yet acknowledged, oldest first."""
+        ...
+
+    def ack(self, keys: list[str]) -> None:
+        """Mark messages as stored (IMAP: set the keyword/flag, optionally move; Maildir: move
+        to cur/ with the S flag). Idempotent."""
+        ...
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the server announces new mail or `timeout` seconds pass (IMAP IDLE, or a
+        sleep where IDLE is missing). True when something may have arrived."""
+        ...
+
+    def close(self) -> None: ...
