@@ -1,13 +1,13 @@
 """The exception tree. Callers catch `MailbotError`, or a precise leaf.
 
-    MailbotError
-    ├── ConfigError(key, why)        the configuration or a rules/ file is wrong
-    ├── QuarantineError(reason)      a mail cannot be handled; it is stored aside with the reason
-    ├── StoreError                   the database cannot be written (disk full, read-only)
-    ├── DecisionError                a staff decision does not fit the case
-    └── SendError
-        ├── TransientSendError       try again later (4xx, connection refused, timeout)
-        └── PermanentSendError       the server refused for good (5xx)
+MailbotError
+├── ConfigError(key, why)        the configuration or a rules/ file is wrong
+├── QuarantineError(reason)      a mail cannot be handled; it is stored aside with the reason
+├── StoreError                   the database cannot be written (disk full, read-only)
+├── DecisionError                a staff decision does not fit the case
+└── SendError
+    ├── TransientSendError       try again later (4xx, connection refused, timeout)
+    └── PermanentSendError       the server refused for good (5xx)
 """
 
 from __future__ import annotations

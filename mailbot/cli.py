@@ -1,0 +1,262 @@
+"""The `mailbot` command (SPEC §9). Each command parses options, calls the package, prints.
+
+Only this module prints; everything it does can be done from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+
+from mailbot.clock import Clock
+from mailbot.config import Config, load_config
+from mailbot.context import Context
+from mailbot.errors import MailbotError
+from mailbot.mailboxes.maildir import deliver
+from mailbot.runner import process_pending, run_forever, run_once
+from mailbot.send import flush_outbox, make_sender
+from mailbot.text import format_case_number
+
+log = logging.getLogger("mailbot")
+
+CASE_FIELDS = (
+    "id",
+    "number",
+    "procedure",
+    "status",
+    "sender",
+    "sender_name",
+    "operator_code",
+    "source_id",
+    "mailbox",
+    "subject",
+    "problems",
+    "reason",
+    "received_at",
+    "completed_at",
+    "due",
+    "updated_at",
+    "version",
+)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _context(args: argparse.Namespace) -> Context:
+    config = load_config(args.config)
+    return Context.open(config, Clock.from_option(args.now))
+
+
+def _addressed_mailbox(config: Config, raw: bytes) -> str:
+    """The configured mailbox a raw message was sent to (To, then Cc), else the first one."""
+    headers = BytesHeaderParser().parsebytes(raw[:65536])
+    for header in ("To", "Cc", "Delivered-To"):
+        for _name, addr in getaddresses([str(v) for v in headers.get_all(header, [])]):
+            box = config.mailbox_for(addr)
+            if box:
+                return box.address
+    return config.mailboxes[0].address
+
+
+def case_json(case: dict[str, Any]) -> dict[str, Any]:
+    out = {key: case.get(key) for key in CASE_FIELDS}
+    out["number"] = format_case_number(case["id"])
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        if not args.once:
+            return run_forever(ctx)
+        summary = run_once(ctx)
+    finally:
+        ctx.close()
+    for result in summary.results:
+        print(
+            f"{result.key[:40]:40}  {result.procedure:28}  {result.outcome:18}  "
+            f"{format_case_number(result.case_id) if result.case_id else '-'}"
+        )
+    print(
+        f"received {summary.received}, processed {len(summary.results)}, "
+        f"sent {summary.sent}, deferred {summary.deferred}"
+        + (f", jobs: {', '.join(summary.jobs)}" if summary.jobs else "")
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        for name in args.files:
+            raw = Path(name).read_bytes()
+            mailbox = _addressed_mailbox(ctx.config, raw)
+            key = f"ingest:{hashlib.sha256(raw).hexdigest()}"
+            ctx.store.save_raw(mailbox, [(key, raw)], ctx.now())
+        results = process_pending(ctx)
+        sent, deferred = flush_outbox(ctx, make_sender(ctx))
+    finally:
+        ctx.close()
+    for result in results:
+        number = format_case_number(result.case_id) if result.case_id else "-"
+        print(f"{number}  {result.procedure:28}  {result.outcome}")
+    print(f"processed {len(results)}, sent {sent}, deferred {deferred}")
+    return 0
+
+
+def cmd_deliver(args: argparse.Namespace) -> int:
+    """Drop raw files into the configured Maildir inboxes, as an MTA would."""
+    config = load_config(args.config)
+    for name in args.files:
+        raw = Path(name).read_bytes()
+        box = config.mailbox_for(_addressed_mailbox(config, raw))
+        if box is None or box.backend != "maildir" or box.path is None:
+            raise MailbotError(f"{name}: its mailbox is not a Maildir in this configuration")
+        unique = f"{hashlib.sha256(raw).hexdigest()[:24]}.{Path(name).stem}"
+        deliver(box.path, raw, unique)
+        print(f"{name} → {box.address}")
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        cases = ctx.store.cases(open_only=args.open)
+    finally:
+        ctx.close()
+    if args.json:
+        json.dump([case_json(c) for c in cases], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    for case in cases:
+        problems = len(case["problems"])
+        print(
+            f"{format_case_number(case['id'])}  {case['procedure']:28}  {case['status']:17}"
+            f"  {case['operator_code'] or '----':5}  {(case['due'] or '')[:10]:10}"
+            f"  {problems:2} problem(s)  {case['sender'] or ''}"
+        )
+    print(f"{len(cases)} case(s)")
+    return 0
+
+
+def _case_id(text: str) -> int:
+    digits = text.upper().removeprefix("MB-")
+    if not digits.isdigit():
+        raise MailbotError(f"{text!r} is not a case number (e.g. 12 or MB-000012)")
+    return int(digits)
+
+
+def cmd_case(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        case_id = _case_id(args.case)
+        case = ctx.store.case(case_id)
+        if case is None:
+            raise MailbotError(f"no case {format_case_number(case_id)}")
+        events = ctx.store.events(case_id)
+        messages = ctx.store.case_messages(case_id)
+        outbox = ctx.store.outbox_for_case(case_id)
+    finally:
+        ctx.close()
+    if args.json:
+        out = case_json(case) | {
+            "data": case["data"],
+            "events": events,
+            "messages": messages,
+            "outbox": outbox,
+        }
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2, default=str)
+        print()
+        return 0
+    print(f"{format_case_number(case_id)}  {ctx.routing.name_of(case['procedure'])}")
+    for key in (
+        "procedure",
+        "status",
+        "sender",
+        "operator_code",
+        "source_id",
+        "subject",
+        "received_at",
+        "completed_at",
+        "due",
+        "reason",
+    ):
+        if case.get(key):
+            print(f"  {key:14} {case[key]}")
+    for problem in case["problems"]:
+        print(f"  problem        {problem['field']}: {problem['message']}")
+    print("messages:")
+    for m in messages:
+        print(
+            f"  {m['received_at']}  in   {m['sender'] or '?'}  {m['subject'] or ''}  [{m['key']}]"
+        )
+    for o in outbox:
+        print(
+            f"  {o['created_at']}  out  {o['recipient']}  {o['subject']}"
+            f"  ({o['kind']}, {o['state']})"
+        )
+    print("history:")
+    for e in events:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", []))
+        print(f"  {e['at']}  {e['actor']:10} {e['kind']:16} {detail}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailbot", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--config", help="TOML file (default: config.toml, else the embedded default)"
+    )
+    parser.add_argument(
+        "--now", help="ISO-8601 instant the whole run uses as its clock (or MAILBOT_NOW)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log one line per mail")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="fetch, process, send and run due jobs")
+    p.add_argument("--once", action="store_true", help="do what is waiting, then exit")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ingest", help="take raw .eml files through the pipeline")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("deliver", help="drop .eml files into the configured Maildir inboxes")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_deliver)
+
+    p = sub.add_parser("cases", help="list cases")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--open", action="store_true", help="open cases only")
+    p.set_defaults(func=cmd_cases)
+
+    p = sub.add_parser("case", help="one case with its whole history")
+    p.add_argument("case")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_case)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except MailbotError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,95 @@
+"""Building the bytes of an outgoing mail, exactly as they go over SMTP.
+
+Headers that carry participant text (subject, names) are made single-line first, so nothing a
+participant writes can inject a header. Never sends anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailbot.text import single_line
+
+SMTP_POLICY = policy.SMTP.clone(max_line_length=78)
+
+
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+def new_message_id(domain: str, case_id: int | None) -> str:
+    """Fixed when the mail is planned, so a resend after a crash is recognisably the same."""
+    return f"<mailbot.{case_id or 0}.{uuid.uuid4().hex}@{domain}>"
+
+
+def _address(addr: str, name: str = "") -> Address:
+    local, _, domain = addr.partition("@")
+    return Address(display_name=single_line(name, 100), username=local, domain=domain)
+
+
+def compose(
+    *,
+    from_addr: str,
+    from_name: str,
+    to: str,
+    subject: str,
+    body: str,
+    message_id: str,
+    date: datetime,
+    in_reply_to: str | None = None,
+    references: tuple[str, ...] = (),
+    charset: str = "utf-8",
+    attachments: tuple[OutgoingAttachment, ...] = (),
+    cc: tuple[str, ...] = (),
+    auto_submitted: str = "auto-replied",
+) -> bytes:
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["From"] = _address(from_addr, from_name)
+    msg["To"] = _address(to)
+    if cc:
+        msg["Cc"] = [_address(a) for a in cc]
+    msg["Subject"] = single_line(subject, 300)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id
+    if in_reply_to:
+        msg["In-Reply-To"] = single_line(in_reply_to, 998)
+        refs = [r for r in references if r != in_reply_to][-10:]
+        msg["References"] = " ".join(single_line(r, 998) for r in [*refs, in_reply_to])
+    msg["Auto-Submitted"] = auto_submitted
+    msg["X-Auto-Response-Suppress"] = "All"
+    text = body.replace("\r\n", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    if charset == "iso-2022-jp" and _fits_iso2022jp(text):
+        msg.set_content(text.encode("iso-2022-jp"), maintype="text", subtype="plain", cte="7bit")
+        msg.set_param("charset", "ISO-2022-JP")
+    else:
+        msg.set_content(text, charset="utf-8", cte="base64")
+    for item in attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        msg.add_attachment(
+            item.data,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=single_line(item.filename, 200),
+        )
+    return msg.as_bytes(policy=SMTP_POLICY)
+
+
+def _fits_iso2022jp(text: str) -> bool:
+    """Legacy clients need ISO-2022-JP; text with characters it cannot carry (①, 髙) stays UTF-8
+    rather than be damaged."""
+    try:
+        text.encode("iso-2022-jp")
+    except UnicodeEncodeError:
+        return False
+    return True

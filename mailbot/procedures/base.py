@@ -1,0 +1,85 @@
+"""What a procedure handler is: a pure check of (Mail, what the store knows) → Outcome.
+
+Handlers never write to the store and never send: the pipeline applies an Outcome in one
+transaction (case change, events, planned replies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mailbot.compose import OutgoingAttachment
+
+if TYPE_CHECKING:
+    from mailbot.classify import Classification
+    from mailbot.context import Context
+    from mailbot.mail import Mail
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing to fix. `field` is the label as the seed's form or template writes it."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A mail to plan. `window` mails (notices, reminders) wait for the sending window;
+    receipts and correction requests go at once."""
+
+    kind: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    to: str | None = None
+    attachments: tuple[OutgoingAttachment, ...] = ()
+    window: bool = False
+    in_reply: bool = True
+
+
+@dataclass
+class Outcome:
+    status: str
+    problems: list[Problem] = field(default_factory=list)
+    operator_code: str | None = None
+    source_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    replies: list[Reply] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    reason: str | None = None
+    complete_on: date | None = None
+    due: date | None = None
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A mail on its way to a handler, with what classification found."""
+
+    mail: Mail
+    classification: Classification
+    received_at: datetime
+    mailbox_address: str
+    attachments_note: tuple[str, ...] = ()
+
+
+class Procedure(Protocol):
+    id: str
+    actions: tuple[str, ...]
+
+    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+        """Check a new mail, or a resubmission to `case`."""
+        ...
+
+    def decide(
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+    ) -> Outcome:
+        """A staff decision; raises DecisionError when it does not fit."""
+        ...

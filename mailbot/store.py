@@ -1,0 +1,473 @@
+"""The SQLite store: raw mails, cases, the event log, the outbox. Owns the schema.
+
+Raw bytes are committed before a mailbox is told to ack them; a case change, its events and the
+replies it plans are written in one transaction (`Store.transaction`). The schema carries a
+version (`PRAGMA user_version`) and moves forward only through the ordered `MIGRATIONS`.
+This module never sends mail and never parses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from mailbot.errors import StoreError
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        mailbox TEXT NOT NULL,
+        key TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        raw BLOB NOT NULL,
+        received_at TEXT NOT NULL,
+        message_id TEXT,
+        sender TEXT,
+        subject TEXT,
+        state TEXT NOT NULL DEFAULT 'stored',
+        case_id INTEGER,
+        outcome TEXT,
+        processed_at TEXT,
+        UNIQUE (mailbox, key)
+    );
+    CREATE INDEX messages_state ON messages (state);
+    CREATE INDEX messages_message_id ON messages (message_id);
+    CREATE INDEX messages_sha256 ON messages (sha256);
+    CREATE TABLE cases (
+        id INTEGER PRIMARY KEY,
+        procedure TEXT NOT NULL,
+        status TEXT NOT NULL,
+        sender TEXT,
+        sender_name TEXT,
+        operator_code TEXT,
+        source_id TEXT,
+        mailbox TEXT,
+        subject TEXT,
+        received_at TEXT NOT NULL,
+        completed_at TEXT,
+        due TEXT,
+        problems TEXT NOT NULL DEFAULT '[]',
+        data TEXT NOT NULL DEFAULT '{}',
+        reason TEXT,
+        version INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX cases_status ON cases (status);
+    CREATE INDEX cases_operator ON cases (operator_code);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_case ON events (case_id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER REFERENCES cases (id),
+        kind TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        recipient TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        send_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (state, send_at);
+    CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
+    CREATE TABLE jobs (
+        name TEXT PRIMARY KEY,
+        last_run_at TEXT NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE operators (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        short_name TEXT,
+        postal_code TEXT,
+        address TEXT,
+        domain TEXT,
+        contact_email TEXT,
+        licenses TEXT NOT NULL DEFAULT '[]',
+        areas TEXT NOT NULL DEFAULT '[]',
+        grid_codes TEXT NOT NULL DEFAULT '[]',
+        origin TEXT NOT NULL DEFAULT 'import',
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX operators_domain ON operators (domain);
+    CREATE INDEX operators_contact ON operators (contact_email);
+    CREATE TABLE sources (
+        source_id TEXT PRIMARY KEY,
+        operator_code TEXT NOT NULL,
+        operator_name TEXT,
+        contact_person TEXT,
+        contact_email TEXT,
+        name TEXT,
+        category TEXT,
+        area TEXT,
+        auction_year INTEGER,
+        capacity_kw INTEGER,
+        supply_start_fy INTEGER,
+        roadmap_target INTEGER NOT NULL DEFAULT 0,
+        roadmap_revision INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX sources_operator ON sources (operator_code);
+    """,
+]
+
+
+def _now_text(now: datetime) -> str:
+    return now.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    mailbox: str
+    key: str
+    raw: bytes
+    received_at: str
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(self.conn)
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit; nested use joins the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.conn.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot commit: {exc}") from exc
+
+    def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    # raw messages
+
+    def save_raw(self, mailbox: str, items: list[tuple[str, bytes]], now: datetime) -> int:
+        """Store raw messages (key, bytes) of one mailbox; known keys are left as they are.
+        Returns how many were new. Committed when this returns."""
+        rows = [
+            (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, _now_text(now))
+            for key, data in items
+        ]
+        with self.transaction():
+            before = self.conn.total_changes
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return self.conn.total_changes - before
+
+    def known_keys(self, mailbox: str, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.execute(
+                    f"SELECT key FROM messages WHERE mailbox = ? AND key IN ({marks})",
+                    [mailbox, *chunk],
+                )
+            )
+        return found
+
+    def pending_messages(self, limit: int = 500) -> list[StoredMessage]:
+        rows = self.execute(
+            "SELECT id, mailbox, key, raw, received_at FROM messages"
+            " WHERE state = 'stored' ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    def finish_message(
+        self,
+        message_row: int,
+        *,
+        state: str,
+        case_id: int | None,
+        outcome: str,
+        now: datetime,
+        message_id: str | None = None,
+        sender: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        self.execute(
+            "UPDATE messages SET state = ?, case_id = ?, outcome = ?, processed_at = ?,"
+            " message_id = coalesce(?, message_id), sender = coalesce(?, sender),"
+            " subject = coalesce(?, subject) WHERE id = ?",
+            (state, case_id, outcome, _now_text(now), message_id, sender, subject, message_row),
+        )
+
+    def duplicate_of(self, message_row: int, message_id: str | None, sha256: str) -> int | None:
+        """The case of an earlier copy of this same mail (same bytes, or same Message-ID from
+        the same sender), e.g. one mail sent To one address and Cc the other."""
+        row = self.execute(
+            "SELECT case_id FROM messages WHERE id != ? AND case_id IS NOT NULL"
+            " AND (sha256 = ? OR (? IS NOT NULL AND message_id = ?)) ORDER BY id LIMIT 1",
+            (message_row, sha256, message_id, message_id),
+        ).fetchone()
+        return row[0] if row else None
+
+    def raw_of(self, message_row: int) -> bytes:
+        return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
+
+    # cases
+
+    def create_case(self, now: datetime, **fields: Any) -> int:
+        fields = self._encode(fields)
+        fields.setdefault("received_at", _now_text(now))
+        fields["updated_at"] = _now_text(now)
+        cols = ", ".join(fields)
+        marks = ", ".join("?" * len(fields))
+        cur = self.execute(f"INSERT INTO cases ({cols}) VALUES ({marks})", list(fields.values()))
+        return int(cur.lastrowid or 0)
+
+    def update_case(self, case_id: int, now: datetime, **fields: Any) -> None:
+        fields = self._encode(fields)
+        fields["updated_at"] = _now_text(now)
+        sets = ", ".join(f"{col} = ?" for col in fields)
+        self.execute(
+            f"UPDATE cases SET {sets}, version = version + 1 WHERE id = ?",
+            [*fields.values(), case_id],
+        )
+
+    @staticmethod
+    def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+        out = dict(fields)
+        for key in ("problems", "data"):
+            if key in out and not isinstance(out[key], str):
+                out[key] = json.dumps(out[key], ensure_ascii=False, default=str)
+        for key in ("received_at", "completed_at", "due"):
+            if key in out and out[key] is not None and not isinstance(out[key], str):
+                out[key] = out[key].isoformat()
+        return out
+
+    def case(self, case_id: int) -> dict[str, Any] | None:
+        row = self.execute("SELECT * FROM cases WHERE id = ?", (case_id,)).fetchone()
+        return self._decode(row) if row else None
+
+    def cases(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM cases"
+        if open_only:
+            sql += " WHERE status NOT IN ('closed', 'ignored')"
+        return [self._decode(r) for r in self.execute(sql + " ORDER BY id")]
+
+    @staticmethod
+    def _decode(row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        out["problems"] = json.loads(out["problems"] or "[]")
+        out["data"] = json.loads(out["data"] or "{}")
+        return out
+
+    def add_event(self, case_id: int, now: datetime, actor: str, kind: str, **detail: Any) -> None:
+        self.execute(
+            "INSERT INTO events (case_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            (
+                case_id,
+                _now_text(now),
+                actor,
+                kind,
+                json.dumps(detail, ensure_ascii=False, default=str),
+            ),
+        )
+
+    def events(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT at, actor, kind, detail FROM events WHERE case_id = ? ORDER BY id", (case_id,)
+        )
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def case_messages(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT id, mailbox, key, message_id, sender, subject, received_at, state, outcome"
+            " FROM messages WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def find_thread(self, message_ids: Iterable[str]) -> tuple[int, str | None] | None:
+        """The case (and the kind of our mail) that one of these Message-IDs belongs to."""
+        for mid in message_ids:
+            row = self.execute(
+                "SELECT case_id, kind FROM outbox WHERE message_id = ? AND case_id IS NOT NULL",
+                (mid,),
+            ).fetchone()
+            if row:
+                return row[0], row[1]
+            row = self.execute(
+                "SELECT case_id FROM messages WHERE message_id = ? AND case_id IS NOT NULL"
+                " ORDER BY id LIMIT 1",
+                (mid,),
+            ).fetchone()
+            if row:
+                return row[0], None
+        return None
+
+    # outbox
+
+    def plan_mail(
+        self,
+        *,
+        case_id: int | None,
+        kind: str,
+        message_id: str,
+        recipient: str,
+        subject: str,
+        raw: bytes,
+        now: datetime,
+        send_at: datetime,
+    ) -> int:
+        cur = self.execute(
+            "INSERT INTO outbox (case_id, kind, message_id, recipient, subject, raw, created_at,"
+            " send_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                case_id,
+                kind,
+                message_id,
+                recipient.lower(),
+                subject,
+                raw,
+                _now_text(now),
+                _now_text(send_at),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def due_mail(self, now: datetime, limit: int = 500) -> list[sqlite3.Row]:
+        t = _now_text(now)
+        return self.execute(
+            "SELECT id, case_id, kind, message_id, recipient, raw, attempts FROM outbox"
+            " WHERE state = 'pending' AND send_at <= ?"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
+            (t, t, limit),
+        ).fetchall()
+
+    def mark_sent(self, outbox_id: int, now: datetime) -> None:
+        self.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1,"
+            " last_error = NULL WHERE id = ?",
+            (_now_text(now), outbox_id),
+        )
+
+    def mark_retry(self, outbox_id: int, error: str, next_attempt: datetime) -> None:
+        self.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+            " WHERE id = ?",
+            (error, _now_text(next_attempt), outbox_id),
+        )
+
+    def mark_failed(self, outbox_id: int, error: str) -> None:
+        self.execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?"
+            " WHERE id = ?",
+            (error, outbox_id),
+        )
+
+    def outbox_for_case(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT id, kind, message_id, recipient, subject, created_at, send_at, state,"
+            " attempts, last_error, sent_at FROM outbox WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def auto_replies_since(self, recipient: str, since: datetime, kind: str | None = None) -> int:
+        sql = "SELECT count(*) FROM outbox WHERE recipient = ? AND created_at >= ?"
+        params: list[Any] = [recipient.lower(), _now_text(since)]
+        if kind:
+            sql += " AND kind = ?"
+            params.append(kind)
+        return int(self.execute(sql, params).fetchone()[0])
+
+    # scheduled jobs
+
+    def job_last_run(self, name: str) -> str | None:
+        row = self.execute("SELECT last_run_at FROM jobs WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_job_run(self, name: str, at: datetime) -> None:
+        self.execute(
+            "INSERT INTO jobs (name, last_run_at) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
+            (name, _now_text(at)),
+        )
