@@ -1,0 +1,64 @@
+"""The store on a real SQLite file: raw bytes kept once, migrations, transactions."""
+
+from datetime import datetime
+
+import pytest
+
+from mailbot.clock import TOKYO
+from mailbot.store import MIGRATIONS, Store
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=TOKYO)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "m.db")
+    yield s
+    s.close()
+
+
+def test_schema_is_at_the_latest_version_and_reopens(tmp_path):
+    s = Store(tmp_path / "m.db")
+    assert s.schema_version == len(MIGRATIONS)
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    s.close()
+    again = Store(tmp_path / "m.db")
+    assert again.schema_version == len(MIGRATIONS)
+    again.close()
+
+
+def test_raw_messages_are_stored_once_per_key(store):
+    assert store.save_raw("code@x", [("k1", b"a"), ("k2", b"b")], NOW) == 2
+    assert store.save_raw("code@x", [("k1", b"a"), ("k3", b"c")], NOW) == 1
+    assert store.save_raw("other@x", [("k1", b"a")], NOW) == 1
+    assert [m.key for m in store.pending_messages()] == ["k1", "k2", "k3", "k1"]
+
+
+def test_a_failed_transaction_leaves_nothing(store):
+    with pytest.raises(RuntimeError), store.transaction():
+        case_id = store.create_case(NOW, procedure="unrecognized", status="unrecognized")
+        store.add_event(case_id, NOW, "bot", "opened")
+        raise RuntimeError("boom")
+    assert store.cases() == []
+    assert store.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_case_update_bumps_version_and_keeps_json(store):
+    with store.transaction():
+        case_id = store.create_case(
+            NOW, procedure="operator_code_application", status="received",
+            problems=[{"field": "事業者名略称", "message": "末尾に「_容」"}],
+        )
+        store.update_case(case_id, NOW, status="needs_correction")
+    case = store.case(case_id)
+    assert case["version"] == 2
+    assert case["problems"][0]["field"] == "事業者名略称"
+
+
+def test_thread_lookup_finds_our_outgoing_mail(store):
+    with store.transaction():
+        case_id = store.create_case(NOW, procedure="operator_code_application", status="received")
+        store.plan_mail(case_id=case_id, kind="receipt", message_id="<mailbot.1.x@occto.or.jp>",
+                        recipient="a@b.jp", subject="s", raw=b"r", now=NOW, send_at=NOW)
+    assert store.find_thread(["<nope@x>", "<mailbot.1.x@occto.or.jp>"]) == (case_id, "receipt")
+    assert store.find_thread(["<nope@x>"]) is None
