@@ -19,8 +19,10 @@ from typing import Any
 from mailbot.clock import Clock
 from mailbot.config import Config, load_config
 from mailbot.context import Context
+from mailbot.decisions import decide
 from mailbot.errors import MailbotError
 from mailbot.mailboxes.maildir import deliver
+from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
 from mailbot.send import flush_outbox, make_sender
 from mailbot.text import format_case_number
@@ -216,6 +218,34 @@ def cmd_case(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        result = decide(ctx, _case_id(args.case), args.action, args.arg, args.reason, by=args.by)
+        sent, deferred = flush_outbox(ctx, make_sender(ctx))
+    finally:
+        ctx.close()
+    print(
+        f"{format_case_number(result.case_id)}: {result.action} → {result.status}; "
+        f"{result.mails} mail(s) planned, {sent} sent now, {deferred} deferred"
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        load = import_operators if args.register == "operators" else import_sources
+        summary = load(ctx.store, Path(args.file), ctx.now())
+    finally:
+        ctx.close()
+    print(
+        f"{args.register}: {summary.added} added, {summary.changed} changed, "
+        f"{summary.unchanged} unchanged"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -248,6 +278,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("case")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_case)
+
+    p = sub.add_parser("decide", help="record a staff decision and plan the mail it needs")
+    p.add_argument("case", help="case number (12 or MB-000012)")
+    p.add_argument("action", help="issue-code, reject, objection-accepted, …")
+    p.add_argument("arg", nargs="?", help="e.g. the code to issue")
+    p.add_argument("--reason", help="told to the participant where the action needs one")
+    p.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
+    p.set_defaults(func=cmd_decide)
+
+    for register in ("operators", "sources"):
+        p = sub.add_parser(register, help=f"the {register} register")
+        r = p.add_subparsers(dest="verb", required=True)
+        i = r.add_parser("import", help="load a CSV (UTF-8) or .xlsx file; safe to repeat")
+        i.add_argument("file")
+        i.set_defaults(func=cmd_import, register=register)
     return parser
 
 

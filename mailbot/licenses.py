@@ -53,7 +53,9 @@ def normalise_license(text: str) -> str:
     return folded
 
 
-def verdict(table: LicenseTable, category: str, held: list[tuple[str, list[str]]]) -> LicenseVerdict:
+def verdict(
+    table: LicenseTable, category: str, held: list[tuple[str, list[str]]]
+) -> LicenseVerdict:
     """`held` lists (code, licenses) the applicant holds already."""
     row = table.needed[category]
     by_kind: dict[str, str] = {}

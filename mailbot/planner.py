@@ -14,6 +14,7 @@ from typing import Any
 from mailbot.compose import compose, new_message_id
 from mailbot.context import Context
 from mailbot.procedures.base import Outcome, Reply
+from mailbot.registers import register_grid_code, register_operator
 from mailbot.states import check_transition
 from mailbot.text import format_case_number
 
@@ -161,6 +162,10 @@ def apply_outcome(
         store.update_case(case_id, now, data=data, **changes)
         if before["status"] != outcome.status:
             store.add_event(case_id, now, actor, "status", old=before["status"], new=outcome.status)
+    if outcome.register_operator:
+        register_operator(store, outcome.register_operator, now)
+    if outcome.register_grid_code:
+        register_grid_code(store, *outcome.register_grid_code, now)
     if problems:
         store.add_event(case_id, now, actor, "problems", problems=problems)
     for kind, detail in outcome.events:

@@ -226,3 +226,32 @@ def operators_named(store: Store, name: str) -> list[dict[str, Any]]:
 def source(store: Store, source_id: str) -> dict[str, Any] | None:
     row = store.execute("SELECT * FROM sources WHERE source_id = ?", (source_id,)).fetchone()
     return dict(row) if row else None
+
+
+def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> None:
+    """A code staff just issued joins the register (inside the caller's transaction)."""
+    row = {
+        k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
+        for k, v in fields.items()
+    }
+    store.db["operators"].insert(
+        {**row, "origin": "issued", "updated_at": now.isoformat(timespec="seconds")}
+    )
+
+
+def register_grid_code(store: Store, code: str, plant_name: str, area: str, now: datetime) -> None:
+    op = operator(store, code)
+    if op is None:
+        raise MailbotError(f"事業者コード {code} is not in the register")
+    grid = (
+        [*op["grid_codes"], plant_name] if plant_name not in op["grid_codes"] else op["grid_codes"]
+    )
+    areas = [*op["areas"], area] if area and area not in op["areas"] else op["areas"]
+    store.db["operators"].update(
+        code,
+        {
+            "grid_codes": json.dumps(grid, ensure_ascii=False),
+            "areas": json.dumps(areas, ensure_ascii=False),
+            "updated_at": now.isoformat(timespec="seconds"),
+        },
+    )

@@ -6,7 +6,6 @@ transaction (case change, events, planned replies).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -56,7 +55,10 @@ class Outcome:
     reason: str | None = None
     complete_on: date | None = None
     due: date | None = None
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    register_operator: dict[str, Any] | None = None
+    register_grid_code: tuple[str, str, str] | None = None
+    new_case: bool = False
+    notice: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Pieces the procedure handlers share: the participant's own text, picking the form among the
+attachments, and who may act on a case. Pure functions of values and read-only store look-ups."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mailbot.context import Context
+from mailbot.mail import Attachment, Mail
+from mailbot.registers import operators_for_sender
+from mailbot.text import nfkc
+
+_QUOTE_START = re.compile(
+    r"^\s*(?:-{3,}\s*Original Message\s*-{3,}|-{3,}\s*元のメッセージ\s*-{3,}"
+    r"|(?:From|差出人|送信者|送信元)\s*[:：].*|On .+ wrote:|.+(?:wrote|のメッセージ)\s*[:：]\s*"
+    r"|\d{4}年\d{1,2}月\d{1,2}日.*[:：]\s*)$",
+    re.I,
+)
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".xltx", ".xltm")
+
+
+def own_text(mail: Mail) -> str:
+    """The body the participant wrote: quoted lines (`>`) and the quoted original below a
+    reply header are left out, so our own mail quoted back is never read as their answer.
+    A forwarded mail's text is kept: that is what they send us."""
+    lines: list[str] = []
+    for line in mail.text.split("\n"):
+        if _QUOTE_START.match(line):
+            break
+        if line.lstrip().startswith(">"):
+            continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def says(text: str, phrase: str) -> bool:
+    squash = re.compile(r"[\s『』「」“”\"']+")
+    return squash.sub("", nfkc(phrase)) in squash.sub("", nfkc(text))
+
+
+def spreadsheets(mail: Mail) -> list[Attachment]:
+    return [a for a in mail.attachments if a.filename.lower().endswith(SPREADSHEET_SUFFIXES)]
+
+
+def pick_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
+    """The attached form: a spreadsheet whose name carries a hint (事業者マスタ…), else the only
+    spreadsheet, else a file whose content looks like a workbook whatever its name."""
+    sheets = spreadsheets(mail)
+    for attachment in sheets:
+        name = nfkc(attachment.filename).replace("ー", "")
+        if any(nfkc(h).replace("ー", "") in name for h in name_hints):
+            return attachment
+    if len(sheets) >= 1:
+        return sheets[0]
+    for attachment in mail.attachments:
+        if attachment.data[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):
+            return attachment
+    return None
+
+
+def sender_belongs(
+    ctx: Context, sender: str, operator_code: str | None, case: dict[str, Any] | None = None
+) -> bool:
+    """May this address act for that operator (or on that case)? The address that opened the
+    case, the operator's registered contact, or an address in its registered domain."""
+    sender = sender.lower()
+    if case and case.get("sender") and case["sender"].lower() == sender:
+        return True
+    if operator_code:
+        return any(op["code"] == operator_code for op in operators_for_sender(ctx.store, sender))
+    if case and case.get("sender"):
+        return case["sender"].lower().rsplit("@", 1)[-1] == sender.rsplit("@", 1)[-1]
+    return False
+
+
+def attachment_names(mail: Mail) -> list[str]:
+    return [a.filename for a in mail.attachments]

@@ -1,0 +1,117 @@
+"""Outcome builders and form helpers the code-application procedures share.
+
+Reading a form goes through `mailbot.workbook` (safety first, then labels); this module turns
+what it finds into Problems with the seed's labels, and builds the usual Outcomes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from mailbot.context import Context
+from mailbot.errors import DecisionError
+from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
+from mailbot.states import Status
+
+
+def jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (values or {}).items():
+        if isinstance(value, datetime):
+            value = value.date().isoformat()
+        elif isinstance(value, date):
+            value = value.isoformat()
+        elif isinstance(value, (list, tuple)):
+            value = [v.isoformat() if isinstance(v, date) else v for v in value]
+        out[key] = value
+    return out
+
+
+def held(case: dict[str, Any] | None, reason: str) -> Outcome:
+    """Kept for staff; the reply says only that the mail arrived, nothing of the case."""
+    return Outcome(
+        status=Status.HELD,
+        reason=reason,
+        replies=[Reply("held", "held")],
+        events=[("held", {"reason": reason, "target_case": case["id"] if case else None})],
+        new_case=case is not None,
+    )
+
+
+def receipt_or_correction(
+    ctx: Context,
+    incoming: Incoming,
+    problems: list[Problem],
+    data: dict[str, Any],
+    *,
+    next_steps: str,
+    wrong_mailbox: bool,
+    attachment_list: list[str],
+    service_days: int | None = None,
+    operator_code: str | None = None,
+) -> Outcome:
+    """A complete application gets a receipt and a due date by service level; an incomplete
+    one gets one correction request that lists every problem."""
+    expected = ctx.address_for(incoming.classification.expected_mailbox or "code")
+    common = {
+        "wrong_mailbox": wrong_mailbox,
+        "expected_address": expected,
+        "attachment_names": attachment_list,
+    }
+    if problems:
+        return Outcome(
+            status=Status.NEEDS_CORRECTION,
+            problems=problems,
+            data=data,
+            operator_code=operator_code,
+            replies=[
+                Reply(
+                    "correction",
+                    "correction",
+                    common | {"problems": [p.as_dict() for p in problems]},
+                )
+            ],
+        )
+    rule = ctx.routing.get(incoming.classification.procedure)
+    days = (
+        service_days
+        if service_days is not None
+        else (rule.service_level_business_days if rule else 5)
+    )
+    today = ctx.now().date()
+    return Outcome(
+        status=Status.COMPLETE,
+        data=data,
+        operator_code=operator_code,
+        complete_on=today,
+        due=ctx.business_days_after(today, days),
+        replies=[Reply("receipt", "receipt", common | {"next_steps": next_steps})],
+    )
+
+
+def rejection(case: dict[str, Any], reason: str | None) -> Outcome:
+    if not reason:
+        raise DecisionError("reject needs --reason: the participant is told why")
+    return Outcome(
+        status=Status.CLOSED,
+        replies=[Reply("rejection", "rejection", {"reason": reason})],
+        events=[("rejected", {"reason": reason})],
+    )
+
+
+def code_in_use(ctx: Context, code: str) -> bool:
+    row = ctx.store.execute("SELECT 1 FROM operators WHERE code = ?", (code.upper(),)).fetchone()
+    return row is not None
+
+
+def next_free_code(ctx: Context) -> str:
+    """The lowest numeric 4-digit code above every numeric code in use."""
+    used = {r[0] for r in ctx.store.execute("SELECT code FROM operators")}
+    numbers = [int(c) for c in used if c.isdigit()]
+    candidate = max(numbers, default=0) + 1
+    while f"{candidate:04d}" in used:
+        candidate += 1
+    if candidate > 9999:
+        raise DecisionError("no numeric 4-digit code is free: give one explicitly")
+    return f"{candidate:04d}"

@@ -1,0 +1,190 @@
+"""事業者コード申請 (SPEC §3.1, seed 000): body statement, one 参加区分, the 事業者マスタ申込書,
+the license rule, and staff issuing the code.
+
+Pure check: reads the mail and the registers, returns an Outcome; never writes or sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailbot import fields
+from mailbot.context import Context
+from mailbot.errors import DecisionError
+from mailbot.licenses import DEMAND_RESPONSE, load_license_table, verdict
+from mailbot.mail import Mail
+from mailbot.procedures import forms
+from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
+from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
+from mailbot.registers import operators_for_sender, operators_named
+from mailbot.states import Status
+
+STATEMENT = "容量市場向け事業者コード"
+FORM_NAME = "事業者マスタ申込書"
+PROOF_SUFFIXES = (
+    ".pdf",
+    ".xlsx",
+    ".xls",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".heic",
+)
+
+
+def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]:
+    """The application statement and exactly one 参加区分 in the participant's own text."""
+    problems: list[Problem] = []
+    if not says(text, statement):
+        problems.append(
+            Problem(
+                "本文",
+                f"本文に「{statement}」の申請である旨が記載されていません。"
+                f"本文にも『{statement}』を申請する旨を明記してください。"
+                f"（記載例：添付の通り、『{statement}』を申請します。）",
+            )
+        )
+    categories = fields.find_participation_categories(text)
+    category = None
+    choices = "、".join(fields.PARTICIPATION_CATEGORIES)
+    if not categories:
+        problems.append(
+            Problem(
+                "参加区分",
+                f"本文に参加区分が記載されていません。次のいずれか1つを本文に明記してください："
+                f"{choices}（記載例：参加区分は、『発動指令電源（電源）』です。）",
+            )
+        )
+    elif len(categories) > 1:
+        problems.append(
+            Problem(
+                "参加区分",
+                f"本文に参加区分が複数記載されています（{'、'.join(categories)}）。"
+                "1回のお申込みにつき1つを記載してください。",
+            )
+        )
+    else:
+        category = categories[0]
+    return problems, category
+
+
+class OperatorCodeApplication:
+    id = "operator_code_application"
+    actions = ("issue-code", "reject")
+
+    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+        mail = incoming.mail
+        cls = incoming.classification
+        if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
+            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません")
+        text = own_text(mail)
+        problems, category = body_problems(text, STATEMENT)
+        values, form_problems = forms.read_operator_form(ctx, mail)
+        problems += form_problems
+        data: dict[str, Any] = {"category": category, "form": forms.jsonable(values)}
+        if values and not form_problems:
+            problems += forms.negawatt_problems(mail, values, PROOF_SUFFIXES)
+        if category and values:
+            table = load_license_table(ctx.config.rules_dir / "licenses.toml")
+            held = self._held_codes(ctx, mail, values)
+            decision = verdict(table, category, [(op["code"], op["licenses"]) for op in held])
+            if decision.serving_code:
+                return Outcome(
+                    status=Status.CLOSED,
+                    operator_code=decision.serving_code,
+                    data=data | {"serving_code": decision.serving_code},
+                    replies=[
+                        Reply(
+                            "code_not_needed",
+                            "code_not_needed",
+                            {
+                                "category": category,
+                                "serving_code": decision.serving_code,
+                            },
+                        )
+                    ],
+                    events=[("code_not_needed", {"serving_code": decision.serving_code})],
+                )
+            applied = [str(x) for x in values.get("ライセンス区分", [])]
+            if decision.apply_for and decision.apply_for not in applied:
+                problems.append(
+                    Problem(
+                        "ライセンス区分",
+                        f"参加区分『{category}』でお申込みの場合、ライセンス区分は"
+                        f"『{decision.apply_for}』を選択してください"
+                        f"（申込書の記載：{'、'.join(applied) or '未記載'}）。",
+                    )
+                )
+            data["license_applied_for"] = decision.apply_for
+        return forms.receipt_or_correction(
+            ctx,
+            incoming,
+            problems,
+            data,
+            next_steps="内容を確認のうえ、お申込みから5営業日程度で事業者コードを通知いたします。",
+            wrong_mailbox=cls.wrong_mailbox,
+            attachment_list=attachment_names(mail),
+        )
+
+    @staticmethod
+    def _held_codes(ctx: Context, mail: Mail, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """Codes the applicant holds: same 事業者名称, or the same mail domain."""
+        found = {op["code"]: op for op in operators_for_sender(ctx.store, mail.from_addr)}
+        name = values.get("事業者名称")
+        if isinstance(name, str) and name.strip():
+            found |= {op["code"]: op for op in operators_named(ctx.store, name)}
+        return list(found.values())
+
+    def decide(
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+    ) -> Outcome:
+        if action == "reject":
+            return forms.rejection(case, reason)
+        if action != "issue-code":
+            raise DecisionError(f"{action}: not an action here (use: {', '.join(self.actions)})")
+        if case["status"] not in (Status.COMPLETE, Status.HELD):
+            raise DecisionError(
+                f"case is {case['status']}: a code is issued only for a complete application"
+            )
+        code = (arg or forms.next_free_code(ctx)).upper()
+        if not fields.is_operator_code(code):
+            raise DecisionError(f"{code!r}: a 事業者コード is 4 digits or capital letters")
+        if forms.code_in_use(ctx, code):
+            raise DecisionError(f"事業者コード {code} is already in use")
+        form = case["data"].get("form", {})
+        licenses = [str(x) for x in form.get("ライセンス区分", [])]
+        register = {
+            "code": code,
+            "name": form.get("事業者名称") or case.get("sender_name") or "",
+            "short_name": form.get("事業者名略称"),
+            "postal_code": form.get("郵便番号"),
+            "address": form.get("住所"),
+            "domain": (form.get("ドメイン名") or "").lower() or None,
+            "contact_email": (form.get("連絡者メール") or case.get("sender") or "").lower(),
+            "licenses": licenses,
+        }
+        return Outcome(
+            status=Status.CLOSED,
+            operator_code=code,
+            data={"issued_code": code, "issued_on": ctx.now().date().isoformat()},
+            replies=[
+                Reply(
+                    "code_notice",
+                    "operator_code_notice",
+                    {
+                        "code": code,
+                        "form": form,
+                        "licenses": licenses,
+                        "category": case["data"].get("category"),
+                        "negawatt": DEMAND_RESPONSE in licenses,
+                    },
+                    window=True,
+                )
+            ],
+            events=[("code_issued", {"code": code})],
+            register_operator=register,
+        )
