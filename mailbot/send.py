@@ -21,6 +21,7 @@ from mailbot.config import OutgoingConfig
 from mailbot.context import Context
 from mailbot.errors import PermanentSendError, SendError, TransientSendError
 from mailbot.mailboxes.maildir import deliver
+from mailbot.notices import NOTICE_KINDS, mark_notified
 from mailbot.planner import retry_delay
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, i
                             to=row["recipient"],
                             message_id=row["message_id"],
                         )
+                    if row["kind"] in NOTICE_KINDS:
+                        mark_notified(ctx, row["message_id"], now)
                     sent += 1
                     continue
                 failed += 1

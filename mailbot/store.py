@@ -132,6 +132,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sources_operator ON sources (operator_code);
     """,
+    """
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        source_id TEXT NOT NULL,
+        operator_code TEXT NOT NULL,
+        result TEXT NOT NULL,
+        message_id TEXT,
+        notified_on TEXT,
+        objection_deadline TEXT,
+        data TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX notices_source ON notices (source_id, kind);
+    """,
 ]
 
 
