@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import tomllib
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.errors import ConfigError
+from mailbot.fields import DEMAND_RESPONSE, license_category
 
 GENERATION_OR_RETAIL = frozenset({"発電", "小売"})
-DEMAND_RESPONSE = "区分なし（需要抑制）"
 
 
 @dataclass(frozen=True)
@@ -46,11 +45,7 @@ def load_license_table(path: Path) -> LicenseTable:
 
 
 def normalise_license(text: str) -> str:
-    """区分なし(需要抑制) in any width → the seed's spelling."""
-    folded = unicodedata.normalize("NFKC", text).replace(" ", "").replace("　", "")
-    if folded.startswith("区分なし"):
-        return DEMAND_RESPONSE
-    return folded
+    return license_category(text) or text
 
 
 def verdict(

@@ -20,9 +20,18 @@ from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import own_text, sender_belongs
 from mailbot.registers import source as find_source
 from mailbot.states import Status
+from mailbot.text import nfkc
 
-REQUIRED = ("received_on", "operator_code", "operator_name_person", "category", "source_id",
-            "source_name", "auction_year", "content")
+REQUIRED = (
+    "received_on",
+    "operator_code",
+    "operator_name_person",
+    "category",
+    "source_id",
+    "source_name",
+    "auction_year",
+    "content",
+)
 
 
 def objection_fields(ctx: Context) -> tuple[BodyField, ...]:
@@ -44,33 +53,47 @@ class Objection:
         labels = {f.key: f.label for f in objection_fields(ctx)}
         values = extract(own_text(mail), objection_fields(ctx))
         problems = [
-            Problem(labels[key], f"「■{labels[key]}」の記載がありません。表の記載例に沿ってご記入ください。")
+            Problem(
+                labels[key],
+                f"「■{labels[key]}」の記載がありません。表の記載例に沿ってご記入ください。",
+            )
             for key in REQUIRED
             if not values.get(key, "").strip()
         ]
-        code = fields.normalise_code(values.get("operator_code", ""))
+        code = nfkc(values.get("operator_code", "")).strip().upper()
         subject_code = incoming.classification.subject_code
         if values.get("operator_code") and not fields.is_operator_code(code):
-            problems.append(Problem("事業者コード", f"事業者コード「{values['operator_code']}」の形式が正しくありません（英数字4桁）。"))
+            problems.append(
+                Problem(
+                    "事業者コード",
+                    f"事業者コード「{values['operator_code']}」の形式が正しくありません（英数字4桁）。",
+                )
+            )
         if subject_code and code and subject_code != code:
-            problems.append(Problem(
-                "事業者コード",
-                f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しません。",
-            ))
+            problems.append(
+                Problem(
+                    "事業者コード",
+                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しません。",
+                )
+            )
         code = code or subject_code
         received_on = fields.parse_date(values.get("received_on", ""))
         if values.get("received_on") and received_on is None:
-            problems.append(Problem("アセスメント結果受領日", "日付は YYYY/MM/DD の形式でご記入ください。"))
+            problems.append(
+                Problem("アセスメント結果受領日", "日付は YYYY/MM/DD の形式でご記入ください。")
+            )
         source_id = (values.get("source_id") or "").strip()
         data: dict[str, Any] = {"objection": values, "notice_kind": self.notice_kind}
         notice = latest_notice(ctx.store, self.notice_kind, source_id) if source_id else None
         if source_id and (notice is None or notice["operator_code"] != code):
-            problems.append(Problem(
-                "電源等識別番号",
-                f"事業者コード {code or '（未記載）'}、電源等識別番号 {source_id} について、"
-                f"本機関からお送りした「{self.subject_label}」のアセスメント結果通知が見つかりません。"
-                "記載内容をご確認ください。",
-            ))
+            problems.append(
+                Problem(
+                    "電源等識別番号",
+                    f"事業者コード {code or '（未記載）'}、電源等識別番号 {source_id} について、"
+                    f"本機関からお送りした「{self.subject_label}」のアセスメント結果通知が見つかりません。"
+                    "記載内容をご確認ください。",
+                )
+            )
             notice = None
         if not sender_belongs(ctx, mail.from_addr, code or None, case) and not self._source_contact(
             ctx, source_id, mail.from_addr
@@ -81,13 +104,19 @@ class Objection:
             refusal = self._refusal(notice, incoming.received_at.date())
             if refusal and not problems:
                 return Outcome(
-                    status=Status.CLOSED, operator_code=code, source_id=source_id, data=data,
+                    status=Status.CLOSED,
+                    operator_code=code,
+                    source_id=source_id,
+                    data=data,
                     reason=refusal["why"],
                     replies=[Reply("refusal", "objection_refused", refusal)],
                     events=[("objection_refused", {"why": refusal["why"]})],
                 )
         outcome = forms.receipt_or_correction(
-            ctx, incoming, problems, data,
+            ctx,
+            incoming,
+            problems,
+            data,
             next_steps="異議申立の内容を審査のうえ、妥当性審査の結果を電子メールにてご連絡いたします。",
             wrong_mailbox=incoming.classification.wrong_mailbox,
             attachment_list=[a.filename for a in mail.attachments],
@@ -104,17 +133,24 @@ class Objection:
     @staticmethod
     def _refusal(notice: dict[str, Any], received: date) -> dict[str, Any] | None:
         if notice["result"] != "不合格":
-            return {"why": "passed", "notice": notice,
-                    "message": "当該アセスメント結果は「合格」であり、異議申立の対象ではございません。"}
+            return {
+                "why": "passed",
+                "notice": notice,
+                "message": "当該アセスメント結果は「合格」であり、異議申立の対象ではございません。",
+            }
         deadline = notice["objection_deadline"]
         if deadline is None:
             return None
         if received > date.fromisoformat(deadline):
-            return {"why": "late", "notice": notice, "deadline": deadline,
-                    "message": (
-                        f"異議申立の期限（アセスメント結果通知メールの受信日 {notice['notified_on']} から"
-                        f"5営業日以内、{deadline} まで）を過ぎてからの受付となりました。"
-                    )}
+            return {
+                "why": "late",
+                "notice": notice,
+                "deadline": deadline,
+                "message": (
+                    f"異議申立の期限（アセスメント結果通知メールの受信日 {notice['notified_on']} から"
+                    f"5営業日以内、{deadline} まで）を過ぎてからの受付となりました。"
+                ),
+            }
         return None
 
     def decide(
@@ -130,8 +166,17 @@ class Objection:
         return Outcome(
             status=Status.DECIDED if accepted else Status.CLOSED,
             data={"objection_result": "accepted" if accepted else "rejected"},
-            replies=[Reply("objection_result", "objection_result", {
-                "accepted": accepted, "reason": reason or "", "label": self.subject_label,
-            }, window=True)],
+            replies=[
+                Reply(
+                    "objection_result",
+                    "objection_result",
+                    {
+                        "accepted": accepted,
+                        "reason": reason or "",
+                        "label": self.subject_label,
+                    },
+                    window=True,
+                )
+            ],
             events=[(action, {"reason": reason or ""})],
         )
