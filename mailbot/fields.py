@@ -308,7 +308,7 @@ def normalise_email(value: object) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    text = _SPACE.sub("", text).removeprefix("mailto:")
+    text = text.removeprefix("mailto:")
     if len(text) > 254 or not _EMAIL.fullmatch(text):
         return None
     local, domain = text.rsplit("@", 1)

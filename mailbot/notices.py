@@ -19,14 +19,28 @@ OBJECTION_WINDOW_BUSINESS_DAYS = 5
 
 
 def create_notice(
-    store: Store, *, kind: str, case_id: int, source_id: str, operator_code: str, result: str,
-    data: dict[str, Any], now: datetime,
+    store: Store,
+    *,
+    kind: str,
+    case_id: int,
+    source_id: str,
+    operator_code: str,
+    result: str,
+    data: dict[str, Any],
+    now: datetime,
 ) -> int:
     cur = store.execute(
         "INSERT INTO notices (kind, case_id, source_id, operator_code, result, data, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (kind, case_id, source_id, operator_code, result,
-         json.dumps(data, ensure_ascii=False, default=str), now.isoformat(timespec="seconds")),
+        (
+            kind,
+            case_id,
+            source_id,
+            operator_code,
+            result,
+            json.dumps(data, ensure_ascii=False, default=str),
+            now.isoformat(timespec="seconds"),
+        ),
     )
     return int(cur.lastrowid or 0)
 
@@ -49,8 +63,14 @@ def mark_notified(ctx: Context, message_id: str, sent_at: datetime) -> None:
         (day.isoformat(), deadline.isoformat(), row["id"]),
     )
     ctx.store.update_case(row["case_id"], sent_at, due=deadline)
-    ctx.store.add_event(row["case_id"], sent_at, "bot", "notice_sent", notice=row["id"],
-                        objection_deadline=deadline.isoformat())
+    ctx.store.add_event(
+        row["case_id"],
+        sent_at,
+        "bot",
+        "notice_sent",
+        notice=row["id"],
+        objection_deadline=deadline.isoformat(),
+    )
 
 
 def latest_notice(store: Store, kind: str, source_id: str) -> dict[str, Any] | None:

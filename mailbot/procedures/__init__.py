@@ -11,9 +11,21 @@ if TYPE_CHECKING:
 
 
 def build_registry() -> dict[str, Procedure]:
-    from mailbot.procedures import unrecognized
+    from mailbot.procedures import (
+        grid_code_application,
+        operator_code_application,
+        roadmap_objection,
+        supply_start_objection,
+        unrecognized,
+    )
 
-    handlers: list[Procedure] = [unrecognized.Unrecognized()]
+    handlers: list[Procedure] = [
+        unrecognized.Unrecognized(),
+        operator_code_application.OperatorCodeApplication(),
+        grid_code_application.GridCodeApplication(),
+        supply_start_objection.handler(),
+        roadmap_objection.handler(),
+    ]
     return {h.id: h for h in handlers}
 
 

@@ -9,10 +9,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from mailbot import fields
 from mailbot.context import Context
 from mailbot.errors import DecisionError
+from mailbot.mail import Mail
 from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
+from mailbot.procedures.common import pick_form
 from mailbot.states import Status
+from mailbot.workbook import Limits as WorkbookLimits
+from mailbot.workbook import load_form_rules, read_form_fields
 
 
 def jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
@@ -115,3 +120,81 @@ def next_free_code(ctx: Context) -> str:
     if candidate > 9999:
         raise DecisionError("no numeric 4-digit code is free: give one explicitly")
     return f"{candidate:04d}"
+
+
+def grid_code_in_use(ctx: Context, grid_code: str) -> bool:
+    row = ctx.store.execute(
+        "SELECT 1 FROM cases WHERE json_extract(data, '$.issued_grid_code') = ?", (grid_code,)
+    ).fetchone()
+    return row is not None
+
+
+def contact_problems(values: dict[str, Any]) -> list[Problem]:
+    """Formats of the 連絡者 fields, the same on both forms (emptiness is `read_form`'s)."""
+    p: list[Problem] = []
+    checks = (
+        ("連絡者電話番号", lambda v: fields.check_phone(v)),
+        ("連絡者FAX番号", lambda v: fields.check_phone(v, "連絡者FAX番号", required=False)),
+        ("連絡者メール", lambda v: fields.check_email(v)),
+    )
+    for label, check in checks:
+        value = values.get(label)
+        message = None if _empty(value) else check(value)
+        if message:
+            p.append(Problem(label, message))
+    return p
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, list, tuple)) and not value)
+
+
+def read_form(
+    ctx: Context, mail: Mail, form_id: str
+) -> tuple[dict[str, Any], list[Problem], str | None]:
+    """The form among the attachments, inspected before it is opened, read by label.
+
+    Returns (values, problems, the attachment's file name). Problems here are about the file
+    and about required fields left empty or missing from the sheet; what a filled-in value
+    must look like is for the procedure to say.
+    """
+    form = load_form_rules(ctx.config.rules_dir / "forms.toml")[form_id]
+    attachment = pick_form(mail, form.names)
+    if attachment is None:
+        return (
+            {},
+            [
+                Problem(
+                    "添付ファイル",
+                    f"{form.name}が添付されていません。本機関ホームページからダウンロードした{form.name}（.xlsx 形式）に記入のうえ、添付してください。",
+                )
+            ],
+            None,
+        )
+    limits = WorkbookLimits(max_bytes=ctx.config.limits.max_attachment_bytes)
+    result = read_form_fields(attachment.data, form, filename=attachment.filename, limits=limits)
+    if result.problems:
+        return (
+            {},
+            [Problem("添付ファイル", p.message) for p in result.problems],
+            attachment.filename,
+        )
+    values = dict(result.values)
+    licenses = values.get("ライセンス区分") or []
+    problems: list[Problem] = []
+    for rule in form.fields:
+        needed = rule.required or (
+            rule.required_for_license is not None and rule.required_for_license in licenses
+        )
+        if not needed:
+            continue
+        if rule.label in result.missing:
+            problems.append(
+                Problem(
+                    rule.label,
+                    f"{form.name}に「{rule.label}」の欄が見当たりません。指定の様式をご使用ください。",
+                )
+            )
+        elif _empty(values.get(rule.label)):
+            problems.append(Problem(rule.label, f"{rule.label}が記載されていません。"))
+    return values, problems, attachment.filename

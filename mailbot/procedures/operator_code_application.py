@@ -18,6 +18,7 @@ from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
 from mailbot.registers import operators_for_sender, operators_named
 from mailbot.states import Status
+from mailbot.text import nfkc
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -72,6 +73,64 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
     return problems, category
 
 
+def operator_form_problems(values: dict[str, Any]) -> list[Problem]:
+    """The 事業者マスタ申込書 rules of SPEC §3.1, each problem under the form's own label."""
+    p: list[Problem] = []
+    kind = values.get("申請区分")
+    if kind and nfkc(str(kind)).strip() != "新規":
+        p.append(Problem("申請区分", f"申請区分は「新規」を選択してください（記載：{kind}）。"))
+    for label in ("契約開始日", "適用開始日", "適用終了日"):
+        if values.get(label) and fields.parse_date(values.get(label)) is None:
+            p.append(
+                Problem(
+                    label,
+                    f"{label}を YYYY/MM/DD の形式で記載してください（記載：{values.get(label) or '未記載'}）。",
+                )
+            )
+    start = fields.parse_date(values.get("適用開始日"))
+    contract = fields.parse_date(values.get("契約開始日"))
+    if start and contract and start < contract:
+        p.append(Problem("適用開始日", "適用開始日は契約開始日以降の日付を記載してください。"))
+    for check, label in (
+        (fields.check_operator_name, "事業者名称"),
+        (fields.check_short_name, "事業者名略称"),
+        (fields.check_postal_code, "郵便番号"),
+    ):
+        message = check(values.get(label)) if values.get(label) else None
+        if message:
+            p.append(Problem(label, message))
+    p += forms.contact_problems(values)
+    email, domain = values.get("連絡者メール"), values.get("ドメイン名")
+    if fields.is_email(email) and domain and not fields.domain_matches(email, domain):
+        p.append(
+            Problem(
+                "連絡者メール", f"連絡者メールのドメインがドメイン名（{domain}）と一致しません。"
+            )
+        )
+    return p
+
+
+def negawatt_problems(mail: Mail, values: dict[str, Any], form_file: str | None) -> list[Problem]:
+    """ネガワット事業者 (区分なし（需要抑制）) also attach proof of the 需要抑制量調整供給契約
+    and name their ネガワット事業対象エリア."""
+    if DEMAND_RESPONSE not in values.get("ライセンス区分", []):
+        return []
+    p: list[Problem] = []
+    proofs = [
+        a
+        for a in mail.attachments
+        if a.filename != form_file and a.filename.lower().endswith(PROOF_SUFFIXES)
+    ]
+    if not proofs:
+        p.append(
+            Problem(
+                "添付ファイル",
+                "ネガワット事業者（区分なし（需要抑制））の場合は、一般送配電事業者との需要抑制量調整供給契約の成立を証明するもの（PDF・画像等）を添付してください。",
+            )
+        )
+    return p
+
+
 class OperatorCodeApplication:
     id = "operator_code_application"
     actions = ("issue-code", "reject")
@@ -83,11 +142,12 @@ class OperatorCodeApplication:
             return forms.held(case, "再提出の差出人が申請時の差出人と一致しません")
         text = own_text(mail)
         problems, category = body_problems(text, STATEMENT)
-        values, form_problems = forms.read_operator_form(ctx, mail)
+        values, form_problems, form_file = forms.read_form(ctx, mail, "operator_master")
         problems += form_problems
         data: dict[str, Any] = {"category": category, "form": forms.jsonable(values)}
-        if values and not form_problems:
-            problems += forms.negawatt_problems(mail, values, PROOF_SUFFIXES)
+        if values:
+            problems += operator_form_problems(values)
+            problems += negawatt_problems(mail, values, form_file)
         if category and values:
             table = load_license_table(ctx.config.rules_dir / "licenses.toml")
             held = self._held_codes(ctx, mail, values)

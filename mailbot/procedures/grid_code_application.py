@@ -1,0 +1,254 @@
+"""アグリゲータ用系統コード申請 (SPEC §3.2, seed 000): only for 電源リスト categories, the
+発電所マスタ申込書 with its fixed values, the アグリ+5+2 plant name, and an issued 事業者コード.
+
+Pure check: reads the mail and the registers, returns an Outcome; never writes or sends.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mailbot import fields
+from mailbot.context import Context
+from mailbot.errors import DecisionError
+from mailbot.licenses import load_license_table
+from mailbot.procedures import forms
+from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
+from mailbot.procedures.common import attachment_names, own_text, sender_belongs
+from mailbot.procedures.operator_code_application import body_problems
+from mailbot.registers import operator
+from mailbot.states import Status
+from mailbot.text import nfkc
+
+STATEMENT = "容量市場向けアグリゲータ用系統コード"
+PLANT_NAME = re.compile(r"^アグリ(?P<code>[0-9A-Z]{4})(?P<area>[1-9])(?P<serial>\d{2})$")
+FIXED_START = "2020/03/01"
+FIXED_CAPACITY = 999_999_999
+
+
+def _same(a: object, b: object) -> bool:
+    def fold(x: object) -> str:
+        return re.sub(r"\s+", "", nfkc(str(x or "")))
+
+    return fold(a) == fold(b)
+
+
+def plant_problems(
+    ctx: Context, values: dict[str, Any], case: dict[str, Any] | None
+) -> tuple[list[Problem], str | None, dict[str, Any]]:
+    """Every rule of the 発電所マスタ申込書; returns (problems, 4-character code, facts)."""
+    p: list[Problem] = []
+    facts: dict[str, Any] = {}
+    given = {k: v for k, v in values.items() if v not in (None, "", [])}
+    if "申請区分" in given and not _same(given["申請区分"], "新規"):
+        p.append(
+            Problem(
+                "申請区分", f"申請区分は「新規」を選択してください（記載：{given['申請区分']}）。"
+            )
+        )
+    area = fields.area_name(given.get("電源所属エリア名"))
+    digit = fields.area_digit(area) if area else None
+    if "電源所属エリア名" in given and digit is None:
+        p.append(
+            Problem(
+                "電源所属エリア名",
+                f"電源所属エリア名は北海道・東北・東京・中部・北陸・関西・中国・四国・九州のいずれかを選択してください（記載：{given['電源所属エリア名']}）。",
+            )
+        )
+    facts["area"] = area
+    for label, wanted in (("電圧種別", "低圧"), ("電源種別", "非調整電源")):
+        if label in given and not _same(given[label], wanted):
+            p.append(
+                Problem(label, f"{label}は【{wanted}】を選択してください（記載：{given[label]}）。")
+            )
+    for label in ("契約開始日", "適用開始日"):
+        found = fields.parse_date(given.get(label))
+        if label in given and (found is None or found.strftime("%Y/%m/%d") != FIXED_START):
+            p.append(
+                Problem(
+                    label, f"{label}は【{FIXED_START}】と記載してください（記載：{given[label]}）。"
+                )
+            )
+    if (
+        "同時最大受電電力" in given
+        and fields.parse_int_amount(given["同時最大受電電力"]) != FIXED_CAPACITY
+    ):
+        p.append(
+            Problem(
+                "同時最大受電電力",
+                f"同時最大受電電力は【999,999,999】kWと記載してください（記載：{given['同時最大受電電力']}）。",
+            )
+        )
+    name = nfkc(str(values.get("発電所名") or "")).strip()
+    match = PLANT_NAME.match(name)
+    code = None
+    if name and not match:
+        p.append(
+            Problem(
+                "発電所名",
+                "発電所名は【アグリ(事業者コード5桁)(連番2桁)】と記載してください（例：アグリ1234501）。",
+            )
+        )
+    else:
+        code = match["code"]
+        facts["plant_name"] = name
+        if digit is not None and int(match["area"]) != digit:
+            p.append(
+                Problem(
+                    "発電所名",
+                    f"発電所名の5桁目（エリアコード {match['area']}）が電源所属エリア名「{area}」（{digit}）と一致しません。",
+                )
+            )
+    owner_code = nfkc(str(values.get("事業者コード(発電所所有者)") or "")).strip().upper()
+    if match and owner_code and owner_code != f"{match['code']}{match['area']}":
+        p.append(
+            Problem(
+                "事業者コード(発電所所有者)",
+                f"事業者コード(発電所所有者)は発電所名と同じ5桁（{match['code']}{match['area']}）を記載してください（記載：{owner_code or '未記載'}）。",
+            )
+        )
+    if code is None and len(owner_code) == 5:
+        code = owner_code[:4]
+    registered = operator(ctx.store, code) if code else None
+    if code and registered is None:
+        p.append(
+            Problem(
+                "事業者コード(発電所所有者)",
+                f"事業者コード {code} は発番されていません。系統コードの申請には、事前に事業者コードの取得が必要です。",
+            )
+        )
+    if registered:
+        if name and name in registered["grid_codes"]:
+            p.append(
+                Problem(
+                    "発電所名",
+                    f"発電所名「{name}」は既に使用されています。同一エリアで複数申請する場合は、連番2桁が重複しないようにしてください。",
+                )
+            )
+        elif name and _pending_plant_name(ctx, name, case):
+            p.append(
+                Problem(
+                    "発電所名",
+                    f"発電所名「{name}」は審査中の別のお申込みで使用されています。連番2桁が重複しないようにしてください。",
+                )
+            )
+        if "事業者名称(発電所所有者)" in given and not _same(
+            given["事業者名称(発電所所有者)"], registered["name"]
+        ):
+            p.append(
+                Problem(
+                    "事業者名称(発電所所有者)",
+                    f"事業者名称(発電所所有者)は、事業者コード申請時に登録した事業者名称（{registered['name']}）を記載してください。",
+                )
+            )
+        if (
+            registered.get("address")
+            and "住所(発電所所在地)" in given
+            and not _same(given["住所(発電所所在地)"], registered["address"])
+        ):
+            p.append(
+                Problem(
+                    "住所(発電所所在地)",
+                    f"住所は、事業者コード申請時に登録した住所（{registered['address']}）を記載してください。",
+                )
+            )
+    p += forms.contact_problems(values)
+    return p, code, facts
+
+
+def _pending_plant_name(ctx: Context, name: str, case: dict[str, Any] | None) -> bool:
+    rows = ctx.store.execute(
+        "SELECT id, data FROM cases WHERE procedure = 'grid_code_application'"
+        " AND status IN ('complete', 'held') AND id != ?",
+        (case["id"] if case else 0,),
+    )
+    return any(f'"plant_name": "{name}"' in (r["data"] or "") for r in rows)
+
+
+class GridCodeApplication:
+    id = "grid_code_application"
+    actions = ("issue-code", "reject")
+
+    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+        mail = incoming.mail
+        problems, category = body_problems(own_text(mail), STATEMENT)
+        table = load_license_table(ctx.config.rules_dir / "licenses.toml")
+        if category and category not in table.grid_code_needed:
+            return Outcome(
+                status=Status.CLOSED,
+                data={"category": category},
+                replies=[
+                    Reply(
+                        "code_not_needed",
+                        "code_not_needed",
+                        {"category": category, "serving_code": None},
+                    )
+                ],
+                events=[("grid_code_not_needed", {"category": category})],
+            )
+        values, form_problems, _form_file = forms.read_form(ctx, mail, "plant_master")
+        problems += form_problems
+        code = None
+        facts: dict[str, Any] = {}
+        if values:
+            more, code, facts = plant_problems(ctx, values, case)
+            problems += more
+        if code and operator(ctx.store, code) and not sender_belongs(ctx, mail.from_addr, code):
+            return forms.held(
+                case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しません"
+            )
+        if case is not None and not sender_belongs(ctx, mail.from_addr, code, case):
+            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません")
+        return forms.receipt_or_correction(
+            ctx,
+            incoming,
+            problems,
+            {"category": category, "form": forms.jsonable(values)} | facts,
+            next_steps="内容を確認のうえ、お申込みから最大3週間程度で系統コードを通知いたします。",
+            wrong_mailbox=incoming.classification.wrong_mailbox,
+            attachment_list=attachment_names(mail),
+            operator_code=code,
+        )
+
+    def decide(
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+    ) -> Outcome:
+        if action == "reject":
+            return forms.rejection(case, reason)
+        if action != "issue-code":
+            raise DecisionError(f"{action}: not an action here (use: {', '.join(self.actions)})")
+        if case["status"] not in (Status.COMPLETE, Status.HELD):
+            raise DecisionError(
+                f"case is {case['status']}: a code is issued only for a complete application"
+            )
+        plant = case["data"].get("plant_name")
+        code = case.get("operator_code")
+        if not plant or not code:
+            raise DecisionError("the application has no valid 発電所名 / 事業者コード")
+        registered = operator(ctx.store, code)
+        if registered and plant in registered["grid_codes"]:
+            raise DecisionError(f"発電所名 {plant} is already registered for {code}")
+        grid_code = nfkc(arg).strip().upper() if arg else None
+        if grid_code and forms.grid_code_in_use(ctx, grid_code):
+            raise DecisionError(f"系統コード {grid_code} is already in use")
+        return Outcome(
+            status=Status.CLOSED,
+            data={"issued_grid_code": grid_code, "issued_plant_name": plant},
+            replies=[
+                Reply(
+                    "code_notice",
+                    "grid_code_notice",
+                    {
+                        "code": grid_code,
+                        "plant_name": plant,
+                        "operator_code": code,
+                        "area": case["data"].get("area"),
+                        "form": case["data"].get("form", {}),
+                    },
+                    window=True,
+                )
+            ],
+            events=[("grid_code_issued", {"plant_name": plant, "grid_code": grid_code})],
+            register_grid_code=(code, plant, case["data"].get("area") or ""),
+        )

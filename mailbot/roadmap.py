@@ -1,0 +1,185 @@
+"""The 脱炭素化ロードマップ rules of seed 004 §3.1: the file name (表3-2) and the sheet (図3-3).
+
+Pure: takes names, source facts and workbook grids; returns Problems. The wording and the
+keywords live in `rules/roadmap.toml`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbot.errors import ConfigError
+from mailbot.procedures.base import Problem
+from mailbot.text import nfkc
+from mailbot.workbook import Grid, label_stem
+
+FILE_LABEL = "改訂後の脱炭素化ロードマップ"
+
+
+@dataclass(frozen=True)
+class RoadmapRules:
+    revised_statement: str
+    unrevised_statement: str
+    file_code: str
+    max_file_name_length: int
+    columns: tuple[str, ...]
+    rows: tuple[str, ...]
+    premises: tuple[tuple[str, tuple[str, ...]], ...]
+    reminder_business_days_before_deadline: int
+    mismatch_reminder_business_days: int
+
+
+def load_roadmap_rules(path: Path) -> RoadmapRules:
+    try:
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+        return RoadmapRules(
+            revised_statement=d["revised_statement"],
+            unrevised_statement=d["unrevised_statement"],
+            file_code=d["file_code"],
+            max_file_name_length=int(d["max_file_name_length"]),
+            columns=tuple(d["columns"]),
+            rows=tuple(d["rows"]),
+            premises=tuple((p["item"], tuple(p["keywords"])) for p in d["premises"]),
+            reminder_business_days_before_deadline=int(d["reminder_business_days_before_deadline"]),
+            mismatch_reminder_business_days=int(d["mismatch_reminder_business_days"]),
+        )
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(str(path), f"not valid roadmap rules: {exc}") from exc
+
+
+def expected_file_name(
+    rules: RoadmapRules, auction_year: int, code: str, source_name: str, revision: int
+) -> str:
+    """L2023_ABCD_△△発電所_D3_R1, the source name shortened when the whole passes the limit."""
+    head, tail = f"L{auction_year}_{code}_", f"_{rules.file_code}_R{revision}"
+    room = rules.max_file_name_length - len(head) - len(tail)
+    return head + source_name[: max(room, 1)] + tail
+
+
+def file_name_problems(
+    rules: RoadmapRules,
+    filename: str,
+    auction_year: int,
+    code: str,
+    source_name: str,
+    revision: int,
+) -> list[Problem]:
+    stem = re.sub(r"\s+", "", nfkc(filename.rsplit(".", 1)[0]))
+    expected = expected_file_name(rules, auction_year, code, nfkc(source_name), revision)
+    pattern = re.compile(
+        rf"^L(?P<year>\d{{4}})_(?P<code>[0-9A-Z]{{4}})_(?P<name>.+)_{rules.file_code}_R(?P<rev>\d+)$"
+    )
+    match = pattern.match(stem)
+    example = f"（正しいファイル名：{expected}.xlsx）"
+    if match is None:
+        return [
+            Problem(
+                "ファイル名",
+                f"ファイル名が命名規則「L{{応札年度}}_{{事業者コード}}_{{電源等の名称}}_D3_R{{改訂回数}}」に沿っていません{example}。",
+            )
+        ]
+    p: list[Problem] = []
+    if int(match["year"]) != auction_year:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名のオークション実施年度（L{match['year']}）が応札年度 {auction_year} と一致しません{example}。",
+            )
+        )
+    if match["code"] != code:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名の事業者コード（{match['code']}）が {code} と一致しません{example}。",
+            )
+        )
+    name = match["name"]
+    full = re.sub(r"\s+", "", nfkc(source_name))
+    if name != full and not (full.startswith(name) and len(stem) <= rules.max_file_name_length):
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しません{example}。",
+            )
+        )
+    if len(stem) > rules.max_file_name_length:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名が{rules.max_file_name_length}文字を超えています。電源等の名称を短縮してください{example}。",
+            )
+        )
+    if int(match["rev"]) != revision:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名末尾の改訂回数（R{match['rev']}）は R{revision} としてください{example}。",
+            )
+        )
+    return p
+
+
+def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
+    """The 図3-3 layout: column and row headings, and the five minimum 前提条件 items."""
+    best: tuple[int, Grid] | None = None
+    for grid in grids:
+        stems = {label_stem(v) for v in grid.cells.values() if isinstance(v, str)}
+        stems |= {s.strip("<>＜＞") for s in stems}
+        score = sum(nfkc(h) in stems for h in (*rules.columns, *rules.rows))
+        if best is None or score > best[0]:
+            best = (score, grid)
+    if best is None:
+        return [Problem(FILE_LABEL, "脱炭素化ロードマップのシートが見つかりません。")]
+    grid = best[1]
+    stems = {label_stem(v).strip("<>＜＞") for v in grid.cells.values() if isinstance(v, str)}
+    p: list[Problem] = []
+    missing_cols = [h for h in rules.columns if nfkc(h) not in stems]
+    if missing_cols:
+        p.append(
+            Problem(
+                FILE_LABEL,
+                f"指定様式の列（{'、'.join(missing_cols)}）が見つかりません。指定様式をご使用ください。",
+            )
+        )
+    missing_rows = [h for h in rules.rows if nfkc(h) not in stems]
+    if missing_rows:
+        p.append(
+            Problem(
+                FILE_LABEL,
+                f"指定様式の行（{'、'.join('<' + r + '>' for r in missing_rows)}）が見つかりません。指定様式をご使用ください。",
+            )
+        )
+    premise_text = _row_text(grid, "前提条件")
+    uncovered = [
+        item for item, words in rules.premises if not any(nfkc(w) in premise_text for w in words)
+    ]
+    if "前提条件" not in missing_rows and uncovered:
+        p.append(
+            Problem(
+                "前提条件",
+                "前提条件に次の項目の記載が見当たりません（最低限記載が必要な項目）："
+                + "／".join(uncovered),
+            )
+        )
+    return p
+
+
+def _row_text(grid: Grid, heading: str) -> str:
+    """Everything written on the heading's row and below it (the 注 text excluded)."""
+    rows = [
+        r
+        for (r, _c), v in grid.cells.items()
+        if isinstance(v, str) and label_stem(v).strip("<>＜＞").startswith(heading)
+    ]
+    if not rows:
+        return ""
+    start = min(rows)
+    parts = [
+        str(v)
+        for (r, _c), v in sorted(grid.cells.items())
+        if r >= start and not str(v).lstrip().startswith(("注", "注)"))
+    ]
+    return nfkc("".join(parts))
