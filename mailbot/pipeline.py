@@ -178,7 +178,7 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
         case_id = apply_outcome(
             ctx,
             outcome,
-            case_id=case["id"] if case and not outcome.new_case else None,
+            case_id=outcome.attach_to or (case["id"] if case and not outcome.new_case else None),
             procedure=classification.procedure,
             thread=_thread(mail, stored.mailbox),
             actor="bot",

@@ -13,8 +13,10 @@ if TYPE_CHECKING:
 def build_registry() -> dict[str, Procedure]:
     from mailbot.procedures import (
         grid_code_application,
+        mismatch_reply,
         operator_code_application,
         roadmap_objection,
+        roadmap_revision_reply,
         supply_start_objection,
         unrecognized,
     )
@@ -25,6 +27,8 @@ def build_registry() -> dict[str, Procedure]:
         grid_code_application.GridCodeApplication(),
         supply_start_objection.handler(),
         roadmap_objection.handler(),
+        roadmap_revision_reply.RoadmapRevisionReply(),
+        mismatch_reply.MismatchReply(),
     ]
     return {h.id: h for h in handlers}
 

@@ -58,6 +58,7 @@ class Outcome:
     register_operator: dict[str, Any] | None = None
     register_grid_code: tuple[str, str, str] | None = None
     new_case: bool = False
+    attach_to: int | None = None
     notice: dict[str, Any] | None = None
 
 

@@ -1,0 +1,59 @@
+"""不一致に係る問合せ回答 (seed 004 §3.1.10): the answer to our mismatch inquiry, matched only by
+thread (In-Reply-To/References or the case number in the subject). Pure check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailbot.context import Context
+from mailbot.errors import DecisionError
+from mailbot.procedures import forms
+from mailbot.procedures.base import Incoming, Outcome, Problem
+from mailbot.procedures.common import own_text, sender_belongs
+from mailbot.registers import source as find_source
+from mailbot.states import Status
+
+
+class MismatchReply:
+    id = "mismatch_reply"
+    actions = ("close",)
+
+    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+        mail = incoming.mail
+        if case is None:
+            return forms.held(None, "問合せに対応する案件が見つかりません")
+        src = find_source(ctx.store, case.get("source_id") or "") or {}
+        is_contact = (src.get("contact_email") or "").lower() == mail.from_addr.lower()
+        if not is_contact and not sender_belongs(
+            ctx, mail.from_addr, case.get("operator_code"), case
+        ):
+            return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しません")
+        answer = own_text(mail).strip()
+        problems = (
+            []
+            if answer
+            else [
+                Problem(
+                    "回答",
+                    "不一致の原因についてのご回答が本文に見当たりません。本文にご記入のうえご返信ください。",
+                )
+            ]
+        )
+        outcome = forms.receipt_or_correction(
+            ctx,
+            incoming,
+            problems,
+            {"answer": answer[:4000]},
+            next_steps="ご回答の内容を確認し、必要に応じて改めてご連絡いたします。",
+            wrong_mailbox=False,
+            attachment_list=[a.filename for a in mail.attachments],
+            operator_code=case.get("operator_code"),
+        )
+        return outcome
+
+    def decide(
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+    ) -> Outcome:
+        if action != "close":
+            raise DecisionError(f"{action}: not an action here (use: close)")
+        return Outcome(status=Status.CLOSED, events=[("closed", {"reason": reason or ""})])
