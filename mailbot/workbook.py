@@ -33,6 +33,7 @@ from openpyxl.utils import get_column_letter
 
 from mailbot import fields
 from mailbot.errors import ConfigError
+from mailbot.text import single_line
 
 CellValue = str | int | float | bool | date | datetime | time
 
@@ -93,7 +94,9 @@ class WorkbookProblem:
 
 
 def _subject(filename: str) -> str:
-    return f"添付ファイル「{filename}」" if filename else "添付ファイル"
+    """The file as a message names it: one line, bounded, since the name is the sender's."""
+    name = single_line(filename, 120)
+    return f"添付ファイル「{name}」" if name else "添付ファイル"
 
 
 _RESEND = "保存し直したうえで、再度お送りくださいますようお願いいたします。"
@@ -108,7 +111,7 @@ _MESSAGES: dict[str, str] = {
     "Excel で「Excel ブック（*.xlsx）」形式を選択して" + _RESEND,
     NOT_ZIP: "{subject}は Excel ブック（.xlsx 形式）として読み取ることができませんでした。"
     "本機関ホームページからダウンロードした申込書に記入し、.xlsx 形式で" + _RESEND,
-    BROKEN_ZIP: "{subject}は破損しているため、内容を確認できませんでした。"
+    BROKEN_ZIP: "{subject}は破損している可能性があるため、内容を確認できませんでした。"
     "お手数ですが、申込書を .xlsx 形式で" + _RESEND,
     TOO_MANY_PARTS: "{subject}は構成が通常の申込書と大きく異なるため、安全のため開封しておりません。"
     "申込書を新しいブックにコピーせず、ダウンロードした様式のまま .xlsx 形式で" + _RESEND,
@@ -326,10 +329,6 @@ class Spot:
 
     label: str
     range: Range
-
-    @property
-    def row(self) -> int:
-        return self.range[0]
 
     @property
     def coordinate(self) -> str:

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from mailbot import workbook as wb
@@ -317,6 +320,24 @@ def test_read_form_refuses_hostile_attachments_without_raising(case: str, make, 
     assert result.values == {}
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(PLAIN) - 1), st.integers(0, 255)), max_size=8))
+def test_damaged_workbooks_never_raise(flips: list[tuple[int, int]]) -> None:
+    data = bytearray(PLAIN)
+    for offset, byte in flips:
+        data[offset] = byte
+    result = wb.read_form_fields(bytes(data), FORMS["operator_master"], filename="a.xlsx")
+    assert result.ok or all(p.kind in wb._MESSAGES for p in result.problems)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2048))
+def test_any_bytes_never_raise(data: bytes) -> None:
+    for candidate in (data, b"PK\x03\x04" + data, wb.OLE2_MAGIC + data):
+        assert all(p.kind in wb._MESSAGES for p in wb.inspect("a.xlsx", candidate))
+        assert not wb.read_form(candidate, ["申請区分"]).ok
+
+
 def test_zip_bomb_of_200_mb_is_refused_from_the_directory(bomb: bytes) -> None:
     assert len(bomb) < 1_000_000
     assert [p.kind for p in wb.inspect("a.xlsx", bomb)] == [wb.ZIP_BOMB]
@@ -333,6 +354,11 @@ def test_macro_message_asks_for_a_plain_xlsx() -> None:
     (found,) = wb.inspect("申込書.xlsx", macro_bin())
     assert "マクロを含むブック（.xlsm 等）" in found.message
     assert "マクロを含まない" in found.message and "お願いいたします" in found.message
+
+
+def test_hostile_file_name_stays_one_line() -> None:
+    (found,) = wb.inspect("a\r\nBcc: x@example.com.xlsx", b"")
+    assert "\n" not in found.message and "\r" not in found.message
 
 
 def test_content_decides_not_the_name() -> None:
@@ -509,8 +535,6 @@ def test_label_stem(cell: str, stem: str) -> None:
 
 def test_read_is_fast_enough_with_the_bomb(bomb: bytes) -> None:
     """The check reads only the directory: a 200 MB bomb costs nothing to refuse."""
-    import time
-
     start = time.perf_counter()
     wb.inspect("a.xlsx", bomb)
     assert time.perf_counter() - start < 0.1
