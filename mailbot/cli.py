@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import sys
+from datetime import date
 from collections.abc import Sequence
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
@@ -19,9 +20,10 @@ from typing import Any
 from mailbot.clock import Clock
 from mailbot.config import Config, load_config
 from mailbot.context import Context
-from mailbot.decisions import decide
+from mailbot.decisions import decide, staff_name
 from mailbot.errors import MailbotError
 from mailbot.mailboxes.maildir import deliver
+from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
 from mailbot.send import flush_outbox, make_sender
@@ -246,6 +248,43 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaign(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        deadline = parse_day(args.deadline, "--deadline")
+        result = start_roadmap_campaign(ctx, deadline, args.year, by=staff_name(args.by))
+        sent, deferred = flush_outbox(ctx, make_sender(ctx))
+    finally:
+        ctx.close()
+    print(
+        f"roadmap campaign: {result.planned} inquiry mail(s) planned, {result.already} already "
+        f"asked, {sent} sent now, {deferred} waiting for the sending window"
+    )
+    for line in result.skipped:
+        print(f"  skipped {line}")
+    return 0
+
+
+def cmd_inquiry(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        case_id = start_mismatch_inquiry(ctx, args.source, args.text, by=staff_name(args.by))
+        sent, deferred = flush_outbox(ctx, make_sender(ctx))
+    finally:
+        ctx.close()
+    print(
+        f"{format_case_number(case_id)}: mismatch inquiry planned; {sent} sent now, {deferred} waiting"
+    )
+    return 0
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text.replace("/", "-"))
+    except ValueError as exc:
+        raise MailbotError(f"{option}: not a date (YYYY-MM-DD or YYYY/MM/DD): {text!r}") from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailbot", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -286,6 +325,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="told to the participant where the action needs one")
     p.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
     p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser("campaign", help="outbound campaigns")
+    c = p.add_subparsers(dest="kind", required=True)
+    r = c.add_parser("roadmap", help="mail every roadmap target its 改訂要否の確認")
+    r.add_argument("--deadline", required=True, help="answer deadline (YYYY-MM-DD)")
+    r.add_argument(
+        "--year", type=int, help="fiscal year of the campaign (default: the current one)"
+    )
+    r.add_argument("--by", help="staff name for the history")
+    r.set_defaults(func=cmd_campaign)
+
+    p = sub.add_parser("inquiry", help="inquiries to providers")
+    c = p.add_subparsers(dest="kind", required=True)
+    r = c.add_parser("mismatch", help="mail a 不一致に係る問合せ about a source")
+    r.add_argument("source", help="電源等識別番号")
+    r.add_argument("--text", required=True, help="what does not match")
+    r.add_argument("--by", help="staff name for the history")
+    r.set_defaults(func=cmd_inquiry)
 
     for register in ("operators", "sources"):
         p = sub.add_parser(register, help=f"the {register} register")
