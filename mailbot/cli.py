@@ -10,8 +10,8 @@ import hashlib
 import json
 import logging
 import sys
-from datetime import date
 from collections.abc import Sequence
+from datetime import date
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from pathlib import Path
