@@ -6,6 +6,7 @@ what it finds into Problems with the seed's labels, and builds the usual Outcome
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from mailbot.mail import Mail
 from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import pick_form
 from mailbot.states import Status
+from mailbot.text import nfkc
 from mailbot.workbook import Limits as WorkbookLimits
 from mailbot.workbook import load_form_rules, read_form_fields
 
@@ -197,4 +199,31 @@ def read_form(
             )
         elif _empty(values.get(rule.label)):
             problems.append(Problem(rule.label, f"{rule.label}が記載されていません。"))
+    for rule in form.fields:
+        value = values.get(rule.label)
+        if rule.expected is not None and not _empty(value) and not _matches(value, rule.expected):
+            problems.append(
+                Problem(
+                    rule.label,
+                    f"{rule.label}は【{_show(rule.expected)}】と記載してください（記載：{_show(value)}）。",
+                )
+            )
     return values, problems, attachment.filename
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (date, datetime)):
+        return f"{value:%Y/%m/%d}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _matches(value: Any, expected: Any) -> bool:
+    """A filled-in cell against the one value the form accepts, in the form the cell may take
+    (an Excel date or 2020/3/1; 999999999 or "999,999,999kW"; width and spacing variants)."""
+    if isinstance(expected, date):
+        return fields.parse_date(value) == expected
+    if isinstance(expected, int):
+        return fields.parse_int_amount(value) == expected
+    return re.sub(r"\s+", "", nfkc(str(value))) == re.sub(r"\s+", "", nfkc(str(expected)))

@@ -23,8 +23,6 @@ from mailbot.text import nfkc
 
 STATEMENT = "容量市場向けアグリゲータ用系統コード"
 PLANT_NAME = re.compile(r"^アグリ(?P<code>[0-9A-Z]{4})(?P<area>[1-9])(?P<serial>\d{2})$")
-FIXED_START = "2020/03/01"
-FIXED_CAPACITY = 999_999_999
 
 
 def _same(a: object, b: object) -> bool:
@@ -41,12 +39,6 @@ def plant_problems(
     p: list[Problem] = []
     facts: dict[str, Any] = {}
     given = {k: v for k, v in values.items() if v not in (None, "", [])}
-    if "申請区分" in given and not _same(given["申請区分"], "新規"):
-        p.append(
-            Problem(
-                "申請区分", f"申請区分は「新規」を選択してください（記載：{given['申請区分']}）。"
-            )
-        )
     area = fields.area_name(given.get("電源所属エリア名"))
     digit = fields.area_digit(area) if area else None
     if "電源所属エリア名" in given and digit is None:
@@ -57,29 +49,6 @@ def plant_problems(
             )
         )
     facts["area"] = area
-    for label, wanted in (("電圧種別", "低圧"), ("電源種別", "非調整電源")):
-        if label in given and not _same(given[label], wanted):
-            p.append(
-                Problem(label, f"{label}は【{wanted}】を選択してください（記載：{given[label]}）。")
-            )
-    for label in ("契約開始日", "適用開始日"):
-        found = fields.parse_date(given.get(label))
-        if label in given and (found is None or found.strftime("%Y/%m/%d") != FIXED_START):
-            p.append(
-                Problem(
-                    label, f"{label}は【{FIXED_START}】と記載してください（記載：{given[label]}）。"
-                )
-            )
-    if (
-        "同時最大受電電力" in given
-        and fields.parse_int_amount(given["同時最大受電電力"]) != FIXED_CAPACITY
-    ):
-        p.append(
-            Problem(
-                "同時最大受電電力",
-                f"同時最大受電電力は【999,999,999】kWと記載してください（記載：{given['同時最大受電電力']}）。",
-            )
-        )
     name = nfkc(str(values.get("発電所名") or "")).strip()
     match = PLANT_NAME.match(name)
     code = None

@@ -18,7 +18,6 @@ from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
 from mailbot.registers import operators_for_sender, operators_named
 from mailbot.states import Status
-from mailbot.text import nfkc
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -76,9 +75,6 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
 def operator_form_problems(values: dict[str, Any]) -> list[Problem]:
     """The 事業者マスタ申込書 rules of SPEC §3.1, each problem under the form's own label."""
     p: list[Problem] = []
-    kind = values.get("申請区分")
-    if kind and nfkc(str(kind)).strip() != "新規":
-        p.append(Problem("申請区分", f"申請区分は「新規」を選択してください（記載：{kind}）。"))
     for label in ("契約開始日", "適用開始日", "適用終了日"):
         if values.get(label) and fields.parse_date(values.get(label)) is None:
             p.append(
