@@ -14,7 +14,7 @@ from pathlib import Path
 from mailbot.errors import ConfigError
 from mailbot.procedures.base import Problem
 from mailbot.text import nfkc
-from mailbot.workbook import Grid, label_stem
+from mailbot.workbook import Grid, label_key, label_stem
 
 FILE_LABEL = "改訂後の脱炭素化ロードマップ"
 
@@ -144,7 +144,7 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
                 f"指定様式の列（{'、'.join(missing_cols)}）が見つかりません。指定様式をご使用ください。",
             )
         )
-    missing_rows = [h for h in rules.rows if nfkc(h) not in stems]
+    missing_rows = [h for h in rules.rows if not _row_cells(grid, h)]
     if missing_rows:
         p.append(
             Problem(
@@ -167,13 +167,21 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
     return p
 
 
-def _row_text(grid: Grid, heading: str) -> str:
-    """Everything written on the heading's row and below it (the 注 text excluded)."""
-    rows = [
+def _row_cells(grid: Grid, heading: str) -> list[int]:
+    """Rows whose heading cell is `<電源>` (the form writes the content after it in the same
+    cell) or the bare heading."""
+    key = label_key(heading)
+    return [
         r
         for (r, _c), v in grid.cells.items()
-        if isinstance(v, str) and label_stem(v).strip("<>＜＞").startswith(heading)
+        if isinstance(v, str)
+        and (label_key(v).startswith(f"<{key}>") or label_stem(v).strip("<>") == key)
     ]
+
+
+def _row_text(grid: Grid, heading: str) -> str:
+    """Everything written on the heading's row and below it (the 注 text excluded)."""
+    rows = _row_cells(grid, heading)
     if not rows:
         return ""
     start = min(rows)
