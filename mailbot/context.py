@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any
 
+from mailbot.businessdays import BusinessCalendar, load_calendar
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.render import Renderer
@@ -44,9 +44,7 @@ class Context:
         return self.clock.now()
 
     @cached_property
-    def calendar(self) -> Any:
-        from mailbot.businessdays import load_calendar
-
+    def calendar(self) -> BusinessCalendar:
         return load_calendar(self.config.rules_dir / "calendar.toml")
 
     def business_days_after(self, start: date, days: int) -> date:
