@@ -51,6 +51,7 @@ def compose(
     attachments: tuple[OutgoingAttachment, ...] = (),
     cc: tuple[str, ...] = (),
     auto_submitted: str = "auto-replied",
+    html: str | None = None,
 ) -> bytes:
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = _address(from_addr, from_name)
@@ -74,6 +75,8 @@ def compose(
         msg.set_param("charset", "ISO-2022-JP")
     else:
         msg.set_content(text, charset="utf-8", cte="base64")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
     for item in attachments:
         maintype, _, subtype = item.content_type.partition("/")
         msg.add_attachment(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mailbot.compose import compose, new_message_id
+from mailbot.compose import OutgoingAttachment, compose, new_message_id
 from mailbot.context import Context
 from mailbot.procedures.base import Outcome, Reply
 from mailbot.registers import register_grid_code, register_operator
@@ -122,6 +122,44 @@ def plan_reply(
         subject=subject,
     )
     return outbox_id
+
+
+def plan_staff_mail(
+    ctx: Context,
+    kind: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    *,
+    html: str | None = None,
+    attachments: tuple[OutgoingAttachment, ...] = (),
+) -> int:
+    """Queue a mail to staff (report, digest): no case, no thread, sent at once."""
+    message_id = new_message_id(ctx.config.message_id_domain, None)
+    raw = compose(
+        from_addr=ctx.address_for("code"),
+        from_name=ctx.config.outgoing.from_name,
+        to=recipient,
+        subject=subject,
+        body=body,
+        message_id=message_id,
+        date=now,
+        charset="utf-8",
+        attachments=attachments,
+        auto_submitted="auto-generated",
+        html=html,
+    )
+    return ctx.store.plan_mail(
+        case_id=None,
+        kind=kind,
+        message_id=message_id,
+        recipient=recipient,
+        subject=subject,
+        raw=raw,
+        now=now,
+        send_at=now,
+    )
 
 
 def apply_outcome(

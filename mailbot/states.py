@@ -25,6 +25,19 @@ class Status(StrEnum):
 
 
 S = Status
+
+LABELS: dict[Status, str] = {
+    Status.RECEIVED: "受付済",
+    Status.NEEDS_CORRECTION: "修正依頼中",
+    Status.COMPLETE: "確認待ち",
+    Status.HELD: "保留（担当者確認）",
+    Status.UNRECOGNIZED: "手続き不明",
+    Status.QUARANTINED: "隔離",
+    Status.AWAITING_REPLY: "回答待ち",
+    Status.DECIDED: "決定済",
+    Status.CLOSED: "完了",
+    Status.IGNORED: "対応不要",
+}
 OPEN = frozenset(
     {
         S.RECEIVED,

@@ -148,6 +148,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX notices_source ON notices (source_id, kind);
     """,
+    """
+    CREATE TABLE reminders (
+        case_id INTEGER NOT NULL,
+        occasion TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (case_id, occasion)
+    );
+    """,
 ]
 
 
@@ -480,6 +488,15 @@ class Store:
     def job_last_run(self, name: str) -> str | None:
         row = self.execute("SELECT last_run_at FROM jobs WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
+
+    def claim_reminder(self, case_id: int, occasion: str, now: datetime) -> bool:
+        """True the first time an occasion is claimed: a reminder goes out once per occasion,
+        however often the job that finds it runs."""
+        cur = self.execute(
+            "INSERT OR IGNORE INTO reminders (case_id, occasion, at) VALUES (?, ?, ?)",
+            (case_id, occasion, _now_text(now)),
+        )
+        return cur.rowcount == 1
 
     def set_job_run(self, name: str, at: datetime) -> None:
         self.execute(
