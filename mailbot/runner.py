@@ -13,6 +13,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
 from mailbot.config import MailboxConfig
 from mailbot.context import Context
 from mailbot.errors import MailbotError, StoreError
@@ -143,6 +147,26 @@ class _Watcher(threading.Thread):
             store.close()
 
 
+def start_scheduler(ctx: Context, wake: threading.Event, tick: float) -> BackgroundScheduler:
+    """APScheduler only wakes the main loop at each job's time (and every `tick` for the outbox
+    and retries); the main thread does the work and SQLite decides what is due, so a job fired
+    twice or late changes nothing."""
+    from mailbot.jobs import load_schedule
+
+    scheduler = BackgroundScheduler(timezone=ctx.calendar.tz)
+    for spec in load_schedule(ctx.config.rules_dir / "schedule.toml"):
+        scheduler.add_job(
+            wake.set,
+            CronTrigger(hour=spec.at.hour, minute=spec.at.minute, timezone=ctx.calendar.tz),
+            id=spec.name,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+    scheduler.add_job(wake.set, IntervalTrigger(seconds=tick), id="outbox", coalesce=True)
+    scheduler.start()
+    return scheduler
+
+
 def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) -> int:
     sender = sender or make_sender(ctx)
     wake, stop = threading.Event(), threading.Event()
@@ -157,13 +181,17 @@ def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) 
     watchers = [_Watcher(ctx, box, wake, stop) for box in ctx.config.mailboxes]
     for watcher in watchers:
         watcher.start()
+    scheduler = start_scheduler(ctx, wake, tick)
     log.info("running on %d mailbox(es)", len(watchers))
-    while not stop.is_set():
-        process_pending(ctx)
-        run_jobs(ctx)
-        flush_outbox(ctx, sender)
-        wake.wait(timeout=tick)
-        wake.clear()
+    try:
+        while not stop.is_set():
+            process_pending(ctx)
+            run_jobs(ctx)
+            flush_outbox(ctx, sender)
+            wake.wait(timeout=tick)
+            wake.clear()
+    finally:
+        scheduler.shutdown(wait=False)
     for watcher in watchers:
         watcher.join(timeout=10)
     failed = [w.error for w in watchers if w.error]
