@@ -19,6 +19,7 @@ from typing import Any
 
 from mailbot.clock import Clock
 from mailbot.config import Config, load_config
+from mailbot.console import print_table
 from mailbot.context import Context
 from mailbot.decisions import decide, staff_name
 from mailbot.errors import MailbotError
@@ -146,15 +147,64 @@ def cmd_cases(args: argparse.Namespace) -> int:
         json.dump([case_json(c) for c in cases], sys.stdout, ensure_ascii=False, indent=2)
         print()
         return 0
-    for case in cases:
-        problems = len(case["problems"])
-        print(
-            f"{format_case_number(case['id'])}  {case['procedure']:28}  {case['status']:17}"
-            f"  {case['operator_code'] or '----':5}  {(case['due'] or '')[:10]:10}"
-            f"  {problems:2} problem(s)  {case['sender'] or ''}"
-        )
+    print_table(
+        ("case", "procedure", "status", "operator", "due", "problems", "sender"),
+        (
+            (
+                format_case_number(case["id"]),
+                case["procedure"],
+                case["status"],
+                case["operator_code"] or "-",
+                (case["due"] or "")[:10],
+                len(case["problems"]),
+                case["sender"] or "",
+            )
+            for case in cases
+        ),
+    )
     print(f"{len(cases)} case(s)")
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mailbot.report import build_report, write_html, write_xlsx
+
+    if not args.xlsx and not args.html:
+        raise MailbotError("give --xlsx PATH and/or --html PATH")
+    ctx = _context(args)
+    try:
+        report = build_report(ctx)
+        if args.xlsx:
+            write_xlsx(report, Path(args.xlsx))
+        if args.html:
+            write_html(report, Path(args.html))
+    finally:
+        ctx.close()
+    written = " and ".join(p for p in (args.xlsx, args.html) if p)
+    print(f"queue report: {len(report.rows)} open case(s) written to {written}")
+    return 0
+
+
+def cmd_decisions_apply(args: argparse.Namespace) -> int:
+    from mailbot.decisions_apply import apply_workbook
+
+    ctx = _context(args)
+    try:
+        results = apply_workbook(ctx, Path(args.file), by=args.by)
+        sent, deferred = flush_outbox(ctx, make_sender(ctx))
+    finally:
+        ctx.close()
+    print_table(
+        ("row", "case", "decision", "result", "mails"),
+        ((r.row, r.case_number, r.action, "applied" if r.ok else r.why, r.mails) for r in results),
+        highlight=[not r.ok for r in results],
+    )
+    applied = sum(1 for r in results if r.ok)
+    print(
+        f"{applied} decision(s) applied, {len(results) - applied} refused; "
+        f"{sent} mail(s) sent now, {deferred} waiting"
+    )
+    return 0 if applied == len(results) else 1
 
 
 def _case_id(text: str) -> int:
@@ -343,6 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--text", required=True, help="what does not match")
     r.add_argument("--by", help="staff name for the history")
     r.set_defaults(func=cmd_inquiry)
+
+    p = sub.add_parser("report", help="write the staff queue report (xlsx and/or HTML)")
+    p.add_argument("--xlsx", help="workbook with a decision column to fill in")
+    p.add_argument("--html", help="the same report as an HTML page")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("decisions", help="decisions filled into a report workbook")
+    r = p.add_subparsers(dest="verb", required=True)
+    a = r.add_parser("apply", help="apply the decision column of a filled-in report")
+    a.add_argument("file")
+    a.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
+    a.set_defaults(func=cmd_decisions_apply)
 
     for register in ("operators", "sources"):
         p = sub.add_parser(register, help=f"the {register} register")

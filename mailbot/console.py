@@ -1,0 +1,49 @@
+"""Terminal output: tables that line up with Japanese text, progress bars only on a terminal.
+
+On a terminal `rich` measures full-width characters; in a pipe, a log or CI the same rows come
+out as tab-separated lines (easy to grep or cut) and progress stays silent.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+T = TypeVar("T")
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    highlight: Sequence[bool] | None = None,
+) -> None:
+    """`highlight[i]` marks row i (e.g. overdue) in red on a terminal."""
+    rows = [["" if v is None else str(v) for v in row] for row in rows]
+    if not sys.stdout.isatty():
+        print("\t".join(headers))
+        for row in rows:
+            print("\t".join(v.replace("\t", " ").replace("\n", " ") for v in row))
+        return
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for index, row in enumerate(rows):
+        style = "red" if highlight and index < len(highlight) and highlight[index] else None
+        table.add_row(*row, style=style)
+    Console().print(table)
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    yield from track(
+        items, description=description, total=total, console=Console(stderr=True), transient=True
+    )
