@@ -7,11 +7,12 @@ out as tab-separated lines (easy to grep or cut) and progress stays silent.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.progress import track
+from rich.progress import Progress, track
 from rich.table import Table
 
 T = TypeVar("T")
@@ -38,6 +39,17 @@ def print_table(
         style = "red" if highlight and index < len(highlight) and highlight[index] else None
         table.add_row(*row, style=style)
     Console().print(table)
+
+
+@contextmanager
+def counter(total: int, description: str) -> Iterator[Callable[[], None]]:
+    """A bar advanced by calling the yielded function, for loops that fetch in pages."""
+    if not sys.stderr.isatty() or total <= 0:
+        yield lambda: None
+        return
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

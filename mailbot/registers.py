@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailbot.console import progress
 from mailbot.errors import MailbotError
 from mailbot.store import Store
 from mailbot.text import nfkc
@@ -171,7 +172,7 @@ def _upsert(
     added = changed = unchanged = 0
     stamp = now.isoformat(timespec="seconds")
     with store.transaction():
-        for row in rows:
+        for row in progress(rows, f"importing {table}", total=len(rows)):
             encoded = {
                 k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
                 for k, v in row.items()

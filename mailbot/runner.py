@@ -18,6 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mailbot.config import MailboxConfig
+from mailbot.console import counter
 from mailbot.context import Context
 from mailbot.errors import MailbotError, StoreError
 from mailbot.mailboxes import Mailbox
@@ -70,13 +71,17 @@ def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
 
 
 def process_pending(ctx: Context) -> list[Result]:
+    """Process every stored message; a backlog (first run on a full mailbox) shows progress."""
     results: list[Result] = []
-    while True:
-        pending = ctx.store.pending_messages(limit=200)
-        if not pending:
-            return results
-        for stored in pending:
-            results.append(process(ctx, stored))
+    waiting = ctx.store.count_pending()
+    with counter(waiting if waiting > 200 else 0, "processing mail") as tick:
+        while True:
+            pending = ctx.store.pending_messages(limit=200)
+            if not pending:
+                return results
+            for stored in pending:
+                results.append(process(ctx, stored))
+                tick()
 
 
 @dataclass

@@ -275,6 +275,11 @@ class Store:
             )
         return found
 
+    def count_pending(self) -> int:
+        return int(
+            self.execute("SELECT count(*) FROM messages WHERE state = 'stored'").fetchone()[0]
+        )
+
     def pending_messages(self, limit: int = 500) -> list[StoredMessage]:
         rows = self.execute(
             "SELECT id, mailbox, key, raw, received_at FROM messages"
