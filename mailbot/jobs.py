@@ -21,7 +21,7 @@ from typing import Any
 
 from mailbot.compose import OutgoingAttachment
 from mailbot.context import Context
-from mailbot.errors import ConfigError
+from mailbot.errors import ConfigError, StoreError
 from mailbot.planner import Thread, plan_reply, plan_staff_mail
 from mailbot.procedures.base import Reply
 from mailbot.registers import operator as find_operator
@@ -97,9 +97,17 @@ def run_due_jobs(ctx: Context) -> list[str]:
     now = ctx.now()
     ran = []
     for spec in due_jobs(ctx, specs, now):
-        with ctx.store.transaction():
-            JOBS[spec.name](ctx, spec, now)
-            ctx.store.set_job_run(spec.name, now)
+        try:
+            with ctx.store.transaction():
+                JOBS[spec.name](ctx, spec, now)
+                ctx.store.set_job_run(spec.name, now)
+        except StoreError:
+            raise
+        except Exception:
+            log.exception(
+                "job %s failed; it stays due and is tried again on the next run", spec.name
+            )
+            continue
         log.info("job %s ran at %s", spec.name, now.isoformat(timespec="minutes"))
         ran.append(spec.name)
     return ran

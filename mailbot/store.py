@@ -368,7 +368,9 @@ class Store:
         out["data"] = json.loads(out["data"] or "{}")
         return out
 
-    def add_event(self, case_id: int, now: datetime, actor: str, kind: str, **detail: Any) -> None:
+    def add_event(
+        self, case_id: int, now: datetime, actor: str, kind: str, /, **detail: Any
+    ) -> None:
         self.execute(
             "INSERT INTO events (case_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?)",
             (

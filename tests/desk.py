@@ -1,0 +1,66 @@
+"""A mailbot desk on a real SQLite file under tmp_path, with a clock the test sets.
+
+The embedded default configuration is used as shipped (Maildir in and out), rooted at the test's
+own directory, so what runs here is what `scripts/demo` runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+
+from mailbot.clock import Clock, parse_instant
+from mailbot.config import DEFAULT_CONFIG, parse_config
+from mailbot.context import Context
+
+SOURCES_CSV = (
+    "電源等識別番号,事業者コード,事業者名称,担当者,連絡者メール,電源等の名称,"
+    "容量を提供する電源等の区分,エリア,応札年度,契約容量(kW),供給力提供開始時期,ロードマップ対象\n"
+    "L0000000001,A1B2,株式会社髙橋電力,髙橋 一郎,ichiro@takahashi-power.co.jp,髙橋火力発電所1号機,"
+    "安定電源,東京,2023,100000,2027,1\n"
+    "L0000000002,C3D4,東北グリーン発電株式会社,佐藤 花子,hanako@tohoku-green.jp,みちのくバイオマス,"
+    "安定電源,東北,2023,50000,2028,1\n"
+)
+
+
+def make_desk(tmp_path: Path, now: str, extra_config: str = "") -> Context:
+    config = parse_config(DEFAULT_CONFIG + extra_config, "<test>", tmp_path)
+    return Context.open(config, Clock(parse_instant(now)))
+
+
+def set_now(ctx: Context, now: str) -> datetime:
+    ctx.clock = Clock(parse_instant(now))
+    return ctx.now()
+
+
+def load_sources(ctx: Context, tmp_path: Path) -> None:
+    from mailbot.registers import import_sources
+
+    path = tmp_path / "sources.csv"
+    path.write_text(SOURCES_CSV, encoding="utf-8-sig")
+    import_sources(ctx.store, path, ctx.now())
+
+
+def outbox(ctx: Context, kind: str | None = None) -> list[dict]:
+    sql = "SELECT * FROM outbox"
+    params: tuple = ()
+    if kind:
+        sql += " WHERE kind = ?"
+        params = (kind,)
+    return [dict(r) for r in ctx.store.execute(sql + " ORDER BY id", params).fetchall()]
+
+
+def as_message(raw: bytes) -> Message:
+    return message_from_bytes(raw)
+
+
+def body_text(raw: bytes) -> str:
+    """The decoded text/plain body of a mail we composed."""
+    msg = message_from_bytes(raw)
+    for part in msg.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True) or b""
+            return payload.decode(part.get_content_charset() or "utf-8")
+    return ""

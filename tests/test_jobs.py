@@ -1,0 +1,195 @@
+"""Scheduled jobs and reminders, driven only by the clock (no sleeps), on a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from mailbot.clock import TOKYO
+from mailbot.context import Context
+from mailbot.jobs import run_due_jobs
+from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign
+from mailbot.planner import Thread, plan_reply
+from mailbot.procedures.base import Reply
+from mailbot.states import Status
+from tests.desk import body_text, load_sources, make_desk, outbox, set_now
+
+PROBLEM = {"field": "事業者名略称", "message": "全角10文字以内で記入してください。"}
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Context:
+    ctx = make_desk(tmp_path, "2026-11-16T10:00")  # Monday
+    yield ctx
+    ctx.close()
+
+
+def correction_case(ctx: Context) -> int:
+    now = ctx.now()
+    with ctx.store.transaction():
+        case_id = ctx.store.create_case(
+            now,
+            procedure="operator_code_application",
+            status=Status.NEEDS_CORRECTION,
+            sender="taro@example.co.jp",
+            sender_name="山田 太郎",
+            subject="【容量市場向け事業者コード申請】",
+            received_at=now.isoformat(timespec="seconds"),
+            problems=[PROBLEM],
+            due=None,
+        )
+        case = ctx.store.case(case_id)
+        reply = Reply("correction", "correction", {"problems": [PROBLEM], "wrong_mailbox": False})
+        thread = Thread(
+            message_id="<original@example.co.jp>",
+            recipient="taro@example.co.jp",
+            recipient_name="山田 太郎",
+        )
+        plan_reply(ctx, case, reply, thread, now)
+    return case_id
+
+
+def test_window_mail_planned_friday_evening_waits_for_next_business_morning(desk: Context):
+    case_id = correction_case(desk)
+    case = desk.store.case(case_id)
+    set_now(desk, "2026-11-20T18:00")  # Friday; Monday 23rd is 勤労感謝の日
+    with desk.store.transaction():
+        reply = Reply(
+            "notice", "correction", {"problems": [PROBLEM], "wrong_mailbox": False}, window=True
+        )
+        plan_reply(desk, case, reply, Thread(recipient="taro@example.co.jp"), desk.now())
+    planned = outbox(desk, "notice")[0]
+    assert datetime.fromisoformat(planned["send_at"]) == datetime(2026, 11, 24, 9, 0, tzinfo=TOKYO)
+    receipt = outbox(desk, "correction")[0]
+    assert datetime.fromisoformat(receipt["send_at"]) == datetime(2026, 11, 16, 10, 0, tzinfo=TOKYO)
+
+
+def test_window_mail_at_year_end_waits_for_january(desk: Context):
+    case_id = correction_case(desk)
+    set_now(desk, "2026-12-28T17:30")
+    with desk.store.transaction():
+        reply = Reply(
+            "notice", "correction", {"problems": [PROBLEM], "wrong_mailbox": False}, window=True
+        )
+        plan_reply(desk, desk.store.case(case_id), reply, Thread(recipient="a@b.jp"), desk.now())
+    planned = outbox(desk, "notice")[0]
+    assert datetime.fromisoformat(planned["send_at"]) == datetime(2027, 1, 4, 9, 0, tzinfo=TOKYO)
+
+
+def test_correction_reminder_once_after_five_business_days(desk: Context):
+    correction_case(desk)  # requested Monday 16 Nov
+    set_now(desk, "2026-11-20T09:30")  # 4 business days later
+    run_due_jobs(desk)
+    assert outbox(desk, "correction_reminder") == []
+    set_now(desk, "2026-11-24T09:30")  # Tue (Mon 23 is a holiday): 5 business days
+    assert "participant_reminders" in run_due_jobs(desk)
+    reminders = outbox(desk, "correction_reminder")
+    assert len(reminders) == 1
+    text = body_text(reminders[0]["raw"])
+    assert "2026年11月16日" in text and "事業者名略称" in text
+    assert "<original@example.co.jp>" in reminders[0]["raw"].decode("ascii", "replace")
+    set_now(desk, "2026-11-25T09:30")
+    run_due_jobs(desk)
+    set_now(desk, "2026-11-26T09:30")
+    run_due_jobs(desk)
+    assert len(outbox(desk, "correction_reminder")) == 1
+
+
+def test_job_firing_twice_runs_once(desk: Context):
+    correction_case(desk)
+    set_now(desk, "2026-11-17T08:40")
+    first = run_due_jobs(desk)
+    assert first == ["daily_report", "staff_digest"]
+    assert run_due_jobs(desk) == []
+    assert len(outbox(desk, "daily_report")) == 1
+
+
+def test_restart_catches_up_once_not_per_missed_day(desk: Context):
+    set_now(desk, "2026-11-16T08:31")
+    assert "daily_report" in run_due_jobs(desk)
+    set_now(desk, "2026-11-19T11:00")  # down Tue and Wed; back on Thursday
+    ran = run_due_jobs(desk)
+    assert ran.count("daily_report") == 1
+    assert len(outbox(desk, "daily_report")) == 2
+
+
+def test_no_report_on_weekends_after_fridays(desk: Context):
+    set_now(desk, "2026-11-20T08:31")
+    run_due_jobs(desk)
+    set_now(desk, "2026-11-21T08:31")  # Saturday
+    assert run_due_jobs(desk) == []
+    set_now(desk, "2026-11-24T08:31")  # Tuesday after the holiday
+    assert "daily_report" in run_due_jobs(desk)
+
+
+def test_clock_jumping_back_sends_nothing_again(desk: Context):
+    set_now(desk, "2026-11-17T09:05")
+    run_due_jobs(desk)
+    count = len(outbox(desk))
+    set_now(desk, "2026-11-17T08:00")
+    assert run_due_jobs(desk) == []
+    assert len(outbox(desk)) == count
+
+
+def test_staff_digest_lists_overdue_and_due_soon(desk: Context):
+    now = desk.now()
+    with desk.store.transaction():
+        for due in (date(2026, 11, 13), date(2026, 11, 18), date(2026, 12, 10)):
+            desk.store.create_case(
+                now,
+                procedure="grid_code_application",
+                status=Status.COMPLETE,
+                sender="x@example.jp",
+                subject="s",
+                received_at=now.isoformat(),
+                due=due.isoformat(),
+            )
+    set_now(desk, "2026-11-17T08:40")
+    run_due_jobs(desk)
+    digest = outbox(desk, "staff_digest")
+    assert len(digest) == 1
+    assert digest[0]["recipient"] == "capacity-desk@occto.or.jp"
+    text = body_text(digest[0]["raw"])
+    assert "■期限超過（1件）" in text and "MB-000001" in text
+    assert "■期限間近（1件）" in text and "MB-000002" in text
+    assert "MB-000003" not in text
+
+
+def test_roadmap_campaign_reminders_before_and_after_deadline(desk: Context, tmp_path: Path):
+    load_sources(desk, tmp_path)
+    start_roadmap_campaign(desk, date(2026, 12, 4), 2026)
+    assert len(outbox(desk, "roadmap_inquiry")) == 2
+    set_now(desk, "2026-11-27T09:10")  # 5 business days before
+    run_due_jobs(desk)
+    assert outbox(desk, "roadmap_reminder") == []
+    set_now(desk, "2026-12-01T09:10")  # 3 business days before
+    run_due_jobs(desk)
+    before = outbox(desk, "roadmap_reminder")
+    assert len(before) == 2
+    assert "ご回答期限のお知らせ" in before[0]["subject"]
+    set_now(desk, "2026-12-02T09:10")
+    run_due_jobs(desk)
+    assert len(outbox(desk, "roadmap_reminder")) == 2
+    set_now(desk, "2026-12-07T09:10")  # the Monday after the deadline
+    run_due_jobs(desk)
+    after = outbox(desk, "roadmap_reminder")
+    assert len(after) == 4
+    assert "ご回答期限経過" in after[-1]["subject"]
+
+
+def test_mismatch_inquiry_reminded_once_when_unanswered(desk: Context, tmp_path: Path):
+    load_sources(desk, tmp_path)
+    start_mismatch_inquiry(desk, "L0000000001", "燃料種の記載が経済産業省提出版と異なります。")
+    set_now(desk, "2026-11-18T09:10")
+    run_due_jobs(desk)
+    assert outbox(desk, "mismatch_reminder") == []
+    set_now(desk, "2026-11-19T09:10")  # 3 business days after Monday's inquiry
+    run_due_jobs(desk)
+    reminders = outbox(desk, "mismatch_reminder")
+    assert len(reminders) == 1
+    assert "燃料種の記載" in body_text(reminders[0]["raw"])
+    set_now(desk, "2026-11-20T09:10")
+    run_due_jobs(desk)
+    assert len(outbox(desk, "mismatch_reminder")) == 1
