@@ -4,6 +4,7 @@ MailbotError
 ├── ConfigError(key, why)        the configuration or a rules/ file is wrong
 ├── QuarantineError(reason)      a mail cannot be handled; it is stored aside with the reason
 ├── StoreError                   the database cannot be written (disk full, read-only)
+├── MailboxError                 a mailbox cannot be reached or refuses us (login, folder)
 ├── DecisionError                a staff decision does not fit the case
 └── SendError
     ├── TransientSendError       try again later (4xx, connection refused, timeout)
@@ -31,6 +32,10 @@ class QuarantineError(MailbotError):
 
 
 class StoreError(MailbotError):
+    pass
+
+
+class MailboxError(MailbotError):
     pass
 
 

@@ -47,6 +47,7 @@ def open_mailbox(box: MailboxConfig) -> Mailbox:
         password=box.password or "",
         folder=box.folder,
         move_to=box.move_to,
+        poll_interval=box.poll_interval,
     )
 
 

@@ -1,0 +1,271 @@
+"""Real servers for the tests: a private Dovecot (IMAP) and an aiosmtpd SMTP server, both on
+127.0.0.1. Configuration per STACK-NOTES (measured on this machine kind)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from imapclient import IMAPClient
+
+DOVECOT = Path("/usr/sbin/dovecot")
+DOVEADM = Path("/usr/bin/doveadm")
+NOBODY = 65534
+PASSWORD = "secret"
+
+CONFIG = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = dovecot-test-{port}
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = dovenull
+default_internal_user = dovecot
+first_valid_uid = {uid}
+first_valid_gid = {uid}
+mail_location = maildir:{root}/mail/%u
+mail_uid = {uid}
+mail_gid = {uid}
+{capability}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {root}/users
+  default_fields = home={root}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+"""
+
+NO_IDLE = "imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT UIDPLUS MOVE"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dovecot_available() -> bool:
+    return DOVECOT.exists() and DOVEADM.exists()
+
+
+class Dovecot:
+    """One private Dovecot instance. Users are created up front, each with password `secret`."""
+
+    def __init__(self, users: tuple[str, ...] = ("code", "youryou"), idle: bool = True) -> None:
+        self.users = users
+        self.idle = idle
+        self.port = free_port()
+        # Unix socket paths must stay under 108 bytes: a short root, not a pytest tmp_path.
+        self.root = Path(tempfile.mkdtemp(prefix="dc-", dir="/tmp"))
+        os.chmod(self.root, 0o755)
+        self.conf = self.root / "dovecot.conf"
+        self.process: subprocess.Popen | None = None
+        (self.root / "mail").mkdir()
+        (self.root / "users").write_text(
+            "".join(f"{u}:{{PLAIN}}{PASSWORD}::::::\n" for u in users), encoding="ascii"
+        )
+        os.chown(self.root / "mail", NOBODY, NOBODY)
+        self._write_config()
+
+    def _write_config(self) -> None:
+        self.conf.write_text(
+            CONFIG.format(
+                root=self.root,
+                port=self.port,
+                uid=NOBODY,
+                capability="" if self.idle else NO_IDLE,
+            ),
+            encoding="ascii",
+        )
+
+    def start(self) -> Dovecot:
+        self.process = subprocess.Popen(
+            [str(DOVECOT), "-F", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                if self.process.poll() is not None:
+                    err = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise RuntimeError(f"dovecot exited: {err}\n{self.log()}") from None
+                time.sleep(0.02)
+        raise RuntimeError(f"dovecot did not listen on {self.port}: {self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def deliver(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
+        """Inject a mail the way the MTA's LDA would (no IMAP involved)."""
+        subprocess.run(
+            [str(DOVEADM), "-c", str(self.conf), "save", "-u", user, "-m", folder],
+            input=raw,
+            check=True,
+            capture_output=True,
+        )
+
+    def client(self, user: str, folder: str = "INBOX") -> IMAPClient:
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
+        client.login(user, PASSWORD)
+        client.select_folder(folder)
+        return client
+
+    def flags(self, user: str, folder: str = "INBOX") -> dict[int, tuple[bytes, ...]]:
+        client = self.client(user, folder)
+        try:
+            data = client.fetch(client.search(["ALL"]), ["FLAGS"])
+            return {uid: tuple(item[b"FLAGS"]) for uid, item in data.items()}
+        finally:
+            client.logout()
+
+    def count(self, user: str, folder: str = "INBOX") -> int:
+        client = self.client(user, folder)
+        try:
+            return len(client.search(["ALL"]))
+        finally:
+            client.logout()
+
+    def mailbox_config(self, user: str, address: str, **extra: object) -> str:
+        """A [[mailboxes]] TOML entry pointing at this server."""
+        lines = [
+            "[[mailboxes]]",
+            f'address = "{address}"',
+            'backend = "imap"',
+            'host = "127.0.0.1"',
+            f"port = {self.port}",
+            'security = "none"',
+            f'username = "{user}"',
+            f'password = "{PASSWORD}"',
+            "poll_interval = 1.0",
+        ]
+        lines += [f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+
+@dataclass
+class _Handler:
+    messages: list[Received] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            if self.failures:
+                return self.failures.pop(0)
+        with self.arrived:
+            self.messages.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+            )
+            self.arrived.notify_all()
+        return "250 OK"
+
+
+class SmtpCapture:
+    """aiosmtpd on 127.0.0.1 recording every message; `fail_next` injects 4xx/5xx answers."""
+
+    def __init__(self) -> None:
+        self.handler = _Handler()
+        self.port = free_port()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> SmtpCapture:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+    def clear(self) -> None:
+        with self.handler.lock:
+            self.handler.messages.clear()
+
+    def fail_next(self, *replies: str) -> None:
+        """e.g. fail_next("451 4.3.0 try later") or fail_next("550 5.1.1 no such user")."""
+        with self.handler.lock:
+            self.handler.failures.extend(replies)
+
+    def wait_for(self, count: int, timeout: float) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        with self.handler.arrived:
+            while len(self.handler.messages) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.handler.arrived.wait(left)
+            return list(self.handler.messages)
+
+    def outgoing_config(self) -> str:
+        return (
+            "[outgoing]\n"
+            'backend = "smtp"\n'
+            'host = "127.0.0.1"\n'
+            f"port = {self.port}\n"
+            'security = "none"\n'
+            "timeout = 10\n"
+        )
