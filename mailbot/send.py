@@ -103,7 +103,8 @@ def _classify(exc: BaseException, what: str) -> SendError:
     code = getattr(exc, "code", None)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         code = exc.recipients[0].code
-    message = f"{what}: {type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+    detail = getattr(exc, "message", None) or exc
+    message = f"{what}: {type(exc).__name__}: {f'{code} ' if isinstance(code, int) else ''}{detail}"
     if isinstance(code, int) and 500 <= code < 600:
         return PermanentSendError(message, code)
     return TransientSendError(message, code if isinstance(code, int) else None)

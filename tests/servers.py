@@ -228,13 +228,17 @@ class SmtpCapture:
         self.handler = _Handler()
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.running = False
 
     def start(self) -> SmtpCapture:
         self.controller.start()
+        self.running = True
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.running:
+            self.controller.stop()
+            self.running = False
 
     @property
     def messages(self) -> list[Received]:
