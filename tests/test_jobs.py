@@ -89,7 +89,8 @@ def test_correction_reminder_once_after_five_business_days(desk: Context):
     assert len(reminders) == 1
     text = body_text(reminders[0]["raw"])
     assert "2026年11月16日" in text and "事業者名略称" in text
-    assert "<original@example.co.jp>" in reminders[0]["raw"].decode("ascii", "replace")
+    asked = outbox(desk, "correction")[0]["message_id"]
+    assert f"In-Reply-To: {asked}" in reminders[0]["raw"].decode("ascii", "replace")
     set_now(desk, "2026-11-25T09:30")
     run_due_jobs(desk)
     set_now(desk, "2026-11-26T09:30")
@@ -101,7 +102,7 @@ def test_job_firing_twice_runs_once(desk: Context):
     correction_case(desk)
     set_now(desk, "2026-11-17T08:40")
     first = run_due_jobs(desk)
-    assert first == ["daily_report", "staff_digest"]
+    assert first == ["daily_report", "staff_digest", "participant_reminders"]  # Monday's catch-up
     assert run_due_jobs(desk) == []
     assert len(outbox(desk, "daily_report")) == 1
 
@@ -116,12 +117,14 @@ def test_restart_catches_up_once_not_per_missed_day(desk: Context):
 
 
 def test_no_report_on_weekends_after_fridays(desk: Context):
-    set_now(desk, "2026-11-20T08:31")
+    set_now(desk, "2026-11-20T09:05")
     run_due_jobs(desk)
-    set_now(desk, "2026-11-21T08:31")  # Saturday
+    set_now(desk, "2026-11-21T09:05")  # Saturday
+    assert run_due_jobs(desk) == []
+    set_now(desk, "2026-11-23T09:05")  # 勤労感謝の日
     assert run_due_jobs(desk) == []
     set_now(desk, "2026-11-24T08:31")  # Tuesday after the holiday
-    assert "daily_report" in run_due_jobs(desk)
+    assert run_due_jobs(desk) == ["daily_report"]
 
 
 def test_clock_jumping_back_sends_nothing_again(desk: Context):

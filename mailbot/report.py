@@ -1,0 +1,242 @@
+"""The staff queue report (SPEC §7): one row per open case, a decision column staff fill in,
+a summary sheet and the quarantined mails. Built once from the store, written as xlsx and HTML.
+
+The hidden `version` column is what makes `mailbot decisions apply` refuse a row whose case
+changed after the report was made.
+"""
+
+from __future__ import annotations
+
+import statistics
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from mailbot.context import Context
+from mailbot.procedures import registry
+from mailbot.registers import operator as find_operator
+from mailbot.states import LABELS, Status
+from mailbot.text import format_case_number
+
+QUEUE_SHEET = "未処理案件"
+SUMMARY_SHEET = "集計"
+QUARANTINE_SHEET = "隔離メール"
+COLUMNS = (
+    ("id", "受付番号"),
+    ("procedure_name", "手続き"),
+    ("party", "事業者"),
+    ("sender", "差出人"),
+    ("received", "受付日時"),
+    ("status_name", "状態"),
+    ("missing", "不備・確認事項"),
+    ("due", "期限"),
+    ("days_left", "残り営業日"),
+    ("decision", "判断"),
+    ("argument", "判断の値（コード等）"),
+    ("comment", "コメント（理由）"),
+    ("version", "version"),
+)
+DECISION_COLUMN = "判断"
+ARGUMENT_COLUMN = "判断の値（コード等）"
+COMMENT_COLUMN = "コメント（理由）"
+VERSION_COLUMN = "version"
+OVERDUE = PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")
+DUE_SOON = PatternFill("solid", start_color="FFEB9C", end_color="FFEB9C")
+
+
+@dataclass
+class Row:
+    case_id: int
+    id: str
+    procedure: str
+    procedure_name: str
+    party: str
+    sender: str
+    received: str
+    status_name: str
+    missing: str
+    due: date | None
+    days_left: int | None
+    actions: tuple[str, ...]
+    version: int
+    decision: str = ""
+    argument: str = ""
+    comment: str = ""
+
+    @property
+    def overdue(self) -> bool:
+        return self.days_left is not None and self.days_left < 0
+
+    @property
+    def due_soon(self) -> bool:
+        return self.days_left is not None and 0 <= self.days_left <= 1
+
+
+@dataclass
+class Report:
+    made_at: datetime
+    rows: list[Row]
+    by_procedure_status: list[tuple[str, str, int]]
+    received_this_week: int
+    closed_this_week: int
+    median_hours_to_first_reply: float | None
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _local(text: str | None, ctx: Context) -> str:
+    if not text:
+        return ""
+    return datetime.fromisoformat(text).astimezone(ctx.calendar.tz).strftime("%Y/%m/%d %H:%M")
+
+
+def build_report(ctx: Context) -> Report:
+    now = ctx.now().astimezone(ctx.calendar.tz)
+    today = now.date()
+    handlers = registry(ctx)
+    rows = []
+    for case in ctx.store.cases(open_only=True):
+        due = date.fromisoformat(str(case["due"])[:10]) if case.get("due") else None
+        party = case.get("operator_code") or ""
+        op = find_operator(ctx.store, party) if party else None
+        if op:
+            party = f"{party} {op['name']}"
+        handler = handlers.get(case["procedure"])
+        rows.append(
+            Row(
+                case_id=case["id"],
+                id=format_case_number(case["id"]),
+                procedure=case["procedure"],
+                procedure_name=ctx.routing.name_of(case["procedure"]),
+                party=party,
+                sender=case.get("sender") or "",
+                received=_local(case["received_at"], ctx),
+                status_name=LABELS[Status(case["status"])],
+                missing="\n".join(f"{p['field']}: {p['message']}" for p in case["problems"]),
+                due=due,
+                days_left=ctx.calendar.business_days_between(today, due) if due else None,
+                actions=tuple(handler.actions) if handler else (),
+                version=case["version"],
+            )
+        )
+    rows.sort(key=lambda r: (r.due is None, r.due or date.max, r.case_id))
+    counts = Counter((c["procedure"], c["status"]) for c in ctx.store.cases())
+    week_start = today - timedelta(days=today.weekday())
+    start = datetime.combine(week_start, datetime.min.time(), ctx.calendar.tz).isoformat()
+    received = ctx.store.execute(
+        "SELECT count(*) FROM cases WHERE received_at >= ?", (start,)
+    ).fetchone()[0]
+    closed = ctx.store.execute(
+        "SELECT count(*) FROM cases WHERE status IN ('closed', 'ignored') AND updated_at >= ?",
+        (start,),
+    ).fetchone()[0]
+    waits = [
+        (datetime.fromisoformat(r[1]) - datetime.fromisoformat(r[0])).total_seconds() / 3600
+        for r in ctx.store.execute(
+            "SELECT c.received_at, min(o.created_at) FROM cases c JOIN outbox o"
+            " ON o.case_id = c.id GROUP BY c.id"
+        ).fetchall()
+    ]
+    quarantined = [
+        dict(r)
+        for r in ctx.store.execute(
+            "SELECT id, received_at, sender, subject, outcome FROM messages"
+            " WHERE state = 'quarantined' ORDER BY id"
+        ).fetchall()
+    ]
+    return Report(
+        made_at=now,
+        rows=rows,
+        by_procedure_status=[
+            (ctx.routing.name_of(p), LABELS[Status(s)], n) for (p, s), n in sorted(counts.items())
+        ],
+        received_this_week=int(received),
+        closed_this_week=int(closed),
+        median_hours_to_first_reply=round(statistics.median(waits), 1) if waits else None,
+        quarantined=quarantined,
+    )
+
+
+def display_width(text: str) -> int:
+    """Full-width characters take two columns in Excel as on a terminal."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cell(row: Row, key: str) -> Any:
+    value = getattr(row, key)
+    return "" if value is None else value
+
+
+def write_xlsx(report: Report, path: Path) -> None:
+    book = Workbook()
+    ws = book.active
+    ws.title = QUEUE_SHEET
+    ws.append([title for _, title in COLUMNS])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    validations: dict[tuple[str, ...], DataValidation] = {}
+    decision_col = get_column_letter([t for _, t in COLUMNS].index(DECISION_COLUMN) + 1)
+    for index, row in enumerate(report.rows, start=2):
+        ws.append([_cell(row, key) for key, _ in COLUMNS])
+        fill = OVERDUE if row.overdue else DUE_SOON if row.due_soon else None
+        if fill:
+            for cell in ws[index]:
+                cell.fill = fill
+        if row.actions:
+            if row.actions not in validations:
+                dv = DataValidation(
+                    type="list", formula1=f'"{",".join(row.actions)}"', allow_blank=True
+                )
+                dv.error = "この案件で選べる判断を一覧から選んでください。"
+                validations[row.actions] = dv
+                ws.add_data_validation(dv)
+            validations[row.actions].add(f"{decision_col}{index}")
+    ws.freeze_panes = "B2"
+    ws.auto_filter.ref = ws.dimensions
+    for number, (key, title) in enumerate(COLUMNS, start=1):
+        values = [title] + [str(_cell(r, key)) for r in report.rows]
+        widest = max(display_width(line) for v in values for line in (v.split("\n") or [""]))
+        ws.column_dimensions[get_column_letter(number)].width = min(60, max(8, widest + 2))
+    ws.column_dimensions[get_column_letter(len(COLUMNS))].hidden = True
+    summary = book.create_sheet(SUMMARY_SHEET)
+    summary.append(["作成日時", report.made_at.strftime("%Y/%m/%d %H:%M")])
+    summary.append(["今週の受付件数", report.received_this_week])
+    summary.append(["今週の完了件数", report.closed_this_week])
+    summary.append(["初回返信までの時間（中央値・時間）", report.median_hours_to_first_reply])
+    summary.append([])
+    summary.append(["手続き", "状態", "件数"])
+    for line in report.by_procedure_status:
+        summary.append(list(line))
+    summary.column_dimensions["A"].width = 50
+    summary.column_dimensions["B"].width = 20
+    quarantine = book.create_sheet(QUARANTINE_SHEET)
+    quarantine.append(["メッセージ番号", "受信日時", "差出人", "件名", "理由"])
+    for q in report.quarantined:
+        quarantine.append([q["id"], q["received_at"], q["sender"], q["subject"], q["outcome"]])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(path)
+
+
+def render_html(report: Report, ctx: Context | None = None) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    templates = Path(__file__).resolve().parent.parent / "templates"
+    env = Environment(
+        loader=FileSystemLoader(templates), autoescape=select_autoescape(["html", "j2"])
+    )
+    columns = [
+        (k, t) for k, t in COLUMNS if k not in ("decision", "argument", "comment", "version")
+    ]
+    return env.get_template("report/queue.html.j2").render(report=report, columns=columns)
+
+
+def write_html(report: Report, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
