@@ -34,6 +34,7 @@ COLUMNS = (
     ("procedure_name", "手続き"),
     ("party", "事業者"),
     ("sender", "差出人"),
+    ("subject", "件名"),
     ("received", "受付日時"),
     ("status_name", "状態"),
     ("missing", "不備・確認事項"),
@@ -60,6 +61,7 @@ class Row:
     procedure_name: str
     party: str
     sender: str
+    subject: str
     received: str
     status_name: str
     missing: str
@@ -117,6 +119,7 @@ def build_report(ctx: Context) -> Report:
                 procedure_name=ctx.routing.name_of(case["procedure"]),
                 party=party,
                 sender=case.get("sender") or "",
+                subject=case.get("subject") or "",
                 received=_local(case["received_at"], ctx),
                 status_name=LABELS[Status(case["status"])],
                 missing="\n".join(f"{p['field']}: {p['message']}" for p in case["problems"]),
