@@ -11,7 +11,7 @@ decoded as CP932, which knows every one of those characters. Nothing here raises
 from __future__ import annotations
 
 import re
-from email.header import decode_header
+from email.header import Header, decode_header
 
 SJIS_LABELS = frozenset(
     {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j",
@@ -180,11 +180,16 @@ def raw_header_bytes(value: str) -> bytes:
     return value.encode("ascii", errors="surrogateescape")
 
 
-def decode_header_value(value: str | bytes | None) -> str:
+def decode_header_value(value: str | bytes | Header | None) -> str:
     """RFC 2047 encoded-words in any of the charsets above, and raw 8-bit or ISO-2022-JP text
     that some clients put in headers unencoded."""
     if value is None:
         return ""
+    if isinstance(value, Header):
+        return "".join(
+            chunk if isinstance(chunk, str) else decode_bytes(chunk, charset)[0]
+            for chunk, charset in decode_header(value)
+        )
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="surrogateescape")
     value = str(value)

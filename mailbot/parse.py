@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from email import message_from_bytes
+from email.header import Header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -74,11 +75,13 @@ def _header(msg: Message, name: str) -> str | None:
     value = msg.get(name)
     if value is None:
         return None
-    return " ".join(decode_header_value(str(value)).split()) or None
+    return " ".join(decode_header_value(value).split()) or None
 
 
 def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
-    values = [str(v) for v in msg.get_all(name, [])]
+    values = [
+        decode_header_value(v) if isinstance(v, Header) else str(v) for v in msg.get_all(name, [])
+    ]
     found = []
     for display, addr in getaddresses(values):
         addr = addr.strip().lower()
@@ -102,7 +105,20 @@ def _date(msg: Message) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=TOKYO)
 
 
+def _readable(part: Message) -> Message:
+    """Parameters of a header written in raw 8-bit (some webmail does this) come back as a
+    Header object that get_param cannot read: re-read them from the decoded text."""
+    raw = [(k, v) for k, v in part.items() if isinstance(v, Header)]
+    if not raw:
+        return part
+    copy = Message()
+    for key, value in part.items():
+        copy[key] = decode_header_value(value) if isinstance(value, Header) else value
+    return copy
+
+
 def _filename(part: Message) -> str | None:
+    part = _readable(part)
     for header, param in (("content-disposition", "filename"), ("content-type", "name")):
         value = part.get_param(param, header=header)
         if value is None:
@@ -131,7 +147,8 @@ def _payload(part: Message, defects: list[str]) -> bytes:
 
 
 def _is_attachment(part: Message, filename: str | None) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+    disposition = decode_header_value(part.get("Content-Disposition")).split(";", 1)[0]
+    disposition = disposition.strip().lower()
     return disposition == "attachment" or filename is not None
 
 

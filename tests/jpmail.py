@@ -99,8 +99,14 @@ def _filename_params(name: str, style: str) -> str:
     if style == "rfc2231":
         return f"filename*=UTF-8''{quote(name, safe='')}"
     if style == "rfc2231-continued":
-        encoded = quote(name, safe="")
-        chunks = [encoded[i : i + 40] for i in range(0, len(encoded), 40)]
+        pieces = [quote(ch, safe="") for ch in name]
+        chunks, current = [], ""
+        for piece in pieces:
+            if len(current) + len(piece) > 40:
+                chunks.append(current)
+                current = ""
+            current += piece
+        chunks.append(current)
         parts = [
             f"filename*{n}*={'UTF-8' + chr(39) * 2 if n == 0 else ''}{c}"
             for n, c in enumerate(chunks)
