@@ -46,7 +46,9 @@ def test_a_failed_transaction_leaves_nothing(store):
 def test_case_update_bumps_version_and_keeps_json(store):
     with store.transaction():
         case_id = store.create_case(
-            NOW, procedure="operator_code_application", status="received",
+            NOW,
+            procedure="operator_code_application",
+            status="received",
             problems=[{"field": "事業者名略称", "message": "末尾に「_容」"}],
         )
         store.update_case(case_id, NOW, status="needs_correction")
@@ -58,7 +60,15 @@ def test_case_update_bumps_version_and_keeps_json(store):
 def test_thread_lookup_finds_our_outgoing_mail(store):
     with store.transaction():
         case_id = store.create_case(NOW, procedure="operator_code_application", status="received")
-        store.plan_mail(case_id=case_id, kind="receipt", message_id="<mailbot.1.x@occto.or.jp>",
-                        recipient="a@b.jp", subject="s", raw=b"r", now=NOW, send_at=NOW)
+        store.plan_mail(
+            case_id=case_id,
+            kind="receipt",
+            message_id="<mailbot.1.x@occto.or.jp>",
+            recipient="a@b.jp",
+            subject="s",
+            raw=b"r",
+            now=NOW,
+            send_at=NOW,
+        )
     assert store.find_thread(["<nope@x>", "<mailbot.1.x@occto.or.jp>"]) == (case_id, "receipt")
     assert store.find_thread(["<nope@x>"]) is None
