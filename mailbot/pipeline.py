@@ -38,7 +38,7 @@ class Result:
     procedure: str
     outcome: str
     case_id: int | None
-    ms: float
+    ms: float = 0.0
 
 
 def _mailbox_local(ctx: Context, address: str) -> str:
@@ -195,6 +195,7 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
             message_id=mail.message_id,
             sender=mail.from_addr,
             attachments=[a.filename for a in mail.attachments],
+            **({"defects": list(mail.defects)} if mail.defects else {}),
         )
         store.finish_message(
             stored.id, state="done", case_id=case_id, outcome=outcome.status, now=now, **finish
