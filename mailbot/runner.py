@@ -191,11 +191,11 @@ def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) 
     log.info("running on %d mailbox(es)", len(watchers))
     try:
         while not stop.is_set():
+            wake.clear()
             process_pending(ctx)
             run_jobs(ctx)
             flush_outbox(ctx, sender)
             wake.wait(timeout=tick)
-            wake.clear()
     finally:
         scheduler.shutdown(wait=False)
     for watcher in watchers:

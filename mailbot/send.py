@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sqlite3
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,9 +30,14 @@ log = logging.getLogger(__name__)
 GIVE_UP_AFTER = timedelta(days=2)
 
 
+Done = Callable[[int, "SendError | None"], None]
+
+
 class Sender(Protocol):
-    def send_many(self, items: list[tuple[str, str, bytes]]) -> list[SendError | None]:
-        """Deliver (message_id, recipient, raw) items; one result per item, None when sent."""
+    def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        """Deliver (message_id, recipient, raw) items, calling `done(index, error)` as soon as
+        the server has answered each one (None when it took it), so the caller can record that
+        before the next is sent: a crash then repeats at most the one in flight."""
         ...
 
 
@@ -42,16 +48,15 @@ class MaildirSender:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def send_many(self, items: list[tuple[str, str, bytes]]) -> list[SendError | None]:
-        results: list[SendError | None] = []
-        for message_id, _recipient, raw in items:
+    def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        for index, (message_id, _recipient, raw) in enumerate(items):
             unique = message_id.strip("<>").replace("/", "_").replace("@", "_at_")
             try:
                 deliver(self.path, raw, f"{unique}.eml")
-                results.append(None)
             except OSError as exc:
-                results.append(TransientSendError(f"{self.path}: {exc.strerror}"))
-        return results
+                done(index, TransientSendError(f"{self.path}: {exc.strerror}"))
+                continue
+            done(index, None)
 
 
 @dataclass
@@ -60,10 +65,10 @@ class SmtpSender:
     envelope_from: str
     ssl_context: ssl.SSLContext | None = None
 
-    def send_many(self, items: list[tuple[str, str, bytes]]) -> list[SendError | None]:
-        return asyncio.run(self._send_many(items))
+    def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        asyncio.run(self._send_many(items, done))
 
-    async def _send_many(self, items: list[tuple[str, str, bytes]]) -> list[SendError | None]:
+    async def _connect(self) -> aiosmtplib.SMTP:
         cfg = self.config
         client = aiosmtplib.SMTP(
             hostname=cfg.host,
@@ -73,30 +78,36 @@ class SmtpSender:
             tls_context=self.ssl_context,
             timeout=cfg.timeout,
         )
+        await client.connect()
+        if cfg.username and cfg.password is not None:
+            await client.login(cfg.username, cfg.password)
+        return client
+
+    async def _send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        client: aiosmtplib.SMTP | None = None
+        where = f"{self.config.host}:{self.config.port}"
         try:
-            await client.connect()
-            if cfg.username and cfg.password is not None:
-                await client.login(cfg.username, cfg.password)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            error = _classify(exc, f"{cfg.host}:{cfg.port}")
-            return [error for _ in items]
-        results: list[SendError | None] = []
-        try:
-            for _message_id, recipient, raw in items:
+            for index, (_message_id, recipient, raw) in enumerate(items):
+                if client is None or not client.is_connected:
+                    try:
+                        client = await self._connect()
+                    except (aiosmtplib.SMTPException, OSError) as exc:
+                        error = _classify(exc, where)
+                        for rest in range(index, len(items)):
+                            done(rest, error)
+                        return
                 try:
                     await client.sendmail(self.envelope_from, [recipient], raw)
-                    results.append(None)
                 except (aiosmtplib.SMTPException, OSError) as exc:
-                    results.append(_classify(exc, recipient))
-                    if not client.is_connected:
-                        await client.connect()
+                    done(index, _classify(exc, recipient))
+                    continue
+                done(index, None)
         finally:
-            if client.is_connected:
+            if client is not None and client.is_connected:
                 try:
                     await client.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     client.close()
-        return results
 
 
 def _classify(exc: BaseException, what: str) -> SendError:
@@ -119,39 +130,51 @@ def make_sender(ctx: Context) -> Sender:
     return SmtpSender(cfg, envelope)
 
 
+@dataclass
+class _Recorder:
+    """Commits each send's result the moment the server answered it."""
+
+    ctx: Context
+    rows: list[sqlite3.Row]
+    sent: int = 0
+    failed: int = 0
+
+    def __call__(self, index: int, error: SendError | None) -> None:
+        row, store = self.rows[index], self.ctx.store
+        at = self.ctx.now()
+        with store.transaction():
+            if error is not None:
+                self.failed += 1
+                _record_failure(self.ctx, row, error, at)
+                return
+            store.mark_sent(row["id"], at)
+            if row["case_id"]:
+                store.add_event(
+                    row["case_id"],
+                    at,
+                    "bot",
+                    "mail_sent",
+                    kind=row["kind"],
+                    to=row["recipient"],
+                    message_id=row["message_id"],
+                )
+            if row["kind"] in NOTICE_KINDS:
+                mark_notified(self.ctx, row["message_id"], at)
+            self.sent += 1
+
+
 def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, int]:
     """Send every due row. Returns (sent, failed-or-deferred)."""
     sent = failed = 0
-    store = ctx.store
     while True:
-        now = ctx.now()
-        rows = store.due_mail(now, limit=batch)
+        rows = ctx.store.due_mail(ctx.now(), limit=batch)
         if not rows:
             return sent, failed
-        items = [(r["message_id"], r["recipient"], r["raw"]) for r in rows]
-        results = sender.send_many(items)
-        now = ctx.now()
-        with store.transaction():
-            for row, error in zip(rows, results, strict=True):
-                if error is None:
-                    store.mark_sent(row["id"], now)
-                    if row["case_id"]:
-                        store.add_event(
-                            row["case_id"],
-                            now,
-                            "bot",
-                            "mail_sent",
-                            kind=row["kind"],
-                            to=row["recipient"],
-                            message_id=row["message_id"],
-                        )
-                    if row["kind"] in NOTICE_KINDS:
-                        mark_notified(ctx, row["message_id"], now)
-                    sent += 1
-                    continue
-                failed += 1
-                _record_failure(ctx, row, error, now)
-        if len(rows) < batch or failed:
+        recorder = _Recorder(ctx, rows)
+        sender.send_many([(r["message_id"], r["recipient"], r["raw"]) for r in rows], recorder)
+        sent += recorder.sent
+        failed += recorder.failed
+        if len(rows) < batch or recorder.failed:
             return sent, failed
 
 

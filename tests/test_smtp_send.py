@@ -106,7 +106,8 @@ def test_sender_classifies_codes(tmp_path: Path, smtp_server: SmtpCapture) -> No
     sender = make_sender(ctx)
     raw = b"From: code@occto.or.jp\r\nTo: a@example.jp\r\nSubject: x\r\n\r\nx\r\n"
     smtp_server.fail_next("452 4.2.2 mailbox full", "554 5.7.1 rejected")
-    results = sender.send_many([("<1@x>", "a@example.jp", raw)] * 3)
+    results: dict[int, object] = {}
+    sender.send_many([("<1@x>", "a@example.jp", raw)] * 3, results.__setitem__)
     assert isinstance(results[0], TransientSendError) and results[0].code == 452
     assert isinstance(results[1], PermanentSendError) and results[1].code == 554
     assert results[2] is None
