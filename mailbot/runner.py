@@ -30,6 +30,7 @@ from mailbot.store import Store
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 100
+PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
 
 
 def open_mailbox(box: MailboxConfig) -> Mailbox:
@@ -135,7 +136,10 @@ class _Watcher(threading.Thread):
                         mailbox = open_mailbox(self.box)
                     if receive(store, mailbox, self.ctx.now):
                         self.wake.set()
-                    mailbox.wait(timeout=min(self.box.poll_interval, 5.0))
+                    if mailbox.pushes:
+                        mailbox.wait(timeout=PUSH_SLICE, stop=self.stop_event)
+                    else:
+                        self.stop_event.wait(self.box.poll_interval)
                 except StoreError as exc:
                     self.error = exc
                     self.stop_event.set()

@@ -178,20 +178,28 @@ class Dovecot:
         finally:
             client.logout()
 
+    def append(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
+        """Add a mail over IMAP APPEND, as a participant's client saving to a shared box would."""
+        client = self.client(user, folder)
+        try:
+            client.append(folder, raw)
+        finally:
+            client.logout()
+
     def mailbox_config(self, user: str, address: str, **extra: object) -> str:
-        """A [[mailboxes]] TOML entry pointing at this server."""
-        lines = [
-            "[[mailboxes]]",
-            f'address = "{address}"',
-            'backend = "imap"',
-            'host = "127.0.0.1"',
-            f"port = {self.port}",
-            'security = "none"',
-            f'username = "{user}"',
-            f'password = "{PASSWORD}"',
-            "poll_interval = 1.0",
-        ]
-        lines += [f"{k} = {v!r}".replace("'", '"') for k, v in extra.items()]
+        """A [[mailboxes]] TOML entry pointing at this server; `extra` adds or replaces keys."""
+        keys: dict[str, object] = {
+            "address": address,
+            "backend": "imap",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "security": "none",
+            "username": user,
+            "password": PASSWORD,
+            "poll_interval": 1.0,
+        } | extra
+        lines = ["[[mailboxes]]"]
+        lines += [f"{k} = {v!r}".replace("'", '"') for k, v in keys.items()]
         return "\n".join(lines) + "\n"
 
 

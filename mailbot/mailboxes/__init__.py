@@ -6,6 +6,7 @@ bytes are committed to the store. It never parses and never decides anything.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,6 +25,9 @@ class Mailbox(Protocol):
     """What the intake loop needs of a mailbox."""
 
     address: str
+    pushes: bool
+    """True when `wait` returns as soon as mail arrives (IMAP IDLE, a local Maildir); False when
+    only polling every `poll_interval` finds it."""
 
     def fetch(self, limit: int | None = None) -> Iterator[RawMessage]:
         """Yield messages not yet acknowledged, oldest first."""
@@ -34,9 +38,9 @@ class Mailbox(Protocol):
         to cur/ with the S flag). Idempotent."""
         ...
 
-    def wait(self, timeout: float) -> bool:
-        """Block until the server announces new mail or `timeout` seconds pass (IMAP IDLE, or a
-        sleep where IDLE is missing). True when something may have arrived."""
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Block until the server announces new mail, `timeout` seconds pass or `stop` is set
+        (IMAP IDLE, or a sleep where IDLE is missing). True when something may have arrived."""
         ...
 
     def close(self) -> None: ...

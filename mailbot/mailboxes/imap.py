@@ -14,6 +14,7 @@ import logging
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -189,7 +190,11 @@ class ImapMailbox:
             client.delete_messages(uids, silent=True)
             client.uid_expunge(uids)
 
-    def wait(self, timeout: float) -> bool:
+    @property
+    def pushes(self) -> bool:
+        return self.can_idle
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         if not self.can_idle:
             self._retry("poll", lambda: self.client)
             time.sleep(min(timeout, self.poll_interval))
@@ -201,7 +206,9 @@ class ImapMailbox:
             client.idle()
             try:
                 while (left := deadline - time.monotonic()) > 0:
-                    for response in client.idle_check(timeout=left):
+                    if stop is not None and stop.is_set():
+                        return False
+                    for response in client.idle_check(timeout=min(left, 1.0)):
                         if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
                             return True
                 return False

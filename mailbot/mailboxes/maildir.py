@@ -6,6 +6,7 @@ A message is acked by moving it to `cur/` with the S flag, after its bytes are c
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,9 +60,11 @@ class MaildirMailbox:
                 except FileNotFoundError:
                     continue
 
-    def wait(self, timeout: float) -> bool:
+    pushes = True
+
+    def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
             if any((self.path / "new").iterdir()):
                 return True
             time.sleep(min(self.poll_interval, 0.5, max(0.0, deadline - time.monotonic())))
