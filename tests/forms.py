@@ -51,11 +51,11 @@ def operator_form(
     ws["A4"] = "申請内容"
     ws["A5"] = "送配電ライセンス"
     put(ws, "A6", "契約開始日※", "B6")
-    put(ws, "C6", contract_start, "D6")
+    put(ws, "C6", given.get("契約開始日", contract_start), "D6")
     put(ws, "E6", "適用終了日※", "F6")
-    put(ws, "G6", "9999/12/31", "J6")
+    put(ws, "G6", given.get("適用終了日", "9999/12/31"), "J6")
     put(ws, "A7", "適用開始日※", "B7")
-    put(ws, "C7", "２０１６／０２／０１", "D7")
+    put(ws, "C7", given.get("適用開始日", "２０１６／０２／０１"), "D7")
     rows = [
         ("事業者名称", "広域電力株式会社"),
         ("事業者名略称", "広域機関_容"),

@@ -1,0 +1,302 @@
+"""事業者コード申請 and 系統コード申請 (SPEC §3.1–3.2, seed 000), rule by rule, on mails and
+workbooks built as participants send them, taken through the real pipeline and SQLite store."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mailbot.cli import case_json
+from mailbot.context import Context
+from mailbot.decisions import decide
+from mailbot.errors import DecisionError
+from mailbot.registers import import_operators, operator
+from mailbot.runner import process_pending
+from tests.desk import body_text, make_desk, outbox, set_now
+from tests.forms import operator_form, plant_form, to_bytes
+from tests.jpmail import XLSX, build
+from tests.samples import OPERATORS_CSV, TAKAHASHI
+
+CODE = "code@occto.or.jp"
+SENDER = "ichiro@takahashi-denryoku.co.jp"
+BODY = "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『安定電源』です。\n"
+GRID_BODY = (
+    "添付の通り、『容量市場向けアグリゲータ用系統コード』を申請します。\n"
+    "参加区分は、『発動指令電源（電源）』です。\n"
+)
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Context:
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")  # Friday; Monday 23rd is 勤労感謝の日
+    path = tmp_path / "operators.csv"
+    path.write_text(OPERATORS_CSV, encoding="utf-8")
+    import_operators(ctx.store, path, ctx.now())
+    yield ctx
+    ctx.close()
+
+
+def submit(ctx: Context, raw: bytes, mailbox: str = CODE) -> dict:
+    ctx.store.save_raw(mailbox, [(f"test:{hashlib.sha256(raw).hexdigest()}", raw)], ctx.now())
+    [result] = process_pending(ctx)
+    case = ctx.store.case(result.case_id)
+    assert case is not None
+    return case
+
+
+def application(
+    fields: dict | None = None,
+    licenses: tuple[str, ...] = ("発電",),
+    body: str = BODY,
+    attachments: list | None = None,
+    **kwargs,
+) -> bytes:
+    form = to_bytes(operator_form(licenses=licenses, fields=TAKAHASHI | (fields or {})))
+    kwargs.setdefault("from_addr", SENDER)
+    kwargs.setdefault("from_name", "髙橋 一郎")
+    return build(
+        "【容量市場向け事業者コード申請】株式会社髙橋電力",
+        body,
+        attachments=[("事業者マスタ申込書.xlsx", form, XLSX)]
+        if attachments is None
+        else attachments,
+        **kwargs,
+    )
+
+
+def fields_of(case: dict) -> list[str]:
+    return [p["field"] for p in case["problems"]]
+
+
+def test_complete_application_gets_a_receipt_and_a_due_date_in_business_days(desk: Context):
+    case = submit(desk, application(charset="shift_jis", transfer="base64"))
+    assert case["status"] == "complete", case["problems"]
+    assert case["problems"] == []
+    # 5 business days from Friday 20th, skipping the weekend and 勤労感謝の日 (Mon 23rd)
+    assert case_json(case)["due"] == "2026-11-30"
+    [receipt] = outbox(desk, "receipt")
+    assert "事業者マスタ申込書.xlsx" in body_text(receipt["raw"])
+
+
+XLS = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2048
+
+
+def _macro_book() -> bytes:
+    out = io.BytesIO()
+    source = io.BytesIO(to_bytes(operator_form(fields=TAKAHASHI)))
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        dst.writestr("xl/vbaProject.bin", b"\0" * 512)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("why", "kwargs", "field"),
+    [
+        ("no application statement", {"body": "参加区分は、『安定電源』です。"}, "本文"),
+        (
+            "no 参加区分",
+            {"body": "添付の通り、『容量市場向け事業者コード』を申請します。"},
+            "参加区分",
+        ),
+        (
+            "two 参加区分",
+            {"body": BODY + "参加区分は、『変動電源（単独）』です。"},
+            "参加区分",
+        ),
+        ("略称 without _容", {"fields": {"事業者名略称": "髙橋電力"}}, "事業者名略称"),
+        (
+            "略称 over 10 characters",
+            {"fields": {"事業者名略称": "髙橋電力株式会社本店_容"}},
+            "事業者名略称",
+        ),
+        ("名称 over width 50", {"fields": {"事業者名称": "髙" * 26}}, "事業者名称"),
+        ("郵便番号 malformed", {"fields": {"郵便番号": "101-21"}}, "郵便番号"),
+        (
+            "連絡者メール outside ドメイン名",
+            {"fields": {"連絡者メール": "i@gmail.com"}},
+            "連絡者メール",
+        ),
+        ("申請区分 not 新規", {"fields": {"申請区分": "変更"}}, "申請区分"),
+        ("適用開始日 not a date", {"fields": {"適用開始日": "来年4月"}}, "適用開始日"),
+        ("no ライセンス区分", {"licenses": ()}, "ライセンス区分"),
+        ("ライセンス区分 the table does not allow", {"licenses": ("小売",)}, "ライセンス区分"),
+        ("no form attached", {"attachments": []}, "添付ファイル"),
+        (
+            "legacy .xls",
+            {"attachments": [("事業者マスタ申込書.xls", XLS, "application/vnd.ms-excel")]},
+            "添付ファイル",
+        ),
+        (
+            "macro workbook",
+            {"attachments": [("事業者マスタ申込書.xlsm", _macro_book(), XLSX)]},
+            "添付ファイル",
+        ),
+        (
+            "not a workbook",
+            {"attachments": [("事業者マスタ申込書.xlsx", b"PK\x03\x04garbage", XLSX)]},
+            "添付ファイル",
+        ),
+    ],
+)
+def test_each_rule_is_a_correction_under_the_forms_label(desk: Context, why, kwargs, field):
+    case = submit(desk, application(**kwargs))
+    assert case["status"] == "needs_correction", why
+    assert field in fields_of(case), (why, case["problems"])
+    [mail] = outbox(desk, "correction")
+    assert f"【{field}】" in body_text(mail["raw"])
+
+
+def test_negawatt_needs_proof_of_contract_and_target_areas(desk: Context):
+    body = BODY.replace("安定電源", "発動指令電源（DR）")
+    case = submit(desk, application(licenses=("区分なし(需要抑制)",), body=body))
+    assert {"添付ファイル", "ネガワット事業対象エリア"} <= set(fields_of(case))
+    proof = ("需要抑制量調整供給契約書.pdf", b"%PDF-1.4 proof", "application/pdf")
+    form = to_bytes(
+        operator_form(licenses=("区分なし(需要抑制)",), marks={"東京": "○"}, fields=TAKAHASHI)
+    )
+    set_now(desk, "2026-11-24T10:00")
+    fixed = submit(
+        desk,
+        application(
+            body=body,
+            attachments=[("事業者マスタ申込書.xlsx", form, XLSX), proof],
+            message_id="<fixed@takahashi-denryoku.co.jp>",
+        ),
+    )
+    assert fixed["status"] == "complete", fixed["problems"]
+
+
+def test_a_held_code_that_serves_means_no_new_code(desk: Context):
+    body = BODY
+    case = submit(
+        desk,
+        application(
+            body=body,
+            fields={
+                "事業者名称": "広域電力株式会社",
+                "ドメイン名": "example.co.jp",
+                "連絡者メール": "taro@example.co.jp",
+            },
+            from_addr="taro@example.co.jp",
+        ),
+    )
+    assert case["status"] == "closed"
+    [mail] = outbox(desk, "code_not_needed")
+    assert "1234" in body_text(mail["raw"])
+
+
+def test_resubmission_from_another_address_is_held_for_staff(desk: Context):
+    first = submit(desk, application(fields={"事業者名略称": "髙橋"}))
+    [correction] = outbox(desk, "correction")
+    resubmission = application(
+        from_addr="someone@elsewhere.example",
+        in_reply_to=correction["message_id"],
+        references=(correction["message_id"],),
+    )
+    case = submit(desk, resubmission)
+    assert case["status"] == "held"
+    assert case["id"] != first["id"]
+    assert desk.store.case(first["id"])["status"] == "needs_correction"
+    held_events = [e for e in desk.store.events(case["id"]) if e["kind"] == "held"]
+    assert held_events[0]["detail"]["target_case"] == first["id"]
+    [held] = outbox(desk, "held")
+    text = body_text(held["raw"])
+    assert "MB-000001" not in text and "事業者名略称" not in text
+
+
+def test_staff_issue_the_next_free_code_or_refuse_one_in_use(desk: Context):
+    case = submit(desk, application())
+    with pytest.raises(DecisionError, match="already in use"):
+        decide(desk, case["id"], "issue-code", "1234", by="staff")
+    decide(desk, case["id"], "issue-code", by="佐藤")
+    closed = desk.store.case(case["id"])
+    assert closed["status"] == "closed"
+    issued = closed["operator_code"]
+    assert issued and issued != "1234"
+    assert operator(desk.store, issued)["name"] == "株式会社髙橋電力"
+    [notice] = outbox(desk, "code_notice")
+    assert issued in body_text(notice["raw"])
+    events = [e for e in desk.store.events(case["id"]) if e["kind"] == "code_issued"]
+    assert events and events[0]["actor"] == "staff:佐藤"
+
+
+def test_staff_rejection_is_mailed_with_the_reason(desk: Context):
+    case = submit(desk, application())
+    decide(desk, case["id"], "reject", reason="既に同名の事業者で登録があります", by="staff")
+    assert desk.store.case(case["id"])["status"] == "closed"
+    [mail] = outbox(desk, "rejection")
+    assert "既に同名の事業者で登録があります" in body_text(mail["raw"])
+
+
+def grid(fields: dict | None = None, body: str = GRID_BODY, **kwargs) -> bytes:
+    kwargs.setdefault("from_addr", "taro@example.co.jp")
+    return build(
+        "【容量市場向けアグリゲータ用系統コード申請】",
+        body,
+        attachments=[("発電所マスタ申込書.xlsx", to_bytes(plant_form(fields)), XLSX)],
+        **kwargs,
+    )
+
+
+def test_complete_grid_application_due_in_fifteen_business_days(desk: Context):
+    case = submit(desk, grid(charset="utf-8"))
+    assert case["status"] == "complete", case["problems"]
+    assert case["operator_code"] == "1234"
+    assert case_json(case)["due"] == "2026-12-14"
+
+
+@pytest.mark.parametrize(
+    ("why", "fields", "field"),
+    [
+        ("not 低圧", {"電圧種別": "高圧"}, "電圧種別"),
+        ("not 非調整電源", {"電源種別": "調整電源"}, "電源種別"),
+        ("契約開始日 not 2020/03/01", {"契約開始日": "2021/04/01"}, "契約開始日"),
+        ("capacity not 999,999,999", {"同時最大受電電力": "500kW"}, "同時最大受電電力"),
+        ("plant name pattern", {"発電所名": "アグリ12343"}, "発電所名"),
+        ("area digit differs from area", {"電源所属エリア名": "関西"}, "発電所名"),
+        (
+            "owner name differs",
+            {"事業者名称(発電所所有者)": "別会社株式会社"},
+            "事業者名称(発電所所有者)",
+        ),
+        (
+            "owner address differs",
+            {"住所(発電所所在地)": "大阪府大阪市北区1-1"},
+            "住所(発電所所在地)",
+        ),
+        (
+            "code never issued",
+            {"発電所名": "アグリ9999301", "事業者コード(発電所所有者)": "99993"},
+            "事業者コード(発電所所有者)",
+        ),
+    ],
+)
+def test_each_plant_form_rule(desk: Context, why, fields, field):
+    case = submit(desk, grid(fields))
+    assert case["status"] == "needs_correction", why
+    assert field in fields_of(case), (why, case["problems"])
+
+
+def test_grid_code_is_not_needed_for_stable_sources(desk: Context):
+    case = submit(desk, grid(body=GRID_BODY.replace("発動指令電源（電源）", "安定電源")))
+    assert case["status"] == "closed"
+    assert outbox(desk, "code_not_needed")
+
+
+def test_grid_application_from_outside_the_operator_is_held(desk: Context):
+    case = submit(desk, grid(from_addr="someone@elsewhere.example"))
+    assert case["status"] == "held"
+
+
+def test_a_serial_already_issued_in_that_area_is_refused(desk: Context):
+    first = submit(desk, grid())
+    decide(desk, first["id"], "issue-code", by="staff")
+    again = submit(desk, grid(message_id="<again@example.co.jp>"))
+    assert "発電所名" in fields_of(again)
+    assert "既に使用されています" in again["problems"][0]["message"]
