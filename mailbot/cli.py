@@ -329,6 +329,46 @@ def cmd_inquiry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_assess(args: argparse.Namespace) -> int:
+    from mailbot.supply_start import issue_supply_start_notice
+
+    ctx = _context(args)
+    try:
+        issued = issue_supply_start_notice(
+            ctx,
+            args.source,
+            args.from_fy,
+            args.to_fy,
+            parse_day(args.changed_on, "--changed-on"),
+            parse_day(args.applied_on, "--applied-on") if args.applied_on else None,
+            by=staff_name(args.by),
+            reassessment=args.reassessment,
+        )
+        flush_outbox(ctx, make_sender(ctx))
+        planned = ctx.store.execute(
+            "SELECT state, send_at FROM outbox WHERE case_id = ?", (issued.case_id,)
+        ).fetchone()
+    finally:
+        ctx.close()
+    a = issued.assessment
+    print(
+        f"{format_case_number(issued.case_id)}: 通知No {issued.number}  {a.source_id}  "
+        f"FY{a.from_fy}→FY{a.to_fy} ({a.direction})  result {a.result}"
+    )
+    print_table(
+        ("delivery year", "auction", "affected", "penalty (yen)", "why"),
+        (
+            (i.delivery_year, i.auction, "yes" if i.affected else "no", f"{i.penalty_yen:,}", i.why)
+            for i in a.impacts
+        ),
+    )
+    when = "sent" if planned["state"] == "sent" else f"goes out at {planned['send_at'][:16]}"
+    print(f"total penalty: {a.total_penalty_yen:,} yen; the notice {when}")
+    if issued.example_market:
+        print("warning: rules/market.toml carries EXAMPLE values (example = true)")
+    return 0
+
+
 def parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text.replace("/", "-"))
@@ -386,6 +426,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--by", help="staff name for the history")
     r.set_defaults(func=cmd_campaign)
+
+    p = sub.add_parser("assess", help="assessments that end in a notice (PDF) to the provider")
+    c = p.add_subparsers(dest="kind", required=True)
+    r = c.add_parser("supply-start", help="供給力提供開始時期の変更 (SPEC §4): assess and notify")
+    r.add_argument("source", help="電源等識別番号")
+    r.add_argument("--from-fy", type=int, required=True, help="start fiscal year before the change")
+    r.add_argument("--to-fy", type=int, required=True, help="start fiscal year after the change")
+    r.add_argument("--changed-on", required=True, help="the day the change was made (変更申請日)")
+    r.add_argument("--applied-on", help="運用年月 shown on the notice (default: --changed-on)")
+    r.add_argument("--reassessment", action="store_true", help="after an accepted objection")
+    r.add_argument("--by", help="staff name for the history")
+    r.set_defaults(func=cmd_assess)
 
     p = sub.add_parser("inquiry", help="inquiries to providers")
     c = p.add_subparsers(dest="kind", required=True)

@@ -23,10 +23,11 @@ from mailbot.mail import Mail
 from mailbot.parse import parse
 from mailbot.planner import Thread, apply_outcome
 from mailbot.procedures import registry
-from mailbot.procedures.base import Incoming, Outcome
+from mailbot.procedures.base import Incoming
+from mailbot.procedures.forms import held
 from mailbot.states import Status
 from mailbot.store import StoredMessage
-from mailbot.text import case_number_in, single_line
+from mailbot.text import case_number_in, format_case_number, single_line
 
 log = logging.getLogger(__name__)
 _OUR_ID = re.compile(rb"<mailbot\.\d+\.[0-9a-f]{32}@[^>\s]+>")
@@ -174,7 +175,10 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
             received_at=datetime.fromisoformat(stored.received_at),
             mailbox_address=stored.mailbox,
         )
-        outcome: Outcome = handler.check(incoming, ctx, case)
+        if case is not None and case["status"] in (Status.CLOSED, Status.IGNORED):
+            outcome = held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
+        else:
+            outcome = handler.check(incoming, ctx, case)
         case_id = apply_outcome(
             ctx,
             outcome,

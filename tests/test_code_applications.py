@@ -300,3 +300,21 @@ def test_a_serial_already_issued_in_that_area_is_refused(desk: Context):
     again = submit(desk, grid(message_id="<again@example.co.jp>"))
     assert "発電所名" in fields_of(again)
     assert "既に使用されています" in again["problems"][0]["message"]
+
+
+def test_a_reply_to_a_closed_case_is_a_new_case_for_staff(desk: Context):
+    case = submit(desk, application())
+    decide(desk, case["id"], "issue-code", by="staff")
+    [notice] = outbox(desk, "code_notice")
+    thanks = build(
+        "Re: 【受付番号 MB-000001】事業者コードのお知らせ",
+        "ありがとうございました。ところで、系統コードの申請方法を教えてください。",
+        from_addr=SENDER,
+        in_reply_to=notice["message_id"],
+        references=(notice["message_id"],),
+    )
+    follow_up = submit(desk, thanks)
+    assert follow_up["id"] != case["id"]
+    assert follow_up["status"] == "held"
+    assert "MB-000001" in follow_up["reason"]
+    assert desk.store.case(case["id"])["status"] == "closed"

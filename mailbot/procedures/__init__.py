@@ -17,6 +17,7 @@ def build_registry() -> dict[str, Procedure]:
         operator_code_application,
         roadmap_objection,
         roadmap_revision_reply,
+        supply_start_assessment,
         supply_start_objection,
         unrecognized,
     )
@@ -29,6 +30,7 @@ def build_registry() -> dict[str, Procedure]:
         roadmap_objection.handler(),
         roadmap_revision_reply.RoadmapRevisionReply(),
         mismatch_reply.MismatchReply(),
+        supply_start_assessment.SupplyStartAssessment(),
     ]
     return {h.id: h for h in handlers}
 

@@ -147,8 +147,9 @@ class Objection:
                 "notice": notice,
                 "deadline": deadline,
                 "message": (
-                    f"異議申立の期限（アセスメント結果通知メールの受信日 {notice['notified_on']} から"
-                    f"5営業日以内、{deadline} まで）を過ぎてからの受付となりました。"
+                    "異議申立の期限（アセスメント結果通知メールの受信日 "
+                    f"{notice['notified_on'].replace('-', '/')} から5営業日以内、"
+                    f"{deadline.replace('-', '/')} まで）を過ぎてからの受付となりました。"
                 ),
             }
         return None
