@@ -24,7 +24,7 @@ from mailbot.context import Context
 from mailbot.decisions import decide, staff_name
 from mailbot.errors import MailbotError
 from mailbot.mailboxes.maildir import deliver
-from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign
+from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
 from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
 from mailbot.send import flush_outbox, make_sender
@@ -316,6 +316,41 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaign_unanswered(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        rows = unanswered_campaign(ctx, args.year)
+    finally:
+        ctx.close()
+    print_table(
+        (
+            "case",
+            "電源等識別番号",
+            "事業者コード",
+            "事業者名称",
+            "電源等の名称",
+            "連絡先",
+            "期限",
+            "督促",
+        ),
+        (
+            (
+                format_case_number(r["id"]),
+                r["source_id"],
+                r["operator_code"],
+                r["operator_name"] or "",
+                r["name"] or "",
+                r["sender"] or "",
+                (r["due"] or "")[:10],
+                r["reminders"],
+            )
+            for r in rows
+        ),
+    )
+    print(f"{len(rows)} target(s) have not answered")
+    return 0
+
+
 def cmd_inquiry(args: argparse.Namespace) -> int:
     ctx = _context(args)
     try:
@@ -366,6 +401,33 @@ def cmd_assess(args: argparse.Namespace) -> int:
     print(f"total penalty: {a.total_penalty_yen:,} yen; the notice {when}")
     if issued.example_market:
         print("warning: rules/market.toml carries EXAMPLE values (example = true)")
+    return 0
+
+
+def cmd_assess_roadmap(args: argparse.Namespace) -> int:
+    from mailbot.roadmap_assessment import issue_roadmap_notice
+
+    ctx = _context(args)
+    try:
+        issued = issue_roadmap_notice(
+            ctx,
+            _case_id(args.case),
+            args.result,
+            by=staff_name(args.by),
+            reassessment=args.reassessment,
+        )
+        flush_outbox(ctx, make_sender(ctx))
+        planned = ctx.store.execute(
+            "SELECT state, send_at FROM outbox WHERE case_id = ? ORDER BY id DESC",
+            (issued.case_id,),
+        ).fetchone()
+    finally:
+        ctx.close()
+    when = "sent" if planned["state"] == "sent" else f"goes out at {planned['send_at'][:16]}"
+    print(
+        f"{format_case_number(issued.case_id)}: 通知No {issued.number}  result {issued.result}"
+        f"{'  (with the upload reminder)' if issued.upload_reminder else ''}; the notice {when}"
+    )
     return 0
 
 
@@ -426,6 +488,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--by", help="staff name for the history")
     r.set_defaults(func=cmd_campaign)
+    r = c.add_parser("unanswered", help="roadmap targets that have not answered yet")
+    r.add_argument(
+        "--year", type=int, help="fiscal year of the campaign (default: the current one)"
+    )
+    r.set_defaults(func=cmd_campaign_unanswered)
 
     p = sub.add_parser("assess", help="assessments that end in a notice (PDF) to the provider")
     c = p.add_subparsers(dest="kind", required=True)
@@ -438,6 +505,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reassessment", action="store_true", help="after an accepted objection")
     r.add_argument("--by", help="staff name for the history")
     r.set_defaults(func=cmd_assess)
+
+    r = c.add_parser("roadmap", help="脱炭素化ロードマップの遵守: record the result and notify")
+    r.add_argument("case", help="the roadmap answer case (12 or MB-000012)")
+    r.add_argument("--result", required=True, help="pass or fail (合格 / 不合格)")
+    r.add_argument("--reassessment", action="store_true", help="after an accepted objection")
+    r.add_argument("--by", help="staff name for the history")
+    r.set_defaults(func=cmd_assess_roadmap)
 
     p = sub.add_parser("inquiry", help="inquiries to providers")
     c = p.add_subparsers(dest="kind", required=True)

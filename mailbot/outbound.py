@@ -116,6 +116,21 @@ def start_roadmap_campaign(
     return CampaignResult(planned, already, skipped)
 
 
+def unanswered_campaign(ctx: Context, year: int | None = None) -> list[dict[str, Any]]:
+    """Roadmap targets asked this campaign year that have not answered: the staff's list of
+    non-responders (with the reminder already sent, if any)."""
+    year = year or fiscal_year(ctx.now().date())
+    rows = ctx.store.execute(
+        "SELECT c.id, c.source_id, c.operator_code, c.sender, c.due, s.name, s.operator_name,"
+        " (SELECT count(*) FROM reminders r WHERE r.case_id = c.id) AS reminders"
+        " FROM cases c LEFT JOIN sources s ON s.source_id = c.source_id"
+        " WHERE c.procedure = 'roadmap_revision_reply' AND c.status = ?"
+        " AND json_extract(c.data, '$.campaign_year') = ? ORDER BY c.due, c.id",
+        (Status.AWAITING_REPLY, year),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
 def start_mismatch_inquiry(ctx: Context, source_id: str, text: str, by: str = "staff") -> int:
     src = find_source(ctx.store, source_id)
     if src is None:

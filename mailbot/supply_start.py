@@ -9,32 +9,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from mailbot.assessment import AssessmentError, SupplyStartAssessment, assess_supply_start
-from mailbot.compose import OutgoingAttachment
 from mailbot.context import Context
 from mailbot.market import load_market
-from mailbot.notice_pdf import NoticeDocument, load_operator, render_notice
-from mailbot.notices import OBJECTION_WINDOW_BUSINESS_DAYS, attach_message, create_notice
-from mailbot.planner import Thread, apply_outcome
-from mailbot.procedures.base import Outcome, Reply
+from mailbot.notice_mail import NOTES, NoticeRequest, next_notice_number, plan_notice, source_rows
+from mailbot.notice_pdf import NoticeDocument
 from mailbot.registers import operator as find_operator
 from mailbot.registers import source as find_source
-from mailbot.states import Status
 
 log = logging.getLogger(__name__)
 
-LONG_MAILBOX = "youryou_rikuase_long"
 PROCEDURE = "supply_start_assessment"
 TITLE = "アセスメント結果通知書（供給力提供開始時期の遵守）"
 SUBJECT_LINE = "供給力提供開始時期の遵守"
 OBJECTION_SUBJECT = "供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立"
-NOTES = (
-    "※結果に異議がある場合は、本紙面の通知メール受信から5営業日以内にメールにて異議申立を実施してください。",
-    "※契約内容の詳細は容量市場システムに添付されている電源等情報登録様式の最新版をご参照ください。",
-)
 
 
 @dataclass(frozen=True)
@@ -94,19 +85,6 @@ def _notice_text(a: SupplyStartAssessment, rows: tuple[tuple[str, ...], ...]) ->
     return "\n".join(lines)
 
 
-def _deadline_hint(ctx: Context, now: datetime) -> str:
-    """The deadline if the mail goes out at its planned time (the stored deadline is set from
-    the day it actually went out)."""
-    sent_on = ctx.calendar.window_open(now).date()
-    deadline = ctx.business_days_after(sent_on, OBJECTION_WINDOW_BUSINESS_DAYS)
-    return f"{deadline.year}年{deadline.month}月{deadline.day}日まで"
-
-
-def next_notice_number(ctx: Context) -> str:
-    count = ctx.store.execute("SELECT count(*) FROM notices").fetchone()[0]
-    return f"{count + 1:04d}"
-
-
 def issue_supply_start_notice(
     ctx: Context,
     source_id: str,
@@ -126,107 +104,45 @@ def issue_supply_start_notice(
         log.warning("rules/market.toml carries example values: replace them before real use")
     op = find_operator(ctx.store, source["operator_code"])
     operator_name = source.get("operator_name") or (op["name"] if op else "")
-    address = ctx.address_for(LONG_MAILBOX)
-    operator_block = load_operator(ctx.config.rules_dir / "operator.toml", address)
     now = ctx.now()
     applied_on = applied_on or changed_on
     rows = detail_rows(assessment, applied_on)
-    kind = "reassessment_notice" if reassessment else "assessment_notice"
     with ctx.store.transaction():
         number = next_notice_number(ctx)
         title = TITLE.replace("）", "・再審査）") if reassessment else TITLE
-        pdf = render_notice(
-            NoticeDocument(
-                title=title,
-                number=number,
-                issued_on=ctx.calendar.window_open(now).date(),
-                operator_code=source["operator_code"],
-                operator_name=operator_name,
-                result_heading="アセスメント結果",
-                result=assessment.result,
-                detail_heading="アセスメント結果詳細",
-                detail=rows,
-                source_rows=(
-                    ("電源等識別番号", source_id),
-                    ("エリア", assessment.area),
-                    ("応札年度", f"{assessment.auction_year}年度"),
-                    ("契約容量(kW)", f"{assessment.capacity_kw:,}"),
-                ),
-                notes=NOTES,
-            ),
-            operator_block,
-        )
         data: dict[str, Any] = assessment.as_data() | {
             "notice_number": number,
             "applied_on": applied_on.isoformat(),
             "example_market": market.example,
         }
-        reply = Reply(
-            kind,
-            "assessment_notice",
-            {
-                "operator_code": source["operator_code"],
-                "title": title,
-                "notice_number": number,
-                "operator_name": operator_name,
-                "contact_person": source.get("contact_person") or "",
-                "subject_line": SUBJECT_LINE,
-                "notice_text": _notice_text(assessment, rows),
-                "result": assessment.result,
-                "objection_deadline_hint": _deadline_hint(ctx, now),
-                "objection_subject": OBJECTION_SUBJECT,
-                "upload_reminder": False,
-            },
-            attachments=(
-                OutgoingAttachment(
-                    f"アセスメント結果通知書_{source['operator_code']}_{number}.pdf",
-                    pdf,
-                    "application/pdf",
-                ),
-            ),
-            window=True,
-            in_reply=False,
-        )
-        case_id = apply_outcome(
+        case_id, notice_id = plan_notice(
             ctx,
-            Outcome(
-                status=Status.CLOSED,
-                operator_code=source["operator_code"],
-                source_id=source_id,
+            NoticeRequest(
+                case_id=None,
+                procedure=PROCEDURE,
+                mail_kind="reassessment_notice" if reassessment else "assessment_notice",
+                notice_kind="supply_start",
+                source=source,
+                operator_name=operator_name,
+                result=assessment.result,
+                document=NoticeDocument(
+                    title=title,
+                    number=number,
+                    issued_on=ctx.calendar.window_open(now).date(),
+                    operator_code=source["operator_code"],
+                    operator_name=operator_name,
+                    result_heading="アセスメント結果",
+                    result=assessment.result,
+                    detail_heading="アセスメント結果詳細",
+                    detail=rows,
+                    source_rows=source_rows(source),
+                    notes=NOTES,
+                ),
+                subject_line=SUBJECT_LINE,
+                notice_text=_notice_text(assessment, rows),
+                objection_subject=OBJECTION_SUBJECT,
                 data=data,
-                replies=[reply],
-                events=[(kind, {"number": number, "result": assessment.result})],
+                actor=f"staff:{by}",
             ),
-            case_id=None,
-            procedure=PROCEDURE,
-            thread=Thread(
-                recipient=source["contact_email"],
-                recipient_name=source.get("contact_person") or "",
-                mailbox_address=address,
-            ),
-            actor=f"staff:{by}",
-            now=now,
-            new_case_fields={
-                "sender": source["contact_email"],
-                "sender_name": source.get("contact_person") or "",
-                "mailbox": address,
-                "subject": f"{title} 通知No {number}",
-                "received_at": now.isoformat(timespec="seconds"),
-            },
         )
-        notice_id = create_notice(
-            ctx.store,
-            kind="supply_start",
-            case_id=case_id,
-            source_id=source_id,
-            operator_code=source["operator_code"],
-            result=assessment.result,
-            data=data,
-            now=now,
-        )
-        row = ctx.store.execute(
-            "SELECT message_id FROM outbox WHERE case_id = ? AND kind = ? ORDER BY id DESC",
-            (case_id, kind),
-        ).fetchone()
-        attach_message(ctx.store, notice_id, row["message_id"])
     return IssuedNotice(case_id, notice_id, number, assessment, market.example)

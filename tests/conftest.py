@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.cycle import Desk, maildir_desk, server_desk
 from tests.servers import Dovecot, SmtpCapture, dovecot_available
 
 
@@ -41,3 +43,14 @@ def smtp_server() -> Iterator[SmtpCapture]:
     server = SmtpCapture().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["maildir", "servers"])
+def cli_desk(request: pytest.FixtureRequest, tmp_path: Path, capsys) -> Iterator[Desk]:
+    """The same cycle on the embedded default and on Dovecot + aiosmtpd."""
+    if request.param == "maildir":
+        yield maildir_desk(tmp_path, request.getfixturevalue("monkeypatch"), capsys)
+        return
+    dovecot = request.getfixturevalue("dovecot")
+    smtp = request.getfixturevalue("smtp_server")
+    yield server_desk(tmp_path, dovecot, smtp, capsys)

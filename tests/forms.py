@@ -133,3 +133,28 @@ def plant_form(fields: dict[str, object] | None = None) -> Workbook:
     ws["E21"] = "所属事業者名称"
     ws["J5"] = "【非調整電源】を選択してください。"
     return book
+
+
+ROADMAP_COLUMNS = ("応札年度", "2020年代", "2030年代", "2040年代", "2050年度")
+
+
+def roadmap_workbook(
+    premises: str = "", columns: tuple[str, ...] | list[str] = ROADMAP_COLUMNS
+) -> bytes:
+    """The seed's 図3-3 roadmap sheet with the given 前提条件 text (default: all five items)."""
+    premises = premises or ROADMAP_PREMISES
+    wb = Workbook()
+    ws = wb.active
+    ws["A1"] = "△△発電所 1号機の脱炭素化ロードマップ"
+    for i, heading in enumerate(columns, start=2):
+        ws.cell(row=3, column=i, value=heading)
+    ws["A4"], ws["A5"], ws["A6"] = "<電源>\n△△発電所 1号機", "<燃料種>\nLNG", "<前提条件>"
+    ws["B6"] = premises
+    return to_bytes(wb)
+
+
+ROADMAP_PREMISES = (
+    "建設工事の期間は環境アセスを含め2024〜2028年度。2030年代に水素混焼率10%、"
+    "2040年代に脱炭素比率50%で運転開始。改修投資は2031年度の長期脱炭素電源オークションで落札を想定。"
+    "燃料はブルー水素、その後グリーン水素。前提条件：水素サプライチェーンの整備。"
+)

@@ -1,10 +1,8 @@
 """The roadmap file-name rule (seed 004 表3-2) and sheet layout (図3-3)."""
 
-from io import BytesIO
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 
 from mailbot.roadmap import (
     expected_file_name,
@@ -13,28 +11,10 @@ from mailbot.roadmap import (
     sheet_problems,
 )
 from mailbot.workbook import load_grids
+from tests.forms import ROADMAP_PREMISES as FULL
+from tests.forms import roadmap_workbook
 
 RULES = load_roadmap_rules(Path(__file__).resolve().parent.parent / "rules" / "roadmap.toml")
-
-
-def roadmap_workbook(premises: str, columns=RULES.columns) -> bytes:
-    wb = Workbook()
-    ws = wb.active
-    ws["A1"] = "△△発電所 1号機の脱炭素化ロードマップ"
-    for i, heading in enumerate(columns, start=2):
-        ws.cell(row=3, column=i, value=heading)
-    ws["A4"], ws["A5"], ws["A6"] = "<電源>\n△△発電所 1号機", "<燃料種>\nLNG", "<前提条件>"
-    ws["B6"] = premises
-    out = BytesIO()
-    wb.save(out)
-    return out.getvalue()
-
-
-FULL = (
-    "建設工事の期間は環境アセスを含め2024〜2028年度。2030年代に水素混焼率10%、"
-    "2040年代に脱炭素比率50%で運転開始。改修投資は2031年度の長期脱炭素電源オークションで落札を想定。"
-    "燃料はブルー水素、その後グリーン水素。前提条件：水素サプライチェーンの整備。"
-)
 
 
 @pytest.mark.parametrize(
