@@ -178,7 +178,9 @@ def test_the_notice_waits_for_the_window_and_carries_every_field_of_the_seed(
     )
 
 
-def objection(code: str = "A1B2", received_on: str = "2026/11/30", **kwargs) -> bytes:
+def objection(
+    code: str = "A1B2", received_on: str = "2026/11/30", drop: str = "", **kwargs
+) -> bytes:
     body = (
         "以下のアセスメント結果について、異議申立を行います。\n\n"
         f"■アセスメント結果受領日 {received_on}\n■対象となる電源等\n"
@@ -188,10 +190,12 @@ def objection(code: str = "A1B2", received_on: str = "2026/11/30", **kwargs) -> 
         "・電源等の名称：髙橋火力発電所1号機\n・応札年度：2023年度\n"
         "■異議申立の内容\n変更申請日は2024/03/28であり、メインオークションの開催年度より前です。\n"
     )
+    if drop:
+        body = "\n".join(line for line in body.split("\n") if not line.startswith(f"・{drop}"))
+    kwargs.setdefault("from_addr", "ichiro@takahashi-power.co.jp")
     return build(
         "【長期脱炭素電源オークション/A1B2】供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立",
         body,
-        from_addr="ichiro@takahashi-power.co.jp",
         from_name="髙橋 一郎",
         to=LONG,
         **kwargs,
@@ -268,3 +272,48 @@ def test_an_objection_to_a_pass_is_refused(desk: Context):
     assert case["status"] == "closed"
     [refusal] = outbox(desk, "refusal")
     assert "合格" in body_text(refusal["raw"])
+
+
+@pytest.mark.parametrize(
+    ("changed_on", "from_fy", "to_fy", "affected"),
+    [
+        # 1 April of the 2027 main auction's fiscal year (2023) opens its window
+        (date(2023, 4, 1), 2027, 2028, {(2027, "main")}),
+        (date(2023, 3, 31), 2027, 2028, set()),
+        # the confirmation deadline still counts for the main auction, the day after for the additional
+        (date(2025, 9, 30), 2027, 2028, {(2027, "main")}),
+        (date(2025, 10, 1), 2027, 2028, {(2027, "additional")}),
+        # a multi-year move: each year on its own calendar
+        (date(2025, 10, 1), 2027, 2031, {(2027, "additional"), (2028, "main"), (2029, "main")}),
+        # an earlier start is never penalised
+        (date(2025, 10, 1), 2030, 2027, set()),
+    ],
+)
+def test_edge_cases_of_the_windows(changed_on, from_fy, to_fy, affected):
+    a = assess_supply_start(MARKET, SOURCE, from_fy, to_fy, changed_on)
+    assert {k for k, hit in table(a).items() if hit} == affected
+    assert a.result == ("不合格" if affected else "合格")
+
+
+def test_an_objection_missing_a_field_is_asked_to_add_it(desk: Context):
+    send_notice(desk)
+    set_now(desk, "2026-12-01T10:00")
+    case = submit(desk, objection(drop="電源等の名称"))
+    assert case["status"] == "needs_correction"
+    assert "電源等の名称" in [p["field"] for p in case["problems"]]
+
+
+def test_an_objection_without_a_notice_we_sent_is_corrected(desk: Context):
+    set_now(desk, "2026-12-01T10:00")
+    case = submit(desk, objection())
+    assert case["status"] == "needs_correction"
+    assert "電源等識別番号" in [p["field"] for p in case["problems"]]
+
+
+def test_an_objection_from_outside_the_operator_is_held(desk: Context):
+    send_notice(desk)
+    set_now(desk, "2026-12-01T10:00")
+    case = submit(desk, objection(from_addr="someone@elsewhere.example"))
+    assert case["status"] == "held"
+    [held] = outbox(desk, "held")
+    assert "不合格" not in body_text(held["raw"])
