@@ -8,6 +8,7 @@ characters lost). `parse` never raises: what it had to guess or skip is listed i
 
 from __future__ import annotations
 
+import binascii
 import re
 from datetime import datetime
 from email import message_from_bytes
@@ -133,7 +134,44 @@ def _filename(part: Message) -> str | None:
     return None
 
 
-def _payload(part: Message, defects: list[str]) -> bytes:
+LIFT_OVER_BYTES = 1_000_000
+_BASE64_RUN = re.compile(rb"(?:[A-Za-z0-9+/=]{40,76}\r?\n){4000,}(?:[A-Za-z0-9+/=]{1,76}\r?\n)?")
+_BLOB = re.compile(r"^MAILBOT-LIFTED-BLOB-(\d+)\s*$")
+
+
+def _lift_blobs(raw: bytes) -> tuple[bytes, list[memoryview]]:
+    """Large base64 bodies, cut out before the stdlib parser sees them.
+
+    The email package keeps every line of a body as its own string and then joins, encodes and
+    decodes it, so a 20 MB attachment cost ~200 MB. A run of ≥ 4,000 base64 lines (≈ 300 KB;
+    boundaries and headers can never match) is replaced by a one-line token and decoded
+    straight from the raw bytes when its part is read. Small mails are untouched.
+    """
+    if len(raw) < LIFT_OVER_BYTES:
+        return raw, []
+    blobs: list[memoryview] = []
+    pieces: list[bytes] = []
+    view = memoryview(raw)
+    last = 0
+    for match in _BASE64_RUN.finditer(raw):
+        pieces.append(raw[last : match.start()])
+        pieces.append(b"MAILBOT-LIFTED-BLOB-%d\r\n" % len(blobs))
+        blobs.append(view[match.start() : match.end()])
+        last = match.end()
+    if not blobs:
+        return raw, []
+    pieces.append(raw[last:])
+    return b"".join(pieces), blobs
+
+
+def _payload(part: Message, defects: list[str], blobs: list[memoryview] | None = None) -> bytes:
+    if blobs:
+        payload = part.get_payload()
+        found = _BLOB.match(payload) if isinstance(payload, str) and len(payload) < 64 else None
+        if found:
+            blob = blobs[int(found.group(1))]
+            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            return binascii.a2b_base64(blob) if cte == "base64" else bytes(blob)
     try:
         data = part.get_payload(decode=True)
     except Exception as exc:
@@ -155,7 +193,8 @@ def _is_attachment(part: Message, filename: str | None) -> bool:
 class _Walk:
     """Collects text and attachments, descending into forwarded messages."""
 
-    def __init__(self) -> None:
+    def __init__(self, blobs: list[memoryview] | None = None) -> None:
+        self.blobs = blobs or []
         self.plain: list[str] = []
         self.html: list[str] = []
         self.forwards: list[str] = []
@@ -185,7 +224,7 @@ class _Walk:
             return
         filename = _filename(msg)
         if _is_attachment(msg, filename) or not ctype.startswith("text/"):
-            data = _payload(msg, self.defects)
+            data = _payload(msg, self.defects, self.blobs)
             if filename is None:
                 if not data:
                     return
@@ -193,14 +232,14 @@ class _Walk:
                 self.defects.append("attachment without a name")
             self.attachments.append(Attachment(filename=filename, content_type=ctype, data=data))
             return
-        data = _payload(msg, self.defects)
+        data = _payload(msg, self.defects, self.blobs)
         text, defects = decode_bytes(data, msg.get_param("charset"))
         self.defects.extend(defects)
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         (self.html if ctype == "text/html" else self.plain).append(text)
 
     def forward(self, inner: Message, depth: int) -> None:
-        nested = _Walk()
+        nested = _Walk(self.blobs)
         nested.visit(inner, depth + 1)
         subject = _header(inner, "Subject") or ""
         sender = _header(inner, "From") or ""
@@ -232,8 +271,10 @@ def parse(raw: bytes) -> Mail:
 
 
 def _parse(raw: bytes) -> Mail:
-    msg = message_from_bytes(raw, policy=compat32)
-    walk = _Walk()
+    reduced, blobs = _lift_blobs(raw)
+    msg = message_from_bytes(reduced, policy=compat32)
+    del reduced
+    walk = _Walk(blobs)
     walk.visit(msg)
     senders = _addresses(msg, "From") or _addresses(msg, "Sender")
     from_name, from_addr = senders[0] if senders else ("", "")

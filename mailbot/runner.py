@@ -30,6 +30,7 @@ from mailbot.store import Store
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 100
+BATCH_BYTES = 16 * 1024 * 1024
 PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
 
 
@@ -64,10 +65,13 @@ def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
             mailbox.ack([key for key, _ in batch])
             batch.clear()
 
+    size = 0
     for message in mailbox.fetch():
         batch.append((message.key, message.data))
-        if len(batch) >= STORE_BATCH:
+        size += len(message.data)
+        if len(batch) >= STORE_BATCH or size >= BATCH_BYTES:
             commit()
+            size = 0
     commit()
     return new
 
@@ -78,12 +82,12 @@ def process_pending(ctx: Context) -> list[Result]:
     waiting = ctx.store.count_pending()
     with counter(waiting if waiting > 200 else 0, "processing mail") as tick:
         while True:
-            pending = ctx.store.pending_messages(limit=200)
-            if not pending:
-                return results
-            for stored in pending:
+            done = len(results)
+            for stored in ctx.store.pending_messages(limit=200):
                 results.append(process(ctx, stored))
                 tick()
+            if len(results) == done:
+                return results
 
 
 @dataclass

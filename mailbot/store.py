@@ -280,13 +280,22 @@ class Store:
             self.execute("SELECT count(*) FROM messages WHERE state = 'stored'").fetchone()[0]
         )
 
-    def pending_messages(self, limit: int = 500) -> list[StoredMessage]:
-        rows = self.execute(
-            "SELECT id, mailbox, key, raw, received_at FROM messages"
-            " WHERE state = 'stored' ORDER BY id LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [StoredMessage(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    def pending_messages(self, limit: int = 500) -> Iterator[StoredMessage]:
+        """Stored, unprocessed messages, oldest first, each read only when it is reached (a
+        backlog of large mails never sits in memory at once)."""
+        ids = [
+            r[0]
+            for r in self.execute(
+                "SELECT id FROM messages WHERE state = 'stored' ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        ]
+        for message_row in ids:
+            r = self.execute(
+                "SELECT id, mailbox, key, raw, received_at FROM messages WHERE id = ?",
+                (message_row,),
+            ).fetchone()
+            if r is not None:
+                yield StoredMessage(r[0], r[1], r[2], r[3], r[4])
 
     def finish_message(
         self,

@@ -149,3 +149,16 @@ def test_wrong_password_is_a_clear_error(dovecot: Dovecot) -> None:
     )
     with pytest.raises(MailboxError, match="login refused"):
         list(mailbox.fetch())
+
+
+def test_large_mails_are_fetched_a_few_at_a_time(dovecot: Dovecot) -> None:
+    big = b"X" * (7 * 1024 * 1024)
+    for n in range(3):
+        dovecot.deliver("code", mail(n) + big + b"\r\n")
+    dovecot.deliver("code", mail(9))
+    mailbox = box(dovecot)
+    fetched = list(mailbox.fetch())
+    assert len(fetched) == 4
+    uids = [int(m.key.rsplit(":", 1)[1]) for m in fetched]
+    assert list(mailbox._chunks(uids)) == [uids[:2], uids[2:]]
+    mailbox.close()

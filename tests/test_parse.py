@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -159,3 +160,33 @@ def test_mutated_real_mails_never_raise(position: int, byte: int, cut: int) -> N
     raw[position % len(raw)] = byte
     mail = parse(bytes(raw[: len(raw) - cut]))
     assert isinstance(mail.text, str)
+
+
+def test_large_base64_attachments_decode_exactly_without_the_line_by_line_parser():
+    blob = random.Random(5).randbytes(3 * 1024 * 1024)
+    raw = build(
+        "【容量市場向け事業者コード申請】",
+        "大きな添付です。",
+        attachments=[
+            ("契約書.pdf", blob, "application/pdf"),
+            ("b.bin", blob[:1000], "application/octet-stream"),
+        ],
+    )
+    mail = parse(raw)
+    assert [a.data for a in mail.attachments] == [blob, blob[:1000]]
+    assert mail.text.strip() == "大きな添付です。"
+    assert not mail.defects
+
+
+def test_large_attachment_inside_a_forwarded_mail():
+    blob = random.Random(6).randbytes(2 * 1024 * 1024)
+    inner = build("元のメール", "転送元の本文", attachments=[("図面.pdf", blob, "application/pdf")])
+    raw = (
+        b"From: a@example.jp\r\nTo: code@occto.or.jp\r\nSubject: Fw\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="outer"\r\n\r\n--outer\r\n'
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nFYI\r\n--outer\r\n"
+        b"Content-Type: message/rfc822\r\n\r\n" + inner + b"\r\n--outer--\r\n"
+    )
+    mail = parse(raw)
+    assert [a.data for a in mail.attachments] == [blob]
+    assert "転送元の本文" in mail.text

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 KEYWORD = "$MailbotStored"
 FALLBACK_FLAG = "\\Flagged"
 BATCH = 100
+BATCH_BYTES = 16 * 1024 * 1024
 IDLE_MAX = 25 * 60
 T = TypeVar("T")
 
@@ -143,8 +144,7 @@ class ImapMailbox:
         uids = self._retry("search", self._waiting_uids)
         if limit is not None:
             uids = uids[:limit]
-        for start in range(0, len(uids), BATCH):
-            chunk = uids[start : start + BATCH]
+        for chunk in self._chunks(uids):
             data: dict[int, dict[bytes, Any]] = self._retry(
                 "fetch", lambda chunk=chunk: self.client.fetch(chunk, ["BODY.PEEK[]"])
             )
@@ -155,7 +155,27 @@ class ImapMailbox:
                 raw = item.get(b"BODY[]")
                 if raw is None:
                     continue
-                yield RawMessage(key=f"imap:{self.uidvalidity}:{uid}", data=bytes(raw))
+                yield RawMessage(key=f"imap:{self.uidvalidity}:{uid}", data=raw)
+
+    def _chunks(self, uids: list[int]) -> Iterator[list[int]]:
+        """Batches of at most BATCH messages and BATCH_BYTES (by RFC822.SIZE), so a run of
+        large mails is fetched a few at a time; a single larger mail is fetched alone."""
+        for start in range(0, len(uids), BATCH):
+            group = uids[start : start + BATCH]
+            sizes: dict[int, dict[bytes, Any]] = self._retry(
+                "size", lambda group=group: self.client.fetch(group, ["RFC822.SIZE"])
+            )
+            chunk: list[int] = []
+            total = 0
+            for uid in group:
+                size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+                if chunk and total + size > BATCH_BYTES:
+                    yield chunk
+                    chunk, total = [], 0
+                chunk.append(uid)
+                total += size
+            if chunk:
+                yield chunk
 
     def _uids_for(self, keys: list[str]) -> list[int]:
         uids = []

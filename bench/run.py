@@ -1,0 +1,380 @@
+"""mailbot benchmarks against the floor, on real parts (a private Dovecot, aiosmtpd, SQLite).
+
+    .venv/bin/python -m bench.run            # the full run (several minutes)
+    .venv/bin/python -m bench.run --quick    # a small sanity run
+
+Prints a table and writes bench/results/latest.json plus a dated copy. Targets (issue 8):
+throughput ≥ half the floor, latency p50 < 0.7 s and p99 < 1.5 s, peak RSS < 200 MB, each
+100,000-case operation < 5 s, no throughput drop from 500 to 8,000 mails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from email import policy
+from pathlib import Path
+
+from openpyxl import load_workbook
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import mails  # noqa: E402
+from tests.jpmail import build  # noqa: E402
+from tests.servers import Dovecot, SmtpCapture  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+LONG = "youryou_rikuase_long@occto.or.jp"
+STAFF = "capacity-desk@occto.or.jp"
+MEASURE = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
+)
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+    }
+
+
+def write_config(root: Path, dovecot: Dovecot, smtp: SmtpCapture) -> Path:
+    path = root / "config.toml"
+    path.write_text(
+        f'[storage]\ndatabase = "{root / "mailbot.db"}"\n\n'
+        + dovecot.mailbox_config("code", "code@occto.or.jp", poll_interval=600.0)
+        + "\n"
+        + dovecot.mailbox_config("youryou", LONG, poll_interval=600.0)
+        + "\n"
+        + smtp.outgoing_config()
+        + f'\n[staff]\naddresses = ["{STAFF}"]\n\n[limits]\nauto_replies_per_sender_per_day = 1000\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def mailbot(config: Path, *args: str, now: str | None = None) -> tuple[float, float]:
+    """Run the CLI in a fresh process; returns (seconds, peak RSS in MB of that process)."""
+    cmd = [sys.executable, "-m", "mailbot", "--config", str(config)]
+    if now:
+        cmd += ["--now", now]
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    ).stdout.split()
+    seconds = time.perf_counter() - started
+    if out[1] != "0":
+        raise RuntimeError(f"mailbot {' '.join(args)} exited {out[1]}")
+    return seconds, int(out[0]) / 1024
+
+
+def append_all(dovecot: Dovecot, raws: list[bytes]) -> None:
+    client = dovecot.client("code")
+    try:
+        for raw in raws:
+            client.append("INBOX", raw)
+    finally:
+        client.logout()
+
+
+def floor(dovecot: Dovecot) -> float:
+    """What any mail desk must do at least: fetch every mail, decode every part, read every
+    cell of every workbook. Returns seconds."""
+    started = time.perf_counter()
+    client = dovecot.client("code")
+    uids = client.search(["ALL"])
+    for i in range(0, len(uids), 100):
+        batch = client.fetch(uids[i : i + 100], ["BODY.PEEK[]"])
+        for item in batch.values():
+            msg = email.message_from_bytes(item[b"BODY[]"], policy=policy.default)
+            for part in msg.walk():
+                if part.is_multipart():
+                    continue
+                content = part.get_content()
+                if (part.get_filename() or "").endswith(".xlsx"):
+                    book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+                    for ws in book.worksheets:
+                        for _row in ws.iter_rows(values_only=True):
+                            pass
+                    book.close()
+    client.logout()
+    return time.perf_counter() - started
+
+
+def throughput(count: int) -> dict:
+    raws = list(mails(count))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        dovecot = Dovecot().start()
+        smtp = SmtpCapture().start()
+        try:
+            config = write_config(root, dovecot, smtp)
+            append_all(dovecot, raws)
+            floor_s = floor(dovecot)
+            seconds, rss = mailbot(config, "run", "--once", now="2026-11-25T10:00:00+09:00")
+            answered = [m for m in smtp.messages if STAFF not in m.rcpt_tos]
+            if len(answered) < count * 0.95:
+                raise RuntimeError(f"only {len(answered)} of {count} mails were answered")
+        finally:
+            smtp.stop()
+            dovecot.close()
+    return {
+        "mails": count,
+        "mb": round(sum(len(r) for r in raws) / 1e6, 1),
+        "seconds": round(seconds, 2),
+        "mails_per_s": round(count / seconds, 1),
+        "floor_seconds": round(floor_s, 2),
+        "floor_mails_per_s": round(count / floor_s, 1),
+        "peak_rss_mb": round(rss, 1),
+    }
+
+
+def latency(count: int) -> dict:
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        dovecot = Dovecot().start()
+        smtp = SmtpCapture().start()
+        log = (root / "run.log").open("wb")
+        config = write_config(root, dovecot, smtp)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailbot", "--config", str(config), "-v", "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+        times = []
+        try:
+            deadline = time.monotonic() + 30
+            while b"running on" not in (root / "run.log").read_bytes():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mailbot run did not start")
+                time.sleep(0.05)
+            time.sleep(2.0)
+            baseline = len(smtp.messages)
+            client = dovecot.client("code")
+            for n, raw in enumerate(mails(count, seed=99)):
+                time.sleep(rng.uniform(0.05, 0.6))
+                started = time.perf_counter()
+                client.append("INBOX", raw)
+                if len(smtp.wait_for(baseline + n + 1, timeout=30)) < baseline + n + 1:
+                    raise RuntimeError(f"mail {n} not answered within 30 s")
+                times.append(time.perf_counter() - started)
+            client.logout()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+            smtp.stop()
+            dovecot.close()
+    q = statistics.quantiles(times, n=100, method="inclusive")
+    return {
+        "mails": count,
+        "p50_s": round(statistics.median(times), 3),
+        "p95_s": round(q[94], 3),
+        "p99_s": round(q[98], 3),
+        "max_s": round(max(times), 3),
+    }
+
+
+def large_attachment() -> float:
+    blob = random.Random(1).randbytes(20 * 1024 * 1024)
+    raw = build(
+        "【容量市場向け事業者コード申請】大きな添付",
+        "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『安定電源』です。\n",
+        attachments=[("需要抑制量調整供給契約書.pdf", blob, "application/pdf")],
+        message_id="<large@example.co.jp>",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        dovecot = Dovecot().start()
+        smtp = SmtpCapture().start()
+        try:
+            config = write_config(root, dovecot, smtp)
+            append_all(dovecot, [raw])
+            _seconds, rss = mailbot(config, "run", "--once", now="2026-11-25T10:00:00+09:00")
+            if not smtp.messages:
+                raise RuntimeError("the large mail was not answered")
+        finally:
+            smtp.stop()
+            dovecot.close()
+    return round(rss, 1)
+
+
+def scale(cases: int) -> dict:
+    """`cases` cases generated straight into a store (30 % open, as a busy season leaves it)."""
+    from mailbot.clock import Clock, parse_instant
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.context import Context
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        config_path = root / "config.toml"
+        config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+        ctx = Context.open(
+            parse_config(DEFAULT_CONFIG, str(config_path), root),
+            Clock(parse_instant("2026-11-25T09:00")),
+        )
+        rng = random.Random(3)
+        statuses = ["closed"] * 7 + ["complete", "needs_correction", "awaiting_reply"]
+        rows = []
+        for n in range(cases):
+            status = rng.choice(statuses)
+            problems = (
+                '[{"field": "事業者名略称", "message": "末尾に「_容」を付けてください。"}]'
+                if status == "needs_correction"
+                else "[]"
+            )
+            rows.append(
+                (
+                    "operator_code_application",
+                    status,
+                    f"user{n}@company{n}.example.jp",
+                    f"申請者{n}",
+                    f"【容量市場向け事業者コード申請】株式会社{n}",
+                    f"2026-{rng.randint(4, 11):02d}-{rng.randint(1, 28):02d}T10:00:00+09:00",
+                    f"2026-12-{rng.randint(1, 28):02d}" if status != "closed" else None,
+                    problems,
+                    "2026-11-25T09:00:00+09:00",
+                )
+            )
+        with ctx.store.transaction():
+            ctx.store.conn.executemany(
+                "INSERT INTO cases (procedure, status, sender, sender_name, subject, received_at,"
+                " due, problems, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        ctx.close()
+        timings = {}
+        timings["cases_json"], _ = mailbot(config_path, "cases", "--json", now="2026-11-25T09:00")
+        timings["report"], _ = mailbot(
+            config_path, "report", "--xlsx", str(root / "r.xlsx"), now="2026-11-25T09:00"
+        )
+        ctx = Context.open(
+            parse_config(DEFAULT_CONFIG, str(config_path), root),
+            Clock(parse_instant("2026-11-25T09:00")),
+        )
+        from mailbot.jobs import load_schedule, participant_reminders
+
+        spec = next(
+            s
+            for s in load_schedule(ctx.config.rules_dir / "schedule.toml")
+            if s.name == "participant_reminders"
+        )
+        started = time.perf_counter()
+        with ctx.store.transaction():
+            participant_reminders(ctx, spec, ctx.now())
+        timings["reminder_scan"] = time.perf_counter() - started
+        ctx.close()
+    return {k: round(v, 2) for k, v in timings.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a sanity check")
+    args = parser.parse_args()
+    sizes = [50, 200, 400] if args.quick else [500, 2000, 8000]
+    main_size = sizes[1]
+    runs = {}
+    for size in sizes:
+        print(f"throughput: {size} mails …", flush=True)
+        runs[size] = throughput(size)
+    print("latency …", flush=True)
+    lat = latency(20 if args.quick else 200)
+    print("memory with a 20 MB attachment …", flush=True)
+    rss_large = large_attachment()
+    print("scale …", flush=True)
+    scaled = scale(10_000 if args.quick else 100_000)
+    main_run = runs[main_size]
+    result = {
+        "when": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+        "mails": main_size,
+        "throughput_mails_per_s": main_run["mails_per_s"],
+        "floor_mails_per_s": main_run["floor_mails_per_s"],
+        "ratio_to_floor": round(main_run["mails_per_s"] / main_run["floor_mails_per_s"], 2),
+        "latency_p50_s": lat["p50_s"],
+        "latency_p95_s": lat["p95_s"],
+        "latency_p99_s": lat["p99_s"],
+        "peak_rss_mb_large_attachment": rss_large,
+        "peak_rss_mb_batch": main_run["peak_rss_mb"],
+        "cases_100k_seconds": scaled,
+        "throughput_by_size": {str(k): v["mails_per_s"] for k, v in runs.items()},
+        "runs": {str(k): v for k, v in runs.items()},
+        "latency": lat,
+    }
+    rows = [
+        ("mails (main run)", main_size, ""),
+        ("throughput (mails/s)", result["throughput_mails_per_s"], ""),
+        ("floor (mails/s)", result["floor_mails_per_s"], ""),
+        ("ratio to floor", result["ratio_to_floor"], "≥ 0.5"),
+        (
+            "latency p50 / p95 / p99 (s)",
+            f"{lat['p50_s']} / {lat['p95_s']} / {lat['p99_s']}",
+            "p50 < 0.7, p99 < 1.5",
+        ),
+        ("peak RSS, 20 MB attachment (MB)", rss_large, "< 200"),
+        ("peak RSS, batch (MB)", main_run["peak_rss_mb"], "< 200"),
+        (
+            "cases --json / report / reminder scan (s)",
+            " / ".join(str(scaled[k]) for k in ("cases_json", "report", "reminder_scan")),
+            "< 5 each",
+        ),
+        (
+            "throughput by size (mails/s)",
+            ", ".join(f"{k}: {v}" for k, v in result["throughput_by_size"].items()),
+            "flat",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value!s:<28}  {target}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "quick.json" if args.quick else "latest.json"
+    text = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
+    (RESULTS / name).write_text(text, encoding="utf-8")
+    if not args.quick:
+        (RESULTS / f"{datetime.now():%Y-%m-%d}.json").write_text(text, encoding="utf-8")
+    print(f"written: {RESULTS / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
