@@ -160,5 +160,16 @@ def test_large_mails_are_fetched_a_few_at_a_time(dovecot: Dovecot) -> None:
     fetched = list(mailbox.fetch())
     assert len(fetched) == 4
     uids = [int(m.key.rsplit(":", 1)[1]) for m in fetched]
-    assert list(mailbox._chunks(uids)) == [uids[:2], uids[2:]]
+    assert [chunk for chunk, _size in mailbox._chunks(uids)] == [uids[:2], uids[2:]]
+    assert all(m.data.endswith(b"X\r\n") for m in fetched[:3])
+
+
+def test_a_mail_larger_than_a_batch_is_fetched_in_pieces_byte_for_byte(dovecot: Dovecot) -> None:
+    big = b"".join(f"{n:08d} 容量市場 ①㈱髙\r\n".encode() for n in range(700_000))
+    raw = mail(1) + big
+    dovecot.deliver("code", raw)
+    mailbox = box(dovecot)
+    [fetched] = list(mailbox.fetch())
+    assert len(fetched.data) > 16 * 1024 * 1024
+    assert fetched.data.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
     mailbox.close()
