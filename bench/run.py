@@ -39,10 +39,21 @@ RESULTS = ROOT / "bench" / "results"
 LONG = "youryou_rikuase_long@occto.or.jp"
 STAFF = "capacity-desk@occto.or.jp"
 MEASURE = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
+    "import subprocess, sys, time\n"
+    "proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "peak = 0\n"
+    "while proc.poll() is None:\n"
+    "    try:\n"
+    "        for line in open(f'/proc/{proc.pid}/status'):\n"
+    "            if line.startswith('VmHWM:'):\n"
+    "                peak = max(peak, int(line.split()[1]))\n"
+    "    except (OSError, ValueError):\n"
+    "        pass\n"
+    "    time.sleep(0.005)\n"
+    "print(peak, proc.returncode)\n"
 )
+"""Peak RSS of the mailbot process alone: its own VmHWM, polled until it exits. (ru_maxrss is
+inherited across fork and exec on Linux, so it would report the benchmark's own size.)"""
 
 
 def machine() -> dict:

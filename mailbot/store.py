@@ -172,6 +172,10 @@ class StoredMessage:
     received_at: str
 
 
+BLOB_IO_BYTES = 1024 * 1024
+BLOB_PIECE = 1024 * 1024
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -248,9 +252,11 @@ class Store:
     def save_raw(self, mailbox: str, items: list[tuple[str, bytes]], now: datetime) -> int:
         """Store raw messages (key, bytes) of one mailbox; known keys are left as they are.
         Returns how many were new. Committed when this returns."""
+        small = [(key, data) for key, data in items if len(data) < BLOB_IO_BYTES]
+        large = [(key, data) for key, data in items if len(data) >= BLOB_IO_BYTES]
         rows = [
             (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, _now_text(now))
-            for key, data in items
+            for key, data in small
         ]
         with self.transaction():
             before = self.conn.total_changes
@@ -259,7 +265,40 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            for key, data in large:
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
+                    " VALUES (?, ?, ?, ?, zeroblob(?), ?)",
+                    (
+                        mailbox,
+                        key,
+                        hashlib.sha256(data).hexdigest(),
+                        len(data),
+                        len(data),
+                        _now_text(now),
+                    ),
+                )
+                if cur.rowcount:
+                    self._write_blob(int(cur.lastrowid or 0), data)
             return self.conn.total_changes - before
+
+    def _write_blob(self, message_row: int, data: bytes) -> None:
+        """Large raw mails are streamed in and out of SQLite in pieces: binding or selecting the
+        whole value costs SQLite its own full copy on top of Python's."""
+        view = memoryview(data)
+        with self.conn.blobopen("messages", "raw", message_row) as blob:
+            for offset in range(0, len(data), BLOB_PIECE):
+                blob.write(view[offset : offset + BLOB_PIECE])
+
+    def _read_raw(self, message_row: int, size: int) -> bytes:
+        if size < BLOB_IO_BYTES:
+            row = self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()
+            return row[0]
+        out = bytearray(size)
+        with self.conn.blobopen("messages", "raw", message_row, readonly=True) as blob:
+            for offset in range(0, size, BLOB_PIECE):
+                out[offset : offset + BLOB_PIECE] = blob.read(BLOB_PIECE)
+        return out  # type: ignore[return-value]
 
     def known_keys(self, mailbox: str, keys: list[str]) -> set[str]:
         found: set[str] = set()
@@ -291,11 +330,12 @@ class Store:
         ]
         for message_row in ids:
             r = self.execute(
-                "SELECT id, mailbox, key, raw, received_at FROM messages WHERE id = ?",
+                "SELECT id, mailbox, key, size, received_at FROM messages WHERE id = ?",
                 (message_row,),
             ).fetchone()
             if r is not None:
-                yield StoredMessage(r[0], r[1], r[2], r[3], r[4])
+                raw = self._read_raw(r[0], r[3])
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4])
 
     def finish_message(
         self,

@@ -1,6 +1,8 @@
 """The store on a real SQLite file: raw bytes kept once, migrations, transactions."""
 
+import hashlib
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +74,15 @@ def test_thread_lookup_finds_our_outgoing_mail(store):
         )
     assert store.find_thread(["<nope@x>", "<mailbot.1.x@occto.or.jp>"]) == (case_id, "receipt")
     assert store.find_thread(["<nope@x>"]) is None
+
+
+def test_large_raw_mails_round_trip_through_incremental_blob_io(tmp_path: Path):
+    store = Store(tmp_path / "m.db")
+    big = bytes(range(256)) * (5 * 4096 + 7)
+    assert store.save_raw("code@occto.or.jp", [("big", big), ("small", b"x")], NOW) == 2
+    assert store.save_raw("code@occto.or.jp", [("big", big)], NOW) == 0
+    loaded = {m.key: bytes(m.raw) for m in store.pending_messages()}
+    assert loaded == {"big": big, "small": b"x"}
+    row = store.execute("SELECT sha256, size FROM messages WHERE key = 'big'").fetchone()
+    assert row["size"] == len(big) and row["sha256"] == hashlib.sha256(big).hexdigest()
+    store.close()
