@@ -475,3 +475,54 @@ def test_rules_mistakes_name_file_and_key(tmp_path: Path, text: str, key: str) -
         wb.load_form_rules(path)
     assert str(path) in caught.value.key
     assert caught.value.key.endswith(key)
+
+
+def _offset_book() -> Workbook:
+    book = Workbook()
+    ws = book.active
+    ws["C5"] = "事業者名称"
+    put(ws, "E5", "株式会社髙橋電力", "H6")
+    ws["C7"] = 999999999
+    ws["D7"] = 12.5
+    ws["C8"] = datetime(2020, 3, 1)
+    ws["C9"] = True
+    book.create_sheet("空のシート")
+    return book
+
+
+@pytest.mark.parametrize(
+    "book",
+    [
+        operator_form(),
+        operator_form(licenses=("発電", "小売"), marks={"東京": "○"}, instructions_first=True),
+        plant_form(),
+        _offset_book(),
+    ],
+    ids=["operator", "operator-with-instructions", "plant", "offset"],
+)
+def test_calamine_and_openpyxl_read_the_same_grid(book: Workbook):
+    """python-calamine is used for speed; it must see exactly what openpyxl sees."""
+    from openpyxl import load_workbook
+    from python_calamine import CalamineWorkbook
+
+    data = to_bytes(book)
+    fast = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    slow = load_workbook(io.BytesIO(data), data_only=True)
+    for name, sheet in zip(fast.sheet_names, slow.worksheets, strict=True):
+        a = wb.grid_from_calamine(fast.get_sheet_by_name(name))
+        b = wb.grid_from_openpyxl(sheet)
+        assert a.title == b.title
+        assert a.cells == b.cells
+        assert sorted(a.merged) == sorted(b.merged)
+
+
+def test_a_far_away_cell_never_reaches_calamine():
+    """calamine would allocate A1:XFD1048576 densely; such a sheet is read by openpyxl."""
+    book = operator_form()
+    book.active["XFD1048576"] = "罠"
+    data = to_bytes(book)
+    assert not wb._small_enough_for_calamine(data)
+    grids, failure = wb.load_grids(data)
+    assert failure is None
+    assert grids[0].cells[(1, 1)] == "事業者マスタ申請"
+    assert wb._small_enough_for_calamine(to_bytes(operator_form()))
