@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.errors import ConfigError
+from mailbot.rulefile import reread_on_change
 from mailbot.text import nfkc
 
 _MARKERS = "■□◆◇●○・･-*•＊※>"
@@ -36,6 +37,7 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", nfkc(text))
 
 
+@reread_on_change
 def load_body_fields(path: Path) -> dict[str, tuple[BodyField, ...]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -10,9 +10,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 
 from mailbot.text import single_line
 
@@ -54,11 +55,6 @@ def compose(
     html: str | None = None,
 ) -> bytes:
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = _address(from_addr, from_name)
-    msg["To"] = _address(to)
-    if cc:
-        msg["Cc"] = [_address(a) for a in cc]
-    msg["Subject"] = single_line(subject, 300)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     if in_reply_to:
@@ -85,7 +81,31 @@ def compose(
             subtype=subtype or "octet-stream",
             filename=single_line(item.filename, 200),
         )
-    return msg.as_bytes(policy=SMTP_POLICY)
+    head = [
+        f"From: {_mailbox(from_addr, from_name)}",
+        f"To: {_mailbox(to)}",
+        *([f"Cc: {', '.join(_mailbox(a) for a in cc)}"] if cc else []),
+        f"Subject: {_encoded(single_line(subject, 300), 'Subject')}",
+    ]
+    return ("\r\n".join(head) + "\r\n").encode("ascii") + msg.as_bytes(policy=SMTP_POLICY)
+
+
+def _encoded(text: str, name: str) -> str:
+    """RFC 2047, folded at 78. The compat32 Header encoder does here in microseconds what the
+    modern header registry's folding took 5 ms per Japanese subject to do."""
+    charset = "us-ascii" if text.isascii() else "utf-8"
+    return Header(text, charset, header_name=name).encode(linesep="\r\n")
+
+
+def _mailbox(addr: str, name: str = "") -> str:
+    """`addr` is ours or a parsed address; a name is single-lined before it is encoded."""
+    address = _address(addr).addr_spec
+    display = single_line(name, 100)
+    if not display:
+        return address
+    if display.isascii():
+        return formataddr((display, address))
+    return f"{_encoded(display, 'From')} <{address}>"
 
 
 def _fits_iso2022jp(text: str) -> bool:

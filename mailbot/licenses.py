@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mailbot.errors import ConfigError
 from mailbot.fields import DEMAND_RESPONSE, license_category
+from mailbot.rulefile import reread_on_change
 
 GENERATION_OR_RETAIL = frozenset({"発電", "小売"})
 
@@ -28,6 +29,7 @@ class LicenseVerdict:
     serving_code: str | None
 
 
+@reread_on_change
 def load_license_table(path: Path) -> LicenseTable:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -11,6 +11,7 @@ from typing import Any
 
 from mailbot.errors import ConfigError
 from mailbot.fields import AREAS
+from mailbot.rulefile import reread_on_change
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def _day(value: Any, key: str) -> date:
         raise ConfigError(key, f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
+@reread_on_change
 def load_market(path: Path) -> Market:
     where = str(path)
     try:

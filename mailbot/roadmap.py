@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mailbot.errors import ConfigError
 from mailbot.procedures.base import Problem
+from mailbot.rulefile import reread_on_change
 from mailbot.text import nfkc
 from mailbot.workbook import Grid, label_key, label_stem
 
@@ -32,6 +33,7 @@ class RoadmapRules:
     mismatch_reminder_business_days: int
 
 
+@reread_on_change
 def load_roadmap_rules(path: Path) -> RoadmapRules:
     try:
         d = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -35,6 +35,7 @@ from python_calamine import CalamineWorkbook
 
 from mailbot import fields
 from mailbot.errors import ConfigError
+from mailbot.rulefile import reread_on_change
 from mailbot.text import single_line
 
 log = logging.getLogger(__name__)
@@ -746,6 +747,7 @@ def _form_rule(form_id: str, raw: object, where: str) -> FormRule:
     return FormRule(form_id, name, _strings(raw.get("aliases", []), f"{where}.aliases"), rules)
 
 
+@reread_on_change
 def load_form_rules(path: Path) -> FormRules:
     """Read and check `rules/forms.toml`; a mistake names the file and the key."""
     try:

@@ -1,0 +1,71 @@
+"""The bytes of outgoing mail: headers encoded and folded, nothing injectable, threading kept."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email import message_from_bytes, policy
+
+from mailbot.clock import TOKYO
+from mailbot.compose import OutgoingAttachment, compose
+from mailbot.parse import parse
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TOKYO)
+
+
+def build(**overrides) -> bytes:
+    fields = {
+        "from_addr": "code@occto.or.jp",
+        "from_name": "電力広域的運営推進機関 容量市場受付",
+        "to": "taro@example.co.jp",
+        "subject": "【受付番号 MB-000001】受付のお知らせ（容量市場向け事業者コード申請）①㈱髙",
+        "body": "山田 太郎 様\n\n受け付けました。\n",
+        "message_id": "<mailbot.1.abc@occto.or.jp>",
+        "date": NOW,
+    }
+    return compose(**(fields | overrides))
+
+
+def test_japanese_headers_round_trip_and_every_line_is_short():
+    raw = build(in_reply_to="<orig@example.co.jp>", references=("<first@example.co.jp>",))
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert (
+        msg["Subject"]
+        == "【受付番号 MB-000001】受付のお知らせ（容量市場向け事業者コード申請）①㈱髙"
+    )
+    # adjacent encoded words join without a space (RFC 2047 §6.2), as mailbot's own parser and
+    # mail clients read them; the stdlib's structured-header parser inserts one
+    assert parse(raw).from_name == "電力広域的運営推進機関 容量市場受付"
+    assert msg["From"].addresses[0].addr_spec == "code@occto.or.jp"
+    assert msg["In-Reply-To"] == "<orig@example.co.jp>"
+    assert msg["References"] == "<first@example.co.jp> <orig@example.co.jp>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert raw.isascii()
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n"))
+    body = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert body == "山田 太郎 様\n\n受け付けました。\n"
+
+
+def test_nothing_a_participant_writes_can_add_a_header():
+    raw = build(
+        subject="件名\r\nBcc: victim@example.org\r\n",
+        from_name='悪意 "x", <evil@example.org>\r\nBcc: victim@example.org',
+    )
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert msg["Bcc"] is None
+    assert msg.get_all("Subject") and len(msg.get_all("Subject")) == 1
+    assert "victim" in msg["Subject"]  # kept as text on one line, not as a header
+    assert [a.addr_spec for a in msg["From"].addresses] == ["code@occto.or.jp"]
+
+
+def test_ascii_subject_stays_readable_and_attachments_keep_japanese_names():
+    raw = build(
+        subject="Receipt MB-000002",
+        attachments=(
+            OutgoingAttachment("アセスメント結果通知書_0001.pdf", b"%PDF-1.4", "application/pdf"),
+        ),
+    )
+    assert b"Subject: Receipt MB-000002\r\n" in raw
+    msg = message_from_bytes(raw, policy=policy.default)
+    [part] = list(msg.iter_attachments())
+    assert part.get_filename() == "アセスメント結果通知書_0001.pdf"
+    assert part.get_content() == b"%PDF-1.4"
