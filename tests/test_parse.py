@@ -190,3 +190,12 @@ def test_large_attachment_inside_a_forwarded_mail():
     mail = parse(raw)
     assert [a.data for a in mail.attachments] == [blob]
     assert "転送元の本文" in mail.text
+
+
+def test_the_fast_jis_path_agrees_with_the_cp932_path_on_every_code_point():
+    from mailbot.charset import decode_jis, decode_jis_bytewise
+
+    for j1 in range(0x21, 0x7F):
+        for j2 in range(0x21, 0x7F):
+            raw = b"\x1b$B" + bytes((j1, j2)) + b"\x1b(B"
+            assert decode_jis(raw) == decode_jis_bytewise(raw), raw
