@@ -25,6 +25,7 @@ from mailbot.planner import Thread, apply_outcome
 from mailbot.procedures import registry
 from mailbot.procedures.base import Incoming
 from mailbot.procedures.forms import held
+from mailbot.send import tell_staff_undeliverable
 from mailbot.states import Status
 from mailbot.store import StoredMessage
 from mailbot.text import case_number_in, format_case_number, single_line
@@ -227,6 +228,13 @@ def _robot_mail(
                     ("delivery status report received", mid),
                 )
                 store.add_event(hit[0], now, "bot", "bounced", message_id=mid, key=stored.key)
+                bounced = store.execute(
+                    "SELECT id FROM outbox WHERE message_id = ?", (mid,)
+                ).fetchone()
+                if bounced is not None:
+                    tell_staff_undeliverable(
+                        ctx, bounced[0], "配信不能通知（バウンス）を受信しました", now
+                    )
                 return hit[0]
     if thread_hit:
         store.add_event(thread_hit.case_id, now, "bot", "robot_mail", reason=reason, key=stored.key)

@@ -23,7 +23,8 @@ from mailbot.context import Context
 from mailbot.errors import PermanentSendError, SendError, TransientSendError
 from mailbot.mailboxes.maildir import deliver
 from mailbot.notices import NOTICE_KINDS, mark_notified
-from mailbot.planner import retry_delay
+from mailbot.planner import plan_staff_mail, retry_delay
+from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,30 @@ def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datet
                 permanent=True,
             )
         log.error("outbox %s to %s failed for good: %s", row["id"], row["recipient"], error)
+        tell_staff_undeliverable(ctx, row["id"], str(error), now)
     else:
         store.mark_retry(row["id"], str(error), now + retry_delay(row["attempts"] + 1))
         log.warning("outbox %s to %s deferred: %s", row["id"], row["recipient"], error)
+
+
+def tell_staff_undeliverable(ctx: Context, outbox_id: int, error: str, now: datetime) -> None:
+    """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
+    believe a participant was answered when they were not. Never for staff mail itself."""
+    row = ctx.store.execute(
+        "SELECT case_id, kind, recipient, subject FROM outbox WHERE id = ?", (outbox_id,)
+    ).fetchone()
+    if row is None or row["case_id"] is None:
+        return
+    number = format_case_number(row["case_id"])
+    subject, body = ctx.renderer.mail(
+        "staff_undeliverable",
+        {
+            "case_number": number,
+            "kind": row["kind"],
+            "recipient": row["recipient"],
+            "subject": row["subject"],
+            "error": error,
+        },
+    )
+    for address in ctx.config.staff_addresses:
+        plan_staff_mail(ctx, "staff_undeliverable", address, subject, body, now)

@@ -318,3 +318,25 @@ def test_a_reply_to_a_closed_case_is_a_new_case_for_staff(desk: Context):
     assert follow_up["status"] == "held"
     assert "MB-000001" in follow_up["reason"]
     assert desk.store.case(case["id"])["status"] == "closed"
+
+
+def test_a_bounced_reply_marks_the_mail_and_tells_staff(desk: Context):
+    submit(desk, application())
+    [receipt] = outbox(desk, "receipt")
+    dsn = (
+        b"From: MAILER-DAEMON@mx.takahashi-denryoku.co.jp\r\nTo: code@occto.or.jp\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn.1@mx.example>\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nUser unknown\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; "
+        + SENDER.encode()
+        + b"\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: "
+        + receipt["message_id"].encode()
+        + b"\r\n\r\n--b--\r\n"
+    )
+    submit(desk, dsn)
+    assert outbox(desk, "receipt")[0]["state"] == "bounced"
+    [told] = outbox(desk, "staff_undeliverable")
+    assert told["recipient"] == "capacity-desk@occto.or.jp"
+    assert SENDER in body_text(told["raw"])

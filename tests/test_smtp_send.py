@@ -13,7 +13,7 @@ from mailbot.planner import Thread, plan_reply
 from mailbot.procedures.base import Reply
 from mailbot.send import SmtpSender, flush_outbox, make_sender
 from mailbot.states import Status
-from tests.desk import outbox, set_now
+from tests.desk import body_text, outbox, set_now
 from tests.servers import SmtpCapture
 
 
@@ -21,7 +21,8 @@ def smtp_desk(tmp_path: Path, server: SmtpCapture) -> Context:
     config = (
         '[storage]\ndatabase = "data/mailbot.db"\n'
         '[[mailboxes]]\naddress = "code@occto.or.jp"\nbackend = "maildir"\n'
-        'path = "data/inbox/code"\n' + server.outgoing_config()
+        'path = "data/inbox/code"\n' + server.outgoing_config() + "\n"
+        '[staff]\naddresses = ["capacity-desk@occto.or.jp"]\n'
     )
     return Context.open(
         parse_config(config, "<test>", tmp_path), Clock(parse_instant("2026-11-25T10:00"))
@@ -96,8 +97,12 @@ def test_permanent_failure_is_recorded_on_the_case(tmp_path: Path, smtp_server: 
     failures = [e for e in ctx.store.events(case_id) if e["kind"] == "mail_failed"]
     assert failures and "550" in failures[0]["detail"]["error"]
     set_now(ctx, "2026-11-26T10:00")
+    assert flush_outbox(ctx, make_sender(ctx)) == (1, 0)  # the staff notice, not a retry
+    [told] = smtp_server.messages
+    assert told.rcpt_tos == ["capacity-desk@occto.or.jp"]
+    text = body_text(told.data)
+    assert "nobody@example.co.jp" in text and "550" in text and "MB-0000" in text
     assert flush_outbox(ctx, make_sender(ctx)) == (0, 0)
-    assert smtp_server.messages == []
     ctx.close()
 
 
