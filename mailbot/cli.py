@@ -431,6 +431,37 @@ def cmd_assess_roadmap(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from mailbot.doctor import FAIL, run_checks
+
+    ctx = _context(args)
+    try:
+        checks = run_checks(ctx, servers=not args.offline)
+    finally:
+        ctx.close()
+    print_table(("check", "status", "detail"), ((c.name, c.status, c.detail) for c in checks))
+    failed = [c for c in checks if c.status == FAIL]
+    print(f"{len(checks)} checks, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from mailbot.doctor import backup, stamp
+
+    ctx = _context(args)
+    try:
+        target = (
+            Path(args.file)
+            if args.file
+            else ctx.config.database.with_name(f"mailbot-backup-{stamp(ctx.now())}.db")
+        )
+        size = backup(ctx, target)
+    finally:
+        ctx.close()
+    print(f"{target}: {size:,} bytes, integrity ok")
+    return 0
+
+
 def parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text.replace("/", "-"))
@@ -512,6 +543,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--reassessment", action="store_true", help="after an accepted objection")
     r.add_argument("--by", help="staff name for the history")
     r.set_defaults(func=cmd_assess_roadmap)
+
+    p = sub.add_parser("doctor", help="check config, rules, servers, database and backlog")
+    p.add_argument("--offline", action="store_true", help="skip the IMAP/SMTP connections")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("backup", help="a consistent copy of the database, safe while running")
+    p.add_argument("file", nargs="?", help="new file (default: beside the database, dated)")
+    p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("inquiry", help="inquiries to providers")
     c = p.add_subparsers(dest="kind", required=True)

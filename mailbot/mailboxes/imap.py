@@ -141,6 +141,11 @@ class ImapMailbox:
             else self.client.search(["UNFLAGGED"])
         )
 
+    def probe(self) -> str:
+        """For `mailbot doctor`: log in, select the folder, count what waits."""
+        uids = self._retry("search", self._waiting_uids)
+        return f"{self.folder}: {len(uids)} waiting, {'IDLE' if self.can_idle else 'polling'}"
+
     def fetch(self, limit: int | None = None) -> Iterator[RawMessage]:
         uids = self._retry("search", self._waiting_uids)
         if limit is not None:
