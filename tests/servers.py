@@ -232,9 +232,9 @@ class _Handler:
 class SmtpCapture:
     """aiosmtpd on 127.0.0.1 recording every message; `fail_next` injects 4xx/5xx answers."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         self.handler = _Handler()
-        self.port = free_port()
+        self.port = port or free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
         self.running = False
 
