@@ -254,6 +254,18 @@ class Store:
         Returns how many were new. Committed when this returns."""
         small = [(key, data) for key, data in items if len(data) < BLOB_IO_BYTES]
         large = [(key, data) for key, data in items if len(data) >= BLOB_IO_BYTES]
+        try:
+            return self._save_raw(mailbox, small, large, now)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot store mail: {exc}") from exc
+
+    def _save_raw(
+        self,
+        mailbox: str,
+        small: list[tuple[str, bytes]],
+        large: list[tuple[str, bytes]],
+        now: datetime,
+    ) -> int:
         rows = [
             (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, _now_text(now))
             for key, data in small

@@ -86,3 +86,42 @@ def test_large_raw_mails_round_trip_through_incremental_blob_io(tmp_path: Path):
     row = store.execute("SELECT sha256, size FROM messages WHERE key = 'big'").fetchone()
     assert row["size"] == len(big) and row["sha256"] == hashlib.sha256(big).hexdigest()
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("pragma", "said"),
+    [("max_page_count", "full"), ("query_only", "readonly")],
+    ids=["disk-full", "read-only"],
+)
+def test_a_full_or_read_only_database_ends_the_run_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, pragma, said
+):
+    """Real SQLite refusals (SQLITE_FULL via max_page_count, SQLITE_READONLY via query_only):
+    the run stops with the database's own words, and the mail stays in the inbox."""
+    from mailbot.cli import main
+    from tests.samples import SAMPLES_DIR
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILBOT_NOW", raising=False)
+    sample = str(SAMPLES_DIR / "01_operator_code_complete.eml")
+    assert main(["--now", "2026-11-25T10:00", "cases"]) == 0  # creates the database
+    assert main(["deliver", sample]) == 0
+    opened = Store.__init__
+
+    def refusing(self, path):
+        opened(self, path)
+        if pragma == "max_page_count":
+            pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+            self.conn.execute(f"PRAGMA max_page_count = {pages}")
+        else:
+            self.conn.execute("PRAGMA query_only = ON")
+
+    monkeypatch.setattr(Store, "__init__", refusing)
+    capsys.readouterr()
+    assert main(["--now", "2026-11-25T10:00", "run", "--once"]) == 2
+    assert said in capsys.readouterr().err
+    inbox = list((tmp_path / "data" / "inbox" / "code" / "new").iterdir())
+    assert len(inbox) == 1  # not acknowledged: it is fetched again next time
+    monkeypatch.setattr(Store, "__init__", opened)
+    assert main(["--now", "2026-11-25T10:05", "run", "--once"]) == 0
+    assert "operator_code_application" in capsys.readouterr().out
