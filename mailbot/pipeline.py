@@ -62,6 +62,15 @@ def _thread_for(ctx: Context, mail: Mail) -> ThreadHit | None:
     return ThreadHit(case_id=found[0], procedure=case["procedure"], outbound_kind=found[1])
 
 
+_DMARC_FAIL = re.compile(r"\bdmarc\s*=\s*fail\b", re.IGNORECASE)
+
+
+def dmarc_failed(mail: Mail) -> bool:
+    """Our receiving MTA's verdict (the topmost Authentication-Results header, which it adds
+    above anything the sender wrote) says the From domain's DMARC check failed."""
+    return bool(mail.authentication_results and _DMARC_FAIL.search(mail.authentication_results))
+
+
 def _thread(mail: Mail, mailbox_address: str) -> Thread:
     return Thread(
         message_id=mail.message_id,
@@ -176,7 +185,10 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
             received_at=datetime.fromisoformat(stored.received_at),
             mailbox_address=stored.mailbox,
         )
-        if case is not None and case["status"] in (Status.CLOSED, Status.IGNORED):
+        if dmarc_failed(mail):
+            outcome = held(case, "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）")
+            outcome.replies = []  # the From is not theirs: answering would be backscatter
+        elif case is not None and case["status"] in (Status.CLOSED, Status.IGNORED):
             outcome = held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
         else:
             outcome = handler.check(incoming, ctx, case)

@@ -340,3 +340,20 @@ def test_a_bounced_reply_marks_the_mail_and_tells_staff(desk: Context):
     [told] = outbox(desk, "staff_undeliverable")
     assert told["recipient"] == "capacity-desk@occto.or.jp"
     assert SENDER in body_text(told["raw"])
+
+
+def test_a_mail_failing_dmarc_is_held_unanswered(desk: Context):
+    verdict = "mx.occto.or.jp; spf=fail smtp.mailfrom=evil.example; dmarc=fail (p=reject) header.from=takahashi-denryoku.co.jp"
+    case = submit(desk, application(headers={"Authentication-Results": verdict}))
+    assert case["status"] == "held"
+    assert "DMARC" in case["reason"]
+    assert outbox(desk) == []
+
+
+def test_only_the_topmost_authentication_results_counts(desk: Context):
+    raw = application(message_id="<fine@takahashi-denryoku.co.jp>")
+    ours = b"Authentication-Results: mx.occto.or.jp; dmarc=pass header.from=takahashi-denryoku.co.jp\r\n"
+    forged = b"Authentication-Results: mx.occto.or.jp; dmarc=fail\r\n"
+    head, _, body = raw.partition(b"\r\n\r\n")
+    case = submit(desk, ours + head + b"\r\n" + forged + b"\r\n" + body)
+    assert case["status"] == "complete"
