@@ -227,3 +227,62 @@ def test_mismatch_inquiry_reminder_and_answer(cli_desk: Desk, tmp_path: Path):
     assert case["status"] in ("complete", "closed")
     desk.run("2026-12-10T10:00")
     assert len(desk.mails("【再送】")) == 1
+
+
+def test_unrevised_answer_then_a_failed_roadmap_and_its_objection(cli_desk: Desk, tmp_path: Path):
+    desk = cli_desk
+    load_sources(desk, tmp_path)
+    desk.out("2026-12-01T10:00", "campaign", "roadmap", "--deadline", "2026-12-18")
+    [ours] = [
+        m
+        for m in desk.mails("脱炭素化ロードマップの改訂要否の確認")
+        if ICHIRO in message_from_bytes(m)["To"]
+    ]
+    desk.send(
+        answer(
+            message_from_bytes(ours)["Message-ID"],
+            "<roadmap.u@takahashi-power.co.jp>",
+            "本年度の脱炭素化ロードマップの改訂はありません。\n\n" + SOURCE_FIELDS,
+            attach=False,
+        )
+    )
+    desk.run("2026-12-02T10:00")
+    [case] = [c for c in desk.cases("2026-12-02T10:01") if c["source_id"] == "L0000000001"]
+    assert case["status"] == "complete", case["problems"]
+    number = f"MB-{case['id']:06d}"
+    printed = desk.out("2026-12-03T10:00", "assess", "roadmap", number, "--result", "fail")
+    assert "result 不合格" in printed and "upload reminder" not in printed
+    [notice] = desk.mails("アセスメント結果通知書（脱炭素化ロードマップの遵守）")
+    assert "不合格" in pdf_text(notice, tmp_path)
+    desk.send(
+        build(
+            "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの遵守に係るアセスメント結果に対する異議申立",
+            "以下のアセスメント結果について、異議申立を行います。\n\n■アセスメント結果受領日 2026/12/03\n"
+            + SOURCE_FIELDS
+            + "■異議申立の内容\n前提条件の記載は5項目すべてを満たしています。\n",
+            from_addr=ICHIRO,
+            from_name="髙橋 一郎",
+            to=LONG,
+            message_id="<roadmap.objection@takahashi-power.co.jp>",
+        )
+    )
+    desk.run("2026-12-04T10:00")
+    desk.reply_to("<roadmap.objection@takahashi-power.co.jp>")
+    [objection] = [
+        c for c in desk.cases("2026-12-04T10:01") if c["procedure"] == "roadmap_objection"
+    ]
+    assert objection["status"] == "complete", objection["problems"]
+    assert (
+        desk.cli(
+            "2026-12-07T10:00",
+            "decide",
+            f"MB-{objection['id']:06d}",
+            "objection-rejected",
+            "--reason",
+            "前提条件の記載が不足しているため、結果を維持します。",
+        )
+        == 0
+    )
+    desk.run("2026-12-07T10:01")
+    [result] = desk.mails("異議申立に係る審査結果のお知らせ")
+    assert "結果を維持します" in body_text(result)
