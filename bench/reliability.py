@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -39,22 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import mails  # noqa: E402
-from bench.run import STAFF, append_all, write_config  # noqa: E402
+from bench.run import ENV, append_all, replies, servers, start_run  # noqa: E402
 from tests.hostile import hostile_mails  # noqa: E402
 from tests.samples import samples  # noqa: E402
 from tests.servers import Dovecot, SmtpCapture  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
-
-
-def start(config: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mailbot", "--config", str(config), "-v", "run"],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=ENV,
-    )
 
 
 def once(config: Path, now: str | None = None) -> None:
@@ -65,10 +54,6 @@ def once(config: Path, now: str | None = None) -> None:
         check=True,
         capture_output=True,
     )
-
-
-def replies(smtp: SmtpCapture) -> list:
-    return [m for m in smtp.messages if STAFF not in m.rcpt_tos]
 
 
 def _work_left(database: Path, dovecot: Dovecot) -> bool:
@@ -103,47 +88,38 @@ def crash(count: int, kills: int) -> dict:
     raws = mixed(count)
     ids = [message_from_bytes(r)["Message-ID"] for r in raws]
     rng = random.Random(11)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        dovecot, smtp = Dovecot().start(), SmtpCapture().start()
-        try:
-            config = write_config(root, dovecot, smtp)
-            chunk = -(-len(raws) // kills)
-            mid_work = 0
-            for k in range(kills):
-                append_all(dovecot, raws[k * chunk : (k + 1) * chunk])
-                log = root / f"run{k}.log"
-                proc = start(config, log)
-                step, sent = rng.randint(1, 12), len(smtp.messages)
-                by_replies = rng.random() < 0.5
-                deadline = time.monotonic() + 8.0
-                while time.monotonic() < deadline:
-                    if by_replies and len(smtp.messages) >= sent + step:
-                        break
-                    if (
-                        not by_replies
-                        and log.exists()
-                        and log.read_bytes().count(b"outcome=") >= step
-                    ):
-                        break
-                    time.sleep(0.002)
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                mid_work += _work_left(root / "mailbot.db", dovecot)
-            once(config)
-            db = sqlite3.connect(root / "mailbot.db")
-            per_mail = dict(
-                db.execute(
-                    "SELECT message_id, count(DISTINCT case_id) FROM messages"
-                    " WHERE state IN ('done', 'quarantined') GROUP BY message_id"
-                ).fetchall()
-            )
-            unsent = db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
-            answered = Counter(message_from_bytes(m.data)["In-Reply-To"] for m in replies(smtp))
-            delivered_ids = Counter(message_from_bytes(m.data)["Message-ID"] for m in smtp.messages)
-        finally:
-            smtp.stop()
-            dovecot.close()
+    with servers() as desk:
+        root, dovecot, smtp, config = desk.root, desk.dovecot, desk.smtp, desk.config
+        chunk = -(-len(raws) // kills)
+        mid_work = 0
+        for k in range(kills):
+            append_all(dovecot, raws[k * chunk : (k + 1) * chunk])
+            log = root / f"run{k}.log"
+            proc = start_run(config, log)
+            step, sent = rng.randint(1, 12), len(smtp.messages)
+            by_replies = rng.random() < 0.5
+            deadline = time.monotonic() + 8.0
+            while time.monotonic() < deadline:
+                if by_replies and len(smtp.messages) >= sent + step:
+                    break
+                if not by_replies and log.exists() and log.read_bytes().count(b"outcome=") >= step:
+                    break
+                time.sleep(0.002)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            mid_work += _work_left(root / "mailbot.db", dovecot)
+        once(config)
+        db = sqlite3.connect(root / "mailbot.db")
+        per_mail = dict(
+            db.execute(
+                "SELECT message_id, count(DISTINCT case_id) FROM messages"
+                " WHERE state IN ('done', 'quarantined') GROUP BY message_id"
+            ).fetchall()
+        )
+        unsent = db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
+        answered = Counter(message_from_bytes(m.data)["In-Reply-To"] for m in replies(smtp))
+        delivered_ids = Counter(message_from_bytes(m.data)["Message-ID"] for m in smtp.messages)
+        db.close()
     robots = {
         i for i, r in zip(ids, raws, strict=True) if b"Auto-Submitted" in r or b"MAILER-DAEMON" in r
     }
@@ -163,23 +139,15 @@ def crash(count: int, kills: int) -> dict:
 
 
 def smtp_outage(count: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        dovecot, smtp = Dovecot().start(), SmtpCapture().start()
-        try:
-            config = write_config(root, dovecot, smtp)
-            port = smtp.port
-            smtp.stop()
-            append_all(dovecot, list(mails(count, seed=41)))
-            once(config, "2026-11-25T10:00:00+09:00")
-            once(config, "2026-11-25T10:00:30+09:00")  # still down, still waiting
-            smtp = SmtpCapture(port=port).start()
-            once(config, "2026-11-25T10:30:00+09:00")  # past the backoff
-            once(config, "2026-11-25T11:30:00+09:00")
-            ids = Counter(message_from_bytes(m.data)["Message-ID"] for m in replies(smtp))
-        finally:
-            smtp.stop()
-            dovecot.close()
+    with servers() as desk:
+        desk.smtp.stop()
+        append_all(desk.dovecot, list(mails(count, seed=41)))
+        once(desk.config, "2026-11-25T10:00:00+09:00")
+        once(desk.config, "2026-11-25T10:00:30+09:00")  # still down, still waiting
+        desk.smtp = SmtpCapture(port=desk.smtp.port).start()
+        once(desk.config, "2026-11-25T10:30:00+09:00")  # past the backoff
+        once(desk.config, "2026-11-25T11:30:00+09:00")
+        ids = Counter(message_from_bytes(m.data)["Message-ID"] for m in replies(desk.smtp))
     return {
         "mails": count,
         "delivered_after_outage": len(ids),
@@ -188,31 +156,25 @@ def smtp_outage(count: int) -> dict:
 
 
 def dovecot_restart(count: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        dovecot, smtp = Dovecot().start(), SmtpCapture().start()
-        proc = None
+    with servers() as desk:
+        proc = start_run(desk.config, desk.root / "run.log")
         try:
-            config = write_config(root, dovecot, smtp)
-            log = root / "run.log"
-            proc = start(config, log)
             time.sleep(2)
             batch = list(mails(count, seed=51))
-            append_all(dovecot, batch[: count // 2])
-            smtp.wait_for(count // 4, timeout=60)
-            dovecot.restart()
-            append_all(dovecot, batch[count // 2 :])
+            append_all(desk.dovecot, batch[: count // 2])
+            desk.smtp.wait_for(count // 4, timeout=60)
+            desk.dovecot.restart()
+            append_all(desk.dovecot, batch[count // 2 :])
             deadline = time.monotonic() + 120
-            while len(replies(smtp)) < count and time.monotonic() < deadline:
+            while len(replies(desk.smtp)) < count and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(2)  # anything beyond one reply each would show up now
-            answered = Counter(message_from_bytes(m.data)["In-Reply-To"] for m in replies(smtp))
+            answered = Counter(
+                message_from_bytes(m.data)["In-Reply-To"] for m in replies(desk.smtp)
+            )
         finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
-            smtp.stop()
-            dovecot.close()
+            proc.terminate()
+            proc.wait(timeout=30)
     return {
         "mails": count,
         "answered": len(answered),
@@ -221,18 +183,13 @@ def dovecot_restart(count: int) -> dict:
 
 
 def hostile(count: int) -> dict:
-    from mailbot.clock import Clock, parse_instant
-    from mailbot.config import DEFAULT_CONFIG, parse_config
-    from mailbot.context import Context
     from mailbot.runner import process_pending
+    from tests.desk import make_desk
 
     kinds: Counter[str] = Counter()
     crashes = 0
     with tempfile.TemporaryDirectory() as tmp:
-        ctx = Context.open(
-            parse_config(DEFAULT_CONFIG, "<bench>", Path(tmp)),
-            Clock(parse_instant("2026-11-25T10:00")),
-        )
+        ctx = make_desk(Path(tmp), "2026-11-25T10:00")
         for n, (what, raw) in enumerate(hostile_mails(count)):
             kinds[what] += 1
             key = f"h:{n}:{hashlib.sha256(raw).hexdigest()[:12]}"

@@ -22,6 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from pathlib import Path
@@ -33,11 +36,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.corpus import mails  # noqa: E402
 from tests.jpmail import build  # noqa: E402
-from tests.servers import Dovecot, SmtpCapture  # noqa: E402
+from tests.servers import STAFF, Dovecot, SmtpCapture, write_desk_config  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-LONG = "youryou_rikuase_long@occto.or.jp"
-STAFF = "capacity-desk@occto.or.jp"
+LIMITS = "\n[limits]\nauto_replies_per_sender_per_day = 1000\n"
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 MEASURE = (
     "import subprocess, sys, time\n"
     "proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
@@ -81,19 +84,43 @@ def machine() -> dict:
     }
 
 
-def write_config(root: Path, dovecot: Dovecot, smtp: SmtpCapture) -> Path:
-    path = root / "config.toml"
-    path.write_text(
-        f'[storage]\ndatabase = "{root / "mailbot.db"}"\n\n'
-        + dovecot.mailbox_config("code", "code@occto.or.jp", poll_interval=600.0)
-        + "\n"
-        + dovecot.mailbox_config("youryou", LONG, poll_interval=600.0)
-        + "\n"
-        + smtp.outgoing_config()
-        + f'\n[staff]\naddresses = ["{STAFF}"]\n\n[limits]\nauto_replies_per_sender_per_day = 1000\n',
-        encoding="utf-8",
+@dataclass
+class Servers:
+    root: Path
+    dovecot: Dovecot
+    smtp: SmtpCapture
+    config: Path
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    """A private Dovecot and aiosmtpd with a mailbot configuration for them, torn down after.
+    Polling is set to 10 minutes (IDLE does the work) and the reply budget is lifted."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        dovecot, smtp = Dovecot().start(), SmtpCapture().start()
+        config = write_desk_config(root, dovecot, smtp, poll_interval=600.0, extra=LIMITS)
+        fixture = Servers(root, dovecot, smtp, config)
+        try:
+            yield fixture
+        finally:
+            fixture.smtp.stop()
+            fixture.dovecot.close()
+
+
+def start_run(config: Path, log: Path) -> subprocess.Popen:
+    """`mailbot run` as its own process, logging one line per mail to `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--config", str(config), "-v", "run"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=ENV,
     )
-    return path
+
+
+def replies(smtp: SmtpCapture) -> list:
+    """What reached aiosmtpd for participants (staff reports excluded)."""
+    return [m for m in smtp.messages if STAFF not in m.rcpt_tos]
 
 
 def mailbot(config: Path, *args: str, now: str | None = None) -> tuple[float, float]:
@@ -107,7 +134,7 @@ def mailbot(config: Path, *args: str, now: str | None = None) -> tuple[float, fl
         capture_output=True,
         text=True,
         check=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        env=ENV,
     ).stdout.split()
     seconds = time.perf_counter() - started
     if out[1] != "0":
@@ -150,21 +177,13 @@ def floor(dovecot: Dovecot) -> float:
 
 def throughput(count: int) -> dict:
     raws = list(mails(count))
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        dovecot = Dovecot().start()
-        smtp = SmtpCapture().start()
-        try:
-            config = write_config(root, dovecot, smtp)
-            append_all(dovecot, raws)
-            floor_s = floor(dovecot)
-            seconds, rss = mailbot(config, "run", "--once", now="2026-11-25T10:00:00+09:00")
-            answered = [m for m in smtp.messages if STAFF not in m.rcpt_tos]
-            if len(answered) < count * 0.95:
-                raise RuntimeError(f"only {len(answered)} of {count} mails were answered")
-        finally:
-            smtp.stop()
-            dovecot.close()
+    with servers() as desk:
+        append_all(desk.dovecot, raws)
+        floor_s = floor(desk.dovecot)
+        seconds, rss = mailbot(desk.config, "run", "--once", now="2026-11-25T10:00:00+09:00")
+        answered = replies(desk.smtp)
+        if len(answered) < count * 0.95:
+            raise RuntimeError(f"only {len(answered)} of {count} mails were answered")
     return {
         "mails": count,
         "mb": round(sum(len(r) for r in raws) / 1e6, 1),
@@ -178,42 +197,30 @@ def throughput(count: int) -> dict:
 
 def latency(count: int) -> dict:
     rng = random.Random(7)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        dovecot = Dovecot().start()
-        smtp = SmtpCapture().start()
-        log = (root / "run.log").open("wb")
-        config = write_config(root, dovecot, smtp)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(config), "-v", "run"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        )
-        times = []
+    times = []
+    with servers() as desk:
+        log = desk.root / "run.log"
+        proc = start_run(desk.config, log)
         try:
             deadline = time.monotonic() + 30
-            while b"running on" not in (root / "run.log").read_bytes():
+            while not log.exists() or b"running on" not in log.read_bytes():
                 if time.monotonic() > deadline:
                     raise RuntimeError("mailbot run did not start")
                 time.sleep(0.05)
             time.sleep(2.0)
-            baseline = len(smtp.messages)
-            client = dovecot.client("code")
+            baseline = len(desk.smtp.messages)
+            client = desk.dovecot.client("code")
             for n, raw in enumerate(mails(count, seed=99)):
                 time.sleep(rng.uniform(0.05, 0.6))
                 started = time.perf_counter()
                 client.append("INBOX", raw)
-                if len(smtp.wait_for(baseline + n + 1, timeout=30)) < baseline + n + 1:
+                if len(desk.smtp.wait_for(baseline + n + 1, timeout=30)) < baseline + n + 1:
                     raise RuntimeError(f"mail {n} not answered within 30 s")
                 times.append(time.perf_counter() - started)
             client.logout()
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-            log.close()
-            smtp.stop()
-            dovecot.close()
     q = statistics.quantiles(times, n=100, method="inclusive")
     return {
         "mails": count,
@@ -232,37 +239,25 @@ def large_attachment() -> float:
         attachments=[("需要抑制量調整供給契約書.pdf", blob, "application/pdf")],
         message_id="<large@example.co.jp>",
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        dovecot = Dovecot().start()
-        smtp = SmtpCapture().start()
-        try:
-            config = write_config(root, dovecot, smtp)
-            append_all(dovecot, [raw])
-            _seconds, rss = mailbot(config, "run", "--once", now="2026-11-25T10:00:00+09:00")
-            if not smtp.messages:
-                raise RuntimeError("the large mail was not answered")
-        finally:
-            smtp.stop()
-            dovecot.close()
+    with servers() as desk:
+        append_all(desk.dovecot, [raw])
+        _seconds, rss = mailbot(desk.config, "run", "--once", now="2026-11-25T10:00:00+09:00")
+        if not desk.smtp.messages:
+            raise RuntimeError("the large mail was not answered")
     return round(rss, 1)
 
 
 def scale(cases: int) -> dict:
     """`cases` cases generated straight into a store: years of closed cases and a busy
     season's backlog of open ones (3 %, i.e. 3,000 open cases at 100,000)."""
-    from mailbot.clock import Clock, parse_instant
-    from mailbot.config import DEFAULT_CONFIG, parse_config
-    from mailbot.context import Context
+    from mailbot.config import DEFAULT_CONFIG
+    from tests.desk import make_desk
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         config_path = root / "config.toml"
         config_path.write_text(DEFAULT_CONFIG, encoding="utf-8")
-        ctx = Context.open(
-            parse_config(DEFAULT_CONFIG, str(config_path), root),
-            Clock(parse_instant("2026-11-25T09:00")),
-        )
+        ctx = make_desk(root, "2026-11-25T09:00")
         rng = random.Random(3)
         statuses = ["closed"] * 97 + ["complete", "needs_correction", "awaiting_reply"]
         rows = []
@@ -298,10 +293,7 @@ def scale(cases: int) -> dict:
         timings["report"], _ = mailbot(
             config_path, "report", "--xlsx", str(root / "r.xlsx"), now="2026-11-25T09:00"
         )
-        ctx = Context.open(
-            parse_config(DEFAULT_CONFIG, str(config_path), root),
-            Clock(parse_instant("2026-11-25T09:00")),
-        )
+        ctx = make_desk(root, "2026-11-25T09:00")
         from mailbot.jobs import load_schedule, participant_reminders
 
         spec = next(

@@ -364,6 +364,15 @@ def cmd_inquiry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _send_notice(ctx: Context, case_id: int) -> str:
+    """Send what is due now; say when the case's newest mail (its notice) goes out."""
+    flush_outbox(ctx, make_sender(ctx))
+    row = ctx.store.execute(
+        "SELECT state, send_at FROM outbox WHERE case_id = ? ORDER BY id DESC LIMIT 1", (case_id,)
+    ).fetchone()
+    return "sent" if row["state"] == "sent" else f"goes out at {row['send_at'][:16]}"
+
+
 def cmd_assess(args: argparse.Namespace) -> int:
     from mailbot.supply_start import issue_supply_start_notice
 
@@ -379,10 +388,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
             by=staff_name(args.by),
             reassessment=args.reassessment,
         )
-        flush_outbox(ctx, make_sender(ctx))
-        planned = ctx.store.execute(
-            "SELECT state, send_at FROM outbox WHERE case_id = ?", (issued.case_id,)
-        ).fetchone()
+        when = _send_notice(ctx, issued.case_id)
     finally:
         ctx.close()
     a = issued.assessment
@@ -397,7 +403,6 @@ def cmd_assess(args: argparse.Namespace) -> int:
             for i in a.impacts
         ),
     )
-    when = "sent" if planned["state"] == "sent" else f"goes out at {planned['send_at'][:16]}"
     print(f"total penalty: {a.total_penalty_yen:,} yen; the notice {when}")
     if issued.example_market:
         print("warning: rules/market.toml carries EXAMPLE values (example = true)")
@@ -416,14 +421,9 @@ def cmd_assess_roadmap(args: argparse.Namespace) -> int:
             by=staff_name(args.by),
             reassessment=args.reassessment,
         )
-        flush_outbox(ctx, make_sender(ctx))
-        planned = ctx.store.execute(
-            "SELECT state, send_at FROM outbox WHERE case_id = ? ORDER BY id DESC",
-            (issued.case_id,),
-        ).fetchone()
+        when = _send_notice(ctx, issued.case_id)
     finally:
         ctx.close()
-    when = "sent" if planned["state"] == "sent" else f"goes out at {planned['send_at'][:16]}"
     print(
         f"{format_case_number(issued.case_id)}: 通知No {issued.number}  result {issued.result}"
         f"{'  (with the upload reminder)' if issued.upload_reminder else ''}; the notice {when}"

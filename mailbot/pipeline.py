@@ -186,8 +186,9 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
             mailbox_address=stored.mailbox,
         )
         if dmarc_failed(mail):
-            outcome = held(case, "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）")
-            outcome.replies = []  # the From is not theirs: answering would be backscatter
+            outcome = held(
+                case, "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）", answer=False
+            )
         elif case is not None and case["status"] in (Status.CLOSED, Status.IGNORED):
             outcome = held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
         else:

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli import main
-from tests.servers import Dovecot, SmtpCapture
-
-LONG = "youryou_rikuase_long@occto.or.jp"
+from tests.servers import Dovecot, SmtpCapture, user_for, write_desk_config
 
 
 def subject(raw: bytes) -> str:
@@ -82,18 +80,9 @@ def maildir_desk(
 def server_desk(
     tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, capsys: pytest.CaptureFixture
 ) -> Desk:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[storage]\ndatabase = "{tmp_path / "mailbot.db"}"\n\n'
-        + dovecot.mailbox_config("code", "code@occto.or.jp")
-        + "\n"
-        + dovecot.mailbox_config("youryou", LONG)
-        + "\n"
-        + smtp.outgoing_config(),
-        encoding="utf-8",
-    )
+    config = write_desk_config(tmp_path, dovecot, smtp)
 
     def send(raw: bytes) -> None:
-        dovecot.append("youryou" if LONG in (message_from_bytes(raw)["To"] or "") else "code", raw)
+        dovecot.append(user_for(raw), raw)
 
     return Desk(["--config", str(config)], send, lambda: [m.data for m in smtp.messages], capsys)

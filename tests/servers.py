@@ -22,6 +22,8 @@ DOVECOT = Path("/usr/sbin/dovecot")
 DOVEADM = Path("/usr/bin/doveadm")
 NOBODY = 65534
 PASSWORD = "secret"
+LONG = "youryou_rikuase_long@occto.or.jp"
+STAFF = "capacity-desk@occto.or.jp"
 
 CONFIG = """\
 protocols = imap
@@ -281,3 +283,30 @@ class SmtpCapture:
             'security = "none"\n'
             "timeout = 10\n"
         )
+
+
+def write_desk_config(
+    root: Path, dovecot: Dovecot, smtp: SmtpCapture, *, poll_interval: float = 1.0, extra: str = ""
+) -> Path:
+    """config.toml for a desk on these servers: code@ and youryou_rikuase_long@ as the Dovecot
+    users code and youryou, replies to aiosmtpd, the staff address, the database under root."""
+    path = root / "config.toml"
+    path.write_text(
+        f'[storage]\ndatabase = "{root / "mailbot.db"}"\n\n'
+        + dovecot.mailbox_config("code", "code@occto.or.jp", poll_interval=poll_interval)
+        + "\n"
+        + dovecot.mailbox_config("youryou", LONG, poll_interval=poll_interval)
+        + "\n"
+        + smtp.outgoing_config()
+        + f'\n[staff]\naddresses = ["{STAFF}"]\n'
+        + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def user_for(raw: bytes) -> str:
+    """The Dovecot user a mail is for, by its To header."""
+    from email import message_from_bytes
+
+    return "youryou" if LONG in (message_from_bytes(raw)["To"] or "") else "code"

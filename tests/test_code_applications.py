@@ -4,8 +4,6 @@ workbooks built as participants send them, taken through the real pipeline and S
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from mailbot.registers import import_operators, operator
 from mailbot.runner import process_pending
 from tests.desk import body_text, make_desk, outbox, set_now
 from tests.forms import operator_form, plant_form, to_bytes
+from tests.hostile import ATTACKS
 from tests.jpmail import XLSX, build
 from tests.samples import OPERATORS_CSV, TAKAHASHI
 
@@ -85,16 +84,6 @@ def test_complete_application_gets_a_receipt_and_a_due_date_in_business_days(des
 XLS = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2048
 
 
-def _macro_book() -> bytes:
-    out = io.BytesIO()
-    source = io.BytesIO(to_bytes(operator_form(fields=TAKAHASHI)))
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(out, "w") as dst:
-        for item in src.infolist():
-            dst.writestr(item, src.read(item))
-        dst.writestr("xl/vbaProject.bin", b"\0" * 512)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize(
     ("why", "kwargs", "field"),
     [
@@ -134,7 +123,7 @@ def _macro_book() -> bytes:
         ),
         (
             "macro workbook",
-            {"attachments": [("事業者マスタ申込書.xlsm", _macro_book(), XLSX)]},
+            {"attachments": [("事業者マスタ申込書.xlsm", ATTACKS["macro"](), XLSX)]},
             "添付ファイル",
         ),
         (

@@ -8,23 +8,12 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli import main
-from tests.cycle import LONG
 from tests.samples import SAMPLES_DIR
-from tests.servers import Dovecot, SmtpCapture
+from tests.servers import Dovecot, SmtpCapture, write_desk_config
 
 
 def config(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> str:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[storage]\ndatabase = "{tmp_path / "mailbot.db"}"\n\n'
-        + dovecot.mailbox_config("code", "code@occto.or.jp")
-        + "\n"
-        + dovecot.mailbox_config("youryou", LONG)
-        + "\n"
-        + smtp.outgoing_config(),
-        encoding="utf-8",
-    )
-    return str(path)
+    return str(write_desk_config(tmp_path, dovecot, smtp))
 
 
 def test_doctor_on_a_healthy_desk_and_with_the_smtp_server_down(

@@ -18,32 +18,10 @@ from mailbot.cli import main
 from mailbot.mailboxes.imap import KEYWORD
 from tests.desk import body_text
 from tests.jpmail import build
-from tests.samples import LONG, SAMPLES_DIR, samples
-from tests.servers import Dovecot, SmtpCapture
+from tests.samples import SAMPLES_DIR, samples
+from tests.servers import STAFF, Dovecot, SmtpCapture, user_for, write_desk_config
 
-STAFF = "capacity-desk@occto.or.jp"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def write_config(
-    tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, poll_interval: float = 1.0
-) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f'[storage]\ndatabase = "{tmp_path / "mailbot.db"}"\n\n'
-        + dovecot.mailbox_config("code", "code@occto.or.jp", poll_interval=poll_interval)
-        + "\n"
-        + dovecot.mailbox_config("youryou", LONG, poll_interval=poll_interval)
-        + "\n"
-        + smtp.outgoing_config()
-        + f'\n[staff]\naddresses = ["{STAFF}"]\n',
-        encoding="utf-8",
-    )
-    return path
-
-
-def user_for(raw: bytes) -> str:
-    return "youryou" if LONG in (message_from_bytes(raw)["To"] or "") else "code"
 
 
 def db(tmp_path: Path) -> sqlite3.Connection:
@@ -59,7 +37,7 @@ def participant_mail(smtp: SmtpCapture) -> list:
 def test_run_once_over_imap_and_smtp_answers_every_sample_once(
     tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpCapture
 ):
-    config = str(write_config(tmp_path, dovecot, smtp_server))
+    config = str(write_desk_config(tmp_path, dovecot, smtp_server))
     now = "2026-11-25T13:30:00+09:00"
     assert (
         main(
@@ -151,7 +129,7 @@ def test_long_running_process_answers_mail_as_it_arrives_and_stops_cleanly(
 ):
     """Polling is set to 10 minutes and IDLE is renewed every 30 s, so an answer within 10 s
     can only come from the server's IDLE announcement."""
-    config = write_config(tmp_path, dovecot, smtp_server, poll_interval=600.0)
+    config = write_desk_config(tmp_path, dovecot, smtp_server, poll_interval=600.0)
     log = tmp_path / "run.log"
     proc = start_run(config, log)
     try:
@@ -177,7 +155,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_answers_each_mail_once(
     tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpCapture
 ):
     """A small version of the reliability harness (bench/reliability.py runs the big one)."""
-    config = write_config(tmp_path, dovecot, smtp_server)
+    config = write_desk_config(tmp_path, dovecot, smtp_server)
     total = 150
     for n in range(total):
         dovecot.deliver("code", receipt_for(n))

@@ -8,10 +8,11 @@ import subprocess
 from email import message_from_bytes
 from pathlib import Path
 
-from tests.cycle import LONG, Desk, subject
+from tests.cycle import Desk, subject
 from tests.desk import SOURCES_CSV, body_text
 from tests.forms import roadmap_workbook
 from tests.jpmail import XLSX, build
+from tests.servers import LONG
 
 ICHIRO = "ichiro@takahashi-power.co.jp"
 HANAKO = "hanako@tohoku-green.jp"
@@ -42,6 +43,14 @@ def pdf_text(raw: bytes, tmp_path: Path) -> str:
     raise AssertionError("no PDF attached")
 
 
+INQUIRY = "脱炭素化ロードマップの改訂要否の確認"
+
+
+def ichiros_inquiry(desk: Desk) -> bytes:
+    [ours] = [m for m in desk.mails(INQUIRY) if ICHIRO in message_from_bytes(m)["To"]]
+    return ours
+
+
 def answer(in_reply_to: str, message_id: str, body: str, attach: bool = True) -> bytes:
     return build(
         "Re: " + ANSWER_SUBJECT,
@@ -61,9 +70,8 @@ def test_roadmap_campaign_from_roster_to_assessment(cli_desk: Desk, tmp_path: Pa
     load_sources(desk, tmp_path)
     printed = desk.out("2026-12-01T10:00", "campaign", "roadmap", "--deadline", "2026-12-18")
     assert "2 inquiry mail(s) planned" in printed
-    inquiries = desk.mails("脱炭素化ロードマップの改訂要否の確認")
-    assert len(inquiries) == 2
-    [ours] = [m for m in inquiries if ICHIRO in message_from_bytes(m)["To"]]
+    assert len(desk.mails(INQUIRY)) == 2
+    ours = ichiros_inquiry(desk)
     assert ROADMAP_FILE.removesuffix(".xlsx") in body_text(ours)
     inquiry_id = message_from_bytes(ours)["Message-ID"]
 
@@ -233,11 +241,7 @@ def test_unrevised_answer_then_a_failed_roadmap_and_its_objection(cli_desk: Desk
     desk = cli_desk
     load_sources(desk, tmp_path)
     desk.out("2026-12-01T10:00", "campaign", "roadmap", "--deadline", "2026-12-18")
-    [ours] = [
-        m
-        for m in desk.mails("脱炭素化ロードマップの改訂要否の確認")
-        if ICHIRO in message_from_bytes(m)["To"]
-    ]
+    ours = ichiros_inquiry(desk)
     desk.send(
         answer(
             message_from_bytes(ours)["Message-ID"],

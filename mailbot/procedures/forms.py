@@ -35,12 +35,13 @@ def jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def held(case: dict[str, Any] | None, reason: str) -> Outcome:
-    """Kept for staff; the reply says only that the mail arrived, nothing of the case."""
+def held(case: dict[str, Any] | None, reason: str, *, answer: bool = True) -> Outcome:
+    """Kept for staff; the reply says only that the mail arrived, nothing of the case. With
+    `answer=False` nothing is sent (a From that is not the sender's: a reply is backscatter)."""
     return Outcome(
         status=Status.HELD,
         reason=reason,
-        replies=[Reply("held", "held")],
+        replies=[Reply("held", "held")] if answer else [],
         events=[("held", {"reason": reason, "target_case": case["id"] if case else None})],
         new_case=case is not None,
     )

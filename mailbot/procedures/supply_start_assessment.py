@@ -19,9 +19,7 @@ class SupplyStartAssessment:
     actions: tuple[str, ...] = ()
 
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
-        outcome = forms.held(None, "アセスメント結果通知への返信（異議申立の件名ではありません）")
-        outcome.new_case = False
-        return outcome
+        return forms.held(None, "アセスメント結果通知への返信（異議申立の件名ではありません）")
 
     def decide(
         self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
