@@ -7,6 +7,7 @@ directory the command runs in. This module never opens a mailbox or the database
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ addresses = ["capacity-desk@occto.or.jp"]
 """
 
 SECURITY = ("ssl", "starttls", "none")
+
+PACKAGE_DIR = Path(str(importlib.resources.files("mailbot")))
+RULES_DIR = PACKAGE_DIR / "rules"
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,6 @@ class Config:
         if self.outgoing.message_id_domain:
             return self.outgoing.message_id_domain
         return self.mailboxes[0].address.split("@", 1)[1] if self.mailboxes else "mailbot.invalid"
-
-
-def _project_root() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any = ...) -> Any:
@@ -221,7 +222,6 @@ def parse_config(text: str, source: str, base: Path) -> Config:
     staff = data.get("staff", {})
     limits = data.get("limits", {})
     paths = data.get("paths", {})
-    root = _project_root()
     return Config(
         database=base / _get(storage, "database", "storage", str, "data/mailbot.db"),
         mailboxes=mailboxes,
@@ -229,8 +229,8 @@ def parse_config(text: str, source: str, base: Path) -> Config:
         staff_addresses=tuple(
             a.lower() for a in _get(staff, "addresses", "staff", list, []) if isinstance(a, str)
         ),
-        rules_dir=base / _get(paths, "rules", "paths", str, str(root / "rules")),
-        templates_dir=base / _get(paths, "templates", "paths", str, str(root / "templates")),
+        rules_dir=base / _get(paths, "rules", "paths", str, str(RULES_DIR)),
+        templates_dir=base / _get(paths, "templates", "paths", str, str(TEMPLATES_DIR)),
         limits=Limits(
             max_message_bytes=_get(
                 limits, "max_message_bytes", "limits", int, Limits.max_message_bytes

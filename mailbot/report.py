@@ -21,6 +21,7 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from mailbot.config import TEMPLATES_DIR
 from mailbot.context import Context
 from mailbot.procedures import registry
 from mailbot.registers import operator as find_operator
@@ -243,7 +244,7 @@ def write_xlsx(report: Report, path: Path) -> None:
 def render_html(report: Report, ctx: Context | None = None) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    templates = Path(__file__).resolve().parent.parent / "templates"
+    templates = ctx.config.templates_dir if ctx is not None else TEMPLATES_DIR
     env = Environment(
         loader=FileSystemLoader(templates), autoescape=select_autoescape(["html", "j2"])
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.assessment import AssessmentError, assess_supply_start
+from mailbot.config import RULES_DIR
 from mailbot.context import Context
 from mailbot.decisions import decide
 from mailbot.errors import ConfigError
@@ -23,7 +24,7 @@ from mailbot.supply_start import issue_supply_start_notice
 from tests.desk import body_text, load_sources, make_desk, outbox, set_now
 from tests.jpmail import build
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = RULES_DIR
 MARKET = load_market(RULES / "market.toml")
 SOURCE = {
     "source_id": "L0000000001",

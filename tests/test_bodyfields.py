@@ -1,12 +1,12 @@
 """Reading the ■/・ fields participants type (seed 004 表2-1, 表3-1)."""
 
-from pathlib import Path
 
 import pytest
 
 from mailbot.bodyfields import extract, load_body_fields, mentions
+from mailbot.config import RULES_DIR
 
-FIELDS = load_body_fields(Path(__file__).resolve().parent.parent / "rules" / "body_fields.toml")
+FIELDS = load_body_fields(RULES_DIR / "body_fields.toml")
 
 SEED_STYLE = """電力広域的運営推進機関 ご担当者様
 以下のアセスメント結果について、異議申立を行います。

@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailbot.businessdays import BusinessCalendar, load_calendar
+from mailbot.config import RULES_DIR
 from mailbot.errors import ConfigError
 
-RULES = Path(__file__).resolve().parent.parent / "rules" / "calendar.toml"
+RULES = RULES_DIR / "calendar.toml"
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 

@@ -1,13 +1,13 @@
 """Subject and thread classification (SPEC §1), rows quoting the seeds' subjects."""
 
-from pathlib import Path
 
 import pytest
 
 from mailbot.classify import ThreadHit, classify
+from mailbot.config import RULES_DIR
 from mailbot.rules import load_routing
 
-ROUTING = load_routing(Path(__file__).resolve().parent.parent / "rules")
+ROUTING = load_routing(RULES_DIR)
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,12 @@
 """The license rule of seed 000 (参考資料), row by row."""
 
-from pathlib import Path
 
 import pytest
 
+from mailbot.config import RULES_DIR
 from mailbot.licenses import load_license_table, verdict
 
-TABLE = load_license_table(Path(__file__).resolve().parent.parent / "rules" / "licenses.toml")
+TABLE = load_license_table(RULES_DIR / "licenses.toml")
 GEN = [("1234", ["発電"])]
 RETAIL = [("1234", ["小売"])]
 DR = [("5678", ["区分なし(需要抑制)"])]

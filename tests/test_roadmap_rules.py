@@ -1,9 +1,9 @@
 """The roadmap file-name rule (seed 004 表3-2) and sheet layout (図3-3)."""
 
-from pathlib import Path
 
 import pytest
 
+from mailbot.config import RULES_DIR
 from mailbot.roadmap import (
     expected_file_name,
     file_name_problems,
@@ -14,7 +14,7 @@ from mailbot.workbook import load_grids
 from tests.forms import ROADMAP_PREMISES as FULL
 from tests.forms import roadmap_workbook
 
-RULES = load_roadmap_rules(Path(__file__).resolve().parent.parent / "rules" / "roadmap.toml")
+RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")
 
 
 @pytest.mark.parametrize(

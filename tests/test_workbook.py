@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from mailbot import workbook as wb
+from mailbot.config import RULES_DIR
 from mailbot.errors import ConfigError
 from tests.forms import AREA_ROW, operator_form, plant_form, put, to_bytes
 
-RULES = Path(__file__).resolve().parent.parent / "rules" / "forms.toml"
+RULES = RULES_DIR / "forms.toml"
 FORMS = wb.load_form_rules(RULES)
 
 
