@@ -112,9 +112,12 @@ def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tup
     ]
     found = []
     for display, addr in getaddresses(values):
-        addr = addr.strip().lower()
+        display, addr = decode_header_value(display, fallback).strip(), addr.strip()
+        words = addr.rsplit(None, 1)
+        if not display and len(words) == 2 and ADDR_SPEC.match(words[1]):
+            display, addr = display or words[0], words[1]
         if addr:
-            found.append((decode_header_value(display, fallback).strip(), addr))
+            found.append((display, addr.lower()))
     return found
 
 
