@@ -234,21 +234,26 @@ def plausible_cjk(text: str) -> bool:
     return bool(_KANA.search(text) or _CJK_RUN.search(text))
 
 
+LATIN_DEFAULTS = frozenset({"cp1252", "cp1254"})
+
+
 def _guess(data: bytes, why: str, declared: str | None) -> tuple[str, list[str]]:
     """Unlabelled or mislabelled bytes: UTF-8 first (it almost never fits by accident), then the
-    declared multi-byte charset, then CP932 where the result is plausible Japanese, then GBK
-    where it is plausible Chinese, then the declared single-byte charset, then windows-1252.
-    A single-byte charset fits any bytes, so it can only come after the checks that can fail."""
+    declared charset, then CP932 where the result is plausible Japanese, then GBK where it is
+    plausible Chinese, then windows-1252 (UTF-8 sequences still read as UTF-8).
+
+    A declared `iso-8859-1`/`us-ascii` (windows-1252 in WHATWG terms) is what many mailers write
+    by default and fits any bytes, so it proves nothing and waits until after the CJK checks; a
+    declared Greek or Cyrillic single-byte charset is a real statement and comes first."""
     if _is_utf8(data):
         return data.decode("utf-8"), [f"{why}: decoded as utf-8"]
-    multi = declared if declared and not single_byte(declared) else None
-    if multi:
+    if declared and declared != "utf-8" and declared not in LATIN_DEFAULTS:
         try:
-            return decode_strict(data, multi), [f"{why}: decoded as {multi}"]
+            return decode_strict(data, declared), [f"{why}: decoded as {declared}"]
         except UnicodeDecodeError:
             pass
     for codec in ("cp932", "gb18030"):
-        if codec == multi:
+        if codec == declared:
             continue
         try:
             text = data.decode(codec)
@@ -256,10 +261,9 @@ def _guess(data: bytes, why: str, declared: str | None) -> tuple[str, list[str]]
             continue
         if plausible_cjk(text):
             return text, [f"{why}: decoded as {codec}"]
-    if multi and multi != "utf-8":
-        text = data.decode(multi, errors="replace")
-        return text, [f"{why}: undecodable bytes replaced"]
-    if declared and declared != "utf-8":
+    if declared and declared != "utf-8" and not single_byte(declared):
+        return data.decode(declared, errors="replace"), [f"{why}: undecodable bytes replaced"]
+    if declared in LATIN_DEFAULTS:
         return decode_strict(data, declared), [f"{why}: decoded as {declared}"]
     return data.decode("utf-8", errors="mailbot-utf8-or-1252"), [f"{why}: decoded as windows-1252"]
 
@@ -286,7 +290,7 @@ def decode_header_value(value: str | bytes | Header | None, fallback: str | None
         )
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="surrogateescape")
-    value = str(value)
+    value = FOLD.sub("", str(value))
     try:
         parts = decode_header(value)
     except Exception:
@@ -306,6 +310,7 @@ def decode_header_value(value: str | bytes | Header | None, fallback: str | None
     return LOOSE_WORD.sub(_loose_word, text) if "=?" in text else text
 
 
+FOLD = re.compile(r"\r?\n(?=[ \t])")
 LOOSE_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?(.*?)\?=", re.DOTALL)
 
 
