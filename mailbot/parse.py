@@ -125,15 +125,14 @@ def _sender(msg: Message, fallback: str | None) -> tuple[str, str]:
     """(name, address) of the author: the first well-formed address of From, then of Sender,
     then of Reply-To (spam and broken mailers send an invalid or empty From beside a good one),
     else whatever From held."""
-    candidates = {key: _addresses(msg, key, fallback) for key in ("From", "Sender", "Reply-To")}
-    for found in candidates.values():
+    seen = []
+    for key in ("From", "Sender", "Reply-To"):
+        found = _addresses(msg, key, fallback) if key in msg else []
         for display, addr in found:
             if ADDR_SPEC.match(addr):
                 return display, addr
-    for found in candidates.values():
-        if found:
-            return found[0]
-    return "", ""
+        seen.extend(found)
+    return seen[0] if seen else ("", "")
 
 
 def _ids(value: str | None) -> tuple[str, ...]:
@@ -186,11 +185,14 @@ def _filename(part: Message, fallback: str | None = None) -> str | None:
     return None
 
 
+CHARSET_PARAM = re.compile(r'charset\s*=\s*"?([^";\s]+)', re.IGNORECASE)
+
+
 def _charset_param(part: Message) -> str | None:
-    value = part.get_param("charset")
-    if isinstance(value, tuple):
-        value = value[2]
-    return str(value).strip() or None if value else None
+    """The charset parameter, read with one regex: get_param costs more than the whole rest of
+    a small part's decoding, and charset values never need RFC 2231."""
+    found = CHARSET_PARAM.search(str(part.get("Content-Type", "")))
+    return found.group(1) if found else None
 
 
 def _declared_charset(msg: Message) -> str | None:
