@@ -6,7 +6,7 @@ licence is not ours, so the corpus is never committed: fetch it into a cache fol
 `MAILBOT_ZAMMAD_CORPUS` at its `test/data/mail` (default
 `~/.cache/mailbot/zammad/test/data/mail`). Needs PyYAML (the `test` extra).
 
-Run: .venv/bin/python bench/zammad_corpus.py [--all] [--json PATH]
+Run: .venv/bin/python bench/zammad_corpus.py [--all] [--json bench/results/zammad_corpus.json]
 
 Comparison rules (one per field; `tests/data/zammad_differences.toml` lists the mails where
 mailbot deliberately reads a field differently, with the reason):

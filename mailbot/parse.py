@@ -508,6 +508,10 @@ def _mend_headers(raw: bytes) -> bytes | None:
     return None if mended == raw else mended
 
 
+def _found(msg: Message) -> int:
+    return sum(msg.get(name) is not None for name in ("From", "Subject"))
+
+
 def _read(raw: bytes) -> tuple[Message, list[str]]:
     """The stdlib parse, and a second, lenient one when the first lost From or Subject: the
     stdlib ends the header block at the first line that is neither a field nor indented."""
@@ -518,8 +522,7 @@ def _read(raw: bytes) -> tuple[Message, list[str]]:
     if mended is None:
         return msg, []
     second = message_from_bytes(mended, policy=compat32)
-    found = sum(m.get(k) is not None for m in (msg,) for k in ("From", "Subject"))
-    if sum(second.get(k) is not None for k in ("From", "Subject")) > found:
+    if _found(second) > _found(msg):
         return second, ["broken header block read leniently"]
     return msg, []
 
