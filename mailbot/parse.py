@@ -89,18 +89,19 @@ ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+$|^\"[^\"
 
 
 def _quote_words(value: str, fallback: str | None) -> str:
-    """Encoded-words decoded into quoted strings before the address parser splits the header:
-    `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>` holds a comma only once decoded, and a raw
-    parse splits the name there."""
+    """Encoded-words that carry an address special raw inside them (a Q-encoded name written
+    `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>`) decoded into quoted strings before the
+    address parser splits the header at that comma. Only those are decoded here: the rest are
+    decoded once, as display names, after parsing."""
 
     def quote(found: re.Match[str]) -> str:
-        text = decode_header_value(found.group(0), fallback)
         inside_quotes = value[: found.start()].count('"') % 2 == 1
-        if inside_quotes or not SPECIALS.search(text):
+        if inside_quotes or not SPECIALS.search(found.group(0).replace("?", "")):
             return found.group(0)
+        text = decode_header_value(found.group(0), fallback)
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    return ENCODED_WORD.sub(quote, value)
+    return ENCODED_WORD.sub(quote, value) if "=?" in value else value
 
 
 def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tuple[str, str]]:
