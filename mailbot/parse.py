@@ -496,15 +496,15 @@ def _mend_headers(raw: bytes) -> bytes | None:
     end = HEADER_END.search(raw)
     head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
     lines: list[bytes] = []
+    in_fields = False
     for number, line in enumerate(head.split(b"\n")):
-        if (
-            HEADER_FIELD.match(line)
-            or line[:1] in (b" ", b"\t")
-            or (number == 0 and line.startswith(b"From "))
-        ):
+        if number == 0 and line.startswith(b"From "):
             lines.append(line)
-        elif lines and not (number == 1 and lines[0].startswith(b"From ")):
-            lines.append(b" " + line)
+        elif HEADER_FIELD.match(line):
+            in_fields = True
+            lines.append(line)
+        elif in_fields:
+            lines.append(line if line[:1] in (b" ", b"\t") else b" " + line)
     mended = b"\n".join(lines) + rest
     return None if mended == raw else mended
 

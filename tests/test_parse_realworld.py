@@ -130,6 +130,7 @@ def test_raw_latin1_attachment_name() -> None:
 
 def test_unindented_continuation_lines_keep_from_subject_and_mime() -> None:
     raw = (
+        b"From karoline@example.com Wed Apr 19 20:56:33 2017\r\n"
         b"Received: from mx.example.com by mail.example.com with ESMTP\r\n"
         b"for <desk@example.com>; Thu, 2 Aug 2018 16:58:16 +0200\r\n"
         b"From: Karoline Smith <karoline@example.com>\r\n"
