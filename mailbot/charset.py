@@ -10,8 +10,13 @@ decoded as CP932, which knows every one of those characters. Nothing here raises
 
 from __future__ import annotations
 
+import base64
+import binascii
+import quopri
 import re
 from email.header import Header, decode_header
+
+from mailbot.labels import codec_for, decode_strict, single_byte
 
 SJIS_LABELS = frozenset(
     {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j",
@@ -152,54 +157,115 @@ def decode_jis_bytewise(data: bytes) -> tuple[str, list[str]]:
 def normalize_label(charset: str | None) -> str | None:
     if not charset:
         return None
-    label = charset.strip().strip('"').lower()
+    label = charset.strip().strip('"').strip("'").lower()
     return label or None
 
 
-def decode_bytes(data: bytes, charset: str | None) -> tuple[str, list[str]]:
-    """Text and what had to be guessed or replaced. Never raises."""
+def decode_bytes(
+    data: bytes, charset: str | None, fallback: str | None = None
+) -> tuple[str, list[str]]:
+    """Text and what had to be guessed or replaced. Never raises.
+
+    The label is read as the WHATWG Encoding Standard maps it (`mailbot.labels`) and checked
+    against the bytes first: a label that does not fit them (a decoding error, 8-bit bytes under
+    a 7-bit label, UTF-8 under a single-byte label) is not trusted, and `_guess` reads the bytes
+    instead. `fallback` is the charset declared elsewhere in the mail, for unlabelled bytes."""
     label = normalize_label(charset)
+    if label is None or label in ("7bit", "8bit", "x-unknown") or label.startswith("unknown"):
+        return _unlabelled(data, "no charset declared", fallback)
     if label in JIS_LABELS:
-        return decode_jis(data)
-    if label in SJIS_LABELS:
-        text = data.decode("cp932", errors="replace")
-        return text, (["shift_jis: undecodable bytes replaced"] if "\ufffd" in text else [])
-    if label in (None, "us-ascii", "ascii", "7bit", "8bit") or label.startswith("unknown"):
+        if data.isascii() or looks_like_jis(data):
+            return decode_jis(data)
+        return _guess(data, f"labelled {label} but 8-bit", None)
+    codec = codec_for(label)
+    if codec is None:
+        return _unlabelled(data, f"unknown charset {label!r}", fallback)
+    if data.isascii() and codec not in ("utf-16", "utf-7"):
         if looks_like_jis(data):
             text, defects = decode_jis(data)
-            return text, ["charset guessed: iso-2022-jp", *defects]
-        if data.isascii():
-            return data.decode("ascii"), []
-        return _guess(data, "no charset declared")
-    if label in ("euc-jp", "eucjp", "x-euc-jp", "euc_jp"):
-        text = data.decode("euc_jp", errors="replace")
-        return text, (["euc-jp: undecodable bytes replaced"] if "\ufffd" in text else [])
-    if label in ("utf8", "utf-8"):
-        try:
-            return data.decode("utf-8"), []
-        except UnicodeDecodeError:
-            if looks_like_jis(data):
-                text, defects = decode_jis(data)
-                return text, ["labelled utf-8 but iso-2022-jp", *defects]
-            return _guess(data, "labelled utf-8 but not utf-8")
+            return text, [f"labelled {label} but iso-2022-jp", *defects]
+        return data.decode("ascii"), []
+    if single_byte(codec) and _is_utf8(data):
+        return data.decode("utf-8"), [f"labelled {label} but utf-8"]
     try:
-        return data.decode(label), []
-    except LookupError:
+        return decode_strict(data, codec), []
+    except UnicodeDecodeError:
         if looks_like_jis(data):
             text, defects = decode_jis(data)
-            return text, [f"unknown charset {label!r}: iso-2022-jp guessed", *defects]
-        return _guess(data, f"unknown charset {label!r}")
+            return text, [f"labelled {label} but iso-2022-jp", *defects]
+        return _guess(data, f"not valid {label}", codec)
+
+
+def _unlabelled(data: bytes, why: str, fallback: str | None) -> tuple[str, list[str]]:
+    if looks_like_jis(data):
+        text, defects = decode_jis(data)
+        return text, ["charset guessed: iso-2022-jp", *defects]
+    if data.isascii():
+        return data.decode("ascii"), []
+    label = normalize_label(fallback)
+    codec = codec_for(label) if label and label not in JIS_LABELS else None
+    return _guess(data, why, codec)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
     except UnicodeDecodeError:
-        return _guess(data, f"not valid {label}")
+        return False
+    return True
 
 
-def _guess(data: bytes, why: str) -> tuple[str, list[str]]:
-    for codec in ("utf-8", "cp932"):
+_KANA = re.compile(r"[\u3041-\u30ff]")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]{2}")
+_NOT_CJK_TEXT = re.compile(
+    r"[^\t\n\r\x20-\x7e\u00a7\u00a8\u00b0\u00b1\u00b4\u00b6\u00d7\u00f7\u0391-\u03c9"
+    r"\u0401-\u0451\u2010-\u2312\u2460-\u24ff\u2500-\u257f\u25a0-\u26ff\u3000-\u30ff"
+    r"\u3190-\u33ff\u3400-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff01-\uff60\uffe0-\uffe5]"
+)
+
+
+def plausible_cjk(text: str) -> bool:
+    """Bytes read as CP932 or GBK look like real Japanese or Chinese: only characters those
+    texts use (no private-use, no half-width kana, no accented Latin) and at least one kana or
+    one two-character word. Latin-1 `Hofjägeralle` read as CP932 gives a lone `臠`; GB2312 read
+    as CP932 gives half-width kana; either is refused."""
+    if _NOT_CJK_TEXT.search(text):
+        return False
+    return bool(_KANA.search(text) or _CJK_RUN.search(text))
+
+
+LATIN_DEFAULTS = frozenset({"cp1252", "cp1254"})
+
+
+def _guess(data: bytes, why: str, declared: str | None) -> tuple[str, list[str]]:
+    """Unlabelled or mislabelled bytes: UTF-8 first (it almost never fits by accident), then the
+    declared charset, then CP932 where the result is plausible Japanese, then GBK where it is
+    plausible Chinese, then windows-1252 (UTF-8 sequences still read as UTF-8).
+
+    A declared `iso-8859-1`/`us-ascii` (windows-1252 in WHATWG terms) is what many mailers write
+    by default and fits any bytes, so it proves nothing and waits until after the CJK checks; a
+    declared Greek or Cyrillic single-byte charset is a real statement and comes first."""
+    if _is_utf8(data):
+        return data.decode("utf-8"), [f"{why}: decoded as utf-8"]
+    if declared and declared != "utf-8" and declared not in LATIN_DEFAULTS:
         try:
-            return data.decode(codec), [f"{why}: decoded as {codec}"]
+            return decode_strict(data, declared), [f"{why}: decoded as {declared}"]
+        except UnicodeDecodeError:
+            pass
+    for codec in ("cp932", "gb18030"):
+        if codec == declared:
+            continue
+        try:
+            text = data.decode(codec)
         except UnicodeDecodeError:
             continue
-    return data.decode("utf-8", errors="replace"), [f"{why}: undecodable bytes replaced"]
+        if plausible_cjk(text):
+            return text, [f"{why}: decoded as {codec}"]
+    if declared and declared != "utf-8" and not single_byte(declared):
+        return data.decode(declared, errors="replace"), [f"{why}: undecodable bytes replaced"]
+    if declared in LATIN_DEFAULTS:
+        return decode_strict(data, declared), [f"{why}: decoded as {declared}"]
+    return data.decode("utf-8", errors="mailbot-utf8-or-1252"), [f"{why}: decoded as windows-1252"]
 
 
 def raw_header_bytes(value: str) -> bytes:
@@ -207,19 +273,24 @@ def raw_header_bytes(value: str) -> bytes:
     return value.encode("ascii", errors="surrogateescape")
 
 
-def decode_header_value(value: str | bytes | Header | None) -> str:
+def decode_header_value(value: str | bytes | Header | None, fallback: str | None = None) -> str:
     """RFC 2047 encoded-words in any of the charsets above, and raw 8-bit or ISO-2022-JP text
-    that some clients put in headers unencoded."""
+    that some clients put in headers unencoded (read by `_guess`, with `fallback` the charset
+    the mail declares for its text)."""
     if value is None:
         return ""
     if isinstance(value, Header):
-        return "".join(
-            chunk if isinstance(chunk, str) else decode_bytes(chunk, charset)[0]
+        value = "".join(
+            chunk.decode("ascii", errors="surrogateescape")
+            if isinstance(chunk, bytes) and str(charset).startswith("unknown")
+            else chunk
+            if isinstance(chunk, str)
+            else decode_bytes(chunk, charset)[0]
             for chunk, charset in decode_header(value)
         )
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="surrogateescape")
-    value = str(value)
+    value = FOLD.sub("", str(value))
     try:
         parts = decode_header(value)
     except Exception:
@@ -232,10 +303,28 @@ def decode_header_value(value: str | bytes | Header | None) -> str:
                 pieces.append(chunk)
                 continue
             data = data or chunk.encode("latin-1", errors="replace")
-            pieces.append(decode_bytes(data, None)[0])
+            pieces.append(decode_bytes(data, None, fallback)[0])
         else:
-            pieces.append(decode_bytes(chunk, charset)[0])
-    return "".join(pieces)
+            pieces.append(decode_bytes(chunk, charset, fallback)[0])
+    text = "".join(pieces)
+    return LOOSE_WORD.sub(_loose_word, text) if "=?" in text else text
+
+
+FOLD = re.compile(r"\r?\n(?=[ \t])")
+LOOSE_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?(.*?)\?=", re.DOTALL)
+
+
+def _loose_word(found: re.Match[str]) -> str:
+    """An encoded-word the stdlib refused (spaces inside, as a Microsoft DSN writes them)."""
+    charset, kind, text = found.groups()
+    try:
+        if kind in "Bb":
+            data = base64.b64decode(text + "=" * (-len(text) % 4))
+        else:
+            data = quopri.decodestring(text.replace("_", " ").encode("ascii"), header=False)
+    except (ValueError, UnicodeEncodeError, binascii.Error):
+        return found.group(0)
+    return decode_bytes(data, charset.split("*", 1)[0])[0]
 
 
 def _has_surrogates(text: str) -> bool:

@@ -25,6 +25,7 @@ from mailbot.decisions import decide, staff_name
 from mailbot.errors import MailbotError
 from mailbot.mailboxes.maildir import deliver
 from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
+from mailbot.readout import as_text, read_out
 from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
 from mailbot.send import flush_outbox, make_sender
@@ -462,6 +463,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parse(args: argparse.Namespace) -> int:
+    """What the pipeline reads from one raw mail (SPEC §9), without storing it."""
+    config = load_config(args.config)
+    raw = Path(args.file).read_bytes()
+    found = read_out(raw, config, _addressed_mailbox(config, raw), Clock.from_option(args.now))
+    print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else as_text(found))
+    return 0
+
+
 def parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text.replace("/", "-"))
@@ -487,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="take raw .eml files through the pipeline")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("parse", help="show what the pipeline reads from one .eml; stores nothing")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_parse)
 
     p = sub.add_parser("deliver", help="drop .eml files into the configured Maildir inboxes")
     p.add_argument("files", nargs="+")

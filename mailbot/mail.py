@@ -26,9 +26,11 @@ class Attachment:
 class Mail:
     """A received message as the checks see it.
 
-    Addresses are lower-cased addr-specs. `text` is the readable body: the text/plain part, or
-    the text extracted from text/html when there is no plain part. `defects` lists what the
-    parser had to guess or skip, so a stored case can say why it looks odd.
+    Addresses are lower-cased addr-specs. `text` is the readable body: the text/plain part (of
+    an alternative, the plain one unless it is empty or a stub beside a richer HTML one), or the
+    text extracted from text/html when there is no plain part; HTML beside plain text is among
+    the attachments. `defects` lists what the parser had to guess or skip, so a stored case can
+    say why it looks odd.
     """
 
     message_id: str | None
