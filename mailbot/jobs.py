@@ -137,6 +137,7 @@ def due_rows(ctx: Context, today: date, within: int) -> tuple[list[dict], list[d
             "case_number": format_case_number(case["id"]),
             "procedure_name": ctx.routing.name_of(case["procedure"]),
             "party": _party(ctx, case),
+            "owner": case.get("owner") or "",
             "due": due,
             "days_left": left,
             "status_name": LABELS[Status(case["status"])],

@@ -150,7 +150,13 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
     store = ctx.store
     sha = hashlib.sha256(stored.raw).hexdigest()
     with store.transaction():
-        finish = {"message_id": mail.message_id, "sender": mail.from_addr, "subject": mail.subject}
+        finish = {
+            "message_id": mail.message_id,
+            "sender": mail.from_addr,
+            "subject": mail.subject,
+            "text": mail.text,
+            "attachment_names": [a.filename for a in mail.attachments],
+        }
         duplicate = store.duplicate_of(stored.id, mail.message_id, sha)
         if duplicate is not None:
             store.add_event(
