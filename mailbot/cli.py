@@ -22,7 +22,7 @@ from mailbot.config import Config, load_config
 from mailbot.console import print_table
 from mailbot.context import Context
 from mailbot.decisions import decide, staff_name
-from mailbot.desk import add_note, add_staff, assign, disable_staff, find_cases
+from mailbot.desk import add_note, add_staff, assign, backfill_search, disable_staff, find_cases
 from mailbot.errors import MailbotError
 from mailbot.mailboxes.maildir import deliver
 from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
@@ -143,6 +143,8 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 def cmd_cases(args: argparse.Namespace) -> int:
     ctx = _context(args)
     try:
+        if args.search:
+            backfill_search(ctx)
         cases = find_cases(ctx, open_only=args.open, search=args.search, owner=args.owner)
     finally:
         ctx.close()

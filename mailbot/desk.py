@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from mailbot.context import Context
 from mailbot.decisions import case_thread
 from mailbot.errors import DecisionError, MailbotError
+from mailbot.parse import parse
 from mailbot.planner import plan_reply
 from mailbot.procedures.base import Reply
 from mailbot.text import format_case_number
@@ -148,6 +149,23 @@ def reply(
         ctx.store.update_case(case_id, now)
         ctx.store.add_event(case_id, now, actor(by), "staff_reply", text=text, outbox=outbox_id)
     return ReplyResult(case_id, outbox_id)
+
+
+def backfill_search(ctx: Context) -> int:
+    """Index the bodies of mails stored before the search index existed (schema step 5), a
+    batch per transaction so `mailbot run` beside it never waits long. Returns how many."""
+    done = 0
+    while batch := ctx.store.messages_without_text():
+        for message_row in batch:
+            try:
+                mail = parse(bytes(ctx.store.raw_of(message_row)))
+                text, names = mail.text, [a.filename for a in mail.attachments]
+            except Exception:
+                text, names = "", []
+            with ctx.store.transaction():
+                ctx.store.set_message_text(message_row, text, names)
+            done += 1
+    return done
 
 
 def find_cases(

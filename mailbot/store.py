@@ -586,6 +586,25 @@ class Store:
             ),
         )
 
+    def messages_without_text(self, limit: int = 200) -> list[int]:
+        return [
+            r[0]
+            for r in self.execute(
+                "SELECT id FROM messages WHERE body_text IS NULL AND case_id IS NOT NULL"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def set_message_text(self, message_row: int, text: str, attachment_names: list[str]) -> None:
+        self.execute(
+            "UPDATE messages SET body_text = ?, attachment_names = ? WHERE id = ?",
+            (text, json.dumps(attachment_names, ensure_ascii=False), message_row),
+        )
+        row = self.execute("SELECT case_id FROM messages WHERE id = ?", (message_row,)).fetchone()
+        if row and row[0] is not None:
+            self._index_case(row[0])
+
     def search_cases(self, text: str) -> set[int]:
         """Cases whose subject, sender, company, body or attachment names contain every
         whitespace-separated term. Terms of 3+ characters use the trigram index; shorter ones

@@ -196,3 +196,13 @@ def test_the_digest_names_the_owner(desk, capsys):
     assert digests, "no staff digest was sent"
     texts = [d.get_payload(decode=True).decode("utf-8") for d in digests]
     assert any("MB-000001" in t and "担当 sato" in t for t in texts)
+
+
+def test_mails_stored_before_the_index_existed_are_indexed_on_first_search(desk, capsys):
+    db = sqlite3.connect(desk / "data" / "mailbot.db")
+    with db:
+        db.execute("UPDATE messages SET body_text = NULL, attachment_names = '[]'")
+        db.execute("UPDATE case_search SET body = '', attachments = ''")
+    db.close()
+    assert [c["id"] for c in cases(capsys, "--search", "必要な書類")] == [3]
+    assert [c["id"] for c in cases(capsys, "--search", "マスタ申込書")] == [1, 2]
