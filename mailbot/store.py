@@ -705,6 +705,24 @@ class Store:
         ).fetchone()
         return int(row[0]), int(row[1])
 
+    def outbox_kind(self, message_id: str, recipient: str) -> str | None:
+        """The kind of the mail we sent to `recipient` under this Message-ID."""
+        row = self.execute(
+            "SELECT kind FROM outbox WHERE message_id = ? AND recipient = ?",
+            (message_id, recipient.lower()),
+        ).fetchone()
+        return row[0] if row else None
+
+    def seen_message(self, message_row: int, message_id: str | None, outcome: str) -> bool:
+        """Another stored copy of this mail (same Message-ID) already ended with `outcome`."""
+        if not message_id:
+            return False
+        row = self.execute(
+            "SELECT 1 FROM messages WHERE id != ? AND message_id = ? AND outcome LIKE ?",
+            (message_row, message_id, outcome + "%"),
+        ).fetchone()
+        return row is not None
+
     def outbox_raw(self, outbox_id: int) -> bytes | None:
         row = self.execute("SELECT raw FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
         return row[0] if row else None

@@ -397,3 +397,81 @@ def test_cases_json_carries_the_owner(desk, capsys):
     assert [(c["number"], c["owner"]) for c in json.loads(capsys.readouterr().out)] == [
         ("MB-000002", "sato")
     ]
+
+
+def test_the_week_of_test_week_done_from_the_web(tmp_path, monkeypatch):
+    """tests/test_week.py's staff steps, taken in the browser's forms instead of the workbook:
+    the code issued from the case page, a page drawn before a resubmission refused as stale,
+    and the question answered from the desk (the CLI could only close it)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILBOT_NOW", raising=False)
+
+    def cli(now: str, *args: str) -> None:
+        assert main(["--now", now, *args]) == 0
+
+    def desk_at(now: str) -> FlaskClient:
+        c = create_app(load_config(None), Clock(parse_instant(now))).test_client()
+        return login(c, "sato")
+
+    def mails(text: str) -> list[str]:
+        folder = tmp_path / "data" / "outbox" / "new"
+        return [
+            subject(p.read_bytes()) for p in folder.iterdir() if text in subject(p.read_bytes())
+        ]
+
+    cli("2026-11-25T08:00", "operators", "import", str(SAMPLES_DIR / "operators.csv"))
+    names = ("01_operator_code_complete.eml", "02_operator_code_flawed.eml", "05_question.eml")
+    cli("2026-11-25T08:40", "deliver", *(str(SAMPLES_DIR / n) for n in names))
+    cli("2026-11-25T08:45", "run", "--once")
+    ctx = context()
+    try:
+        add_staff(ctx, "sato", "佐藤", PASSWORDS["sato"])
+    finally:
+        ctx.close()
+
+    c = desk_at("2026-11-25T10:30")
+    page = get(c, "/cases/1").text
+    r = post(
+        c,
+        "/cases/1/decide",
+        {"csrf": csrf_of(page), "version": version_of(page), "action": "issue-code"},
+    )
+    assert r.status_code == 303
+    page = get(c, "/cases/3").text
+    r = post(
+        c,
+        "/cases/3/reply",
+        {
+            "csrf": csrf_of(page),
+            "version": version_of(page),
+            "text": "必要書類は事業者マスタ申込書です。",
+        },
+    )
+    assert r.status_code == 303
+    cli("2026-11-25T10:31", "run", "--once")
+    assert len(mails("事業者コードのお知らせ")) == 1
+    assert len(mails("お問い合わせについてのご連絡")) == 1
+
+    for now in ("2026-11-26T08:50", "2026-11-27T09:10", "2026-11-30T08:31", "2026-12-01T09:30"):
+        cli(now, "run", "--once")
+    c = desk_at("2026-12-01T10:00")
+    stale = get(c, "/cases/2").text
+    cli("2026-12-02T09:05", "run", "--once")
+    assert len(mails("ご修正のお願い（再送）")) == 1
+    cli("2026-12-02T10:00", "deliver", str(SAMPLES_DIR / "10_corrected_resubmission.eml"))
+    cli("2026-12-02T10:01", "run", "--once")
+    c = desk_at("2026-12-02T11:00")
+    r = post(
+        c,
+        "/cases/2/decide",
+        {
+            "csrf": csrf_of(get(c, "/cases").text),
+            "version": version_of(stale),
+            "action": "reject",
+            "reason": "重複申請のため",
+        },
+    )
+    assert r.status_code == 409
+    assert mails("お申込みについてのご連絡") == []
+    history = get(c, "/cases/1").text
+    assert "事業者コードを発行" in history and "佐藤（sato）" in history
