@@ -168,6 +168,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX cases_owner ON cases (owner);
     ALTER TABLE messages ADD COLUMN body_text TEXT;
     ALTER TABLE messages ADD COLUMN attachment_names TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX IF NOT EXISTS messages_by_case ON messages (case_id);
     CREATE VIRTUAL TABLE case_search USING fts5 (
         subject, sender, company, body, attachments, tokenize = 'trigram'
     );

@@ -475,3 +475,16 @@ def test_the_week_of_test_week_done_from_the_web(tmp_path, monkeypatch):
     assert mails("お申込みについてのご連絡") == []
     history = get(c, "/cases/1").text
     assert "事業者コードを発行" in history and "佐藤（sato）" in history
+
+
+def test_logout_ends_the_session_on_the_server(desk):
+    c = login(client(), "sato")
+    page = get(c, "/cases").text
+    r = post(c, "/logout", {"csrf": csrf_of(page)})
+    assert r.status_code == 302 and r.headers["Location"] == "/login"
+    ctx = context()
+    try:
+        assert ctx.store.execute("SELECT count(*) FROM web_sessions").fetchone()[0] == 0
+    finally:
+        ctx.close()
+    assert get(c, "/cases").status_code == 303

@@ -39,6 +39,7 @@ CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+MAX_ROWS = 500
 NOTICES = {
     "claimed": "担当になりました。",
     "assigned": "担当を変更しました。",
@@ -218,7 +219,9 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         )
         return render(
             "cases",
-            rows=rows,
+            rows=rows[:MAX_ROWS],
+            total=len(rows),
+            max_rows=MAX_ROWS,
             q=query,
             filters={
                 "status": status,
