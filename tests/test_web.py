@@ -351,6 +351,17 @@ def test_stats_draws_plots_with_numbers(desk):
     assert html.count("<svg") == 5
     assert "状態別の未処理件数（計 4件）" in html
     assert "日別の受付件数" in html and ">4</text>" in html
+    # MB-000001 is due 2 Dec; a code issued on 25 Nov keeps the service level
+    page = get(c, "/cases/1").text
+    post(
+        c,
+        "/cases/1/decide",
+        {"csrf": csrf_of(page), "version": version_of(page), "action": "issue-code"},
+    )
+    html = get(c, "/stats").text
+    assert "サービスレベル（期限のある案件）（計 1件）" in html
+    kept = html.split(">期限内に対応</text>", 1)[1].split("</text>", 1)[0]
+    assert kept.endswith(">1")
 
 
 def test_trusted_proxy_header_only_from_trusted_peers(desk):
