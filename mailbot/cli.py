@@ -22,6 +22,7 @@ from mailbot.config import Config, load_config
 from mailbot.console import print_table
 from mailbot.context import Context
 from mailbot.decisions import decide, staff_name
+from mailbot.desk import add_note, add_staff, assign, backfill_search, disable_staff, find_cases
 from mailbot.errors import MailbotError
 from mailbot.mailboxes.maildir import deliver
 from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
@@ -82,6 +83,7 @@ def _addressed_mailbox(config: Config, raw: bytes) -> str:
 def case_json(case: dict[str, Any]) -> dict[str, Any]:
     out = {key: case.get(key) for key in CASE_FIELDS}
     out["number"] = format_case_number(case["id"])
+    out["owner"] = case.get("owner")
     return out
 
 
@@ -142,7 +144,9 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 def cmd_cases(args: argparse.Namespace) -> int:
     ctx = _context(args)
     try:
-        cases = ctx.store.cases(open_only=args.open)
+        if args.search:
+            backfill_search(ctx)
+        cases = find_cases(ctx, open_only=args.open, search=args.search, owner=args.owner)
     finally:
         ctx.close()
     if args.json:
@@ -472,6 +476,114 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff_add(args: argparse.Namespace) -> int:
+    if not args.password_stdin:
+        raise MailbotError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    ctx = _context(args)
+    try:
+        add_staff(ctx, args.login, args.name, password)
+    finally:
+        ctx.close()
+    print(f"staff account {args.login} ({args.name}) added")
+    return 0
+
+
+def cmd_staff_list(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        accounts = ctx.store.staff_list()
+    finally:
+        ctx.close()
+    print_table(
+        ("login", "name", "state", "created"),
+        (
+            (a["login"], a["name"], "disabled" if a["disabled"] else "active", a["created_at"])
+            for a in accounts
+        ),
+    )
+    print(f"{len(accounts)} account(s)")
+    return 0
+
+
+def cmd_staff_disable(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        disable_staff(ctx, args.login)
+    finally:
+        ctx.close()
+    print(f"staff account {args.login} disabled: its sessions end at their next request")
+    return 0
+
+
+def cmd_assign(args: argparse.Namespace) -> int:
+    if (args.login is None) == (not args.none):
+        raise MailbotError("give a staff login, or --none to leave the case without an owner")
+    ctx = _context(args)
+    try:
+        case_id = _case_id(args.case)
+        assign(ctx, case_id, None if args.none else args.login, by=staff_name(args.by))
+    finally:
+        ctx.close()
+    print(f"{format_case_number(case_id)}: 担当 {args.login or 'なし'}")
+    return 0
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    try:
+        case_id = _case_id(args.case)
+        add_note(ctx, case_id, args.text, by=staff_name(args.by))
+    finally:
+        ctx.close()
+    print(f"{format_case_number(case_id)}: note added (internal, never mailed)")
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from mailbot.web.server import serve
+
+    config = load_config(args.config)
+    host = args.host or config.web.host
+    port = args.port if args.port is not None else config.web.port
+    print(f"mailbot web: the staff desk on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    return serve(config, args.now, host=host, port=port)
+
+
+def add_desk_commands(sub: Any) -> None:
+    """The staff desk (SPEC §10): accounts, owners, notes and the web server."""
+    p = sub.add_parser("staff", help="staff accounts for the web desk")
+    r = p.add_subparsers(dest="verb", required=True)
+    a = r.add_parser("add", help="add an account (argon2 hash of the password)")
+    a.add_argument("login")
+    a.add_argument("--name", required=True, help="表示名 shown in the desk and the history")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a.set_defaults(func=cmd_staff_add)
+    a = r.add_parser("list", help="every account and whether it is active")
+    a.set_defaults(func=cmd_staff_list)
+    a = r.add_parser("disable", help="lock an account out (its sessions end at once)")
+    a.add_argument("login")
+    a.set_defaults(func=cmd_staff_disable)
+
+    p = sub.add_parser("assign", help="set a case's 担当 (owner)")
+    p.add_argument("case", help="case number (12 or MB-000012)")
+    p.add_argument("login", nargs="?", help="staff login")
+    p.add_argument("--none", action="store_true", help="nobody has the case")
+    p.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
+    p.set_defaults(func=cmd_assign)
+
+    p = sub.add_parser("note", help="add an internal note to a case (never mailed)")
+    p.add_argument("case", help="case number (12 or MB-000012)")
+    p.add_argument("text")
+    p.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
+    p.set_defaults(func=cmd_note)
+
+    p = sub.add_parser("web", help="serve the staff desk over HTTP (config [web])")
+    p.add_argument("--host", help="address to listen on (default: [web] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: [web] port, 8080)")
+    p.set_defaults(func=cmd_web)
+
+
 def parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text.replace("/", "-"))
@@ -510,7 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cases", help="list cases")
     p.add_argument("--json", action="store_true")
     p.add_argument("--open", action="store_true", help="open cases only")
+    p.add_argument("--search", help="full text: subject, sender, company, body, file names")
+    p.add_argument("--owner", help="担当: a staff login, or 'none' for cases nobody has")
     p.set_defaults(func=cmd_cases)
+    add_desk_commands(sub)
 
     p = sub.add_parser("case", help="one case with its whole history")
     p.add_argument("case")

@@ -87,6 +87,18 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """`[web]`: where `mailbot web` listens and whom it trusts (SPEC §10)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secure_cookies: bool = True
+    session_hours: float = 10.0
+    trusted_proxies: tuple[str, ...] = ()
+    trusted_user_header: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     database: Path
     mailboxes: tuple[MailboxConfig, ...]
@@ -96,6 +108,7 @@ class Config:
     templates_dir: Path
     limits: Limits
     source: str
+    web: WebConfig = WebConfig()
 
     def mailbox_for(self, address: str) -> MailboxConfig | None:
         address = address.lower()
@@ -204,6 +217,27 @@ def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
     raise ConfigError("outgoing.backend", f"must be 'maildir' or 'smtp', got {backend!r}")
 
 
+def _web(table: dict[str, Any]) -> WebConfig:
+    where = "web"
+    proxies = _get(table, "trusted_proxies", where, list, [])
+    if not all(isinstance(p, str) for p in proxies):
+        raise ConfigError("web.trusted_proxies", "must be a list of IP addresses")
+    header = _get(table, "trusted_user_header", where, str, None)
+    if proxies and not header:
+        raise ConfigError("web.trusted_user_header", "is required with web.trusted_proxies")
+    port = _get(table, "port", where, int, WebConfig.port)
+    if not 0 < port < 65536:
+        raise ConfigError("web.port", f"must be 1–65535, got {port}")
+    return WebConfig(
+        host=_get(table, "host", where, str, WebConfig.host),
+        port=port,
+        secure_cookies=_get(table, "secure_cookies", where, bool, WebConfig.secure_cookies),
+        session_hours=_get(table, "session_hours", where, float, WebConfig.session_hours),
+        trusted_proxies=tuple(proxies),
+        trusted_user_header=header,
+    )
+
+
 def parse_config(text: str, source: str, base: Path) -> Config:
     try:
         data = tomllib.loads(text)
@@ -247,6 +281,7 @@ def parse_config(text: str, source: str, base: Path) -> Config:
             ),
         ),
         source=source,
+        web=_web(data.get("web", {})),
     )
 
 

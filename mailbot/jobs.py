@@ -137,6 +137,7 @@ def due_rows(ctx: Context, today: date, within: int) -> tuple[list[dict], list[d
             "case_number": format_case_number(case["id"]),
             "procedure_name": ctx.routing.name_of(case["procedure"]),
             "party": _party(ctx, case),
+            "owner": case.get("owner") or "",
             "due": due,
             "days_left": left,
             "status_name": LABELS[Status(case["status"])],
@@ -185,6 +186,7 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
         "容量市場 受付窓口 ご担当者各位\n\n"
         f"{today.strftime('%Y/%m/%d')}時点の未処理案件レポートをお送りします。\n"
         "判断欄に記入したレポートは `mailbot decisions apply ファイル名` で反映できます。\n"
+        "記入したレポートを添付して本メールに返信していただいても反映され、結果をメールでお知らせします。\n"
     )
     html = render_html(report)
     for address in ctx.config.staff_addresses:

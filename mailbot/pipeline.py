@@ -20,6 +20,7 @@ from mailbot.context import Context
 from mailbot.errors import QuarantineError, StoreError
 from mailbot.loops import no_reply_reason
 from mailbot.mail import Mail
+from mailbot.mail_decisions import apply_report_reply, report_reply
 from mailbot.parse import parse
 from mailbot.planner import Thread, apply_outcome
 from mailbot.procedures import registry
@@ -146,11 +147,21 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
     if len(stored.raw) > limit:
         raise QuarantineError(f"message of {len(stored.raw)} bytes is over the {limit}-byte limit")
     mail = parse(stored.raw)
+    workbook = report_reply(ctx, mail)
+    if workbook is not None:
+        outcome = apply_report_reply(ctx, stored, mail, workbook)
+        return Result(stored.key, "staff_decisions", outcome, None)
     now = ctx.now()
     store = ctx.store
     sha = hashlib.sha256(stored.raw).hexdigest()
     with store.transaction():
-        finish = {"message_id": mail.message_id, "sender": mail.from_addr, "subject": mail.subject}
+        finish = {
+            "message_id": mail.message_id,
+            "sender": mail.from_addr,
+            "subject": mail.subject,
+            "text": mail.text,
+            "attachment_names": [a.filename for a in mail.attachments],
+        }
         duplicate = store.duplicate_of(stored.id, mail.message_id, sha)
         if duplicate is not None:
             store.add_event(

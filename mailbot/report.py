@@ -46,6 +46,7 @@ COLUMNS = (
     ("argument", "判断の値（コード等）"),
     ("comment", "コメント（理由）"),
     ("version", "version"),
+    ("owner", "担当"),
 )
 DECISION_COLUMN = "判断"
 ARGUMENT_COLUMN = "判断の値（コード等）"
@@ -71,6 +72,7 @@ class Row:
     days_left: int | None
     actions: tuple[str, ...]
     version: int
+    owner: str = ""
     decision: str = ""
     argument: str = ""
     comment: str = ""
@@ -130,6 +132,7 @@ def build_report(ctx: Context) -> Report:
                 days_left=days_left(due) if due else None,
                 actions=tuple(handler.actions) if handler else (),
                 version=case["version"],
+                owner=case.get("owner") or "",
             )
         )
     rows.sort(key=lambda r: (r.due is None, r.due or date.max, r.case_id))
@@ -221,7 +224,8 @@ def write_xlsx(report: Report, path: Path) -> None:
         values = [title] + [str(_cell(r, key)) for r in report.rows]
         widest = max(display_width(line) for v in values for line in (v.split("\n") or [""]))
         ws.column_dimensions[get_column_letter(number)].width = min(60, max(8, widest + 2))
-    ws.column_dimensions[get_column_letter(len(COLUMNS))].hidden = True
+    version_col = [t for _, t in COLUMNS].index(VERSION_COLUMN) + 1
+    ws.column_dimensions[get_column_letter(version_col)].hidden = True
     summary = book.create_sheet(SUMMARY_SHEET)
     summary.append(["作成日時", report.made_at.strftime("%Y/%m/%d %H:%M")])
     summary.append(["今週の受付件数", report.received_this_week])

@@ -156,7 +156,55 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (case_id, occasion)
     );
     """,
+    """
+    CREATE TABLE staff (
+        login TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN owner TEXT REFERENCES staff (login);
+    CREATE INDEX cases_owner ON cases (owner);
+    ALTER TABLE messages ADD COLUMN body_text TEXT;
+    ALTER TABLE messages ADD COLUMN attachment_names TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX IF NOT EXISTS messages_by_case ON messages (case_id);
+    CREATE VIRTUAL TABLE case_search USING fts5 (
+        subject, sender, company, body, attachments, tokenize = 'trigram'
+    );
+    INSERT INTO case_search (rowid, subject, sender, company, body, attachments)
+        SELECT id, coalesce(subject, ''), coalesce(sender, '') || ' ' || coalesce(sender_name, ''),
+               coalesce(operator_code, ''), '', '' FROM cases;
+    CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        login TEXT NOT NULL REFERENCES staff (login),
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE login_failures (
+        at TEXT NOT NULL,
+        login TEXT NOT NULL,
+        client TEXT NOT NULL
+    );
+    CREATE INDEX login_failures_at ON login_failures (at);
+    """,
 ]
+
+
+def _names_in(data: Any) -> list[str]:
+    """Company names a case's data carries (事業者名称 of a form, of a source, …)."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str) and ("名称" in key or key in ("operator_name", "name")):
+                found.append(value)
+            elif isinstance(value, dict | list):
+                found += _names_in(value)
+    elif isinstance(data, list):
+        for value in data:
+            found += _names_in(value)
+    return found
 
 
 def _now_text(now: datetime) -> str:
@@ -360,13 +408,32 @@ class Store:
         message_id: str | None = None,
         sender: str | None = None,
         subject: str | None = None,
+        text: str | None = None,
+        attachment_names: Iterable[str] = (),
     ) -> None:
+        """`text` and `attachment_names` (the parsed body and file names) feed the case's
+        full-text search row, written in the same transaction as the case."""
+        names = json.dumps(list(attachment_names), ensure_ascii=False)
         self.execute(
             "UPDATE messages SET state = ?, case_id = ?, outcome = ?, processed_at = ?,"
             " message_id = coalesce(?, message_id), sender = coalesce(?, sender),"
-            " subject = coalesce(?, subject) WHERE id = ?",
-            (state, case_id, outcome, _now_text(now), message_id, sender, subject, message_row),
+            " subject = coalesce(?, subject), body_text = coalesce(?, body_text),"
+            " attachment_names = ? WHERE id = ?",
+            (
+                state,
+                case_id,
+                outcome,
+                _now_text(now),
+                message_id,
+                sender,
+                subject,
+                text,
+                names,
+                message_row,
+            ),
         )
+        if case_id is not None:
+            self._index_case(case_id)
 
     def duplicate_of(self, message_row: int, message_id: str | None, sha256: str) -> int | None:
         """The case of an earlier copy of this same mail (same bytes, or same Message-ID from
@@ -390,7 +457,9 @@ class Store:
         cols = ", ".join(fields)
         marks = ", ".join("?" * len(fields))
         cur = self.execute(f"INSERT INTO cases ({cols}) VALUES ({marks})", list(fields.values()))
-        return int(cur.lastrowid or 0)
+        case_id = int(cur.lastrowid or 0)
+        self._index_case(case_id)
+        return case_id
 
     def update_case(self, case_id: int, now: datetime, **fields: Any) -> None:
         fields = self._encode(fields)
@@ -400,6 +469,7 @@ class Store:
             f"UPDATE cases SET {sets}, version = version + 1 WHERE id = ?",
             [*fields.values(), case_id],
         )
+        self._index_case(case_id)
 
     @staticmethod
     def _encode(fields: dict[str, Any]) -> dict[str, Any]:
@@ -474,6 +544,189 @@ class Store:
             if row:
                 return row[0], None
         return None
+
+    # full-text search (SQLite FTS5, trigram: Japanese substrings of 3+ characters)
+
+    def _index_case(self, case_id: int) -> None:
+        """Rewrite the case's search row from the case and its mails; callers hold the
+        transaction that changed them, so the index never lags the case."""
+        case = self.execute(
+            "SELECT subject, sender, sender_name, operator_code, data FROM cases WHERE id = ?",
+            (case_id,),
+        ).fetchone()
+        if case is None:
+            return
+        company = [case["operator_code"] or ""]
+        if case["operator_code"]:
+            op = self.execute(
+                "SELECT name, short_name FROM operators WHERE code = ?", (case["operator_code"],)
+            ).fetchone()
+            if op is not None:
+                company += [op["name"] or "", op["short_name"] or ""]
+        company += _names_in(json.loads(case["data"] or "{}"))
+        bodies, files, subjects = [], [], [case["subject"] or ""]
+        for row in self.execute(
+            "SELECT subject, body_text, attachment_names FROM messages WHERE case_id = ?",
+            (case_id,),
+        ):
+            bodies.append(row["body_text"] or "")
+            files += json.loads(row["attachment_names"] or "[]")
+            if row["subject"] and row["subject"] not in subjects:
+                subjects.append(row["subject"])
+        self.execute("DELETE FROM case_search WHERE rowid = ?", (case_id,))
+        self.execute(
+            "INSERT INTO case_search (rowid, subject, sender, company, body, attachments)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                case_id,
+                "\n".join(subjects),
+                f"{case['sender'] or ''} {case['sender_name'] or ''}",
+                "\n".join(dict.fromkeys(c for c in company if c)),
+                "\n".join(bodies),
+                "\n".join(files),
+            ),
+        )
+
+    def messages_without_text(self, limit: int = 200) -> list[int]:
+        return [
+            r[0]
+            for r in self.execute(
+                "SELECT id FROM messages WHERE body_text IS NULL AND case_id IS NOT NULL"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def set_message_text(self, message_row: int, text: str, attachment_names: list[str]) -> None:
+        self.execute(
+            "UPDATE messages SET body_text = ?, attachment_names = ? WHERE id = ?",
+            (text, json.dumps(attachment_names, ensure_ascii=False), message_row),
+        )
+        row = self.execute("SELECT case_id FROM messages WHERE id = ?", (message_row,)).fetchone()
+        if row and row[0] is not None:
+            self._index_case(row[0])
+
+    def search_cases(self, text: str) -> set[int]:
+        """Cases whose subject, sender, company, body or attachment names contain every
+        whitespace-separated term. Terms of 3+ characters use the trigram index; shorter ones
+        (a 2-character name such as 東電) fall back to LIKE over the same columns."""
+        found: set[int] | None = None
+        for term in text.split():
+            if len(term) >= 3:
+                phrase = '"' + term.replace('"', '""') + '"'
+                rows = self.execute(
+                    "SELECT rowid FROM case_search WHERE case_search MATCH ?", (phrase,)
+                )
+            else:
+                like = (
+                    "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                rows = self.execute(
+                    "SELECT rowid FROM case_search WHERE "
+                    + " OR ".join(
+                        f"{col} LIKE ? ESCAPE '\\'"
+                        for col in ("subject", "sender", "company", "body", "attachments")
+                    ),
+                    (like,) * 5,
+                )
+            ids = {r[0] for r in rows}
+            found = ids if found is None else found & ids
+        return found or set()
+
+    # staff accounts and case owners
+
+    def add_staff(self, login: str, name: str, password_hash: str, now: datetime) -> None:
+        try:
+            self.conn.execute(
+                "INSERT INTO staff (login, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (login, name, password_hash, _now_text(now)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"staff account {login!r} already exists") from exc
+
+    def staff(self, login: str) -> dict[str, Any] | None:
+        row = self.execute("SELECT * FROM staff WHERE login = ?", (login,)).fetchone()
+        return dict(row) if row else None
+
+    def staff_list(self) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.execute(
+                "SELECT login, name, disabled, created_at FROM staff ORDER BY login"
+            )
+        ]
+
+    def set_staff_password(self, login: str, password_hash: str) -> None:
+        self.execute("UPDATE staff SET password_hash = ? WHERE login = ?", (password_hash, login))
+
+    def disable_staff(self, login: str) -> bool:
+        found = self.execute("UPDATE staff SET disabled = 1 WHERE login = ?", (login,)).rowcount
+        self.end_web_sessions(login=login)
+        return found == 1
+
+    # web desk sessions (only a hash of the cookie's token is kept) and login throttling
+
+    def add_web_session(self, token_hash: str, login: str, csrf: str, now: datetime) -> None:
+        self.execute(
+            "INSERT INTO web_sessions (token_hash, login, csrf, created_at, seen_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (token_hash, login, csrf, _now_text(now), _now_text(now)),
+        )
+
+    def web_session(self, token_hash: str) -> dict[str, Any] | None:
+        row = self.execute(
+            "SELECT * FROM web_sessions WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def touch_web_session(self, token_hash: str, now: datetime) -> None:
+        self.execute(
+            "UPDATE web_sessions SET seen_at = ? WHERE token_hash = ?",
+            (_now_text(now), token_hash),
+        )
+
+    def end_web_sessions(self, *, token_hash: str | None = None, login: str | None = None) -> None:
+        if token_hash is not None:
+            self.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
+        if login is not None:
+            self.execute("DELETE FROM web_sessions WHERE login = ?", (login,))
+
+    def add_login_failure(self, login: str, client: str, now: datetime) -> None:
+        self.execute(
+            "INSERT INTO login_failures (at, login, client) VALUES (?, ?, ?)",
+            (_now_text(now), login, client),
+        )
+
+    def login_failures_since(self, since: datetime, *, login: str, client: str) -> tuple[int, int]:
+        """(failures for this login, failures from this client) since `since`."""
+        row = self.execute(
+            "SELECT coalesce(sum(login = ?), 0), coalesce(sum(client = ?), 0)"
+            " FROM login_failures WHERE at >= ?",
+            (login, client, _now_text(since)),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def outbox_kind(self, message_id: str, recipient: str) -> str | None:
+        """The kind of the mail we sent to `recipient` under this Message-ID."""
+        row = self.execute(
+            "SELECT kind FROM outbox WHERE message_id = ? AND recipient = ?",
+            (message_id, recipient.lower()),
+        ).fetchone()
+        return row[0] if row else None
+
+    def seen_message(self, message_row: int, message_id: str | None, outcome: str) -> bool:
+        """Another stored copy of this mail (same Message-ID) already ended with `outcome`."""
+        if not message_id:
+            return False
+        row = self.execute(
+            "SELECT 1 FROM messages WHERE id != ? AND message_id = ? AND outcome LIKE ?",
+            (message_row, message_id, outcome + "%"),
+        ).fetchone()
+        return row is not None
+
+    def outbox_raw(self, outbox_id: int) -> bytes | None:
+        row = self.execute("SELECT raw FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+        return row[0] if row else None
 
     # outbox
 

@@ -51,7 +51,7 @@ def test_workbook_cell_by_cell(desk: Context, tmp_path: Path) -> None:
     headers = [c.value for c in ws[1]]
     assert headers[:3] == ["受付番号", "手続き", "事業者"]
     assert ws.freeze_panes == "B2"
-    assert ws.auto_filter.ref == "A1:N4"
+    assert ws.auto_filter.ref == "A1:O4"
     assert ws["A2"].value == "MB-000001"
     assert ws["B2"].value == "容量市場向け事業者コード申請"
     assert ws["G2"].value == "確認待ち"
@@ -61,6 +61,7 @@ def test_workbook_cell_by_cell(desk: Context, tmp_path: Path) -> None:
     assert ws["H3"].value == "事業者名略称: 全角10文字以内で記入してください。"
     assert ws["N2"].value == 1
     assert ws.column_dimensions["N"].hidden
+    assert ws["O1"].value == "担当" and not ws.column_dimensions["O"].hidden
     lists = {
         cell: dv.formula1
         for dv in ws.data_validations.dataValidation

@@ -1,0 +1,119 @@
+"""A case's history in Japanese, as staff read it on the case page, with who did each step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mailbot.context import Context
+from mailbot.states import LABELS, Status
+
+KIND_LABELS = {
+    "opened": "案件を作成",
+    "mail_received": "メールを受信",
+    "mail_planned": "メールを送信キューへ",
+    "mail_sent": "メールを送信",
+    "status": "状態を変更",
+    "problems": "不備・確認事項を記録",
+    "decision": "判断を記録",
+    "assigned": "担当を変更",
+    "note": "メモ（内部用）",
+    "staff_reply": "参加者へ返信",
+    "duplicate": "同じメールを再受信",
+    "robot_mail": "自動送信メールを受信（返信せず）",
+    "bounced": "配信不能通知を受信",
+    "quarantined": "隔離",
+    "reply_skipped": "返信を見送り",
+    "reply_suppressed": "自動返信を抑止",
+    "code_issued": "事業者コードを発行",
+    "grid_code_issued": "系統コードを発行",
+    "code_not_needed": "コード不要と判定",
+    "grid_code_not_needed": "系統コード不要と判定",
+    "rejected": "却下",
+    "closed": "完了",
+    "held": "保留",
+    "objection_refused": "異議申立を受付不可と判定",
+    "roadmap_correction": "ロードマップ修正の案内",
+}
+ACTION_LABELS = {
+    "issue-code": "コードを発行する",
+    "reject": "却下する",
+    "objection-accepted": "異議申立を認める（審査合格）",
+    "objection-rejected": "異議申立を認めない（審査不合格）",
+    "close": "完了にする",
+    "roadmap-correction": "ロードマップ修正の案内を送る",
+}
+DETAIL_LABELS = {
+    "action": "判断",
+    "arg": "値",
+    "reason": "理由",
+    "old": "変更前",
+    "new": "変更後",
+    "to": "宛先",
+    "subject": "件名",
+    "sender": "差出人",
+    "attachments": "添付",
+    "text": "内容",
+    "code": "コード",
+    "why": "理由",
+    "kind": "種類",
+    "procedure": "手続き",
+    "status": "状態",
+}
+HIDDEN = {"key", "message_id", "mailbox", "outbox", "problems", "defects"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: str
+    who: str
+    what: str
+    kind: str
+    details: list[tuple[str, str]]
+
+
+def who(actor: str, names: dict[str, str]) -> str:
+    if actor == "bot":
+        return "mailbot（自動）"
+    if actor.startswith("staff:"):
+        login = actor.removeprefix("staff:")
+        return f"{names[login]}（{login}）" if login in names else login
+    return actor
+
+
+def _value(key: str, value: Any) -> str:
+    if key in ("old", "new", "status") and isinstance(value, str):
+        try:
+            return LABELS[Status(value)]
+        except ValueError:
+            return value
+    if value is None:
+        return "なし"
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    return str(value)
+
+
+def timeline(ctx: Context, case_id: int, names: dict[str, str]) -> list[Entry]:
+    out = []
+    for event in ctx.store.events(case_id):
+        detail = event["detail"]
+        items = [
+            (DETAIL_LABELS.get(k, k), _value(k, v))
+            for k, v in detail.items()
+            if k not in HIDDEN
+            and v not in ("", [], {})
+            and (v is not None or event["kind"] == "assigned")
+        ]
+        if event["kind"] == "problems":
+            items = [(p["field"], p["message"]) for p in detail.get("problems", [])]
+        out.append(
+            Entry(
+                at=event["at"],
+                who=who(event["actor"], names),
+                what=KIND_LABELS.get(event["kind"], event["kind"]),
+                kind=event["kind"],
+                details=items,
+            )
+        )
+    return out
