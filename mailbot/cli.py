@@ -6,9 +6,11 @@ Only this module prints; everything it does can be done from Python.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -22,7 +24,13 @@ from mailbot.config import Config, load_config
 from mailbot.console import print_table
 from mailbot.context import Context
 from mailbot.decisions import decide, staff_name
-from mailbot.errors import MailbotError
+from mailbot.errors import (
+    ConfigError,
+    MailbotError,
+    MailboxError,
+    SendError,
+    StoreError,
+)
 from mailbot.mailboxes.maildir import deliver
 from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
 from mailbot.registers import import_operators, import_sources
@@ -126,8 +134,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_deliver(args: argparse.Namespace) -> int:
     """Drop raw files into the configured Maildir inboxes, as an MTA would."""
+    from mailbot.deploy import sample_mails
+
     config = load_config(args.config)
-    for name in args.files:
+    files = [*args.files, *(str(p) for p in sample_mails())] if args.samples else args.files
+    if not files:
+        raise UsageError("deliver: give FILE.eml … or --samples")
+    for name in files:
         raw = Path(name).read_bytes()
         box = config.mailbox_for(_addressed_mailbox(config, raw))
         if box is None or box.backend != "maildir" or box.path is None:
@@ -469,16 +482,46 @@ def parse_day(text: str, option: str) -> date:
         raise MailbotError(f"{option}: not a date (YYYY-MM-DD or YYYY/MM/DD): {text!r}") from exc
 
 
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """The options every command takes, before or after its name. Below the top level they
+    default to SUPPRESS, so `mailbot --now X run` is not undone by the subcommand's default."""
+    parser.add_argument(
+        "--config",
+        default=default,
+        help="TOML file (default: config.toml, else the embedded default)",
+    )
+    parser.add_argument(
+        "--now",
+        default=default,
+        help="ISO-8601 instant the whole run uses as its clock (or MAILBOT_NOW)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if default is argparse.SUPPRESS else False,
+        help="log one line per mail; tracebacks on errors",
+    )
+
+
+def _every_subparser(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += [child, *_every_subparser(child)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailbot", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--config", help="TOML file (default: config.toml, else the embedded default)"
-    )
-    parser.add_argument(
-        "--now", help="ISO-8601 instant the whole run uses as its clock (or MAILBOT_NOW)"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log one line per mail")
+    parser = Parser(prog="mailbot", description=__doc__.splitlines()[0])
+    _global_options(parser, None)
+    parser.add_argument("--version", action="version", version=f"mailbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="write a deployment folder: config.toml, rules/, templates/")
+    p.add_argument("folder", help="the deployment folder (created when missing)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="fetch, process, send and run due jobs")
     p.add_argument("--once", action="store_true", help="do what is waiting, then exit")
@@ -489,7 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("deliver", help="drop .eml files into the configured Maildir inboxes")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="*")
+    p.add_argument("--samples", action="store_true", help="the sample mails shipped with mailbot")
     p.set_defaults(func=cmd_deliver)
 
     p = sub.add_parser("cases", help="list cases")
@@ -578,7 +622,93 @@ def build_parser() -> argparse.ArgumentParser:
         i = r.add_parser("import", help="load a CSV (UTF-8) or .xlsx file; safe to repeat")
         i.add_argument("file")
         i.set_defaults(func=cmd_import, register=register)
+    for child in _every_subparser(parser):
+        _global_options(child, argparse.SUPPRESS)
     return parser
+
+
+EXIT_OK = 0
+EXIT_FAILED_CHECK = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_FILE = 4
+EXIT_REFUSED = 5
+EXIT_SERVICE = 6
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(MailbotError):
+    """The command line itself is wrong (exit 2, as argparse's own usage errors)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        """One line on stderr, like every other failure, instead of usage text plus error."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailbot")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from mailbot.deploy import init_deployment
+
+    folder = Path(args.folder)
+    result = init_deployment(folder)
+    print(
+        f"{folder.resolve()}: {len(result.written)} file(s) written, "
+        f"{len(result.kept)} kept as they were"
+    )
+    if "config.toml" in result.written:
+        print(
+            f"next: cd {folder} && mailbot doctor --offline && mailbot deliver --samples"
+            " && mailbot run --once && mailbot cases"
+        )
+    return 0
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code of a failure (README, "Exit codes")."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, StoreError | MailboxError | SendError):
+        return EXIT_SERVICE
+    if isinstance(exc, MailbotError):
+        return EXIT_REFUSED
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return EXIT_FILE
+    if isinstance(exc, OSError):
+        return EXIT_SERVICE
+    return EXIT_INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, MailbotError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    elif isinstance(exc, OSError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"
+    return " ".join(text.split())
+
+
+def _quiet_broken_pipe() -> int:
+    """`mailbot cases --json | head`: the reader left; that is not our failure. Point stdout at
+    /dev/null so the interpreter's final flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -586,7 +716,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        return int(args.func(args) or 0)
-    except MailbotError as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return 2
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        print("mailbot: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            return _quiet_broken_pipe()
+        if args.verbose:
+            log.error("failed", exc_info=exc)
+        print(f"mailbot: {_one_line(exc)}", file=sys.stderr)
+        return exit_code(exc)
