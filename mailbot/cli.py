@@ -447,11 +447,9 @@ def cmd_assess_roadmap(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from mailbot.doctor import FAIL, run_checks
 
-    ctx = _context(args)
-    try:
-        checks = run_checks(ctx, servers=not args.offline)
-    finally:
-        ctx.close()
+    checks = run_checks(
+        load_config(args.config), Clock.from_option(args.now).now(), servers=not args.offline
+    )
     print_table(("check", "status", "detail"), ((c.name, c.status, c.detail) for c in checks))
     failed = [c for c in checks if c.status == FAIL]
     print(f"{len(checks)} checks, {len(failed)} failed")
