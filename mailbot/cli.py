@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import date
 from email.parser import BytesHeaderParser
@@ -726,6 +727,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
             return _quiet_broken_pipe()
         if args.verbose:
-            log.error("failed", exc_info=exc)
+            traceback.print_exception(exc, file=sys.stderr)
         print(f"mailbot: {_one_line(exc)}", file=sys.stderr)
         return exit_code(exc)
