@@ -37,6 +37,7 @@ from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, una
 from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
 from mailbot.send import flush_outbox, make_sender
+from mailbot.states import action_label, status_label
 from mailbot.text import format_case_number
 
 log = logging.getLogger("mailbot")
@@ -156,6 +157,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
     ctx = _context(args)
     try:
         cases = ctx.store.cases(open_only=args.open)
+        names = {c["procedure"]: ctx.routing.name_of(c["procedure"]) for c in cases}
     finally:
         ctx.close()
     if args.json:
@@ -163,12 +165,12 @@ def cmd_cases(args: argparse.Namespace) -> int:
         print()
         return 0
     print_table(
-        ("case", "procedure", "status", "operator", "due", "problems", "sender"),
+        ("受付番号", "手続き", "状態", "事業者コード", "期限", "不備", "差出人"),
         (
             (
                 format_case_number(case["id"]),
-                case["procedure"],
-                case["status"],
+                names.get(case["procedure"], case["procedure"]),
+                status_label(case["status"]),
                 case["operator_code"] or "-",
                 (case["due"] or "")[:10],
                 len(case["problems"]),
@@ -289,12 +291,17 @@ def cmd_decide(args: argparse.Namespace) -> int:
     ctx = _context(args)
     try:
         result = decide(ctx, _case_id(args.case), args.action, args.arg, args.reason, by=args.by)
-        sent, deferred = flush_outbox(ctx, make_sender(ctx))
+        when = _send_notice(ctx, result.case_id) if result.mails else ""
     finally:
         ctx.close()
+    issued = f"{result.issued}; " if result.issued else ""
+    if not result.mails:
+        mail = "no mail to the participant"
+    else:
+        mail = "the mail was sent" if when == "sent" else f"the mail {when} (sending window)"
     print(
-        f"{format_case_number(result.case_id)}: {result.action} → {result.status}; "
-        f"{result.mails} mail(s) planned, {sent} sent now, {deferred} deferred"
+        f"{format_case_number(result.case_id)}: {action_label(result.action)} ({result.action})"
+        f" → {status_label(result.status)}; {issued}{mail}"
     )
     return 0
 
@@ -384,7 +391,8 @@ def _send_notice(ctx: Context, case_id: int) -> str:
     row = ctx.store.execute(
         "SELECT state, send_at FROM outbox WHERE case_id = ? ORDER BY id DESC LIMIT 1", (case_id,)
     ).fetchone()
-    return "sent" if row["state"] == "sent" else f"goes out at {row['send_at'][:16]}"
+    when = row["send_at"][:16].replace("T", " ")
+    return "sent" if row["state"] == "sent" else f"goes out at {when}"
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
