@@ -232,9 +232,14 @@ def _case_id(text: str) -> int:
 
 
 def cmd_case(args: argparse.Namespace) -> int:
+    from mailbot.casetext import case_text
+
     ctx = _context(args)
     try:
         case_id = _case_id(args.case)
+        if not args.json:
+            sys.stdout.write(case_text(ctx, case_id))
+            return 0
         case = ctx.store.case(case_id)
         if case is None:
             raise MailbotError(f"no case {format_case_number(case_id)}")
@@ -243,47 +248,14 @@ def cmd_case(args: argparse.Namespace) -> int:
         outbox = ctx.store.outbox_for_case(case_id)
     finally:
         ctx.close()
-    if args.json:
-        out = case_json(case) | {
-            "data": case["data"],
-            "events": events,
-            "messages": messages,
-            "outbox": outbox,
-        }
-        json.dump(out, sys.stdout, ensure_ascii=False, indent=2, default=str)
-        print()
-        return 0
-    print(f"{format_case_number(case_id)}  {ctx.routing.name_of(case['procedure'])}")
-    for key in (
-        "procedure",
-        "status",
-        "sender",
-        "operator_code",
-        "source_id",
-        "subject",
-        "received_at",
-        "completed_at",
-        "due",
-        "reason",
-    ):
-        if case.get(key):
-            print(f"  {key:14} {case[key]}")
-    for problem in case["problems"]:
-        print(f"  problem        {problem['field']}: {problem['message']}")
-    print("messages:")
-    for m in messages:
-        print(
-            f"  {m['received_at']}  in   {m['sender'] or '?'}  {m['subject'] or ''}  [{m['key']}]"
-        )
-    for o in outbox:
-        print(
-            f"  {o['created_at']}  out  {o['recipient']}  {o['subject']}"
-            f"  ({o['kind']}, {o['state']})"
-        )
-    print("history:")
-    for e in events:
-        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", []))
-        print(f"  {e['at']}  {e['actor']:10} {e['kind']:16} {detail}")
+    out = case_json(case) | {
+        "data": case["data"],
+        "events": events,
+        "messages": messages,
+        "outbox": outbox,
+    }
+    json.dump(out, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    print()
     return 0
 
 

@@ -160,3 +160,36 @@ def test_init_writes_a_deployment_that_runs_from_its_folder(tmp_path: Path, caps
     assert (folder / "data" / "mailbot.db").is_file()
     assert len(list((folder / "data" / "outbox" / "new").iterdir())) == 9
     assert list(elsewhere.iterdir()) == []
+
+
+def test_case_shows_the_mails_as_text_with_attachments_listed(desk_dir: Path, capsys):
+    sample = SAMPLES_DIR / "03_grid_code_application.eml"
+    assert main(["--now", NOW, "ingest", str(sample)]) == 0
+    capsys.readouterr()
+    assert main(["--now", NOW, "case", "MB-000001"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("MB-000001  容量市場向けアグリゲータ用系統コード申請\n")
+    assert "  状態: 修正依頼中 (needs_correction)" in out
+    assert "    添付: 発電所マスタ申込書.xlsx (" in out
+    assert (
+        "    添付の通り、『容量市場向けアグリゲータ用系統コード』を申請します。" in out
+    )  # decoded
+    assert "【受付番号 MB-000001】不備のご連絡" in out and "送信済 2026/11/25 10:00" in out
+    assert "problems=事業者コード(発電所所有者): 事業者コード 1234 は発番されていません" in out
+    for python_repr in ("{'", "['", "datetime.", "b'", '[{"'):
+        assert python_repr not in out
+
+
+def test_decide_says_what_it_issued_and_when_the_mail_goes(desk_dir: Path, capsys):
+    sample = SAMPLES_DIR / "01_operator_code_complete.eml"
+    assert main(["--now", NOW, "ingest", str(sample)]) == 0
+    capsys.readouterr()
+    assert main(["--now", "2026-11-25T18:00", "decide", "MB-000001", "issue-code", "4321"]) == 0
+    assert capsys.readouterr().out == (
+        "MB-000001: コード発番・通知 (issue-code) → 完了; 事業者コード 4321;"
+        " the mail goes out at 2026-11-26 09:00 (sending window)\n"
+    )
+    assert main(["--now", NOW, "decide", "MB-000001", "reject"]) == 5
+    assert capsys.readouterr().err == (
+        "mailbot: 状態が「完了」の案件では「お断り（理由を通知）」は選べません\n"
+    )
