@@ -646,10 +646,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         f"{len(result.kept)} kept as they were"
     )
     if "config.toml" in result.written:
-        print(
-            f"next: cd {folder} && mailbot doctor --offline && mailbot deliver --samples"
-            " && mailbot run --once && mailbot cases"
-        )
+        go = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
+        print(f"next: {go}mailbot deliver --samples && mailbot run --once && mailbot cases")
     return 0
 
 
