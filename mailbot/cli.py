@@ -212,8 +212,11 @@ def cmd_decisions_apply(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     print_table(
-        ("row", "case", "decision", "result", "mails"),
-        ((r.row, r.case_number, r.action, "applied" if r.ok else r.why, r.mails) for r in results),
+        ("行", "受付番号", "判断", "結果", "メール"),
+        (
+            (r.row, r.case_number, action_label(r.action), "反映済" if r.ok else r.why, r.mails)
+            for r in results
+        ),
         highlight=[not r.ok for r in results],
     )
     applied = sum(1 for r in results if r.ok)

@@ -193,3 +193,13 @@ def test_decide_says_what_it_issued_and_when_the_mail_goes(desk_dir: Path, capsy
     assert capsys.readouterr().err == (
         "mailbot: 状態が「完了」の案件では「お断り（理由を通知）」は選べません\n"
     )
+
+
+def test_the_readme_documents_every_exit_code():
+    import mailbot.cli as cli
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes")[1].split("###")[0]
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
+    defined = {v for k, v in vars(cli).items() if k.startswith("EXIT_")}
+    assert documented == defined
