@@ -277,12 +277,29 @@ def _security(table: dict[str, Any], where: str, default: str) -> str:
     return value
 
 
+SERVER_ONLY = ("host", "port", "security", "username", "password", "password_env")
+BACKEND_ONLY = {
+    "maildir": (*SERVER_ONLY, "folder", "move_to"),
+    "imap": ("path",),
+    "smtp": ("path",),
+}
+"""Keys a backend does not use: given anyway, they mean the entry is not what its author
+thinks (a `host` on a maildir mailbox would be ignored), so they are refused."""
+
+
+def _unused_keys(table: dict[str, Any], where: str, backend: str) -> None:
+    for key in BACKEND_ONLY.get(backend, ()):
+        if key in table:
+            raise ConfigError(f"{where}.{key}", f'not used with backend = "{backend}"')
+
+
 def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
     where = f"mailboxes[{index}]"
     address = _get(table, "address", where, str)
     if "@" not in address:
         raise ConfigError(f"{where}.address", f"not a mail address: {address!r}")
     backend = _get(table, "backend", where, str)
+    _unused_keys(table, where, backend)
     if backend == "maildir":
         return MailboxConfig(
             address=address,
@@ -310,6 +327,7 @@ def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
 def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
     where = "outgoing"
     backend = _get(table, "backend", where, str)
+    _unused_keys(table, where, "maildir" if backend == "maildir" else backend)
     charset = _get(table, "charset", where, str, "utf-8").lower()
     if charset not in ("utf-8", "iso-2022-jp"):
         raise ConfigError("outgoing.charset", "must be 'utf-8' or 'iso-2022-jp'")

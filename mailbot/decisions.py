@@ -121,6 +121,8 @@ def refuse_out_of_state(
 ) -> None:
     """The refusals staff meet, in their words, before the procedure looks at the case."""
     name = ctx.routing.name_of(case["procedure"])
+    if not actions:
+        return  # nothing is decided on such a case; its handler says what to do instead
     if action not in actions:
         offered = "、".join(action_label(a) for a in actions) or "なし"
         raise DecisionError(f"「{action}」は{name}の案件では選べません（選べる判断: {offered}）")

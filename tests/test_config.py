@@ -102,6 +102,14 @@ username = "code"
             MAILDIR_BOX + OUTGOING + "[whatever]\n",
             "whatever: unknown table (known: storage, mailboxes, outgoing, staff, limits, paths)",
         ),
+        (
+            MAILDIR_BOX + 'host = "imap.example.jp"\n' + OUTGOING,
+            'mailboxes[0].host: not used with backend = "maildir"',
+        ),
+        (
+            MAILDIR_BOX + OUTGOING + 'password_env = "MAILBOT_SMTP_PASSWORD"\n',
+            'outgoing.password_env: not used with backend = "maildir"',
+        ),
         (MAILDIR_BOX + "[outgoing\n", "not valid TOML"),
         (
             MAILDIR_BOX + '[outgoing]\nbackend = "smtp"\nhost = "h"\nsecurity = "tls"\n',
