@@ -1,8 +1,10 @@
 """Configuration: the TOML file of SPEC §9, or the embedded default.
 
 The embedded default is what a fresh checkout runs on: Maildir in (`data/inbox/<name>/`),
-Maildir out (`data/outbox/`), SQLite at `data/mailbot.db`. Relative paths are taken from the
-directory the command runs in. This module never opens a mailbox or the database.
+Maildir out (`data/outbox/`), SQLite at `data/mailbot.db`, relative to the directory the command
+runs in. In a config file, relative paths are taken from the file's folder (a deployment made by
+`mailbot init`). Either way data never lands in the installed package. Every file is checked
+against `SCHEMA` first. This module never opens a mailbox or the database.
 """
 
 from __future__ import annotations
