@@ -14,7 +14,6 @@ from importlib.resources import files
 from pathlib import Path
 
 from mailbot.config import RULES_DIR, TEMPLATES_DIR
-from mailbot.errors import MailbotError
 
 SAMPLES_DIR = Path(str(files("mailbot") / "samples"))
 
@@ -86,19 +85,16 @@ def _copy_tree(source: Path, target: Path, root: Path, result: InitResult) -> No
 def init_deployment(folder: Path) -> InitResult:
     """Write config.toml, rules/, templates/ and samples/ into `folder`; keep what exists."""
     result = InitResult()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        config = folder / "config.toml"
-        if config.exists():
-            result.kept.append("config.toml")
-        else:
-            config.write_text(CONFIG, encoding="utf-8")
-            result.written.append("config.toml")
-        _copy_tree(RULES_DIR, folder / "rules", folder, result)
-        _copy_tree(TEMPLATES_DIR, folder / "templates", folder, result)
-        _copy_tree(SAMPLES_DIR, folder / "samples", folder, result)
-    except OSError as exc:
-        raise MailbotError(f"{exc.filename or folder}: cannot write: {exc.strerror}") from exc
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "config.toml"
+    if config.exists():
+        result.kept.append("config.toml")
+    else:
+        config.write_text(CONFIG, encoding="utf-8")
+        result.written.append("config.toml")
+    _copy_tree(RULES_DIR, folder / "rules", folder, result)
+    _copy_tree(TEMPLATES_DIR, folder / "templates", folder, result)
+    _copy_tree(SAMPLES_DIR, folder / "samples", folder, result)
     return result
 
 

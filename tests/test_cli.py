@@ -74,6 +74,7 @@ def test_version(capsys):
         (["case", "twelve"], 5, "is not a case number"),
         (["decide", "1", "issue-code"], 5, "no case MB-000001"),
         (["deliver"], 2, "give FILE.eml"),
+        (["init", "a-file/desk"], 4, "mailbot: a-file/desk: Not a directory\n"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
         (["cases", "--bogus"], 2, "unrecognized arguments: --bogus"),
         (["--now", "yesterday", "cases"], 3, "--now: not an ISO-8601 date-time: 'yesterday'"),
