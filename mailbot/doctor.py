@@ -188,7 +188,7 @@ def _database_rows(conn: sqlite3.Connection, path: Path, now_at: datetime) -> li
     return out
 
 
-def _mailbox(box: MailboxConfig) -> Check:
+def _mailbox(box: MailboxConfig, resolve: Resolver) -> Check:
     name = f"mailbox {box.address}"
     if box.backend == "maildir":
         assert box.path is not None
@@ -203,7 +203,7 @@ def _mailbox(box: MailboxConfig) -> Check:
     where = f"imap {box.host}:{box.port}"
     try:
         box.require_password()
-        resolve(box.host or "localhost", box.port or 993)
+        resolve(box.host or "localhost")
         mailbox = ImapMailbox(
             address=box.address,
             host=box.host or "localhost",
@@ -224,35 +224,43 @@ def _mailbox(box: MailboxConfig) -> Check:
         return Check(name, FAIL, f"{where}: {' '.join(str(exc).split())}")
 
 
-_resolved: dict[tuple[str, int], str] = {}
+class Resolver:
+    """Looks each server name up once per doctor run (an IMAP and an SMTP server on one host
+    share the answer, or the failure), giving up after RESOLVE_TIMEOUT: the system resolver's
+    own retries cost ~33 s for an unknown host, and again on every connection attempt."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, str | MailbotError] = {}
+
+    def __call__(self, host: str) -> str:
+        if host not in self.answers:
+            self.answers[host] = self._lookup(host)
+        answer = self.answers[host]
+        if isinstance(answer, MailbotError):
+            raise answer
+        return answer
+
+    @staticmethod
+    def _lookup(host: str) -> str | MailbotError:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM)
+        try:
+            return str(future.result(timeout=RESOLVE_TIMEOUT)[0][4][0])
+        except concurrent.futures.TimeoutError:
+            return MailbotError(f"{host}: no answer from DNS within {RESOLVE_TIMEOUT:g} s")
+        except (socket.gaierror, UnicodeError) as exc:
+            return MailbotError(f"{host}: cannot resolve ({getattr(exc, 'strerror', exc)})")
+        finally:
+            pool.shutdown(wait=False)
 
 
-def resolve(host: str, port: int) -> str:
-    """Look a server's name up once, giving up after RESOLVE_TIMEOUT: the resolver's own
-    retries cost ~33 s for an unknown host, per connection attempt."""
-    if (host, port) in _resolved:
-        return _resolved[(host, port)]
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-    try:
-        infos = future.result(timeout=RESOLVE_TIMEOUT)
-    except concurrent.futures.TimeoutError:
-        raise MailbotError(f"{host}: no answer from DNS within {RESOLVE_TIMEOUT:.0f} s") from None
-    except socket.gaierror as exc:
-        raise MailbotError(f"{host}: cannot resolve ({exc.strerror})") from None
-    finally:
-        pool.shutdown(wait=False)
-    _resolved[(host, port)] = infos[0][4][0]
-    return _resolved[(host, port)]
-
-
-def _outgoing(config: Config) -> Check:
+def _outgoing(config: Config, resolve: Resolver) -> Check:
     cfg = config.outgoing
     if cfg.backend == "maildir":
         return Check("outgoing", OK, f"Maildir {cfg.path}")
     try:
         cfg.require_password()
-        resolve(cfg.host or "localhost", cfg.port or 587)
+        resolve(cfg.host or "localhost")
     except MailbotError as exc:
         return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
 
@@ -288,8 +296,9 @@ def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Chec
         *_database(config, now),
     ]
     if servers:
-        checks += [_mailbox(box) for box in config.mailboxes]
-        checks.append(_outgoing(config))
+        resolve = Resolver()
+        checks += [_mailbox(box, resolve) for box in config.mailboxes]
+        checks.append(_outgoing(config, resolve))
     return checks
 
 

@@ -135,6 +135,16 @@ def test_doctor_fails_per_row_and_resolves_each_host_once_with_a_short_timeout(
     assert "no answer from DNS" in rows["mailbox code@occto.or.jp"][1]
     assert "no answer from DNS" in rows["outgoing"][1]
     assert looked_up == ["imap.desk.example", "smtp.desk.example"]
+    looked_up.clear()
+    same_host = tmp_path / "same-host.toml"
+    same_host.write_text(
+        DESK.format(database="data/mailbot.db", extra="").replace(
+            "smtp.desk.example", "imap.desk.example"
+        ),
+        encoding="utf-8",
+    )
+    assert main(["--config", str(same_host), "doctor"]) == 1
+    assert looked_up == ["imap.desk.example"]  # once for both servers
 
 
 def test_doctor_fails_on_a_wrong_templates_path_or_a_broken_template(tmp_path: Path, capsys):
