@@ -204,3 +204,14 @@ def test_the_readme_documents_every_exit_code():
     documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
     defined = {v for k, v in vars(cli).items() if k.startswith("EXIT_")}
     assert documented == defined
+
+
+def test_the_readme_lists_every_command():
+    from mailbot.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| command | what it does |")[1].split("\n\n")[0]
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    for name in commands.choices:
+        assert f"`mailbot {name}" in table, name
