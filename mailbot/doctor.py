@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import aiosmtplib
@@ -43,6 +44,11 @@ def _row(name: str, check: Callable[[], str]) -> Check:
         return Check(name, FAIL, " ".join(str(exc).split()))
 
 
+def _loads(load: Callable[[], object]) -> str:
+    load()
+    return "loads"
+
+
 def _rules(config: Config) -> list[Check]:
     from mailbot.bodyfields import load_body_fields
     from mailbot.businessdays import load_calendar
@@ -55,14 +61,15 @@ def _rules(config: Config) -> list[Check]:
     from mailbot.workbook import load_form_rules
 
     rules = config.rules_dir
-    out = []
-    if not (rules / "calendar.toml").is_file():
-        out.append(Check("rules/calendar.toml", FAIL, f"{rules / 'calendar.toml'}: not found"))
-    else:
-        out.append(
-            _row("rules/calendar.toml", lambda: load_calendar(rules / "calendar.toml") and "loads")
-        )
-    loaders = {
+
+    def calendar() -> object:
+        """Without the file the calendar falls back to defaults; a deployment must have it."""
+        if not (rules / "calendar.toml").is_file():
+            raise MailbotError(f"{rules / 'calendar.toml'}: not found (check [paths] rules)")
+        return load_calendar(rules / "calendar.toml")
+
+    loaders: dict[str, Callable[[], object]] = {
+        "calendar.toml": calendar,
         "procedures.toml": lambda: load_routing(rules),
         "forms.toml": lambda: load_form_rules(rules / "forms.toml"),
         "licenses.toml": lambda: load_license_table(rules / "licenses.toml"),
@@ -70,12 +77,7 @@ def _rules(config: Config) -> list[Check]:
         "roadmap.toml": lambda: load_roadmap_rules(rules / "roadmap.toml"),
         "schedule.toml": lambda: load_schedule(rules / "schedule.toml"),
     }
-    for name, load in loaders.items():
-        try:
-            load()
-            out.append(Check(f"rules/{name}", OK, "loads"))
-        except MailbotError as exc:
-            out.append(Check(f"rules/{name}", FAIL, str(exc)))
+    out = [_row(f"rules/{name}", partial(_loads, load)) for name, load in loaders.items()]
     try:
         market = load_market(rules / "market.toml")
         status = WARN if market.example else OK

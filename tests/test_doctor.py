@@ -161,3 +161,15 @@ def test_doctor_fails_on_a_wrong_templates_path_or_a_broken_template(tmp_path: P
     status, detail = doctor_rows(capsys.readouterr().out)["templates"]
     assert status == "FAIL" and "mail/receipt.txt.j2: line" in detail
     assert "mail/rejection.txt.j2: missing" in detail
+
+
+def test_a_wrong_rules_path_fails_each_rules_row_and_the_rest_still_runs(tmp_path: Path, capsys):
+    cfg = write_config(tmp_path, extra='[paths]\nrules = "rulez"')
+    assert main(["--config", cfg, "doctor", "--offline"]) == 1
+    rows = doctor_rows(capsys.readouterr().out)
+    rules_rows = {name: row for name, row in rows.items() if name.startswith("rules/")}
+    assert len(rules_rows) == 9 and all(status == "FAIL" for status, _ in rules_rows.values())
+    assert "rulez/calendar.toml: not found" in rules_rows["rules/calendar.toml"][1]
+    assert rows["templates"][0] == "ok"
+    assert main(["--config", cfg, "cases"]) == 3  # every other command stops in one line
+    assert capsys.readouterr().err.count("\n") == 1
