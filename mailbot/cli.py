@@ -194,7 +194,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.xlsx:
             write_xlsx(report, Path(args.xlsx))
         if args.html:
-            write_html(report, Path(args.html))
+            write_html(report, Path(args.html), ctx)
     finally:
         ctx.close()
     written = " and ".join(p for p in (args.xlsx, args.html) if p)

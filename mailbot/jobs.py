@@ -193,7 +193,7 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
         f"{today.strftime('%Y/%m/%d')}時点の未処理案件レポートをお送りします。\n"
         "判断欄に記入したレポートは `mailbot decisions apply ファイル名` で反映できます。\n"
     )
-    html = render_html(report)
+    html = render_html(report, ctx)
     for address in ctx.config.staff_addresses:
         plan_staff_mail(
             ctx, "daily_report", address, subject, body, now, html=html, attachments=(attachment,)

@@ -303,6 +303,6 @@ def render_html(report: Report, ctx: Context | None = None) -> str:
     )
 
 
-def write_html(report: Report, path: Path) -> None:
+def write_html(report: Report, path: Path, ctx: Context | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    path.write_text(render_html(report, ctx), encoding="utf-8")

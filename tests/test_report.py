@@ -167,3 +167,17 @@ def test_refusals_name_the_comment_column_and_the_state_in_staff_words(
     assert "--reason" not in by_row[2].why
     assert by_row[3].why == "状態が「修正依頼中」の案件では「コード発番・通知」は選べません"
     assert desk.store.case(2)["status"] == Status.NEEDS_CORRECTION
+
+
+def test_the_html_report_comes_from_the_deployments_templates(tmp_path: Path, capsys) -> None:
+    from mailbot.cli import main
+    from mailbot.deploy import init_deployment
+
+    init_deployment(tmp_path)
+    page = tmp_path / "templates" / "report" / "queue.html.j2"
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("未処理案件レポート", "受付状況"), "utf-8"
+    )
+    config = str(tmp_path / "config.toml")
+    assert main(["--config", config, "report", "--html", str(tmp_path / "queue.html")]) == 0
+    assert "<title>受付状況</title>" in (tmp_path / "queue.html").read_text(encoding="utf-8")
