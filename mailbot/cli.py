@@ -6,10 +6,13 @@ Only this module prints; everything it does can be done from Python.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import date
 from email.parser import BytesHeaderParser
@@ -23,13 +26,20 @@ from mailbot.console import print_table
 from mailbot.context import Context
 from mailbot.decisions import decide, staff_name
 from mailbot.desk import add_note, add_staff, assign, backfill_search, disable_staff, find_cases
-from mailbot.errors import MailbotError
+from mailbot.errors import (
+    ConfigError,
+    MailbotError,
+    MailboxError,
+    SendError,
+    StoreError,
+)
 from mailbot.mailboxes.maildir import deliver
 from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
 from mailbot.readout import as_text, read_out
 from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
 from mailbot.send import flush_outbox, make_sender
+from mailbot.states import action_label, status_label
 from mailbot.text import format_case_number
 
 log = logging.getLogger("mailbot")
@@ -129,8 +139,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_deliver(args: argparse.Namespace) -> int:
     """Drop raw files into the configured Maildir inboxes, as an MTA would."""
+    from mailbot.deploy import sample_mails
+
     config = load_config(args.config)
-    for name in args.files:
+    files = [*args.files, *(str(p) for p in sample_mails())] if args.samples else args.files
+    if not files:
+        raise UsageError("deliver: give FILE.eml … or --samples")
+    for name in files:
         raw = Path(name).read_bytes()
         box = config.mailbox_for(_addressed_mailbox(config, raw))
         if box is None or box.backend != "maildir" or box.path is None:
@@ -147,6 +162,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
         if args.search:
             backfill_search(ctx)
         cases = find_cases(ctx, open_only=args.open, search=args.search, owner=args.owner)
+        names = {c["procedure"]: ctx.routing.name_of(c["procedure"]) for c in cases}
     finally:
         ctx.close()
     if args.json:
@@ -154,12 +170,12 @@ def cmd_cases(args: argparse.Namespace) -> int:
         print()
         return 0
     print_table(
-        ("case", "procedure", "status", "operator", "due", "problems", "sender"),
+        ("受付番号", "手続き", "状態", "事業者コード", "期限", "不備", "差出人"),
         (
             (
                 format_case_number(case["id"]),
-                case["procedure"],
-                case["status"],
+                names.get(case["procedure"], case["procedure"]),
+                status_label(case["status"]),
                 case["operator_code"] or "-",
                 (case["due"] or "")[:10],
                 len(case["problems"]),
@@ -183,7 +199,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if args.xlsx:
             write_xlsx(report, Path(args.xlsx))
         if args.html:
-            write_html(report, Path(args.html))
+            write_html(report, Path(args.html), ctx)
     finally:
         ctx.close()
     written = " and ".join(p for p in (args.xlsx, args.html) if p)
@@ -201,8 +217,11 @@ def cmd_decisions_apply(args: argparse.Namespace) -> int:
     finally:
         ctx.close()
     print_table(
-        ("row", "case", "decision", "result", "mails"),
-        ((r.row, r.case_number, r.action, "applied" if r.ok else r.why, r.mails) for r in results),
+        ("行", "受付番号", "判断", "結果", "メール"),
+        (
+            (r.row, r.case_number, action_label(r.action), "反映済" if r.ok else r.why, r.mails)
+            for r in results
+        ),
         highlight=[not r.ok for r in results],
     )
     applied = sum(1 for r in results if r.ok)
@@ -221,9 +240,14 @@ def _case_id(text: str) -> int:
 
 
 def cmd_case(args: argparse.Namespace) -> int:
+    from mailbot.casetext import case_text
+
     ctx = _context(args)
     try:
         case_id = _case_id(args.case)
+        if not args.json:
+            sys.stdout.write(case_text(ctx, case_id))
+            return 0
         case = ctx.store.case(case_id)
         if case is None:
             raise MailbotError(f"no case {format_case_number(case_id)}")
@@ -232,47 +256,14 @@ def cmd_case(args: argparse.Namespace) -> int:
         outbox = ctx.store.outbox_for_case(case_id)
     finally:
         ctx.close()
-    if args.json:
-        out = case_json(case) | {
-            "data": case["data"],
-            "events": events,
-            "messages": messages,
-            "outbox": outbox,
-        }
-        json.dump(out, sys.stdout, ensure_ascii=False, indent=2, default=str)
-        print()
-        return 0
-    print(f"{format_case_number(case_id)}  {ctx.routing.name_of(case['procedure'])}")
-    for key in (
-        "procedure",
-        "status",
-        "sender",
-        "operator_code",
-        "source_id",
-        "subject",
-        "received_at",
-        "completed_at",
-        "due",
-        "reason",
-    ):
-        if case.get(key):
-            print(f"  {key:14} {case[key]}")
-    for problem in case["problems"]:
-        print(f"  problem        {problem['field']}: {problem['message']}")
-    print("messages:")
-    for m in messages:
-        print(
-            f"  {m['received_at']}  in   {m['sender'] or '?'}  {m['subject'] or ''}  [{m['key']}]"
-        )
-    for o in outbox:
-        print(
-            f"  {o['created_at']}  out  {o['recipient']}  {o['subject']}"
-            f"  ({o['kind']}, {o['state']})"
-        )
-    print("history:")
-    for e in events:
-        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v not in (None, "", []))
-        print(f"  {e['at']}  {e['actor']:10} {e['kind']:16} {detail}")
+    out = case_json(case) | {
+        "data": case["data"],
+        "events": events,
+        "messages": messages,
+        "outbox": outbox,
+    }
+    json.dump(out, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    print()
     return 0
 
 
@@ -280,12 +271,17 @@ def cmd_decide(args: argparse.Namespace) -> int:
     ctx = _context(args)
     try:
         result = decide(ctx, _case_id(args.case), args.action, args.arg, args.reason, by=args.by)
-        sent, deferred = flush_outbox(ctx, make_sender(ctx))
+        when = _send_notice(ctx, result.case_id) if result.mails else ""
     finally:
         ctx.close()
+    issued = f"{result.issued}; " if result.issued else ""
+    if not result.mails:
+        mail = "no mail to the participant"
+    else:
+        mail = "the mail was sent" if when == "sent" else f"the mail {when} (sending window)"
     print(
-        f"{format_case_number(result.case_id)}: {result.action} → {result.status}; "
-        f"{result.mails} mail(s) planned, {sent} sent now, {deferred} deferred"
+        f"{format_case_number(result.case_id)}: {action_label(result.action)} ({result.action})"
+        f" → {status_label(result.status)}; {issued}{mail}"
     )
     return 0
 
@@ -375,7 +371,8 @@ def _send_notice(ctx: Context, case_id: int) -> str:
     row = ctx.store.execute(
         "SELECT state, send_at FROM outbox WHERE case_id = ? ORDER BY id DESC LIMIT 1", (case_id,)
     ).fetchone()
-    return "sent" if row["state"] == "sent" else f"goes out at {row['send_at'][:16]}"
+    when = row["send_at"][:16].replace("T", " ")
+    return "sent" if row["state"] == "sent" else f"goes out at {when}"
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
@@ -439,11 +436,9 @@ def cmd_assess_roadmap(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from mailbot.doctor import FAIL, run_checks
 
-    ctx = _context(args)
-    try:
-        checks = run_checks(ctx, servers=not args.offline)
-    finally:
-        ctx.close()
+    checks = run_checks(
+        load_config(args.config), Clock.from_option(args.now).now(), servers=not args.offline
+    )
     print_table(("check", "status", "detail"), ((c.name, c.status, c.detail) for c in checks))
     failed = [c for c in checks if c.status == FAIL]
     print(f"{len(checks)} checks, {len(failed)} failed")
@@ -591,16 +586,46 @@ def parse_day(text: str, option: str) -> date:
         raise MailbotError(f"{option}: not a date (YYYY-MM-DD or YYYY/MM/DD): {text!r}") from exc
 
 
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """The options every command takes, before or after its name. Below the top level they
+    default to SUPPRESS, so `mailbot --now X run` is not undone by the subcommand's default."""
+    parser.add_argument(
+        "--config",
+        default=default,
+        help="TOML file (default: config.toml, else the embedded default)",
+    )
+    parser.add_argument(
+        "--now",
+        default=default,
+        help="ISO-8601 instant the whole run uses as its clock (or MAILBOT_NOW)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if default is argparse.SUPPRESS else False,
+        help="log one line per mail; tracebacks on errors",
+    )
+
+
+def _every_subparser(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += [child, *_every_subparser(child)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailbot", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--config", help="TOML file (default: config.toml, else the embedded default)"
-    )
-    parser.add_argument(
-        "--now", help="ISO-8601 instant the whole run uses as its clock (or MAILBOT_NOW)"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log one line per mail")
+    parser = Parser(prog="mailbot", description=__doc__.splitlines()[0])
+    _global_options(parser, None)
+    parser.add_argument("--version", action="version", version=f"mailbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="write a deployment folder: config.toml, rules/, templates/")
+    p.add_argument("folder", help="the deployment folder (created when missing)")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help="fetch, process, send and run due jobs")
     p.add_argument("--once", action="store_true", help="do what is waiting, then exit")
@@ -616,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parse)
 
     p = sub.add_parser("deliver", help="drop .eml files into the configured Maildir inboxes")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="*")
+    p.add_argument("--samples", action="store_true", help="the sample mails shipped with mailbot")
     p.set_defaults(func=cmd_deliver)
 
     p = sub.add_parser("cases", help="list cases")
@@ -708,7 +734,91 @@ def build_parser() -> argparse.ArgumentParser:
         i = r.add_parser("import", help="load a CSV (UTF-8) or .xlsx file; safe to repeat")
         i.add_argument("file")
         i.set_defaults(func=cmd_import, register=register)
+    for child in _every_subparser(parser):
+        _global_options(child, argparse.SUPPRESS)
     return parser
+
+
+EXIT_OK = 0
+EXIT_FAILED_CHECK = 1
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+EXIT_FILE = 4
+EXIT_REFUSED = 5
+EXIT_SERVICE = 6
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(MailbotError):
+    """The command line itself is wrong (exit 2, as argparse's own usage errors)."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        """One line on stderr, like every other failure, instead of usage text plus error."""
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailbot")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from mailbot.deploy import init_deployment
+
+    folder = Path(args.folder)
+    result = init_deployment(folder)
+    print(
+        f"{folder.resolve()}: {len(result.written)} file(s) written, "
+        f"{len(result.kept)} kept as they were"
+    )
+    if "config.toml" in result.written:
+        go = "" if folder.resolve() == Path.cwd() else f"cd {folder} && "
+        print(f"next: {go}mailbot deliver --samples && mailbot run --once && mailbot cases")
+    return 0
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code of a failure (README, "Exit codes")."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, StoreError | MailboxError | SendError):
+        return EXIT_SERVICE
+    if isinstance(exc, MailbotError):
+        return EXIT_REFUSED
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return EXIT_FILE
+    if isinstance(exc, OSError):
+        return EXIT_SERVICE
+    return EXIT_INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, MailbotError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    elif isinstance(exc, OSError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"
+    return " ".join(text.split())
+
+
+def _quiet_broken_pipe() -> int:
+    """`mailbot cases --json | head`: the reader left; that is not our failure. Point stdout at
+    /dev/null so the interpreter's final flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -716,7 +826,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
-        return int(args.func(args) or 0)
-    except MailbotError as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return 2
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        print("mailbot: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            return _quiet_broken_pipe()
+        if args.verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"mailbot: {_one_line(exc)}", file=sys.stderr)
+        return exit_code(exc)

@@ -1,12 +1,15 @@
 """Configuration: the TOML file of SPEC §9, or the embedded default.
 
 The embedded default is what a fresh checkout runs on: Maildir in (`data/inbox/<name>/`),
-Maildir out (`data/outbox/`), SQLite at `data/mailbot.db`. Relative paths are taken from the
-directory the command runs in. This module never opens a mailbox or the database.
+Maildir out (`data/outbox/`), SQLite at `data/mailbot.db`, relative to the directory the command
+runs in. In a config file, relative paths are taken from the file's folder (a deployment made by
+`mailbot init`). Either way data never lands in the installed package. Every file is checked
+against `SCHEMA` first. This module never opens a mailbox or the database.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.resources
 import os
 import tomllib
@@ -40,6 +43,134 @@ addresses = ["capacity-desk@occto.or.jp"]
 
 SECURITY = ("ssl", "starttls", "none")
 
+SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
+    "storage": ("table", {"database": "str"}),
+    "mailboxes": (
+        "array",
+        {
+            "address": "str",
+            "backend": "str",
+            "path": "str",
+            "host": "str",
+            "port": "port",
+            "security": "str",
+            "username": "str",
+            "password": "str",
+            "password_env": "str",
+            "folder": "str",
+            "move_to": "str",
+            "poll_interval": "positive_number",
+        },
+    ),
+    "outgoing": (
+        "table",
+        {
+            "backend": "str",
+            "path": "str",
+            "host": "str",
+            "port": "port",
+            "security": "str",
+            "username": "str",
+            "password": "str",
+            "password_env": "str",
+            "charset": "str",
+            "from_name": "str",
+            "message_id_domain": "str",
+            "timeout": "positive_number",
+        },
+    ),
+    "staff": ("table", {"addresses": "str_list"}),
+    "limits": (
+        "table",
+        {
+            "max_message_bytes": "positive_int",
+            "max_attachment_bytes": "positive_int",
+            "auto_replies_per_sender_per_day": "positive_int",
+        },
+    ),
+    "paths": ("table", {"rules": "str", "templates": "str"}),
+    "web": (
+        "table",
+        {
+            "host": "str",
+            "port": "port",
+            "secure_cookies": "bool",
+            "session_hours": "positive_number",
+            "trusted_proxies": "str_list",
+            "trusted_user_header": "str",
+        },
+    ),
+}
+"""Every table and key a config may hold, with the kind of value each takes. One schema:
+`validate` checks a parsed file against it before anything is built from it."""
+
+_KINDS = {
+    "str": "a string",
+    "port": "a port number (1-65535)",
+    "positive_int": "a whole number above 0",
+    "positive_number": "a number above 0",
+    "str_list": "a list of strings",
+    "bool": "true or false",
+}
+
+
+def _suggest(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(known)})"
+
+
+def _kind_ok(kind: str, value: Any) -> bool:
+    """TOML booleans are never numbers here: `max_message_bytes = true` is an error, not 1."""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "port":
+        return isinstance(value, int) and 1 <= value <= 65535
+    if kind == "positive_int":
+        return isinstance(value, int) and value > 0
+    if kind == "positive_number":
+        return isinstance(value, int | float) and value > 0
+    if kind == "str_list":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    raise AssertionError(kind)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def validate(data: dict[str, Any]) -> None:
+    """Refuse what the schema does not know, with the nearest known name: a misspelt key
+    (`secruity`, `[stafff]`) would otherwise be ignored silently and its default used."""
+    tables = list(SCHEMA)
+    for name, value in data.items():
+        if name not in SCHEMA:
+            raise ConfigError(name, "unknown table" + _suggest(name, tables))
+        shape, keys = SCHEMA[name]
+        if shape == "array":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(
+                    name, f"must be an array of tables ([[{name}]]), got {_shown(value)}"
+                )
+            entries = [(f"{name}[{i}]", entry) for i, entry in enumerate(value)]
+        else:
+            if not isinstance(value, dict):
+                raise ConfigError(name, f"must be a table ([{name}]), got {_shown(value)}")
+            entries = [(name, value)]
+        for where, entry in entries:
+            for key, item in entry.items():
+                if key not in keys:
+                    raise ConfigError(f"{where}.{key}", "unknown key" + _suggest(key, list(keys)))
+                if not _kind_ok(keys[key], item):
+                    raise ConfigError(
+                        f"{where}.{key}", f"must be {_KINDS[keys[key]]}, got {_shown(item)}"
+                    )
+
+
 PACKAGE_DIR = Path(str(importlib.resources.files("mailbot")))
 RULES_DIR = PACKAGE_DIR / "rules"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
@@ -58,6 +189,13 @@ class MailboxConfig:
     folder: str = "INBOX"
     move_to: str | None = None
     poll_interval: float = 60.0
+    password_problem: str | None = None
+
+    def require_password(self) -> None:
+        """A missing `password_env` stops only what logs in, so `cases`, `report` and the
+        other rows of `doctor` still work while the environment is being fixed."""
+        if self.password_problem:
+            raise ConfigError(f"mailbox {self.address}", self.password_problem)
 
     @property
     def local_part(self) -> str:
@@ -77,6 +215,11 @@ class OutgoingConfig:
     from_name: str = "電力広域的運営推進機関 容量市場受付"
     message_id_domain: str | None = None
     timeout: float = 30.0
+    password_problem: str | None = None
+
+    def require_password(self) -> None:
+        if self.password_problem:
+            raise ConfigError("outgoing", self.password_problem)
 
 
 @dataclass(frozen=True)
@@ -134,6 +277,8 @@ def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any =
             raise ConfigError(f"{where}.{key}", "is required")
         return default
     value = table[key]
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}.{key}", f"must be a {kind.__name__}, got {value}")
     if kind is float and isinstance(value, int):
         value = float(value)
     if not isinstance(value, kind):
@@ -141,13 +286,17 @@ def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any =
     return value
 
 
-def _password(table: dict[str, Any], where: str) -> str | None:
+def _password(table: dict[str, Any], where: str) -> dict[str, str | None]:
+    """The password, or why there is none (checked when mailbot logs in, not at load)."""
     if "password_env" in table:
         name = _get(table, "password_env", where, str)
         if name not in os.environ:
-            raise ConfigError(f"{where}.password_env", f"environment variable {name} is not set")
-        return os.environ[name]
-    return _get(table, "password", where, str, None)
+            return {
+                "password": None,
+                "password_problem": f"password_env: environment variable {name} is not set",
+            }
+        return {"password": os.environ[name]}
+    return {"password": _get(table, "password", where, str, None)}
 
 
 def _security(table: dict[str, Any], where: str, default: str) -> str:
@@ -157,12 +306,29 @@ def _security(table: dict[str, Any], where: str, default: str) -> str:
     return value
 
 
+SERVER_ONLY = ("host", "port", "security", "username", "password", "password_env")
+BACKEND_ONLY = {
+    "maildir": (*SERVER_ONLY, "folder", "move_to"),
+    "imap": ("path",),
+    "smtp": ("path",),
+}
+"""Keys a backend does not use: given anyway, they mean the entry is not what its author
+thinks (a `host` on a maildir mailbox would be ignored), so they are refused."""
+
+
+def _unused_keys(table: dict[str, Any], where: str, backend: str) -> None:
+    for key in BACKEND_ONLY.get(backend, ()):
+        if key in table:
+            raise ConfigError(f"{where}.{key}", f'not used with backend = "{backend}"')
+
+
 def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
     where = f"mailboxes[{index}]"
     address = _get(table, "address", where, str)
     if "@" not in address:
         raise ConfigError(f"{where}.address", f"not a mail address: {address!r}")
     backend = _get(table, "backend", where, str)
+    _unused_keys(table, where, backend)
     if backend == "maildir":
         return MailboxConfig(
             address=address,
@@ -179,7 +345,7 @@ def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
             port=_get(table, "port", where, int, 993 if security == "ssl" else 143),
             security=security,
             username=_get(table, "username", where, str),
-            password=_password(table, where),
+            **_password(table, where),
             folder=_get(table, "folder", where, str, "INBOX"),
             move_to=_get(table, "move_to", where, str, None),
             poll_interval=_get(table, "poll_interval", where, float, 60.0),
@@ -190,6 +356,7 @@ def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
 def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
     where = "outgoing"
     backend = _get(table, "backend", where, str)
+    _unused_keys(table, where, "maildir" if backend == "maildir" else backend)
     charset = _get(table, "charset", where, str, "utf-8").lower()
     if charset not in ("utf-8", "iso-2022-jp"):
         raise ConfigError("outgoing.charset", "must be 'utf-8' or 'iso-2022-jp'")
@@ -211,7 +378,7 @@ def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
             port=_get(table, "port", where, int, 465 if security == "ssl" else 587),
             security=security,
             username=_get(table, "username", where, str, None),
-            password=_password(table, where),
+            **_password(table, where),
             **common,
         )
     raise ConfigError("outgoing.backend", f"must be 'maildir' or 'smtp', got {backend!r}")
@@ -220,17 +387,12 @@ def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
 def _web(table: dict[str, Any]) -> WebConfig:
     where = "web"
     proxies = _get(table, "trusted_proxies", where, list, [])
-    if not all(isinstance(p, str) for p in proxies):
-        raise ConfigError("web.trusted_proxies", "must be a list of IP addresses")
     header = _get(table, "trusted_user_header", where, str, None)
     if proxies and not header:
         raise ConfigError("web.trusted_user_header", "is required with web.trusted_proxies")
-    port = _get(table, "port", where, int, WebConfig.port)
-    if not 0 < port < 65536:
-        raise ConfigError("web.port", f"must be 1–65535, got {port}")
     return WebConfig(
         host=_get(table, "host", where, str, WebConfig.host),
-        port=port,
+        port=_get(table, "port", where, int, WebConfig.port),
         secure_cookies=_get(table, "secure_cookies", where, bool, WebConfig.secure_cookies),
         session_hours=_get(table, "session_hours", where, float, WebConfig.session_hours),
         trusted_proxies=tuple(proxies),
@@ -243,6 +405,7 @@ def parse_config(text: str, source: str, base: Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, f"not valid TOML: {exc}") from exc
+    validate(data)
     storage = data.get("storage", {})
     boxes = data.get("mailboxes", [])
     if not isinstance(boxes, list) or not boxes:
@@ -260,9 +423,7 @@ def parse_config(text: str, source: str, base: Path) -> Config:
         database=base / _get(storage, "database", "storage", str, "data/mailbot.db"),
         mailboxes=mailboxes,
         outgoing=_outgoing(data["outgoing"], base),
-        staff_addresses=tuple(
-            a.lower() for a in _get(staff, "addresses", "staff", list, []) if isinstance(a, str)
-        ),
+        staff_addresses=tuple(a.lower() for a in _get(staff, "addresses", "staff", list, [])),
         rules_dir=base / _get(paths, "rules", "paths", str, str(RULES_DIR)),
         templates_dir=base / _get(paths, "templates", "paths", str, str(TEMPLATES_DIR)),
         limits=Limits(

@@ -14,6 +14,7 @@ from functools import cached_property
 from mailbot.businessdays import BusinessCalendar, load_calendar
 from mailbot.clock import Clock
 from mailbot.config import Config
+from mailbot.errors import ConfigError
 from mailbot.render import Renderer
 from mailbot.rules import Routing, load_routing
 from mailbot.store import Store
@@ -30,6 +31,10 @@ class Context:
     renderer: Renderer = field(init=False)
 
     def __post_init__(self) -> None:
+        if not self.config.templates_dir.is_dir():
+            raise ConfigError(
+                "paths.templates", f"{self.config.templates_dir}: not a folder of templates"
+            )
         self.routing = load_routing(self.config.rules_dir)
         self.renderer = Renderer(self.config.templates_dir)
 

@@ -11,6 +11,7 @@ from mailbot.context import Context
 from mailbot.errors import DecisionError
 from mailbot.planner import Thread, apply_outcome
 from mailbot.procedures import registry
+from mailbot.states import ACTIONS, action_id, action_label, allowed_actions, status_label
 from mailbot.text import format_case_number
 
 
@@ -20,6 +21,7 @@ class DecisionResult:
     action: str
     status: str
     mails: int
+    issued: str = ""
 
 
 def staff_name(explicit: str | None = None) -> str:
@@ -63,7 +65,10 @@ def decide(
     *,
     by: str | None = None,
     expected_version: int | None = None,
+    reason_hint: str = "--reason で理由を指定してください",
 ) -> DecisionResult:
+    """`reason_hint` says where staff give the reason (`--reason`, or the report's comment
+    column), so a refusal names the place they can fix it."""
     now = ctx.now()
     actor = f"staff:{staff_name(by)}"
     with ctx.store.transaction():
@@ -78,6 +83,8 @@ def decide(
         handler = registry(ctx).get(case["procedure"])
         if handler is None:
             raise DecisionError(f"no decisions for procedure {case['procedure']}")
+        action = action_id(action)
+        refuse_out_of_state(ctx, case, tuple(handler.actions), action, reason, reason_hint)
         outcome = handler.decide(case, action, arg, reason, ctx)
         before = ctx.store.execute("SELECT count(*) FROM outbox").fetchone()[0]
         apply_outcome(
@@ -91,4 +98,41 @@ def decide(
         )
         ctx.store.add_event(case_id, now, actor, "decision", action=action, arg=arg, reason=reason)
         mails = ctx.store.execute("SELECT count(*) FROM outbox").fetchone()[0] - before
-    return DecisionResult(case_id, action, outcome.status, mails)
+    return DecisionResult(case_id, action, outcome.status, mails, _issued(outcome.data))
+
+
+def _issued(data: dict) -> str:
+    """What a decision gave the participant, as staff name it (for `decide`'s answer)."""
+    if data.get("issued_code"):
+        return f"事業者コード {data['issued_code']}"
+    if data.get("issued_plant_name"):
+        grid = f"、系統コード {data['issued_grid_code']}" if data.get("issued_grid_code") else ""
+        return f"発電所名略称 {data['issued_plant_name']}{grid}"
+    return ""
+
+
+def refuse_out_of_state(
+    ctx: Context,
+    case: dict,
+    actions: tuple[str, ...],
+    action: str,
+    reason: str | None,
+    reason_hint: str,
+) -> None:
+    """The refusals staff meet, in their words, before the procedure looks at the case."""
+    name = ctx.routing.name_of(case["procedure"])
+    if not actions:
+        return  # nothing is decided on such a case; its handler says what to do instead
+    if action not in actions:
+        offered = "、".join(action_label(a) for a in actions) or "なし"
+        raise DecisionError(f"「{action}」は{name}の案件では選べません（選べる判断: {offered}）")
+    if action not in allowed_actions(actions, case["status"]):
+        raise DecisionError(
+            f"状態が「{status_label(case['status'])}」の案件では"
+            f"「{action_label(action)}」は選べません"
+        )
+    if ACTIONS.get(action, ("", frozenset(), False))[2] and not (reason or "").strip():
+        raise DecisionError(
+            f"「{action_label(action)}」には理由が必要です（{reason_hint}。"
+            "理由は事業者へのメールに記載されます）"
+        )

@@ -84,6 +84,7 @@ def apply_workbook(ctx: Context, path: Path, by: str | None = None) -> list[RowR
                 comment or None,
                 by=by,
                 expected_version=int(float(version)),
+                reason_hint=f"「{COMMENT_COLUMN}」列に理由を記入してください",
             )
         except (DecisionError, MailbotError) as exc:
             results.append(RowResult(number, format_case_number(case_id), action, False, str(exc)))

@@ -1,22 +1,33 @@
 """`mailbot doctor`: what an operator checks before trusting the desk, in one command: the
-configuration and rules load, the servers answer, the database is sound, and nothing is stuck.
-`mailbot backup`: a consistent copy of the database while `mailbot run` keeps working."""
+configuration and rules load, the templates compile, the servers answer, the database is sound,
+and nothing is stuck. `mailbot backup`: a consistent copy of the database while `mailbot run`
+keeps working.
+
+doctor never creates or changes anything (the database is opened read-only, a mistyped path is
+reported, not made), and one failing check never hides the others: each is a row.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import socket
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import aiosmtplib
 
-from mailbot.config import MailboxConfig
+from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig
 from mailbot.context import Context
 from mailbot.errors import MailbotError
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+RESOLVE_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -26,30 +37,47 @@ class Check:
     detail: str
 
 
-def _rules(ctx: Context) -> list[Check]:
+def _row(name: str, check: Callable[[], str]) -> Check:
+    try:
+        return Check(name, OK, check())
+    except (MailbotError, OSError) as exc:
+        return Check(name, FAIL, " ".join(str(exc).split()))
+
+
+def _loads(load: Callable[[], object]) -> str:
+    load()
+    return "loads"
+
+
+def _rules(config: Config) -> list[Check]:
     from mailbot.bodyfields import load_body_fields
+    from mailbot.businessdays import load_calendar
     from mailbot.jobs import load_schedule
     from mailbot.licenses import load_license_table
     from mailbot.market import load_market
     from mailbot.notice_pdf import _register_font, load_operator
     from mailbot.roadmap import load_roadmap_rules
+    from mailbot.rules import load_routing
     from mailbot.workbook import load_form_rules
 
-    rules = ctx.config.rules_dir
-    out = []
-    loaders = {
+    rules = config.rules_dir
+
+    def calendar() -> object:
+        """Without the file the calendar falls back to defaults; a deployment must have it."""
+        if not (rules / "calendar.toml").is_file():
+            raise MailbotError(f"{rules / 'calendar.toml'}: not found (check [paths] rules)")
+        return load_calendar(rules / "calendar.toml")
+
+    loaders: dict[str, Callable[[], object]] = {
+        "calendar.toml": calendar,
+        "procedures.toml": lambda: load_routing(rules),
         "forms.toml": lambda: load_form_rules(rules / "forms.toml"),
         "licenses.toml": lambda: load_license_table(rules / "licenses.toml"),
         "body_fields.toml": lambda: load_body_fields(rules / "body_fields.toml"),
         "roadmap.toml": lambda: load_roadmap_rules(rules / "roadmap.toml"),
         "schedule.toml": lambda: load_schedule(rules / "schedule.toml"),
     }
-    for name, load in loaders.items():
-        try:
-            load()
-            out.append(Check(f"rules/{name}", OK, "loads"))
-        except MailbotError as exc:
-            out.append(Check(f"rules/{name}", FAIL, str(exc)))
+    out = [_row(f"rules/{name}", partial(_loads, load)) for name, load in loaders.items()]
     try:
         market = load_market(rules / "market.toml")
         status = WARN if market.example else OK
@@ -57,21 +85,78 @@ def _rules(ctx: Context) -> list[Check]:
         out.append(Check("rules/market.toml", status, detail if market.example else "loads"))
     except MailbotError as exc:
         out.append(Check("rules/market.toml", FAIL, str(exc)))
-    try:
-        operator = load_operator(rules / "operator.toml", ctx.address_for("youryou_rikuase_long"))
-        font = _register_font(operator.fonts)
-        out.append(Check("notice font", OK, font))
-    except MailbotError as exc:
-        out.append(Check("notice font", FAIL, str(exc)))
+    address = next(
+        (b.address for b in config.mailboxes if b.local_part == "youryou_rikuase_long"),
+        f"youryou_rikuase_long@{config.message_id_domain}",
+    )
+    out.append(
+        _row(
+            "notice font",
+            lambda: _register_font(load_operator(rules / "operator.toml", address).fonts),
+        )
+    )
     return out
 
 
-def _database(ctx: Context) -> list[Check]:
-    store = ctx.store
-    result = store.execute("PRAGMA quick_check").fetchone()[0]
-    out = [Check("database integrity", OK if result == "ok" else FAIL, f"{store.path}: {result}")]
-    now = ctx.now().isoformat(timespec="seconds")
-    oldest = store.execute(
+def _templates(config: Config) -> Check:
+    """Every template mailbot uses must be there and compile, with the blocks a mail needs: a
+    wrong `[paths] templates` would otherwise quarantine every mail at its first reply."""
+    import jinja2
+
+    from mailbot.render import Renderer
+
+    folder = config.templates_dir
+    if not folder.is_dir():
+        return Check("templates", FAIL, f"{folder}: not a folder (check [paths] templates)")
+    env = Renderer(folder).env
+    names = sorted(str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2"))
+    problems = []
+    for name in names:
+        try:
+            template = env.get_template(name)
+        except jinja2.TemplateNotFound:
+            problems.append(f"{name}: missing")
+            continue
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(f"{name}: line {exc.lineno}: {exc.message}")
+            continue
+        wanted = {"subject", "body"} if name.startswith("mail/") and "/_" not in name else set()
+        if wanted - set(template.blocks):
+            problems.append(f"{name}: no {{% block {sorted(wanted - set(template.blocks))[0]} %}}")
+    if problems:
+        return Check("templates", FAIL, f"{folder}: " + "; ".join(problems[:3]))
+    return Check("templates", OK, f"{len(names)} compile ({folder})")
+
+
+def _database(config: Config, now: datetime) -> list[Check]:
+    path = config.database
+    if not path.exists():
+        where = "its folder does not exist either" if not path.parent.is_dir() else "no file"
+        return [
+            Check(
+                "database",
+                WARN,
+                f"{path}: {where}; the first `mailbot run` creates it"
+                " (check [storage] database if one should be there)",
+            )
+        ]
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return [Check("database integrity", FAIL, f"{path}: {exc}")]
+    try:
+        return _database_rows(conn, path, now)
+    except sqlite3.Error as exc:
+        return [Check("database integrity", FAIL, f"{path}: {exc}")]
+    finally:
+        conn.close()
+
+
+def _database_rows(conn: sqlite3.Connection, path: Path, now_at: datetime) -> list[Check]:
+    result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    out = [Check("database integrity", OK if result == "ok" else FAIL, f"{path}: {result}")]
+    now = now_at.isoformat(timespec="seconds")
+    oldest = conn.execute(
         "SELECT count(*), min(received_at) FROM messages WHERE state = 'stored'"
     ).fetchone()
     out.append(
@@ -81,7 +166,7 @@ def _database(ctx: Context) -> list[Check]:
             "none" if oldest[0] == 0 else f"{oldest[0]} waiting, oldest stored {oldest[1]}",
         )
     )
-    due = store.execute(
+    due = conn.execute(
         "SELECT count(*), min(send_at) FROM outbox WHERE state = 'pending' AND send_at <= ?",
         (now,),
     ).fetchone()
@@ -92,7 +177,7 @@ def _database(ctx: Context) -> list[Check]:
             "none due" if due[0] == 0 else f"{due[0]} due, oldest due since {due[1]}",
         )
     )
-    failed = store.execute(
+    failed = conn.execute(
         "SELECT count(*) FROM outbox WHERE state IN ('failed', 'bounced')"
     ).fetchone()[0]
     out.append(
@@ -105,7 +190,7 @@ def _database(ctx: Context) -> list[Check]:
     return out
 
 
-def _mailbox(box: MailboxConfig) -> Check:
+def _mailbox(box: MailboxConfig, resolve: Resolver) -> Check:
     name = f"mailbox {box.address}"
     if box.backend == "maildir":
         assert box.path is not None
@@ -115,23 +200,71 @@ def _mailbox(box: MailboxConfig) -> Check:
             OK if ok else WARN,
             f"Maildir {box.path}" + ("" if ok else " (created on first run)"),
         )
-    from mailbot.runner import open_mailbox
+    from mailbot.mailboxes.imap import ImapMailbox
 
+    where = f"imap {box.host}:{box.port}"
     try:
-        mailbox = open_mailbox(box)
+        box.require_password()
+        resolve(box.host or "localhost")
+        mailbox = ImapMailbox(
+            address=box.address,
+            host=box.host or "localhost",
+            port=box.port or 993,
+            security=box.security,
+            username=box.username or "",
+            password=box.password or "",
+            folder=box.folder,
+            timeout=CONNECT_TIMEOUT,
+            attempts=1,
+        )
         try:
-            detail = mailbox.probe()  # type: ignore[attr-defined]
+            detail = mailbox.probe()
         finally:
             mailbox.close()
-        return Check(name, OK, f"imap {box.host}:{box.port} {detail}")
+        return Check(name, OK, f"{where} {detail}")
     except (MailbotError, OSError) as exc:
-        return Check(name, FAIL, f"imap {box.host}:{box.port}: {exc}")
+        return Check(name, FAIL, f"{where}: {' '.join(str(exc).split())}")
 
 
-def _outgoing(ctx: Context) -> Check:
-    cfg = ctx.config.outgoing
+class Resolver:
+    """Looks each server name up once per doctor run (an IMAP and an SMTP server on one host
+    share the answer, or the failure), giving up after RESOLVE_TIMEOUT: the system resolver's
+    own retries cost ~33 s for an unknown host, and again on every connection attempt."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, str | MailbotError] = {}
+
+    def __call__(self, host: str) -> str:
+        if host not in self.answers:
+            self.answers[host] = self._lookup(host)
+        answer = self.answers[host]
+        if isinstance(answer, MailbotError):
+            raise answer
+        return answer
+
+    @staticmethod
+    def _lookup(host: str) -> str | MailbotError:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(socket.getaddrinfo, host, None, type=socket.SOCK_STREAM)
+        try:
+            return str(future.result(timeout=RESOLVE_TIMEOUT)[0][4][0])
+        except concurrent.futures.TimeoutError:
+            return MailbotError(f"{host}: no answer from DNS within {RESOLVE_TIMEOUT:g} s")
+        except (socket.gaierror, UnicodeError) as exc:
+            return MailbotError(f"{host}: cannot resolve ({getattr(exc, 'strerror', exc)})")
+        finally:
+            pool.shutdown(wait=False)
+
+
+def _outgoing(config: Config, resolve: Resolver) -> Check:
+    cfg = config.outgoing
     if cfg.backend == "maildir":
         return Check("outgoing", OK, f"Maildir {cfg.path}")
+    try:
+        cfg.require_password()
+        resolve(cfg.host or "localhost")
+    except MailbotError as exc:
+        return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
 
     async def probe() -> str:
         client = aiosmtplib.SMTP(
@@ -139,7 +272,7 @@ def _outgoing(ctx: Context) -> Check:
             port=cfg.port,
             use_tls=cfg.security == "ssl",
             start_tls=cfg.security == "starttls",
-            timeout=min(cfg.timeout, 15),
+            timeout=min(cfg.timeout, CONNECT_TIMEOUT),
         )
         await client.connect()
         try:
@@ -155,11 +288,19 @@ def _outgoing(ctx: Context) -> Check:
         return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
 
 
-def run_checks(ctx: Context, servers: bool = True) -> list[Check]:
-    checks = [Check("configuration", OK, "loads"), *_rules(ctx), *_database(ctx)]
+def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Check]:
+    """Every check, each its own row; reads only (no Context: opening one would create the
+    database and stop at the first broken rules file)."""
+    checks = [
+        Check("configuration", OK, f"{config.source}"),
+        *_rules(config),
+        _templates(config),
+        *_database(config, now),
+    ]
     if servers:
-        checks += [_mailbox(box) for box in ctx.config.mailboxes]
-        checks.append(_outgoing(ctx))
+        resolve = Resolver()
+        checks += [_mailbox(box, resolve) for box in config.mailboxes]
+        checks.append(_outgoing(config, resolve))
     return checks
 
 

@@ -2,8 +2,10 @@
 
 What is due lives in SQLite, not in a timer: a job's occurrence (e.g. 08:30 on a business day)
 is due when the last recorded run is older than it. The job's mails and its run record are
-committed together, so a restart, a clock jump or a job that fires twice sends nothing twice,
-and a run after downtime catches up once rather than once per missed day. Reminders are also
+committed together, so a restart, a clock jump or a job that fires twice sends nothing twice.
+The report and the digest describe one day: only today's occurrence is due (never at 00:58 for
+yesterday, then again at 08:30 with the same date). A job with `catch_up = true` (the
+reminders) also runs, once, for an occurrence missed while the desk was down. Reminders are also
 claimed per occasion (`Store.claim_reminder`), so an occasion is reminded once even if the
 schedule changes.
 """
@@ -41,6 +43,7 @@ class JobSpec:
     at: time
     business_days_only: bool
     options: dict[str, Any]
+    catch_up: bool = False
 
 
 def load_schedule(path: Path) -> list[JobSpec]:
@@ -51,13 +54,15 @@ def load_schedule(path: Path) -> list[JobSpec]:
             if name not in JOBS:
                 raise ValueError(f"unknown job {name!r} (known: {', '.join(sorted(JOBS))})")
             hour, minute = str(entry["at"]).split(":")
-            options = {k: v for k, v in entry.items() if k not in {"at", "business_days_only"}}
+            flags = {"at", "business_days_only", "catch_up"}
+            options = {k: v for k, v in entry.items() if k not in flags}
             specs.append(
                 JobSpec(
                     name=name,
                     at=time(int(hour), int(minute)),
                     business_days_only=bool(entry.get("business_days_only", True)),
                     options=options,
+                    catch_up=bool(entry.get("catch_up", False)),
                 )
             )
     except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
@@ -84,6 +89,8 @@ def due_jobs(ctx: Context, specs: list[JobSpec], now: datetime) -> list[JobSpec]
     for spec in specs:
         occurrence = latest_occurrence(ctx, spec, now)
         if occurrence is None:
+            continue
+        if not spec.catch_up and occurrence.date() != _today(ctx, now):
             continue
         last = ctx.store.job_last_run(spec.name)
         if last is None or datetime.fromisoformat(last) < occurrence:
@@ -188,7 +195,7 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
         "判断欄に記入したレポートは `mailbot decisions apply ファイル名` で反映できます。\n"
         "記入したレポートを添付して本メールに返信していただいても反映され、結果をメールでお知らせします。\n"
     )
-    html = render_html(report)
+    html = render_html(report, ctx)
     for address in ctx.config.staff_addresses:
         plan_staff_mail(
             ctx, "daily_report", address, subject, body, now, html=html, attachments=(attachment,)

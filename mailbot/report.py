@@ -25,7 +25,7 @@ from mailbot.config import TEMPLATES_DIR
 from mailbot.context import Context
 from mailbot.procedures import registry
 from mailbot.registers import operator as find_operator
-from mailbot.states import LABELS, Status
+from mailbot.states import LABELS, Status, action_label, allowed_actions
 from mailbot.text import format_case_number
 
 QUEUE_SHEET = "未処理案件"
@@ -38,6 +38,7 @@ COLUMNS = (
     ("sender", "差出人"),
     ("subject", "件名"),
     ("received", "受付日時"),
+    ("age_days", "経過日数"),
     ("status_name", "状態"),
     ("missing", "不備・確認事項"),
     ("due", "期限"),
@@ -54,6 +55,13 @@ COMMENT_COLUMN = "コメント（理由）"
 VERSION_COLUMN = "version"
 OVERDUE = PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")
 DUE_SOON = PatternFill("solid", start_color="FFEB9C", end_color="FFEB9C")
+AGE_OVERDUE_DAYS = 5
+AGE_SOON_DAYS = 2
+"""A case without a due date (held, unrecognised, quarantined, awaiting a reply) is marked by
+its age instead: yellow from AGE_SOON_DAYS days after it came in, red from AGE_OVERDUE_DAYS,
+so no open case sits unseen because nothing set it a deadline."""
+DATE_FORMAT = "yyyy/mm/dd"
+DATETIME_FORMAT = "yyyy/mm/dd hh:mm"
 
 
 @dataclass
@@ -65,7 +73,7 @@ class Row:
     party: str
     sender: str
     subject: str
-    received: str
+    received: datetime | None
     status_name: str
     missing: str
     due: date | None
@@ -76,14 +84,24 @@ class Row:
     decision: str = ""
     argument: str = ""
     comment: str = ""
+    age_days: int = 0
 
     @property
     def overdue(self) -> bool:
-        return self.days_left is not None and self.days_left < 0
+        if self.days_left is None:
+            return self.age_days >= AGE_OVERDUE_DAYS
+        return self.days_left < 0
 
     @property
     def due_soon(self) -> bool:
-        return self.days_left is not None and 0 <= self.days_left <= 1
+        if self.days_left is None:
+            return AGE_SOON_DAYS <= self.age_days < AGE_OVERDUE_DAYS
+        return 0 <= self.days_left <= 1
+
+    @property
+    def action_labels(self) -> tuple[str, ...]:
+        """The dropdown: only what this case's state takes, in staff words."""
+        return tuple(action_label(a) for a in self.actions)
 
 
 @dataclass
@@ -97,10 +115,12 @@ class Report:
     quarantined: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _local(text: str | None, ctx: Context) -> str:
+def _local(text: str | None, ctx: Context) -> datetime | None:
+    """Tokyo wall-clock time without tzinfo: what an Excel date-time cell can hold."""
     if not text:
-        return ""
-    return datetime.fromisoformat(text).astimezone(ctx.calendar.tz).strftime("%Y/%m/%d %H:%M")
+        return None
+    local = datetime.fromisoformat(text).astimezone(ctx.calendar.tz)
+    return local.replace(tzinfo=None, second=0, microsecond=0)
 
 
 def build_report(ctx: Context) -> Report:
@@ -116,6 +136,7 @@ def build_report(ctx: Context) -> Report:
         if op:
             party = f"{party} {op['name']}"
         handler = handlers.get(case["procedure"])
+        received = _local(case["received_at"], ctx)
         rows.append(
             Row(
                 case_id=case["id"],
@@ -125,12 +146,13 @@ def build_report(ctx: Context) -> Report:
                 party=party,
                 sender=case.get("sender") or "",
                 subject=case.get("subject") or "",
-                received=_local(case["received_at"], ctx),
+                received=received,
+                age_days=(today - received.date()).days if received else 0,
                 status_name=LABELS[Status(case["status"])],
                 missing="\n".join(f"{p['field']}: {p['message']}" for p in case["problems"]),
                 due=due,
                 days_left=days_left(due) if due else None,
-                actions=tuple(handler.actions) if handler else (),
+                actions=allowed_actions(tuple(handler.actions), case["status"]) if handler else (),
                 version=case["version"],
                 owner=case.get("owner") or "",
             )
@@ -190,6 +212,16 @@ def _cell(row: Row, key: str) -> Any:
     return "" if value is None else value
 
 
+def _shown(row: Row, key: str) -> str:
+    """The text a cell shows (for column widths and the HTML page)."""
+    value = getattr(row, key)
+    if isinstance(value, datetime):
+        return value.strftime("%Y/%m/%d %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%Y/%m/%d")
+    return "" if value is None else str(value)
+
+
 def write_xlsx(report: Report, path: Path) -> None:
     book = Workbook()
     ws = book.active
@@ -198,30 +230,45 @@ def write_xlsx(report: Report, path: Path) -> None:
     for cell in ws[1]:
         cell.font = Font(bold=True)
     cells_by_actions: dict[tuple[str, ...], list[str]] = {}
-    decision_col = get_column_letter([t for _, t in COLUMNS].index(DECISION_COLUMN) + 1)
+    titles = [t for _, t in COLUMNS]
+    decision_col = get_column_letter(titles.index(DECISION_COLUMN) + 1)
+    formats = {
+        titles.index("受付日時"): DATETIME_FORMAT,
+        titles.index("期限"): DATE_FORMAT,
+    }
     for index, row in enumerate(report.rows, start=2):
         ws.append([_cell(row, key) for key, _ in COLUMNS])
+        for column, number_format in formats.items():
+            ws[index][column].number_format = number_format
         fill = OVERDUE if row.overdue else DUE_SOON if row.due_soon else None
         if fill:
             for cell in ws[index]:
                 cell.fill = fill
-        if row.actions:
-            cells_by_actions.setdefault(row.actions, []).append(f"{decision_col}{index}")
-    for actions, cells in cells_by_actions.items():
+        cells_by_actions.setdefault(row.action_labels, []).append(f"{decision_col}{index}")
+    for labels, cells in cells_by_actions.items():
         # one range string per dropdown: DataValidation.add() rescans every range per cell,
-        # which made a 6,000-row report take 18 s
+        # which made a 6,000-row report take 18 s. A row whose state takes no decision gets an
+        # empty-only list, so nothing typed into it is accepted either.
         dv = DataValidation(
-            type="list",
-            formula1=f'"{",".join(actions)}"',
+            type="list" if labels else "textLength",
+            formula1=f'"{",".join(labels)}"' if labels else "0",
+            operator=None if labels else "equal",
             allow_blank=True,
+            showErrorMessage=True,
+            errorStyle="stop",
             sqref=" ".join(cells),
         )
-        dv.error = "この案件で選べる判断を一覧から選んでください。"
+        dv.errorTitle = "判断"
+        dv.error = (
+            "この案件の状態で選べる判断を一覧から選んでください。"
+            if labels
+            else "この案件の状態では判断を記入できません。"
+        )
         ws.add_data_validation(dv)
     ws.freeze_panes = "B2"
     ws.auto_filter.ref = ws.dimensions
     for number, (key, title) in enumerate(COLUMNS, start=1):
-        values = [title] + [str(_cell(r, key)) for r in report.rows]
+        values = [title] + [_shown(r, key) for r in report.rows]
         widest = max(display_width(line) for v in values for line in (v.split("\n") or [""]))
         ws.column_dimensions[get_column_letter(number)].width = min(60, max(8, widest + 2))
     version_col = [t for _, t in COLUMNS].index(VERSION_COLUMN) + 1
@@ -255,9 +302,11 @@ def render_html(report: Report, ctx: Context | None = None) -> str:
     columns = [
         (k, t) for k, t in COLUMNS if k not in ("decision", "argument", "comment", "version")
     ]
-    return env.get_template("report/queue.html.j2").render(report=report, columns=columns)
+    return env.get_template("report/queue.html.j2").render(
+        report=report, columns=columns, shown=_shown
+    )
 
 
-def write_html(report: Report, path: Path) -> None:
+def write_html(report: Report, path: Path, ctx: Context | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    path.write_text(render_html(report, ctx), encoding="utf-8")

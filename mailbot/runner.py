@@ -40,6 +40,7 @@ def open_mailbox(box: MailboxConfig) -> Mailbox:
         return MaildirMailbox(box.address, box.path, box.poll_interval)
     from mailbot.mailboxes.imap import ImapMailbox
 
+    box.require_password()
     return ImapMailbox(
         address=box.address,
         host=box.host or "localhost",

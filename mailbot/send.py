@@ -127,6 +127,7 @@ def make_sender(ctx: Context) -> Sender:
     if cfg.backend == "maildir":
         assert cfg.path is not None
         return MaildirSender(cfg.path)
+    cfg.require_password()
     envelope = cfg.username if cfg.username and "@" in cfg.username else ctx.address_for("code")
     return SmtpSender(cfg, envelope)
 

@@ -74,3 +74,47 @@ class TransitionError(MailbotError):
 def check_transition(old: str, new: str) -> None:
     if Status(new) not in TRANSITIONS[Status(old)]:
         raise TransitionError(f"a case cannot go from {old} to {new}")
+
+
+# Staff decisions: the internal id (`mailbot decide CASE ID`, `--json`, the event log), the label
+# staff see (cases, report dropdown, refusals), the states the action is taken in, and whether
+# the participant must be told why (the reason goes into their mail).
+ANY_OPEN = OPEN
+ACTIONS: dict[str, tuple[str, frozenset[Status], bool]] = {
+    "issue-code": ("コード発番・通知", frozenset({S.COMPLETE, S.HELD}), False),
+    "reject": ("お断り（理由を通知）", ANY_OPEN, True),
+    "objection-accepted": ("異議申立を認める", frozenset({S.COMPLETE, S.HELD}), False),
+    "objection-rejected": (
+        "異議申立を認めない（理由を通知）",
+        frozenset({S.COMPLETE, S.HELD}),
+        True,
+    ),
+    "roadmap-correction": (
+        "資源エネルギー庁の修正依頼を転送",
+        frozenset({S.COMPLETE, S.AWAITING_REPLY, S.HELD}),
+        True,
+    ),
+    "close": ("対応終了", ANY_OPEN, False),
+}
+
+
+def action_label(action: str) -> str:
+    return ACTIONS[action][0] if action in ACTIONS else action
+
+
+def action_id(text: str) -> str:
+    """The action a staff member named, by its id or by its Japanese label."""
+    text = text.strip()
+    for action, (label, _states, _reason) in ACTIONS.items():
+        if text in (action, label):
+            return action
+    return text
+
+
+def allowed_actions(actions: tuple[str, ...], status: str) -> tuple[str, ...]:
+    """Of a procedure's actions, those its case's state takes (what the dropdown offers)."""
+    return tuple(a for a in actions if a not in ACTIONS or Status(status) in ACTIONS[a][1])
+
+
+def status_label(status: str) -> str:
+    return LABELS[Status(status)]

@@ -201,7 +201,7 @@ def test_resubmission_from_another_address_is_held_for_staff(desk: Context):
 
 def test_staff_issue_the_next_free_code_or_refuse_one_in_use(desk: Context):
     case = submit(desk, application())
-    with pytest.raises(DecisionError, match="already in use"):
+    with pytest.raises(DecisionError, match="事業者コード 1234 は既に使われています"):
         decide(desk, case["id"], "issue-code", "1234", by="staff")
     decide(desk, case["id"], "issue-code", by="佐藤")
     closed = desk.store.case(case["id"])

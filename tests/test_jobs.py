@@ -196,3 +196,22 @@ def test_mismatch_inquiry_reminded_once_when_unanswered(desk: Context, tmp_path:
     set_now(desk, "2026-11-20T09:10")
     run_due_jobs(desk)
     assert len(outbox(desk, "mismatch_reminder")) == 1
+
+
+def test_daily_report_once_per_business_day_at_its_time_never_twice_for_one_date(desk: Context):
+    set_now(desk, "2026-11-17T00:58")  # the desk's first run of the day, before 08:30
+    assert "daily_report" not in run_due_jobs(desk)
+    assert outbox(desk, "daily_report") == []
+    set_now(desk, "2026-11-17T10:00")  # late, but the same business day: sent once
+    assert "daily_report" in run_due_jobs(desk)
+    set_now(desk, "2026-11-17T16:00")
+    assert "daily_report" not in run_due_jobs(desk)
+    set_now(desk, "2026-11-18T00:58")  # after midnight: not yesterday's again, not today's yet
+    assert "daily_report" not in run_due_jobs(desk)
+    set_now(desk, "2026-11-18T08:30")
+    assert "daily_report" in run_due_jobs(desk)
+    subjects = [row["subject"] for row in outbox(desk, "daily_report")]
+    assert subjects == [
+        "【mailbot】未処理案件レポート（2026/11/17）",
+        "【mailbot】未処理案件レポート（2026/11/18）",
+    ]

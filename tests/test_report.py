@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from mailbot.context import Context
 from mailbot.decisions_apply import apply_workbook
@@ -43,6 +44,15 @@ def desk(tmp_path: Path) -> Context:
     ctx.close()
 
 
+def cells(ws, row: int) -> dict[str, object]:
+    """One row of the queue sheet by column title (columns may be added between releases)."""
+    return {ws.cell(1, c).value: ws.cell(row, c) for c in range(1, ws.max_column + 1)}
+
+
+def dropdowns(ws) -> dict[str, object]:
+    return {cell: dv for dv in ws.data_validations.dataValidation for cell in str(dv.sqref).split()}
+
+
 def test_workbook_cell_by_cell(desk: Context, tmp_path: Path) -> None:
     path = tmp_path / "report.xlsx"
     write_xlsx(build_report(desk), path)
@@ -51,27 +61,56 @@ def test_workbook_cell_by_cell(desk: Context, tmp_path: Path) -> None:
     headers = [c.value for c in ws[1]]
     assert headers[:3] == ["受付番号", "手続き", "事業者"]
     assert ws.freeze_panes == "B2"
-    assert ws.auto_filter.ref == "A1:O4"
-    assert ws["A2"].value == "MB-000001"
-    assert ws["B2"].value == "容量市場向け事業者コード申請"
-    assert ws["G2"].value == "確認待ち"
-    assert ws["J2"].value == -2  # 24th and 25th; the 23rd is a holiday
-    assert ws["A2"].fill.start_color.rgb.endswith("FFC7CE")
-    assert ws["A3"].fill.start_color.rgb.endswith("FFEB9C")
-    assert ws["H3"].value == "事業者名略称: 全角10文字以内で記入してください。"
-    assert ws["N2"].value == 1
-    assert ws.column_dimensions["N"].hidden
-    assert ws["O1"].value == "担当" and not ws.column_dimensions["O"].hidden
-    lists = {
-        cell: dv.formula1
-        for dv in ws.data_validations.dataValidation
-        for cell in str(dv.sqref).split()
-    }
-    assert lists["K2"] == lists["K3"] == '"issue-code,reject"'
-    assert lists["K4"] == '"close"'
+    assert ws.auto_filter.ref == f"A1:{get_column_letter(len(headers))}4"
+    first, second = cells(ws, 2), cells(ws, 3)
+    assert first["受付番号"].value == "MB-000001"
+    assert first["手続き"].value == "容量市場向け事業者コード申請"
+    assert first["状態"].value == "確認待ち"
+    assert first["受付日時"].value == datetime(2026, 11, 25, 10, 0)  # a date-time cell, not text
+    assert first["受付日時"].number_format == "yyyy/mm/dd hh:mm"
+    assert first["期限"].value == datetime(2026, 11, 20) and first["期限"].is_date
+    assert first["経過日数"].value == 0
+    assert first["残り営業日"].value == -2  # 24th and 25th; the 23rd is a holiday
+    assert first["受付番号"].fill.start_color.rgb.endswith("FFC7CE")
+    assert second["受付番号"].fill.start_color.rgb.endswith("FFEB9C")
+    assert second["不備・確認事項"].value == "事業者名略称: 全角10文字以内で記入してください。"
+    assert first["version"].value == 1
+    assert ws.column_dimensions[first["version"].column_letter].hidden
+    assert not ws.column_dimensions[first["担当"].column_letter].hidden
+    decision = first["判断"].column_letter
+    lists = dropdowns(ws)
+    assert lists[f"{decision}2"].formula1 == '"コード発番・通知,お断り（理由を通知）"'  # 確認待ち
+    assert lists[f"{decision}3"].formula1 == '"お断り（理由を通知）"'  # 修正依頼中: no code yet
+    assert lists[f"{decision}4"].formula1 == '"対応終了"'
+    assert all(dv.showErrorMessage and dv.errorStyle == "stop" for dv in lists.values())
     summary = book["集計"]
     assert summary["B2"].value == 3
     assert "隔離メール" in book.sheetnames
+
+
+def test_rows_without_a_due_date_are_marked_by_their_age(tmp_path: Path) -> None:
+    ctx = make_desk(tmp_path, "2026-11-25T10:00")
+    with ctx.store.transaction():
+        for received in ("2026-11-24T09:00", "2026-11-23T09:00", "2026-11-19T09:00"):
+            ctx.store.create_case(
+                ctx.now(),
+                procedure="unrecognized",
+                status=Status.HELD,
+                sender="taro@example.co.jp",
+                subject="お問い合わせ",
+                received_at=f"{received}:00+09:00",
+                due=None,
+                problems=[],
+            )
+    path = tmp_path / "report.xlsx"
+    write_xlsx(build_report(ctx), path)
+    ws = load_workbook(path)["未処理案件"]
+    rows = [cells(ws, r) for r in (2, 3, 4)]
+    assert [r["経過日数"].value for r in rows] == [1, 2, 6]
+    assert [r["受付番号"].fill.fill_type for r in rows] == [None, "solid", "solid"]
+    assert rows[1]["受付番号"].fill.start_color.rgb.endswith("FFEB9C")
+    assert rows[2]["受付番号"].fill.start_color.rgb.endswith("FFC7CE")
+    ctx.close()
 
 
 def test_html_escapes_and_marks_overdue(desk: Context) -> None:
@@ -86,7 +125,9 @@ def fill(path: Path, decisions: dict[int, tuple[str, str, str]]) -> None:
     book = load_workbook(path)
     ws = book["未処理案件"]
     for row, (action, arg, comment) in decisions.items():
-        ws[f"K{row}"], ws[f"L{row}"], ws[f"M{row}"] = action, arg, comment
+        line = cells(ws, row)
+        line["判断"].value, line["判断の値（コード等）"].value = action, arg
+        line["コメント（理由）"].value = comment
     book.save(path)
 
 
@@ -96,7 +137,7 @@ def test_decisions_round_trip(desk: Context, tmp_path: Path) -> None:
     fill(
         path,
         {
-            2: ("reject", "", "同一事業者から既に申請を受け付けています。"),
+            2: ("お断り（理由を通知）", "", "同一事業者から既に申請を受け付けています。"),
             3: ("issue-code", "", ""),  # stale: the case changes below
             4: ("teleport", "", ""),
         },
@@ -108,9 +149,36 @@ def test_decisions_round_trip(desk: Context, tmp_path: Path) -> None:
     by_row = {r.row: r for r in results}
     assert by_row[2].ok and by_row[2].mails == 1
     assert not by_row[3].ok and "changed since the report" in by_row[3].why
-    assert not by_row[4].ok and "teleport" in by_row[4].why
+    assert not by_row[4].ok and "「teleport」は" in by_row[4].why
     assert desk.store.case(1)["status"] == Status.CLOSED
     decision = next(e for e in desk.store.events(1) if e["kind"] == "decision")
     assert decision["actor"] == "staff:suzuki"
     again = apply_workbook(desk, path, by="suzuki")
     assert not any(r.ok for r in again)
+
+
+def test_refusals_name_the_comment_column_and_the_state_in_staff_words(
+    desk: Context, tmp_path: Path
+) -> None:
+    path = tmp_path / "report.xlsx"
+    write_xlsx(build_report(desk), path)
+    fill(path, {2: ("お断り（理由を通知）", "", ""), 3: ("コード発番・通知", "", "")})
+    by_row = {r.row: r for r in apply_workbook(desk, path, by="suzuki")}
+    assert "「コメント（理由）」列に理由を記入してください" in by_row[2].why
+    assert "--reason" not in by_row[2].why
+    assert by_row[3].why == "状態が「修正依頼中」の案件では「コード発番・通知」は選べません"
+    assert desk.store.case(2)["status"] == Status.NEEDS_CORRECTION
+
+
+def test_the_html_report_comes_from_the_deployments_templates(tmp_path: Path, capsys) -> None:
+    from mailbot.cli import main
+    from mailbot.deploy import init_deployment
+
+    init_deployment(tmp_path)
+    page = tmp_path / "templates" / "report" / "queue.html.j2"
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("未処理案件レポート", "受付状況"), "utf-8"
+    )
+    config = str(tmp_path / "config.toml")
+    assert main(["--config", config, "report", "--html", str(tmp_path / "queue.html")]) == 0
+    assert "<title>受付状況</title>" in (tmp_path / "queue.html").read_text(encoding="utf-8")

@@ -118,7 +118,7 @@ def test_a_full_or_read_only_database_ends_the_run_and_loses_nothing(
 
     monkeypatch.setattr(Store, "__init__", refusing)
     capsys.readouterr()
-    assert main(["--now", "2026-11-25T10:00", "run", "--once"]) == 2
+    assert main(["--now", "2026-11-25T10:00", "run", "--once"]) == 6  # the database refused
     assert said in capsys.readouterr().err
     inbox = list((tmp_path / "data" / "inbox" / "code" / "new").iterdir())
     assert len(inbox) == 1  # not acknowledged: it is fetched again next time

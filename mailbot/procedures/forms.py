@@ -121,7 +121,9 @@ def next_free_code(ctx: Context) -> str:
     while f"{candidate:04d}" in used:
         candidate += 1
     if candidate > 9999:
-        raise DecisionError("no numeric 4-digit code is free: give one explicitly")
+        raise DecisionError(
+            "空いている数字4桁の事業者コードがありません。発番するコードを指定してください"
+        )
     return f"{candidate:04d}"
 
 

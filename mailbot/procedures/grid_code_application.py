@@ -194,13 +194,13 @@ class GridCodeApplication:
         plant = case["data"].get("plant_name")
         code = case.get("operator_code")
         if not plant or not code:
-            raise DecisionError("the application has no valid 発電所名 / 事業者コード")
+            raise DecisionError("この申請には有効な発電所名・事業者コードがありません")
         registered = operator(ctx.store, code)
         if registered and plant in registered["grid_codes"]:
-            raise DecisionError(f"発電所名 {plant} is already registered for {code}")
+            raise DecisionError(f"発電所名 {plant} は事業者コード {code} に登録済みです")
         grid_code = nfkc(arg).strip().upper() if arg else None
         if grid_code and forms.grid_code_in_use(ctx, grid_code):
-            raise DecisionError(f"系統コード {grid_code} is already in use")
+            raise DecisionError(f"系統コード {grid_code} は既に使われています")
         return Outcome(
             status=Status.CLOSED,
             data={"issued_grid_code": grid_code, "issued_plant_name": plant},

@@ -208,9 +208,11 @@ class OperatorCodeApplication:
             )
         code = (arg or forms.next_free_code(ctx)).upper()
         if not fields.is_operator_code(code):
-            raise DecisionError(f"{code!r}: a 事業者コード is 4 digits or capital letters")
+            raise DecisionError(
+                f"「{code}」は事業者コードの形式（数字または英大文字4文字）ではありません"
+            )
         if forms.code_in_use(ctx, code):
-            raise DecisionError(f"事業者コード {code} is already in use")
+            raise DecisionError(f"事業者コード {code} は既に使われています")
         form = case["data"].get("form", {})
         licenses = [str(x) for x in form.get("ライセンス区分", [])]
         register = {

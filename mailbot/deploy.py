@@ -1,0 +1,103 @@
+"""`mailbot init DIR`: a deployment folder an operator owns, made from what ships in the package.
+
+The folder gets a `config.toml` whose relative paths are taken from that folder (data/, its own
+rules/ and templates/ through `[paths]`) and editable copies of the rules, the mail templates
+and the sample mails. Nothing is ever written into the installed package, and nothing that
+exists is overwritten: staff edits in rules/ must survive a second `init`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+from mailbot.config import RULES_DIR, TEMPLATES_DIR
+
+SAMPLES_DIR = Path(str(files("mailbot") / "samples"))
+
+CONFIG = """\
+# mailbot deployment written by `mailbot init`. Relative paths are taken from this folder.
+# It runs as written on Maildir folders under data/ (try: mailbot deliver --samples; mailbot run
+# --once; mailbot cases). For the real servers, switch [[mailboxes]] to backend = "imap" and
+# [outgoing] to backend = "smtp" (every key: the README's configuration reference).
+
+[storage]
+database = "data/mailbot.db"
+
+[[mailboxes]]
+address = "code@occto.or.jp"
+backend = "maildir"
+path = "data/inbox/code"
+# backend = "imap"
+# host = "imap.example.jp"
+# port = 993
+# security = "ssl"
+# username = "code"
+# password_env = "MAILBOT_IMAP_PASSWORD_CODE"
+
+[[mailboxes]]
+address = "youryou_rikuase_long@occto.or.jp"
+backend = "maildir"
+path = "data/inbox/youryou_rikuase_long"
+
+[outgoing]
+backend = "maildir"
+path = "data/outbox"
+# backend = "smtp"
+# host = "smtp.example.jp"
+# port = 587
+# security = "starttls"
+# username = "code@occto.or.jp"
+# password_env = "MAILBOT_SMTP_PASSWORD"
+
+[staff]
+addresses = ["capacity-desk@occto.or.jp"]
+
+[paths]
+# this deployment's own copies: edit them here, they survive upgrades of mailbot
+rules = "rules"
+templates = "templates"
+"""
+
+
+@dataclass
+class InitResult:
+    written: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def _copy_tree(source: Path, target: Path, root: Path, result: InitResult) -> None:
+    for item in sorted(source.rglob("*")):
+        if item.is_dir() or item.suffix == ".pyc" or "__pycache__" in item.parts:
+            continue
+        dest = target / item.relative_to(source)
+        name = str(dest.relative_to(root))
+        if dest.exists():
+            result.kept.append(name)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(item, dest)
+        result.written.append(name)
+
+
+def init_deployment(folder: Path) -> InitResult:
+    """Write config.toml, rules/, templates/ and samples/ into `folder`; keep what exists."""
+    result = InitResult()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "config.toml"
+    if config.exists():
+        result.kept.append("config.toml")
+    else:
+        config.write_text(CONFIG, encoding="utf-8")
+        result.written.append("config.toml")
+    _copy_tree(RULES_DIR, folder / "rules", folder, result)
+    _copy_tree(TEMPLATES_DIR, folder / "templates", folder, result)
+    _copy_tree(SAMPLES_DIR, folder / "samples", folder, result)
+    return result
+
+
+def sample_mails() -> list[Path]:
+    """The bundled sample mails (the demo's), from the installed package."""
+    return sorted(SAMPLES_DIR.glob("*.eml"))
