@@ -473,7 +473,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 
 def cmd_staff_add(args: argparse.Namespace) -> int:
     if not args.password_stdin:
-        raise MailbotError("give the password on standard input with --password-stdin")
+        raise UsageError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
     ctx = _context(args)
     try:
@@ -513,7 +513,7 @@ def cmd_staff_disable(args: argparse.Namespace) -> int:
 
 def cmd_assign(args: argparse.Namespace) -> int:
     if (args.login is None) == (not args.none):
-        raise MailbotError("give a staff login, or --none to leave the case without an owner")
+        raise UsageError("give a staff login, or --none to leave the case without an owner")
     ctx = _context(args)
     try:
         case_id = _case_id(args.case)

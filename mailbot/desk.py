@@ -41,6 +41,8 @@ def add_staff(ctx: Context, login: str, name: str, password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise MailbotError(f"the password must have at least {MIN_PASSWORD} characters")
     with ctx.store.transaction():
+        if ctx.store.staff(login) is not None:
+            raise MailbotError(f"staff account {login!r} already exists")
         ctx.store.add_staff(login, name.strip(), _HASHER.hash(password), ctx.now())
 
 

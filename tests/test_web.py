@@ -292,7 +292,7 @@ def test_a_decision_refused_by_the_rules_is_refused_the_same_way(desk, capsys):
     )
     assert r.status_code == 409
     capsys.readouterr()
-    assert main(["--now", NOW, "decide", "MB-000003", "issue-code"]) == 2
+    assert main(["--now", NOW, "decide", "MB-000003", "issue-code"]) == 5
     cli_error = capsys.readouterr().err.removeprefix("mailbot: ").strip()
     assert cli_error in r.text.replace("&#39;", "'").replace("&#34;", '"')
 
