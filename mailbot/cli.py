@@ -25,6 +25,7 @@ from mailbot.decisions import decide, staff_name
 from mailbot.errors import MailbotError
 from mailbot.mailboxes.maildir import deliver
 from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
+from mailbot.procedures.base import remarks_of
 from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
 from mailbot.send import flush_outbox, make_sender
@@ -81,6 +82,7 @@ def _addressed_mailbox(config: Config, raw: bytes) -> str:
 def case_json(case: dict[str, Any]) -> dict[str, Any]:
     out = {key: case.get(key) for key in CASE_FIELDS}
     out["number"] = format_case_number(case["id"])
+    out["remarks"] = remarks_of(case)
     return out
 
 
@@ -254,6 +256,8 @@ def cmd_case(args: argparse.Namespace) -> int:
             print(f"  {key:14} {case[key]}")
     for problem in case["problems"]:
         print(f"  problem        {problem['field']}: {problem['message']}")
+    for remark in remarks_of(case):
+        print(f"  remark (staff) {remark['field']}: {remark['message']}")
     print("messages:")
     for m in messages:
         print(

@@ -24,6 +24,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from mailbot.config import TEMPLATES_DIR
 from mailbot.context import Context
 from mailbot.procedures import registry
+from mailbot.procedures.base import remarks_of
 from mailbot.registers import operator as find_operator
 from mailbot.states import LABELS, Status
 from mailbot.text import format_case_number
@@ -125,7 +126,13 @@ def build_report(ctx: Context) -> Report:
                 subject=case.get("subject") or "",
                 received=_local(case["received_at"], ctx),
                 status_name=LABELS[Status(case["status"])],
-                missing="\n".join(f"{p['field']}: {p['message']}" for p in case["problems"]),
+                missing="\n".join(
+                    [f"{p['field']}: {p['message']}" for p in case["problems"]]
+                    + [
+                        f"【備考・担当者のみ】{r['field']}: {r['message']}"
+                        for r in remarks_of(case)
+                    ]
+                ),
                 due=due,
                 days_left=days_left(due) if due else None,
                 actions=tuple(handler.actions) if handler else (),

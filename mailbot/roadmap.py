@@ -80,7 +80,7 @@ def file_name_problems(
         return [
             Problem(
                 "ファイル名",
-                f"ファイル名が命名規則「L{{応札年度}}_{{事業者コード}}_{{電源等の名称}}_D3_R{{改訂回数}}」に沿っていません{example}。",
+                f"ファイル名が命名規則「L{{応札年度}}_{{事業者コード}}_{{電源等の名称}}_D3_R{{改訂回数}}」に沿っておりません{example}。",
             )
         ]
     p: list[Problem] = []
@@ -88,14 +88,14 @@ def file_name_problems(
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名のオークション実施年度（L{match['year']}）が応札年度 {auction_year} と一致しません{example}。",
+                f"ファイル名のオークション実施年度（L{match['year']}）が応札年度 {auction_year} と一致しておりません{example}。",
             )
         )
     if match["code"] != code:
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名の事業者コード（{match['code']}）が {code} と一致しません{example}。",
+                f"ファイル名の事業者コード（{match['code']}）が {code} と一致しておりません{example}。",
             )
         )
     name = match["name"]
@@ -104,7 +104,7 @@ def file_name_problems(
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しません{example}。",
+                f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しておりません{example}。",
             )
         )
     if len(stem) > rules.max_file_name_length:
@@ -134,7 +134,7 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
         if best is None or score > best[0]:
             best = (score, grid)
     if best is None:
-        return [Problem(FILE_LABEL, "脱炭素化ロードマップのシートが見つかりません。")]
+        return [Problem(FILE_LABEL, "脱炭素化ロードマップのシートが見当たりません。")]
     grid = best[1]
     stems = {label_stem(v).strip("<>＜＞") for v in grid.cells.values() if isinstance(v, str)}
     p: list[Problem] = []
@@ -143,7 +143,7 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
         p.append(
             Problem(
                 FILE_LABEL,
-                f"指定様式の列（{'、'.join(missing_cols)}）が見つかりません。指定様式をご使用ください。",
+                f"指定様式の列（{'、'.join(missing_cols)}）が見当たりません。指定様式をご使用ください。",
             )
         )
     missing_rows = [h for h in rules.rows if not _row_cells(grid, h)]
@@ -151,7 +151,7 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
         p.append(
             Problem(
                 FILE_LABEL,
-                f"指定様式の行（{'、'.join('<' + r + '>' for r in missing_rows)}）が見つかりません。指定様式をご使用ください。",
+                f"指定様式の行（{'、'.join('<' + r + '>' for r in missing_rows)}）が見当たりません。指定様式をご使用ください。",
             )
         )
     premise_text = _row_text(grid, "前提条件")

@@ -79,7 +79,8 @@ def test_full_cycle(cli_desk: Desk) -> None:
     plant = to_bytes(
         plant_form(
             {
-                "発電所名": f"アグリ{code}301",
+                "発電所名": TAKAHASHI["事業者名称"],
+                "発電所名略称": f"アグリ{code}301",
                 "事業者コード(発電所所有者)": f"{code}3",
                 "事業者名称(発電所所有者)": TAKAHASHI["事業者名称"],
                 "住所(発電所所在地)": TAKAHASHI["住所"],

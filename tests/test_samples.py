@@ -96,8 +96,9 @@ def test_the_flawed_application_is_told_every_problem_and_the_resubmission_joins
 ):
     [(_, raw)] = _replies_to(demo, "<sample02.20261125@minato-energy.jp>")
     text = body_text(raw)
-    for label in ("【参加区分】", "【事業者名略称】", "【連絡者メール】"):
+    for label in ("【参加区分】", "【事業者名略称】"):
         assert label in text
+    assert "【連絡者メール】" not in text, "a domain other than ドメイン名 is not a seed rule"
     cases = {
         r["message_id"]: r["case_id"]
         for r in _db(demo).execute("SELECT message_id, case_id FROM messages").fetchall()

@@ -87,7 +87,7 @@ def receipt_or_correction(
         if service_days is not None
         else (rule.service_level_business_days if rule else 5)
     )
-    today = ctx.now().date()
+    today = incoming.received_at.astimezone(ctx.calendar.tz).date()
     return Outcome(
         status=Status.COMPLETE,
         data=data,
@@ -169,7 +169,7 @@ def read_form(
             [
                 Problem(
                     "添付ファイル",
-                    f"{form.name}が添付されていません。本機関ホームページからダウンロードした{form.name}（.xlsx 形式）に記入のうえ、添付してください。",
+                    f"{form.name}が添付されておりません。本機関ホームページからダウンロードした{form.name}（.xlsx 形式）に記入のうえ、ご添付ください。",
                 )
             ],
             None,
@@ -199,14 +199,14 @@ def read_form(
                 )
             )
         elif _empty(values.get(rule.label)):
-            problems.append(Problem(rule.label, f"{rule.label}が記載されていません。"))
+            problems.append(Problem(rule.label, f"{rule.label}が記載されておりません。"))
     for rule in form.fields:
         value = values.get(rule.label)
         if rule.expected is not None and not _empty(value) and not _matches(value, rule.expected):
             problems.append(
                 Problem(
                     rule.label,
-                    f"{rule.label}は【{_show(rule.expected)}】と記載してください（記載：{_show(value)}）。",
+                    f"{rule.label}は【{_show(rule.expected)}】とご記載ください（記載：{_show(value)}）。",
                 )
             )
     return values, problems, attachment.filename

@@ -55,7 +55,7 @@ class Objection:
         problems = [
             Problem(
                 labels[key],
-                f"「■{labels[key]}」の記載がありません。表の記載例に沿ってご記入ください。",
+                f"「■{labels[key]}」の記載がございません。表の記載例に沿ってご記入ください。",
             )
             for key in REQUIRED
             if not values.get(key, "").strip()
@@ -66,14 +66,14 @@ class Objection:
             problems.append(
                 Problem(
                     "事業者コード",
-                    f"事業者コード「{values['operator_code']}」の形式が正しくありません（英数字4桁）。",
+                    f"事業者コード「{values['operator_code']}」の形式に誤りがございます（英数字4桁）。",
                 )
             )
         if subject_code and code and subject_code != code:
             problems.append(
                 Problem(
                     "事業者コード",
-                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しません。",
+                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しておりません。",
                 )
             )
         code = code or subject_code
@@ -90,7 +90,7 @@ class Objection:
                 Problem(
                     "電源等識別番号",
                     f"事業者コード {code or '（未記載）'}、電源等識別番号 {source_id} について、"
-                    f"本機関からお送りした「{self.subject_label}」のアセスメント結果通知が見つかりません。"
+                    f"本機関からお送りした「{self.subject_label}」のアセスメント結果通知が見当たりません。"
                     "記載内容をご確認ください。",
                 )
             )
@@ -98,7 +98,7 @@ class Objection:
         if not sender_belongs(ctx, mail.from_addr, code or None, case) and not self._source_contact(
             ctx, source_id, mail.from_addr
         ):
-            return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しません")
+            return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しておりません")
         if notice is not None:
             data["notice_id"] = notice["id"]
             refusal = self._refusal(notice, incoming.received_at.date())

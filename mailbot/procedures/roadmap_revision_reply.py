@@ -54,7 +54,7 @@ class RoadmapRevisionReply:
         problems = [
             Problem(
                 labels[k],
-                f"「・{labels[k]}」の記載がありません。■対象となる電源の各項目をご記入ください。",
+                f"「・{labels[k]}」の記載がございません。■対象となる電源の各項目をご記入ください。",
             )
             for k in REQUIRED
             if not values.get(k, "").strip()
@@ -67,7 +67,7 @@ class RoadmapRevisionReply:
             problems.append(
                 Problem(
                     "事業者コード",
-                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しません。",
+                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しておりません。",
                 )
             )
         source_id = values.get("source_id", "").strip() or (case or {}).get("source_id") or ""
@@ -76,14 +76,14 @@ class RoadmapRevisionReply:
             problems.append(
                 Problem(
                     "電源等識別番号",
-                    f"電源等識別番号 {source_id} の契約電源が見つかりません。記載内容をご確認ください。",
+                    f"電源等識別番号 {source_id} の契約電源が見当たりません。記載内容をご確認ください。",
                 )
             )
         elif source and code and source["operator_code"] != code:
             problems.append(
                 Problem(
                     "電源等識別番号",
-                    f"電源等識別番号 {source_id} は事業者コード {code} の契約電源ではありません。",
+                    f"電源等識別番号 {source_id} は事業者コード {code} の契約電源ではございません。",
                 )
             )
         target = case or (campaign_case_for(ctx, source_id) if source else None)
@@ -92,7 +92,7 @@ class RoadmapRevisionReply:
             contact.lower() == mail.from_addr.lower()
             or sender_belongs(ctx, mail.from_addr, code or None, target)
         ):
-            return forms.held(target, "差出人が事業者の登録連絡先・ドメインと一致しません")
+            return forms.held(target, "差出人が事業者の登録連絡先・ドメインと一致しておりません")
         revised = mentions(text, rules.revised_statement)
         unrevised = mentions(text, rules.unrevised_statement)
         data: dict[str, Any] = {"answer_fields": values}
@@ -100,7 +100,7 @@ class RoadmapRevisionReply:
             problems.append(
                 Problem(
                     "改訂有無",
-                    f"「{rules.revised_statement}」または「{rules.unrevised_statement}」のどちらか一方のみを本文に記載してください。",
+                    f"「{rules.revised_statement}」または「{rules.unrevised_statement}」のどちらか一方のみを本文にご記載ください。",
                 )
             )
         elif unrevised:
@@ -139,7 +139,7 @@ class RoadmapRevisionReply:
             return [
                 Problem(
                     "添付ファイル",
-                    "改訂後の脱炭素化ロードマップ（.xlsx 形式）が添付されていません。",
+                    "改訂後の脱炭素化ロードマップ（.xlsx 形式）が添付されておりません。",
                 )
             ]
         attachment = sheets[0]
