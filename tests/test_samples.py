@@ -82,7 +82,8 @@ def test_each_sample_ends_as_its_case_with_its_answer(demo: Path, sample):
         reply = message_from_bytes(raw)
         assert reply["Auto-Submitted"] == "auto-replied"
         assert str(make_header(decode_header(reply["Subject"])))
-        assert "様" in body_text(raw)
+        opening = body_text(raw).split("\r\n\r\n", 1)[0]
+        assert opening.endswith(("様", "御中")) and not ("様" in opening and "御中" in opening)
         assert "MB-0000" in body_text(raw)
 
 
