@@ -1,0 +1,421 @@
+"""What every participant is told follows the seeds (issue 12), each rule next to the seed line
+it comes from (copied from seeds/000_*.txt and seeds/004_*.txt). Forms filled in exactly as the
+seeds' 記載例 show get a receipt; rules the seeds do not have are remarks for staff only."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from datetime import datetime
+from email import message_from_bytes, policy
+from email.header import decode_header, make_header
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from mailbot.cli import case_json, main
+from mailbot.compose import compose
+from mailbot.context import Context
+from mailbot.report import build_report, write_xlsx
+from mailbot.runner import process_pending
+from tests.cycle import Desk, maildir_desk, server_desk, subject
+from tests.desk import SOURCES_CSV, body_text, make_desk, outbox
+from tests.forms import operator_form, plant_form, to_bytes
+from tests.jpmail import XLSX, build
+from tests.samples import OPERATORS_CSV, TAKAHASHI
+from tests.servers import LONG, user_for
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+CODE = "code@occto.or.jp"
+SENDER = "ichiro@takahashi-denryoku.co.jp"
+
+# seed 000 【容量市場向け事業者コードの申請メール記載例】, word for word
+SEED_OPERATOR_MAIL = (
+    "電力広域的運営推進機関 運用部 マスタ担当 御中\n\n××株式会社 ○○と申します。\n\n"
+    "添付の通り、『容量市場向け事業者コード』を申請します。\n\n"
+    "参加区分は、『発動指令電源（電源）』です。\n"
+)
+# seed 000 【容量市場向けアグリゲータ用系統コードの申請メール記載例】, word for word
+SEED_GRID_MAIL = (
+    "電力広域的運営推進機関 運用部 マスタ担当 御中\n\n××株式会社 ○○と申します。\n\n"
+    "添付の通り、『容量市場向けアグリゲータ用系統コード』を申請します。\n\n"
+    "参加区分は、『発動指令電源（電源）』です。\n"
+)
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Context:
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    path = tmp_path / "operators.csv"
+    path.write_text(OPERATORS_CSV, encoding="utf-8")
+    from mailbot.registers import import_operators
+
+    import_operators(ctx.store, path, ctx.now())
+    yield ctx
+    ctx.close()
+
+
+def submit(ctx: Context, raw: bytes, mailbox: str = CODE) -> dict:
+    ctx.store.save_raw(mailbox, [(f"test:{hash(raw)}", raw)], ctx.now())
+    [result] = process_pending(ctx)
+    case = ctx.store.case(result.case_id)
+    assert case is not None
+    return case
+
+
+def operator_mail(body: str, licenses: tuple[str, ...], **form: object) -> bytes:
+    book = operator_form(licenses=licenses, fields=TAKAHASHI | form.pop("fields", {}), **form)
+    return build(
+        "【容量市場向け事業者コード申請】",
+        body,
+        from_addr=SENDER,
+        from_name="髙橋 一郎",
+        attachments=[("事業者マスタ申込書.xlsx", to_bytes(book), XLSX)],
+    )
+
+
+def grid_mail(fields: dict | None = None, body: str = SEED_GRID_MAIL) -> bytes:
+    return build(
+        "【容量市場向けアグリゲータ用系統コード申請】",
+        body,
+        from_addr="taro@example.co.jp",
+        attachments=[("発電所マスタ申込書.xlsx", to_bytes(plant_form(fields)), XLSX)],
+    )
+
+
+# --- forms filled in as the seed's 記載例 show get a receipt --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seed_line", "body", "licenses", "marks"),
+    [
+        (
+            # The mail example's 参加区分 with the license 参考資料 gives it:
+            "発動指令電源（電源）	必要	発電",
+            SEED_OPERATOR_MAIL,
+            ("発電",),
+            None,
+        ),
+        (
+            # The form example's license with a 参加区分 it serves, the ネガワット area answered:
+            "ネガワット事業対象エリア (ネガワット事業者のみ回答)",
+            SEED_OPERATOR_MAIL.replace("発動指令電源（電源）", "発動指令電源（DR）"),
+            ("区分なし(需要抑制)",),
+            {"東京": "○"},
+        ),
+    ],
+)
+def test_the_seeds_operator_form_example_gets_a_receipt(
+    desk: Context, seed_line, body, licenses, marks
+):
+    # 契約開始日※ 2016/02/01, 適用開始日※ 2016/02/01, 適用終了日※ 9999/12/31 (記載例)
+    case = submit(desk, operator_mail(body, licenses, marks=marks))
+    assert case["status"] == "complete", (seed_line, case["problems"])
+    assert [m["kind"] for m in outbox(desk)] == ["receipt"]
+
+
+def test_negawatt_applicants_attach_nothing_but_the_form(desk: Context):
+    """「容量市場向けの事業者コード申請については、添付は不要です。」 (seed 000) overrides the form's
+    printed 「ネガワット事業者(区分なし(需要抑制)を選択した事業者)は、…証明するものを添付下さい。」"""
+    body = SEED_OPERATOR_MAIL.replace("発動指令電源（電源）", "発動指令電源（DR）")
+    case = submit(desk, operator_mail(body, ("区分なし(需要抑制)",), marks={"関西": "○"}))
+    assert case["status"] == "complete", case["problems"]
+    assert "需要抑制量調整供給契約" not in body_text(outbox(desk, "receipt")[0]["raw"])
+
+
+def test_the_seeds_plant_form_example_gets_a_receipt(desk: Context):
+    """「発電所名および事業者名称(発電所所有者)は、事業者コード申請時に登録した事業者名称を記載して
+    ください。」 and 「【アグリ(事業者コード5桁)(連番2桁)】と記載してください。…(例：アグリ1234501)」
+    in 発電所名略称 (seed 000): 1234 is registered as 広域電力株式会社."""
+    case = submit(desk, grid_mail())
+    assert case["status"] == "complete", case["problems"]
+    assert case["data"]["plant_name"] == "アグリ1234301"
+    [receipt] = outbox(desk, "receipt")
+    assert "3週間程度" in body_text(receipt["raw"])
+    assert "最大3週間程度" not in body_text(receipt["raw"])
+
+
+@pytest.mark.parametrize(
+    ("seed_line", "fields", "field"),
+    [
+        (
+            "発電所名および事業者名称(発電所所有者)は、事業者コード申請時に登録した事業者名称を記載してください。",
+            {"発電所名": "アグリ1234301", "発電所名略称": None},
+            "発電所名",
+        ),
+        (
+            "【アグリ(事業者コード5桁)(連番2桁)】と記載してください。",
+            {"発電所名": "アグリ1234301", "発電所名略称": None},
+            "発電所名略称",
+        ),
+        (
+            "【アグリ(事業者コード5桁)(連番2桁)】と記載してください。",
+            {"発電所名略称": "広域電力"},
+            "発電所名略称",
+        ),
+        (
+            "※5桁目はエリアコードです。",
+            {"発電所名略称": "アグリ1234601"},
+            "発電所名略称",
+        ),
+    ],
+)
+def test_plant_name_and_its_short_name_follow_seed_000(desk: Context, seed_line, fields, field):
+    case = submit(desk, grid_mail(fields))
+    assert case["status"] == "needs_correction", seed_line
+    assert field in [p["field"] for p in case["problems"]], (seed_line, case["problems"])
+
+
+# --- rules the seeds do not have: staff remarks, never a correction request -------------------
+
+
+@pytest.mark.parametrize(
+    ("not_in_the_seed", "fields", "field"),
+    [
+        ("連絡者メール outside ドメイン名", {"連絡者メール": "ichiro@gmail.com"}, "連絡者メール"),
+        (
+            "適用開始日 before 契約開始日",
+            {"契約開始日": "2016/04/01", "適用開始日": "2016/02/01"},
+            "適用開始日",
+        ),
+    ],
+)
+def test_rules_the_seed_lacks_are_remarks_for_staff(
+    desk: Context, tmp_path: Path, capsys, monkeypatch, not_in_the_seed, fields, field
+):
+    body = SEED_OPERATOR_MAIL.replace("発動指令電源（電源）", "安定電源")
+    case = submit(desk, operator_mail(body, ("発電",), fields=fields))
+    assert case["status"] == "complete", (not_in_the_seed, case["problems"])
+    assert case["problems"] == []
+    [remark] = case_json(case)["remarks"]
+    assert remark["field"] == field
+    assert [m["kind"] for m in outbox(desk)] == ["receipt"]
+    assert remark["message"] not in body_text(outbox(desk, "receipt")[0]["raw"])
+
+    monkeypatch.chdir(tmp_path)  # the desk is the embedded default rooted here
+    capsys.readouterr()
+    assert main(["case", str(case["id"])]) == 0
+    assert f"remark (staff) {field}: {remark['message']}" in capsys.readouterr().out
+
+    xlsx = tmp_path / "queue.xlsx"
+    write_xlsx(build_report(desk), xlsx)
+    cells = [str(c.value) for row in load_workbook(xlsx).active.iter_rows() for c in row]
+    assert any(remark["message"] in cell and "担当者のみ" in cell for cell in cells)
+
+
+# --- time: deadlines from arrival, Date: from sending (SPEC §6) ------------------------------
+
+
+def objection(message_id: str) -> bytes:
+    return build(
+        "【長期脱炭素電源オークション/A1B2】供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立",
+        "電力広域的運営推進機関 ご担当者様\n以下のアセスメント結果について、異議申立を行います。\n\n"
+        "■アセスメント結果受領日 2026/10/19\n■対象となる電源等\n・事業者コード：A1B2\n"
+        "・事業者情報に登録している事業者名称および担当者名：株式会社髙橋電力　髙橋一郎\n"
+        "・容量を提供する電源等の区分：安定電源\n・電源等識別番号：L0000000001\n"
+        "・電源等の名称：髙橋火力発電所1号機\n・応札年度：2023年度\n"
+        "■異議申立の内容\n変更申請日は2023/03/28であり、メインオークションの開催年度より前です。\n",
+        from_addr="ichiro@takahashi-power.co.jp",
+        from_name="髙橋 一郎",
+        to=LONG,
+        message_id=message_id,
+    )
+
+
+@pytest.fixture(params=["maildir", "dovecot"])
+def timed_desk(request, tmp_path: Path, capsys, monkeypatch):
+    """A CLI desk plus `arrive(raw, when)`: the mail reaches the operator's server at `when`
+    (Maildir: the file's delivery time; Dovecot: IMAP APPEND with that INTERNALDATE)."""
+    if request.param == "maildir":
+        desk = maildir_desk(tmp_path, monkeypatch, capsys)
+
+        def arrive(raw: bytes, when: datetime) -> None:
+            inbox = tmp_path / "data" / "inbox" / "youryou_rikuase_long" / "new"
+            before = set(inbox.iterdir()) if inbox.exists() else set()
+            desk.send(raw)
+            [delivered] = set(inbox.iterdir()) - before
+            os.utime(delivered, (when.timestamp(), when.timestamp()))
+
+        return desk, arrive
+    dovecot = request.getfixturevalue("dovecot")
+    smtp = request.getfixturevalue("smtp_server")
+    desk = server_desk(tmp_path, dovecot, smtp, capsys)
+
+    def arrive_imap(raw: bytes, when: datetime) -> None:
+        client = dovecot.client(user_for(raw))
+        try:
+            client.append("INBOX", raw, msg_time=when)
+        finally:
+            client.logout()
+
+    return desk, arrive_imap
+
+
+def failed_notice(desk: Desk, tmp_path: Path, now: str) -> None:
+    path = tmp_path / "sources.csv"
+    path.write_text(SOURCES_CSV, encoding="utf-8-sig")
+    desk.out(now[:10] + "T08:00", "sources", "import", str(path))
+    printed = desk.out(
+        now,
+        "assess",
+        "supply-start",
+        "L0000000001",
+        "--from-fy",
+        "2027",
+        "--to-fy",
+        "2030",
+        "--changed-on",
+        "2024/06/10",
+    )
+    assert "result 不合格" in printed
+
+
+def test_an_objection_that_arrived_in_time_is_in_time_however_late_it_is_fetched(
+    timed_desk, tmp_path: Path
+):
+    """「アセスメント結果を通知する電子メール受領日から5営業日以内であれば、電子メールにより異議申立を
+    実施することが可能です。」 (seed 004 §2.1.3): the notice goes on Monday 19 Oct, the window
+    ends Monday 26 Oct; mailbot is down from the 26th to the 28th. (Dates before the machine's
+    real clock: Dovecot does not keep an INTERNALDATE in its future.)"""
+    desk, arrive = timed_desk
+    failed_notice(desk, tmp_path, "2026-10-19T10:00")
+    arrive(
+        objection("<in-time@takahashi-power.co.jp>"), datetime(2026, 10, 26, 16, 45, tzinfo=TOKYO)
+    )
+    arrive(
+        objection("<too-late@takahashi-power.co.jp>"), datetime(2026, 10, 27, 9, 5, tzinfo=TOKYO)
+    )
+    desk.run("2026-10-28T10:00")
+
+    in_time = desk.reply_to("<in-time@takahashi-power.co.jp>")
+    assert "受付のお知らせ" in subject(in_time)
+    assert "2026年10月26日（月） 16:45" in body_text(in_time)
+    late = desk.reply_to("<too-late@takahashi-power.co.jp>")
+    assert "異議申立についてのご連絡" in subject(late) and "期限" in body_text(late)
+    received = {c["status"]: c["received_at"] for c in desk.cases("2026-10-28T10:01")}
+    assert received["complete"].startswith("2026-10-26T16:45")
+
+
+@pytest.mark.parametrize("backend", ["maildir", "dovecot"])
+def test_date_is_when_the_notice_is_sent_not_when_it_was_planned(
+    backend, request, tmp_path: Path, capsys, monkeypatch
+):
+    """A notice decided at 18:30 waits for the sending window and goes at 09:30 next morning;
+    its Date: says 09:30 (SPEC §6)."""
+    if backend == "maildir":
+        desk = maildir_desk(tmp_path, monkeypatch, capsys)
+    else:
+        desk = server_desk(
+            tmp_path,
+            request.getfixturevalue("dovecot"),
+            request.getfixturevalue("smtp_server"),
+            capsys,
+        )
+    failed_notice(desk, tmp_path, "2026-11-30T18:30")
+    assert desk.mails("アセスメント結果通知書") == []
+    desk.run("2026-12-01T09:30")
+    [notice] = desk.mails("アセスメント結果通知書")
+    sent = message_from_bytes(notice, policy=policy.default)["Date"].datetime
+    assert sent == datetime(2026, 12, 1, 9, 30, tzinfo=TOKYO)
+
+
+def test_an_arrival_time_never_lies_in_the_future_and_falls_back_to_received(desk: Context):
+    """Without a mailbox time the topmost Received header (our MTA's) counts; a clock ahead of
+    ours never moves a deadline back."""
+    raw = build("件名", "本文")
+    received = b"Received: from mx by mail.occto.or.jp; Thu, 19 Nov 2026 23:10:00 +0900\r\n"
+    older = b"Received: from a by b; Mon, 16 Nov 2026 08:00:00 +0900\r\n"
+    desk.store.save_raw(CODE, [("a", received + older + raw)], desk.now())
+    future = received.replace(b"19 Nov", b"25 Nov")
+    desk.store.save_raw(CODE, [("b", future + raw)], desk.now())
+    rows = dict(desk.store.execute("SELECT key, received_at FROM messages").fetchall())
+    assert rows == {"a": "2026-11-19T23:10:00+09:00", "b": "2026-11-20T10:00:00+09:00"}
+
+
+# --- the words ----------------------------------------------------------------------------------
+
+NAME = "電力広域的運営推進機関 容量市場 受付窓口"
+ENCODED_WORD = re.compile(r"=\?([^?]+)\?([bBqQ])\?([^?]*)\?=")
+
+
+def strict_rfc2047(value: str) -> str:
+    """RFC 2047 as written: every token an encoded-word of at most 75 characters holding whole
+    characters (§5), whitespace between adjacent encoded-words dropped (§6.2)."""
+    tokens = value.split()
+    text = ""
+    for token in tokens:
+        assert len(token) <= 75, token
+        match = ENCODED_WORD.fullmatch(token)
+        assert match, token
+        assert match[2].lower() == "b"
+        text += base64.b64decode(match[3]).decode(match[1], errors="strict")
+    return text
+
+
+def test_the_from_name_never_splits_a_word_in_any_decoder():
+    raw = compose(
+        from_addr="code@occto.or.jp",
+        from_name=NAME,
+        to="ichiro@takahashi-denryoku.co.jp",
+        subject="受付のお知らせ",
+        body="本文",
+        message_id="<x@occto.or.jp>",
+        date=datetime(2026, 12, 1, 9, 30, tzinfo=TOKYO),
+    )
+    header = re.search(rb"^From: (.*?) <", raw, re.S | re.M)[1].decode("ascii")
+    modern = message_from_bytes(raw, policy=policy.default)["From"].addresses[0].display_name
+    legacy = str(make_header(decode_header(message_from_bytes(raw)["From"])))
+    strict = strict_rfc2047(header.replace("\r\n", " "))
+    assert strict == NAME
+    for decoded in (modern, legacy.removesuffix(" <code@occto.or.jp>"), strict):
+        assert decoded.split() == NAME.split(), decoded
+    for token in header.split():
+        piece = strict_rfc2047(token).strip()
+        assert piece in NAME.split(), f"encoded word {token} carries a part of a word: {piece}"
+
+
+def test_one_sender_name_and_one_honorific_in_every_reply(desk: Context):
+    """The seed's mails open 「電力広域的運営推進機関 運用部 マスタ担当 御中」 (an organisation) and
+    close with the person: the desk writes 御中 for organisations and 様 for people, never both."""
+    submit(desk, operator_mail(SEED_OPERATOR_MAIL, ("小売",)))
+    submit(desk, build("質問", "教えてください。", from_name="新規参入株式会社 総務部"))
+    for mail in outbox(desk):
+        text = body_text(mail["raw"])
+        opening = text.split("\r\n\r\n", 1)[0]
+        assert not ("御中" in opening and "様" in opening), opening
+        assert f"{NAME}でございます。" in text
+        assert text.rstrip().splitlines()[-3] == NAME, "the signature"
+        decoded = message_from_bytes(mail["raw"], policy=policy.default)["From"]
+        assert decoded.addresses[0].display_name.split() == NAME.split()
+        assert "送信専用" not in text
+        assert "{事業者コード}" not in text and "{" not in text
+    guidance = body_text(outbox(desk, "guidance")[0]["raw"])
+    assert guidance.startswith("新規参入株式会社 総務部 御中")
+    assert "【長期脱炭素電源オークション/事業者コード】" in guidance
+    correction = body_text(outbox(desk, "correction")[0]["raw"])
+    assert correction.startswith("髙橋 一郎 様")
+
+
+PLAIN_FORMS = ("ていません", "がありません", "ではありません", "一致しません", "記載してください")
+
+
+def test_problem_lines_keep_the_same_keigo_as_the_mail(desk: Context):
+    """Every problem line of a correction request in the humble-polite register of the rest
+    (「…ございます」「…おります」「ご記載ください」)."""
+    flawed = {
+        "事業者名略称": "髙橋電力",
+        "郵便番号": "1",
+        "連絡者電話番号": "x",
+        "連絡者メール": "@",
+        "適用開始日": "来年",
+    }
+    submit(desk, operator_mail("よろしくお願いします。", ("小売",), fields=flawed))
+    submit(desk, grid_mail({"発電所名": "別名", "発電所名略称": "アグリ1234601"}, body="申請"))
+    cases = [desk.store.case(i) for i in (1, 2)]
+    messages = [p["message"] for c in cases for p in c["problems"]]
+    assert len(messages) >= 10
+    for message in messages:
+        assert not any(form in message for form in PLAIN_FORMS), message
