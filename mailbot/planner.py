@@ -20,7 +20,9 @@ from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
 
-AUTOMATIC_KINDS = frozenset({"receipt", "correction", "guidance", "held", "refusal"})
+AUTOMATIC_KINDS = frozenset(
+    {"receipt", "correction", "guidance", "held", "refusal", "roadmap_to_ministry"}
+)
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,23 @@ def jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def held(case: dict[str, Any] | None, reason: str, *, answer: bool = True) -> Outcome:
+def held(
+    case: dict[str, Any] | None,
+    reason: str,
+    *,
+    answer: bool = True,
+    problems: list[Problem] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Outcome:
     """Kept for staff; the reply says only that the mail arrived, nothing of the case. With
-    `answer=False` nothing is sent (a From that is not the sender's: a reply is backscatter)."""
+    `answer=False` nothing is sent (a From that is not the sender's: a reply is backscatter).
+    The problems the checks found stay on the held case for staff (SPEC §6): holding a mail
+    never hides what else is wrong with it."""
     return Outcome(
         status=Status.HELD,
         reason=reason,
+        problems=list(problems or []),
+        data=dict(data or {}),
         replies=[Reply("held", "held")] if answer else [],
         events=[("held", {"reason": reason, "target_case": case["id"] if case else None})],
         new_case=case is not None,

@@ -172,12 +172,13 @@ class GridCodeApplication:
         if values:
             more, code, facts = plant_problems(ctx, values, case)
             problems += more
+        kept = {"problems": problems, "data": {"category": category} | facts}
         if code and operator(ctx.store, code) and not sender_belongs(ctx, mail.from_addr, code):
             return forms.held(
-                case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しておりません"
+                case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しません", **kept
             )
         if case is not None and not sender_belongs(ctx, mail.from_addr, code, case):
-            return forms.held(case, "再提出の差出人が申請時の差出人と一致しておりません")
+            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません", **kept)
         return forms.receipt_or_correction(
             ctx,
             incoming,

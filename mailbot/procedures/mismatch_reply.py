@@ -27,7 +27,7 @@ class MismatchReply:
         if not is_contact and not sender_belongs(
             ctx, mail.from_addr, case.get("operator_code"), case
         ):
-            return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しておりません")
+            return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しません")
         answer = own_text(mail).strip()
         problems = (
             []

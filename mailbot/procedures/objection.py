@@ -98,7 +98,12 @@ class Objection:
         if not sender_belongs(ctx, mail.from_addr, code or None, case) and not self._source_contact(
             ctx, source_id, mail.from_addr
         ):
-            return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しておりません")
+            return forms.held(
+                case,
+                "差出人が事業者の登録連絡先・ドメインと一致しません",
+                problems=problems,
+                data=data,
+            )
         if notice is not None:
             data["notice_id"] = notice["id"]
             refusal = self._refusal(notice, incoming.received_at.date())

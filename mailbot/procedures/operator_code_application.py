@@ -105,8 +105,6 @@ class OperatorCodeApplication:
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         cls = incoming.classification
-        if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
-            return forms.held(case, "再提出の差出人が申請時の差出人と一致しておりません")
         text = own_text(mail)
         problems, category = body_problems(text, STATEMENT)
         values, form_problems, _form_file = forms.read_form(ctx, mail, "operator_master")
@@ -119,6 +117,10 @@ class OperatorCodeApplication:
         if values:
             problems += operator_form_problems(values)
             data["remarks"] = [r.as_dict() for r in operator_form_remarks(values)]
+        if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
+            return forms.held(
+                case, "再提出の差出人が申請時の差出人と一致しません", problems=problems, data=data
+            )
         if category and values:
             table = load_license_table(ctx.config.rules_dir / "licenses.toml")
             held = self._held_codes(ctx, mail, values)
