@@ -18,17 +18,30 @@ from openpyxl import load_workbook
 
 from mailbot.cli import case_json, main
 from mailbot.compose import compose
+from mailbot.config import RULES_DIR
 from mailbot.context import Context
+from mailbot.outbound import roadmap_targets
+from mailbot.registers import RegisterImportError, import_operators, import_sources
 from mailbot.report import build_report, write_xlsx
+from mailbot.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.runner import process_pending
+from mailbot.workbook import load_grids
 from tests.cycle import Desk, maildir_desk, server_desk, subject
-from tests.desk import SOURCES_CSV, body_text, make_desk, outbox
-from tests.forms import operator_form, plant_form, to_bytes
+from tests.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox
+from tests.forms import (
+    ROADMAP_COLUMNS,
+    ROADMAP_PREMISES,
+    operator_form,
+    plant_form,
+    roadmap_workbook,
+    to_bytes,
+)
 from tests.jpmail import XLSX, build
 from tests.samples import OPERATORS_CSV, TAKAHASHI
 from tests.servers import LONG, user_for
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+ROADMAP_RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")
 CODE = "code@occto.or.jp"
 SENDER = "ichiro@takahashi-denryoku.co.jp"
 
@@ -51,8 +64,6 @@ def desk(tmp_path: Path) -> Context:
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     path = tmp_path / "operators.csv"
     path.write_text(OPERATORS_CSV, encoding="utf-8")
-    from mailbot.registers import import_operators
-
     import_operators(ctx.store, path, ctx.now())
     yield ctx
     ctx.close()
@@ -419,3 +430,136 @@ def test_problem_lines_keep_the_same_keigo_as_the_mail(desk: Context):
     assert len(messages) >= 10
     for message in messages:
         assert not any(form in message for form in PLAIN_FORMS), message
+
+
+# --- the roadmap sheet as 図3-3 lays it out (seed 004 §3.1.1) --------------------------------
+
+SEED_NOTE = (  # 図3-3, word for word
+    "注) 以下の5つの項目は最低限記載すること。 ・落札電源に係る建設工事の期間（環境アセスの期間を含む） ・各段階での脱炭"
+    "素化技術、脱炭素比率、各脱炭素比率での運転開始時期 ・脱炭素比率を向上させる改修投資を行う場合の長期脱炭素電源オークショ"
+    "ンでの落札の時期 ・使用する脱炭素燃料(水素・アンモニアはグレー・ブルー・グリーンの種別を含む。合成メタンは原料となる水"
+    "素のグレー・ブルー・グリーンの種別を含む。なお、合成メタンは、原料となるCO2の情報（調達先、回収方法等）についても、今"
+    "後の政策動向によっては、記載を求める場合があります。） ・前提条件"
+)
+
+
+def test_the_roadmap_sheet_as_figure_3_3_fills_it_in_passes():
+    """図3-3's year column 「年度 (応札年度)」 filled in with the year before the label."""
+    grids, _ = load_grids(roadmap_workbook(columns=("2023年度(応札年度)", *ROADMAP_COLUMNS[1:])))
+    assert sheet_problems(ROADMAP_RULES, grids) == []
+
+
+@pytest.mark.parametrize(
+    ("what", "premises"),
+    [
+        ("the keywords alone", "建設工事、脱炭素比率、落札、グリーン、前提条件"),
+        ("the heading itself", "<前提条件>"),
+        ("the form's own 注 copied back", SEED_NOTE.removeprefix("注) ")),
+        ("the items' names as bullets", "・建設工事\n・脱炭素比率\n・落札の時期\n・グレー\n・前提"),
+    ],
+)
+def test_premises_need_content_for_each_of_the_five_items(what, premises):
+    """「注) 以下の5つの項目は最低限記載すること。」 (図3-3): a keyword or a heading is not an item."""
+    assert len(uncovered_premises(ROADMAP_RULES, premises)) == 5, what
+
+
+def test_premises_written_out_cover_all_five_items():
+    assert uncovered_premises(ROADMAP_RULES, "<前提条件>\n" + ROADMAP_PREMISES) == []
+
+
+def test_only_stable_sources_are_roadmap_targets(desk: Context, tmp_path: Path):
+    """「…改修を行う安定電源」 (seed 004 §3 <対象電源>)."""
+    path = tmp_path / "sources.csv"
+    path.write_text(SOURCES_CSV.replace("安定電源,東北", "変動電源（単独）,東北"), "utf-8-sig")
+    with pytest.raises(RegisterImportError, match="only 安定電源"):
+        import_sources(desk.store, path, desk.now())
+    path.write_text(
+        SOURCES_CSV.replace(
+            "安定電源,東北,2023,50000,2028,1", "変動電源（単独）,東北,2023,50000,2028,0"
+        ),
+        "utf-8-sig",
+    )
+    import_sources(desk.store, path, desk.now())
+    assert [s["source_id"] for s in roadmap_targets(desk)] == ["L0000000001"]
+
+
+# --- every problem at once (SPEC §6) ------------------------------------------------------------
+
+ROADMAP_ANSWER = (
+    "電力広域的運営推進機関 担当者様\n・改訂後の脱炭素化ロードマップを提出します。\n\n■対象となる電源\n"
+    "・事業者コード：A1B2\n・事業者情報に登録している事業者名称および担当者名：株式会社髙橋電力　髙橋一郎\n"
+    "・容量を提供する電源等の区分：安定電源\n・電源等識別番号：{source}\n"
+    "・電源等の名称：髙橋火力発電所1号機\n・応札年度：2023年度\n"
+)
+
+
+def roadmap_answer(source: str, sender: str, attachments: list) -> bytes:
+    return build(
+        "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂有無の回答",
+        ROADMAP_ANSWER.format(source=source),
+        from_addr=sender,
+        to=LONG,
+        attachments=attachments,
+    )
+
+
+def test_an_unknown_source_hides_no_other_problem(desk: Context, tmp_path: Path):
+    load_sources(desk, tmp_path)
+    raw = roadmap_answer("L9999999999", "ichiro@takahashi-power.co.jp", [])
+    case = submit(desk, raw, LONG)
+    fields = [p["field"] for p in case["problems"]]
+    assert "電源等識別番号" in fields and "添付ファイル" in fields, fields
+    misnamed = [("roadmap.xlsx", roadmap_workbook(), XLSX)]
+    case = submit(
+        desk, roadmap_answer("L9999999999", "ichiro@takahashi-power.co.jp", misnamed), LONG
+    )
+    fields = [p["field"] for p in case["problems"]]
+    assert "電源等識別番号" in fields and "ファイル名" in fields, fields
+
+
+@pytest.mark.parametrize(
+    ("what", "raw", "mailbox", "expected"),
+    [
+        (
+            "a roadmap answer from a stranger, no roadmap attached",
+            lambda: roadmap_answer("L0000000001", "someone@elsewhere.example", []),
+            LONG,
+            {"添付ファイル"},
+        ),
+        (
+            "an objection from a stranger naming no notice the desk sent",
+            lambda: objection("<x@elsewhere.example>").replace(
+                b"ichiro@takahashi-power.co.jp", b"someone@elsewhere.example"
+            ),
+            LONG,
+            {"電源等識別番号"},
+        ),
+        (
+            "a grid application from outside the operator with a bad 略称",
+            lambda: build(
+                "【容量市場向けアグリゲータ用系統コード申請】",
+                SEED_GRID_MAIL,
+                from_addr="someone@elsewhere.example",
+                attachments=[
+                    (
+                        "発電所マスタ申込書.xlsx",
+                        to_bytes(plant_form({"電圧種別": "高圧"})),
+                        XLSX,
+                    )
+                ],
+            ),
+            CODE,
+            {"電圧種別"},
+        ),
+    ],
+)
+def test_a_held_mail_keeps_its_problems_for_staff(
+    desk: Context, tmp_path, what, raw, mailbox, expected
+):
+    load_sources(desk, tmp_path)
+    case = submit(desk, raw(), mailbox)
+    assert case["status"] == "held", what
+    assert expected <= {p["field"] for p in case["problems"]}, (what, case["problems"])
+    [held] = outbox(desk, "held")
+    for p in case["problems"]:
+        assert p["message"] not in body_text(held["raw"]), "the held reply tells nothing of it"
