@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import os
 import re
-from datetime import datetime
+import subprocess
+from datetime import date, datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -25,6 +26,7 @@ from mailbot.registers import RegisterImportError, import_operators, import_sour
 from mailbot.report import build_report, write_xlsx
 from mailbot.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.runner import process_pending
+from mailbot.supply_start import issue_supply_start_notice
 from mailbot.workbook import load_grids
 from tests.cycle import Desk, maildir_desk, server_desk, subject
 from tests.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox
@@ -563,3 +565,64 @@ def test_a_held_mail_keeps_its_problems_for_staff(
     [held] = outbox(desk, "held")
     for p in case["problems"]:
         assert p["message"] not in body_text(held["raw"]), "the held reply tells nothing of it"
+
+
+# --- the supply-start notice as 図2-6 shows it (seed 004 §2.1) --------------------------------
+
+
+def notice_texts(desk: Context) -> tuple[str, str]:
+    [mail] = outbox(desk, "assessment_notice")
+    pdf = next(
+        p.get_payload(decode=True)
+        for p in message_from_bytes(mail["raw"]).walk()
+        if p.get_content_type() == "application/pdf"
+    )
+    text = subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True
+    ).stdout.decode()
+    return body_text(mail["raw"]), text
+
+
+def test_an_earlier_start_keeps_the_period_at_fy2027(desk: Context, tmp_path: Path):
+    """「供給力提供開始時期が早まった場合でも、2026年度以前への制度適用期間の前倒しはできません。」
+    (seed 004 §2.1 注1)"""
+    load_sources(desk, tmp_path)
+    issued = issue_supply_start_notice(desk, "L0000000001", 2028, 2025, date(2024, 6, 10))
+    assert issued.assessment.result == "合格"
+    for text in notice_texts(desk):
+        assert "前倒し" in text
+        assert "2027年度から（2026年度以前への制度適用期間の前倒しはできません）" in text
+
+
+def test_the_notice_shows_what_figure_2_6_shows_and_no_money(desk: Context, tmp_path: Path):
+    """図2-6: 変更申請日 2024/6/10, 運用年月 2026/12/31, 変更区分 後ろ倒し, 影響あり/影響なし per year;
+    no yen anywhere on it."""
+    load_sources(desk, tmp_path)
+    issue_supply_start_notice(
+        desk, "L0000000001", 2027, 2030, date(2024, 6, 10), applied_on=date(2026, 12, 31)
+    )
+    for text in notice_texts(desk):
+        assert "2024/06/10" in text and "2026/12/31" in text and "後ろ倒し" in text
+        assert "影響あり" in text and "影響なし" in text
+        assert "円" not in text and "ペナルティ" not in text
+
+
+def test_no_operation_date_is_made_up_from_the_change_date(desk: Context, tmp_path: Path):
+    load_sources(desk, tmp_path)
+    issue_supply_start_notice(desk, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    body, _pdf = notice_texts(desk)
+    assert "運用年月：－" in body
+    assert body.count("2024/06/10") == 1
+
+
+def test_replaced_capacity_is_left_out_of_the_penalty(desk: Context, tmp_path: Path):
+    """「※2：電源差替を行った場合は、差替を行った容量を除く」 (図2-2)"""
+    load_sources(desk, tmp_path)
+    whole = issue_supply_start_notice(desk, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    part = issue_supply_start_notice(
+        desk, "L0000000001", 2027, 2030, date(2024, 6, 10), replaced_kw=40_000
+    )
+    assert (
+        part.assessment.total_penalty_yen * 100_000 == whole.assessment.total_penalty_yen * 60_000
+    )
+    assert part.assessment.capacity_kw == 100_000  # 契約容量(kW) on the notice stays the contract's
