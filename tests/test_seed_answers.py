@@ -26,10 +26,11 @@ from mailbot.registers import RegisterImportError, import_operators, import_sour
 from mailbot.report import build_report, write_xlsx
 from mailbot.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.runner import process_pending
+from mailbot.send import flush_outbox, make_sender
 from mailbot.supply_start import issue_supply_start_notice
 from mailbot.workbook import load_grids
 from tests.cycle import Desk, maildir_desk, server_desk, subject
-from tests.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox
+from tests.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox, set_now
 from tests.forms import (
     ROADMAP_COLUMNS,
     ROADMAP_PREMISES,
@@ -222,15 +223,21 @@ def test_rules_the_seed_lacks_are_remarks_for_staff(
 # --- time: deadlines from arrival, Date: from sending (SPEC §6) ------------------------------
 
 
-def objection(message_id: str) -> bytes:
+OBJECTION_SUBJECT = "【長期脱炭素電源オークション/A1B2】供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立"
+OBJECTION_BODY = (  # 表2-1 記載項目, filled in
+    "電力広域的運営推進機関 ご担当者様\n以下のアセスメント結果について、異議申立を行います。\n\n"
+    "■アセスメント結果受領日 2026/10/19\n■対象となる電源等\n・事業者コード：A1B2\n"
+    "・事業者情報に登録している事業者名称および担当者名：株式会社髙橋電力　髙橋一郎\n"
+    "・容量を提供する電源等の区分：安定電源\n・電源等識別番号：L0000000001\n"
+    "・電源等の名称：髙橋火力発電所1号機\n・応札年度：2023年度\n"
+    "■異議申立の内容\n変更申請日は2023/03/28であり、メインオークションの開催年度より前です。\n"
+)
+
+
+def objection(message_id: str, body: str = OBJECTION_BODY) -> bytes:
     return build(
-        "【長期脱炭素電源オークション/A1B2】供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立",
-        "電力広域的運営推進機関 ご担当者様\n以下のアセスメント結果について、異議申立を行います。\n\n"
-        "■アセスメント結果受領日 2026/10/19\n■対象となる電源等\n・事業者コード：A1B2\n"
-        "・事業者情報に登録している事業者名称および担当者名：株式会社髙橋電力　髙橋一郎\n"
-        "・容量を提供する電源等の区分：安定電源\n・電源等識別番号：L0000000001\n"
-        "・電源等の名称：髙橋火力発電所1号機\n・応札年度：2023年度\n"
-        "■異議申立の内容\n変更申請日は2023/03/28であり、メインオークションの開催年度より前です。\n",
+        OBJECTION_SUBJECT,
+        body,
         from_addr="ichiro@takahashi-power.co.jp",
         from_name="髙橋 一郎",
         to=LONG,
@@ -626,3 +633,67 @@ def test_replaced_capacity_is_left_out_of_the_penalty(desk: Context, tmp_path: P
         part.assessment.total_penalty_yen * 100_000 == whole.assessment.total_penalty_yen * 60_000
     )
     assert part.assessment.capacity_kw == 100_000  # 契約容量(kW) on the notice stays the contract's
+
+
+# --- objections: ■対象となる電源等 as 表2-1 asks for it (seed 004 §2.1.3) -------------------------
+
+
+def sent_notice(desk: Context, tmp_path: Path) -> None:
+    load_sources(desk, tmp_path)
+    issue_supply_start_notice(desk, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    flush_outbox(desk, make_sender(desk))  # Friday 20 Nov, inside the sending window
+    set_now(desk, "2026-11-24T10:00")
+
+
+def objection_with(change: tuple[str, str] | None = None) -> bytes:
+    body = OBJECTION_BODY.replace("受領日 2026/10/19", "受領日 2026/11/20")
+    if change:
+        assert change[0] in body
+        body = body.replace(*change)
+    return objection("<o@takahashi-power.co.jp>", body)
+
+
+@pytest.mark.parametrize(
+    ("seed_line", "change", "field"),
+    [
+        (
+            "・容量を提供する電源等の区分",
+            ("区分：安定電源", "区分：火力"),
+            "容量を提供する電源等の区分",
+        ),
+        ("・応札年度", ("応札年度：2023年度", "応札年度：1999年度"), "応札年度"),
+        ("・応札年度", ("応札年度：2023年度", "応札年度：2024年度"), "応札年度"),
+        ("・電源等の名称", ("名称：髙橋火力発電所1号機", "名称：髙橋火力2号機"), "電源等の名称"),
+        (
+            "・事業者情報に登録している事業者名称および担当者名",
+            ("株式会社髙橋電力　髙橋一郎", "株式会社髙橋電力"),
+            "事業者情報に登録している事業者名称および担当者名",
+        ),
+        (
+            "■アセスメント結果受領日 YYYY/MM/DD",
+            ("受領日 2026/11/20", "受領日 2026/11/19"),
+            "アセスメント結果受領日",
+        ),
+    ],
+)
+def test_each_objection_field_is_checked(desk: Context, tmp_path: Path, seed_line, change, field):
+    sent_notice(desk, tmp_path)
+    case = submit(desk, objection_with(change), LONG)
+    assert case["status"] == "needs_correction", seed_line
+    assert [p["field"] for p in case["problems"]] == [field], case["problems"]
+
+
+def test_an_objection_written_as_table_2_1_gets_a_receipt(desk: Context, tmp_path: Path):
+    sent_notice(desk, tmp_path)
+    case = submit(desk, objection_with(), LONG)
+    assert case["status"] == "complete", case["problems"]
+    assert case_json(case)["remarks"] == []
+
+
+def test_a_later_receipt_day_is_a_remark_not_a_problem(desk: Context, tmp_path: Path):
+    """The window counts from the day the notice was sent; a participant who read it on Monday
+    and writes that day is not wrong."""
+    sent_notice(desk, tmp_path)
+    case = submit(desk, objection_with(("受領日 2026/11/20", "受領日 2026/11/24")), LONG)
+    assert case["status"] == "complete", case["problems"]
+    assert [r["field"] for r in case_json(case)["remarks"]] == ["アセスメント結果受領日"]
