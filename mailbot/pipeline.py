@@ -186,8 +186,13 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
             mailbox_address=stored.mailbox,
         )
         if dmarc_failed(mail):
+            checked = handler.check(incoming, ctx, case)
             outcome = held(
-                case, "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）", answer=False
+                case,
+                "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）",
+                answer=False,
+                problems=checked.problems,
+                data=checked.data,
             )
         elif case is not None and case["status"] in (Status.CLOSED, Status.IGNORED):
             outcome = held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")

@@ -697,3 +697,18 @@ def test_a_later_receipt_day_is_a_remark_not_a_problem(desk: Context, tmp_path: 
     case = submit(desk, objection_with(("受領日 2026/11/20", "受領日 2026/11/24")), LONG)
     assert case["status"] == "complete", case["problems"]
     assert [r["field"] for r in case_json(case)["remarks"]] == ["アセスメント結果受領日"]
+
+
+def test_a_mail_failing_dmarc_is_held_unanswered_with_its_problems(desk: Context):
+    raw = build(
+        "【容量市場向けアグリゲータ用系統コード申請】",
+        SEED_GRID_MAIL,
+        from_addr="taro@example.co.jp",
+        attachments=[],
+        headers={
+            "Authentication-Results": "mx.occto.or.jp; spf=fail; dmarc=fail header.from=example.co.jp"
+        },
+    )
+    case = submit(desk, raw)
+    assert case["status"] == "held" and outbox(desk) == []
+    assert [p["field"] for p in case["problems"]] == ["添付ファイル"]
