@@ -31,7 +31,7 @@ def topmost_received(raw: bytes) -> datetime | None:
         return None
     try:
         when = parsedate_to_datetime(value.rsplit(";", 1)[1].strip())
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return when if when.tzinfo is not None else None
 
