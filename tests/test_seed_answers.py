@@ -21,6 +21,7 @@ from mailbot.cli import case_json, main
 from mailbot.compose import compose
 from mailbot.config import RULES_DIR
 from mailbot.context import Context
+from mailbot.decisions import decide
 from mailbot.outbound import roadmap_targets
 from mailbot.registers import RegisterImportError, import_operators, import_sources
 from mailbot.report import build_report, write_xlsx
@@ -712,3 +713,39 @@ def test_a_mail_failing_dmarc_is_held_unanswered_with_its_problems(desk: Context
     case = submit(desk, raw)
     assert case["status"] == "held" and outbox(desk) == []
     assert [p["field"] for p in case["problems"]] == ["添付ファイル"]
+
+
+def test_a_roadmap_revised_on_the_ministrys_request_goes_to_the_ministry(desk: Context, tmp_path):
+    """「ただし、容量提供事業者が脱炭素化ロードマップの改訂は不要と判断したものの、資源エネルギー庁
+    からの修正依頼に基づいて脱炭素化ロードマップを改訂する場合は、…ファイル名（ファイル名末尾の
+    改訂回数を含む）を設定してください。」「修正後の脱炭素化ロードマップを資源エネルギー庁に
+    再提出してください。」 (seed 004 §3.1.4)"""
+    load_sources(desk, tmp_path)
+    unrevised = ROADMAP_ANSWER.format(source="L0000000001").replace(
+        "・改訂後の脱炭素化ロードマップを提出します。",
+        "・本年度の脱炭素化ロードマップの改訂はありません。",
+    )
+    first = build(
+        "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂有無の回答",
+        unrevised,
+        from_addr="ichiro@takahashi-power.co.jp",
+        to=LONG,
+    )
+    case = submit(desk, first, LONG)
+    assert case["status"] == "complete", case["problems"]
+    decide(desk, case["id"], "ministry-correction", reason="改訂の依頼", by="佐藤")
+    [receipt] = outbox(desk, "receipt")
+    revised = build(
+        "Re: 【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂有無の回答",
+        "資源エネルギー庁の依頼により改訂しました。\n"
+        + ROADMAP_ANSWER.format(source="L0000000001"),
+        from_addr="ichiro@takahashi-power.co.jp",
+        to=LONG,
+        attachments=[("L2023_A1B2_髙橋火力発電所1号機_D3_R1.xlsx", roadmap_workbook(), XLSX)],
+        in_reply_to=receipt["message_id"],
+    )
+    again = submit(desk, revised, LONG)
+    assert again["id"] == case["id"] and again["status"] == "complete"
+    [pointer] = outbox(desk, "roadmap_to_ministry")
+    text = body_text(pointer["raw"])
+    assert "資源エネルギー庁へご提出ください" in text and "末尾の改訂回数を含む" in text

@@ -144,13 +144,14 @@ class RoadmapRevisionReply:
 
     @staticmethod
     def _sent_here_instead_of_the_ministry(target: dict[str, Any] | None, mail: Any) -> bool:
-        """A roadmap mailed again after the desk accepted the revised one: the ministry's
-        correction (seed 004 §3.1.3–3.1.4), which goes back to 資源エネルギー庁, not here."""
-        return bool(
-            target
-            and target["status"] == Status.COMPLETE
-            and target["data"].get("answer") == "revised"
-            and spreadsheets(mail)
+        """A roadmap mailed again after the desk accepted the revised one, or after the ministry
+        asked an 「改訂なし」 provider to revise: the ministry's correction (seed 004 §3.1.3–3.1.4),
+        which goes back to 資源エネルギー庁, not here."""
+        if not (target and target["status"] == Status.COMPLETE and spreadsheets(mail)):
+            return False
+        answer = target["data"].get("answer")
+        return answer == "revised" or bool(
+            answer == "unrevised" and target["data"].get("ministry_correction")
         )
 
     @staticmethod
@@ -170,7 +171,11 @@ class RoadmapRevisionReply:
                 Reply(
                     "roadmap_to_ministry",
                     "roadmap_to_ministry",
-                    {"attachment_names": names, "revision": target["data"].get("revision")},
+                    {
+                        "attachment_names": names,
+                        "revision": target["data"].get("revision"),
+                        "answer": target["data"].get("answer"),
+                    },
                 )
             ],
             events=[("roadmap_sent_here_for_the_ministry", {"attachments": names})],
