@@ -6,6 +6,7 @@ templates are not HTML and are not escaped, and their subject is made single-lin
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,22 @@ HONORIFICS = ("御中", "様", "殿", "さま")
 
 
 def is_organisation(name: str) -> bool:
-    """A company or a department (阿部 or 室井 are people: a department is known by its end)."""
+    """A company or a department, and nobody named beside it: 「新規参入株式会社 総務部」 is one,
+    「株式会社髙橋電力 髙橋一郎」 names a person (様). 阿部 or 室井 are people: a department is
+    known by its ending."""
     bare = _bare(name)
-    return bare.endswith(ORGANISATION_ENDINGS) or any(
-        marker.lower() in bare.lower() for marker in ORGANISATION_MARKERS
+    if bare.isascii():
+        return _organisation_part(bare)
+    parts = [p for p in _NAME_PARTS.split(bare) if p]
+    return bool(parts) and all(_organisation_part(p) for p in parts)
+
+
+_NAME_PARTS = re.compile(r"[\s／/()（）]+")
+
+
+def _organisation_part(part: str) -> bool:
+    return part.endswith(ORGANISATION_ENDINGS) or any(
+        marker.lower() in part.lower() for marker in ORGANISATION_MARKERS
     )
 
 

@@ -24,6 +24,7 @@ from mailbot.context import Context
 from mailbot.decisions import decide
 from mailbot.outbound import roadmap_targets
 from mailbot.registers import RegisterImportError, import_operators, import_sources
+from mailbot.render import addressee
 from mailbot.report import build_report, write_xlsx
 from mailbot.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.runner import process_pending
@@ -749,3 +750,27 @@ def test_a_roadmap_revised_on_the_ministrys_request_goes_to_the_ministry(desk: C
     [pointer] = outbox(desk, "roadmap_to_ministry")
     text = body_text(pointer["raw"])
     assert "資源エネルギー庁へご提出ください" in text and "末尾の改訂回数を含む" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "person", "opening"),
+    [
+        # 「電力広域的運営推進機関 運用部 マスタ担当 御中」 (seed 000 申請メール記載例)
+        (
+            "電力広域的運営推進機関 運用部 マスタ担当",
+            None,
+            "電力広域的運営推進機関 運用部 マスタ担当 御中",
+        ),
+        # 「事業者名 AAAA株式会社 御中」 (seed 004 図2-6)
+        ("AAAA株式会社", None, "AAAA株式会社 御中"),
+        ("AAAA株式会社", "髙橋 一郎", "AAAA株式会社\n髙橋 一郎 様"),
+        ("株式会社髙橋電力 髙橋一郎", None, "株式会社髙橋電力 髙橋一郎 様"),
+        ("阿部 太郎", None, "阿部 太郎 様"),
+        ("ABC Energy Co., Ltd.", None, "ABC Energy Co., Ltd. 御中"),
+        ("田中様", None, "田中様"),
+        ("AAAA株式会社 御中", "佐藤", "AAAA株式会社\n佐藤 様"),
+        ("", None, "ご担当者様"),
+    ],
+)
+def test_onchu_for_organisations_sama_for_people_never_both(name, person, opening):
+    assert addressee(name, person) == opening
