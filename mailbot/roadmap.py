@@ -123,7 +123,7 @@ def file_name_problems(
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名が{rules.max_file_name_length}文字を超えています。電源等の名称を短縮してください{example}。",
+                f"ファイル名が{rules.max_file_name_length}文字を超えております。電源等の名称を短縮してください{example}。",
             )
         )
     if int(match["rev"]) != revision:

@@ -421,7 +421,14 @@ def test_one_sender_name_and_one_honorific_in_every_reply(desk: Context):
     assert correction.startswith("髙橋 一郎 様")
 
 
-PLAIN_FORMS = ("ていません", "がありません", "ではありません", "一致しません", "記載してください")
+PLAIN_FORMS = (
+    "ていません",
+    "がありません",
+    "ではありません",
+    "一致しません",
+    "記載してください",
+    "されています",
+)
 
 
 def test_problem_lines_keep_the_same_keigo_as_the_mail(desk: Context):

@@ -50,7 +50,7 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
         problems.append(
             Problem(
                 "参加区分",
-                f"本文に参加区分が複数記載されています（{'、'.join(categories)}）。"
+                f"本文に参加区分が複数記載されております（{'、'.join(categories)}）。"
                 "1回のお申込みにつき1つをご記載ください。",
             )
         )
