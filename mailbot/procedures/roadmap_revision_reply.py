@@ -231,9 +231,10 @@ class RoadmapRevisionReply:
             raise DecisionError(
                 f"{action}: not an action here (use: {', '.join(self.actions)}; the assessment is `mailbot assess roadmap`)"
             )
-        if case["data"].get("answer") is None:
+        if case["data"].get("answer") is None or case["status"] == Status.CLOSED:
             raise DecisionError(
-                f"case is {case['status']}: the ministry's request follows an answer"
+                f"case is {case['status']}: the ministry's request follows an answer and comes"
+                " before the assessment"
             )
         return Outcome(
             status=case["status"],
