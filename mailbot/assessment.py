@@ -16,7 +16,8 @@ from typing import Any
 from mailbot.errors import MailbotError
 from mailbot.market import Market
 
-EARLIEST_START_FY = 2026
+# 「2026年度以前への制度適用期間の前倒しはできません。」 (seed 004 §2.1 注1): FY2027 at the earliest.
+EARLIEST_START_FY = 2027
 MAIN_RATE_PERCENT = 5
 ADDITIONAL_RATE_PERCENT = 10
 
@@ -51,6 +52,17 @@ class SupplyStartAssessment:
     changed_on: date
     direction: str  # 後ろ倒し | 前倒し
     impacts: tuple[CurveImpact, ...]
+    replaced_kw: int = 0
+
+    @property
+    def period_start_fy(self) -> int:
+        """The first year of the 制度適用期間 after the change: never before FY2027."""
+        return max(self.to_fy, EARLIEST_START_FY)
+
+    @property
+    def held_at_earliest(self) -> bool:
+        """An earlier start was asked than the 制度適用期間 may move to (注1)."""
+        return self.to_fy < EARLIEST_START_FY
 
     @property
     def result(self) -> str:
@@ -65,6 +77,7 @@ class SupplyStartAssessment:
         data["changed_on"] = self.changed_on.isoformat()
         data["result"] = self.result
         data["total_penalty_yen"] = self.total_penalty_yen
+        data["period_start_fy"] = self.period_start_fy
         return data
 
 
@@ -79,26 +92,31 @@ def assess_supply_start(
     from_fy: int,
     to_fy: int,
     changed_on: date,
+    replaced_kw: int = 0,
 ) -> SupplyStartAssessment:
+    """`replaced_kw`: capacity moved to another source by 電源差替, left out of the 契約容量 the
+    penalty counts (図2-2 ※2: 「電源差替を行った場合は、差替を行った容量を除く」)."""
     if to_fy == from_fy:
         raise AssessmentError(f"the start stays in FY{from_fy}: nothing to assess")
-    if to_fy < EARLIEST_START_FY:
-        raise AssessmentError(
-            f"a start cannot be moved earlier than FY{EARLIEST_START_FY} (asked: FY{to_fy})"
-        )
     area = str(source.get("area") or "")
-    capacity = int(source.get("capacity_kw") or 0)
+    contracted = int(source.get("capacity_kw") or 0)
+    if not 0 <= replaced_kw <= contracted:
+        raise AssessmentError(
+            f"差替 capacity {replaced_kw:,} kW is not between 0 and the 契約容量 {contracted:,} kW"
+        )
+    capacity = contracted - replaced_kw
     round_year = int(source.get("auction_year") or 0)
-    if capacity <= 0:
+    if contracted <= 0:
         raise AssessmentError(f"{source['source_id']}: 契約容量(kW) is missing in the register")
     common = {
         "source_id": source["source_id"],
         "area": area,
         "auction_year": round_year,
-        "capacity_kw": capacity,
+        "capacity_kw": contracted,
         "from_fy": from_fy,
         "to_fy": to_fy,
         "changed_on": changed_on,
+        "replaced_kw": replaced_kw,
     }
     if to_fy < from_fy:
         return SupplyStartAssessment(**common, direction="前倒し", impacts=())

@@ -15,6 +15,7 @@ from mailbot.context import Context
 from mailbot.errors import MailbotError
 from mailbot.mail import Mail
 from mailbot.parse import parse
+from mailbot.procedures.base import remarks_of
 from mailbot.states import status_label
 from mailbot.text import format_case_number
 
@@ -75,6 +76,8 @@ def case_text(ctx: Context, case_id: int) -> str:
     lines += [f"  {label}: {value}" for label, value in facts if value]
     for problem in case["problems"]:
         lines.append(f"  不備: {problem['field']}: {problem['message']}")
+    for remark in remarks_of(case):
+        lines.append(f"  備考（担当者のみ）: {remark['field']}: {remark['message']}")
     received = ctx.store.execute(
         "SELECT raw, mailbox, received_at, state, outcome FROM messages"
         " WHERE case_id = ? ORDER BY id",

@@ -35,6 +35,7 @@ from mailbot.errors import (
 )
 from mailbot.mailboxes.maildir import deliver
 from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
+from mailbot.procedures.base import remarks_of
 from mailbot.readout import as_text, read_out
 from mailbot.registers import import_operators, import_sources
 from mailbot.runner import process_pending, run_forever, run_once
@@ -94,6 +95,7 @@ def case_json(case: dict[str, Any]) -> dict[str, Any]:
     out = {key: case.get(key) for key in CASE_FIELDS}
     out["number"] = format_case_number(case["id"])
     out["owner"] = case.get("owner")
+    out["remarks"] = remarks_of(case)
     return out
 
 
@@ -389,6 +391,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
             parse_day(args.applied_on, "--applied-on") if args.applied_on else None,
             by=staff_name(args.by),
             reassessment=args.reassessment,
+            replaced_kw=args.replaced_kw,
         )
         when = _send_notice(ctx, issued.case_id)
     finally:
@@ -405,6 +408,8 @@ def cmd_assess(args: argparse.Namespace) -> int:
             for i in a.impacts
         ),
     )
+    if a.held_at_earliest:
+        print(f"note: the 制度適用期間 stays at FY{a.period_start_fy} (seed 004 §2.1 注1)")
     print(f"total penalty: {a.total_penalty_yen:,} yen; the notice {when}")
     if issued.example_market:
         print("warning: rules/market.toml carries EXAMPLE values (example = true)")
@@ -688,7 +693,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--from-fy", type=int, required=True, help="start fiscal year before the change")
     r.add_argument("--to-fy", type=int, required=True, help="start fiscal year after the change")
     r.add_argument("--changed-on", required=True, help="the day the change was made (変更申請日)")
-    r.add_argument("--applied-on", help="運用年月 shown on the notice (default: --changed-on)")
+    r.add_argument("--applied-on", help="運用年月 shown on the notice (図2-6; － when not given)")
+    r.add_argument(
+        "--replaced-kw",
+        type=int,
+        default=0,
+        help="capacity moved by 電源差替, left out of the penalty's 契約容量 (図2-2 ※2)",
+    )
     r.add_argument("--reassessment", action="store_true", help="after an accepted objection")
     r.add_argument("--by", help="staff name for the history")
     r.set_defaults(func=cmd_assess)

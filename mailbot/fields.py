@@ -216,12 +216,12 @@ def check_operator_name(value: object) -> str | None:
     text = value.strip() if isinstance(value, str) else None
     if not text:
         return (
-            "事業者名称が記載されていません。参加登録時に記入予定の事業者名称を記載してください。"
+            "事業者名称が記載されておりません。参加登録時に記入予定の事業者名称をご記載ください。"
         )
     width = name_width(text)
     if width > OPERATOR_NAME_MAX_WIDTH:
         return (
-            "事業者名称は全角25文字（すべて半角の場合は50文字）以内で記載してください"
+            "事業者名称は全角25文字（すべて半角の場合は50文字）以内でご記載ください"
             f"（記載内容は全角換算で{width / 2:g}文字です）。"
         )
     return None
@@ -235,12 +235,12 @@ def check_short_name(value: object) -> str | None:
     as written (what Excel's LEN shows), not by width."""
     text = value.strip() if isinstance(value, str) else None
     if not text:
-        return "事業者名略称が記載されていません。末尾に「_容」を付けた略称を記載してください（例：広域機関_容）。"
+        return "事業者名略称が記載されておりません。末尾に「_容」を付けた略称をご記載ください（例：広域機関_容）。"
     problems = []
     if not unicodedata.normalize("NFKC", text).endswith(SHORT_NAME_SUFFIX):
         problems.append("末尾に「_容」を付けてください（例：広域機関_容）")
     if len(text) > SHORT_NAME_MAX_CHARS:
-        problems.append(f"最大10文字で記載してください（記載内容は{len(text)}文字です）")
+        problems.append(f"最大10文字でご記載ください（記載内容は{len(text)}文字です）")
     if not problems:
         return None
     return "事業者名略称は、" + "。また、".join(problems) + "。"
@@ -262,11 +262,9 @@ def normalise_postal_code(value: object) -> str | None:
 
 def check_postal_code(value: object) -> str | None:
     if _text(value) is None:
-        return "郵便番号が記載されていません。「123-4567」の形式で記載してください。"
+        return "郵便番号が記載されておりません。「123-4567」の形式でご記載ください。"
     if normalise_postal_code(value) is None:
-        return (
-            "郵便番号は「123-4567」の形式（半角数字7桁、3桁目の後にハイフン）で記載してください。"
-        )
+        return "郵便番号は「123-4567」の形式（半角数字7桁、3桁目の後にハイフン）でご記載ください。"
     return None
 
 
@@ -290,9 +288,9 @@ def normalise_phone(value: object) -> str | None:
 
 def check_phone(value: object, label: str = "連絡者電話番号", required: bool = True) -> str | None:
     if _text(value) is None:
-        return f"{label}が記載されていません。" if required else None
+        return f"{label}が記載されておりません。" if required else None
     if normalise_phone(value) is None:
-        return f"{label}は市外局番から、半角数字とハイフンで記載してください（例：03-1234-5678）。"
+        return f"{label}は市外局番から、半角数字とハイフンでご記載ください（例：03-1234-5678）。"
     return None
 
 
@@ -321,9 +319,9 @@ def is_email(text: object) -> bool:
 
 def check_email(value: object, label: str = "連絡者メール") -> str | None:
     if _text(value) is None:
-        return f"{label}が記載されていません。"
+        return f"{label}が記載されておりません。"
     if normalise_email(value) is None:
-        return f"{label}のメールアドレスの形式に誤りがあります。半角英数字でご確認のうえ記載してください。"
+        return f"{label}のメールアドレスの形式に誤りがございます。半角英数字でご確認のうえご記載ください。"
     return None
 
 

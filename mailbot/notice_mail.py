@@ -45,6 +45,8 @@ class NoticeRequest:
     data: dict[str, Any]
     actor: str
     upload_reminder: bool = False
+    upload_file_name: str = ""
+    ministry_corrected: bool = False
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -93,6 +95,8 @@ def plan_notice(ctx: Context, request: NoticeRequest) -> tuple[int, int]:
             "objection_deadline_hint": deadline_hint(ctx, now),
             "objection_subject": request.objection_subject,
             "upload_reminder": request.upload_reminder,
+            "upload_file_name": request.upload_file_name,
+            "ministry_corrected": request.ministry_corrected,
         },
         attachments=(
             OutgoingAttachment(

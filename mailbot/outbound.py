@@ -15,6 +15,7 @@ from mailbot.context import Context
 from mailbot.errors import MailbotError
 from mailbot.planner import Thread, apply_outcome
 from mailbot.procedures.base import Outcome, Reply
+from mailbot.registers import is_roadmap_category
 from mailbot.registers import source as find_source
 from mailbot.roadmap import expected_file_name, load_roadmap_rules
 from mailbot.states import Status
@@ -46,7 +47,7 @@ def roadmap_targets(ctx: Context) -> list[dict[str, Any]]:
     rows = ctx.store.execute(
         "SELECT * FROM sources WHERE roadmap_target = 1 ORDER BY source_id"
     ).fetchall()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in rows if is_roadmap_category(r["category"])]
 
 
 def start_roadmap_campaign(

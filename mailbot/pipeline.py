@@ -196,11 +196,17 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
             received_at=datetime.fromisoformat(stored.received_at),
             mailbox_address=stored.mailbox,
         )
+        finished = case is not None and case["status"] in (Status.CLOSED, Status.IGNORED)
         if dmarc_failed(mail):
+            checked = handler.check(incoming, ctx, None if finished else case)
             outcome = held(
-                case, "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）", answer=False
+                case,
+                "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）",
+                answer=False,
+                problems=checked.problems,
+                data=checked.data,
             )
-        elif case is not None and case["status"] in (Status.CLOSED, Status.IGNORED):
+        elif finished:
             outcome = held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
         else:
             outcome = handler.check(incoming, ctx, case)

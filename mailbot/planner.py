@@ -20,7 +20,9 @@ from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
 
-AUTOMATIC_KINDS = frozenset({"receipt", "correction", "guidance", "held", "refusal"})
+AUTOMATIC_KINDS = frozenset(
+    {"receipt", "correction", "guidance", "held", "refusal", "roadmap_to_ministry"}
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def base_context(ctx: Context, case: dict[str, Any], thread: Thread) -> dict[str
         "recipient_name": thread.recipient_name,
         "original_subject": thread.subject,
         "now": ctx.now(),
+        "sender_name": ctx.config.outgoing.from_name,
         "addresses": {box.local_part: box.address for box in ctx.config.mailboxes},
         "accepted_subjects": [
             {"name": rule.name, "subject": rule.subject, "address": ctx.address_for(rule.mailbox)}

@@ -17,6 +17,7 @@ from typing import Any
 
 from mailbot.console import progress
 from mailbot.errors import MailbotError
+from mailbot.fields import participation_category
 from mailbot.store import Store
 from mailbot.text import nfkc
 
@@ -154,6 +155,14 @@ def import_operators(store: Store, path: Path, now: datetime) -> ImportSummary:
     return _upsert(store, "operators", "code", prepared, now)
 
 
+ROADMAP_CATEGORY = "安定電源"
+
+
+def is_roadmap_category(category: object) -> bool:
+    """「…改修を行う安定電源」 (seed 004 §3 <対象電源>): a roadmap target is a 安定電源."""
+    return participation_category(category) == ROADMAP_CATEGORY
+
+
 def import_sources(store: Store, path: Path, now: datetime) -> ImportSummary:
     rows = read_table(path)
     prepared = []
@@ -162,6 +171,12 @@ def import_sources(store: Store, path: Path, now: datetime) -> ImportSummary:
         row["operator_code"] = nfkc(row["operator_code"]).upper()
         row["contact_email"] = (row["contact_email"] or "").lower()
         row["roadmap_target"] = 1 if row["roadmap_target"] else 0
+        if row["roadmap_target"] and not is_roadmap_category(row.get("category")):
+            raise RegisterImportError(
+                f"{path}: row {number}: ロードマップ対象 = 1 but 容量を提供する電源等の区分 is "
+                f"{row.get('category') or 'empty'!r}: only 安定電源 of the kinds in seed 004 §3 "
+                "<対象電源> are roadmap targets"
+            )
         prepared.append(row)
     return _upsert(store, "sources", "source_id", prepared, now)
 

@@ -6,6 +6,7 @@ templates are not HTML and are not escaped, and their subject is made single-lin
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,97 @@ def slash_date(value: date | datetime | str | None) -> str:
     return f"{value:%Y/%m/%d}"
 
 
+ORGANISATION_MARKERS = (
+    "株式会社",
+    "有限会社",
+    "合同会社",
+    "合資会社",
+    "合名会社",
+    "法人",
+    "機構",
+    "組合",
+    "協会",
+    "事業者",
+    "㈱",
+    "㈲",
+    "(株)",
+    "（株）",
+    "(有)",
+    "（有）",
+    "電力",
+    "エナジー",
+    "エネルギー",
+    "ガス",
+    "Co.",
+    "Ltd",
+    "Inc",
+    "Corp",
+    "K.K.",
+    "LLC",
+    "GmbH",
+)
+ORGANISATION_ENDINGS = (
+    "部",
+    "課",
+    "室",
+    "係",
+    "担当",
+    "窓口",
+    "センター",
+    "事務局",
+    "グループ",
+    "チーム",
+)
+HONORIFICS = ("御中", "様", "殿", "さま")
+
+
+def is_organisation(name: str) -> bool:
+    """A company or a department, and nobody named beside it: 「新規参入株式会社 総務部」 is one,
+    「株式会社髙橋電力 髙橋一郎」 names a person (様). 阿部 or 室井 are people: a department is
+    known by its ending."""
+    bare = _bare(name)
+    if bare.isascii():
+        return _organisation_part(bare)
+    parts = [p for p in _NAME_PARTS.split(bare) if p]
+    return bool(parts) and all(_organisation_part(p) for p in parts)
+
+
+_NAME_PARTS = re.compile(r"[\s／/()（）]+")
+
+
+def _organisation_part(part: str) -> bool:
+    return part.endswith(ORGANISATION_ENDINGS) or any(
+        marker.lower() in part.lower() for marker in ORGANISATION_MARKERS
+    )
+
+
+def addressee(name: str | None, person: str | None = None) -> str:
+    """The opening address as the operator's staff write it: 「会社名 御中」 for an
+    organisation, 「氏名 様」 for a person, 「会社名」 over 「氏名 様」 when both are known — never
+    御中 and 様 together, and never a second honorific after one the name already carries."""
+    name = (name or "").strip()
+    person = (person or "").strip()
+    if person and person != name:
+        top = _bare(name)
+        return f"{top}\n{_with_honorific(person, '様')}" if top else _with_honorific(person, "様")
+    if not name:
+        return "ご担当者様"
+    return _with_honorific(name, "御中" if is_organisation(name) else "様")
+
+
+def _bare(name: str) -> str:
+    for honorific in HONORIFICS:
+        if name.endswith(honorific):
+            return name.removesuffix(honorific).rstrip()
+    return name
+
+
+def _with_honorific(name: str, honorific: str) -> str:
+    if name.endswith(HONORIFICS):
+        return name
+    return f"{name} {honorific}"
+
+
 class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.env = jinja2.Environment(
@@ -54,6 +146,7 @@ class Renderer:
         self.env.filters["jdatetime"] = jdatetime
         self.env.filters["slash_date"] = slash_date
         self.env.filters["yen"] = lambda n: f"{int(n):,}"
+        self.env.filters["addressee"] = addressee
 
     def mail(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
         """(subject, body) of `templates/mail/<name>.txt.j2`."""

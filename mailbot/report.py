@@ -24,6 +24,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from mailbot.config import TEMPLATES_DIR
 from mailbot.context import Context
 from mailbot.procedures import registry
+from mailbot.procedures.base import remarks_of
 from mailbot.registers import operator as find_operator
 from mailbot.states import LABELS, Status, action_label, allowed_actions
 from mailbot.text import format_case_number
@@ -149,7 +150,13 @@ def build_report(ctx: Context) -> Report:
                 received=received,
                 age_days=(today - received.date()).days if received else 0,
                 status_name=LABELS[Status(case["status"])],
-                missing="\n".join(f"{p['field']}: {p['message']}" for p in case["problems"]),
+                missing="\n".join(
+                    [f"{p['field']}: {p['message']}" for p in case["problems"]]
+                    + [
+                        f"【備考・担当者のみ】{r['field']}: {r['message']}"
+                        for r in remarks_of(case)
+                    ]
+                ),
                 due=due,
                 days_left=days_left(due) if due else None,
                 actions=allowed_actions(tuple(handler.actions), case["status"]) if handler else (),

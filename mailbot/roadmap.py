@@ -18,6 +18,13 @@ from mailbot.text import nfkc
 from mailbot.workbook import Grid, label_key, label_stem
 
 FILE_LABEL = "改訂後の脱炭素化ロードマップ"
+# A column heading is a short cell: 「年度 (応札年度)」 filled in as 「2023年度(応札年度)」 (図3-3).
+COLUMN_HEADING_MAX = 30
+# Characters a premise sentence must carry besides keywords and punctuation to be an item.
+PREMISE_CONTENT_MIN = 4
+_HEADING = re.compile(r"[<＜]\s*前提条件\s*[>＞]")
+_SENTENCE = re.compile(r"[\n。．・／;；]")
+_FILLER = re.compile(r"[\s、，,:：()（）「」『』\[\]【】<>＜＞\-・/]")
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class RoadmapRules:
     columns: tuple[str, ...]
     rows: tuple[str, ...]
     premises: tuple[tuple[str, tuple[str, ...]], ...]
+    premise_wordings: tuple[str, ...]
     reminder_business_days_before_deadline: int
     mismatch_reminder_business_days: int
 
@@ -45,6 +53,9 @@ def load_roadmap_rules(path: Path) -> RoadmapRules:
             columns=tuple(d["columns"]),
             rows=tuple(d["rows"]),
             premises=tuple((p["item"], tuple(p["keywords"])) for p in d["premises"]),
+            premise_wordings=tuple(
+                w for p in d["premises"] for w in (p.get("as_written"), p["item"]) if w
+            ),
             reminder_business_days_before_deadline=int(d["reminder_business_days_before_deadline"]),
             mismatch_reminder_business_days=int(d["mismatch_reminder_business_days"]),
         )
@@ -80,7 +91,8 @@ def file_name_problems(
         return [
             Problem(
                 "ファイル名",
-                f"ファイル名が命名規則「L{{応札年度}}_{{事業者コード}}_{{電源等の名称}}_D3_R{{改訂回数}}」に沿っていません{example}。",
+                "ファイル名が命名規則（オークション実施年度「L＋応札年度（西暦4桁）」_事業者コード_"
+                f"電源等の名称_D3_改訂回数「R＋回数」）に沿っておりません{example}。",
             )
         ]
     p: list[Problem] = []
@@ -88,14 +100,14 @@ def file_name_problems(
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名のオークション実施年度（L{match['year']}）が応札年度 {auction_year} と一致しません{example}。",
+                f"ファイル名のオークション実施年度（L{match['year']}）が応札年度 {auction_year} と一致しておりません{example}。",
             )
         )
     if match["code"] != code:
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名の事業者コード（{match['code']}）が {code} と一致しません{example}。",
+                f"ファイル名の事業者コード（{match['code']}）が {code} と一致しておりません{example}。",
             )
         )
     name = match["name"]
@@ -104,14 +116,14 @@ def file_name_problems(
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しません{example}。",
+                f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しておりません{example}。",
             )
         )
     if len(stem) > rules.max_file_name_length:
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名が{rules.max_file_name_length}文字を超えています。電源等の名称を短縮してください{example}。",
+                f"ファイル名が{rules.max_file_name_length}文字を超えております。電源等の名称を短縮してください{example}。",
             )
         )
     if int(match["rev"]) != revision:
@@ -134,16 +146,21 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
         if best is None or score > best[0]:
             best = (score, grid)
     if best is None:
-        return [Problem(FILE_LABEL, "脱炭素化ロードマップのシートが見つかりません。")]
+        return [Problem(FILE_LABEL, "脱炭素化ロードマップのシートが見当たりません。")]
     grid = best[1]
     stems = {label_stem(v).strip("<>＜＞") for v in grid.cells.values() if isinstance(v, str)}
+    headings = [label_key(str(v)) for v in grid.cells.values() if len(str(v)) <= COLUMN_HEADING_MAX]
     p: list[Problem] = []
-    missing_cols = [h for h in rules.columns if nfkc(h) not in stems]
+    missing_cols = [
+        h
+        for h in rules.columns
+        if nfkc(h) not in stems and not any(label_key(h) in cell for cell in headings)
+    ]
     if missing_cols:
         p.append(
             Problem(
                 FILE_LABEL,
-                f"指定様式の列（{'、'.join(missing_cols)}）が見つかりません。指定様式をご使用ください。",
+                f"指定様式の列（{'、'.join(missing_cols)}）が見当たりません。指定様式をご使用ください。",
             )
         )
     missing_rows = [h for h in rules.rows if not _row_cells(grid, h)]
@@ -151,13 +168,10 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
         p.append(
             Problem(
                 FILE_LABEL,
-                f"指定様式の行（{'、'.join('<' + r + '>' for r in missing_rows)}）が見つかりません。指定様式をご使用ください。",
+                f"指定様式の行（{'、'.join('<' + r + '>' for r in missing_rows)}）が見当たりません。指定様式をご使用ください。",
             )
         )
-    premise_text = _row_text(grid, "前提条件")
-    uncovered = [
-        item for item, words in rules.premises if not any(nfkc(w) in premise_text for w in words)
-    ]
+    uncovered = uncovered_premises(rules, _row_text(grid, "前提条件"))
     if "前提条件" not in missing_rows and uncovered:
         p.append(
             Problem(
@@ -167,6 +181,29 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
             )
         )
     return p
+
+
+def uncovered_premises(rules: RoadmapRules, text: str) -> list[str]:
+    """The 図3-3 minimum items with no content: an item is covered by a sentence that names it
+    (one of its keywords) and says something more than keywords. The ‹前提条件› heading, the
+    form's own 注 and the items' own wording copied back are not content."""
+    text = _HEADING.sub("\n", nfkc(text))
+    for wording in sorted(rules.premise_wordings, key=len, reverse=True):
+        text = text.replace(nfkc(wording), "\n")
+    every_keyword = sorted({nfkc(w) for _item, words in rules.premises for w in words}, key=len)
+    sentences = [s for s in _SENTENCE.split(text) if "最低限記載" not in s]
+
+    def says_more(sentence: str) -> bool:
+        rest = sentence
+        for word in reversed(every_keyword):
+            rest = rest.replace(word, "")
+        return len(_FILLER.sub("", rest)) >= PREMISE_CONTENT_MIN
+
+    return [
+        item
+        for item, words in rules.premises
+        if not any(says_more(s) for s in sentences if any(nfkc(w) in s for w in words))
+    ]
 
 
 def _row_cells(grid: Grid, heading: str) -> list[int]:

@@ -8,12 +8,14 @@ becomes the source's current R number, so next year's answer must carry R+1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mailbot.context import Context
 from mailbot.errors import DecisionError
 from mailbot.notice_mail import NOTES, NoticeRequest, next_notice_number, plan_notice, source_rows
 from mailbot.notice_pdf import NoticeDocument
 from mailbot.registers import source as find_source
+from mailbot.roadmap import expected_file_name, load_roadmap_rules
 from mailbot.states import Status
 from mailbot.text import format_case_number
 
@@ -98,7 +100,21 @@ def issue_roadmap_notice(
                 data={"notice_number": number, "roadmap_result": outcome},
                 actor=f"staff:{by}",
                 upload_reminder=upload,
+                upload_file_name=_latest_file_name(ctx, source, case) if upload else "",
+                ministry_corrected=bool(case["data"].get("ministry_correction")),
                 events=events,
             ),
         )
     return IssuedRoadmapNotice(notice_case, notice_id, number, outcome, upload)
+
+
+def _latest_file_name(ctx: Context, source: dict[str, Any], case: dict[str, Any]) -> str:
+    """The name 表3-4 gives the latest roadmap: L{応札年度}_{事業者コード}_{電源等の名称}_D3_R{n}."""
+    rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    return expected_file_name(
+        rules,
+        int(source.get("auction_year") or 0),
+        source["operator_code"],
+        source.get("name") or "",
+        int(case["data"].get("revision") or 1),
+    )

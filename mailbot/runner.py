@@ -12,6 +12,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -57,18 +58,18 @@ def open_mailbox(box: MailboxConfig) -> Mailbox:
 def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
     """Store every waiting message, committing each batch before acking it."""
     new = 0
-    batch: list[tuple[str, bytes]] = []
+    batch: list[tuple[str, bytes, datetime | None]] = []
 
     def commit() -> None:
         nonlocal new
         if batch:
             new += store.save_raw(mailbox.address, batch, now_fn())
-            mailbox.ack([key for key, _ in batch])
+            mailbox.ack([key for key, _, _ in batch])
             batch.clear()
 
     size = 0
     for message in mailbox.fetch():
-        batch.append((message.key, message.data))
+        batch.append((message.key, message.data, message.arrived_at))
         size += len(message.data)
         if len(batch) >= STORE_BATCH or size >= BATCH_BYTES:
             commit()

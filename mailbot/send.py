@@ -18,6 +18,7 @@ from typing import Protocol
 
 import aiosmtplib
 
+from mailbot.compose import stamp_date
 from mailbot.config import OutgoingConfig
 from mailbot.context import Context
 from mailbot.errors import PermanentSendError, SendError, TransientSendError
@@ -173,7 +174,11 @@ def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, i
         if not rows:
             return sent, failed
         recorder = _Recorder(ctx, rows)
-        sender.send_many([(r["message_id"], r["recipient"], r["raw"]) for r in rows], recorder)
+        handed_over = ctx.now()
+        sender.send_many(
+            [(r["message_id"], r["recipient"], stamp_date(r["raw"], handed_over)) for r in rows],
+            recorder,
+        )
         sent += recorder.sent
         failed += recorder.failed
         if len(rows) < batch or recorder.failed:

@@ -3,7 +3,8 @@
 Raw bytes are committed before a mailbox is told to ack them; a case change, its events and the
 replies it plans are written in one transaction (`Store.transaction`). The schema carries a
 version (`PRAGMA user_version`) and moves forward only through the ordered `MIGRATIONS`.
-This module never sends mail and never parses it.
+This module never sends mail and never parses it (beyond `mailbot.arrival`'s look at the
+topmost Received header when the mailbox gave no arrival time).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
+from mailbot.arrival import arrival_time
 from mailbot.errors import StoreError
 
 MIGRATIONS: list[str] = [
@@ -211,6 +213,10 @@ def _now_text(now: datetime) -> str:
     return now.isoformat(timespec="seconds")
 
 
+def _delivered(item: tuple[str, bytes] | tuple[str, bytes, datetime | None]) -> datetime | None:
+    return item[2] if len(item) > 2 else None  # type: ignore[misc]
+
+
 @dataclass(frozen=True)
 class StoredMessage:
     id: int
@@ -297,11 +303,21 @@ class Store:
 
     # raw messages
 
-    def save_raw(self, mailbox: str, items: list[tuple[str, bytes]], now: datetime) -> int:
-        """Store raw messages (key, bytes) of one mailbox; known keys are left as they are.
+    def save_raw(
+        self,
+        mailbox: str,
+        items: Sequence[tuple[str, bytes] | tuple[str, bytes, datetime | None]],
+        now: datetime,
+    ) -> int:
+        """Store raw messages (key, bytes[, when the mailbox received it]) of one mailbox; known
+        keys are left as they are. `received_at` is the arrival (`mailbot.arrival`), not `now`.
         Returns how many were new. Committed when this returns."""
-        small = [(key, data) for key, data in items if len(data) < BLOB_IO_BYTES]
-        large = [(key, data) for key, data in items if len(data) >= BLOB_IO_BYTES]
+        timed = [
+            (item[0], item[1], _now_text(arrival_time(item[1], _delivered(item), now)))
+            for item in items
+        ]
+        small = [item for item in timed if len(item[1]) < BLOB_IO_BYTES]
+        large = [item for item in timed if len(item[1]) >= BLOB_IO_BYTES]
         try:
             return self._save_raw(mailbox, small, large, now)
         except sqlite3.Error as exc:
@@ -310,13 +326,13 @@ class Store:
     def _save_raw(
         self,
         mailbox: str,
-        small: list[tuple[str, bytes]],
-        large: list[tuple[str, bytes]],
+        small: list[tuple[str, bytes, str]],
+        large: list[tuple[str, bytes, str]],
         now: datetime,
     ) -> int:
         rows = [
-            (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, _now_text(now))
-            for key, data in small
+            (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, arrived)
+            for key, data, arrived in small
         ]
         with self.transaction():
             before = self.conn.total_changes
@@ -325,7 +341,7 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            for key, data in large:
+            for key, data, arrived in large:
                 cur = self.conn.execute(
                     "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
                     " VALUES (?, ?, ?, ?, zeroblob(?), ?)",
@@ -335,7 +351,7 @@ class Store:
                         hashlib.sha256(data).hexdigest(),
                         len(data),
                         len(data),
-                        _now_text(now),
+                        arrived,
                     ),
                 )
                 if cur.rowcount:

@@ -37,36 +37,32 @@ class IssuedNotice:
     example_market: bool
 
 
-def _yen(value: int) -> str:
-    return f"{value:,}円"
-
-
-def detail_rows(a: SupplyStartAssessment, applied_on: date) -> tuple[tuple[str, ...], ...]:
+def detail_rows(a: SupplyStartAssessment, applied_on: date | None) -> tuple[tuple[str, ...], ...]:
+    """図2-6's ■アセスメント結果詳細: 変更申請日, 運用年月, 変更区分 and the effect on each curve.
+    No money: the seed's notice shows none (the penalty is for staff, `mailbot assess`)."""
     rows: list[tuple[str, ...]] = [
         ("変更申請日", f"{a.changed_on:%Y/%m/%d}"),
-        ("運用年月", f"{applied_on:%Y/%m/%d}"),
+        ("運用年月", f"{applied_on:%Y/%m/%d}" if applied_on else "－"),
         ("変更区分", a.direction),
-        ("変更前の供給力提供開始時期", f"{a.from_fy}年度"),
-        ("変更後の供給力提供開始時期", f"{a.to_fy}年度"),
     ]
-    if a.impacts:
-        rows.append(("供給曲線への影響有無", "対象実需給年度", "影響有無", "経済的ペナルティ"))
-        for impact in a.impacts:
-            penalty = (
-                f"{_yen(impact.price)}/kW×{a.capacity_kw:,}kW×{impact.rate_percent}%"
-                f"＝{_yen(impact.penalty_yen)}"
-                if impact.affected
-                else "－"
+    if a.held_at_earliest:
+        rows.append(
+            (
+                "制度適用期間",
+                f"{a.period_start_fy}年度から（{a.period_start_fy - 1}年度以前への"
+                "制度適用期間の前倒しはできません）",
             )
+        )
+    if a.impacts:
+        rows.append(("供給曲線への影響有無", "対象実需給年度", "影響有無"))
+        for impact in a.impacts:
             rows.append(
                 (
                     impact.auction_label,
                     f"{impact.delivery_year}年度",
                     "影響あり" if impact.affected else "影響なし",
-                    penalty,
                 )
             )
-        rows.append(("経済的ペナルティ合計", _yen(a.total_penalty_yen)))
     return tuple(rows)
 
 
@@ -94,25 +90,25 @@ def issue_supply_start_notice(
     applied_on: date | None = None,
     by: str = "staff",
     reassessment: bool = False,
+    replaced_kw: int = 0,
 ) -> IssuedNotice:
     source = find_source(ctx.store, source_id)
     if source is None:
         raise AssessmentError(f"電源等識別番号 {source_id} is not in the sources register")
     market = load_market(ctx.config.rules_dir / "market.toml")
-    assessment = assess_supply_start(market, source, from_fy, to_fy, changed_on)
+    assessment = assess_supply_start(market, source, from_fy, to_fy, changed_on, replaced_kw)
     if market.example:
         log.warning("rules/market.toml carries example values: replace them before real use")
     op = find_operator(ctx.store, source["operator_code"])
     operator_name = source.get("operator_name") or (op["name"] if op else "")
     now = ctx.now()
-    applied_on = applied_on or changed_on
     rows = detail_rows(assessment, applied_on)
     with ctx.store.transaction():
         number = next_notice_number(ctx)
         title = TITLE.replace("）", "・再審査）") if reassessment else TITLE
         data: dict[str, Any] = assessment.as_data() | {
             "notice_number": number,
-            "applied_on": applied_on.isoformat(),
+            "applied_on": applied_on.isoformat() if applied_on else None,
             "example_market": market.example,
         }
         case_id, notice_id = plan_notice(

@@ -110,7 +110,7 @@ _MESSAGES: dict[str, str] = {
     "再度お送りくださいますようお願いいたします。",
     TOO_LARGE: "{subject}はファイルサイズが大きすぎるため、受け付けることができません。"
     "申込書のみを含む .xlsx 形式のブックとして" + _RESEND,
-    ENCRYPTED: "{subject}はパスワードで保護（暗号化）されているため、内容を確認できません。"
+    ENCRYPTED: "{subject}はパスワードで保護（暗号化）されているため、内容を確認することができません。"
     "パスワードを解除し、.xlsx 形式で" + _RESEND,
     LEGACY_XLS: "{subject}は旧形式（Excel 97-2003 ブック .xls）のため、受け付けておりません。"
     "Excel で「Excel ブック（*.xlsx）」形式を選択して" + _RESEND,

@@ -125,7 +125,7 @@ def samples() -> list[Sample]:
         ),
         Sample(
             "02_operator_code_flawed.eml",
-            "事業者コード申請、不備あり（Shift_JIS、参加区分なし、略称・メールの誤り）",
+            "事業者コード申請、不備あり（Shift_JIS、参加区分なし、略称の誤り。連絡者メールのドメイン違いは担当者向けの備考のみ）",
             "operator_code_application",
             "needs_correction",
             ("correction",),

@@ -79,11 +79,13 @@ def test_a_curve_that_never_counted_the_source_is_not_affected():
     assert a.result == "合格"
 
 
-def test_moving_earlier_passes_but_not_before_fy2026():
+def test_moving_earlier_passes_and_the_period_never_starts_before_fy2027():
+    """「2026年度以前への制度適用期間の前倒しはできません。」 (seed 004 §2.1 注1)"""
     a = assess_supply_start(MARKET, SOURCE, 2029, 2027, date(2025, 1, 10))
     assert a.result == "合格" and a.direction == "前倒し" and a.total_penalty_yen == 0
-    with pytest.raises(AssessmentError, match="FY2026"):
-        assess_supply_start(MARKET, SOURCE, 2027, 2025, date(2024, 6, 10))
+    assert a.period_start_fy == 2027 and not a.held_at_earliest
+    b = assess_supply_start(MARKET, SOURCE, 2028, 2026, date(2024, 6, 10))
+    assert b.result == "合格" and b.period_start_fy == 2027 and b.held_at_earliest
     with pytest.raises(AssessmentError, match="nothing to assess"):
         assess_supply_start(MARKET, SOURCE, 2027, 2027, date(2024, 6, 10))
 

@@ -176,7 +176,7 @@ def test_case_shows_the_mails_as_text_with_attachments_listed(desk_dir: Path, ca
         "    添付の通り、『容量市場向けアグリゲータ用系統コード』を申請します。" in out
     )  # decoded
     assert "【受付番号 MB-000001】不備のご連絡" in out and "送信済 2026/11/25 10:00" in out
-    assert "problems=事業者コード(発電所所有者): 事業者コード 1234 は発番されていません" in out
+    assert "problems=事業者コード(発電所所有者): 事業者コード 1234 は発番されておりません" in out
     for python_repr in ("{'", "['", "datetime.", "b'", '[{"'):
         assert python_repr not in out
 

@@ -106,11 +106,6 @@ XLS = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2048
         ),
         ("名称 over width 50", {"fields": {"事業者名称": "髙" * 26}}, "事業者名称"),
         ("郵便番号 malformed", {"fields": {"郵便番号": "101-21"}}, "郵便番号"),
-        (
-            "連絡者メール outside ドメイン名",
-            {"fields": {"連絡者メール": "i@gmail.com"}},
-            "連絡者メール",
-        ),
         ("申請区分 not 新規", {"fields": {"申請区分": "変更"}}, "申請区分"),
         ("適用開始日 not a date", {"fields": {"適用開始日": "来年4月"}}, "適用開始日"),
         ("no ライセンス区分", {"licenses": ()}, "ライセンス区分"),
@@ -141,11 +136,12 @@ def test_each_rule_is_a_correction_under_the_forms_label(desk: Context, why, kwa
     assert f"【{field}】" in body_text(mail["raw"])
 
 
-def test_negawatt_needs_proof_of_contract_and_target_areas(desk: Context):
+def test_negawatt_names_target_areas_and_attaches_nothing_more(desk: Context):
+    """「ネガワット事業対象エリア (ネガワット事業者のみ回答)」 — and 「容量市場向けの事業者コード
+    申請については、添付は不要です。」 (seed 000): no proof of contract is asked for."""
     body = BODY.replace("安定電源", "発動指令電源（DR）")
     case = submit(desk, application(licenses=("区分なし(需要抑制)",), body=body))
-    assert {"添付ファイル", "ネガワット事業対象エリア"} <= set(fields_of(case))
-    proof = ("需要抑制量調整供給契約書.pdf", b"%PDF-1.4 proof", "application/pdf")
+    assert fields_of(case) == ["ネガワット事業対象エリア"]
     form = to_bytes(
         operator_form(licenses=("区分なし(需要抑制)",), marks={"東京": "○"}, fields=TAKAHASHI)
     )
@@ -154,7 +150,7 @@ def test_negawatt_needs_proof_of_contract_and_target_areas(desk: Context):
         desk,
         application(
             body=body,
-            attachments=[("事業者マスタ申込書.xlsx", form, XLSX), proof],
+            attachments=[("事業者マスタ申込書.xlsx", form, XLSX)],
             message_id="<fixed@takahashi-denryoku.co.jp>",
         ),
     )
@@ -247,8 +243,10 @@ def test_complete_grid_application_due_in_fifteen_business_days(desk: Context):
         ("not 非調整電源", {"電源種別": "調整電源"}, "電源種別"),
         ("契約開始日 not 2020/03/01", {"契約開始日": "2021/04/01"}, "契約開始日"),
         ("capacity not 999,999,999", {"同時最大受電電力": "500kW"}, "同時最大受電電力"),
-        ("plant name pattern", {"発電所名": "アグリ12343"}, "発電所名"),
-        ("area digit differs from area", {"電源所属エリア名": "関西"}, "発電所名"),
+        ("略称 pattern", {"発電所名略称": "アグリ12343"}, "発電所名略称"),
+        ("略称 missing", {"発電所名略称": None}, "発電所名略称"),
+        ("area digit differs from area", {"電源所属エリア名": "関西"}, "発電所名略称"),
+        ("発電所名 not the registered 事業者名称", {"発電所名": "アグリ1234301"}, "発電所名"),
         (
             "owner name differs",
             {"事業者名称(発電所所有者)": "別会社株式会社"},
@@ -261,7 +259,7 @@ def test_complete_grid_application_due_in_fifteen_business_days(desk: Context):
         ),
         (
             "code never issued",
-            {"発電所名": "アグリ9999301", "事業者コード(発電所所有者)": "99993"},
+            {"発電所名略称": "アグリ9999301", "事業者コード(発電所所有者)": "99993"},
             "事業者コード(発電所所有者)",
         ),
     ],
@@ -287,8 +285,8 @@ def test_a_serial_already_issued_in_that_area_is_refused(desk: Context):
     first = submit(desk, grid())
     decide(desk, first["id"], "issue-code", by="staff")
     again = submit(desk, grid(message_id="<again@example.co.jp>"))
-    assert "発電所名" in fields_of(again)
-    assert "既に使用されています" in again["problems"][0]["message"]
+    assert "発電所名略称" in fields_of(again)
+    assert "既に使用されております" in again["problems"][0]["message"]
 
 
 def test_a_reply_to_a_closed_case_is_a_new_case_for_staff(desk: Context):

@@ -79,7 +79,8 @@ def test_full_cycle(cli_desk: Desk) -> None:
     plant = to_bytes(
         plant_form(
             {
-                "発電所名": f"アグリ{code}301",
+                "発電所名": TAKAHASHI["事業者名称"],
+                "発電所名略称": f"アグリ{code}301",
                 "事業者コード(発電所所有者)": f"{code}3",
                 "事業者名称(発電所所有者)": TAKAHASHI["事業者名称"],
                 "住所(発電所所在地)": TAKAHASHI["住所"],
@@ -106,7 +107,7 @@ def test_full_cycle(cli_desk: Desk) -> None:
     assert desk.cli("2026-11-30T10:00", "decide", "MB-000002", "issue-code", "--by", "佐藤") == 0
     desk.run("2026-11-30T10:01")
     [grid_notice] = [r for r in desk.replies() if "系統コードのお知らせ" in subject(r)]
-    assert f"アグリ{code}301" in body_text(grid_notice)
+    assert f"■発電所名略称　　　アグリ{code}301" in body_text(grid_notice)
     assert desk.cases("2026-11-30T10:02")[1]["status"] == "closed"
 
     before = len(desk.replies())

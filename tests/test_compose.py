@@ -15,7 +15,7 @@ NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TOKYO)
 def build(**overrides) -> bytes:
     fields = {
         "from_addr": "code@occto.or.jp",
-        "from_name": "電力広域的運営推進機関 容量市場受付",
+        "from_name": "電力広域的運営推進機関 容量市場 受付窓口",
         "to": "taro@example.co.jp",
         "subject": "【受付番号 MB-000001】受付のお知らせ（容量市場向け事業者コード申請）①㈱髙",
         "body": "山田 太郎 様\n\n受け付けました。\n",
@@ -34,7 +34,7 @@ def test_japanese_headers_round_trip_and_every_line_is_short():
     )
     # adjacent encoded words join without a space (RFC 2047 §6.2), as mailbot's own parser and
     # mail clients read them; the stdlib's structured-header parser inserts one
-    assert parse(raw).from_name == "電力広域的運営推進機関 容量市場受付"
+    assert parse(raw).from_name == "電力広域的運営推進機関 容量市場 受付窓口"
     assert msg["From"].addresses[0].addr_spec == "code@occto.or.jp"
     assert msg["In-Reply-To"] == "<orig@example.co.jp>"
     assert msg["References"] == "<first@example.co.jp> <orig@example.co.jp>"

@@ -275,7 +275,7 @@ def test_phone(value: object, expected: str | None) -> None:
 
 def test_fax_is_optional_phone_is_not() -> None:
     assert fields.check_phone(None, "連絡者FAX番号", required=False) is None
-    assert fields.check_phone(None) == "連絡者電話番号が記載されていません。"
+    assert fields.check_phone(None) == "連絡者電話番号が記載されておりません。"
     assert "連絡者FAX番号" in (fields.check_phone("12", "連絡者FAX番号", required=False) or "")
 
 

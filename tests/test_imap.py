@@ -160,7 +160,7 @@ def test_large_mails_are_fetched_a_few_at_a_time(dovecot: Dovecot) -> None:
     fetched = list(mailbox.fetch())
     assert len(fetched) == 4
     uids = [int(m.key.rsplit(":", 1)[1]) for m in fetched]
-    assert [chunk for chunk, _size in mailbox._chunks(uids)] == [uids[:2], uids[2:]]
+    assert [chunk for chunk, _size, _arrived in mailbox._chunks(uids)] == [uids[:2], uids[2:]]
     assert all(m.data.endswith(b"X\r\n") for m in fetched[:3])
 
 

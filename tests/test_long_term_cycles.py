@@ -91,35 +91,48 @@ def test_roadmap_campaign_from_roster_to_assessment(cli_desk: Desk, tmp_path: Pa
     unanswered = desk.out("2026-12-02T10:02", "campaign", "unanswered")
     assert "L0000000002" in unanswered and "L0000000001" not in unanswered
 
+    # 「修正が必要と判断された場合は、資源エネルギー庁より修正依頼が電子メールにて送付されます。」
+    # (§3.1.3): staff only record that it came; the desk relays nothing.
     number = f"MB-{case['id']:06d}"
+
+    def to_ichiro() -> int:
+        return sum(ICHIRO in message_from_bytes(r)["To"] for r in desk.replies())
+
+    before = to_ichiro()
     assert (
         desk.cli(
             "2026-12-08T10:00",
             "decide",
             number,
-            "roadmap-correction",
+            "ministry-correction",
             "--reason",
-            "前提条件に燃料調達の見通しを追記してください。",
+            "資源エネルギー庁より前提条件の追記依頼（12/7付）",
             "--by",
             "佐藤",
         )
         == 0
     )
     desk.run("2026-12-08T10:01")
-    [correction] = desk.mails("脱炭素化ロードマップの修正依頼")
-    assert "燃料調達の見通し" in body_text(correction)
-    correction_id = message_from_bytes(correction)["Message-ID"]
+    assert to_ichiro() == before
+    # 「修正後の脱炭素化ロードマップを資源エネルギー庁に再提出してください。」 (§3.1.4): one mailed
+    # here is kept and answered with where it belongs.
+    receipt_id = message_from_bytes(desk.reply_to("<roadmap.1@takahashi-power.co.jp>"))[
+        "Message-ID"
+    ]
     desk.send(
         answer(
-            correction_id,
+            receipt_id,
             "<roadmap.2@takahashi-power.co.jp>",
             "修正した脱炭素化ロードマップを提出します。改訂後の脱炭素化ロードマップを提出します。\n\n"
             + SOURCE_FIELDS,
         )
     )
     desk.run("2026-12-09T10:00")
+    pointer = body_text(desk.reply_to("<roadmap.2@takahashi-power.co.jp>"))
+    assert "資源エネルギー庁へご提出ください" in pointer and "R1 のまま" in pointer
     [case] = [c for c in desk.cases("2026-12-09T10:01") if c["source_id"] == "L0000000001"]
     assert case["status"] == "complete", case["problems"]
+    assert "roadmap_sent_here_for_the_ministry" in desk.out("2026-12-09T10:02", "case", number)
 
     assert "(with the upload reminder)" in desk.out(
         "2026-12-15T18:30", "assess", "roadmap", number, "--result", "pass", "--by", "佐藤"
@@ -127,7 +140,18 @@ def test_roadmap_campaign_from_roster_to_assessment(cli_desk: Desk, tmp_path: Pa
     assert not desk.mails("アセスメント結果通知書（脱炭素化ロードマップの遵守）")
     desk.run("2026-12-16T09:00")
     [notice] = desk.mails("アセスメント結果通知書（脱炭素化ロードマップの遵守）")
-    assert "容量市場システムの電源等情報に登録してください" in body_text(notice)
+    # Every point of §3.1.8
+    upload = body_text(notice)
+    for point in (
+        # ①資源エネルギー庁からの修正依頼を受けて修正した場合は修正後の脱炭素化ロードマップ
+        "修正依頼を受けて修正した、修正後の脱炭素化ロードマップ",
+        ROADMAP_FILE,  # 表3-4 最新版脱炭素化ロードマップのファイル命名規則
+        "「脱炭素化ロードマップの改訂のため」",  # 変更理由は、特段の事情がない限り…
+        "提出済みのファイルを削除しないでください",  # 注1：ファイルアップロード時の注意点
+        "仮申込",  # この段階では仮申込の終了であり…
+        "「申込完了」ボタン",
+    ):
+        assert point in upload, point
     text = pdf_text(notice, tmp_path)
     for expected in ("脱炭素化ロードマップ適合結果", "合格", "事業者コード A1B2", "L0000000001"):
         assert expected in text

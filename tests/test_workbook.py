@@ -363,7 +363,8 @@ def test_plant_form_label_pairs_on_one_row() -> None:
     assert values["契約開始日"] == datetime(2020, 3, 1)
     assert values["適用終了日"] is None
     assert values["同時最大受電電力"] == "999,999,999kW"
-    assert values["発電所名略称"] is None
+    assert values["発電所名"] == "広域電力株式会社"
+    assert values["発電所名略称"] == "アグリ1234301"
     assert values["事業者コード(発電所所有者)"] == "12343"
     assert values["事業者名称(発電所所有者)"] == "広域電力株式会社"
     assert values["住所(発電所所在地)"] == "東京都江東区豊洲6-2-15"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -19,6 +20,8 @@ class RawMessage:
 
     key: str
     data: bytes
+    arrived_at: datetime | None = None
+    """When the operator's server took the mail (IMAP INTERNALDATE, Maildir delivery time)."""
 
 
 class Mailbox(Protocol):

@@ -17,6 +17,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient
@@ -36,6 +37,13 @@ IDLE_MAX = 25 * 60
 T = TypeVar("T")
 
 RETRYABLE = (OSError, socket.timeout, ssl.SSLError, IMAPClientAbortError)
+
+
+def _aware(value: object) -> datetime | None:
+    """imapclient gives INTERNALDATE as a naive local datetime (its `normalise_times`)."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.astimezone()
 
 
 class ImapMailbox:
@@ -150,13 +158,17 @@ class ImapMailbox:
         uids = self._retry("search", self._waiting_uids)
         if limit is not None:
             uids = uids[:limit]
-        for chunk, total in self._chunks(uids):
+        for chunk, total, arrived in self._chunks(uids):
             if len(chunk) == 1 and total > PIECE_BYTES:
                 raw = self._retry(
                     "fetch", lambda uid=chunk[0], size=total: self._fetch_in_pieces(uid, size)
                 )
                 if raw is not None:
-                    yield RawMessage(key=f"imap:{self.uidvalidity}:{chunk[0]}", data=raw)
+                    yield RawMessage(
+                        key=f"imap:{self.uidvalidity}:{chunk[0]}",
+                        data=raw,
+                        arrived_at=arrived.get(chunk[0]),
+                    )
                 continue
             data: dict[int, dict[bytes, Any]] = self._retry(
                 "fetch", lambda chunk=chunk: self.client.fetch(chunk, ["BODY.PEEK[]"])
@@ -168,7 +180,9 @@ class ImapMailbox:
                 raw = item.get(b"BODY[]")
                 if raw is None:
                     continue
-                yield RawMessage(key=f"imap:{self.uidvalidity}:{uid}", data=raw)
+                yield RawMessage(
+                    key=f"imap:{self.uidvalidity}:{uid}", data=raw, arrived_at=arrived.get(uid)
+                )
 
     def _fetch_in_pieces(self, uid: int, size: int) -> bytes | None:
         """A large mail in partial fetches: imaplib and imapclient hold a literal about three
@@ -184,25 +198,30 @@ class ImapMailbox:
                 break
         return b"".join(pieces)
 
-    def _chunks(self, uids: list[int]) -> Iterator[tuple[list[int], int]]:
+    def _chunks(
+        self, uids: list[int]
+    ) -> Iterator[tuple[list[int], int, dict[int, datetime | None]]]:
         """Batches of at most BATCH messages and BATCH_BYTES (by RFC822.SIZE), with their total
-        size, so a run of large mails is fetched a few at a time; a larger mail comes alone."""
+        size, so a run of large mails is fetched a few at a time; a larger mail comes alone.
+        Each comes with its INTERNALDATE: when the server took it, what deadlines count from."""
         for start in range(0, len(uids), BATCH):
             group = uids[start : start + BATCH]
             sizes: dict[int, dict[bytes, Any]] = self._retry(
-                "size", lambda group=group: self.client.fetch(group, ["RFC822.SIZE"])
+                "size",
+                lambda group=group: self.client.fetch(group, ["RFC822.SIZE", "INTERNALDATE"]),
             )
+            arrived = {uid: _aware(sizes.get(uid, {}).get(b"INTERNALDATE")) for uid in group}
             chunk: list[int] = []
             total = 0
             for uid in group:
                 size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
                 if chunk and total + size > BATCH_BYTES:
-                    yield chunk, total
+                    yield chunk, total, arrived
                     chunk, total = [], 0
                 chunk.append(uid)
                 total += size
             if chunk:
-                yield chunk, total
+                yield chunk, total, arrived
 
     def _uids_for(self, keys: list[str]) -> list[int]:
         uids = []

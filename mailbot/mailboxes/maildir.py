@@ -1,4 +1,5 @@
-"""Maildir backend (the embedded default): `<path>/new/` holds what arrived.
+"""Maildir backend (the embedded default): `<path>/new/` holds what arrived, and a file's
+mtime is when the MTA delivered it (renaming into new/ and later into cur/ keeps it).
 
 A message is acked by moving it to `cur/` with the S flag, after its bytes are committed.
 """
@@ -9,6 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbot.mailboxes import RawMessage
@@ -44,9 +46,10 @@ class MaildirMailbox:
                 return
             try:
                 data = path.read_bytes()
+                delivered = datetime.fromtimestamp(path.stat().st_mtime, UTC)
             except FileNotFoundError:
                 continue
-            yield RawMessage(key=f"maildir:{_unique(path.name)}", data=data)
+            yield RawMessage(key=f"maildir:{_unique(path.name)}", data=data, arrived_at=delivered)
 
     def ack(self, keys: list[str]) -> None:
         wanted = {k.removeprefix("maildir:") for k in keys}

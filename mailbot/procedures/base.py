@@ -29,6 +29,12 @@ class Problem:
         return {"field": self.field, "message": self.message}
 
 
+def remarks_of(case: dict[str, Any]) -> list[dict[str, str]]:
+    """Staff-only remarks (`field`, `message`) kept in the case's data: what the seeds do not
+    ask of the participant but staff may want to look at. Never part of a correction request."""
+    return list((case.get("data") or {}).get("remarks") or [])
+
+
 @dataclass(frozen=True)
 class Reply:
     """A mail to plan. `window` mails (notices, reminders) wait for the sending window;

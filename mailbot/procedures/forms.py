@@ -35,12 +35,23 @@ def jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def held(case: dict[str, Any] | None, reason: str, *, answer: bool = True) -> Outcome:
+def held(
+    case: dict[str, Any] | None,
+    reason: str,
+    *,
+    answer: bool = True,
+    problems: list[Problem] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Outcome:
     """Kept for staff; the reply says only that the mail arrived, nothing of the case. With
-    `answer=False` nothing is sent (a From that is not the sender's: a reply is backscatter)."""
+    `answer=False` nothing is sent (a From that is not the sender's: a reply is backscatter).
+    The problems the checks found stay on the held case for staff (SPEC §6): holding a mail
+    never hides what else is wrong with it."""
     return Outcome(
         status=Status.HELD,
         reason=reason,
+        problems=list(problems or []),
+        data=dict(data or {}),
         replies=[Reply("held", "held")] if answer else [],
         events=[("held", {"reason": reason, "target_case": case["id"] if case else None})],
         new_case=case is not None,
@@ -87,7 +98,7 @@ def receipt_or_correction(
         if service_days is not None
         else (rule.service_level_business_days if rule else 5)
     )
-    today = ctx.now().date()
+    today = incoming.received_at.astimezone(ctx.calendar.tz).date()
     return Outcome(
         status=Status.COMPLETE,
         data=data,
@@ -171,7 +182,7 @@ def read_form(
             [
                 Problem(
                     "添付ファイル",
-                    f"{form.name}が添付されていません。本機関ホームページからダウンロードした{form.name}（.xlsx 形式）に記入のうえ、添付してください。",
+                    f"{form.name}が添付されておりません。本機関ホームページからダウンロードした{form.name}（.xlsx 形式）に記入のうえ、ご添付ください。",
                 )
             ],
             None,
@@ -201,14 +212,14 @@ def read_form(
                 )
             )
         elif _empty(values.get(rule.label)):
-            problems.append(Problem(rule.label, f"{rule.label}が記載されていません。"))
+            problems.append(Problem(rule.label, f"{rule.label}が記載されておりません。"))
     for rule in form.fields:
         value = values.get(rule.label)
         if rule.expected is not None and not _empty(value) and not _matches(value, rule.expected):
             problems.append(
                 Problem(
                     rule.label,
-                    f"{rule.label}は【{_show(rule.expected)}】と記載してください（記載：{_show(value)}）。",
+                    f"{rule.label}は【{_show(rule.expected)}】とご記載ください（記載：{_show(value)}）。",
                 )
             )
     return values, problems, attachment.filename

@@ -1,5 +1,6 @@
 """アグリゲータ用系統コード申請 (SPEC §3.2, seed 000): only for 電源リスト categories, the
-発電所マスタ申込書 with its fixed values, the アグリ+5+2 plant name, and an issued 事業者コード.
+発電所マスタ申込書 with its fixed values, the registered 事業者名称 as 発電所名, the アグリ+5+2
+発電所名略称, and an issued 事業者コード.
 
 Pure check: reads the mail and the registers, returns an Outcome; never writes or sends.
 """
@@ -45,28 +46,29 @@ def plant_problems(
         p.append(
             Problem(
                 "電源所属エリア名",
-                f"電源所属エリア名は北海道・東北・東京・中部・北陸・関西・中国・四国・九州のいずれかを選択してください（記載：{given['電源所属エリア名']}）。",
+                f"電源所属エリア名は北海道・東北・東京・中部・北陸・関西・中国・四国・九州のいずれかをご選択ください（記載：{given['電源所属エリア名']}）。",
             )
         )
     facts["area"] = area
-    name = nfkc(str(values.get("発電所名") or "")).strip()
+    name = nfkc(str(values.get("発電所名略称") or "")).strip()
     match = PLANT_NAME.match(name)
     code = None
     if name and not match:
         p.append(
             Problem(
-                "発電所名",
-                "発電所名は【アグリ(事業者コード5桁)(連番2桁)】と記載してください（例：アグリ1234501）。",
+                "発電所名略称",
+                "発電所名略称は【アグリ(事業者コード5桁)(連番2桁)】とご記載ください（例：アグリ1234501）"
+                f"（記載：{name}）。",
             )
         )
-    else:
+    elif match:
         code = match["code"]
         facts["plant_name"] = name
         if digit is not None and int(match["area"]) != digit:
             p.append(
                 Problem(
-                    "発電所名",
-                    f"発電所名の5桁目（エリアコード {match['area']}）が電源所属エリア名「{area}」（{digit}）と一致しません。",
+                    "発電所名略称",
+                    f"発電所名略称の5桁目（エリアコード {match['area']}）が電源所属エリア名「{area}」（{digit}）と一致しておりません。",
                 )
             )
     owner_code = nfkc(str(values.get("事業者コード(発電所所有者)") or "")).strip().upper()
@@ -74,7 +76,7 @@ def plant_problems(
         p.append(
             Problem(
                 "事業者コード(発電所所有者)",
-                f"事業者コード(発電所所有者)は発電所名と同じ5桁（{match['code']}{match['area']}）を記載してください（記載：{owner_code or '未記載'}）。",
+                f"事業者コード(発電所所有者)は発電所名略称と同じ5桁（{match['code']}{match['area']}）をご記載ください（記載：{owner_code or '未記載'}）。",
             )
         )
     if code is None and len(owner_code) == 5:
@@ -84,22 +86,29 @@ def plant_problems(
         p.append(
             Problem(
                 "事業者コード(発電所所有者)",
-                f"事業者コード {code} は発番されていません。系統コードの申請には、事前に事業者コードの取得が必要です。",
+                f"事業者コード {code} は発番されておりません。系統コードの申請には、事前に事業者コードの取得が必要です。",
             )
         )
     if registered:
-        if name and name in registered["grid_codes"]:
+        if match and name in registered["grid_codes"]:
             p.append(
                 Problem(
-                    "発電所名",
-                    f"発電所名「{name}」は既に使用されています。同一エリアで複数申請する場合は、連番2桁が重複しないようにしてください。",
+                    "発電所名略称",
+                    f"発電所名略称「{name}」は既に使用されております。同一エリアにおいて複数の系統コードを申請する際は、連番2桁が重複しないようご注意ください。",
                 )
             )
-        elif name and _pending_plant_name(ctx, name, case):
+        elif match and _pending_plant_name(ctx, name, case):
+            p.append(
+                Problem(
+                    "発電所名略称",
+                    f"発電所名略称「{name}」は審査中の別のお申込みで使用されております。連番2桁が重複しないようご注意ください。",
+                )
+            )
+        if "発電所名" in given and not _same(given["発電所名"], registered["name"]):
             p.append(
                 Problem(
                     "発電所名",
-                    f"発電所名「{name}」は審査中の別のお申込みで使用されています。連番2桁が重複しないようにしてください。",
+                    f"発電所名は、事業者コード申請時に登録した事業者名称（{registered['name']}）をご記載ください（記載：{given['発電所名']}）。",
                 )
             )
         if "事業者名称(発電所所有者)" in given and not _same(
@@ -108,7 +117,7 @@ def plant_problems(
             p.append(
                 Problem(
                     "事業者名称(発電所所有者)",
-                    f"事業者名称(発電所所有者)は、事業者コード申請時に登録した事業者名称（{registered['name']}）を記載してください。",
+                    f"事業者名称(発電所所有者)は、事業者コード申請時に登録した事業者名称（{registered['name']}）をご記載ください。",
                 )
             )
         if (
@@ -119,7 +128,7 @@ def plant_problems(
             p.append(
                 Problem(
                     "住所(発電所所在地)",
-                    f"住所は、事業者コード申請時に登録した住所（{registered['address']}）を記載してください。",
+                    f"住所は、事業者コード申請時に登録した住所（{registered['address']}）をご記載ください。",
                 )
             )
     p += forms.contact_problems(values)
@@ -163,18 +172,19 @@ class GridCodeApplication:
         if values:
             more, code, facts = plant_problems(ctx, values, case)
             problems += more
+        kept = {"problems": problems, "data": {"category": category} | facts}
         if code and operator(ctx.store, code) and not sender_belongs(ctx, mail.from_addr, code):
             return forms.held(
-                case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しません"
+                case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しません", **kept
             )
         if case is not None and not sender_belongs(ctx, mail.from_addr, code, case):
-            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません")
+            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません", **kept)
         return forms.receipt_or_correction(
             ctx,
             incoming,
             problems,
             {"category": category, "form": forms.jsonable(values)} | facts,
-            next_steps="内容を確認のうえ、お申込みから最大3週間程度で系統コードを通知いたします。",
+            next_steps="内容を確認のうえ、お申込みから3週間程度で系統コードを通知いたします。",
             wrong_mailbox=incoming.classification.wrong_mailbox,
             attachment_list=attachment_names(mail),
             operator_code=code,

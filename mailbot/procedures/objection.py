@@ -7,6 +7,7 @@ Pure check; never writes or sends.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
@@ -38,6 +39,78 @@ def objection_fields(ctx: Context) -> tuple[BodyField, ...]:
     return load_body_fields(ctx.config.rules_dir / "body_fields.toml")["objection"]
 
 
+FIRST_LONG_TERM_AUCTION_FY = 2023
+
+
+def target_problems(
+    values: dict[str, str], source: dict[str, Any] | None, today: date
+) -> list[Problem]:
+    """■対象となる電源等 as 表2-1/表3-3 ask for it: a 区分 of the seed's list, a plausible 応札年度,
+    the registered 電源等の名称, and both the 事業者名称 and the 担当者名."""
+    p: list[Problem] = []
+    category = values.get("category", "").strip()
+    if category and fields.participation_category(category) is None:
+        p.append(
+            Problem(
+                "容量を提供する電源等の区分",
+                f"容量を提供する電源等の区分は、{'、'.join(fields.PARTICIPATION_CATEGORIES)}"
+                f"のいずれかをご記載ください（記載：{category}）。",
+            )
+        )
+    year_text = values.get("auction_year", "").strip()
+    year = fields.parse_fiscal_year(year_text) if year_text else None
+    latest = today.year if today.month >= 4 else today.year - 1
+    registered_year = int(source["auction_year"]) if source and source.get("auction_year") else None
+    if year_text and (year is None or not FIRST_LONG_TERM_AUCTION_FY <= year <= latest):
+        p.append(
+            Problem(
+                "応札年度",
+                f"応札年度は長期脱炭素電源オークションに応札した年度（{FIRST_LONG_TERM_AUCTION_FY}年度以降）"
+                f"をご記載ください（記載：{year_text}）。",
+            )
+        )
+    elif year and registered_year and year != registered_year:
+        p.append(
+            Problem(
+                "応札年度",
+                f"応札年度（{year}年度）が当該電源の応札年度（{registered_year}年度）と一致しておりません。",
+            )
+        )
+    name = values.get("source_name", "").strip()
+    if name and source and source.get("name") and _fold(name) != _fold(source["name"]):
+        p.append(
+            Problem(
+                "電源等の名称",
+                f"電源等の名称は、登録されている名称（{source['name']}）をご記載ください（記載：{name}）。",
+            )
+        )
+    who = values.get("operator_name_person", "").strip()
+    if who and not _name_and_person(who, (source or {}).get("operator_name")):
+        p.append(
+            Problem(
+                "事業者情報に登録している事業者名称および担当者名",
+                "事業者情報に登録している事業者名称と担当者名の両方をご記載ください"
+                f"（記載：{who}）。",
+            )
+        )
+    return p
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\s+", "", nfkc(text))
+
+
+def _name_and_person(text: str, registered: str | None) -> bool:
+    """Both halves present: the registered 事業者名称 (when known) and something more, the
+    person; without a register, two parts (「株式会社髙橋電力　髙橋一郎」)."""
+    folded = _fold(text)
+    if registered and _fold(registered) in folded:
+        rest = folded.replace(_fold(registered), "", 1)
+        return len(re.sub(r"[、,／/・:：()（）]", "", rest)) >= 2
+    parts = [x for x in re.split(r"[\s、,／/・]+", nfkc(text).strip()) if x]
+    return len(parts) >= 2
+
+
 class Objection:
     """Parameterised by the notice kind it objects to (supply_start | roadmap)."""
 
@@ -55,7 +128,7 @@ class Objection:
         problems = [
             Problem(
                 labels[key],
-                f"「■{labels[key]}」の記載がありません。表の記載例に沿ってご記入ください。",
+                f"「■{labels[key]}」の記載がございません。表の記載例に沿ってご記入ください。",
             )
             for key in REQUIRED
             if not values.get(key, "").strip()
@@ -66,14 +139,14 @@ class Objection:
             problems.append(
                 Problem(
                     "事業者コード",
-                    f"事業者コード「{values['operator_code']}」の形式が正しくありません（英数字4桁）。",
+                    f"事業者コード「{values['operator_code']}」の形式に誤りがございます（英数字4桁）。",
                 )
             )
         if subject_code and code and subject_code != code:
             problems.append(
                 Problem(
                     "事業者コード",
-                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しません。",
+                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しておりません。",
                 )
             )
         code = code or subject_code
@@ -90,15 +163,43 @@ class Objection:
                 Problem(
                     "電源等識別番号",
                     f"事業者コード {code or '（未記載）'}、電源等識別番号 {source_id} について、"
-                    f"本機関からお送りした「{self.subject_label}」のアセスメント結果通知が見つかりません。"
+                    f"本機関からお送りした「{self.subject_label}」のアセスメント結果通知が見当たりません。"
                     "記載内容をご確認ください。",
                 )
             )
             notice = None
+        source = find_source(ctx.store, source_id) if source_id else None
+        problems += target_problems(values, source, incoming.received_at.date())
+        remarks: list[Problem] = []
+        if notice is not None and received_on is not None:
+            sent_on = date.fromisoformat(notice["notified_on"]) if notice["notified_on"] else None
+            if sent_on and received_on < sent_on:
+                problems.append(
+                    Problem(
+                        "アセスメント結果受領日",
+                        f"アセスメント結果受領日（{received_on:%Y/%m/%d}）が、本機関が通知メールを"
+                        f"お送りした日（{sent_on:%Y/%m/%d}）より前の日付となっております。"
+                        "通知メールを受領された日をご記載ください。",
+                    )
+                )
+            elif sent_on and received_on > sent_on:
+                remarks.append(
+                    Problem(
+                        "アセスメント結果受領日",
+                        f"受領日 {received_on:%Y/%m/%d} は通知メール送信日 {sent_on:%Y/%m/%d} より後"
+                        "（異議申立期限は送信日から数えています）。",
+                    )
+                )
+        data["remarks"] = [r.as_dict() for r in remarks]
         if not sender_belongs(ctx, mail.from_addr, code or None, case) and not self._source_contact(
             ctx, source_id, mail.from_addr
         ):
-            return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しません")
+            return forms.held(
+                case,
+                "差出人が事業者の登録連絡先・ドメインと一致しません",
+                problems=problems,
+                data=data,
+            )
         if notice is not None:
             data["notice_id"] = notice["id"]
             refusal = self._refusal(notice, incoming.received_at.date())

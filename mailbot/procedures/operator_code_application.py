@@ -21,19 +21,6 @@ from mailbot.states import Status
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
-PROOF_SUFFIXES = (
-    ".pdf",
-    ".xlsx",
-    ".xls",
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".heic",
-)
 
 
 def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]:
@@ -43,8 +30,8 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
         problems.append(
             Problem(
                 "本文",
-                f"本文に「{statement}」の申請である旨が記載されていません。"
-                f"本文にも『{statement}』を申請する旨を明記してください。"
+                f"本文に「{statement}」の申請である旨が記載されておりません。"
+                f"本文にも『{statement}』を申請する旨をご明記ください。"
                 f"（記載例：添付の通り、『{statement}』を申請します。）",
             )
         )
@@ -55,7 +42,7 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
         problems.append(
             Problem(
                 "参加区分",
-                f"本文に参加区分が記載されていません。次のいずれか1つを本文に明記してください："
+                f"本文に参加区分が記載されておりません。次のいずれか1つを本文にご明記ください："
                 f"{choices}（記載例：参加区分は、『発動指令電源（電源）』です。）",
             )
         )
@@ -63,8 +50,8 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
         problems.append(
             Problem(
                 "参加区分",
-                f"本文に参加区分が複数記載されています（{'、'.join(categories)}）。"
-                "1回のお申込みにつき1つを記載してください。",
+                f"本文に参加区分が複数記載されております（{'、'.join(categories)}）。"
+                "1回のお申込みにつき1つをご記載ください。",
             )
         )
     else:
@@ -73,20 +60,16 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
 
 
 def operator_form_problems(values: dict[str, Any]) -> list[Problem]:
-    """The 事業者マスタ申込書 rules of SPEC §3.1, each problem under the form's own label."""
+    """The 事業者マスタ申込書 rules seed 000 states, each problem under the form's own label."""
     p: list[Problem] = []
     for label in ("契約開始日", "適用開始日", "適用終了日"):
         if values.get(label) and fields.parse_date(values.get(label)) is None:
             p.append(
                 Problem(
                     label,
-                    f"{label}を YYYY/MM/DD の形式で記載してください（記載：{values.get(label) or '未記載'}）。",
+                    f"{label}は YYYY/MM/DD の形式でご記載ください（記載：{values.get(label) or '未記載'}）。",
                 )
             )
-    start = fields.parse_date(values.get("適用開始日"))
-    contract = fields.parse_date(values.get("契約開始日"))
-    if start and contract and start < contract:
-        p.append(Problem("適用開始日", "適用開始日は契約開始日以降の日付を記載してください。"))
     for check, label in (
         (fields.check_operator_name, "事業者名称"),
         (fields.check_short_name, "事業者名略称"),
@@ -96,35 +79,23 @@ def operator_form_problems(values: dict[str, Any]) -> list[Problem]:
         if message:
             p.append(Problem(label, message))
     p += forms.contact_problems(values)
+    return p
+
+
+def operator_form_remarks(values: dict[str, Any]) -> list[Problem]:
+    """What staff may want to look at but seed 000 does not ask of the applicant: never put in
+    a correction request (SPEC §3.1), kept on the case as remarks for staff."""
+    r: list[Problem] = []
+    start = fields.parse_date(values.get("適用開始日"))
+    contract = fields.parse_date(values.get("契約開始日"))
+    if start and contract and start < contract:
+        r.append(Problem("適用開始日", "適用開始日が契約開始日より前の日付です。"))
     email, domain = values.get("連絡者メール"), values.get("ドメイン名")
     if fields.is_email(email) and domain and not fields.domain_matches(email, domain):
-        p.append(
-            Problem(
-                "連絡者メール", f"連絡者メールのドメインがドメイン名（{domain}）と一致しません。"
-            )
+        r.append(
+            Problem("連絡者メール", f"連絡者メールのドメインがドメイン名（{domain}）と異なります。")
         )
-    return p
-
-
-def negawatt_problems(mail: Mail, values: dict[str, Any], form_file: str | None) -> list[Problem]:
-    """ネガワット事業者 (区分なし（需要抑制）) also attach proof of the 需要抑制量調整供給契約
-    and name their ネガワット事業対象エリア."""
-    if DEMAND_RESPONSE not in values.get("ライセンス区分", []):
-        return []
-    p: list[Problem] = []
-    proofs = [
-        a
-        for a in mail.attachments
-        if a.filename != form_file and a.filename.lower().endswith(PROOF_SUFFIXES)
-    ]
-    if not proofs:
-        p.append(
-            Problem(
-                "添付ファイル",
-                "ネガワット事業者（区分なし（需要抑制））の場合は、一般送配電事業者との需要抑制量調整供給契約の成立を証明するもの（PDF・画像等）を添付してください。",
-            )
-        )
-    return p
+    return r
 
 
 class OperatorCodeApplication:
@@ -134,16 +105,22 @@ class OperatorCodeApplication:
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         cls = incoming.classification
-        if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
-            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません")
         text = own_text(mail)
         problems, category = body_problems(text, STATEMENT)
-        values, form_problems, form_file = forms.read_form(ctx, mail, "operator_master")
+        values, form_problems, _form_file = forms.read_form(ctx, mail, "operator_master")
         problems += form_problems
-        data: dict[str, Any] = {"category": category, "form": forms.jsonable(values)}
+        data: dict[str, Any] = {
+            "category": category,
+            "form": forms.jsonable(values),
+            "remarks": [],
+        }
         if values:
             problems += operator_form_problems(values)
-            problems += negawatt_problems(mail, values, form_file)
+            data["remarks"] = [r.as_dict() for r in operator_form_remarks(values)]
+        if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
+            return forms.held(
+                case, "再提出の差出人が申請時の差出人と一致しません", problems=problems, data=data
+            )
         if category and values:
             table = load_license_table(ctx.config.rules_dir / "licenses.toml")
             held = self._held_codes(ctx, mail, values)
@@ -171,7 +148,7 @@ class OperatorCodeApplication:
                     Problem(
                         "ライセンス区分",
                         f"参加区分『{category}』でお申込みの場合、ライセンス区分は"
-                        f"『{decision.apply_for}』を選択してください"
+                        f"『{decision.apply_for}』をご選択ください"
                         f"（申込書の記載：{'、'.join(applied) or '未記載'}）。",
                     )
                 )

@@ -1,5 +1,8 @@
 """脱炭素化ロードマップの改訂有無の回答 (seed 004 §3.1.2–3.1.5): the answer to our 改訂要否の確認,
-the revised roadmap's file name and sheet, the ministry's correction request, the assessment.
+the revised roadmap's file name and sheet, the assessment. The ministry's correction request
+and the corrected roadmap go between 資源エネルギー庁 and the provider (§3.1.3–3.1.4): staff may
+record that one came (`ministry-correction`, no mail); a corrected roadmap mailed here is kept
+and answered with where it belongs.
 
 Pure check; never writes or sends. The campaign that asks the question is `mailbot.outbound`.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailbot import fields
 from mailbot.bodyfields import extract, load_body_fields, mentions
 from mailbot.context import Context
 from mailbot.errors import DecisionError
@@ -42,7 +46,7 @@ def campaign_case_for(ctx: Context, source_id: str) -> dict[str, Any] | None:
 
 class RoadmapRevisionReply:
     id = "roadmap_revision_reply"
-    actions = ("roadmap-correction", "close")
+    actions = ("ministry-correction", "close")
 
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
@@ -54,7 +58,7 @@ class RoadmapRevisionReply:
         problems = [
             Problem(
                 labels[k],
-                f"「・{labels[k]}」の記載がありません。■対象となる電源の各項目をご記入ください。",
+                f"「・{labels[k]}」の記載がございません。■対象となる電源の各項目をご記入ください。",
             )
             for k in REQUIRED
             if not values.get(k, "").strip()
@@ -67,7 +71,7 @@ class RoadmapRevisionReply:
             problems.append(
                 Problem(
                     "事業者コード",
-                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しません。",
+                    f"件名の事業者コード（{subject_code}）と本文の事業者コード（{code}）が一致しておりません。",
                 )
             )
         source_id = values.get("source_id", "").strip() or (case or {}).get("source_id") or ""
@@ -76,23 +80,17 @@ class RoadmapRevisionReply:
             problems.append(
                 Problem(
                     "電源等識別番号",
-                    f"電源等識別番号 {source_id} の契約電源が見つかりません。記載内容をご確認ください。",
+                    f"電源等識別番号 {source_id} の契約電源が見当たりません。記載内容をご確認ください。",
                 )
             )
         elif source and code and source["operator_code"] != code:
             problems.append(
                 Problem(
                     "電源等識別番号",
-                    f"電源等識別番号 {source_id} は事業者コード {code} の契約電源ではありません。",
+                    f"電源等識別番号 {source_id} は事業者コード {code} の契約電源ではございません。",
                 )
             )
         target = case or (campaign_case_for(ctx, source_id) if source else None)
-        contact = (source or {}).get("contact_email") or ""
-        if not (
-            contact.lower() == mail.from_addr.lower()
-            or sender_belongs(ctx, mail.from_addr, code or None, target)
-        ):
-            return forms.held(target, "差出人が事業者の登録連絡先・ドメインと一致しません")
         revised = mentions(text, rules.revised_statement)
         unrevised = mentions(text, rules.unrevised_statement)
         data: dict[str, Any] = {"answer_fields": values}
@@ -100,7 +98,7 @@ class RoadmapRevisionReply:
             problems.append(
                 Problem(
                     "改訂有無",
-                    f"「{rules.revised_statement}」または「{rules.unrevised_statement}」のどちらか一方のみを本文に記載してください。",
+                    f"「{rules.revised_statement}」または「{rules.unrevised_statement}」のどちらか一方のみを本文にご記載ください。",
                 )
             )
         elif unrevised:
@@ -109,15 +107,29 @@ class RoadmapRevisionReply:
             previous = (target or {}).get("data", {}).get("revision")
             revision = previous or (int((source or {}).get("roadmap_revision") or 0) + 1)
             data |= {"answer": "revised", "revision": revision}
-            if source:
-                problems += self._file_problems(ctx, mail, rules, source, revision)
+            problems += self._file_problems(ctx, mail, rules, source, values, code, revision)
+        contact = (source or {}).get("contact_email") or ""
+        if not (
+            contact.lower() == mail.from_addr.lower()
+            or sender_belongs(ctx, mail.from_addr, code or None, target)
+        ):
+            return forms.held(
+                target,
+                "差出人が事業者の登録連絡先・ドメインと一致しません",
+                problems=problems,
+                data=data,
+            )
+        if self._sent_here_instead_of_the_ministry(target, mail):
+            assert target is not None
+            return self._kept_for_the_ministry(target, mail)
         outcome = forms.receipt_or_correction(
             ctx,
             incoming,
             problems,
             data,
             next_steps=(
-                "改訂後の脱炭素化ロードマップは資源エネルギー庁が審査します。修正が必要と判断された場合は、修正依頼をお送りいたします。"
+                "改訂後の脱炭素化ロードマップは資源エネルギー庁が審査します。修正が必要と判断された場合は、"
+                "資源エネルギー庁より修正依頼が電子メールにて送付されます。"
                 if data.get("answer") == "revised"
                 else "ご回答内容を確認のうえ、必要に応じてご連絡いたします。"
             ),
@@ -131,15 +143,63 @@ class RoadmapRevisionReply:
         return outcome
 
     @staticmethod
+    def _sent_here_instead_of_the_ministry(target: dict[str, Any] | None, mail: Any) -> bool:
+        """A roadmap mailed again after the desk accepted the revised one, or after the ministry
+        asked an 「改訂なし」 provider to revise: the ministry's correction (seed 004 §3.1.3–3.1.4),
+        which goes back to 資源エネルギー庁, not here."""
+        if not (target and target["status"] == Status.COMPLETE and spreadsheets(mail)):
+            return False
+        answer = target["data"].get("answer")
+        return answer == "revised" or bool(
+            answer == "unrevised" and target["data"].get("ministry_correction")
+        )
+
+    @staticmethod
+    def _kept_for_the_ministry(target: dict[str, Any], mail: Any) -> Outcome:
+        """「修正後の脱炭素化ロードマップを資源エネルギー庁に再提出してください。」 (seed 004 §3.1.4):
+        kept on the case for staff, and the sender told where it belongs."""
+        names = [a.filename for a in mail.attachments]
+        return Outcome(
+            status=Status.COMPLETE,
+            data={
+                "sent_here_for_the_ministry": [
+                    *target["data"].get("sent_here_for_the_ministry", []),
+                    *names,
+                ]
+            },
+            replies=[
+                Reply(
+                    "roadmap_to_ministry",
+                    "roadmap_to_ministry",
+                    {
+                        "attachment_names": names,
+                        "revision": target["data"].get("revision"),
+                        "answer": target["data"].get("answer"),
+                    },
+                )
+            ],
+            events=[("roadmap_sent_here_for_the_ministry", {"attachments": names})],
+            attach_to=target["id"],
+        )
+
+    @staticmethod
     def _file_problems(
-        ctx: Context, mail: Any, rules: Any, source: dict[str, Any], revision: int
+        ctx: Context,
+        mail: Any,
+        rules: Any,
+        source: dict[str, Any] | None,
+        values: dict[str, str],
+        code: str,
+        revision: int,
     ) -> list[Problem]:
+        """The attachment, its name (表3-2) and its sheet (図3-3). An unknown source hides none
+        of it: the name is then checked against what the body says."""
         sheets = spreadsheets(mail)
         if not sheets:
             return [
                 Problem(
                     "添付ファイル",
-                    "改訂後の脱炭素化ロードマップ（.xlsx 形式）が添付されていません。",
+                    "改訂後の脱炭素化ロードマップ（.xlsx 形式）が添付されておりません。",
                 )
             ]
         attachment = sheets[0]
@@ -147,14 +207,16 @@ class RoadmapRevisionReply:
         unsafe = inspect(attachment.filename, attachment.data, limits)
         if unsafe:
             return [Problem("添付ファイル", p.message) for p in unsafe]
-        problems = file_name_problems(
-            rules,
-            attachment.filename,
-            int(source["auction_year"] or 0),
-            source["operator_code"],
-            source["name"] or "",
-            revision,
-        )
+        if source is not None:
+            year, owner, name = (
+                int(source["auction_year"] or 0),
+                source["operator_code"],
+                source["name"] or "",
+            )
+        else:
+            year = fields.parse_fiscal_year(values.get("auction_year")) or 0
+            owner, name = code, (values.get("source_name") or "").strip()
+        problems = file_name_problems(rules, attachment.filename, year, owner, name, revision)
         grids, failure = load_grids(attachment.data, attachment.filename)
         if failure:
             return [*problems, Problem("添付ファイル", failure.message)]
@@ -165,29 +227,17 @@ class RoadmapRevisionReply:
     ) -> Outcome:
         if action == "close":
             return Outcome(status=Status.CLOSED, events=[("closed", {"reason": reason or ""})])
-        if action != "roadmap-correction":
+        if action != "ministry-correction":
             raise DecisionError(
                 f"{action}: not an action here (use: {', '.join(self.actions)}; the assessment is `mailbot assess roadmap`)"
             )
-        if not reason:
+        if case["data"].get("answer") is None or case["status"] == Status.CLOSED:
             raise DecisionError(
-                "roadmap-correction needs --reason: the ministry's request, forwarded as written"
+                f"case is {case['status']}: the ministry's request follows an answer and comes"
+                " before the assessment"
             )
-        if case["status"] not in (Status.COMPLETE, Status.AWAITING_REPLY, Status.HELD):
-            raise DecisionError(f"case is {case['status']}: a correction request follows an answer")
         return Outcome(
-            status=Status.NEEDS_CORRECTION,
-            data={"correction_requested": True},
-            replies=[
-                Reply(
-                    "correction",
-                    "roadmap_correction",
-                    {
-                        "request": reason,
-                        "revision": case["data"].get("revision"),
-                        "answer": case["data"].get("answer"),
-                    },
-                )
-            ],
-            events=[("roadmap_correction", {"request": reason})],
+            status=case["status"],
+            data={"ministry_correction": True, "ministry_request": reason or ""},
+            events=[("ministry_correction", {"request": reason or ""})],
         )
