@@ -1,6 +1,5 @@
 """Reading the ■/・ fields participants type (seed 004 表2-1, 表3-1)."""
 
-
 import pytest
 
 from mailbot.bodyfields import extract, load_body_fields, mentions

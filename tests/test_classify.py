@@ -1,6 +1,5 @@
 """Subject and thread classification (SPEC §1), rows quoting the seeds' subjects."""
 
-
 import pytest
 
 from mailbot.classify import ThreadHit, classify

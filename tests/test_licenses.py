@@ -1,6 +1,5 @@
 """The license rule of seed 000 (参考資料), row by row."""
 
-
 import pytest
 
 from mailbot.config import RULES_DIR

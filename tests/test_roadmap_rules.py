@@ -1,6 +1,5 @@
 """The roadmap file-name rule (seed 004 表3-2) and sheet layout (図3-3)."""
 
-
 import pytest
 
 from mailbot.config import RULES_DIR
