@@ -203,10 +203,19 @@ def operator(store: Store, code: str) -> dict[str, Any] | None:
     return _decode_operator(row) if row else None
 
 
-def operators_for_sender(store: Store, sender: str) -> list[dict[str, Any]]:
-    """Operators this address belongs to: its registered contact, or a mail domain match."""
+def operators_for_sender(
+    store: Store, sender: str, free_mail: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Operators this address belongs to: its registered contact, or a mail domain match.
+    At a free-mail domain (`free_mail`, rules/trust.toml) only the exact address counts:
+    anyone can open an address at gmail.com."""
     sender = sender.lower()
     domain = sender.rsplit("@", 1)[-1]
+    if any(domain == d or domain.endswith("." + d) for d in free_mail):
+        rows = store.execute(
+            "SELECT * FROM operators WHERE contact_email = ? ORDER BY code", (sender,)
+        ).fetchall()
+        return [_decode_operator(r) for r in rows]
     rows = store.execute(
         "SELECT * FROM operators WHERE contact_email = ? OR domain = ? OR ? LIKE '%.' || domain"
         " ORDER BY code",

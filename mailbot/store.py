@@ -156,6 +156,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (case_id, occasion)
     );
     """,
+    """
+    ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN digest TEXT;
+    CREATE INDEX messages_digest ON messages (digest);
+    """,
 ]
 
 
@@ -170,6 +175,7 @@ class StoredMessage:
     key: str
     raw: bytes
     received_at: str
+    attempts: int = 0
 
 
 BLOB_IO_BYTES = 1024 * 1024
@@ -342,12 +348,17 @@ class Store:
         ]
         for message_row in ids:
             r = self.execute(
-                "SELECT id, mailbox, key, size, received_at FROM messages WHERE id = ?",
+                "SELECT id, mailbox, key, size, received_at, attempts FROM messages WHERE id = ?",
                 (message_row,),
             ).fetchone()
             if r is not None:
                 raw = self._read_raw(r[0], r[3])
-                yield StoredMessage(r[0], r[1], r[2], raw, r[4])
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5])
+
+    def start_attempt(self, message_row: int) -> None:
+        """Count, committed before any work, that processing of this mail began: a mail that
+        kills the process leaves the count behind, and the next run sees it."""
+        self.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_row,))
 
     def finish_message(
         self,
@@ -368,15 +379,38 @@ class Store:
             (state, case_id, outcome, _now_text(now), message_id, sender, subject, message_row),
         )
 
-    def duplicate_of(self, message_row: int, message_id: str | None, sha256: str) -> int | None:
-        """The case of an earlier copy of this same mail (same bytes, or same Message-ID from
-        the same sender), e.g. one mail sent To one address and Cc the other."""
+    def duplicate_of(
+        self,
+        message_row: int,
+        message_id: str | None,
+        sender: str | None,
+        digest: str,
+        sha256: str,
+    ) -> int | None:
+        """The case of an earlier copy of this same mail: the same bytes, or the same
+        Message-ID from the same sender with the same content (one mail sent To one address
+        and Cc the other). A Message-ID alone decides nothing: anyone can copy one."""
         row = self.execute(
             "SELECT case_id FROM messages WHERE id != ? AND case_id IS NOT NULL"
-            " AND (sha256 = ? OR (? IS NOT NULL AND message_id = ?)) ORDER BY id LIMIT 1",
-            (message_row, sha256, message_id, message_id),
+            " AND (sha256 = ? OR (? IS NOT NULL AND message_id = ? AND sender = ?"
+            " AND digest = ?)) ORDER BY id LIMIT 1",
+            (message_row, sha256, message_id, message_id, sender or "", digest),
         ).fetchone()
         return row[0] if row else None
+
+    def message_id_taken(self, message_row: int, message_id: str | None) -> dict[str, Any] | None:
+        """An earlier, different mail that carried this Message-ID (noted for staff)."""
+        if not message_id:
+            return None
+        row = self.execute(
+            "SELECT id, sender, case_id FROM messages WHERE id != ? AND message_id = ?"
+            " AND case_id IS NOT NULL ORDER BY id LIMIT 1",
+            (message_row, message_id),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def set_digest(self, message_row: int, digest: str) -> None:
+        self.execute("UPDATE messages SET digest = ? WHERE id = ?", (digest, message_row))
 
     def raw_of(self, message_row: int) -> bytes:
         return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]

@@ -52,10 +52,62 @@ def _xxe_book() -> bytes:
     return out.getvalue()
 
 
+def _sheet_with(extra: bytes) -> bytes:
+    """The example form with `extra` XML appended to its first sheet's data, as a hand-made
+    or generated workbook can carry it."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(to_bytes(operator_form()))) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", extra + b"</sheetData>")
+            dst.writestr(item, data)
+    return out.getvalue()
+
+
+def far_cell_lowercase() -> bytes:
+    """One cell at the sheet's last corner, its reference in lower case."""
+    return _sheet_with(
+        b'<row r="1048576"><c r="xfd1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+    )
+
+
+def cells_without_r() -> bytes:
+    """Thousands of cells with no reference in the last row: each takes the next column."""
+    return _sheet_with(b'<row r="1048576">' + b"<c><v>1</v></c>" * 5000 + b"</row>")
+
+
+def far_cell_without_r() -> bytes:
+    """A single cell without a reference, in the last row: 6 KB that a dense reader fills in
+    to a million rows."""
+    return _sheet_with(b'<row r="1048576"><c><v>1</v></c></row>')
+
+
+def rows_without_r() -> bytes:
+    """Rows without a reference count on from the last one: 3,000 of them reach far down."""
+    return _sheet_with(b"<row><c><v>1</v></c></row>" * 3000)
+
+
+def too_many_cells() -> bytes:
+    """More empty cells than any form has, small enough zipped to pass the ratio check."""
+    return _sheet_with(b"<row>" + b"<c/>" * 60_000 + b"</row>")
+
+
+WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
+    "far_cell_lowercase": far_cell_lowercase,
+    "cells_without_r": cells_without_r,
+    "far_cell_without_r": far_cell_without_r,
+    "rows_without_r": rows_without_r,
+    "too_many_cells": too_many_cells,
+}
 ATTACKS: dict[str, Callable[[], bytes]] = {
     "zip_bomb": _zip_bomb,
     "macro": _macro_book,
     "xxe": _xxe_book,
+    **WORKBOOK_ATTACKS,
 }
 INJECTED_NAME = "悪意\r\nBcc: victim@example.org"
 INJECTED_SUBJECT = "件名\r\nBcc: victim@example.org\r\nX-Evil: 1"

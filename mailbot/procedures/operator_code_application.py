@@ -18,6 +18,7 @@ from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
 from mailbot.registers import operators_for_sender, operators_named
 from mailbot.states import Status
+from mailbot.trust import load_trust_rules
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -135,7 +136,7 @@ class OperatorCodeApplication:
         mail = incoming.mail
         cls = incoming.classification
         if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
-            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません")
+            return forms.stranger_held(case, mail.from_addr)
         text = own_text(mail)
         problems, category = body_problems(text, STATEMENT)
         values, form_problems, form_file = forms.read_form(ctx, mail, "operator_master")
@@ -189,7 +190,10 @@ class OperatorCodeApplication:
     @staticmethod
     def _held_codes(ctx: Context, mail: Mail, values: dict[str, Any]) -> list[dict[str, Any]]:
         """Codes the applicant holds: same 事業者名称, or the same mail domain."""
-        found = {op["code"]: op for op in operators_for_sender(ctx.store, mail.from_addr)}
+        free_mail = load_trust_rules(ctx.config.rules_dir).free_mail
+        found = {
+            op["code"]: op for op in operators_for_sender(ctx.store, mail.from_addr, free_mail)
+        }
         name = values.get("事業者名称")
         if isinstance(name, str) and name.strip():
             found |= {op["code"]: op for op in operators_named(ctx.store, name)}
