@@ -17,6 +17,7 @@ from typing import Any
 
 from mailbot.console import progress
 from mailbot.errors import MailbotError
+from mailbot.fields import normalise_code
 from mailbot.store import Store
 from mailbot.text import nfkc
 
@@ -141,7 +142,7 @@ def import_operators(store: Store, path: Path, now: datetime) -> ImportSummary:
     prepared = []
     for number, raw in enumerate(rows, start=2):
         row = _normalise(OPERATOR_COLUMNS, OPERATOR_REQUIRED, raw, f"{path}: row {number}")
-        row["code"] = nfkc(row["code"]).upper()
+        row["code"] = normalise_code(row["code"])
         if not _CODE.match(row["code"]):
             raise RegisterImportError(
                 f"{path}: row {number}: 事業者コード {row['code']!r} is not 4 "
@@ -159,7 +160,7 @@ def import_sources(store: Store, path: Path, now: datetime) -> ImportSummary:
     prepared = []
     for number, raw in enumerate(rows, start=2):
         row = _normalise(SOURCE_COLUMNS, SOURCE_REQUIRED, raw, f"{path}: row {number}")
-        row["operator_code"] = nfkc(row["operator_code"]).upper()
+        row["operator_code"] = normalise_code(row["operator_code"])
         row["contact_email"] = (row["contact_email"] or "").lower()
         row["roadmap_target"] = 1 if row["roadmap_target"] else 0
         prepared.append(row)
@@ -199,7 +200,9 @@ def _decode_operator(row: Any) -> dict[str, Any]:
 
 
 def operator(store: Store, code: str) -> dict[str, Any] | None:
-    row = store.execute("SELECT * FROM operators WHERE code = ?", (code.upper(),)).fetchone()
+    row = store.execute(
+        "SELECT * FROM operators WHERE code = ?", (normalise_code(code),)
+    ).fetchone()
     return _decode_operator(row) if row else None
 
 
@@ -244,6 +247,7 @@ def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> No
         k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
         for k, v in fields.items()
     }
+    row["code"] = normalise_code(row["code"])
     store.db["operators"].insert(
         {**row, "origin": "issued", "updated_at": now.isoformat(timespec="seconds")}
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import statistics
 import unicodedata
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -93,6 +94,7 @@ class Report:
     closed_this_week: int
     median_hours_to_first_reply: float | None
     quarantined: list[dict[str, Any]] = field(default_factory=list)
+    key: str = ""
 
 
 def _local(text: str | None, ctx: Context) -> str:
@@ -164,7 +166,10 @@ def build_report(ctx: Context) -> Report:
             " WHERE state = 'quarantined' ORDER BY id"
         ).fetchall()
     ]
+    key = f"mailbot-report:{uuid.uuid4().hex}"
+    ctx.store.record_report(key, ctx.now(), [(r.case_id, r.version) for r in rows])
     return Report(
+        key=key,
         made_at=now,
         rows=rows,
         by_procedure_status=[
@@ -237,8 +242,25 @@ def write_xlsx(report: Report, path: Path) -> None:
     quarantine.append(["メッセージ番号", "受信日時", "差出人", "件名", "理由"])
     for q in report.quarantined:
         quarantine.append([q["id"], q["received_at"], q["sender"], q["subject"], q["outcome"]])
+    for sheet in book.worksheets:
+        text_cells(sheet)
+    book.properties.identifier = report.key
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cells(sheet: Any) -> None:
+    """Everything in the report is text or a number we computed; a participant's subject or
+    address starting with = + - @ TAB or CR (OWASP CSV injection) must stay text in staff's
+    Excel, never become a formula. openpyxl makes any string starting with = a formula cell,
+    so every string cell is typed as a string."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
 
 
 def render_html(report: Report, ctx: Context | None = None) -> str:

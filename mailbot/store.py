@@ -160,6 +160,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN digest TEXT;
     CREATE INDEX messages_digest ON messages (digest);
+    CREATE TABLE report_rows (
+        report TEXT NOT NULL,
+        case_id INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        made_at TEXT NOT NULL,
+        PRIMARY KEY (report, case_id)
+    );
     """,
 ]
 
@@ -409,6 +416,14 @@ class Store:
         ).fetchone()
         return dict(row) if row else None
 
+    def requeue_message(self, message_row: int) -> None:
+        """Back to the queue as if just stored (`mailbot retry`)."""
+        self.execute(
+            "UPDATE messages SET state = 'stored', case_id = NULL, outcome = NULL,"
+            " processed_at = NULL, attempts = 0 WHERE id = ?",
+            (message_row,),
+        )
+
     def set_digest(self, message_row: int, digest: str) -> None:
         self.execute("UPDATE messages SET digest = ? WHERE id = ?", (digest, message_row))
 
@@ -584,6 +599,23 @@ class Store:
             sql += " AND kind = ?"
             params.append(kind)
         return int(self.execute(sql, params).fetchone()[0])
+
+    # reports
+
+    def record_report(self, key: str, now: datetime, rows: list[tuple[int, int]]) -> None:
+        """Which cases (at which version) a report workbook listed: `decisions apply` takes
+        decisions only for those."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO report_rows (report, case_id, version, made_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(key, case_id, version, _now_text(now)) for case_id, version in rows],
+            )
+
+    def report_cases(self, key: str) -> dict[int, int]:
+        """case id → version, of the report with that key (empty when unknown)."""
+        rows = self.execute("SELECT case_id, version FROM report_rows WHERE report = ?", (key,))
+        return {r[0]: r[1] for r in rows}
 
     # scheduled jobs
 

@@ -119,7 +119,9 @@ def rejection(case: dict[str, Any], reason: str | None) -> Outcome:
 
 
 def code_in_use(ctx: Context, code: str) -> bool:
-    row = ctx.store.execute("SELECT 1 FROM operators WHERE code = ?", (code.upper(),)).fetchone()
+    row = ctx.store.execute(
+        "SELECT 1 FROM operators WHERE code = ?", (fields.normalise_code(code),)
+    ).fetchone()
     return row is not None
 
 

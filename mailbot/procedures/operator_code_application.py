@@ -210,7 +210,7 @@ class OperatorCodeApplication:
             raise DecisionError(
                 f"case is {case['status']}: a code is issued only for a complete application"
             )
-        code = (arg or forms.next_free_code(ctx)).upper()
+        code = fields.normalise_code(arg or forms.next_free_code(ctx))
         if not fields.is_operator_code(code):
             raise DecisionError(f"{code!r}: a 事業者コード is 4 digits or capital letters")
         if forms.code_in_use(ctx, code):
