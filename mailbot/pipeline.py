@@ -107,15 +107,19 @@ def process(ctx: Context, stored: StoredMessage) -> Result:
                 f"processing of this mail started {stored.attempts} times and never finished"
                 " (the process stopped on it); set aside so that the mails behind it go on"
             )
-        ctx.store.start_attempt(stored.id)
+        ctx.store.start_attempt(stored.id, +1)
         result = _process(ctx, stored)
     except StoreError:
+        _uncount(ctx, stored)
         raise
     except Exception as exc:
         reason = _reason(exc)
         log.warning("quarantined %s: %s", stored.key, reason)
         case_id = _quarantine(ctx, stored, reason)
         result = Result(stored.key, "quarantined", reason, case_id, 0.0)
+    except BaseException:
+        _uncount(ctx, stored)
+        raise
     ms = (time.perf_counter() - started) * 1000
     log.info(
         "mail key=%s procedure=%s outcome=%s case=%s ms=%.1f",
@@ -126,6 +130,15 @@ def process(ctx: Context, stored: StoredMessage) -> Result:
         ms,
     )
     return Result(result.key, result.procedure, result.outcome, result.case_id, ms)
+
+
+def _uncount(ctx: Context, stored: StoredMessage) -> None:
+    """The run stopped for a reason that is not this mail (the database refused, Ctrl-C):
+    this start must not count towards setting the mail aside."""
+    try:
+        ctx.store.start_attempt(stored.id, -1)
+    except StoreError:
+        log.warning("could not uncount the attempt on %s", stored.key)
 
 
 def _reason(exc: BaseException) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 import jinja2
 
+from mailbot.text import visible
+
 WEEKDAYS = "月火水木金土日"
 
 
@@ -40,6 +42,14 @@ def slash_date(value: date | datetime | str | None) -> str:
     return f"{value:%Y/%m/%d}"
 
 
+def _finalize(value: Any) -> Any:
+    """Every value a template prints: a participant's text never brings control or bidi
+    characters into our mail (markup we made ourselves is left as it is)."""
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return visible(value)
+    return value
+
+
 class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.env = jinja2.Environment(
@@ -49,6 +59,7 @@ class Renderer:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=_finalize,
         )
         self.env.filters["jdate"] = jdate
         self.env.filters["jdatetime"] = jdatetime

@@ -362,10 +362,13 @@ class Store:
                 raw = self._read_raw(r[0], r[3])
                 yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5])
 
-    def start_attempt(self, message_row: int) -> None:
-        """Count, committed before any work, that processing of this mail began: a mail that
-        kills the process leaves the count behind, and the next run sees it."""
-        self.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_row,))
+    def start_attempt(self, message_row: int, step: int) -> None:
+        """Count (+1), committed before any work, that processing of this mail began: a mail
+        that kills the process leaves the count behind, and the next run sees it. -1 takes a
+        start back when the run stopped for a reason that is not the mail."""
+        self.execute(
+            "UPDATE messages SET attempts = max(0, attempts + ?) WHERE id = ?", (step, message_row)
+        )
 
     def finish_message(
         self,

@@ -23,7 +23,7 @@ from mailbot.cli import main
 from mailbot.context import Context
 from mailbot.decisions import decide
 from mailbot.decisions_apply import apply_workbook
-from mailbot.errors import DecisionError
+from mailbot.errors import DecisionError, StoreError
 from mailbot.registers import import_operators, operator, operators_for_sender
 from mailbot.report import build_report, write_xlsx
 from mailbot.retry import retry
@@ -215,6 +215,28 @@ def test_a_mail_that_kills_the_process_twice_is_quarantined_on_the_third_try(tmp
     ctx.close()
 
 
+def test_a_run_stopped_by_the_database_does_not_count_against_the_mail(
+    desk: Context, monkeypatch: pytest.MonkeyPatch
+):
+    """Only a start that never finished counts; a database refusal (fault injected) or a
+    Ctrl-C ends the run but takes the start back, so the mail is read normally later."""
+    import mailbot.pipeline as pipeline
+
+    real = pipeline.parse
+    store(desk, application())
+    for fault in (StoreError("disk full"), StoreError("disk full"), KeyboardInterrupt()):
+
+        def failing(raw: bytes, fault: BaseException = fault):
+            raise fault
+
+        monkeypatch.setattr(pipeline, "parse", failing)
+        with pytest.raises(type(fault)):
+            process_pending(desk)
+    monkeypatch.setattr(pipeline, "parse", real)
+    [result] = process_pending(desk)
+    assert result.outcome == "complete"
+
+
 # --- 2. formula injection into staff's Excel -----------------------------------------------
 
 
@@ -397,6 +419,14 @@ def test_echoed_attachment_names_are_one_line_without_control_or_bidi(desk: Cont
     assert "申込書" in text and "gnp.xlsx" in text
     assert "\u202e" not in text and "\x00" not in text
     assert not any(line.lstrip().startswith("■ 口座変更") for line in text.splitlines())
+
+
+def test_a_form_value_quoted_in_a_correction_carries_no_control_or_bidi(desk: Context):
+    submit(desk, application(fields={"申請区分": "変更\u202e\u2066\u200f"}))
+    [correction] = outbox(desk, "correction")
+    text = body_text(correction["raw"])
+    assert "記載：変更" in text
+    assert not any(ch in text for ch in "\u202e\u2066\u200f")
 
 
 @pytest.mark.parametrize(
