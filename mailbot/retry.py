@@ -14,17 +14,22 @@ from mailbot.runner import process_pending
 from mailbot.states import Status
 from mailbot.text import format_case_number
 
+RETRIED = (Status.QUARANTINED, Status.HELD)
+
 
 def requeue(ctx: Context, case_id: int | None) -> list[int]:
     """Put back the mails of one case (or of every quarantined mail); returns their rows."""
     store = ctx.store
     if case_id is not None:
-        if store.case(case_id) is None:
+        case = store.case(case_id)
+        if case is None:
             raise MailbotError(f"no case {format_case_number(case_id)}")
-        sql, params = "SELECT id, case_id FROM messages WHERE case_id = ?", (case_id,)
-    else:
-        sql, params = "SELECT id, case_id FROM messages WHERE state = 'quarantined'", ()
-    rows = [(r[0], r[1]) for r in store.execute(sql, params).fetchall()]
+        if case["status"] not in RETRIED:
+            raise MailbotError(
+                f"{format_case_number(case_id)} is {case['status']}: only a quarantined or"
+                " held case is retried (its mail was set aside)"
+            )
+    rows = store.messages_to_retry(case_id)
     if not rows:
         raise MailbotError(
             "no mail to retry" + (f" on {format_case_number(case_id)}" if case_id else "")
@@ -37,7 +42,7 @@ def requeue(ctx: Context, case_id: int | None) -> list[int]:
             if case is None:
                 continue
             store.add_event(old_case, now, "bot", "retried", message=message_row)
-            if case["status"] in (Status.QUARANTINED, Status.HELD):
+            if case["status"] in RETRIED:
                 store.update_case(old_case, now, status=Status.CLOSED)
                 store.add_event(old_case, now, "bot", "status", old=case["status"], new="closed")
     return [message_row for message_row, _ in rows]

@@ -419,6 +419,14 @@ class Store:
         ).fetchone()
         return dict(row) if row else None
 
+    def messages_to_retry(self, case_id: int | None) -> list[tuple[int, int | None]]:
+        """(message row, case id) of one case's mails, or of every quarantined mail."""
+        if case_id is not None:
+            sql, params = "SELECT id, case_id FROM messages WHERE case_id = ?", (case_id,)
+        else:
+            sql, params = "SELECT id, case_id FROM messages WHERE state = 'quarantined'", ()
+        return [(r[0], r[1]) for r in self.execute(sql + " ORDER BY id", params).fetchall()]
+
     def requeue_message(self, message_row: int) -> None:
         """Back to the queue as if just stored (`mailbot retry`)."""
         self.execute(

@@ -23,7 +23,7 @@ from mailbot.cli import main
 from mailbot.context import Context
 from mailbot.decisions import decide
 from mailbot.decisions_apply import apply_workbook
-from mailbot.errors import DecisionError, StoreError
+from mailbot.errors import DecisionError, MailbotError, StoreError
 from mailbot.registers import import_operators, operator, operators_for_sender
 from mailbot.report import build_report, write_xlsx
 from mailbot.retry import retry
@@ -573,6 +573,17 @@ def test_decide_with_a_superscript_case_number_says_so(capsys, monkeypatch, tmp_
     monkeypatch.chdir(tmp_path)
     assert main(["decide", "MB-00000²", "reject", "--reason", "x"]) == 2
     assert "not a case number" in capsys.readouterr().err
+
+
+def test_retry_of_one_held_case_and_never_of_a_live_one(desk: Context):
+    store(desk, unreadable_sender("no_from"))
+    [held] = process_pending(desk)
+    [again] = retry(desk, held.case_id)
+    assert again.case_id != held.case_id
+    assert desk.store.case(held.case_id)["status"] == "closed"
+    live = submit(desk, application())
+    with pytest.raises(MailbotError, match="only a quarantined or held case"):
+        retry(desk, live["id"])
 
 
 def test_retry_cli_needs_a_case_or_quarantined(capsys, monkeypatch, tmp_path):
