@@ -33,6 +33,7 @@ def _rules(ctx: Context) -> list[Check]:
     from mailbot.market import load_market
     from mailbot.notice_pdf import _register_font, load_operator
     from mailbot.roadmap import load_roadmap_rules
+    from mailbot.trust import load_trust_rules
     from mailbot.workbook import load_form_rules
 
     rules = ctx.config.rules_dir
@@ -43,6 +44,7 @@ def _rules(ctx: Context) -> list[Check]:
         "body_fields.toml": lambda: load_body_fields(rules / "body_fields.toml"),
         "roadmap.toml": lambda: load_roadmap_rules(rules / "roadmap.toml"),
         "schedule.toml": lambda: load_schedule(rules / "schedule.toml"),
+        "trust.toml": lambda: load_trust_rules(rules),
     }
     for name, load in loaders.items():
         try:
