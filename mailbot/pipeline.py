@@ -197,8 +197,12 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
     digest = content_digest(mail)
     rules = load_trust_rules(ctx.config.rules_dir)
     with store.transaction():
-        finish = {"message_id": mail.message_id, "sender": mail.from_addr, "subject": mail.subject}
-        store.set_digest(stored.id, digest)
+        finish = {
+            "message_id": mail.message_id,
+            "sender": mail.from_addr,
+            "subject": mail.subject,
+            "digest": digest,
+        }
         duplicate = store.duplicate_of(stored.id, mail.message_id, mail.from_addr, digest, sha)
         if duplicate is not None:
             store.add_event(

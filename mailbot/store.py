@@ -157,7 +157,10 @@ MIGRATIONS: list[str] = [
     );
     """,
     """
-    ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE processing_starts (
+        message INTEGER PRIMARY KEY REFERENCES messages (id),
+        starts INTEGER NOT NULL
+    );
     ALTER TABLE messages ADD COLUMN digest TEXT;
     CREATE INDEX messages_digest ON messages (digest);
     CREATE TABLE report_rows (
@@ -355,19 +358,24 @@ class Store:
         ]
         for message_row in ids:
             r = self.execute(
-                "SELECT id, mailbox, key, size, received_at, attempts FROM messages WHERE id = ?",
+                "SELECT id, mailbox, key, size, received_at,"
+                " (SELECT starts FROM processing_starts WHERE message = messages.id)"
+                " FROM messages WHERE id = ?",
                 (message_row,),
             ).fetchone()
             if r is not None:
                 raw = self._read_raw(r[0], r[3])
-                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5])
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0)
 
     def start_attempt(self, message_row: int, step: int) -> None:
         """Count (+1), committed before any work, that processing of this mail began: a mail
         that kills the process leaves the count behind, and the next run sees it. -1 takes a
-        start back when the run stopped for a reason that is not the mail."""
+        start back when the run stopped for a reason that is not the mail. A table of its own:
+        updating the message row would make SQLite rewrite the whole raw mail."""
         self.execute(
-            "UPDATE messages SET attempts = max(0, attempts + ?) WHERE id = ?", (step, message_row)
+            "INSERT INTO processing_starts (message, starts) VALUES (?, ?)"
+            " ON CONFLICT (message) DO UPDATE SET starts = max(0, starts + ?)",
+            (message_row, max(0, step), step),
         )
 
     def finish_message(
@@ -381,12 +389,23 @@ class Store:
         message_id: str | None = None,
         sender: str | None = None,
         subject: str | None = None,
+        digest: str | None = None,
     ) -> None:
         self.execute(
             "UPDATE messages SET state = ?, case_id = ?, outcome = ?, processed_at = ?,"
             " message_id = coalesce(?, message_id), sender = coalesce(?, sender),"
-            " subject = coalesce(?, subject) WHERE id = ?",
-            (state, case_id, outcome, _now_text(now), message_id, sender, subject, message_row),
+            " subject = coalesce(?, subject), digest = coalesce(?, digest) WHERE id = ?",
+            (
+                state,
+                case_id,
+                outcome,
+                _now_text(now),
+                message_id,
+                sender,
+                subject,
+                digest,
+                message_row,
+            ),
         )
 
     def duplicate_of(
@@ -431,12 +450,10 @@ class Store:
         """Back to the queue as if just stored (`mailbot retry`)."""
         self.execute(
             "UPDATE messages SET state = 'stored', case_id = NULL, outcome = NULL,"
-            " processed_at = NULL, attempts = 0 WHERE id = ?",
+            " processed_at = NULL WHERE id = ?",
             (message_row,),
         )
-
-    def set_digest(self, message_row: int, digest: str) -> None:
-        self.execute("UPDATE messages SET digest = ? WHERE id = ?", (digest, message_row))
+        self.execute("DELETE FROM processing_starts WHERE message = ?", (message_row,))
 
     def raw_of(self, message_row: int) -> bytes:
         return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
