@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import posixpath
 import re
 import tomllib
 import unicodedata
@@ -473,15 +474,47 @@ def sheet_extent(xml: bytes) -> Extent:
     return Extent(max_row, max_col, cells)
 
 
+_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship\b([^>]*)>", re.IGNORECASE)
+_OVERRIDE = re.compile(rb"<(?:[\w.-]+:)?Override\b([^>]*)>", re.IGNORECASE)
+_ATTR = re.compile(rb"""\b(Type|Target|PartName|ContentType)\s*=\s*["']([^"']*)["']""")
+
+
+def _attrs(raw: bytes) -> dict[str, str]:
+    return {k.decode(): v.decode("utf-8", "replace") for k, v in _ATTR.findall(raw)}
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """Every part a reader may open as a worksheet: those under xl/worksheets/, and any part
+    a relationship (from any .rels) or a content-type override names as one, wherever it
+    lies: a sheet moved to xl/data/x.xml is still read."""
+    by_name = {
+        info.filename.replace("\\", "/").lstrip("/").lower(): info for info in archive.infolist()
+    }
+    wanted = {n for n in by_name if n.startswith("xl/worksheets/") and n.endswith(".xml")}
+    for name, info in by_name.items():
+        if name.endswith(".rels"):
+            base = posixpath.dirname(posixpath.dirname(name))
+            for match in _RELATIONSHIP.finditer(archive.read(info)):
+                attrs = _attrs(match.group(1))
+                if "worksheet" in attrs.get("Type", "").lower() and attrs.get("Target"):
+                    target = attrs["Target"].replace("\\", "/")
+                    path = target.lstrip("/") if target.startswith("/") else f"{base}/{target}"
+                    wanted.add(posixpath.normpath(path).lstrip("/").lower())
+        elif name == CONTENT_TYPES_PART.lower():
+            for match in _OVERRIDE.finditer(archive.read(info)):
+                attrs = _attrs(match.group(1))
+                if "worksheet" in attrs.get("ContentType", "").lower():
+                    wanted.add(attrs.get("PartName", "").lstrip("/").lower())
+    return [by_name[n] for n in sorted(wanted) if n in by_name]
+
+
 def workbook_extent(archive: zipfile.ZipFile) -> Extent:
     """The largest reach and the total cell count over every worksheet part."""
     rows = columns = cells = 0
-    for info in archive.infolist():
-        name = info.filename.replace("\\", "/").lower()
-        if name.startswith("xl/worksheets/") and name.endswith(".xml"):
-            extent = sheet_extent(archive.read(info))
-            rows, columns = max(rows, extent.rows), max(columns, extent.columns)
-            cells += extent.cells
+    for info in _sheet_parts(archive):
+        extent = sheet_extent(archive.read(info))
+        rows, columns = max(rows, extent.rows), max(columns, extent.columns)
+        cells += extent.cells
     return Extent(rows, columns, cells)
 
 

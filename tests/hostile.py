@@ -96,12 +96,28 @@ def too_many_cells() -> bytes:
     return _sheet_with(b"<row>" + b"<c/>" * 60_000 + b"</row>")
 
 
+def sheet_elsewhere() -> bytes:
+    """The far cell on a worksheet moved out of xl/worksheets/ (the relationship and the
+    content type follow it): readers open it all the same."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(far_cell_without_r())) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item).replace(b"/xl/worksheets/sheet1.xml", b"/xl/data/grid.xml")
+            name = "xl/data/grid.xml" if item.filename == "xl/worksheets/sheet1.xml" else None
+            dst.writestr(name or item.filename, data)
+    return out.getvalue()
+
+
 WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
     "far_cell_lowercase": far_cell_lowercase,
     "cells_without_r": cells_without_r,
     "far_cell_without_r": far_cell_without_r,
     "rows_without_r": rows_without_r,
     "too_many_cells": too_many_cells,
+    "sheet_elsewhere": sheet_elsewhere,
 }
 ATTACKS: dict[str, Callable[[], bytes]] = {
     "zip_bomb": _zip_bomb,
