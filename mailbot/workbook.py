@@ -437,7 +437,14 @@ def grid_from_calamine(sheet: Any) -> Grid:
 
 
 _SHEET_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)\b([^>]*)>", re.IGNORECASE)
-_REF_ATTR = re.compile(rb"""\br\s*=\s*["']\s*([A-Za-z]{0,3})(\d{0,7})\s*["']""")
+_REF_ATTR = re.compile(rb"""(?<![\w:.-])r\s*=\s*["']\s*([A-Za-z]{0,3})(\d{0,7})\s*["']""")
+_CHAR_REF = re.compile(rb"&#(x[0-9A-Fa-f]{1,6}|[0-9]{1,7});")
+
+
+def _char(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    value = int(code[1:], 16) if code[:1] in (b"x", b"X") else int(code)
+    return chr(value).encode("utf-8", "replace") if value < 0x110000 else b"?"
 
 
 @dataclass(frozen=True)
@@ -453,10 +460,14 @@ class Extent:
 
 def sheet_extent(xml: bytes) -> Extent:
     """The extent of one worksheet part, from its tags alone (no XML parser, no allocation
-    per cell): what decides whether a reader may open it."""
+    per cell): what decides whether a reader may open it. A reference written with character
+    references (`&#88;FD1`) is read as the XML parser reads it; a prefixed `x:r` is not a
+    reference, as for the readers."""
     row = col = max_row = max_col = cells = 0
     for match in _SHEET_TAG.finditer(xml):
         tag, attrs = match.group(1).lower(), match.group(2)
+        if b"&#" in attrs:
+            attrs = _CHAR_REF.sub(_char, attrs)
         ref = _REF_ATTR.search(attrs)
         if tag == b"row":
             row = int(ref.group(2)) if ref and ref.group(2) else row + 1

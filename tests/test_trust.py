@@ -100,8 +100,18 @@ def event_kinds(ctx: Context, case_id: int) -> list[str]:
         (b"<row><c/></row><row><c/><c/></row>", 2, 2, 3),
         (b'<x:row r="7"><x:c R="b7"/><x:c/></x:row>', 7, 2, 2),
         (b'<row r="2"><c r="C2"/><c/></row><row><c r="A3"/></row>', 3, 4, 3),
+        (b'<row r="&#49;048576"><c r="&#x58;FD1048576"/></row>', 1048576, 16384, 1),
+        (b'<row x:r="1"/><row x:r="1"/><row><c x:r="A1"/><c x:r="A1"/></row>', 3, 2, 2),
     ],
-    ids=["lower-case ref", "cells without r", "rows without r", "prefix; R is not r", "mixed"],
+    ids=[
+        "lower-case ref",
+        "cells without r",
+        "rows without r",
+        "prefix; R is not r",
+        "mixed",
+        "character references",
+        "x:r is not r",
+    ],
 )
 def test_preflight_places_cells_as_a_reader_does(xml, rows, columns, cells):
     assert wb.sheet_extent(b"<sheetData>" + xml + b"</sheetData>") == wb.Extent(
