@@ -436,7 +436,10 @@ def grid_from_calamine(sheet: Any) -> Grid:
     return Grid(sheet.name, cells, merged)
 
 
-_SHEET_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c)\b([^>]*)>", re.IGNORECASE)
+_SHEET_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c|mergeCell)\b([^>]*)>", re.IGNORECASE)
+_MERGE_REF = re.compile(
+    rb"""(?<![\w:.-])ref\s*=\s*["']\s*([A-Za-z]{1,3})(\d{1,7})(?::([A-Za-z]{1,3})(\d{1,7}))?"""
+)
 _REF_ATTR = re.compile(rb"""(?<![\w:.-])r\s*=\s*["']\s*([A-Za-z]{0,3})(\d{0,7})\s*["']""")
 _CHAR_REF = re.compile(rb"&#(x[0-9A-Fa-f]{1,6}|[0-9]{1,7});")
 
@@ -451,7 +454,8 @@ def _char(match: re.Match[bytes]) -> bytes:
 class Extent:
     """How far a sheet reaches and how many cells it has, counted as a reader places them: a
     reference is read in any letter case, and a row or cell without one takes the next
-    position, as Excel, openpyxl and calamine all do."""
+    position, as Excel, openpyxl and calamine all do. A merged range counts every cell it
+    covers (openpyxl makes an object for each)."""
 
     rows: int = 0
     columns: int = 0
@@ -468,6 +472,16 @@ def sheet_extent(xml: bytes) -> Extent:
         tag, attrs = match.group(1).lower(), match.group(2)
         if b"&#" in attrs:
             attrs = _CHAR_REF.sub(_char, attrs)
+        if tag == b"mergecell":
+            merged = _MERGE_REF.search(attrs)
+            if merged:
+                left, top, right, bottom = merged.groups()
+                right, bottom = right or left, bottom or top
+                cols = sorted(column_index_from_string(c.decode().upper()) for c in (left, right))
+                rows = sorted(int(r) for r in (top, bottom))
+                cells += (cols[1] - cols[0] + 1) * (rows[1] - rows[0] + 1) - 1
+                max_row, max_col = max(max_row, rows[1]), max(max_col, cols[1])
+            continue
         ref = _REF_ATTR.search(attrs)
         if tag == b"row":
             row = int(ref.group(2)) if ref and ref.group(2) else row + 1

@@ -111,6 +111,25 @@ def sheet_elsewhere() -> bytes:
     return out.getvalue()
 
 
+def huge_merge() -> bytes:
+    """A merged range over the rest of the sheet beside a cell far enough down to keep the
+    dense reader away: openpyxl would make an object for each of its 17 billion cells."""
+    book = far_cell_without_r()
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(book)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(
+                    b"</mergeCells>", b'<mergeCell ref="H40:XFD1048576"/></mergeCells>', 1
+                )
+            dst.writestr(item, data)
+    return out.getvalue()
+
+
 WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
     "far_cell_lowercase": far_cell_lowercase,
     "cells_without_r": cells_without_r,
@@ -118,6 +137,7 @@ WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
     "rows_without_r": rows_without_r,
     "too_many_cells": too_many_cells,
     "sheet_elsewhere": sheet_elsewhere,
+    "huge_merge": huge_merge,
 }
 ATTACKS: dict[str, Callable[[], bytes]] = {
     "zip_bomb": _zip_bomb,

@@ -102,6 +102,7 @@ def event_kinds(ctx: Context, case_id: int) -> list[str]:
         (b'<row r="2"><c r="C2"/><c/></row><row><c r="A3"/></row>', 3, 4, 3),
         (b'<row r="&#49;048576"><c r="&#x58;FD1048576"/></row>', 1048576, 16384, 1),
         (b'<row x:r="1"/><row x:r="1"/><row><c x:r="A1"/><c x:r="A1"/></row>', 3, 2, 2),
+        (b'<row r="1"><c r="A1"/></row><mergeCell ref="b2:C4"/>', 4, 3, 6),
     ],
     ids=[
         "lower-case ref",
@@ -111,6 +112,7 @@ def event_kinds(ctx: Context, case_id: int) -> list[str]:
         "mixed",
         "character references",
         "x:r is not r",
+        "a merged range counts each cell",
     ],
 )
 def test_preflight_places_cells_as_a_reader_does(xml, rows, columns, cells):
