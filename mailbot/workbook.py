@@ -454,8 +454,8 @@ def _char(match: re.Match[bytes]) -> bytes:
 class Extent:
     """How far a sheet reaches and how many cells it has, counted as a reader places them: a
     reference is read in any letter case, and a row or cell without one takes the next
-    position, as Excel, openpyxl and calamine all do. A merged range counts every cell it
-    covers (openpyxl makes an object for each)."""
+    position, as Excel, openpyxl and calamine all do. `cells` counts what a reader makes an
+    object for: each cell, each row, and every cell a merged range covers."""
 
     rows: int = 0
     columns: int = 0
@@ -486,6 +486,7 @@ def sheet_extent(xml: bytes) -> Extent:
         if tag == b"row":
             row = int(ref.group(2)) if ref and ref.group(2) else row + 1
             col = 0
+            cells += 1
         else:
             cells += 1
             if ref and ref.group(1):

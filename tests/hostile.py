@@ -96,6 +96,11 @@ def too_many_cells() -> bytes:
     return _sheet_with(b"<row>" + b"<c/>" * 60_000 + b"</row>")
 
 
+def empty_rows() -> bytes:
+    """Rows with nothing in them, each an object for openpyxl; after them, a form."""
+    return _sheet_with(b'<row ht="1" customHeight="1"/>' * 60_000)
+
+
 def sheet_elsewhere() -> bytes:
     """The far cell on a worksheet moved out of xl/worksheets/ (the relationship and the
     content type follow it): readers open it all the same."""
@@ -138,6 +143,7 @@ WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
     "too_many_cells": too_many_cells,
     "sheet_elsewhere": sheet_elsewhere,
     "huge_merge": huge_merge,
+    "empty_rows": empty_rows,
 }
 ATTACKS: dict[str, Callable[[], bytes]] = {
     "zip_bomb": _zip_bomb,

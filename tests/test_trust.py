@@ -95,14 +95,14 @@ def event_kinds(ctx: Context, case_id: int) -> list[str]:
 @pytest.mark.parametrize(
     ("xml", "rows", "columns", "cells"),
     [
-        (b'<row r="3"><c r="xfd1048576"/></row>', 1048576, 16384, 1),
-        (b'<row r="1048576"><c/><c/><c/></row>', 1048576, 3, 3),
-        (b"<row><c/></row><row><c/><c/></row>", 2, 2, 3),
-        (b'<x:row r="7"><x:c R="b7"/><x:c/></x:row>', 7, 2, 2),
-        (b'<row r="2"><c r="C2"/><c/></row><row><c r="A3"/></row>', 3, 4, 3),
-        (b'<row r="&#49;048576"><c r="&#x58;FD1048576"/></row>', 1048576, 16384, 1),
-        (b'<row x:r="1"/><row x:r="1"/><row><c x:r="A1"/><c x:r="A1"/></row>', 3, 2, 2),
-        (b'<row r="1"><c r="A1"/></row><mergeCell ref="b2:C4"/>', 4, 3, 6),
+        (b'<row r="3"><c r="xfd1048576"/></row>', 1048576, 16384, 2),
+        (b'<row r="1048576"><c/><c/><c/></row>', 1048576, 3, 4),
+        (b"<row><c/></row><row><c/><c/></row>", 2, 2, 5),
+        (b'<x:row r="7"><x:c R="b7"/><x:c/></x:row>', 7, 2, 3),
+        (b'<row r="2"><c r="C2"/><c/></row><row><c r="A3"/></row>', 3, 4, 5),
+        (b'<row r="&#49;048576"><c r="&#x58;FD1048576"/></row>', 1048576, 16384, 2),
+        (b'<row x:r="1"/><row x:r="1"/><row><c x:r="A1"/><c x:r="A1"/></row>', 3, 2, 5),
+        (b'<row r="1"><c r="A1"/></row><mergeCell ref="b2:C4"/>', 4, 3, 7),
     ],
     ids=[
         "lower-case ref",
