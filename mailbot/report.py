@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -202,7 +203,7 @@ def write_xlsx(report: Report, path: Path) -> None:
     cells_by_actions: dict[tuple[str, ...], list[str]] = {}
     decision_col = get_column_letter([t for _, t in COLUMNS].index(DECISION_COLUMN) + 1)
     for index, row in enumerate(report.rows, start=2):
-        ws.append([_cell(row, key) for key, _ in COLUMNS])
+        ws.append([cell_text(_cell(row, key)) for key, _ in COLUMNS])
         fill = OVERDUE if row.overdue else DUE_SOON if row.due_soon else None
         if fill:
             for cell in ws[index]:
@@ -241,7 +242,9 @@ def write_xlsx(report: Report, path: Path) -> None:
     quarantine = book.create_sheet(QUARANTINE_SHEET)
     quarantine.append(["メッセージ番号", "受信日時", "差出人", "件名", "理由"])
     for q in report.quarantined:
-        quarantine.append([q["id"], q["received_at"], q["sender"], q["subject"], q["outcome"]])
+        quarantine.append(
+            [cell_text(q[k]) for k in ("id", "received_at", "sender", "subject", "outcome")]
+        )
     for sheet in book.worksheets:
         text_cells(sheet)
     book.properties.identifier = report.key
@@ -249,7 +252,10 @@ def write_xlsx(report: Report, path: Path) -> None:
     book.save(path)
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+def cell_text(value: Any) -> Any:
+    """A value as a worksheet may hold it: control characters a sender put in a subject or
+    an address are dropped (openpyxl refuses them, and one such mail would stop the report)."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
 
 
 def text_cells(sheet: Any) -> None:

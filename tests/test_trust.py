@@ -275,6 +275,23 @@ def test_nothing_a_participant_wrote_becomes_a_formula_in_the_report(desk: Conte
     assert "=1+2@evil.example" in values
 
 
+def test_control_characters_from_a_sender_do_not_stop_the_report(desk: Context, tmp_path):
+    """Found by the hostile run: a subject or address with a control character made openpyxl
+    refuse the whole report workbook."""
+    with desk.store.transaction():
+        desk.store.create_case(
+            desk.now(),
+            procedure="unrecognized",
+            status="unrecognized",
+            sender="suz\x1buk@example.org",
+            subject="件名\x07\x00",
+        )
+    path = tmp_path / "report.xlsx"
+    write_xlsx(build_report(desk), path)
+    values = [c.value for row in load_workbook(path)["未処理案件"].iter_rows() for c in row]
+    assert "suzuk@example.org" in values and "件名" in values
+
+
 # --- 3. a follow-up must not wipe a complete application -----------------------------------
 
 
