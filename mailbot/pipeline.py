@@ -1,7 +1,9 @@
 """One stored raw message → parsed, classified, checked, applied. Every mail ends as a case.
 
-A mail that cannot be parsed or whose handling raises is quarantined with the reason, and the
-batch goes on. Nothing here sends mail.
+A mail that cannot be parsed, whose handling raises, or whose processing started twice without
+finishing (it killed the process) is quarantined with the reason, and the batch goes on. A case
+changes only by what a mail carries: a follow-up without a form is a message on the case, and a
+stranger's mail on a case is held apart (mailbot/trust.py). Nothing here sends mail.
 """
 
 from __future__ import annotations

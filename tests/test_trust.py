@@ -6,6 +6,7 @@ no case is hijacked or wiped, nothing a stranger wrote becomes a formula or a he
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -619,3 +620,19 @@ def test_retry_cli_needs_a_case_or_quarantined(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert main(["retry"]) == 2
     assert "--quarantined" in capsys.readouterr().err
+
+
+def test_ingest_then_retry_quarantined_from_the_cli(capsys, monkeypatch, tmp_path):
+    """A mail nested 1,000 deep is quarantined by `mailbot ingest`, listed by `cases`, and
+    `mailbot retry --quarantined` takes it through again (still unreadable: quarantined anew,
+    the old case closed), exit 0."""
+    monkeypatch.chdir(tmp_path)
+    eml = tmp_path / "deep.eml"
+    eml.write_bytes(deep_multipart(1000))
+    now = ["--now", "2026-11-20T10:00"]
+    assert main([*now, "ingest", str(eml)]) == 0
+    assert main([*now, "retry", "--quarantined"]) == 0
+    assert "1 mail(s) taken through the pipeline again" in capsys.readouterr().out
+    assert main([*now, "cases", "--json"]) == 0
+    cases = json.loads(capsys.readouterr().out)
+    assert [c["status"] for c in cases] == ["closed", "quarantined"]
