@@ -12,7 +12,13 @@
    out exactly once when it is back.
 3. dovecot restart in the middle of a batch under `mailbot run`.
 4. hostile: ≥ 1,000 mutated and malicious mails through the pipeline: no crash, each stored
-   as a case with a reason, no injected header in any reply.
+   as a case with a reason, no injected header in any reply. The attack classes of issue 11
+   (workbooks that fool a size guard, formulas, robots, foreign Reply-To, unreadable senders,
+   deep nesting, echoed names, Outlook Message-IDs, reused Message-IDs) are counted class by
+   class with what each must never do.
+5. trust scenarios: a complete application followed by what strangers and robots send into
+   its thread (a question, an out-of-office reply, another free-mail user's form, a spoofed
+   From with a foreign Reply-To): no case wiped, none hijacked.
 
 Writes bench/results/reliability.json.
 """
@@ -39,7 +45,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.corpus import mails  # noqa: E402
 from bench.run import ENV, append_all, replies, servers, start_run  # noqa: E402
-from tests.hostile import hostile_mails  # noqa: E402
+from tests.hostile import (  # noqa: E402
+    ATTACKS,
+    OUT_OF_OFFICE,
+    TRUST_ATTACKS,
+    hostile_mails,
+)
 from tests.samples import samples  # noqa: E402
 from tests.servers import Dovecot, SmtpCapture  # noqa: E402
 
@@ -192,7 +203,7 @@ def hostile(count: int) -> dict:
         ctx = make_desk(Path(tmp), "2026-11-25T10:00")
         for n, (what, raw) in enumerate(hostile_mails(count)):
             kinds[what] += 1
-            key = f"h:{n}:{hashlib.sha256(raw).hexdigest()[:12]}"
+            key = f"h:{n}:{what}:{hashlib.sha256(raw).hexdigest()[:12]}"
             ctx.store.save_raw("code@occto.or.jp", [(key, raw)], ctx.now())
             try:
                 process_pending(ctx)
@@ -210,6 +221,7 @@ def hostile(count: int) -> dict:
             msg = message_from_bytes(raw)
             injected += msg["Bcc"] is not None or msg["X-Evil"] is not None
         quarantined = sum(1 for r in rows if r[0] == "quarantined")
+        attacks = attack_classes(ctx, Path(tmp), kinds)
         ctx.close()
     return {
         "hostile_mails": count,
@@ -219,6 +231,172 @@ def hostile(count: int) -> dict:
         "stored_with_reason": stored_with_reason,
         "quarantined": quarantined,
         "injected_headers_in_replies": injected,
+        "attacks": attacks,
+    }
+
+
+def _kind_rows(ctx) -> dict[str, list]:
+    """Per hostile kind (the third part of the key `hostile` gave the mail): (outcome, case
+    status, case id) of its mails."""
+    out: dict[str, list] = {}
+    for r in ctx.store.execute(
+        "SELECT m.key, m.outcome, c.status, c.id FROM messages m"
+        " LEFT JOIN cases c ON c.id = m.case_id"
+    ).fetchall():
+        out.setdefault(_kind_from_key(r[0]), []).append((r[1] or "", r[2] or "", r[3]))
+    return out
+
+
+def attack_classes(ctx, tmp: Path, kinds: Counter) -> dict:
+    """The attack classes of issue 11, each with its count and what it must never do (every
+    `failed_*` / `*_answered` count must be 0)."""
+    from openpyxl import load_workbook
+
+    from mailbot.report import build_report, write_xlsx
+
+    by_kind = _kind_rows(ctx)
+    replied = {
+        r[0]
+        for r in ctx.store.execute("SELECT DISTINCT case_id FROM outbox WHERE case_id IS NOT NULL")
+    }
+    path = tmp / "report.xlsx"
+    write_xlsx(build_report(ctx), path)
+    formula_cells = sum(
+        cell.data_type == "f"
+        for sheet in load_workbook(path).worksheets
+        for row in sheet.iter_rows()
+        for cell in row
+    )
+    outbox = [
+        (r[0], r[1]) for r in ctx.store.execute("SELECT recipient, raw FROM outbox").fetchall()
+    ]
+    result: dict = {}
+    for kind in [*ATTACKS, *TRUST_ATTACKS]:
+        rows = by_kind.get(kind, [])
+        entry = {
+            "mails": kinds.get(kind, 0),
+            "stored": len(rows),
+            "statuses": dict(Counter(status for _, status, _ in rows)),
+        }
+        if kind in ("out_of_office", "robot_sender"):
+            entry["robots_answered"] = sum(1 for _, _, case in rows if case in replied)
+        if kind in ("no_from", "junk_first_line", "unindented_continuation"):
+            entry["ignored_without_sender"] = sum(
+                1 for outcome, status, _ in rows if status == "ignored" and "sender" in outcome
+            )
+        if kind == "deep_nesting":
+            entry["failed_not_quarantined"] = sum(
+                1 for _, status, _ in rows if status != "quarantined"
+            )
+        if kind == "reused_message_id":
+            entry["failed_swallowed_as_duplicate"] = sum(
+                1 for outcome, _, _ in rows if outcome == "duplicate"
+            )
+        result[kind] = entry
+    result["formula_subject"]["formula_cells_in_report"] = formula_cells
+    result["foreign_reply_to"]["replies_to_reply_to"] = sum(
+        1 for rcpt, _ in outbox if rcpt.endswith("@victim-corp.example")
+    )
+    result["echoed_names"]["control_or_bidi_in_replies"] = sum(
+        1 for _, raw in outbox if _has_control_or_bidi(raw)
+    )
+    result["outlook_message_id"]["encoded_ids_in_replies"] = sum(
+        1 for _, raw in outbox if b"In-Reply-To: =?" in raw or b"References: =?" in raw
+    )
+    return result
+
+
+def _kind_from_key(key: str) -> str:
+    return key.split(":", 3)[2] if key.count(":") >= 3 else "?"
+
+
+def _has_control_or_bidi(raw: bytes) -> bool:
+    import unicodedata
+
+    msg = message_from_bytes(raw)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            text = (part.get_payload(decode=True) or b"").decode(
+                part.get_content_charset() or "utf-8", "replace"
+            )
+            if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\r\n\t" for ch in text):
+                return True
+    return False
+
+
+def trust_scenarios(rounds: int) -> dict:
+    """A complete application, then into its thread: a question, an out-of-office robot, a
+    stranger at the same free-mail domain with her own form, a spoofed From with a foreign
+    Reply-To carrying another form. Counts cases wiped (status or data changed) and hijacked
+    (a stranger's data merged), and replies that went to a Reply-To."""
+    from mailbot.runner import process_pending
+    from tests.desk import make_desk
+    from tests.forms import operator_form, to_bytes
+    from tests.jpmail import XLSX, build
+    from tests.samples import TAKAHASHI
+
+    subject = "【容量市場向け事業者コード申請】"
+    body = "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『安定電源』です。"
+
+    def form(**fields: str) -> list:
+        book = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI | fields))
+        return [("事業者マスタ申込書.xlsx", book, XLSX)]
+
+    wiped = hijacked = to_reply_to = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = make_desk(Path(tmp), "2026-11-20T10:00")
+
+        def feed(raw: bytes) -> None:
+            key = f"s:{hashlib.sha256(raw).hexdigest()}"
+            ctx.store.save_raw("code@occto.or.jp", [(key, raw)], ctx.now())
+            process_pending(ctx)
+
+        for n in range(rounds):
+            victim = f"victim{n}@gmail.com"
+            feed(build(subject, body, from_addr=victim, attachments=form()))
+            case_id = ctx.store.execute("SELECT max(id) FROM cases").fetchone()[0]
+            before = ctx.store.case(case_id)
+            receipt = ctx.store.execute(
+                "SELECT message_id, subject FROM outbox WHERE case_id = ? AND kind = 'receipt'",
+                (case_id,),
+            ).fetchone()
+            thread = {"in_reply_to": receipt[0], "references": (receipt[0],)}
+            feed(build(f"Re: {receipt[1]}", "いつ頃になりますか。", from_addr=victim, **thread))
+            ooo = OUT_OF_OFFICE[n % len(OUT_OF_OFFICE)] + f" {receipt[1]}"
+            feed(build(ooo, "不在です。", from_addr=victim, **thread))
+            feed(
+                build(
+                    f"Re: {receipt[1]}",
+                    body,
+                    from_addr=f"eve{n}@gmail.com",
+                    attachments=form(事業者名称="イブ商事株式会社"),
+                    **thread,
+                )
+            )
+            feed(
+                build(
+                    f"Re: {receipt[1]}",
+                    body,
+                    from_addr=victim,
+                    headers={"Reply-To": f"attacker{n}@evil.example"},
+                    attachments=form(事業者名称="乗っ取り商事株式会社"),
+                    **thread,
+                )
+            )
+            after = ctx.store.case(case_id)
+            wiped += after["status"] != before["status"] or after["data"] != before["data"]
+            names = str(after["data"])
+            hijacked += "イブ商事" in names or "乗っ取り" in names or after["sender"] != victim
+        to_reply_to = ctx.store.execute(
+            "SELECT count(*) FROM outbox WHERE recipient LIKE '%@evil.example'"
+        ).fetchone()[0]
+        ctx.close()
+    return {
+        "rounds": rounds,
+        "mails": rounds * 5,
+        "cases_wiped": wiped,
+        "cases_hijacked": hijacked,
+        "replies_to_reply_to": to_reply_to,
     }
 
 
@@ -226,7 +404,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    n_crash, n_kills, n_hostile = (120, 6, 200) if args.quick else (500, 20, 1000)
+    n_crash, n_kills, n_hostile, n_scenarios = (
+        (120, 6, 200, 5) if args.quick else (500, 20, 1000, 40)
+    )
     started = time.perf_counter()
     print("crash …", flush=True)
     crashed = crash(n_crash, n_kills)
@@ -236,6 +416,8 @@ def main() -> int:
     restart = dovecot_restart(100)
     print("hostile …", flush=True)
     bad = hostile(n_hostile)
+    print("trust scenarios …", flush=True)
+    trust = trust_scenarios(n_scenarios)
     result = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -251,6 +433,7 @@ def main() -> int:
         "smtp_outage": outage,
         "dovecot_restart": restart,
         "hostile": bad,
+        "trust_scenarios": trust,
         "seconds": round(time.perf_counter() - started, 1),
     }
     for key in (
@@ -268,6 +451,7 @@ def main() -> int:
     print(f"smtp outage          {outage}")
     print(f"dovecot restart      {restart}")
     print(f"hostile              {bad}")
+    print(f"trust scenarios      {trust}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reliability-quick.json" if args.quick else "reliability.json"
     (RESULTS / name).write_text(
@@ -287,9 +471,22 @@ def main() -> int:
         or bad["crashes"]
         or bad["stored_with_reason"] != bad["hostile_mails"]
         or bad["injected_headers_in_replies"]
+        or _attack_failures(bad["attacks"])
+        or trust["cases_wiped"]
+        or trust["cases_hijacked"]
+        or trust["replies_to_reply_to"]
     )
     print("FAILED" if failed else "all guarantees held")
     return 1 if failed else 0
+
+
+def _attack_failures(attacks: dict) -> int:
+    """Every count that must be 0, over all attack classes; and every mail stored."""
+    bad = 0
+    for entry in attacks.values():
+        bad += entry["stored"] != entry["mails"]
+        bad += sum(v for k, v in entry.items() if k not in ("mails", "stored", "statuses"))
+    return bad
 
 
 if __name__ == "__main__":

@@ -235,10 +235,31 @@ def cmd_decisions_apply(args: argparse.Namespace) -> int:
 
 
 def _case_id(text: str) -> int:
-    digits = text.upper().removeprefix("MB-")
-    if not digits.isdigit():
-        raise MailbotError(f"{text!r} is not a case number (e.g. 12 or MB-000012)")
+    digits = text.strip().upper().removeprefix("MB-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise UsageError(f"{text!r} is not a case number (e.g. 12 or MB-000012)")
     return int(digits)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from mailbot.retry import retry
+
+    if (args.case is None) == (not args.quarantined):
+        raise UsageError("retry: name one case, or give --quarantined")
+    ctx = _context(args)
+    try:
+        results = retry(ctx, None if args.quarantined else _case_id(args.case))
+    finally:
+        ctx.close()
+    print_table(
+        ("mail", "procedure", "outcome", "case"),
+        (
+            (r.key, r.procedure, r.outcome, format_case_number(r.case_id) if r.case_id else "")
+            for r in results
+        ),
+    )
+    print(f"{len(results)} mail(s) taken through the pipeline again")
+    return 0
 
 
 def cmd_case(args: argparse.Namespace) -> int:
@@ -670,6 +691,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="told to the participant where the action needs one")
     p.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
     p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser(
+        "retry", help="take a case's mails, or every quarantined mail, through again"
+    )
+    p.add_argument("case", nargs="?", help="case number (12 or MB-000012)")
+    p.add_argument("--quarantined", action="store_true", help="every quarantined mail")
+    p.set_defaults(func=cmd_retry)
 
     p = sub.add_parser("campaign", help="outbound campaigns")
     c = p.add_subparsers(dest="kind", required=True)

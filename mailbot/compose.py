@@ -59,10 +59,6 @@ def compose(
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
-    if in_reply_to:
-        msg["In-Reply-To"] = single_line(in_reply_to, 998)
-        refs = [r for r in references if r != in_reply_to][-10:]
-        msg["References"] = " ".join(single_line(r, 998) for r in [*refs, in_reply_to])
     msg["Auto-Submitted"] = auto_submitted
     msg["X-Auto-Response-Suppress"] = "All"
     text = body.replace("\r\n", "\n")
@@ -89,6 +85,10 @@ def compose(
         *([f"Cc: {', '.join(_mailbox(a) for a in cc)}"] if cc else []),
         f"Subject: {_encoded(single_line(subject, 300), 'Subject')}",
     ]
+    if in_reply_to and _MESSAGE_ID.fullmatch(in_reply_to):
+        refs = [r for r in references if r != in_reply_to][-10:]
+        head.append(f"In-Reply-To: {in_reply_to}")
+        head.append(_id_list("References", [*refs, in_reply_to]))
     return ("\r\n".join(head) + "\r\n").encode("ascii") + msg.as_bytes(policy=SMTP_POLICY)
 
 
@@ -106,6 +106,18 @@ def stamp_date(raw: bytes, at: datetime) -> bytes:
     if count == 0:
         stamped = line + b"\r\n" + head
     return stamped + rest
+
+
+# A msg-id as a reply may carry it: printable ASCII, no space or angle bracket inside, short
+# enough for one header line. Anything else is not echoed.
+_MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,900}>")
+
+
+def _id_list(name: str, ids: list[str]) -> str:
+    """Message-IDs are never RFC 2047-encoded (Outlook's run past 78 characters, and an
+    encoded one no longer threads): folded between ids, one per line when long."""
+    good = [i for i in ids if _MESSAGE_ID.fullmatch(i)]
+    return f"{name}: " + "\r\n ".join(good)
 
 
 def _encoded(text: str, name: str) -> str:

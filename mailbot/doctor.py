@@ -58,24 +58,31 @@ def _rules(config: Config) -> list[Check]:
     from mailbot.notice_pdf import _register_font, load_operator
     from mailbot.roadmap import load_roadmap_rules
     from mailbot.rules import load_routing
+    from mailbot.trust import load_trust_rules
     from mailbot.workbook import load_form_rules
 
     rules = config.rules_dir
 
-    def calendar() -> object:
-        """Without the file the calendar falls back to defaults; a deployment must have it."""
-        if not (rules / "calendar.toml").is_file():
-            raise MailbotError(f"{rules / 'calendar.toml'}: not found (check [paths] rules)")
-        return load_calendar(rules / "calendar.toml")
+    def present(name: str, load: Callable[[], object]) -> Callable[[], object]:
+        """Without its file the calendar and the trust rules fall back to defaults at run
+        time; doctor still says the deployment's own copy is missing."""
+
+        def check() -> object:
+            if not (rules / name).is_file():
+                raise MailbotError(f"{rules / name}: not found (check [paths] rules)")
+            return load()
+
+        return check
 
     loaders: dict[str, Callable[[], object]] = {
-        "calendar.toml": calendar,
+        "calendar.toml": present("calendar.toml", lambda: load_calendar(rules / "calendar.toml")),
         "procedures.toml": lambda: load_routing(rules),
         "forms.toml": lambda: load_form_rules(rules / "forms.toml"),
         "licenses.toml": lambda: load_license_table(rules / "licenses.toml"),
         "body_fields.toml": lambda: load_body_fields(rules / "body_fields.toml"),
         "roadmap.toml": lambda: load_roadmap_rules(rules / "roadmap.toml"),
         "schedule.toml": lambda: load_schedule(rules / "schedule.toml"),
+        "trust.toml": present("trust.toml", lambda: load_trust_rules(rules)),
     }
     out = [_row(f"rules/{name}", partial(_loads, load)) for name, load in loaders.items()]
     try:

@@ -352,6 +352,13 @@ def domain_matches(email: object, domain: object) -> bool:
 _OPERATOR_CODE = re.compile(r"[0-9A-Z]{4}")
 
 
+def normalise_code(text: object) -> str:
+    """A code as every register and comparison holds it: NFKC (full-width １２３４ → 1234),
+    no surrounding space, upper case. Applied wherever a code enters: a decision, a
+    workbook, an import, the register."""
+    return unicodedata.normalize("NFKC", str(text or "")).strip().upper()
+
+
 def is_operator_code(text: object) -> bool:
     """事業者コード: 4 characters, digits or capital letters (`1234`, `ABCD`). Full-width
     input is folded first; lower case is not a code."""

@@ -5,20 +5,20 @@ Pure: decides from the parsed headers only.
 
 from __future__ import annotations
 
-import re
-
 from mailbot.mail import Mail
+from mailbot.trust import TrustRules
 
-_ROBOT_LOCAL = re.compile(
-    r"^(?:no-?reply|do-?not-?reply|mailer-daemon|postmaster|bounces?|auto-?reply|daemon)"
-    r"(?:[+\-._].*)?$",
-    re.I,
-)
+NO_SENDER = "no usable sender address"
 _SUPPRESS = {"all", "oof", "autoreply", "dr", "rn", "nrn"}
 
 
-def no_reply_reason(mail: Mail, own_addresses: frozenset[str], own_domain: str) -> str | None:
-    """Why this mail must not be answered automatically, or None when answering is fine."""
+def no_reply_reason(
+    mail: Mail, own_addresses: frozenset[str], own_domain: str, rules: TrustRules
+) -> str | None:
+    """Why this mail must not be answered automatically, or None when answering is fine.
+    `own_addresses` are the desk's mailboxes and its staff; `rules` the robot patterns of
+    rules/trust.toml (out-of-office subjects, robot senders) for robots that send none of
+    the RFC 3834 headers."""
     if mail.is_delivery_report:
         return "delivery status report (bounce)"
     if mail.auto_submitted and mail.auto_submitted.strip().lower() != "no":
@@ -39,12 +39,14 @@ def no_reply_reason(mail: Mail, own_addresses: frozenset[str], own_domain: str) 
     if mail.return_path == "":
         return "empty Return-Path (<>)"
     if not mail.from_addr or "@" not in mail.from_addr:
-        return "no usable sender address"
+        return NO_SENDER
     if mail.from_addr in own_addresses:
-        return "sent from one of our own addresses"
-    local = mail.from_addr.split("@", 1)[0]
-    if _ROBOT_LOCAL.match(local):
+        return "sent from one of our own or staff addresses"
+    if rules.robot_sender(mail.from_addr):
         return f"robot sender ({mail.from_addr})"
+    marker = rules.robot_subject(mail.subject)
+    if marker:
+        return f"automatic reply by subject ({marker})"
     mid = (mail.message_id or "").lower()
     if mid.startswith("<mailbot.") and mid.rstrip(">").endswith("@" + own_domain.lower()):
         return "our own message came back"

@@ -19,6 +19,7 @@ from mailbot.parse import parse
 from mailbot.pipeline import _thread_for
 from mailbot.rules import load_routing
 from mailbot.store import Store
+from mailbot.trust import load_trust_rules
 
 
 def read_out(raw: bytes, config: Config, mailbox: str, clock: Clock) -> dict[str, Any]:
@@ -43,7 +44,12 @@ def read_out(raw: bytes, config: Config, mailbox: str, clock: Clock) -> dict[str
         "subject_code": classification.subject_code,
         "mailbox": mailbox,
         "wrong_mailbox": classification.wrong_mailbox,
-        "not_answered": no_reply_reason(mail, config.own_addresses, config.message_id_domain),
+        "not_answered": no_reply_reason(
+            mail,
+            config.own_addresses | frozenset(config.staff_addresses),
+            config.message_id_domain,
+            load_trust_rules(config.rules_dir),
+        ),
     }
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from mailbot.console import progress
 from mailbot.errors import MailbotError
-from mailbot.fields import participation_category
+from mailbot.fields import normalise_code, participation_category
 from mailbot.store import Store
 from mailbot.text import nfkc
 
@@ -142,7 +142,7 @@ def import_operators(store: Store, path: Path, now: datetime) -> ImportSummary:
     prepared = []
     for number, raw in enumerate(rows, start=2):
         row = _normalise(OPERATOR_COLUMNS, OPERATOR_REQUIRED, raw, f"{path}: row {number}")
-        row["code"] = nfkc(row["code"]).upper()
+        row["code"] = normalise_code(row["code"])
         if not _CODE.match(row["code"]):
             raise RegisterImportError(
                 f"{path}: row {number}: 事業者コード {row['code']!r} is not 4 "
@@ -168,7 +168,7 @@ def import_sources(store: Store, path: Path, now: datetime) -> ImportSummary:
     prepared = []
     for number, raw in enumerate(rows, start=2):
         row = _normalise(SOURCE_COLUMNS, SOURCE_REQUIRED, raw, f"{path}: row {number}")
-        row["operator_code"] = nfkc(row["operator_code"]).upper()
+        row["operator_code"] = normalise_code(row["operator_code"])
         row["contact_email"] = (row["contact_email"] or "").lower()
         row["roadmap_target"] = 1 if row["roadmap_target"] else 0
         if row["roadmap_target"] and not is_roadmap_category(row.get("category")):
@@ -214,14 +214,25 @@ def _decode_operator(row: Any) -> dict[str, Any]:
 
 
 def operator(store: Store, code: str) -> dict[str, Any] | None:
-    row = store.execute("SELECT * FROM operators WHERE code = ?", (code.upper(),)).fetchone()
+    row = store.execute(
+        "SELECT * FROM operators WHERE code = ?", (normalise_code(code),)
+    ).fetchone()
     return _decode_operator(row) if row else None
 
 
-def operators_for_sender(store: Store, sender: str) -> list[dict[str, Any]]:
-    """Operators this address belongs to: its registered contact, or a mail domain match."""
+def operators_for_sender(
+    store: Store, sender: str, free_mail: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Operators this address belongs to: its registered contact, or a mail domain match.
+    At a free-mail domain (`free_mail`, rules/trust.toml) only the exact address counts:
+    anyone can open an address at gmail.com."""
     sender = sender.lower()
     domain = sender.rsplit("@", 1)[-1]
+    if any(domain == d or domain.endswith("." + d) for d in free_mail):
+        rows = store.execute(
+            "SELECT * FROM operators WHERE contact_email = ? ORDER BY code", (sender,)
+        ).fetchall()
+        return [_decode_operator(r) for r in rows]
     rows = store.execute(
         "SELECT * FROM operators WHERE contact_email = ? OR domain = ? OR ? LIKE '%.' || domain"
         " ORDER BY code",
@@ -250,6 +261,7 @@ def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> No
         k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
         for k, v in fields.items()
     }
+    row["code"] = normalise_code(row["code"])
     store.db["operators"].insert(
         {**row, "origin": "issued", "updated_at": now.isoformat(timespec="seconds")}
     )

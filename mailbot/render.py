@@ -13,6 +13,8 @@ from typing import Any
 
 import jinja2
 
+from mailbot.text import visible
+
 WEEKDAYS = "月火水木金土日"
 
 
@@ -132,6 +134,14 @@ def _with_honorific(name: str, honorific: str) -> str:
     return f"{name} {honorific}"
 
 
+def _finalize(value: Any) -> Any:
+    """Every value a template prints: a participant's text never brings control or bidi
+    characters into our mail (markup we made ourselves is left as it is)."""
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return visible(value)
+    return value
+
+
 class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.env = jinja2.Environment(
@@ -141,6 +151,7 @@ class Renderer:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=_finalize,
         )
         self.env.filters["jdate"] = jdate
         self.env.filters["jdatetime"] = jdatetime

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import statistics
 import unicodedata
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -114,6 +116,7 @@ class Report:
     closed_this_week: int
     median_hours_to_first_reply: float | None
     quarantined: list[dict[str, Any]] = field(default_factory=list)
+    key: str = ""
 
 
 def _local(text: str | None, ctx: Context) -> datetime | None:
@@ -196,7 +199,10 @@ def build_report(ctx: Context) -> Report:
             " WHERE state = 'quarantined' ORDER BY id"
         ).fetchall()
     ]
+    key = f"mailbot-report:{uuid.uuid4().hex}"
+    ctx.store.record_report(key, ctx.now(), [(r.case_id, r.version) for r in rows])
     return Report(
+        key=key,
         made_at=now,
         rows=rows,
         by_procedure_status=[
@@ -244,7 +250,7 @@ def write_xlsx(report: Report, path: Path) -> None:
         titles.index("期限"): DATE_FORMAT,
     }
     for index, row in enumerate(report.rows, start=2):
-        ws.append([_cell(row, key) for key, _ in COLUMNS])
+        ws.append([cell_text(_cell(row, key)) for key, _ in COLUMNS])
         for column, number_format in formats.items():
             ws[index][column].number_format = number_format
         fill = OVERDUE if row.overdue else DUE_SOON if row.due_soon else None
@@ -294,9 +300,31 @@ def write_xlsx(report: Report, path: Path) -> None:
     quarantine = book.create_sheet(QUARANTINE_SHEET)
     quarantine.append(["メッセージ番号", "受信日時", "差出人", "件名", "理由"])
     for q in report.quarantined:
-        quarantine.append([q["id"], q["received_at"], q["sender"], q["subject"], q["outcome"]])
+        quarantine.append(
+            [cell_text(q[k]) for k in ("id", "received_at", "sender", "subject", "outcome")]
+        )
+    for sheet in book.worksheets:
+        text_cells(sheet)
+    book.properties.identifier = report.key
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
+
+
+def cell_text(value: Any) -> Any:
+    """A value as a worksheet may hold it: control characters a sender put in a subject or
+    an address are dropped (openpyxl refuses them, and one such mail would stop the report)."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
+def text_cells(sheet: Any) -> None:
+    """Everything in the report is text or a number we computed; a participant's subject or
+    address starting with = + - @ TAB or CR (OWASP CSV injection) must stay text in staff's
+    Excel, never become a formula. openpyxl makes any string starting with = a formula cell,
+    so every string cell is typed as a string."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
 
 
 def render_html(report: Report, ctx: Context | None = None) -> str:

@@ -89,10 +89,10 @@ ACTIONS: dict[str, tuple[str, frozenset[Status], bool]] = {
         frozenset({S.COMPLETE, S.HELD}),
         True,
     ),
-    "roadmap-correction": (
-        "資源エネルギー庁の修正依頼を転送",
+    "ministry-correction": (
+        "資源エネルギー庁の修正依頼を記録（メールなし）",
         frozenset({S.COMPLETE, S.AWAITING_REPLY, S.HELD}),
-        True,
+        False,
     ),
     "close": ("対応終了", ANY_OPEN, False),
 }

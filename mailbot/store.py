@@ -191,6 +191,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX login_failures_at ON login_failures (at);
     """,
+    """
+    CREATE TABLE processing_starts (
+        message INTEGER PRIMARY KEY REFERENCES messages (id),
+        starts INTEGER NOT NULL
+    );
+    ALTER TABLE messages ADD COLUMN digest TEXT;
+    CREATE INDEX messages_digest ON messages (digest);
+    CREATE TABLE report_rows (
+        report TEXT NOT NULL,
+        case_id INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        made_at TEXT NOT NULL,
+        PRIMARY KEY (report, case_id)
+    );
+    """,
 ]
 
 
@@ -224,6 +239,7 @@ class StoredMessage:
     key: str
     raw: bytes
     received_at: str
+    attempts: int = 0
 
 
 BLOB_IO_BYTES = 1024 * 1024
@@ -406,12 +422,25 @@ class Store:
         ]
         for message_row in ids:
             r = self.execute(
-                "SELECT id, mailbox, key, size, received_at FROM messages WHERE id = ?",
+                "SELECT id, mailbox, key, size, received_at,"
+                " (SELECT starts FROM processing_starts WHERE message = messages.id)"
+                " FROM messages WHERE id = ?",
                 (message_row,),
             ).fetchone()
             if r is not None:
                 raw = self._read_raw(r[0], r[3])
-                yield StoredMessage(r[0], r[1], r[2], raw, r[4])
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0)
+
+    def start_attempt(self, message_row: int, step: int) -> None:
+        """Count (+1), committed before any work, that processing of this mail began: a mail
+        that kills the process leaves the count behind, and the next run sees it. -1 takes a
+        start back when the run stopped for a reason that is not the mail. A table of its own:
+        updating the message row would make SQLite rewrite the whole raw mail."""
+        self.execute(
+            "INSERT INTO processing_starts (message, starts) VALUES (?, ?)"
+            " ON CONFLICT (message) DO UPDATE SET starts = max(0, starts + ?)",
+            (message_row, max(0, step), step),
+        )
 
     def finish_message(
         self,
@@ -426,6 +455,7 @@ class Store:
         subject: str | None = None,
         text: str | None = None,
         attachment_names: Iterable[str] = (),
+        digest: str | None = None,
     ) -> None:
         """`text` and `attachment_names` (the parsed body and file names) feed the case's
         full-text search row, written in the same transaction as the case."""
@@ -434,7 +464,7 @@ class Store:
             "UPDATE messages SET state = ?, case_id = ?, outcome = ?, processed_at = ?,"
             " message_id = coalesce(?, message_id), sender = coalesce(?, sender),"
             " subject = coalesce(?, subject), body_text = coalesce(?, body_text),"
-            " attachment_names = ? WHERE id = ?",
+            " attachment_names = ?, digest = coalesce(?, digest) WHERE id = ?",
             (
                 state,
                 case_id,
@@ -445,21 +475,59 @@ class Store:
                 subject,
                 text,
                 names,
+                digest,
                 message_row,
             ),
         )
         if case_id is not None:
             self._index_case(case_id)
 
-    def duplicate_of(self, message_row: int, message_id: str | None, sha256: str) -> int | None:
-        """The case of an earlier copy of this same mail (same bytes, or same Message-ID from
-        the same sender), e.g. one mail sent To one address and Cc the other."""
+    def duplicate_of(
+        self,
+        message_row: int,
+        message_id: str | None,
+        sender: str | None,
+        digest: str,
+        sha256: str,
+    ) -> int | None:
+        """The case of an earlier copy of this same mail: the same bytes, or the same
+        Message-ID from the same sender with the same content (one mail sent To one address
+        and Cc the other). A Message-ID alone decides nothing: anyone can copy one."""
         row = self.execute(
             "SELECT case_id FROM messages WHERE id != ? AND case_id IS NOT NULL"
-            " AND (sha256 = ? OR (? IS NOT NULL AND message_id = ?)) ORDER BY id LIMIT 1",
-            (message_row, sha256, message_id, message_id),
+            " AND (sha256 = ? OR (? IS NOT NULL AND message_id = ? AND sender = ?"
+            " AND digest = ?)) ORDER BY id LIMIT 1",
+            (message_row, sha256, message_id, message_id, sender or "", digest),
         ).fetchone()
         return row[0] if row else None
+
+    def message_id_taken(self, message_row: int, message_id: str | None) -> dict[str, Any] | None:
+        """An earlier, different mail that carried this Message-ID (noted for staff)."""
+        if not message_id:
+            return None
+        row = self.execute(
+            "SELECT id, sender, case_id FROM messages WHERE id != ? AND message_id = ?"
+            " AND case_id IS NOT NULL ORDER BY id LIMIT 1",
+            (message_row, message_id),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def messages_to_retry(self, case_id: int | None) -> list[tuple[int, int | None]]:
+        """(message row, case id) of one case's mails, or of every quarantined mail."""
+        if case_id is not None:
+            sql, params = "SELECT id, case_id FROM messages WHERE case_id = ?", (case_id,)
+        else:
+            sql, params = "SELECT id, case_id FROM messages WHERE state = 'quarantined'", ()
+        return [(r[0], r[1]) for r in self.execute(sql + " ORDER BY id", params).fetchall()]
+
+    def requeue_message(self, message_row: int) -> None:
+        """Back to the queue as if just stored (`mailbot retry`)."""
+        self.execute(
+            "UPDATE messages SET state = 'stored', case_id = NULL, outcome = NULL,"
+            " processed_at = NULL WHERE id = ?",
+            (message_row,),
+        )
+        self.execute("DELETE FROM processing_starts WHERE message = ?", (message_row,))
 
     def raw_of(self, message_row: int) -> bytes:
         return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
@@ -819,6 +887,23 @@ class Store:
             sql += " AND kind = ?"
             params.append(kind)
         return int(self.execute(sql, params).fetchone()[0])
+
+    # reports
+
+    def record_report(self, key: str, now: datetime, rows: list[tuple[int, int]]) -> None:
+        """Which cases (at which version) a report workbook listed: `decisions apply` takes
+        decisions only for those."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO report_rows (report, case_id, version, made_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(key, case_id, version, _now_text(now)) for case_id, version in rows],
+            )
+
+    def report_cases(self, key: str) -> dict[int, int]:
+        """case id → version, of the report with that key (empty when unknown)."""
+        rows = self.execute("SELECT case_id, version FROM report_rows WHERE report = ?", (key,))
+        return {r[0]: r[1] for r in rows}
 
     # scheduled jobs
 

@@ -48,3 +48,14 @@ def single_line(text: str, limit: int = 200) -> str:
     cleaned = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
     cleaned = _SPACE.sub(" ", cleaned).strip()
     return cleaned[:limit]
+
+
+_HIDDEN = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
+
+
+def visible(text: str) -> str:
+    """Text as a mail we write may carry it: no control characters but newline and tab, and no
+    bidi overrides or invisible marks (U+202E makes `gnp.xlsx` read as `xslx.png`)."""
+    return _HIDDEN.sub("", text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import posixpath
 import re
 import tomllib
 import unicodedata
@@ -63,6 +64,7 @@ NOT_WORKBOOK = "not_workbook"
 XML_DTD = "xml_dtd"
 UNREADABLE = "unreadable"
 NOT_FORM = "not_form"
+TOO_MANY_CELLS = "too_many_cells"
 
 # How far a form is searched. The real forms fit in 30 rows × 12 columns; a sheet that claims
 # a million rows is not read to its end.
@@ -83,6 +85,9 @@ class Limits:
     max_uncompressed: int = 50 * 1024 * 1024
     max_ratio: float = 100.0
     ratio_floor: int = 1024 * 1024
+    max_cells: int = 50_000
+    max_rows: int = 1_048_576
+    max_columns: int = 16_384
 
 
 DEFAULT_LIMITS = Limits()
@@ -132,6 +137,8 @@ _MESSAGES: dict[str, str] = {
     "おりません。申込書を Excel で開き、.xlsx 形式で" + _RESEND,
     UNREADABLE: "{subject}を Excel ブックとして開くことができませんでした。"
     "ファイルが破損している可能性がありますので、申込書を .xlsx 形式で" + _RESEND,
+    TOO_MANY_CELLS: "{subject}はセルの数や範囲が通常の申込書と大きく異なるため、安全のため開封して"
+    "おりません。申込書以外の内容を含めず、ダウンロードした様式のまま .xlsx 形式で" + _RESEND,
     NOT_FORM: "{subject}に{form}の記入欄が見当たりませんでした。本機関ホームページから"
     "ダウンロードした{form}の様式のまま記入し、.xlsx 形式で" + _RESEND,
 }
@@ -215,6 +222,16 @@ def _inspect_zip(filename: str, archive: zipfile.ZipFile, limits: Limits) -> lis
     dtd = next((info.filename for info in infos if _declares_dtd(archive, info)), None)
     if dtd is not None:
         found.append(problem(XML_DTD, filename, f"{dtd}: DOCTYPE or ENTITY declaration"))
+    if found:
+        return found
+    extent = workbook_extent(archive)
+    if (
+        extent.cells > limits.max_cells
+        or extent.rows > limits.max_rows
+        or extent.columns > limits.max_columns
+    ):
+        detail = f"{extent.cells} cells up to row {extent.rows}, column {extent.columns}"
+        found.append(problem(TOO_MANY_CELLS, filename, detail))
     return found
 
 
@@ -419,7 +436,112 @@ def grid_from_calamine(sheet: Any) -> Grid:
     return Grid(sheet.name, cells, merged)
 
 
-_CELL_REF = re.compile(rb'<(?:\w+:)?c\b[^>]*?\br="([A-Z]{1,3})(\d{1,7})"')
+_SHEET_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c|mergeCell)\b([^>]*)>", re.IGNORECASE)
+_MERGE_REF = re.compile(
+    rb"""(?<![\w:.-])ref\s*=\s*["']\s*([A-Za-z]{1,3})(\d{1,7})(?::([A-Za-z]{1,3})(\d{1,7}))?"""
+)
+_REF_ATTR = re.compile(rb"""(?<![\w:.-])r\s*=\s*["']\s*([A-Za-z]{0,3})(\d{0,7})\s*["']""")
+_CHAR_REF = re.compile(rb"&#(x[0-9A-Fa-f]{1,6}|[0-9]{1,7});")
+
+
+def _char(match: re.Match[bytes]) -> bytes:
+    code = match.group(1)
+    value = int(code[1:], 16) if code[:1] in (b"x", b"X") else int(code)
+    return chr(value).encode("utf-8", "replace") if value < 0x110000 else b"?"
+
+
+@dataclass(frozen=True)
+class Extent:
+    """How far a sheet reaches and how many cells it has, counted as a reader places them: a
+    reference is read in any letter case, and a row or cell without one takes the next
+    position, as Excel, openpyxl and calamine all do. `cells` counts what a reader makes an
+    object for: each cell, each row, and every cell a merged range covers."""
+
+    rows: int = 0
+    columns: int = 0
+    cells: int = 0
+
+
+def sheet_extent(xml: bytes) -> Extent:
+    """The extent of one worksheet part, from its tags alone (no XML parser, no allocation
+    per cell): what decides whether a reader may open it. A reference written with character
+    references (`&#88;FD1`) is read as the XML parser reads it; a prefixed `x:r` is not a
+    reference, as for the readers."""
+    row = col = max_row = max_col = cells = 0
+    for match in _SHEET_TAG.finditer(xml):
+        tag, attrs = match.group(1).lower(), match.group(2)
+        if b"&#" in attrs:
+            attrs = _CHAR_REF.sub(_char, attrs)
+        if tag == b"mergecell":
+            merged = _MERGE_REF.search(attrs)
+            if merged:
+                left, top, right, bottom = merged.groups()
+                right, bottom = right or left, bottom or top
+                cols = sorted(column_index_from_string(c.decode().upper()) for c in (left, right))
+                rows = sorted(int(r) for r in (top, bottom))
+                cells += (cols[1] - cols[0] + 1) * (rows[1] - rows[0] + 1) - 1
+                max_row, max_col = max(max_row, rows[1]), max(max_col, cols[1])
+            continue
+        ref = _REF_ATTR.search(attrs)
+        if tag == b"row":
+            row = int(ref.group(2)) if ref and ref.group(2) else row + 1
+            col = 0
+            cells += 1
+        else:
+            cells += 1
+            if ref and ref.group(1):
+                col = column_index_from_string(ref.group(1).decode().upper())
+            else:
+                col += 1
+            if ref and ref.group(2):
+                row = int(ref.group(2))
+            row = max(row, 1)
+        max_row, max_col = max(max_row, row), max(max_col, col)
+    return Extent(max_row, max_col, cells)
+
+
+_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship\b([^>]*)>", re.IGNORECASE)
+_OVERRIDE = re.compile(rb"<(?:[\w.-]+:)?Override\b([^>]*)>", re.IGNORECASE)
+_ATTR = re.compile(rb"""\b(Type|Target|PartName|ContentType)\s*=\s*["']([^"']*)["']""")
+
+
+def _attrs(raw: bytes) -> dict[str, str]:
+    return {k.decode(): v.decode("utf-8", "replace") for k, v in _ATTR.findall(raw)}
+
+
+def _sheet_parts(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """Every part a reader may open as a worksheet: those under xl/worksheets/, and any part
+    a relationship (from any .rels) or a content-type override names as one, wherever it
+    lies: a sheet moved to xl/data/x.xml is still read."""
+    by_name = {
+        info.filename.replace("\\", "/").lstrip("/").lower(): info for info in archive.infolist()
+    }
+    wanted = {n for n in by_name if n.startswith("xl/worksheets/") and n.endswith(".xml")}
+    for name, info in by_name.items():
+        if name.endswith(".rels"):
+            base = posixpath.dirname(posixpath.dirname(name))
+            for match in _RELATIONSHIP.finditer(archive.read(info)):
+                attrs = _attrs(match.group(1))
+                if "worksheet" in attrs.get("Type", "").lower() and attrs.get("Target"):
+                    target = attrs["Target"].replace("\\", "/")
+                    path = target.lstrip("/") if target.startswith("/") else f"{base}/{target}"
+                    wanted.add(posixpath.normpath(path).lstrip("/").lower())
+        elif name == CONTENT_TYPES_PART.lower():
+            for match in _OVERRIDE.finditer(archive.read(info)):
+                attrs = _attrs(match.group(1))
+                if "worksheet" in attrs.get("ContentType", "").lower():
+                    wanted.add(attrs.get("PartName", "").lstrip("/").lower())
+    return [by_name[n] for n in sorted(wanted) if n in by_name]
+
+
+def workbook_extent(archive: zipfile.ZipFile) -> Extent:
+    """The largest reach and the total cell count over every worksheet part."""
+    rows = columns = cells = 0
+    for info in _sheet_parts(archive):
+        extent = sheet_extent(archive.read(info))
+        rows, columns = max(rows, extent.rows), max(columns, extent.columns)
+        cells += extent.cells
+    return Extent(rows, columns, cells)
 
 
 def _small_enough_for_calamine(data: bytes) -> bool:
@@ -428,17 +550,10 @@ def _small_enough_for_calamine(data: bytes) -> bool:
     process). Only sheets whose cells all lie inside the form area go to it."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            for name in archive.namelist():
-                if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
-                    continue
-                for col, row in _CELL_REF.findall(archive.read(name)):
-                    if int(row) > MAX_ROWS * 4 or column_index_from_string(col.decode()) > (
-                        MAX_COLUMNS * 4
-                    ):
-                        return False
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, RuntimeError):
+            extent = workbook_extent(archive)
+    except Exception:
         return False
-    return True
+    return extent.rows <= MAX_ROWS * 4 and extent.columns <= MAX_COLUMNS * 4
 
 
 def load_grids(data: bytes, filename: str = "") -> tuple[list[Grid], WorkbookProblem | None]:

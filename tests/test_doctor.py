@@ -168,7 +168,7 @@ def test_a_wrong_rules_path_fails_each_rules_row_and_the_rest_still_runs(tmp_pat
     assert main(["--config", cfg, "doctor", "--offline"]) == 1
     rows = doctor_rows(capsys.readouterr().out)
     rules_rows = {name: row for name, row in rows.items() if name.startswith("rules/")}
-    assert len(rules_rows) == 8 and all(status == "FAIL" for status, _ in rules_rows.values())
+    assert len(rules_rows) == 9 and all(status == "FAIL" for status, _ in rules_rows.values())
     assert "rulez/calendar.toml: not found" in rules_rows["rules/calendar.toml"][1]
     assert rows["templates"][0] == "ok"
     assert main(["--config", cfg, "cases"]) == 3  # every other command stops in one line

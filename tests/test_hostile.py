@@ -1,6 +1,7 @@
 """Hostile and broken mail through the whole pipeline on a real SQLite file: nothing crashes,
-every mail is stored as a case with a reason, and nothing a sender writes reaches a reply's
-headers. (bench/reliability.py runs the same on thousands.)"""
+every mail is stored as a case with a reason (none `ignored` for want of a sender), nothing a
+sender writes reaches a reply's headers or becomes a formula in the staff report.
+(bench/reliability.py runs the same on thousands.)"""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 
 from mailbot.context import Context
+from mailbot.report import build_report, write_xlsx
 from mailbot.runner import process_pending
 from tests.desk import make_desk
 from tests.hostile import hostile_mails
@@ -33,6 +36,8 @@ def assert_every_mail_is_a_case_with_a_reason(ctx: Context, count: int) -> None:
         assert row["state"] in ("done", "quarantined")
         assert row["case_id"] is not None and row["status"]
         assert row["outcome"] or row["reason"]
+        if "no usable sender" in (row["outcome"] or ""):
+            assert row["status"] == "held"  # never `ignored` for want of a sender
 
 
 def assert_no_reply_carries_injected_headers(ctx: Context) -> None:
@@ -53,7 +58,15 @@ def test_two_hundred_hostile_mails(tmp_path: Path):
     assert_no_reply_carries_injected_headers(ctx)
     kinds = {r["kind"] for r in ctx.store.execute("SELECT kind FROM outbox").fetchall()}
     assert "correction" in kinds  # the attacks in attachments got a clear answer
+    assert_report_has_no_formula(ctx, tmp_path / "report.xlsx")
     ctx.close()
+
+
+def assert_report_has_no_formula(ctx: Context, path: Path) -> None:
+    write_xlsx(build_report(ctx), path)
+    for sheet in load_workbook(path).worksheets:
+        for row in sheet.iter_rows():
+            assert all(cell.data_type != "f" for cell in row)
 
 
 SEEDS = [s.raw for s in samples()]

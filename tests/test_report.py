@@ -13,7 +13,7 @@ from mailbot.context import Context
 from mailbot.decisions_apply import apply_workbook
 from mailbot.report import build_report, render_html, write_xlsx
 from mailbot.states import Status
-from tests.desk import make_desk, set_now
+from tests.desk import make_desk, outbox, set_now
 
 PROBLEM = {"field": "事業者名略称", "message": "全角10文字以内で記入してください。"}
 
@@ -132,6 +132,9 @@ def fill(path: Path, decisions: dict[int, tuple[str, str, str]]) -> None:
 
 
 def test_decisions_round_trip(desk: Context, tmp_path: Path) -> None:
+    """The sheet is checked whole first and applied all-or-nothing (issue 11, point 13): a
+    stale row and an unknown action refuse the sheet, each with its own line, and the good
+    row waits; once they are cleared, the good row is applied."""
     path = tmp_path / "report.xlsx"
     write_xlsx(build_report(desk), path)
     fill(
@@ -147,9 +150,14 @@ def test_decisions_round_trip(desk: Context, tmp_path: Path) -> None:
         desk.store.update_case(2, desk.now(), problems=[])
     results = apply_workbook(desk, path, by="suzuki")
     by_row = {r.row: r for r in results}
-    assert by_row[2].ok and by_row[2].mails == 1
+    assert not by_row[2].ok and "適用していません" in by_row[2].why
     assert not by_row[3].ok and "changed since the report" in by_row[3].why
     assert not by_row[4].ok and "「teleport」は" in by_row[4].why
+    assert desk.store.case(1)["status"] != Status.CLOSED
+    assert outbox(desk, "rejection") == []
+    fill(path, {3: ("", "", ""), 4: ("", "", "")})
+    [applied] = apply_workbook(desk, path, by="suzuki")
+    assert applied.row == 2 and applied.ok and applied.mails == 1
     assert desk.store.case(1)["status"] == Status.CLOSED
     decision = next(e for e in desk.store.events(1) if e["kind"] == "decision")
     assert decision["actor"] == "staff:suzuki"

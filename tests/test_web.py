@@ -284,7 +284,7 @@ def test_two_staff_at_once_the_second_on_a_changed_case_is_refused(desk):
 def test_a_decision_refused_by_the_rules_is_refused_the_same_way(desk, capsys):
     c = login(client(), "sato")
     page = get(c, "/cases/3").text  # 手続き不明: only `close`
-    assert "コードを発行する" not in page and "完了にする" in page
+    assert "コード発番・通知" not in page and "対応終了" in page
     r = post(
         c,
         "/cases/3/decide",

@@ -9,7 +9,8 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.mail import Attachment, Mail
 from mailbot.registers import operators_for_sender
-from mailbot.text import nfkc
+from mailbot.text import nfkc, single_line
+from mailbot.trust import load_trust_rules
 
 _QUOTE_START = re.compile(
     r"^\s*(?:-{3,}\s*Original Message\s*-{3,}|-{3,}\s*元のメッセージ\s*-{3,}"
@@ -65,14 +66,20 @@ def sender_belongs(
     """May this address act for that operator (or on that case)? The address that opened the
     case, the operator's registered contact, or an address in its registered domain."""
     sender = sender.lower()
+    rules = load_trust_rules(ctx.config.rules_dir)
     if case and case.get("sender") and case["sender"].lower() == sender:
         return True
     if operator_code:
-        return any(op["code"] == operator_code for op in operators_for_sender(ctx.store, sender))
+        return any(
+            op["code"] == operator_code
+            for op in operators_for_sender(ctx.store, sender, rules.free_mail)
+        )
     if case and case.get("sender"):
-        return case["sender"].lower().rsplit("@", 1)[-1] == sender.rsplit("@", 1)[-1]
+        return rules.same_party(case["sender"], sender)
     return False
 
 
 def attachment_names(mail: Mail) -> list[str]:
-    return [a.filename for a in mail.attachments]
+    """The names as a reply may quote them: one line each, no control or bidi characters
+    (a name is the sender's text and must not forge lines of our mail)."""
+    return [single_line(a.filename, 120) for a in mail.attachments]

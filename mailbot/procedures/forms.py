@@ -17,7 +17,7 @@ from mailbot.mail import Mail
 from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import pick_form
 from mailbot.states import Status
-from mailbot.text import nfkc
+from mailbot.text import format_case_number, nfkc
 from mailbot.workbook import Limits as WorkbookLimits
 from mailbot.workbook import load_form_rules, read_form_fields
 
@@ -55,6 +55,24 @@ def held(
         replies=[Reply("held", "held")] if answer else [],
         events=[("held", {"reason": reason, "target_case": case["id"] if case else None})],
         new_case=case is not None,
+    )
+
+
+def stranger_held(
+    case: dict[str, Any],
+    sender: str,
+    *,
+    problems: list[Problem] | None = None,
+    data: dict[str, Any] | None = None,
+) -> Outcome:
+    """A mail on someone else's case: a case of its own for staff, naming both senders, and
+    nothing of it merged into the case it names (what the checks found stays on it)."""
+    return held(
+        case,
+        f"案件 {format_case_number(case['id'])} の差出人（{case.get('sender')}）とは別の差出人"
+        f"（{sender}）からのメールです。案件には反映していません",
+        problems=problems,
+        data=data,
     )
 
 
@@ -120,7 +138,9 @@ def rejection(case: dict[str, Any], reason: str | None) -> Outcome:
 
 
 def code_in_use(ctx: Context, code: str) -> bool:
-    row = ctx.store.execute("SELECT 1 FROM operators WHERE code = ?", (code.upper(),)).fetchone()
+    row = ctx.store.execute(
+        "SELECT 1 FROM operators WHERE code = ?", (fields.normalise_code(code),)
+    ).fetchone()
     return row is not None
 
 

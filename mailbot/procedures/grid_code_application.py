@@ -178,7 +178,7 @@ class GridCodeApplication:
                 case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しません", **kept
             )
         if case is not None and not sender_belongs(ctx, mail.from_addr, code, case):
-            return forms.held(case, "再提出の差出人が申請時の差出人と一致しません", **kept)
+            return forms.stranger_held(case, mail.from_addr, **kept)
         return forms.receipt_or_correction(
             ctx,
             incoming,

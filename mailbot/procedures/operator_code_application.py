@@ -18,6 +18,7 @@ from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
 from mailbot.registers import operators_for_sender, operators_named
 from mailbot.states import Status
+from mailbot.trust import load_trust_rules
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -118,9 +119,7 @@ class OperatorCodeApplication:
             problems += operator_form_problems(values)
             data["remarks"] = [r.as_dict() for r in operator_form_remarks(values)]
         if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
-            return forms.held(
-                case, "再提出の差出人が申請時の差出人と一致しません", problems=problems, data=data
-            )
+            return forms.stranger_held(case, mail.from_addr, problems=problems, data=data)
         if category and values:
             table = load_license_table(ctx.config.rules_dir / "licenses.toml")
             held = self._held_codes(ctx, mail, values)
@@ -166,7 +165,10 @@ class OperatorCodeApplication:
     @staticmethod
     def _held_codes(ctx: Context, mail: Mail, values: dict[str, Any]) -> list[dict[str, Any]]:
         """Codes the applicant holds: same 事業者名称, or the same mail domain."""
-        found = {op["code"]: op for op in operators_for_sender(ctx.store, mail.from_addr)}
+        free_mail = load_trust_rules(ctx.config.rules_dir).free_mail
+        found = {
+            op["code"]: op for op in operators_for_sender(ctx.store, mail.from_addr, free_mail)
+        }
         name = values.get("事業者名称")
         if isinstance(name, str) and name.strip():
             found |= {op["code"]: op for op in operators_named(ctx.store, name)}
@@ -183,7 +185,7 @@ class OperatorCodeApplication:
             raise DecisionError(
                 f"case is {case['status']}: a code is issued only for a complete application"
             )
-        code = (arg or forms.next_free_code(ctx)).upper()
+        code = fields.normalise_code(arg or forms.next_free_code(ctx))
         if not fields.is_operator_code(code):
             raise DecisionError(
                 f"「{code}」は事業者コードの形式（数字または英大文字4文字）ではありません"

@@ -18,7 +18,7 @@ class Unrecognized:
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
         now = ctx.now()
         start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        sender = incoming.mail.reply_to or incoming.mail.from_addr
+        sender = incoming.mail.from_addr
         sent = ctx.store.auto_replies_since(sender, start_of_day, kind="guidance")
         replies = []
         events: list[tuple[str, dict[str, Any]]] = []

@@ -27,11 +27,11 @@ from mailbot.parse import parse
 from mailbot.procedures import registry
 from mailbot.registers import operator as find_operator
 from mailbot.render import jdate, jdatetime
-from mailbot.states import LABELS, OPEN, Status
+from mailbot.states import LABELS, OPEN, Status, action_label
 from mailbot.text import format_case_number
 from mailbot.web import security
 from mailbot.web.stats import build_stats
-from mailbot.web.timeline import ACTION_LABELS, timeline
+from mailbot.web.timeline import timeline
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             procedure_name=c.routing.name_of(case["procedure"]),
             mails=_mails(c, case_id),
             events=timeline(c, case_id, {a["login"]: a["name"] for a in accounts}),
-            actions=[(a, ACTION_LABELS.get(a, a)) for a in actions],
+            actions=[(a, action_label(a)) for a in actions],
             staff=[a for a in accounts if not a["disabled"]],
             notice=notice,
             error=error,

@@ -35,14 +35,6 @@ KIND_LABELS = {
     "objection_refused": "異議申立を受付不可と判定",
     "roadmap_correction": "ロードマップ修正の案内",
 }
-ACTION_LABELS = {
-    "issue-code": "コードを発行する",
-    "reject": "却下する",
-    "objection-accepted": "異議申立を認める（審査合格）",
-    "objection-rejected": "異議申立を認めない（審査不合格）",
-    "close": "完了にする",
-    "roadmap-correction": "ロードマップ修正の案内を送る",
-}
 DETAIL_LABELS = {
     "action": "判断",
     "arg": "値",
