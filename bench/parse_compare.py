@@ -1,4 +1,4 @@
-"""Japanese decoding and speed: mailbot.parse (stdlib email + CP932 layer) against mail-parser.
+"""Japanese decoding and speed: mailbot.mail.parse (stdlib email + CP932 layer) against mail-parser.
 
 Prints a table and writes bench/results/parse_compare.json. Needs the `bench` extra.
 Run: .venv/bin/python bench/parse_compare.py
@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 import mailparser  # noqa: E402
 
-from mailbot.parse import parse  # noqa: E402
+from mailbot.mail.parse import parse  # noqa: E402
 from tests.jpmail import XLSX, build  # noqa: E402
 
 SUBJECT = "【容量市場向け事業者コード申請】株式会社髙橋電力①"

@@ -194,7 +194,7 @@ def dovecot_restart(count: int) -> dict:
 
 
 def hostile(count: int) -> dict:
-    from mailbot.runner import process_pending
+    from mailbot.intake.runner import process_pending
     from tests.desk import make_desk
 
     kinds: Counter[str] = Counter()
@@ -252,7 +252,7 @@ def attack_classes(ctx, tmp: Path, kinds: Counter) -> dict:
     `failed_*` / `*_answered` count must be 0)."""
     from openpyxl import load_workbook
 
-    from mailbot.report import build_report, write_xlsx
+    from mailbot.desk.report import build_report, write_xlsx
 
     by_kind = _kind_rows(ctx)
     replied = {
@@ -329,7 +329,7 @@ def trust_scenarios(rounds: int) -> dict:
     stranger at the same free-mail domain with her own form, a spoofed From with a foreign
     Reply-To carrying another form. Counts cases wiped (status or data changed) and hijacked
     (a stranger's data merged), and replies that went to a Reply-To."""
-    from mailbot.runner import process_pending
+    from mailbot.intake.runner import process_pending
     from tests.desk import make_desk
     from tests.forms import operator_form, to_bytes
     from tests.jpmail import XLSX, build

@@ -294,7 +294,7 @@ def scale(cases: int) -> dict:
             config_path, "report", "--xlsx", str(root / "r.xlsx"), now="2026-11-25T09:00"
         )
         ctx = make_desk(root, "2026-11-25T09:00")
-        from mailbot.jobs import load_schedule, participant_reminders
+        from mailbot.desk.jobs import load_schedule, participant_reminders
 
         spec = next(
             s

@@ -1,4 +1,4 @@
-"""mailbot.parse against Zammad's parser test mails, field by field.
+"""mailbot.mail.parse against Zammad's parser test mails, field by field.
 
 Zammad (a helpdesk) keeps ~100 real-world mails with the subject, sender, display name, body
 and attachment names its parser reads from each (`test/data/mail/*.box` + `*.yml`). Their
@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailbot.parse import WORD, html_to_text, parse  # noqa: E402
+from mailbot.mail.parse import WORD, html_to_text, parse  # noqa: E402
 
 FIELDS = ("subject", "sender", "name", "body", "attachments")
 DIFFERENCES = ROOT / "tests" / "data" / "zammad_differences.toml"

@@ -24,8 +24,15 @@ from mailbot.clock import Clock
 from mailbot.config import Config, load_config
 from mailbot.console import print_table
 from mailbot.context import Context
-from mailbot.decisions import decide, staff_name
-from mailbot.desk import add_note, add_staff, assign, backfill_search, disable_staff, find_cases
+from mailbot.desk.decisions import decide, staff_name
+from mailbot.desk.staff import (
+    add_note,
+    add_staff,
+    assign,
+    backfill_search,
+    disable_staff,
+    find_cases,
+)
 from mailbot.errors import (
     ConfigError,
     MailbotError,
@@ -33,14 +40,18 @@ from mailbot.errors import (
     SendError,
     StoreError,
 )
-from mailbot.mailboxes.maildir import deliver
-from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign, unanswered_campaign
-from mailbot.procedures.base import remarks_of
-from mailbot.readout import as_text, read_out
-from mailbot.registers import import_operators, import_sources
-from mailbot.runner import process_pending, run_forever, run_once
-from mailbot.send import flush_outbox, make_sender
+from mailbot.intake.mailboxes.maildir import deliver
+from mailbot.intake.readout import as_text, read_out
+from mailbot.intake.runner import process_pending, run_forever, run_once
+from mailbot.longterm.outbound import (
+    start_mismatch_inquiry,
+    start_roadmap_campaign,
+    unanswered_campaign,
+)
+from mailbot.outbox.send import flush_outbox, make_sender
+from mailbot.outcome import remarks_of
 from mailbot.states import action_label, status_label
+from mailbot.store.registers import import_operators, import_sources
 from mailbot.text import format_case_number
 
 log = logging.getLogger("mailbot")
@@ -141,7 +152,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_deliver(args: argparse.Namespace) -> int:
     """Drop raw files into the configured Maildir inboxes, as an MTA would."""
-    from mailbot.deploy import sample_mails
+    from mailbot.desk.deploy import sample_mails
 
     config = load_config(args.config)
     files = [*args.files, *(str(p) for p in sample_mails())] if args.samples else args.files
@@ -191,7 +202,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mailbot.report import build_report, write_html, write_xlsx
+    from mailbot.desk.report import build_report, write_html, write_xlsx
 
     if not args.xlsx and not args.html:
         raise MailbotError("give --xlsx PATH and/or --html PATH")
@@ -210,7 +221,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_decisions_apply(args: argparse.Namespace) -> int:
-    from mailbot.decisions_apply import apply_workbook
+    from mailbot.desk.decisions_apply import apply_workbook
 
     ctx = _context(args)
     try:
@@ -242,7 +253,7 @@ def _case_id(text: str) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from mailbot.retry import retry
+    from mailbot.intake.retry import retry
 
     if (args.case is None) == (not args.quarantined):
         raise UsageError("retry: name one case, or give --quarantined")
@@ -263,7 +274,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_case(args: argparse.Namespace) -> int:
-    from mailbot.casetext import case_text
+    from mailbot.desk.casetext import case_text
 
     ctx = _context(args)
     try:
@@ -399,7 +410,7 @@ def _send_notice(ctx: Context, case_id: int) -> str:
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
-    from mailbot.supply_start import issue_supply_start_notice
+    from mailbot.longterm.supply_start import issue_supply_start_notice
 
     ctx = _context(args)
     try:
@@ -438,7 +449,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
 
 
 def cmd_assess_roadmap(args: argparse.Namespace) -> int:
-    from mailbot.roadmap_assessment import issue_roadmap_notice
+    from mailbot.longterm.roadmap_assessment import issue_roadmap_notice
 
     ctx = _context(args)
     try:
@@ -562,7 +573,7 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from mailbot.web.server import serve
+    from mailbot.desk.web.server import serve
 
     config = load_config(args.config)
     host = args.host or config.web.host
@@ -809,7 +820,7 @@ def _version() -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from mailbot.deploy import init_deployment
+    from mailbot.desk.deploy import init_deployment
 
     folder = Path(args.folder)
     result = init_deployment(folder)

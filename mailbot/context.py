@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 
-from mailbot.businessdays import BusinessCalendar, load_calendar
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import ConfigError
-from mailbot.render import Renderer
-from mailbot.rules import Routing, load_routing
-from mailbot.store import Store
+from mailbot.longterm.businessdays import BusinessCalendar, load_calendar
+from mailbot.mail.render import Renderer
+from mailbot.routing import Routing, load_routing
+from mailbot.store.sqlite import Store
 
 log = logging.getLogger(__name__)
 

@@ -50,16 +50,16 @@ def _loads(load: Callable[[], object]) -> str:
 
 
 def _rules(config: Config) -> list[Check]:
-    from mailbot.bodyfields import load_body_fields
-    from mailbot.businessdays import load_calendar
-    from mailbot.jobs import load_schedule
-    from mailbot.licenses import load_license_table
-    from mailbot.market import load_market
-    from mailbot.notice_pdf import _register_font, load_operator
-    from mailbot.roadmap import load_roadmap_rules
-    from mailbot.rules import load_routing
-    from mailbot.trust import load_trust_rules
-    from mailbot.workbook import load_form_rules
+    from mailbot.desk.jobs import load_schedule
+    from mailbot.forms.bodyfields import load_body_fields
+    from mailbot.forms.workbook import load_form_rules
+    from mailbot.longterm.businessdays import load_calendar
+    from mailbot.longterm.market import load_market
+    from mailbot.longterm.notice_pdf import _register_font, load_operator
+    from mailbot.longterm.roadmap import load_roadmap_rules
+    from mailbot.mail.trust import load_trust_rules
+    from mailbot.procedures.licenses import load_license_table
+    from mailbot.routing import load_routing
 
     rules = config.rules_dir
 
@@ -110,7 +110,7 @@ def _templates(config: Config) -> Check:
     wrong `[paths] templates` would otherwise quarantine every mail at its first reply."""
     import jinja2
 
-    from mailbot.render import Renderer
+    from mailbot.mail.render import Renderer
 
     folder = config.templates_dir
     if not folder.is_dir():
@@ -207,7 +207,7 @@ def _mailbox(box: MailboxConfig, resolve: Resolver) -> Check:
             OK if ok else WARN,
             f"Maildir {box.path}" + ("" if ok else " (created on first run)"),
         )
-    from mailbot.mailboxes.imap import ImapMailbox
+    from mailbot.intake.mailboxes.imap import ImapMailbox
 
     where = f"imap {box.host}:{box.port}"
     try:

@@ -36,7 +36,7 @@ def set_now(ctx: Context, now: str) -> datetime:
 
 
 def load_sources(ctx: Context, tmp_path: Path) -> None:
-    from mailbot.registers import import_sources
+    from mailbot.store.registers import import_sources
 
     path = tmp_path / "sources.csv"
     path.write_text(SOURCES_CSV, encoding="utf-8-sig")

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.assessment import AssessmentError, assess_supply_start
 from mailbot.config import RULES_DIR
 from mailbot.context import Context
-from mailbot.decisions import decide
+from mailbot.desk.decisions import decide
 from mailbot.errors import ConfigError
-from mailbot.market import load_market
-from mailbot.notices import latest_notice
-from mailbot.runner import process_pending
-from mailbot.send import flush_outbox, make_sender
-from mailbot.supply_start import issue_supply_start_notice
+from mailbot.intake.runner import process_pending
+from mailbot.longterm.assessment import AssessmentError, assess_supply_start
+from mailbot.longterm.market import load_market
+from mailbot.longterm.notices import latest_notice
+from mailbot.longterm.supply_start import issue_supply_start_notice
+from mailbot.outbox.send import flush_outbox, make_sender
 from tests.desk import body_text, load_sources, make_desk, outbox, set_now
 from tests.jpmail import build
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mailbot.bodyfields import extract, load_body_fields, mentions
 from mailbot.config import RULES_DIR
+from mailbot.forms.bodyfields import extract, load_body_fields, mentions
 
 FIELDS = load_body_fields(RULES_DIR / "body_fields.toml")
 

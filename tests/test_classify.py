@@ -2,9 +2,8 @@
 
 import pytest
 
-from mailbot.classify import ThreadHit, classify
 from mailbot.config import RULES_DIR
-from mailbot.rules import load_routing
+from mailbot.routing import ThreadHit, classify, load_routing
 
 ROUTING = load_routing(RULES_DIR)
 

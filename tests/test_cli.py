@@ -14,7 +14,7 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.config import RULES_DIR
-from mailbot.deploy import CONFIG
+from mailbot.desk.deploy import CONFIG
 from tests.samples import SAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,10 @@ import pytest
 
 from mailbot.cli import case_json
 from mailbot.context import Context
-from mailbot.decisions import decide
+from mailbot.desk.decisions import decide
 from mailbot.errors import DecisionError
-from mailbot.registers import import_operators, operator
-from mailbot.runner import process_pending
+from mailbot.intake.runner import process_pending
+from mailbot.store.registers import import_operators, operator
 from tests.desk import body_text, make_desk, outbox, set_now
 from tests.forms import operator_form, plant_form, to_bytes
 from tests.hostile import ATTACKS

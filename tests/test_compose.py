@@ -6,8 +6,8 @@ from datetime import datetime
 from email import message_from_bytes, policy
 
 from mailbot.clock import TOKYO
-from mailbot.compose import OutgoingAttachment, compose
-from mailbot.parse import parse
+from mailbot.mail.compose import OutgoingAttachment, compose
+from mailbot.mail.parse import parse
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TOKYO)
 

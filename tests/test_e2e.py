@@ -15,7 +15,7 @@ from email.header import decode_header, make_header
 from pathlib import Path
 
 from mailbot.cli import main
-from mailbot.mailboxes.imap import KEYWORD
+from mailbot.intake.mailboxes.imap import KEYWORD
 from tests.desk import body_text
 from tests.jpmail import build
 from tests.samples import SAMPLES_DIR, samples

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailbot import fields
+from mailbot.forms import fields
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from mailbot.context import Context
-from mailbot.report import build_report, write_xlsx
-from mailbot.runner import process_pending
+from mailbot.desk.report import build_report, write_xlsx
+from mailbot.intake.runner import process_pending
 from tests.desk import make_desk
 from tests.hostile import hostile_mails
 from tests.samples import samples

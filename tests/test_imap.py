@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mailbot.errors import MailboxError
-from mailbot.mailboxes.imap import KEYWORD, ImapMailbox
+from mailbot.intake.mailboxes.imap import KEYWORD, ImapMailbox
 from tests.servers import PASSWORD, Dovecot
 
 

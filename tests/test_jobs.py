@@ -9,10 +9,10 @@ import pytest
 
 from mailbot.clock import TOKYO
 from mailbot.context import Context
-from mailbot.jobs import run_due_jobs
-from mailbot.outbound import start_mismatch_inquiry, start_roadmap_campaign
-from mailbot.planner import Thread, plan_reply
-from mailbot.procedures.base import Reply
+from mailbot.desk.jobs import run_due_jobs
+from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
+from mailbot.outbox.planner import Thread, plan_reply
+from mailbot.outcome import Reply
 from mailbot.states import Status
 from tests.desk import body_text, load_sources, make_desk, outbox, set_now
 

@@ -3,7 +3,7 @@
 import pytest
 
 from mailbot.config import RULES_DIR
-from mailbot.licenses import load_license_table, verdict
+from mailbot.procedures.licenses import load_license_table, verdict
 
 TABLE = load_license_table(RULES_DIR / "licenses.toml")
 GEN = [("1234", ["発電"])]

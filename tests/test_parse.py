@@ -8,8 +8,8 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbot.charset import decode_bytes, decode_header_value
-from mailbot.parse import html_to_text, parse
+from mailbot.mail.charset import decode_bytes, decode_header_value
+from mailbot.mail.parse import html_to_text, parse
 from tests.jpmail import XLSX, build, encode_jis, encoded_word
 
 SUBJECT = "【容量市場向け事業者コード申請】株式会社髙橋電力①"
@@ -193,7 +193,7 @@ def test_large_attachment_inside_a_forwarded_mail():
 
 
 def test_the_fast_jis_path_agrees_with_the_cp932_path_on_every_code_point():
-    from mailbot.charset import decode_jis, decode_jis_bytewise
+    from mailbot.mail.charset import decode_jis, decode_jis_bytewise
 
     for j1 in range(0x21, 0x7F):
         for j2 in range(0x21, 0x7F):

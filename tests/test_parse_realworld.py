@@ -7,8 +7,8 @@ import base64
 
 import pytest
 
-from mailbot.charset import decode_bytes, decode_header_value, plausible_cjk
-from mailbot.parse import parse
+from mailbot.mail.charset import decode_bytes, decode_header_value, plausible_cjk
+from mailbot.mail.parse import parse
 
 HEAD = b"From: Sender <sender@example.com>\r\nTo: code@occto.or.jp\r\nSubject: test\r\n"
 

@@ -10,8 +10,8 @@ from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
 from mailbot.context import Context
-from mailbot.decisions_apply import apply_workbook
-from mailbot.report import build_report, render_html, write_xlsx
+from mailbot.desk.decisions_apply import apply_workbook
+from mailbot.desk.report import build_report, render_html, write_xlsx
 from mailbot.states import Status
 from tests.desk import make_desk, outbox, set_now
 
@@ -180,7 +180,7 @@ def test_refusals_name_the_comment_column_and_the_state_in_staff_words(
 
 def test_the_html_report_comes_from_the_deployments_templates(tmp_path: Path, capsys) -> None:
     from mailbot.cli import main
-    from mailbot.deploy import init_deployment
+    from mailbot.desk.deploy import init_deployment
 
     init_deployment(tmp_path)
     page = tmp_path / "templates" / "report" / "queue.html.j2"

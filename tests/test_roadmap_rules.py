@@ -3,13 +3,13 @@
 import pytest
 
 from mailbot.config import RULES_DIR
-from mailbot.roadmap import (
+from mailbot.forms.workbook import load_grids
+from mailbot.longterm.roadmap import (
     expected_file_name,
     file_name_problems,
     load_roadmap_rules,
     sheet_problems,
 )
-from mailbot.workbook import load_grids
 from tests.forms import ROADMAP_PREMISES as FULL
 from tests.forms import roadmap_workbook
 

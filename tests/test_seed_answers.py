@@ -18,19 +18,19 @@ import pytest
 from openpyxl import load_workbook
 
 from mailbot.cli import case_json, main
-from mailbot.compose import compose
 from mailbot.config import RULES_DIR
 from mailbot.context import Context
-from mailbot.decisions import decide
-from mailbot.outbound import roadmap_targets
-from mailbot.registers import RegisterImportError, import_operators, import_sources
-from mailbot.render import addressee
-from mailbot.report import build_report, write_xlsx
-from mailbot.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
-from mailbot.runner import process_pending
-from mailbot.send import flush_outbox, make_sender
-from mailbot.supply_start import issue_supply_start_notice
-from mailbot.workbook import load_grids
+from mailbot.desk.decisions import decide
+from mailbot.desk.report import build_report, write_xlsx
+from mailbot.forms.workbook import load_grids
+from mailbot.intake.runner import process_pending
+from mailbot.longterm.outbound import roadmap_targets
+from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
+from mailbot.longterm.supply_start import issue_supply_start_notice
+from mailbot.mail.compose import compose
+from mailbot.mail.render import addressee
+from mailbot.outbox.send import flush_outbox, make_sender
+from mailbot.store.registers import RegisterImportError, import_operators, import_sources
 from tests.cycle import Desk, maildir_desk, server_desk, subject
 from tests.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox, set_now
 from tests.forms import (

@@ -9,9 +9,9 @@ from mailbot.clock import Clock, parse_instant
 from mailbot.config import parse_config
 from mailbot.context import Context
 from mailbot.errors import PermanentSendError, TransientSendError
-from mailbot.planner import Thread, plan_reply
-from mailbot.procedures.base import Reply
-from mailbot.send import SmtpSender, flush_outbox, make_sender
+from mailbot.outbox.planner import Thread, plan_reply
+from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
+from mailbot.outcome import Reply
 from mailbot.states import Status
 from tests.desk import body_text, outbox, set_now
 from tests.servers import SmtpCapture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.clock import TOKYO
-from mailbot.store import MIGRATIONS, Store
+from mailbot.store.sqlite import MIGRATIONS, Store
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=TOKYO)
 

@@ -19,18 +19,18 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from mailbot import workbook as wb
 from mailbot.cli import main
 from mailbot.context import Context
-from mailbot.decisions import decide
-from mailbot.decisions_apply import apply_workbook
+from mailbot.desk.decisions import decide
+from mailbot.desk.decisions_apply import apply_workbook
+from mailbot.desk.report import build_report, write_xlsx
 from mailbot.errors import DecisionError, MailbotError, StoreError
-from mailbot.registers import import_operators, operator, operators_for_sender
-from mailbot.report import build_report, write_xlsx
-from mailbot.retry import retry
-from mailbot.runner import process_pending
+from mailbot.forms import workbook as wb
+from mailbot.intake.retry import retry
+from mailbot.intake.runner import process_pending
+from mailbot.mail.trust import load_trust_rules
+from mailbot.store.registers import import_operators, operator, operators_for_sender
 from mailbot.text import single_line
-from mailbot.trust import load_trust_rules
 from tests.desk import body_text, make_desk, outbox
 from tests.forms import operator_form, to_bytes
 from tests.hostile import (
@@ -141,7 +141,7 @@ MEASURE = textwrap.dedent(
     from tests.desk import make_desk
     from tests.hostile import WORKBOOK_ATTACKS
     from tests.jpmail import XLSX, build
-    from mailbot.runner import process_pending
+    from mailbot.intake.runner import process_pending
 
     ctx = make_desk(Path(sys.argv[1]), "2026-11-20T10:00")
     raws = [
@@ -183,9 +183,9 @@ CRASH = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    import mailbot.pipeline as pipeline
+    import mailbot.intake.pipeline as pipeline
     from tests.desk import make_desk
-    from mailbot.runner import process_pending
+    from mailbot.intake.runner import process_pending
 
     real = pipeline.parse
     def parse(raw):
@@ -233,7 +233,7 @@ def test_a_run_stopped_by_the_database_does_not_count_against_the_mail(
 ):
     """Only a start that never finished counts; a database refusal (fault injected) or a
     Ctrl-C ends the run but takes the start back, so the mail is read normally later."""
-    import mailbot.pipeline as pipeline
+    import mailbot.intake.pipeline as pipeline
 
     real = pipeline.parse
     store(desk, application())

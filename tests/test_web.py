@@ -16,8 +16,8 @@ from mailbot.cli import main
 from mailbot.clock import Clock, parse_instant
 from mailbot.config import load_config
 from mailbot.context import Context
-from mailbot.desk import add_staff, disable_staff
-from mailbot.web.app import create_app
+from mailbot.desk.staff import add_staff, disable_staff
+from mailbot.desk.web.app import create_app
 from tests.cycle import subject
 from tests.jpmail import build
 from tests.samples import SAMPLES_DIR

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from mailbot import workbook as wb
 from mailbot.config import RULES_DIR
 from mailbot.errors import ConfigError
+from mailbot.forms import workbook as wb
 from tests.forms import AREA_ROW, operator_form, plant_form, put, to_bytes
 
 RULES = RULES_DIR / "forms.toml"

@@ -6,77 +6,11 @@ transaction (case change, events, planned replies).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mailbot.compose import OutgoingAttachment
-
 if TYPE_CHECKING:
-    from mailbot.classify import Classification
     from mailbot.context import Context
-    from mailbot.mail import Mail
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing to fix. `field` is the label as the seed's form or template writes it."""
-
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
-
-
-def remarks_of(case: dict[str, Any]) -> list[dict[str, str]]:
-    """Staff-only remarks (`field`, `message`) kept in the case's data: what the seeds do not
-    ask of the participant but staff may want to look at. Never part of a correction request."""
-    return list((case.get("data") or {}).get("remarks") or [])
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A mail to plan. `window` mails (notices, reminders) wait for the sending window;
-    receipts and correction requests go at once."""
-
-    kind: str
-    template: str
-    context: dict[str, Any] = field(default_factory=dict)
-    to: str | None = None
-    attachments: tuple[OutgoingAttachment, ...] = ()
-    window: bool = False
-    in_reply: bool = True
-
-
-@dataclass
-class Outcome:
-    status: str
-    problems: list[Problem] = field(default_factory=list)
-    operator_code: str | None = None
-    source_id: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    replies: list[Reply] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    reason: str | None = None
-    complete_on: date | None = None
-    due: date | None = None
-    register_operator: dict[str, Any] | None = None
-    register_grid_code: tuple[str, str, str] | None = None
-    new_case: bool = False
-    attach_to: int | None = None
-    notice: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A mail on its way to a handler, with what classification found."""
-
-    mail: Mail
-    classification: Classification
-    received_at: datetime
-    mailbox_address: str
-    attachments_note: tuple[str, ...] = ()
+    from mailbot.outcome import Incoming, Outcome
 
 
 class Procedure(Protocol):

@@ -8,9 +8,9 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.mail import Attachment, Mail
-from mailbot.registers import operators_for_sender
+from mailbot.mail.trust import load_trust_rules
+from mailbot.store.registers import operators_for_sender
 from mailbot.text import nfkc, single_line
-from mailbot.trust import load_trust_rules
 
 _QUOTE_START = re.compile(
     r"^\s*(?:-{3,}\s*Original Message\s*-{3,}|-{3,}\s*元のメッセージ\s*-{3,}"

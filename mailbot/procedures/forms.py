@@ -1,6 +1,6 @@
 """Outcome builders and form helpers the code-application procedures share.
 
-Reading a form goes through `mailbot.workbook` (safety first, then labels); this module turns
+Reading a form goes through `mailbot.forms.workbook` (safety first, then labels); this module turns
 what it finds into Problems with the seed's labels, and builds the usual Outcomes.
 """
 
@@ -10,16 +10,16 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from mailbot import fields
 from mailbot.context import Context
 from mailbot.errors import DecisionError
+from mailbot.forms import fields
+from mailbot.forms.workbook import Limits as WorkbookLimits
+from mailbot.forms.workbook import load_form_rules, read_form_fields
 from mailbot.mail import Mail
-from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
+from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import pick_form
 from mailbot.states import Status
 from mailbot.text import format_case_number, nfkc
-from mailbot.workbook import Limits as WorkbookLimits
-from mailbot.workbook import load_form_rules, read_form_fields
 
 
 def jsonable(values: dict[str, Any] | None) -> dict[str, Any]:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailbot import fields
 from mailbot.context import Context
 from mailbot.errors import DecisionError
-from mailbot.licenses import load_license_table
+from mailbot.forms import fields
+from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import attachment_names, own_text, sender_belongs
+from mailbot.procedures.licenses import load_license_table
 from mailbot.procedures.operator_code_application import body_problems
-from mailbot.registers import operator
 from mailbot.states import Status
+from mailbot.store.registers import operator
 from mailbot.text import nfkc
 
 STATEMENT = "容量市場向けアグリゲータ用系統コード"

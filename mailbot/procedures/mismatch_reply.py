@@ -7,11 +7,11 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.errors import DecisionError
+from mailbot.outcome import Incoming, Outcome, Problem
 from mailbot.procedures import forms
-from mailbot.procedures.base import Incoming, Outcome, Problem
 from mailbot.procedures.common import own_text, sender_belongs
-from mailbot.registers import source as find_source
 from mailbot.states import Status
+from mailbot.store.registers import source as find_source
 
 
 class MismatchReply:

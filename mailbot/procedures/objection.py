@@ -11,16 +11,16 @@ import re
 from datetime import date
 from typing import Any
 
-from mailbot import fields
-from mailbot.bodyfields import BodyField, extract, load_body_fields
 from mailbot.context import Context
 from mailbot.errors import DecisionError
-from mailbot.notices import latest_notice
+from mailbot.forms import fields
+from mailbot.forms.bodyfields import BodyField, extract, load_body_fields
+from mailbot.longterm.notices import latest_notice
+from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import own_text, sender_belongs
-from mailbot.registers import source as find_source
 from mailbot.states import Status
+from mailbot.store.registers import source as find_source
 from mailbot.text import nfkc
 
 REQUIRED = (

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbot import fields
 from mailbot.context import Context
 from mailbot.errors import DecisionError
-from mailbot.licenses import DEMAND_RESPONSE, load_license_table, verdict
+from mailbot.forms import fields
 from mailbot.mail import Mail
+from mailbot.mail.trust import load_trust_rules
+from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
-from mailbot.registers import operators_for_sender, operators_named
+from mailbot.procedures.licenses import DEMAND_RESPONSE, load_license_table, verdict
 from mailbot.states import Status
-from mailbot.trust import load_trust_rules
+from mailbot.store.registers import operators_for_sender, operators_named
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"

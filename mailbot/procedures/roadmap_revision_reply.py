@@ -4,25 +4,25 @@ and the corrected roadmap go between 資源エネルギー庁 and the provider (
 record that one came (`ministry-correction`, no mail); a corrected roadmap mailed here is kept
 and answered with where it belongs.
 
-Pure check; never writes or sends. The campaign that asks the question is `mailbot.outbound`.
+Pure check; never writes or sends. The campaign that asks the question is `mailbot.longterm.outbound`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mailbot import fields
-from mailbot.bodyfields import extract, load_body_fields, mentions
 from mailbot.context import Context
 from mailbot.errors import DecisionError
+from mailbot.forms import fields
+from mailbot.forms.bodyfields import extract, load_body_fields, mentions
+from mailbot.forms.workbook import Limits, inspect, load_grids
+from mailbot.longterm.roadmap import file_name_problems, load_roadmap_rules, sheet_problems
+from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.base import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import own_text, sender_belongs, spreadsheets
-from mailbot.registers import source as find_source
-from mailbot.roadmap import file_name_problems, load_roadmap_rules, sheet_problems
 from mailbot.states import Status
+from mailbot.store.registers import source as find_source
 from mailbot.text import nfkc
-from mailbot.workbook import Limits, inspect, load_grids
 
 REQUIRED = (
     "operator_code",

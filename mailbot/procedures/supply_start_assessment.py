@@ -1,7 +1,7 @@
 """A participant's reply to an アセスメント結果通知 mail that is not an objection (the objection has
 its own subject and procedure): kept on the notice's case for staff, answered with a plain receipt.
 
-The notice itself is issued by staff (`mailbot assess supply-start`, mailbot/supply_start.py).
+The notice itself is issued by staff (`mailbot assess supply-start`, mailbot/longterm/supply_start.py).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.errors import DecisionError
+from mailbot.outcome import Incoming, Outcome
 from mailbot.procedures import forms
-from mailbot.procedures.base import Incoming, Outcome
 
 
 class SupplyStartAssessment:

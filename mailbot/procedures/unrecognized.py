@@ -7,7 +7,7 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.errors import DecisionError
-from mailbot.procedures.base import Incoming, Outcome, Reply
+from mailbot.outcome import Incoming, Outcome, Reply
 from mailbot.states import Status
 
 

@@ -1,0 +1,308 @@
+"""Scheduled jobs: the daily queue report, the staff digest and the reminders to participants.
+
+What is due lives in SQLite, not in a timer: a job's occurrence (e.g. 08:30 on a business day)
+is due when the last recorded run is older than it. The job's mails and its run record are
+committed together, so a restart, a clock jump or a job that fires twice sends nothing twice.
+The report and the digest describe one day: only today's occurrence is due (never at 00:58 for
+yesterday, then again at 08:30 with the same date). A job with `catch_up = true` (the
+reminders) also runs, once, for an occurrence missed while the desk was down. Reminders are also
+claimed per occasion (`Store.claim_reminder`), so an occasion is reminded once even if the
+schedule changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from mailbot.context import Context
+from mailbot.errors import ConfigError, StoreError
+from mailbot.longterm.roadmap import load_roadmap_rules
+from mailbot.mail.compose import OutgoingAttachment
+from mailbot.outbox.planner import Thread, plan_reply, plan_staff_mail
+from mailbot.outcome import Reply
+from mailbot.states import LABELS, Status
+from mailbot.store.registers import operator as find_operator
+from mailbot.store.registers import source as find_source
+from mailbot.text import format_case_number
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_DAYS = 21
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    at: time
+    business_days_only: bool
+    options: dict[str, Any]
+    catch_up: bool = False
+
+
+def load_schedule(path: Path) -> list[JobSpec]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        specs = []
+        for name, entry in data.get("jobs", {}).items():
+            if name not in JOBS:
+                raise ValueError(f"unknown job {name!r} (known: {', '.join(sorted(JOBS))})")
+            hour, minute = str(entry["at"]).split(":")
+            flags = {"at", "business_days_only", "catch_up"}
+            options = {k: v for k, v in entry.items() if k not in flags}
+            specs.append(
+                JobSpec(
+                    name=name,
+                    at=time(int(hour), int(minute)),
+                    business_days_only=bool(entry.get("business_days_only", True)),
+                    options=options,
+                    catch_up=bool(entry.get("catch_up", False)),
+                )
+            )
+    except (OSError, ValueError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), str(exc)) from exc
+    return specs
+
+
+def latest_occurrence(ctx: Context, spec: JobSpec, now: datetime) -> datetime | None:
+    """The most recent scheduled time of `spec` at or before `now` (Asia/Tokyo)."""
+    tz = ctx.calendar.tz
+    local = now.astimezone(tz)
+    for back in range(LOOKBACK_DAYS):
+        day = local.date() - timedelta(days=back)
+        if spec.business_days_only and not ctx.calendar.is_business_day(day):
+            continue
+        at = datetime.combine(day, spec.at, tz)
+        if at <= local:
+            return at
+    return None
+
+
+def due_jobs(ctx: Context, specs: list[JobSpec], now: datetime) -> list[JobSpec]:
+    due = []
+    for spec in specs:
+        occurrence = latest_occurrence(ctx, spec, now)
+        if occurrence is None:
+            continue
+        if not spec.catch_up and occurrence.date() != _today(ctx, now):
+            continue
+        last = ctx.store.job_last_run(spec.name)
+        if last is None or datetime.fromisoformat(last) < occurrence:
+            due.append(spec)
+    return due
+
+
+def run_due_jobs(ctx: Context) -> list[str]:
+    """Run each job whose latest occurrence has not run yet; returns the names that ran."""
+    specs = load_schedule(ctx.config.rules_dir / "schedule.toml")
+    now = ctx.now()
+    ran = []
+    for spec in due_jobs(ctx, specs, now):
+        try:
+            with ctx.store.transaction():
+                JOBS[spec.name](ctx, spec, now)
+                ctx.store.set_job_run(spec.name, now)
+        except StoreError:
+            raise
+        except Exception:
+            log.exception(
+                "job %s failed; it stays due and is tried again on the next run", spec.name
+            )
+            continue
+        log.info("job %s ran at %s", spec.name, now.isoformat(timespec="minutes"))
+        ran.append(spec.name)
+    return ran
+
+
+def _today(ctx: Context, now: datetime) -> date:
+    return now.astimezone(ctx.calendar.tz).date()
+
+
+def _party(ctx: Context, case: dict[str, Any]) -> str:
+    if case.get("operator_code"):
+        op = find_operator(ctx.store, case["operator_code"])
+        name = op["name"] if op else ""
+        return f"{case['operator_code']} {name}".strip()
+    return case.get("sender") or ""
+
+
+def due_rows(ctx: Context, today: date, within: int) -> tuple[list[dict], list[dict]]:
+    """(overdue, due within `within` business days) among open cases, soonest first."""
+    overdue, soon = [], []
+    for case in ctx.store.cases(open_only=True):
+        if not case.get("due"):
+            continue
+        due = date.fromisoformat(str(case["due"])[:10])
+        left = ctx.calendar.business_days_between(today, due)
+        row = {
+            "case_number": format_case_number(case["id"]),
+            "procedure_name": ctx.routing.name_of(case["procedure"]),
+            "party": _party(ctx, case),
+            "owner": case.get("owner") or "",
+            "due": due,
+            "days_left": left,
+            "status_name": LABELS[Status(case["status"])],
+        }
+        if due < today:
+            overdue.append(row)
+        elif left <= within:
+            soon.append(row)
+    overdue.sort(key=lambda r: r["due"])
+    soon.sort(key=lambda r: r["due"])
+    return overdue, soon
+
+
+def staff_digest(ctx: Context, spec: JobSpec, now: datetime) -> None:
+    if not ctx.config.staff_addresses:
+        return
+    today = _today(ctx, now)
+    within = int(spec.options.get("due_within_business_days", 1))
+    overdue, soon = due_rows(ctx, today, within)
+    if not overdue and not soon:
+        return
+    context = {"today": today, "within": within, "overdue": overdue, "due_soon": soon}
+    subject, body = ctx.renderer.mail("staff_digest", context)
+    for address in ctx.config.staff_addresses:
+        plan_staff_mail(ctx, "staff_digest", address, subject, body, now)
+
+
+def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
+    if not ctx.config.staff_addresses:
+        return
+    from mailbot.desk.report import build_report, render_html, write_xlsx
+
+    report = build_report(ctx)
+    today = _today(ctx, now)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"queue-{today.isoformat()}.xlsx"
+        write_xlsx(report, path)
+        workbook = path.read_bytes()
+    attachment = OutgoingAttachment(
+        f"未処理案件_{today.strftime('%Y%m%d')}.xlsx",
+        workbook,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    subject = f"【mailbot】未処理案件レポート（{today.strftime('%Y/%m/%d')}）"
+    body = (
+        "容量市場 受付窓口 ご担当者各位\n\n"
+        f"{today.strftime('%Y/%m/%d')}時点の未処理案件レポートをお送りします。\n"
+        "判断欄に記入したレポートは `mailbot decisions apply ファイル名` で反映できます。\n"
+        "記入したレポートを添付して本メールに返信していただいても反映され、結果をメールでお知らせします。\n"
+    )
+    html = render_html(report, ctx)
+    for address in ctx.config.staff_addresses:
+        plan_staff_mail(
+            ctx, "daily_report", address, subject, body, now, html=html, attachments=(attachment,)
+        )
+
+
+def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:
+    """Remind in the thread the participant last saw: their own latest mail, else ours."""
+    from mailbot.desk.decisions import case_thread
+
+    thread = case_thread(ctx, case["id"])
+    if thread.message_id:
+        return thread
+    first = ctx.store.execute(
+        "SELECT message_id, subject FROM outbox WHERE case_id = ? ORDER BY id LIMIT 1",
+        (case["id"],),
+    ).fetchone()
+    if first is None:
+        return thread
+    return Thread(
+        message_id=first["message_id"],
+        recipient=thread.recipient,
+        recipient_name=thread.recipient_name,
+        subject=first["subject"],
+        mailbox_address=thread.mailbox_address,
+    )
+
+
+def _remind(ctx: Context, case: dict[str, Any], occasion: str, reply: Reply, now: datetime) -> None:
+    if not ctx.store.claim_reminder(case["id"], occasion, now):
+        return
+    if plan_reply(ctx, case, reply, _reminder_thread(ctx, case), now) is not None:
+        ctx.store.add_event(case["id"], now, "bot", "reminder", occasion=occasion)
+
+
+def _last_mail(ctx: Context, case_id: int, kind: str) -> tuple[str, date] | None:
+    row = ctx.store.execute(
+        "SELECT message_id, coalesce(sent_at, send_at) AS at FROM outbox"
+        " WHERE case_id = ? AND kind = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
+        (case_id, kind),
+    ).fetchone()
+    if row is None:
+        return None
+    return row["message_id"], datetime.fromisoformat(row["at"]).date()
+
+
+def participant_reminders(ctx: Context, spec: JobSpec, now: datetime) -> None:
+    today = _today(ctx, now)
+    after = int(spec.options.get("correction_unanswered_business_days", 5))
+    roadmap = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    for case in ctx.store.cases(open_only=True):
+        if case["status"] == Status.NEEDS_CORRECTION:
+            last = _last_mail(ctx, case["id"], "correction")
+            if last and ctx.calendar.business_days_between(last[1], today) >= after:
+                reply = Reply(
+                    "correction_reminder",
+                    "correction_reminder",
+                    {"problems": case["problems"], "requested_on": last[1]},
+                    window=True,
+                )
+                _remind(ctx, case, f"correction:{last[0]}", reply, now)
+        elif case["status"] == Status.AWAITING_REPLY and case["procedure"] in REMINDED:
+            REMINDED[case["procedure"]](ctx, case, today, now, roadmap)
+
+
+def _roadmap_reminder(ctx: Context, case: dict, today: date, now: datetime, rules: Any) -> None:
+    deadline_text = case["data"].get("deadline")
+    src = find_source(ctx.store, case.get("source_id") or "")
+    if not deadline_text or src is None:
+        return
+    deadline = date.fromisoformat(deadline_text)
+    left = ctx.calendar.business_days_between(today, deadline)
+    if today > deadline:
+        occasion = f"roadmap:overdue:{deadline_text}"
+    elif left <= rules.reminder_business_days_before_deadline:
+        occasion = f"roadmap:before:{deadline_text}"
+    else:
+        return
+    context = {"source": src, "deadline": deadline, "overdue": today > deadline}
+    reply = Reply("roadmap_reminder", "roadmap_reminder", context, window=True)
+    _remind(ctx, case, occasion, reply, now)
+
+
+def _mismatch_reminder(ctx: Context, case: dict, today: date, now: datetime, rules: Any) -> None:
+    src = find_source(ctx.store, case.get("source_id") or "")
+    if not case.get("due") or src is None:
+        return
+    due = date.fromisoformat(str(case["due"])[:10])
+    if today < due:
+        return
+    asked = _last_mail(ctx, case["id"], "mismatch_inquiry")
+    context = {
+        "source": src,
+        "inquiry": case["data"].get("inquiry", ""),
+        "asked_on": asked[1] if asked else today,
+    }
+    reply = Reply("mismatch_reminder", "mismatch_reminder", context, window=True)
+    _remind(ctx, case, f"mismatch:{case['due']}", reply, now)
+
+
+REMINDED: dict[str, Callable[..., None]] = {
+    "roadmap_revision_reply": _roadmap_reminder,
+    "mismatch_reply": _mismatch_reminder,
+}
+
+JOBS: dict[str, Callable[[Context, JobSpec, datetime], None]] = {
+    "daily_report": daily_report,
+    "staff_digest": staff_digest,
+    "participant_reminders": participant_reminders,
+}

@@ -1,0 +1,99 @@
+"""Decisions by mail: a staff member answers the morning report mail with the filled-in
+workbook attached, the rows are applied exactly as `mailbot decisions apply` applies them, and
+the per-row result goes back by mail.
+
+Accepted only from `[staff] addresses`, only when our receiving MTA's verdict (the topmost
+Authentication-Results header) says dmarc=pass, and only in the thread of a report we sent to
+that same address. Anything else goes through the ordinary pipeline as any mail would.
+Re-applying the same workbook applies nothing twice: every row carries its case's version.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from mailbot.context import Context
+from mailbot.desk.decisions_apply import RowResult, apply_workbook
+from mailbot.errors import MailbotError
+from mailbot.forms.workbook import inspect
+from mailbot.mail import Attachment, Mail
+from mailbot.outbox.planner import plan_staff_mail
+from mailbot.store.sqlite import StoredMessage
+
+_DMARC_PASS = re.compile(r"\bdmarc\s*=\s*pass\b", re.IGNORECASE)
+REPORT_KIND = "daily_report"
+OUTCOME = "staff decisions"
+
+
+def dmarc_passed(mail: Mail) -> bool:
+    return bool(mail.authentication_results and _DMARC_PASS.search(mail.authentication_results))
+
+
+def report_reply(ctx: Context, mail: Mail) -> Attachment | None:
+    """The filled-in workbook of a staff reply to our report mail, else None."""
+    sender = mail.from_addr.lower()
+    if sender not in ctx.config.staff_addresses or not dmarc_passed(mail):
+        return None
+    if not any(ctx.store.outbox_kind(mid, sender) == REPORT_KIND for mid in mail.thread_ids):
+        return None
+    books = [a for a in mail.attachments if a.filename.lower().endswith(".xlsx")]
+    return books[0] if len(books) == 1 else None
+
+
+def apply_report_reply(
+    ctx: Context, stored: StoredMessage, mail: Mail, workbook: Attachment
+) -> str:
+    """Apply the rows, mail the result to the sender, mark the stored mail done. Returns the
+    outcome line the pipeline logs."""
+    now = ctx.now()
+    sender = mail.from_addr.lower()
+    if ctx.store.seen_message(stored.id, mail.message_id, OUTCOME):
+        outcome = f"{OUTCOME}: duplicate"
+        with ctx.store.transaction():
+            ctx.store.finish_message(
+                stored.id, state="done", case_id=None, outcome=outcome, now=now
+            )
+        return outcome
+    results: list[RowResult] = []
+    error = None
+    problems = inspect(workbook.filename, workbook.data)
+    if problems:
+        error = "、".join(p.message for p in problems)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "report.xlsx"
+            path.write_bytes(workbook.data)
+            try:
+                results = apply_workbook(ctx, path, by=sender)
+            except MailbotError as exc:
+                error = str(exc).replace(str(path), workbook.filename)
+    applied = sum(1 for r in results if r.ok)
+    subject, body = ctx.renderer.mail(
+        "staff_decision_results",
+        {
+            "results": results,
+            "applied": applied,
+            "refused": len(results) - applied,
+            "error": error,
+            "filename": workbook.filename,
+            "now": now,
+        },
+    )
+    outcome = f"{OUTCOME}: {applied} applied, {len(results) - applied} refused"
+    with ctx.store.transaction():
+        plan_staff_mail(ctx, "decision_results", sender, subject, body, now)
+        ctx.store.finish_message(
+            stored.id,
+            state="done",
+            case_id=None,
+            outcome=outcome,
+            now=now,
+            message_id=mail.message_id,
+            sender=mail.from_addr,
+            subject=mail.subject,
+            text=mail.text,
+            attachment_names=[a.filename for a in mail.attachments],
+        )
+    return outcome

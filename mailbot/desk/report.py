@@ -1,0 +1,347 @@
+"""The staff queue report (SPEC §7): one row per open case, a decision column staff fill in,
+a summary sheet and the quarantined mails. Built once from the store, written as xlsx and HTML.
+
+The hidden `version` column is what makes `mailbot decisions apply` refuse a row whose case
+changed after the report was made.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import unicodedata
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from mailbot.config import TEMPLATES_DIR
+from mailbot.context import Context
+from mailbot.outcome import remarks_of
+from mailbot.procedures import registry
+from mailbot.states import LABELS, Status, action_label, allowed_actions
+from mailbot.store.registers import operator as find_operator
+from mailbot.text import format_case_number
+
+QUEUE_SHEET = "未処理案件"
+SUMMARY_SHEET = "集計"
+QUARANTINE_SHEET = "隔離メール"
+COLUMNS = (
+    ("id", "受付番号"),
+    ("procedure_name", "手続き"),
+    ("party", "事業者"),
+    ("sender", "差出人"),
+    ("subject", "件名"),
+    ("received", "受付日時"),
+    ("age_days", "経過日数"),
+    ("status_name", "状態"),
+    ("missing", "不備・確認事項"),
+    ("due", "期限"),
+    ("days_left", "残り営業日"),
+    ("decision", "判断"),
+    ("argument", "判断の値（コード等）"),
+    ("comment", "コメント（理由）"),
+    ("version", "version"),
+    ("owner", "担当"),
+)
+DECISION_COLUMN = "判断"
+ARGUMENT_COLUMN = "判断の値（コード等）"
+COMMENT_COLUMN = "コメント（理由）"
+VERSION_COLUMN = "version"
+OVERDUE = PatternFill("solid", start_color="FFC7CE", end_color="FFC7CE")
+DUE_SOON = PatternFill("solid", start_color="FFEB9C", end_color="FFEB9C")
+AGE_OVERDUE_DAYS = 5
+AGE_SOON_DAYS = 2
+"""A case without a due date (held, unrecognised, quarantined, awaiting a reply) is marked by
+its age instead: yellow from AGE_SOON_DAYS days after it came in, red from AGE_OVERDUE_DAYS,
+so no open case sits unseen because nothing set it a deadline."""
+DATE_FORMAT = "yyyy/mm/dd"
+DATETIME_FORMAT = "yyyy/mm/dd hh:mm"
+
+
+@dataclass
+class Row:
+    case_id: int
+    id: str
+    procedure: str
+    procedure_name: str
+    party: str
+    sender: str
+    subject: str
+    received: datetime | None
+    status_name: str
+    missing: str
+    due: date | None
+    days_left: int | None
+    actions: tuple[str, ...]
+    version: int
+    owner: str = ""
+    decision: str = ""
+    argument: str = ""
+    comment: str = ""
+    age_days: int = 0
+
+    @property
+    def overdue(self) -> bool:
+        if self.days_left is None:
+            return self.age_days >= AGE_OVERDUE_DAYS
+        return self.days_left < 0
+
+    @property
+    def due_soon(self) -> bool:
+        if self.days_left is None:
+            return AGE_SOON_DAYS <= self.age_days < AGE_OVERDUE_DAYS
+        return 0 <= self.days_left <= 1
+
+    @property
+    def action_labels(self) -> tuple[str, ...]:
+        """The dropdown: only what this case's state takes, in staff words."""
+        return tuple(action_label(a) for a in self.actions)
+
+
+@dataclass
+class Report:
+    made_at: datetime
+    rows: list[Row]
+    by_procedure_status: list[tuple[str, str, int]]
+    received_this_week: int
+    closed_this_week: int
+    median_hours_to_first_reply: float | None
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    key: str = ""
+
+
+def _local(text: str | None, ctx: Context) -> datetime | None:
+    """Tokyo wall-clock time without tzinfo: what an Excel date-time cell can hold."""
+    if not text:
+        return None
+    local = datetime.fromisoformat(text).astimezone(ctx.calendar.tz)
+    return local.replace(tzinfo=None, second=0, microsecond=0)
+
+
+def build_report(ctx: Context) -> Report:
+    now = ctx.now().astimezone(ctx.calendar.tz)
+    today = now.date()
+    handlers = registry(ctx)
+    rows = []
+    days_left = functools.cache(lambda due: ctx.calendar.business_days_between(today, due))
+    for case in ctx.store.cases(open_only=True):
+        due = date.fromisoformat(str(case["due"])[:10]) if case.get("due") else None
+        party = case.get("operator_code") or ""
+        op = find_operator(ctx.store, party) if party else None
+        if op:
+            party = f"{party} {op['name']}"
+        handler = handlers.get(case["procedure"])
+        received = _local(case["received_at"], ctx)
+        rows.append(
+            Row(
+                case_id=case["id"],
+                id=format_case_number(case["id"]),
+                procedure=case["procedure"],
+                procedure_name=ctx.routing.name_of(case["procedure"]),
+                party=party,
+                sender=case.get("sender") or "",
+                subject=case.get("subject") or "",
+                received=received,
+                age_days=(today - received.date()).days if received else 0,
+                status_name=LABELS[Status(case["status"])],
+                missing="\n".join(
+                    [f"{p['field']}: {p['message']}" for p in case["problems"]]
+                    + [
+                        f"【備考・担当者のみ】{r['field']}: {r['message']}"
+                        for r in remarks_of(case)
+                    ]
+                ),
+                due=due,
+                days_left=days_left(due) if due else None,
+                actions=allowed_actions(tuple(handler.actions), case["status"]) if handler else (),
+                version=case["version"],
+                owner=case.get("owner") or "",
+            )
+        )
+    rows.sort(key=lambda r: (r.due is None, r.due or date.max, r.case_id))
+    counts = Counter(
+        {
+            (r[0], r[1]): r[2]
+            for r in ctx.store.execute(
+                "SELECT procedure, status, count(*) FROM cases GROUP BY procedure, status"
+            )
+        }
+    )
+    week_start = today - timedelta(days=today.weekday())
+    start = datetime.combine(week_start, datetime.min.time(), ctx.calendar.tz).isoformat()
+    received = ctx.store.execute(
+        "SELECT count(*) FROM cases WHERE received_at >= ?", (start,)
+    ).fetchone()[0]
+    closed = ctx.store.execute(
+        "SELECT count(*) FROM cases WHERE status IN ('closed', 'ignored') AND updated_at >= ?",
+        (start,),
+    ).fetchone()[0]
+    waits = [
+        (datetime.fromisoformat(r[1]) - datetime.fromisoformat(r[0])).total_seconds() / 3600
+        for r in ctx.store.execute(
+            "SELECT c.received_at, min(o.created_at) FROM cases c JOIN outbox o"
+            " ON o.case_id = c.id GROUP BY c.id"
+        ).fetchall()
+    ]
+    quarantined = [
+        dict(r)
+        for r in ctx.store.execute(
+            "SELECT id, received_at, sender, subject, outcome FROM messages"
+            " WHERE state = 'quarantined' ORDER BY id"
+        ).fetchall()
+    ]
+    key = f"mailbot-report:{uuid.uuid4().hex}"
+    ctx.store.record_report(key, ctx.now(), [(r.case_id, r.version) for r in rows])
+    return Report(
+        key=key,
+        made_at=now,
+        rows=rows,
+        by_procedure_status=[
+            (ctx.routing.name_of(p), LABELS[Status(s)], n) for (p, s), n in sorted(counts.items())
+        ],
+        received_this_week=int(received),
+        closed_this_week=int(closed),
+        median_hours_to_first_reply=round(statistics.median(waits), 1) if waits else None,
+        quarantined=quarantined,
+    )
+
+
+def display_width(text: str) -> int:
+    """Full-width characters take two columns in Excel as on a terminal."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _cell(row: Row, key: str) -> Any:
+    value = getattr(row, key)
+    return "" if value is None else value
+
+
+def _shown(row: Row, key: str) -> str:
+    """The text a cell shows (for column widths and the HTML page)."""
+    value = getattr(row, key)
+    if isinstance(value, datetime):
+        return value.strftime("%Y/%m/%d %H:%M")
+    if isinstance(value, date):
+        return value.strftime("%Y/%m/%d")
+    return "" if value is None else str(value)
+
+
+def write_xlsx(report: Report, path: Path) -> None:
+    book = Workbook()
+    ws = book.active
+    ws.title = QUEUE_SHEET
+    ws.append([title for _, title in COLUMNS])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    cells_by_actions: dict[tuple[str, ...], list[str]] = {}
+    titles = [t for _, t in COLUMNS]
+    decision_col = get_column_letter(titles.index(DECISION_COLUMN) + 1)
+    formats = {
+        titles.index("受付日時"): DATETIME_FORMAT,
+        titles.index("期限"): DATE_FORMAT,
+    }
+    for index, row in enumerate(report.rows, start=2):
+        ws.append([cell_text(_cell(row, key)) for key, _ in COLUMNS])
+        for column, number_format in formats.items():
+            ws[index][column].number_format = number_format
+        fill = OVERDUE if row.overdue else DUE_SOON if row.due_soon else None
+        if fill:
+            for cell in ws[index]:
+                cell.fill = fill
+        cells_by_actions.setdefault(row.action_labels, []).append(f"{decision_col}{index}")
+    for labels, cells in cells_by_actions.items():
+        # one range string per dropdown: DataValidation.add() rescans every range per cell,
+        # which made a 6,000-row report take 18 s. A row whose state takes no decision gets an
+        # empty-only list, so nothing typed into it is accepted either.
+        dv = DataValidation(
+            type="list" if labels else "textLength",
+            formula1=f'"{",".join(labels)}"' if labels else "0",
+            operator=None if labels else "equal",
+            allow_blank=True,
+            showErrorMessage=True,
+            errorStyle="stop",
+            sqref=" ".join(cells),
+        )
+        dv.errorTitle = "判断"
+        dv.error = (
+            "この案件の状態で選べる判断を一覧から選んでください。"
+            if labels
+            else "この案件の状態では判断を記入できません。"
+        )
+        ws.add_data_validation(dv)
+    ws.freeze_panes = "B2"
+    ws.auto_filter.ref = ws.dimensions
+    for number, (key, title) in enumerate(COLUMNS, start=1):
+        values = [title] + [_shown(r, key) for r in report.rows]
+        widest = max(display_width(line) for v in values for line in (v.split("\n") or [""]))
+        ws.column_dimensions[get_column_letter(number)].width = min(60, max(8, widest + 2))
+    version_col = [t for _, t in COLUMNS].index(VERSION_COLUMN) + 1
+    ws.column_dimensions[get_column_letter(version_col)].hidden = True
+    summary = book.create_sheet(SUMMARY_SHEET)
+    summary.append(["作成日時", report.made_at.strftime("%Y/%m/%d %H:%M")])
+    summary.append(["今週の受付件数", report.received_this_week])
+    summary.append(["今週の完了件数", report.closed_this_week])
+    summary.append(["初回返信までの時間（中央値・時間）", report.median_hours_to_first_reply])
+    summary.append([])
+    summary.append(["手続き", "状態", "件数"])
+    for line in report.by_procedure_status:
+        summary.append(list(line))
+    summary.column_dimensions["A"].width = 50
+    summary.column_dimensions["B"].width = 20
+    quarantine = book.create_sheet(QUARANTINE_SHEET)
+    quarantine.append(["メッセージ番号", "受信日時", "差出人", "件名", "理由"])
+    for q in report.quarantined:
+        quarantine.append(
+            [cell_text(q[k]) for k in ("id", "received_at", "sender", "subject", "outcome")]
+        )
+    for sheet in book.worksheets:
+        text_cells(sheet)
+    book.properties.identifier = report.key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(path)
+
+
+def cell_text(value: Any) -> Any:
+    """A value as a worksheet may hold it: control characters a sender put in a subject or
+    an address are dropped (openpyxl refuses them, and one such mail would stop the report)."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
+def text_cells(sheet: Any) -> None:
+    """Everything in the report is text or a number we computed; a participant's subject or
+    address starting with = + - @ TAB or CR (OWASP CSV injection) must stay text in staff's
+    Excel, never become a formula. openpyxl makes any string starting with = a formula cell,
+    so every string cell is typed as a string."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
+
+
+def render_html(report: Report, ctx: Context | None = None) -> str:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    templates = ctx.config.templates_dir if ctx is not None else TEMPLATES_DIR
+    env = Environment(
+        loader=FileSystemLoader(templates), autoescape=select_autoescape(["html", "j2"])
+    )
+    columns = [
+        (k, t) for k, t in COLUMNS if k not in ("decision", "argument", "comment", "version")
+    ]
+    return env.get_template("report/queue.html.j2").render(
+        report=report, columns=columns, shown=_shown
+    )
+
+
+def write_html(report: Report, path: Path, ctx: Context | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report, ctx), encoding="utf-8")

@@ -1,0 +1,196 @@
+"""Staff work on a case besides the decision rules: accounts, the owner (担当), internal notes
+and free-text replies. The CLI and the web desk both call these, so a refusal reads the same
+in either, and every change lands in the case history with the login that made it.
+
+Internal notes are events only: nothing here ever puts a note into a mail.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from mailbot.context import Context
+from mailbot.desk.decisions import case_thread
+from mailbot.errors import DecisionError, MailbotError
+from mailbot.mail.parse import parse
+from mailbot.outbox.planner import plan_reply
+from mailbot.outcome import Reply
+from mailbot.text import format_case_number
+
+LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+MIN_PASSWORD = 10
+MAX_NOTE = 4000
+MAX_REPLY = 20000
+_HASHER = PasswordHasher()
+_DUMMY_HASH = _HASHER.hash("mailbot: no such account")
+
+
+def actor(login: str) -> str:
+    return f"staff:{login}"
+
+
+def add_staff(ctx: Context, login: str, name: str, password: str) -> None:
+    if not LOGIN.match(login):
+        raise MailbotError(f"{login!r}: a login is 1–32 of a-z, 0-9, '.', '_', '-'")
+    if not name.strip():
+        raise MailbotError("--name: the display name (表示名) is required")
+    if len(password) < MIN_PASSWORD:
+        raise MailbotError(f"the password must have at least {MIN_PASSWORD} characters")
+    with ctx.store.transaction():
+        if ctx.store.staff(login) is not None:
+            raise MailbotError(f"staff account {login!r} already exists")
+        ctx.store.add_staff(login, name.strip(), _HASHER.hash(password), ctx.now())
+
+
+def disable_staff(ctx: Context, login: str) -> None:
+    with ctx.store.transaction():
+        if not ctx.store.disable_staff(login):
+            raise MailbotError(f"no staff account {login!r}")
+
+
+def check_password(ctx: Context, login: str, password: str) -> dict | None:
+    """The enabled account these credentials open, else None. An unknown login costs the same
+    argon2 work as a wrong password, so timing does not tell which logins exist."""
+    account = ctx.store.staff(login)
+    try:
+        _HASHER.verify(account["password_hash"] if account else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if account is None or account["disabled"]:
+        return None
+    if _HASHER.check_needs_rehash(account["password_hash"]):
+        with ctx.store.transaction():
+            ctx.store.set_staff_password(login, _HASHER.hash(password))
+    return account
+
+
+def active_staff(ctx: Context, login: str) -> dict | None:
+    account = ctx.store.staff(login)
+    return account if account and not account["disabled"] else None
+
+
+def _open_case(ctx: Context, case_id: int, expected_version: int | None) -> dict:
+    case = ctx.store.case(case_id)
+    if case is None:
+        raise DecisionError(f"no case {format_case_number(case_id)}")
+    if expected_version is not None and case["version"] != expected_version:
+        raise DecisionError(
+            f"{format_case_number(case_id)} changed since the page was drawn"
+            f" (version {expected_version} → {case['version']}): not applied"
+        )
+    return case
+
+
+def assign(
+    ctx: Context, case_id: int, owner: str | None, *, by: str, expected_version: int | None = None
+) -> None:
+    """Make `owner` the case's 担当 (None: nobody). With `expected_version`, a case that
+    changed meanwhile (someone else claimed it) is refused, not overwritten."""
+    now = ctx.now()
+    with ctx.store.transaction():
+        case = _open_case(ctx, case_id, expected_version)
+        if owner is not None and active_staff(ctx, owner) is None:
+            raise DecisionError(f"no active staff account {owner!r}")
+        if case.get("owner") == owner:
+            raise DecisionError(
+                f"{format_case_number(case_id)} is already "
+                + (f"assigned to {owner}" if owner else "without an owner")
+            )
+        ctx.store.update_case(case_id, now, owner=owner)
+        ctx.store.add_event(case_id, now, actor(by), "assigned", old=case.get("owner"), new=owner)
+
+
+def add_note(ctx: Context, case_id: int, text: str, *, by: str) -> None:
+    """An internal note: kept in the history for staff, never mailed. Notes do not change the
+    case, so they never make another staff member's open form stale."""
+    text = text.strip()
+    if not text:
+        raise DecisionError("the note is empty")
+    if len(text) > MAX_NOTE:
+        raise DecisionError(f"a note has at most {MAX_NOTE} characters")
+    with ctx.store.transaction():
+        _open_case(ctx, case_id, None)
+        ctx.store.add_event(case_id, ctx.now(), actor(by), "note", text=text)
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    case_id: int
+    outbox_id: int
+
+
+def reply(
+    ctx: Context, case_id: int, text: str, *, by: str, expected_version: int | None = None
+) -> ReplyResult:
+    """A free-text answer to the participant in their own thread, with the case number in the
+    subject, planned through the outbox and recorded on the case."""
+    text = text.strip()
+    if not text:
+        raise DecisionError("the reply is empty")
+    if len(text) > MAX_REPLY:
+        raise DecisionError(f"a reply has at most {MAX_REPLY} characters")
+    now = ctx.now()
+    with ctx.store.transaction():
+        case = _open_case(ctx, case_id, expected_version)
+        thread = case_thread(ctx, case_id)
+        if not (thread.recipient or case.get("sender")):
+            raise DecisionError(f"{format_case_number(case_id)} has no sender to answer")
+        outbox_id = plan_reply(
+            ctx,
+            case,
+            Reply(kind="staff_reply", template="staff_reply", context={"text": text}),
+            thread,
+            now,
+        )
+        if outbox_id is None:
+            raise DecisionError(f"{format_case_number(case_id)}: the reply could not be planned")
+        ctx.store.update_case(case_id, now)
+        ctx.store.add_event(case_id, now, actor(by), "staff_reply", text=text, outbox=outbox_id)
+    return ReplyResult(case_id, outbox_id)
+
+
+def backfill_search(ctx: Context) -> int:
+    """Index the bodies of mails stored before the search index existed (schema step 5), a
+    batch per transaction so `mailbot run` beside it never waits long. Returns how many."""
+    done = 0
+    while batch := ctx.store.messages_without_text():
+        for message_row in batch:
+            try:
+                mail = parse(bytes(ctx.store.raw_of(message_row)))
+                text, names = mail.text, [a.filename for a in mail.attachments]
+            except Exception:
+                text, names = "", []
+            with ctx.store.transaction():
+                ctx.store.set_message_text(message_row, text, names)
+            done += 1
+    return done
+
+
+def find_cases(
+    ctx: Context,
+    *,
+    open_only: bool = False,
+    search: str | None = None,
+    owner: str | None = None,
+    status: str | None = None,
+    procedure: str | None = None,
+) -> list[dict]:
+    """Cases by the queue's filters. `owner` is a login, or `none` for cases nobody has;
+    `search` is full text (see `Store.search_cases`)."""
+    cases = ctx.store.cases(open_only=open_only)
+    if search and search.strip():
+        hits = ctx.store.search_cases(search)
+        cases = [c for c in cases if c["id"] in hits]
+    if owner == "none":
+        cases = [c for c in cases if not c.get("owner")]
+    elif owner:
+        cases = [c for c in cases if c.get("owner") == owner]
+    if status:
+        cases = [c for c in cases if c["status"] == status]
+    if procedure:
+        cases = [c for c in cases if c["procedure"] == procedure]
+    return cases

@@ -1,0 +1,444 @@
+"""The desk's pages and actions (Flask). One `Context` per request over the shared database.
+
+Every route but /login needs a live session; every POST needs the session's CSRF token; every
+case action carries the version of the case the page showed, so a form drawn before someone
+else changed the case is refused instead of applied twice. Decisions go through
+`mailbot.desk.decisions.decide`, the very code `mailbot decide` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask, Response, g, redirect, request
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from werkzeug.exceptions import Forbidden, HTTPException, NotFound
+
+from mailbot.clock import Clock
+from mailbot.config import TEMPLATES_DIR, Config
+from mailbot.context import Context
+from mailbot.desk.decisions import decide
+from mailbot.desk.staff import add_note, assign, check_password, find_cases, reply
+from mailbot.desk.web import security
+from mailbot.desk.web.stats import build_stats
+from mailbot.desk.web.timeline import timeline
+from mailbot.errors import MailbotError
+from mailbot.mail.parse import parse
+from mailbot.mail.render import jdate, jdatetime
+from mailbot.procedures import registry
+from mailbot.states import LABELS, OPEN, Status, action_label
+from mailbot.store.registers import operator as find_operator
+from mailbot.text import format_case_number
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+MAX_ROWS = 500
+NOTICES = {
+    "claimed": "担当になりました。",
+    "assigned": "担当を変更しました。",
+    "noted": "メモを追加しました（参加者には送信されません）。",
+    "decided": "判断を記録しました。送信するメールは送信キューに入りました。",
+    "replied": "返信を送信キューに入れました。",
+}
+
+
+def create_app(config: Config, clock: Clock | None = None) -> Flask:
+    clock = clock or Clock()
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    env = Environment(
+        loader=ChoiceLoader(
+            [FileSystemLoader(config.templates_dir), FileSystemLoader(TEMPLATES_DIR)]
+        ),
+        autoescape=True,
+    )
+    env.filters.update(jdate=jdate, jdatetime=jdatetime)
+    env.globals.update(status_label=_status_label, format_case_number=format_case_number)
+    web = config.web
+
+    def ctx() -> Context:
+        if "ctx" not in g:
+            g.ctx = Context.open(config, clock)
+        return g.ctx
+
+    def render(name: str, status: int = 200, **values: Any) -> Response:
+        values.setdefault("me", g.get("session"))
+        html = env.get_template(f"web/{name}.html.j2").render(**values)
+        return Response(html, status=status, mimetype="text/html")
+
+    @app.teardown_appcontext
+    def _close(_exc: BaseException | None) -> None:
+        opened = g.pop("ctx", None)
+        if opened is not None:
+            opened.close()
+
+    def _proxy_login() -> str | None:
+        if not web.trusted_user_header or request.remote_addr not in web.trusted_proxies:
+            return None
+        return request.headers.get(web.trusted_user_header) or None
+
+    @app.before_request
+    def _authenticate() -> Response | None:
+        g.session = None
+        g.new_cookie = None
+        token = request.cookies.get(security.SESSION_COOKIE)
+        session = security.current_session(ctx(), token, web.session_hours)
+        proxied = _proxy_login()
+        if proxied and (session is None or session.login != proxied):
+            session = None
+            if security.active_staff(ctx(), proxied) is not None:
+                token, _csrf = security.start_session(ctx(), proxied)
+                session = security.current_session(ctx(), token, web.session_hours)
+                g.new_cookie = token
+        g.session = session
+        if request.endpoint == "login":
+            return None
+        if session is None:
+            return redirect("/login", code=303)
+        if request.method == "POST" and not security.same(request.form.get("csrf"), session.csrf):
+            raise Forbidden()
+        return None
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        if g.get("new_cookie"):
+            _set_session_cookie(response, g.new_cookie)
+        return response
+
+    def _set_session_cookie(response: Response, token: str) -> None:
+        response.set_cookie(
+            security.SESSION_COOKIE,
+            token,
+            httponly=True,
+            secure=web.secure_cookies,
+            samesite="Strict",
+            path="/",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _error(exc: HTTPException) -> Response:
+        messages = {
+            403: "この操作は受け付けられません（フォームの有効期限切れの可能性があります。ページを読み込み直してください）。",
+            404: "ページが見つかりません。",
+            413: "送信内容が大きすぎます。",
+            429: "ログインの失敗が続いたため、しばらく受け付けません。15分ほど待ってからお試しください。",
+        }
+        text = messages.get(exc.code or 500, exc.description or "エラーが発生しました。")
+        return render("error", status=exc.code or 500, message=text)
+
+    @app.route("/login", methods=["GET", "POST"], endpoint="login")
+    def login() -> Response:
+        if g.session is not None and request.method == "GET":
+            return redirect("/cases")
+        if request.method == "GET":
+            return _login_page()
+        if not security.same(
+            request.form.get("csrf"), request.cookies.get(security.LOGIN_CSRF_COOKIE)
+        ):
+            raise Forbidden()
+        name = request.form.get("login", "").strip()[:64]
+        password = request.form.get("password", "")[:1024]
+        client = request.remote_addr or "-"
+        if security.throttled(ctx(), name, client):
+            return _login_page("ログインの失敗が続いたため、しばらく受け付けません。", 429)
+        account = check_password(ctx(), name, password)
+        if account is None:
+            security.record_failure(ctx(), name, client)
+            return _login_page("ログインIDまたはパスワードが違います。", 401)
+        token, _csrf = security.start_session(ctx(), account["login"])
+        response = redirect("/cases")
+        _set_session_cookie(response, token)
+        response.delete_cookie(security.LOGIN_CSRF_COOKIE, path="/login")
+        return response
+
+    def _login_page(error: str | None = None, status: int = 200) -> Response:
+        """Login CSRF is a double-submit cookie; an existing one is kept, so a second page
+        load in the background (a favicon request redirected here) does not void the form."""
+        csrf = request.cookies.get(security.LOGIN_CSRF_COOKIE) or security.new_token()
+        response = render("login", status=status, csrf=csrf, error=error, me=None)
+        response.set_cookie(
+            security.LOGIN_CSRF_COOKIE,
+            csrf,
+            httponly=True,
+            secure=web.secure_cookies,
+            samesite="Strict",
+            path="/login",
+        )
+        return response
+
+    @app.post("/logout")
+    def logout() -> Response:
+        with ctx().store.transaction():
+            ctx().store.end_web_sessions(token_hash=g.session.token_hash)
+        response = redirect("/login")
+        response.delete_cookie(security.SESSION_COOKIE, path="/")
+        return response
+
+    @app.get("/")
+    def home() -> Response:
+        return redirect("/cases")
+
+    @app.get("/cases")
+    def cases() -> Response:
+        c = ctx()
+        args = request.args
+        owner = args.get("owner", "")
+        query = args.get("q", "").strip()[:200]
+        status = args.get("status", "")
+        show = args.get("show", "open")
+        found = find_cases(
+            c,
+            open_only=show != "all",
+            search=query or None,
+            owner=g.session.login if owner == "me" else owner or None,
+            status=status or None,
+            procedure=args.get("procedure") or None,
+        )
+        rows = [_queue_row(c, case) for case in found]
+        if args.get("overdue"):
+            rows = [r for r in rows if r["overdue"]]
+        rows.sort(
+            key=lambda r: (
+                not r["overdue"],
+                r["due"] is None,
+                r["due"] or date.max,
+                r["id"],
+            )
+        )
+        return render(
+            "cases",
+            rows=rows[:MAX_ROWS],
+            total=len(rows),
+            max_rows=MAX_ROWS,
+            q=query,
+            filters={
+                "status": status,
+                "procedure": args.get("procedure", ""),
+                "owner": owner,
+                "overdue": bool(args.get("overdue")),
+                "show": show,
+            },
+            statuses=[(s.value, LABELS[s]) for s in Status],
+            procedures=[(pid, c.routing.name_of(pid)) for pid in sorted(registry(c))],
+            staff=c.store.staff_list(),
+        )
+
+    def _queue_row(c: Context, case: dict[str, Any]) -> dict[str, Any]:
+        today = c.now().astimezone(c.calendar.tz).date()
+        due = date.fromisoformat(str(case["due"])[:10]) if case.get("due") else None
+        left = c.calendar.business_days_between(today, due) if due else None
+        open_case = Status(case["status"]) in OPEN
+        return {
+            "id": case["id"],
+            "number": format_case_number(case["id"]),
+            "procedure": c.routing.name_of(case["procedure"]),
+            "party": _party(c, case),
+            "subject": case.get("subject") or "",
+            "status": _status_label(case["status"]),
+            "owner": case.get("owner") or "",
+            "received": case["received_at"],
+            "due": due,
+            "days_left": left,
+            "overdue": bool(open_case and due and due < today),
+        }
+
+    @app.get("/cases/<int:case_id>")
+    def case_page(case_id: int) -> Response:
+        return _case_page(case_id, notice=NOTICES.get(request.args.get("done", "")))
+
+    def _case_page(
+        case_id: int, *, notice: str | None = None, error: str | None = None, status: int = 200
+    ) -> Response:
+        c = ctx()
+        case = c.store.case(case_id)
+        if case is None:
+            raise NotFound()
+        handler = registry(c).get(case["procedure"])
+        actions = tuple(handler.actions) if handler and Status(case["status"]) in OPEN else ()
+        row = _queue_row(c, case)
+        accounts = c.store.staff_list()
+        return render(
+            "case",
+            status=status,
+            case=case,
+            row=row,
+            number=format_case_number(case_id),
+            procedure_name=c.routing.name_of(case["procedure"]),
+            mails=_mails(c, case_id),
+            events=timeline(c, case_id, {a["login"]: a["name"] for a in accounts}),
+            actions=[(a, action_label(a)) for a in actions],
+            staff=[a for a in accounts if not a["disabled"]],
+            notice=notice,
+            error=error,
+        )
+
+    def _act(case_id: int, done: str, work: Any) -> Response:
+        if ctx().store.case(case_id) is None:
+            raise NotFound()
+        try:
+            work()
+        except MailbotError as exc:
+            return _case_page(case_id, error=str(exc), status=409)
+        return redirect(f"/cases/{case_id}?done={done}", code=303)
+
+    def _version() -> int | None:
+        text = request.form.get("version", "")
+        if not text.isdigit():
+            raise Forbidden()
+        return int(text)
+
+    @app.post("/cases/<int:case_id>/claim")
+    def claim(case_id: int) -> Response:
+        version = _version()
+        return _act(
+            case_id,
+            "claimed",
+            lambda: assign(
+                ctx(), case_id, g.session.login, by=g.session.login, expected_version=version
+            ),
+        )
+
+    @app.post("/cases/<int:case_id>/assign")
+    def assign_to(case_id: int) -> Response:
+        version = _version()
+        owner = request.form.get("owner", "").strip() or None
+        return _act(
+            case_id,
+            "assigned",
+            lambda: assign(ctx(), case_id, owner, by=g.session.login, expected_version=version),
+        )
+
+    @app.post("/cases/<int:case_id>/note")
+    def note(case_id: int) -> Response:
+        text = request.form.get("text", "")
+        return _act(case_id, "noted", lambda: add_note(ctx(), case_id, text, by=g.session.login))
+
+    @app.post("/cases/<int:case_id>/decide")
+    def decision(case_id: int) -> Response:
+        version = _version()
+        action = request.form.get("action", "")
+        arg = request.form.get("arg", "").strip() or None
+        reason = request.form.get("reason", "").strip() or None
+        return _act(
+            case_id,
+            "decided",
+            lambda: decide(
+                ctx(), case_id, action, arg, reason, by=g.session.login, expected_version=version
+            ),
+        )
+
+    @app.post("/cases/<int:case_id>/reply")
+    def answer(case_id: int) -> Response:
+        version = _version()
+        text = request.form.get("text", "")
+        return _act(
+            case_id,
+            "replied",
+            lambda: reply(ctx(), case_id, text, by=g.session.login, expected_version=version),
+        )
+
+    @app.get("/cases/<int:case_id>/<any(in, out):way>/<int:row>/<int:index>")
+    def attachment(case_id: int, way: str, row: int, index: int) -> Response:
+        c = ctx()
+        if way == "in":
+            found = c.store.execute(
+                "SELECT raw FROM messages WHERE id = ? AND case_id = ?", (row, case_id)
+            ).fetchone()
+        else:
+            found = c.store.execute(
+                "SELECT raw FROM outbox WHERE id = ? AND case_id = ?", (row, case_id)
+            ).fetchone()
+        if found is None:
+            raise NotFound()
+        files = parse(bytes(found[0])).attachments
+        if not 0 <= index < len(files):
+            raise NotFound()
+        file = files[index]
+        response = Response(file.data, mimetype="application/octet-stream")
+        ascii_name = "".join(
+            ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in file.filename
+        )
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="{ascii_name or "file"}"; '
+            f"filename*=UTF-8''{quote(file.filename, safe='')}"
+        )
+        return response
+
+    @app.get("/stats")
+    def stats() -> Response:
+        return render("stats", stats=build_stats(ctx()))
+
+    return app
+
+
+def _status_label(status: str) -> str:
+    try:
+        return LABELS[Status(status)]
+    except ValueError:
+        return status
+
+
+def _party(c: Context, case: dict[str, Any]) -> str:
+    code = case.get("operator_code") or ""
+    op = find_operator(c.store, code) if code else None
+    name = op["name"] if op else (case.get("sender_name") or "")
+    return f"{code} {name}".strip()
+
+
+def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
+    """Every mail of the case, in and out, oldest first, as text with its attachments."""
+    out: list[dict[str, Any]] = []
+    for m in c.store.execute(
+        "SELECT id, raw, received_at, state FROM messages WHERE case_id = ? ORDER BY id",
+        (case_id,),
+    ).fetchall():
+        out.append(_mail_view(bytes(m["raw"]), "in", m["id"], m["received_at"], m["state"]))
+    for o in c.store.outbox_for_case(case_id):
+        raw = c.store.outbox_raw(o["id"]) or b""
+        view = _mail_view(bytes(raw), "out", o["id"], o["created_at"], o["state"])
+        view |= {"kind": o["kind"], "send_at": o["send_at"], "sent_at": o["sent_at"]}
+        out.append(view)
+    out.sort(key=lambda v: (v["at"] or "", v["way"] == "out"))
+    return out
+
+
+def _mail_view(raw: bytes, way: str, row: int, at: str, state: str) -> dict[str, Any]:
+    try:
+        mail = parse(raw)
+    except Exception as exc:
+        return {
+            "way": way,
+            "row": row,
+            "at": at,
+            "state": state,
+            "subject": "",
+            "from": "",
+            "to": "",
+            "text": f"（このメールは読み取れませんでした: {type(exc).__name__}）",
+            "files": [],
+        }
+    return {
+        "way": way,
+        "row": row,
+        "at": at,
+        "state": state,
+        "subject": mail.subject,
+        "from": f"{mail.from_name} <{mail.from_addr}>" if mail.from_name else mail.from_addr,
+        "to": ", ".join(mail.to),
+        "date": mail.date,
+        "text": mail.text,
+        "html": mail.content_type == "text/html",
+        "files": [(i, a.filename, a.size) for i, a in enumerate(mail.attachments)],
+    }

@@ -1,0 +1,216 @@
+"""The loops of a run: receive → process → send, once or for good.
+
+`run_once` is what `mailbot run --once` and the tests drive. `run_forever` gives each mailbox
+its own thread (IMAP IDLE or polling) that only stores raw bytes through its own database
+connection, while the main thread processes, sends and runs the scheduled jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from mailbot.config import MailboxConfig
+from mailbot.console import counter
+from mailbot.context import Context
+from mailbot.errors import MailbotError, StoreError
+from mailbot.intake.mailboxes import Mailbox
+from mailbot.intake.mailboxes.maildir import MaildirMailbox
+from mailbot.intake.pipeline import Result, process
+from mailbot.outbox.send import Sender, flush_outbox, make_sender
+from mailbot.store.sqlite import Store
+
+log = logging.getLogger(__name__)
+
+STORE_BATCH = 100
+BATCH_BYTES = 16 * 1024 * 1024
+PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
+
+
+def open_mailbox(box: MailboxConfig) -> Mailbox:
+    if box.backend == "maildir":
+        assert box.path is not None
+        return MaildirMailbox(box.address, box.path, box.poll_interval)
+    from mailbot.intake.mailboxes.imap import ImapMailbox
+
+    box.require_password()
+    return ImapMailbox(
+        address=box.address,
+        host=box.host or "localhost",
+        port=box.port or 993,
+        security=box.security,
+        username=box.username or "",
+        password=box.password or "",
+        folder=box.folder,
+        move_to=box.move_to,
+        poll_interval=box.poll_interval,
+    )
+
+
+def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
+    """Store every waiting message, committing each batch before acking it."""
+    new = 0
+    batch: list[tuple[str, bytes, datetime | None]] = []
+
+    def commit() -> None:
+        nonlocal new
+        if batch:
+            new += store.save_raw(mailbox.address, batch, now_fn())
+            mailbox.ack([key for key, _, _ in batch])
+            batch.clear()
+
+    size = 0
+    for message in mailbox.fetch():
+        batch.append((message.key, message.data, message.arrived_at))
+        size += len(message.data)
+        if len(batch) >= STORE_BATCH or size >= BATCH_BYTES:
+            commit()
+            size = 0
+    commit()
+    return new
+
+
+def process_pending(ctx: Context) -> list[Result]:
+    """Process every stored message; a backlog (first run on a full mailbox) shows progress."""
+    results: list[Result] = []
+    waiting = ctx.store.count_pending()
+    with counter(waiting if waiting > 200 else 0, "processing mail") as tick:
+        while True:
+            done = len(results)
+            for stored in ctx.store.pending_messages(limit=200):
+                results.append(process(ctx, stored))
+                tick()
+            if len(results) == done:
+                return results
+
+
+@dataclass
+class RunSummary:
+    received: int = 0
+    results: list[Result] = field(default_factory=list)
+    sent: int = 0
+    deferred: int = 0
+    jobs: list[str] = field(default_factory=list)
+
+
+def run_jobs(ctx: Context) -> list[str]:
+    """Scheduled work that is due at the run's clock (reminders, the daily report)."""
+    from mailbot.desk.jobs import run_due_jobs
+
+    return run_due_jobs(ctx)
+
+
+def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
+    summary = RunSummary()
+    for box_config in ctx.config.mailboxes:
+        mailbox = open_mailbox(box_config)
+        try:
+            summary.received += receive(ctx.store, mailbox, ctx.now)
+        finally:
+            mailbox.close()
+    summary.results = process_pending(ctx)
+    summary.jobs = run_jobs(ctx)
+    summary.sent, summary.deferred = flush_outbox(ctx, sender or make_sender(ctx))
+    return summary
+
+
+class _Watcher(threading.Thread):
+    """Keeps one mailbox drained into the store; wakes the main loop when mail was stored."""
+
+    def __init__(
+        self, ctx: Context, box: MailboxConfig, wake: threading.Event, stop: threading.Event
+    ) -> None:
+        super().__init__(name=f"mailbox-{box.local_part}", daemon=True)
+        self.ctx, self.box, self.wake, self.stop_event = ctx, box, wake, stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        store = Store(self.ctx.config.database)
+        mailbox: Mailbox | None = None
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    if mailbox is None:
+                        mailbox = open_mailbox(self.box)
+                    if receive(store, mailbox, self.ctx.now):
+                        self.wake.set()
+                    if mailbox.pushes:
+                        mailbox.wait(timeout=PUSH_SLICE, stop=self.stop_event)
+                    else:
+                        self.stop_event.wait(self.box.poll_interval)
+                except StoreError as exc:
+                    self.error = exc
+                    self.stop_event.set()
+                    self.wake.set()
+                    return
+                except (MailbotError, OSError) as exc:
+                    log.warning("mailbox %s: %s; retrying", self.box.address, exc)
+                    if mailbox is not None:
+                        mailbox.close()
+                        mailbox = None
+                    self.stop_event.wait(5.0)
+        finally:
+            if mailbox is not None:
+                mailbox.close()
+            store.close()
+
+
+def start_scheduler(ctx: Context, wake: threading.Event, tick: float) -> BackgroundScheduler:
+    """APScheduler only wakes the main loop at each job's time (and every `tick` for the outbox
+    and retries); the main thread does the work and SQLite decides what is due, so a job fired
+    twice or late changes nothing."""
+    from mailbot.desk.jobs import load_schedule
+
+    scheduler = BackgroundScheduler(timezone=ctx.calendar.tz)
+    for spec in load_schedule(ctx.config.rules_dir / "schedule.toml"):
+        scheduler.add_job(
+            wake.set,
+            CronTrigger(hour=spec.at.hour, minute=spec.at.minute, timezone=ctx.calendar.tz),
+            id=spec.name,
+            misfire_grace_time=None,
+            coalesce=True,
+        )
+    scheduler.add_job(wake.set, IntervalTrigger(seconds=tick), id="outbox", coalesce=True)
+    scheduler.start()
+    return scheduler
+
+
+def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) -> int:
+    sender = sender or make_sender(ctx)
+    wake, stop = threading.Event(), threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping after the current step", signum)
+        stop.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    watchers = [_Watcher(ctx, box, wake, stop) for box in ctx.config.mailboxes]
+    for watcher in watchers:
+        watcher.start()
+    scheduler = start_scheduler(ctx, wake, tick)
+    log.info("running on %d mailbox(es)", len(watchers))
+    try:
+        while not stop.is_set():
+            wake.clear()
+            process_pending(ctx)
+            run_jobs(ctx)
+            flush_outbox(ctx, sender)
+            wake.wait(timeout=tick)
+    finally:
+        scheduler.shutdown(wait=False)
+    for watcher in watchers:
+        watcher.join(timeout=10)
+    failed = [w.error for w in watchers if w.error]
+    if failed:
+        raise failed[0]
+    return 0

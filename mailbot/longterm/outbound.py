@@ -1,0 +1,177 @@
+"""Mails the operator starts: the roadmap campaign (改訂要否の確認, seed 004 §3.1.1) and the
+mismatch inquiry (不一致に係る問合せ, §3.1.9). Each target gets a case that waits for the answer,
+so the answer is matched by thread and the silence is reminded.
+
+Repeating a campaign for the same fiscal year plans nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from mailbot.context import Context
+from mailbot.errors import MailbotError
+from mailbot.longterm.roadmap import expected_file_name, load_roadmap_rules
+from mailbot.outbox.planner import Thread, apply_outcome
+from mailbot.outcome import Outcome, Reply
+from mailbot.states import Status
+from mailbot.store.registers import is_roadmap_category
+from mailbot.store.registers import source as find_source
+
+LONG_MAILBOX = "youryou_rikuase_long"
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    planned: int
+    already: int
+    skipped: list[str]
+
+
+def fiscal_year(day: date) -> int:
+    return day.year if day.month >= 4 else day.year - 1
+
+
+def _thread(ctx: Context, src: dict[str, Any]) -> Thread:
+    return Thread(
+        recipient=src["contact_email"],
+        recipient_name=src.get("contact_person") or "",
+        mailbox_address=ctx.address_for(LONG_MAILBOX),
+    )
+
+
+def roadmap_targets(ctx: Context) -> list[dict[str, Any]]:
+    """Sources marked ロードマップ対象 (安定電源 of the kinds in seed 004 表1-1)."""
+    rows = ctx.store.execute(
+        "SELECT * FROM sources WHERE roadmap_target = 1 ORDER BY source_id"
+    ).fetchall()
+    return [dict(r) for r in rows if is_roadmap_category(r["category"])]
+
+
+def start_roadmap_campaign(
+    ctx: Context, deadline: date, year: int | None = None, by: str = "staff"
+) -> CampaignResult:
+    now = ctx.now()
+    year = year or fiscal_year(now.date())
+    rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    planned = already = 0
+    skipped: list[str] = []
+    with ctx.store.transaction():
+        for src in roadmap_targets(ctx):
+            exists = ctx.store.execute(
+                "SELECT 1 FROM cases WHERE procedure = 'roadmap_revision_reply' AND source_id = ?"
+                " AND json_extract(data, '$.campaign_year') = ?",
+                (src["source_id"], year),
+            ).fetchone()
+            if exists:
+                already += 1
+                continue
+            if not src.get("contact_email"):
+                skipped.append(f"{src['source_id']}: no 連絡者メール")
+                continue
+            name = expected_file_name(
+                rules,
+                int(src["auction_year"] or 0),
+                src["operator_code"],
+                src["name"] or "",
+                int(src["roadmap_revision"] or 0) + 1,
+            )
+            outcome = Outcome(
+                status=Status.AWAITING_REPLY,
+                operator_code=src["operator_code"],
+                source_id=src["source_id"],
+                due=deadline,
+                data={"campaign_year": year, "deadline": deadline.isoformat()},
+                replies=[
+                    Reply(
+                        "roadmap_inquiry",
+                        "roadmap_inquiry",
+                        {
+                            "source": src,
+                            "deadline": deadline,
+                            "expected_file_name": name,
+                        },
+                        window=True,
+                        in_reply=False,
+                    )
+                ],
+            )
+            apply_outcome(
+                ctx,
+                outcome,
+                case_id=None,
+                procedure="roadmap_revision_reply",
+                thread=_thread(ctx, src),
+                actor=f"staff:{by}",
+                now=now,
+                new_case_fields={
+                    "sender": src["contact_email"],
+                    "mailbox": ctx.address_for(LONG_MAILBOX),
+                    "subject": f"改訂要否の確認 {year}年度 {src['source_id']}",
+                    "received_at": now.isoformat(timespec="seconds"),
+                },
+            )
+            planned += 1
+    return CampaignResult(planned, already, skipped)
+
+
+def unanswered_campaign(ctx: Context, year: int | None = None) -> list[dict[str, Any]]:
+    """Roadmap targets asked this campaign year that have not answered: the staff's list of
+    non-responders (with the reminder already sent, if any)."""
+    year = year or fiscal_year(ctx.now().date())
+    rows = ctx.store.execute(
+        "SELECT c.id, c.source_id, c.operator_code, c.sender, c.due, s.name, s.operator_name,"
+        " (SELECT count(*) FROM reminders r WHERE r.case_id = c.id) AS reminders"
+        " FROM cases c LEFT JOIN sources s ON s.source_id = c.source_id"
+        " WHERE c.procedure = 'roadmap_revision_reply' AND c.status = ?"
+        " AND json_extract(c.data, '$.campaign_year') = ? ORDER BY c.due, c.id",
+        (Status.AWAITING_REPLY, year),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def start_mismatch_inquiry(ctx: Context, source_id: str, text: str, by: str = "staff") -> int:
+    src = find_source(ctx.store, source_id)
+    if src is None:
+        raise MailbotError(
+            f"no contracted source {source_id} (load it with `mailbot sources import`)"
+        )
+    if not text.strip():
+        raise MailbotError("the inquiry needs --text: what does not match")
+    rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    now = ctx.now()
+    due = ctx.business_days_after(now.date(), rules.mismatch_reminder_business_days)
+    outcome = Outcome(
+        status=Status.AWAITING_REPLY,
+        operator_code=src["operator_code"],
+        source_id=source_id,
+        due=due,
+        data={"inquiry": text},
+        replies=[
+            Reply(
+                "mismatch_inquiry",
+                "mismatch_inquiry",
+                {"source": src, "text": text},
+                window=True,
+                in_reply=False,
+            )
+        ],
+    )
+    with ctx.store.transaction():
+        return apply_outcome(
+            ctx,
+            outcome,
+            case_id=None,
+            procedure="mismatch_reply",
+            thread=_thread(ctx, src),
+            actor=f"staff:{by}",
+            now=now,
+            new_case_fields={
+                "sender": src["contact_email"],
+                "mailbox": ctx.address_for(LONG_MAILBOX),
+                "subject": f"不一致に係る問合せ {source_id}",
+                "received_at": now.isoformat(timespec="seconds"),
+            },
+        )

@@ -1,0 +1,232 @@
+"""The 脱炭素化ロードマップ rules of seed 004 §3.1: the file name (表3-2) and the sheet (図3-3).
+
+Pure: takes names, source facts and workbook grids; returns Problems. The wording and the
+keywords live in `rules/roadmap.toml`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbot.errors import ConfigError
+from mailbot.forms.workbook import Grid, label_key, label_stem
+from mailbot.outcome import Problem
+from mailbot.rulefile import reread_on_change
+from mailbot.text import nfkc
+
+FILE_LABEL = "改訂後の脱炭素化ロードマップ"
+# A column heading is a short cell: 「年度 (応札年度)」 filled in as 「2023年度(応札年度)」 (図3-3).
+COLUMN_HEADING_MAX = 30
+# Characters a premise sentence must carry besides keywords and punctuation to be an item.
+PREMISE_CONTENT_MIN = 4
+_HEADING = re.compile(r"[<＜]\s*前提条件\s*[>＞]")
+_SENTENCE = re.compile(r"[\n。．・／;；]")
+_FILLER = re.compile(r"[\s、，,:：()（）「」『』\[\]【】<>＜＞\-・/]")
+
+
+@dataclass(frozen=True)
+class RoadmapRules:
+    revised_statement: str
+    unrevised_statement: str
+    file_code: str
+    max_file_name_length: int
+    columns: tuple[str, ...]
+    rows: tuple[str, ...]
+    premises: tuple[tuple[str, tuple[str, ...]], ...]
+    premise_wordings: tuple[str, ...]
+    reminder_business_days_before_deadline: int
+    mismatch_reminder_business_days: int
+
+
+@reread_on_change
+def load_roadmap_rules(path: Path) -> RoadmapRules:
+    try:
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+        return RoadmapRules(
+            revised_statement=d["revised_statement"],
+            unrevised_statement=d["unrevised_statement"],
+            file_code=d["file_code"],
+            max_file_name_length=int(d["max_file_name_length"]),
+            columns=tuple(d["columns"]),
+            rows=tuple(d["rows"]),
+            premises=tuple((p["item"], tuple(p["keywords"])) for p in d["premises"]),
+            premise_wordings=tuple(
+                w for p in d["premises"] for w in (p.get("as_written"), p["item"]) if w
+            ),
+            reminder_business_days_before_deadline=int(d["reminder_business_days_before_deadline"]),
+            mismatch_reminder_business_days=int(d["mismatch_reminder_business_days"]),
+        )
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(str(path), f"not valid roadmap rules: {exc}") from exc
+
+
+def expected_file_name(
+    rules: RoadmapRules, auction_year: int, code: str, source_name: str, revision: int
+) -> str:
+    """L2023_ABCD_△△発電所_D3_R1, the source name shortened when the whole passes the limit."""
+    head, tail = f"L{auction_year}_{code}_", f"_{rules.file_code}_R{revision}"
+    room = rules.max_file_name_length - len(head) - len(tail)
+    return head + source_name[: max(room, 1)] + tail
+
+
+def file_name_problems(
+    rules: RoadmapRules,
+    filename: str,
+    auction_year: int,
+    code: str,
+    source_name: str,
+    revision: int,
+) -> list[Problem]:
+    stem = re.sub(r"\s+", "", nfkc(filename.rsplit(".", 1)[0]))
+    expected = expected_file_name(rules, auction_year, code, nfkc(source_name), revision)
+    pattern = re.compile(
+        rf"^L(?P<year>\d{{4}})_(?P<code>[0-9A-Z]{{4}})_(?P<name>.+)_{rules.file_code}_R(?P<rev>\d+)$"
+    )
+    match = pattern.match(stem)
+    example = f"（正しいファイル名：{expected}.xlsx）"
+    if match is None:
+        return [
+            Problem(
+                "ファイル名",
+                "ファイル名が命名規則（オークション実施年度「L＋応札年度（西暦4桁）」_事業者コード_"
+                f"電源等の名称_D3_改訂回数「R＋回数」）に沿っておりません{example}。",
+            )
+        ]
+    p: list[Problem] = []
+    if int(match["year"]) != auction_year:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名のオークション実施年度（L{match['year']}）が応札年度 {auction_year} と一致しておりません{example}。",
+            )
+        )
+    if match["code"] != code:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名の事業者コード（{match['code']}）が {code} と一致しておりません{example}。",
+            )
+        )
+    name = match["name"]
+    full = re.sub(r"\s+", "", nfkc(source_name))
+    if name != full and not (full.startswith(name) and len(stem) <= rules.max_file_name_length):
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しておりません{example}。",
+            )
+        )
+    if len(stem) > rules.max_file_name_length:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名が{rules.max_file_name_length}文字を超えております。電源等の名称を短縮してください{example}。",
+            )
+        )
+    if int(match["rev"]) != revision:
+        p.append(
+            Problem(
+                "ファイル名",
+                f"ファイル名末尾の改訂回数（R{match['rev']}）は R{revision} としてください{example}。",
+            )
+        )
+    return p
+
+
+def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
+    """The 図3-3 layout: column and row headings, and the five minimum 前提条件 items."""
+    best: tuple[int, Grid] | None = None
+    for grid in grids:
+        stems = {label_stem(v) for v in grid.cells.values() if isinstance(v, str)}
+        stems |= {s.strip("<>＜＞") for s in stems}
+        score = sum(nfkc(h) in stems for h in (*rules.columns, *rules.rows))
+        if best is None or score > best[0]:
+            best = (score, grid)
+    if best is None:
+        return [Problem(FILE_LABEL, "脱炭素化ロードマップのシートが見当たりません。")]
+    grid = best[1]
+    stems = {label_stem(v).strip("<>＜＞") for v in grid.cells.values() if isinstance(v, str)}
+    headings = [label_key(str(v)) for v in grid.cells.values() if len(str(v)) <= COLUMN_HEADING_MAX]
+    p: list[Problem] = []
+    missing_cols = [
+        h
+        for h in rules.columns
+        if nfkc(h) not in stems and not any(label_key(h) in cell for cell in headings)
+    ]
+    if missing_cols:
+        p.append(
+            Problem(
+                FILE_LABEL,
+                f"指定様式の列（{'、'.join(missing_cols)}）が見当たりません。指定様式をご使用ください。",
+            )
+        )
+    missing_rows = [h for h in rules.rows if not _row_cells(grid, h)]
+    if missing_rows:
+        p.append(
+            Problem(
+                FILE_LABEL,
+                f"指定様式の行（{'、'.join('<' + r + '>' for r in missing_rows)}）が見当たりません。指定様式をご使用ください。",
+            )
+        )
+    uncovered = uncovered_premises(rules, _row_text(grid, "前提条件"))
+    if "前提条件" not in missing_rows and uncovered:
+        p.append(
+            Problem(
+                "前提条件",
+                "前提条件に次の項目の記載が見当たりません（最低限記載が必要な項目）："
+                + "／".join(uncovered),
+            )
+        )
+    return p
+
+
+def uncovered_premises(rules: RoadmapRules, text: str) -> list[str]:
+    """The 図3-3 minimum items with no content: an item is covered by a sentence that names it
+    (one of its keywords) and says something more than keywords. The ‹前提条件› heading, the
+    form's own 注 and the items' own wording copied back are not content."""
+    text = _HEADING.sub("\n", nfkc(text))
+    for wording in sorted(rules.premise_wordings, key=len, reverse=True):
+        text = text.replace(nfkc(wording), "\n")
+    every_keyword = sorted({nfkc(w) for _item, words in rules.premises for w in words}, key=len)
+    sentences = [s for s in _SENTENCE.split(text) if "最低限記載" not in s]
+
+    def says_more(sentence: str) -> bool:
+        rest = sentence
+        for word in reversed(every_keyword):
+            rest = rest.replace(word, "")
+        return len(_FILLER.sub("", rest)) >= PREMISE_CONTENT_MIN
+
+    return [
+        item
+        for item, words in rules.premises
+        if not any(says_more(s) for s in sentences if any(nfkc(w) in s for w in words))
+    ]
+
+
+def _row_cells(grid: Grid, heading: str) -> list[int]:
+    """Rows whose heading cell is `<電源>` (the form writes the content after it in the same
+    cell) or the bare heading."""
+    key = label_key(heading)
+    return [
+        r
+        for (r, _c), v in grid.cells.items()
+        if isinstance(v, str)
+        and (label_key(v).startswith(f"<{key}>") or label_stem(v).strip("<>") == key)
+    ]
+
+
+def _row_text(grid: Grid, heading: str) -> str:
+    """Everything written on the heading's row and below it (the 注 text excluded)."""
+    rows = _row_cells(grid, heading)
+    if not rows:
+        return ""
+    start = min(rows)
+    parts = [
+        str(v)
+        for (r, _c), v in sorted(grid.cells.items())
+        if r >= start and not str(v).lstrip().startswith(("注", "注)"))
+    ]
+    return nfkc("".join(parts))

@@ -1,0 +1,234 @@
+"""Delivering the outbox: SMTP (aiosmtplib) or a Maildir folder (the embedded default).
+
+The sender takes due rows, delivers the bytes planned for them, and marks them sent; transient
+failures back off and retry, permanent ones are recorded on the case. It never renders or plans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from mailbot.config import OutgoingConfig
+from mailbot.context import Context
+from mailbot.errors import PermanentSendError, SendError, TransientSendError
+from mailbot.intake.mailboxes.maildir import deliver
+from mailbot.longterm.notices import NOTICE_KINDS, mark_notified
+from mailbot.mail.compose import stamp_date
+from mailbot.outbox.planner import plan_staff_mail, retry_delay
+from mailbot.text import format_case_number
+
+log = logging.getLogger(__name__)
+
+GIVE_UP_AFTER = timedelta(days=2)
+
+
+Done = Callable[[int, "SendError | None"], None]
+
+
+class Sender(Protocol):
+    def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        """Deliver (message_id, recipient, raw) items, calling `done(index, error)` as soon as
+        the server has answered each one (None when it took it), so the caller can record that
+        before the next is sent: a crash then repeats at most the one in flight."""
+        ...
+
+
+class MaildirSender:
+    """Each sent mail becomes one file in `<path>/new/`, named by its outbox Message-ID so a
+    second delivery of the same row overwrites rather than duplicates."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        for index, (message_id, _recipient, raw) in enumerate(items):
+            unique = message_id.strip("<>").replace("/", "_").replace("@", "_at_")
+            try:
+                deliver(self.path, raw, f"{unique}.eml")
+            except OSError as exc:
+                done(index, TransientSendError(f"{self.path}: {exc.strerror}"))
+                continue
+            done(index, None)
+
+
+@dataclass
+class SmtpSender:
+    config: OutgoingConfig
+    envelope_from: str
+    ssl_context: ssl.SSLContext | None = None
+
+    def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        asyncio.run(self._send_many(items, done))
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        cfg = self.config
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            use_tls=cfg.security == "ssl",
+            start_tls=cfg.security == "starttls",
+            tls_context=self.ssl_context,
+            timeout=cfg.timeout,
+        )
+        await client.connect()
+        if cfg.username and cfg.password is not None:
+            await client.login(cfg.username, cfg.password)
+        return client
+
+    async def _send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
+        client: aiosmtplib.SMTP | None = None
+        where = f"{self.config.host}:{self.config.port}"
+        try:
+            for index, (_message_id, recipient, raw) in enumerate(items):
+                if client is None or not client.is_connected:
+                    try:
+                        client = await self._connect()
+                    except (aiosmtplib.SMTPException, OSError) as exc:
+                        error = _classify(exc, where)
+                        for rest in range(index, len(items)):
+                            done(rest, error)
+                        return
+                try:
+                    await client.sendmail(self.envelope_from, [recipient], raw)
+                except (aiosmtplib.SMTPException, OSError) as exc:
+                    done(index, _classify(exc, recipient))
+                    continue
+                done(index, None)
+        finally:
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+
+
+def _classify(exc: BaseException, what: str) -> SendError:
+    code = getattr(exc, "code", None)
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        code = exc.recipients[0].code
+    detail = getattr(exc, "message", None) or exc
+    message = f"{what}: {type(exc).__name__}: {f'{code} ' if isinstance(code, int) else ''}{detail}"
+    if isinstance(code, int) and 500 <= code < 600:
+        return PermanentSendError(message, code)
+    return TransientSendError(message, code if isinstance(code, int) else None)
+
+
+def make_sender(ctx: Context) -> Sender:
+    cfg = ctx.config.outgoing
+    if cfg.backend == "maildir":
+        assert cfg.path is not None
+        return MaildirSender(cfg.path)
+    cfg.require_password()
+    envelope = cfg.username if cfg.username and "@" in cfg.username else ctx.address_for("code")
+    return SmtpSender(cfg, envelope)
+
+
+@dataclass
+class _Recorder:
+    """Commits each send's result the moment the server answered it."""
+
+    ctx: Context
+    rows: list[sqlite3.Row]
+    sent: int = 0
+    failed: int = 0
+
+    def __call__(self, index: int, error: SendError | None) -> None:
+        row, store = self.rows[index], self.ctx.store
+        at = self.ctx.now()
+        with store.transaction():
+            if error is not None:
+                self.failed += 1
+                _record_failure(self.ctx, row, error, at)
+                return
+            store.mark_sent(row["id"], at)
+            if row["case_id"]:
+                store.add_event(
+                    row["case_id"],
+                    at,
+                    "bot",
+                    "mail_sent",
+                    kind=row["kind"],
+                    to=row["recipient"],
+                    message_id=row["message_id"],
+                )
+            if row["kind"] in NOTICE_KINDS:
+                mark_notified(self.ctx, row["message_id"], at)
+            self.sent += 1
+
+
+def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, int]:
+    """Send every due row. Returns (sent, failed-or-deferred)."""
+    sent = failed = 0
+    while True:
+        rows = ctx.store.due_mail(ctx.now(), limit=batch)
+        if not rows:
+            return sent, failed
+        recorder = _Recorder(ctx, rows)
+        handed_over = ctx.now()
+        sender.send_many(
+            [(r["message_id"], r["recipient"], stamp_date(r["raw"], handed_over)) for r in rows],
+            recorder,
+        )
+        sent += recorder.sent
+        failed += recorder.failed
+        if len(rows) < batch or recorder.failed:
+            return sent, failed
+
+
+def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datetime) -> None:
+    store = ctx.store
+    created = store.execute("SELECT created_at FROM outbox WHERE id = ?", (row["id"],)).fetchone()[
+        0
+    ]
+    too_old = now - datetime.fromisoformat(created) > GIVE_UP_AFTER
+    if isinstance(error, PermanentSendError) or too_old:
+        store.mark_failed(row["id"], str(error))
+        if row["case_id"]:
+            store.add_event(
+                row["case_id"],
+                now,
+                "bot",
+                "mail_failed",
+                kind=row["kind"],
+                to=row["recipient"],
+                error=str(error),
+                permanent=True,
+            )
+        log.error("outbox %s to %s failed for good: %s", row["id"], row["recipient"], error)
+        tell_staff_undeliverable(ctx, row["id"], str(error), now)
+    else:
+        store.mark_retry(row["id"], str(error), now + retry_delay(row["attempts"] + 1))
+        log.warning("outbox %s to %s deferred: %s", row["id"], row["recipient"], error)
+
+
+def tell_staff_undeliverable(ctx: Context, outbox_id: int, error: str, now: datetime) -> None:
+    """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
+    believe a participant was answered when they were not. Never for staff mail itself."""
+    row = ctx.store.execute(
+        "SELECT case_id, kind, recipient, subject FROM outbox WHERE id = ?", (outbox_id,)
+    ).fetchone()
+    if row is None or row["case_id"] is None:
+        return
+    number = format_case_number(row["case_id"])
+    subject, body = ctx.renderer.mail(
+        "staff_undeliverable",
+        {
+            "case_number": number,
+            "kind": row["kind"],
+            "recipient": row["recipient"],
+            "subject": row["subject"],
+            "error": error,
+        },
+    )
+    for address in ctx.config.staff_addresses:
+        plan_staff_mail(ctx, "staff_undeliverable", address, subject, body, now)

@@ -1,0 +1,285 @@
+"""The operators' register (issued 事業者コード and 系統コード) and the contracted sources
+(契約電源), loaded from the operator's own CSV/xlsx exports (SPEC §9) and read by the checks.
+
+Importing the same file twice changes nothing: rows are compared and only real changes write.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mailbot.console import progress
+from mailbot.errors import MailbotError
+from mailbot.forms.fields import normalise_code, participation_category
+from mailbot.store.sqlite import Store
+from mailbot.text import nfkc
+
+OPERATOR_COLUMNS = {
+    "事業者コード": "code",
+    "事業者名称": "name",
+    "事業者名略称": "short_name",
+    "郵便番号": "postal_code",
+    "住所": "address",
+    "ドメイン名": "domain",
+    "連絡者メール": "contact_email",
+    "ライセンス区分": "licenses",
+    "エリア": "areas",
+    "系統コード": "grid_codes",
+}
+OPERATOR_REQUIRED = ("事業者コード", "事業者名称")
+SOURCE_COLUMNS = {
+    "電源等識別番号": "source_id",
+    "事業者コード": "operator_code",
+    "事業者名称": "operator_name",
+    "担当者": "contact_person",
+    "連絡者メール": "contact_email",
+    "電源等の名称": "name",
+    "容量を提供する電源等の区分": "category",
+    "エリア": "area",
+    "応札年度": "auction_year",
+    "契約容量(kW)": "capacity_kw",
+    "供給力提供開始時期": "supply_start_fy",
+    "ロードマップ対象": "roadmap_target",
+}
+SOURCE_REQUIRED = (
+    "電源等識別番号",
+    "事業者コード",
+    "連絡者メール",
+    "エリア",
+    "応札年度",
+    "契約容量(kW)",
+    "供給力提供開始時期",
+)
+LIST_FIELDS = ("licenses", "areas", "grid_codes")
+INT_FIELDS = ("auction_year", "capacity_kw", "supply_start_fy", "roadmap_target")
+_CODE = re.compile(r"^[0-9A-Z]{4}$")
+
+
+class RegisterImportError(MailbotError):
+    """A row of an import file is wrong; the message names the file, row and column."""
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    added: int
+    changed: int
+    unchanged: int
+
+
+def _header_key(text: str) -> str:
+    return re.sub(r"\s+", "", nfkc(str(text or "")))
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV (UTF-8, BOM or not) or the first sheet of an .xlsx, keyed by header."""
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import load_workbook
+
+        try:
+            wb = load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:
+            raise RegisterImportError(f"{path}: not a readable .xlsx workbook ({exc})") from exc
+        rows = [list(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+        wb.close()
+    else:
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RegisterImportError(f"{path}: not UTF-8 text (save the CSV as UTF-8)") from exc
+        rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in rows if any(c not in (None, "") for c in r)]
+    if not rows:
+        return []
+    header = [_header_key(h) for h in rows[0]]
+    return [
+        {h: ("" if v is None else v) for h, v in zip(header, row, strict=False) if h}
+        for row in rows[1:]
+    ]
+
+
+def _split(value: Any) -> list[str]:
+    return [part.strip() for part in nfkc(str(value or "")).split(";") if part.strip()]
+
+
+def _int(value: Any, where: str) -> int:
+    text = nfkc(str(value)).replace(",", "").removesuffix("年度").strip()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise RegisterImportError(f"{where}: {value!r} is not a whole number") from exc
+
+
+def _normalise(
+    columns: dict[str, str], required: tuple[str, ...], raw: dict[str, Any], where: str
+) -> dict[str, Any]:
+    keyed = {_header_key(k): v for k, v in raw.items()}
+    for label in required:
+        if str(keyed.get(_header_key(label), "")).strip() == "":
+            raise RegisterImportError(f"{where}: column {label} is empty")
+    row: dict[str, Any] = {}
+    for label, field in columns.items():
+        value = keyed.get(_header_key(label), "")
+        if field in LIST_FIELDS:
+            row[field] = _split(value)
+        elif field in INT_FIELDS:
+            row[field] = None if str(value).strip() == "" else _int(value, f"{where}: {label}")
+        else:
+            row[field] = str(value).strip() or None
+    return row
+
+
+def import_operators(store: Store, path: Path, now: datetime) -> ImportSummary:
+    rows = read_table(path)
+    prepared = []
+    for number, raw in enumerate(rows, start=2):
+        row = _normalise(OPERATOR_COLUMNS, OPERATOR_REQUIRED, raw, f"{path}: row {number}")
+        row["code"] = normalise_code(row["code"])
+        if not _CODE.match(row["code"]):
+            raise RegisterImportError(
+                f"{path}: row {number}: 事業者コード {row['code']!r} is not 4 "
+                "digits or capital letters"
+            )
+        for key in ("contact_email", "domain"):
+            if row[key]:
+                row[key] = row[key].lower()
+        prepared.append(row)
+    return _upsert(store, "operators", "code", prepared, now)
+
+
+ROADMAP_CATEGORY = "安定電源"
+
+
+def is_roadmap_category(category: object) -> bool:
+    """「…改修を行う安定電源」 (seed 004 §3 <対象電源>): a roadmap target is a 安定電源."""
+    return participation_category(category) == ROADMAP_CATEGORY
+
+
+def import_sources(store: Store, path: Path, now: datetime) -> ImportSummary:
+    rows = read_table(path)
+    prepared = []
+    for number, raw in enumerate(rows, start=2):
+        row = _normalise(SOURCE_COLUMNS, SOURCE_REQUIRED, raw, f"{path}: row {number}")
+        row["operator_code"] = normalise_code(row["operator_code"])
+        row["contact_email"] = (row["contact_email"] or "").lower()
+        row["roadmap_target"] = 1 if row["roadmap_target"] else 0
+        if row["roadmap_target"] and not is_roadmap_category(row.get("category")):
+            raise RegisterImportError(
+                f"{path}: row {number}: ロードマップ対象 = 1 but 容量を提供する電源等の区分 is "
+                f"{row.get('category') or 'empty'!r}: only 安定電源 of the kinds in seed 004 §3 "
+                "<対象電源> are roadmap targets"
+            )
+        prepared.append(row)
+    return _upsert(store, "sources", "source_id", prepared, now)
+
+
+def _upsert(
+    store: Store, table: str, key: str, rows: list[dict[str, Any]], now: datetime
+) -> ImportSummary:
+    added = changed = unchanged = 0
+    stamp = now.isoformat(timespec="seconds")
+    with store.transaction():
+        for row in progress(rows, f"importing {table}", total=len(rows)):
+            encoded = {
+                k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
+                for k, v in row.items()
+            }
+            current = store.execute(
+                f"SELECT * FROM {table} WHERE {key} = ?", (row[key],)
+            ).fetchone()
+            if current is None:
+                store.db[table].insert({**encoded, "updated_at": stamp})
+                added += 1
+            elif any(current[k] != v for k, v in encoded.items()):
+                store.db[table].update(row[key], {**encoded, "updated_at": stamp})
+                changed += 1
+            else:
+                unchanged += 1
+    return ImportSummary(added, changed, unchanged)
+
+
+def _decode_operator(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    for field in LIST_FIELDS:
+        out[field] = json.loads(out[field] or "[]")
+    return out
+
+
+def operator(store: Store, code: str) -> dict[str, Any] | None:
+    row = store.execute(
+        "SELECT * FROM operators WHERE code = ?", (normalise_code(code),)
+    ).fetchone()
+    return _decode_operator(row) if row else None
+
+
+def operators_for_sender(
+    store: Store, sender: str, free_mail: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Operators this address belongs to: its registered contact, or a mail domain match.
+    At a free-mail domain (`free_mail`, rules/trust.toml) only the exact address counts:
+    anyone can open an address at gmail.com."""
+    sender = sender.lower()
+    domain = sender.rsplit("@", 1)[-1]
+    if any(domain == d or domain.endswith("." + d) for d in free_mail):
+        rows = store.execute(
+            "SELECT * FROM operators WHERE contact_email = ? ORDER BY code", (sender,)
+        ).fetchall()
+        return [_decode_operator(r) for r in rows]
+    rows = store.execute(
+        "SELECT * FROM operators WHERE contact_email = ? OR domain = ? OR ? LIKE '%.' || domain"
+        " ORDER BY code",
+        (sender, domain, domain),
+    ).fetchall()
+    return [_decode_operator(r) for r in rows]
+
+
+def operators_named(store: Store, name: str) -> list[dict[str, Any]]:
+    folded = re.sub(r"\s+", "", nfkc(name))
+    return [
+        _decode_operator(r)
+        for r in store.execute("SELECT * FROM operators ORDER BY code")
+        if re.sub(r"\s+", "", nfkc(r["name"])) == folded
+    ]
+
+
+def source(store: Store, source_id: str) -> dict[str, Any] | None:
+    row = store.execute("SELECT * FROM sources WHERE source_id = ?", (source_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> None:
+    """A code staff just issued joins the register (inside the caller's transaction)."""
+    row = {
+        k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
+        for k, v in fields.items()
+    }
+    row["code"] = normalise_code(row["code"])
+    store.db["operators"].insert(
+        {**row, "origin": "issued", "updated_at": now.isoformat(timespec="seconds")}
+    )
+
+
+def register_grid_code(store: Store, code: str, plant_name: str, area: str, now: datetime) -> None:
+    op = operator(store, code)
+    if op is None:
+        raise MailbotError(f"事業者コード {code} is not in the register")
+    grid = (
+        [*op["grid_codes"], plant_name] if plant_name not in op["grid_codes"] else op["grid_codes"]
+    )
+    areas = [*op["areas"], area] if area and area not in op["areas"] else op["areas"]
+    store.db["operators"].update(
+        code,
+        {
+            "grid_codes": json.dumps(grid, ensure_ascii=False),
+            "areas": json.dumps(areas, ensure_ascii=False),
+            "updated_at": now.isoformat(timespec="seconds"),
+        },
+    )

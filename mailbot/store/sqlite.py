@@ -1,0 +1,928 @@
+"""The SQLite store: raw mails, cases, the event log, the outbox. Owns the schema.
+
+Raw bytes are committed before a mailbox is told to ack them; a case change, its events and the
+replies it plans are written in one transaction (`Store.transaction`). The schema carries a
+version (`PRAGMA user_version`) and moves forward only through the ordered `MIGRATIONS`.
+This module never sends mail and never parses it (beyond `mailbot.mail.arrival`'s look at the
+topmost Received header when the mailbox gave no arrival time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from mailbot.errors import StoreError
+from mailbot.mail.arrival import arrival_time
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        mailbox TEXT NOT NULL,
+        key TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        raw BLOB NOT NULL,
+        received_at TEXT NOT NULL,
+        message_id TEXT,
+        sender TEXT,
+        subject TEXT,
+        state TEXT NOT NULL DEFAULT 'stored',
+        case_id INTEGER,
+        outcome TEXT,
+        processed_at TEXT,
+        UNIQUE (mailbox, key)
+    );
+    CREATE INDEX messages_state ON messages (state);
+    CREATE INDEX messages_message_id ON messages (message_id);
+    CREATE INDEX messages_sha256 ON messages (sha256);
+    CREATE TABLE cases (
+        id INTEGER PRIMARY KEY,
+        procedure TEXT NOT NULL,
+        status TEXT NOT NULL,
+        sender TEXT,
+        sender_name TEXT,
+        operator_code TEXT,
+        source_id TEXT,
+        mailbox TEXT,
+        subject TEXT,
+        received_at TEXT NOT NULL,
+        completed_at TEXT,
+        due TEXT,
+        problems TEXT NOT NULL DEFAULT '[]',
+        data TEXT NOT NULL DEFAULT '{}',
+        reason TEXT,
+        version INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX cases_status ON cases (status);
+    CREATE INDEX cases_operator ON cases (operator_code);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_case ON events (case_id);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        case_id INTEGER REFERENCES cases (id),
+        kind TEXT NOT NULL,
+        message_id TEXT NOT NULL UNIQUE,
+        recipient TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        send_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (state, send_at);
+    CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
+    CREATE TABLE jobs (
+        name TEXT PRIMARY KEY,
+        last_run_at TEXT NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE operators (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        short_name TEXT,
+        postal_code TEXT,
+        address TEXT,
+        domain TEXT,
+        contact_email TEXT,
+        licenses TEXT NOT NULL DEFAULT '[]',
+        areas TEXT NOT NULL DEFAULT '[]',
+        grid_codes TEXT NOT NULL DEFAULT '[]',
+        origin TEXT NOT NULL DEFAULT 'import',
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX operators_domain ON operators (domain);
+    CREATE INDEX operators_contact ON operators (contact_email);
+    CREATE TABLE sources (
+        source_id TEXT PRIMARY KEY,
+        operator_code TEXT NOT NULL,
+        operator_name TEXT,
+        contact_person TEXT,
+        contact_email TEXT,
+        name TEXT,
+        category TEXT,
+        area TEXT,
+        auction_year INTEGER,
+        capacity_kw INTEGER,
+        supply_start_fy INTEGER,
+        roadmap_target INTEGER NOT NULL DEFAULT 0,
+        roadmap_revision INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX sources_operator ON sources (operator_code);
+    """,
+    """
+    CREATE TABLE notices (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        case_id INTEGER NOT NULL REFERENCES cases (id),
+        source_id TEXT NOT NULL,
+        operator_code TEXT NOT NULL,
+        result TEXT NOT NULL,
+        message_id TEXT,
+        notified_on TEXT,
+        objection_deadline TEXT,
+        data TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX notices_source ON notices (source_id, kind);
+    """,
+    """
+    CREATE TABLE reminders (
+        case_id INTEGER NOT NULL,
+        occasion TEXT NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (case_id, occasion)
+    );
+    """,
+    """
+    CREATE TABLE staff (
+        login TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN owner TEXT REFERENCES staff (login);
+    CREATE INDEX cases_owner ON cases (owner);
+    ALTER TABLE messages ADD COLUMN body_text TEXT;
+    ALTER TABLE messages ADD COLUMN attachment_names TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX IF NOT EXISTS messages_by_case ON messages (case_id);
+    CREATE VIRTUAL TABLE case_search USING fts5 (
+        subject, sender, company, body, attachments, tokenize = 'trigram'
+    );
+    INSERT INTO case_search (rowid, subject, sender, company, body, attachments)
+        SELECT id, coalesce(subject, ''), coalesce(sender, '') || ' ' || coalesce(sender_name, ''),
+               coalesce(operator_code, ''), '', '' FROM cases;
+    CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        login TEXT NOT NULL REFERENCES staff (login),
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE login_failures (
+        at TEXT NOT NULL,
+        login TEXT NOT NULL,
+        client TEXT NOT NULL
+    );
+    CREATE INDEX login_failures_at ON login_failures (at);
+    """,
+    """
+    CREATE TABLE processing_starts (
+        message INTEGER PRIMARY KEY REFERENCES messages (id),
+        starts INTEGER NOT NULL
+    );
+    ALTER TABLE messages ADD COLUMN digest TEXT;
+    CREATE INDEX messages_digest ON messages (digest);
+    CREATE TABLE report_rows (
+        report TEXT NOT NULL,
+        case_id INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        made_at TEXT NOT NULL,
+        PRIMARY KEY (report, case_id)
+    );
+    """,
+]
+
+
+def _names_in(data: Any) -> list[str]:
+    """Company names a case's data carries (事業者名称 of a form, of a source, …)."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str) and ("名称" in key or key in ("operator_name", "name")):
+                found.append(value)
+            elif isinstance(value, dict | list):
+                found += _names_in(value)
+    elif isinstance(data, list):
+        for value in data:
+            found += _names_in(value)
+    return found
+
+
+def _now_text(now: datetime) -> str:
+    return now.isoformat(timespec="seconds")
+
+
+def _delivered(item: tuple[str, bytes] | tuple[str, bytes, datetime | None]) -> datetime | None:
+    return item[2] if len(item) > 2 else None  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    mailbox: str
+    key: str
+    raw: bytes
+    received_at: str
+    attempts: int = 0
+
+
+BLOB_IO_BYTES = 1024 * 1024
+BLOB_PIECE = 1024 * 1024
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(self.conn)
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit; nested use joins the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.conn.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot commit: {exc}") from exc
+
+    def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    # raw messages
+
+    def save_raw(
+        self,
+        mailbox: str,
+        items: Sequence[tuple[str, bytes] | tuple[str, bytes, datetime | None]],
+        now: datetime,
+    ) -> int:
+        """Store raw messages (key, bytes[, when the mailbox received it]) of one mailbox; known
+        keys are left as they are. `received_at` is the arrival (`mailbot.mail.arrival`), not `now`.
+        Returns how many were new. Committed when this returns."""
+        timed = [
+            (item[0], item[1], _now_text(arrival_time(item[1], _delivered(item), now)))
+            for item in items
+        ]
+        small = [item for item in timed if len(item[1]) < BLOB_IO_BYTES]
+        large = [item for item in timed if len(item[1]) >= BLOB_IO_BYTES]
+        try:
+            return self._save_raw(mailbox, small, large, now)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot store mail: {exc}") from exc
+
+    def _save_raw(
+        self,
+        mailbox: str,
+        small: list[tuple[str, bytes, str]],
+        large: list[tuple[str, bytes, str]],
+        now: datetime,
+    ) -> int:
+        rows = [
+            (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, arrived)
+            for key, data, arrived in small
+        ]
+        with self.transaction():
+            before = self.conn.total_changes
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            for key, data, arrived in large:
+                cur = self.conn.execute(
+                    "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
+                    " VALUES (?, ?, ?, ?, zeroblob(?), ?)",
+                    (
+                        mailbox,
+                        key,
+                        hashlib.sha256(data).hexdigest(),
+                        len(data),
+                        len(data),
+                        arrived,
+                    ),
+                )
+                if cur.rowcount:
+                    self._write_blob(int(cur.lastrowid or 0), data)
+            return self.conn.total_changes - before
+
+    def _write_blob(self, message_row: int, data: bytes) -> None:
+        """Large raw mails are streamed in and out of SQLite in pieces: binding or selecting the
+        whole value costs SQLite its own full copy on top of Python's."""
+        view = memoryview(data)
+        with self.conn.blobopen("messages", "raw", message_row) as blob:
+            for offset in range(0, len(data), BLOB_PIECE):
+                blob.write(view[offset : offset + BLOB_PIECE])
+
+    def _read_raw(self, message_row: int, size: int) -> bytes:
+        if size < BLOB_IO_BYTES:
+            row = self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()
+            return row[0]
+        out = bytearray(size)
+        with self.conn.blobopen("messages", "raw", message_row, readonly=True) as blob:
+            for offset in range(0, size, BLOB_PIECE):
+                out[offset : offset + BLOB_PIECE] = blob.read(BLOB_PIECE)
+        return out  # type: ignore[return-value]
+
+    def known_keys(self, mailbox: str, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self.execute(
+                    f"SELECT key FROM messages WHERE mailbox = ? AND key IN ({marks})",
+                    [mailbox, *chunk],
+                )
+            )
+        return found
+
+    def count_pending(self) -> int:
+        return int(
+            self.execute("SELECT count(*) FROM messages WHERE state = 'stored'").fetchone()[0]
+        )
+
+    def pending_messages(self, limit: int = 500) -> Iterator[StoredMessage]:
+        """Stored, unprocessed messages, oldest first, each read only when it is reached (a
+        backlog of large mails never sits in memory at once)."""
+        ids = [
+            r[0]
+            for r in self.execute(
+                "SELECT id FROM messages WHERE state = 'stored' ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        ]
+        for message_row in ids:
+            r = self.execute(
+                "SELECT id, mailbox, key, size, received_at,"
+                " (SELECT starts FROM processing_starts WHERE message = messages.id)"
+                " FROM messages WHERE id = ?",
+                (message_row,),
+            ).fetchone()
+            if r is not None:
+                raw = self._read_raw(r[0], r[3])
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0)
+
+    def start_attempt(self, message_row: int, step: int) -> None:
+        """Count (+1), committed before any work, that processing of this mail began: a mail
+        that kills the process leaves the count behind, and the next run sees it. -1 takes a
+        start back when the run stopped for a reason that is not the mail. A table of its own:
+        updating the message row would make SQLite rewrite the whole raw mail."""
+        self.execute(
+            "INSERT INTO processing_starts (message, starts) VALUES (?, ?)"
+            " ON CONFLICT (message) DO UPDATE SET starts = max(0, starts + ?)",
+            (message_row, max(0, step), step),
+        )
+
+    def finish_message(
+        self,
+        message_row: int,
+        *,
+        state: str,
+        case_id: int | None,
+        outcome: str,
+        now: datetime,
+        message_id: str | None = None,
+        sender: str | None = None,
+        subject: str | None = None,
+        text: str | None = None,
+        attachment_names: Iterable[str] = (),
+        digest: str | None = None,
+    ) -> None:
+        """`text` and `attachment_names` (the parsed body and file names) feed the case's
+        full-text search row, written in the same transaction as the case."""
+        names = json.dumps(list(attachment_names), ensure_ascii=False)
+        self.execute(
+            "UPDATE messages SET state = ?, case_id = ?, outcome = ?, processed_at = ?,"
+            " message_id = coalesce(?, message_id), sender = coalesce(?, sender),"
+            " subject = coalesce(?, subject), body_text = coalesce(?, body_text),"
+            " attachment_names = ?, digest = coalesce(?, digest) WHERE id = ?",
+            (
+                state,
+                case_id,
+                outcome,
+                _now_text(now),
+                message_id,
+                sender,
+                subject,
+                text,
+                names,
+                digest,
+                message_row,
+            ),
+        )
+        if case_id is not None:
+            self._index_case(case_id)
+
+    def duplicate_of(
+        self,
+        message_row: int,
+        message_id: str | None,
+        sender: str | None,
+        digest: str,
+        sha256: str,
+    ) -> int | None:
+        """The case of an earlier copy of this same mail: the same bytes, or the same
+        Message-ID from the same sender with the same content (one mail sent To one address
+        and Cc the other). A Message-ID alone decides nothing: anyone can copy one."""
+        row = self.execute(
+            "SELECT case_id FROM messages WHERE id != ? AND case_id IS NOT NULL"
+            " AND (sha256 = ? OR (? IS NOT NULL AND message_id = ? AND sender = ?"
+            " AND digest = ?)) ORDER BY id LIMIT 1",
+            (message_row, sha256, message_id, message_id, sender or "", digest),
+        ).fetchone()
+        return row[0] if row else None
+
+    def message_id_taken(self, message_row: int, message_id: str | None) -> dict[str, Any] | None:
+        """An earlier, different mail that carried this Message-ID (noted for staff)."""
+        if not message_id:
+            return None
+        row = self.execute(
+            "SELECT id, sender, case_id FROM messages WHERE id != ? AND message_id = ?"
+            " AND case_id IS NOT NULL ORDER BY id LIMIT 1",
+            (message_row, message_id),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def messages_to_retry(self, case_id: int | None) -> list[tuple[int, int | None]]:
+        """(message row, case id) of one case's mails, or of every quarantined mail."""
+        if case_id is not None:
+            sql, params = "SELECT id, case_id FROM messages WHERE case_id = ?", (case_id,)
+        else:
+            sql, params = "SELECT id, case_id FROM messages WHERE state = 'quarantined'", ()
+        return [(r[0], r[1]) for r in self.execute(sql + " ORDER BY id", params).fetchall()]
+
+    def requeue_message(self, message_row: int) -> None:
+        """Back to the queue as if just stored (`mailbot retry`)."""
+        self.execute(
+            "UPDATE messages SET state = 'stored', case_id = NULL, outcome = NULL,"
+            " processed_at = NULL WHERE id = ?",
+            (message_row,),
+        )
+        self.execute("DELETE FROM processing_starts WHERE message = ?", (message_row,))
+
+    def raw_of(self, message_row: int) -> bytes:
+        return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
+
+    # cases
+
+    def create_case(self, now: datetime, **fields: Any) -> int:
+        fields = self._encode(fields)
+        fields.setdefault("received_at", _now_text(now))
+        fields["updated_at"] = _now_text(now)
+        cols = ", ".join(fields)
+        marks = ", ".join("?" * len(fields))
+        cur = self.execute(f"INSERT INTO cases ({cols}) VALUES ({marks})", list(fields.values()))
+        case_id = int(cur.lastrowid or 0)
+        self._index_case(case_id)
+        return case_id
+
+    def update_case(self, case_id: int, now: datetime, **fields: Any) -> None:
+        fields = self._encode(fields)
+        fields["updated_at"] = _now_text(now)
+        sets = ", ".join(f"{col} = ?" for col in fields)
+        self.execute(
+            f"UPDATE cases SET {sets}, version = version + 1 WHERE id = ?",
+            [*fields.values(), case_id],
+        )
+        self._index_case(case_id)
+
+    @staticmethod
+    def _encode(fields: dict[str, Any]) -> dict[str, Any]:
+        out = dict(fields)
+        for key in ("problems", "data"):
+            if key in out and not isinstance(out[key], str):
+                out[key] = json.dumps(out[key], ensure_ascii=False, default=str)
+        for key in ("received_at", "completed_at", "due"):
+            if key in out and out[key] is not None and not isinstance(out[key], str):
+                out[key] = out[key].isoformat()
+        return out
+
+    def case(self, case_id: int) -> dict[str, Any] | None:
+        row = self.execute("SELECT * FROM cases WHERE id = ?", (case_id,)).fetchone()
+        return self._decode(row) if row else None
+
+    def cases(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM cases"
+        if open_only:
+            sql += " WHERE status NOT IN ('closed', 'ignored')"
+        return [self._decode(r) for r in self.execute(sql + " ORDER BY id")]
+
+    @staticmethod
+    def _decode(row: sqlite3.Row) -> dict[str, Any]:
+        out = dict(row)
+        out["problems"] = json.loads(out["problems"] or "[]")
+        out["data"] = json.loads(out["data"] or "{}")
+        return out
+
+    def add_event(
+        self, case_id: int, now: datetime, actor: str, kind: str, /, **detail: Any
+    ) -> None:
+        self.execute(
+            "INSERT INTO events (case_id, at, actor, kind, detail) VALUES (?, ?, ?, ?, ?)",
+            (
+                case_id,
+                _now_text(now),
+                actor,
+                kind,
+                json.dumps(detail, ensure_ascii=False, default=str),
+            ),
+        )
+
+    def events(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT at, actor, kind, detail FROM events WHERE case_id = ? ORDER BY id", (case_id,)
+        )
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+    def case_messages(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT id, mailbox, key, message_id, sender, subject, received_at, state, outcome"
+            " FROM messages WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def find_thread(self, message_ids: Iterable[str]) -> tuple[int, str | None] | None:
+        """The case (and the kind of our mail) that one of these Message-IDs belongs to."""
+        for mid in message_ids:
+            row = self.execute(
+                "SELECT case_id, kind FROM outbox WHERE message_id = ? AND case_id IS NOT NULL",
+                (mid,),
+            ).fetchone()
+            if row:
+                return row[0], row[1]
+            row = self.execute(
+                "SELECT case_id FROM messages WHERE message_id = ? AND case_id IS NOT NULL"
+                " ORDER BY id LIMIT 1",
+                (mid,),
+            ).fetchone()
+            if row:
+                return row[0], None
+        return None
+
+    # full-text search (SQLite FTS5, trigram: Japanese substrings of 3+ characters)
+
+    def _index_case(self, case_id: int) -> None:
+        """Rewrite the case's search row from the case and its mails; callers hold the
+        transaction that changed them, so the index never lags the case."""
+        case = self.execute(
+            "SELECT subject, sender, sender_name, operator_code, data FROM cases WHERE id = ?",
+            (case_id,),
+        ).fetchone()
+        if case is None:
+            return
+        company = [case["operator_code"] or ""]
+        if case["operator_code"]:
+            op = self.execute(
+                "SELECT name, short_name FROM operators WHERE code = ?", (case["operator_code"],)
+            ).fetchone()
+            if op is not None:
+                company += [op["name"] or "", op["short_name"] or ""]
+        company += _names_in(json.loads(case["data"] or "{}"))
+        bodies, files, subjects = [], [], [case["subject"] or ""]
+        for row in self.execute(
+            "SELECT subject, body_text, attachment_names FROM messages WHERE case_id = ?",
+            (case_id,),
+        ):
+            bodies.append(row["body_text"] or "")
+            files += json.loads(row["attachment_names"] or "[]")
+            if row["subject"] and row["subject"] not in subjects:
+                subjects.append(row["subject"])
+        self.execute("DELETE FROM case_search WHERE rowid = ?", (case_id,))
+        self.execute(
+            "INSERT INTO case_search (rowid, subject, sender, company, body, attachments)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                case_id,
+                "\n".join(subjects),
+                f"{case['sender'] or ''} {case['sender_name'] or ''}",
+                "\n".join(dict.fromkeys(c for c in company if c)),
+                "\n".join(bodies),
+                "\n".join(files),
+            ),
+        )
+
+    def messages_without_text(self, limit: int = 200) -> list[int]:
+        return [
+            r[0]
+            for r in self.execute(
+                "SELECT id FROM messages WHERE body_text IS NULL AND case_id IS NOT NULL"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def set_message_text(self, message_row: int, text: str, attachment_names: list[str]) -> None:
+        self.execute(
+            "UPDATE messages SET body_text = ?, attachment_names = ? WHERE id = ?",
+            (text, json.dumps(attachment_names, ensure_ascii=False), message_row),
+        )
+        row = self.execute("SELECT case_id FROM messages WHERE id = ?", (message_row,)).fetchone()
+        if row and row[0] is not None:
+            self._index_case(row[0])
+
+    def search_cases(self, text: str) -> set[int]:
+        """Cases whose subject, sender, company, body or attachment names contain every
+        whitespace-separated term. Terms of 3+ characters use the trigram index; shorter ones
+        (a 2-character name such as 東電) fall back to LIKE over the same columns."""
+        found: set[int] | None = None
+        for term in text.split():
+            if len(term) >= 3:
+                phrase = '"' + term.replace('"', '""') + '"'
+                rows = self.execute(
+                    "SELECT rowid FROM case_search WHERE case_search MATCH ?", (phrase,)
+                )
+            else:
+                like = (
+                    "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                rows = self.execute(
+                    "SELECT rowid FROM case_search WHERE "
+                    + " OR ".join(
+                        f"{col} LIKE ? ESCAPE '\\'"
+                        for col in ("subject", "sender", "company", "body", "attachments")
+                    ),
+                    (like,) * 5,
+                )
+            ids = {r[0] for r in rows}
+            found = ids if found is None else found & ids
+        return found or set()
+
+    # staff accounts and case owners
+
+    def add_staff(self, login: str, name: str, password_hash: str, now: datetime) -> None:
+        try:
+            self.conn.execute(
+                "INSERT INTO staff (login, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (login, name, password_hash, _now_text(now)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"staff account {login!r} already exists") from exc
+
+    def staff(self, login: str) -> dict[str, Any] | None:
+        row = self.execute("SELECT * FROM staff WHERE login = ?", (login,)).fetchone()
+        return dict(row) if row else None
+
+    def staff_list(self) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.execute(
+                "SELECT login, name, disabled, created_at FROM staff ORDER BY login"
+            )
+        ]
+
+    def set_staff_password(self, login: str, password_hash: str) -> None:
+        self.execute("UPDATE staff SET password_hash = ? WHERE login = ?", (password_hash, login))
+
+    def disable_staff(self, login: str) -> bool:
+        found = self.execute("UPDATE staff SET disabled = 1 WHERE login = ?", (login,)).rowcount
+        self.end_web_sessions(login=login)
+        return found == 1
+
+    # web desk sessions (only a hash of the cookie's token is kept) and login throttling
+
+    def add_web_session(self, token_hash: str, login: str, csrf: str, now: datetime) -> None:
+        self.execute(
+            "INSERT INTO web_sessions (token_hash, login, csrf, created_at, seen_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (token_hash, login, csrf, _now_text(now), _now_text(now)),
+        )
+
+    def web_session(self, token_hash: str) -> dict[str, Any] | None:
+        row = self.execute(
+            "SELECT * FROM web_sessions WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def touch_web_session(self, token_hash: str, now: datetime) -> None:
+        self.execute(
+            "UPDATE web_sessions SET seen_at = ? WHERE token_hash = ?",
+            (_now_text(now), token_hash),
+        )
+
+    def end_web_sessions(self, *, token_hash: str | None = None, login: str | None = None) -> None:
+        if token_hash is not None:
+            self.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
+        if login is not None:
+            self.execute("DELETE FROM web_sessions WHERE login = ?", (login,))
+
+    def add_login_failure(self, login: str, client: str, now: datetime) -> None:
+        self.execute(
+            "INSERT INTO login_failures (at, login, client) VALUES (?, ?, ?)",
+            (_now_text(now), login, client),
+        )
+
+    def login_failures_since(self, since: datetime, *, login: str, client: str) -> tuple[int, int]:
+        """(failures for this login, failures from this client) since `since`."""
+        row = self.execute(
+            "SELECT coalesce(sum(login = ?), 0), coalesce(sum(client = ?), 0)"
+            " FROM login_failures WHERE at >= ?",
+            (login, client, _now_text(since)),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def outbox_kind(self, message_id: str, recipient: str) -> str | None:
+        """The kind of the mail we sent to `recipient` under this Message-ID."""
+        row = self.execute(
+            "SELECT kind FROM outbox WHERE message_id = ? AND recipient = ?",
+            (message_id, recipient.lower()),
+        ).fetchone()
+        return row[0] if row else None
+
+    def seen_message(self, message_row: int, message_id: str | None, outcome: str) -> bool:
+        """Another stored copy of this mail (same Message-ID) already ended with `outcome`."""
+        if not message_id:
+            return False
+        row = self.execute(
+            "SELECT 1 FROM messages WHERE id != ? AND message_id = ? AND outcome LIKE ?",
+            (message_row, message_id, outcome + "%"),
+        ).fetchone()
+        return row is not None
+
+    def outbox_raw(self, outbox_id: int) -> bytes | None:
+        row = self.execute("SELECT raw FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+        return row[0] if row else None
+
+    # outbox
+
+    def plan_mail(
+        self,
+        *,
+        case_id: int | None,
+        kind: str,
+        message_id: str,
+        recipient: str,
+        subject: str,
+        raw: bytes,
+        now: datetime,
+        send_at: datetime,
+    ) -> int:
+        cur = self.execute(
+            "INSERT INTO outbox (case_id, kind, message_id, recipient, subject, raw, created_at,"
+            " send_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                case_id,
+                kind,
+                message_id,
+                recipient.lower(),
+                subject,
+                raw,
+                _now_text(now),
+                _now_text(send_at),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def due_mail(self, now: datetime, limit: int = 500) -> list[sqlite3.Row]:
+        t = _now_text(now)
+        return self.execute(
+            "SELECT id, case_id, kind, message_id, recipient, raw, attempts FROM outbox"
+            " WHERE state = 'pending' AND send_at <= ?"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
+            (t, t, limit),
+        ).fetchall()
+
+    def mark_sent(self, outbox_id: int, now: datetime) -> None:
+        self.execute(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1,"
+            " last_error = NULL WHERE id = ?",
+            (_now_text(now), outbox_id),
+        )
+
+    def mark_retry(self, outbox_id: int, error: str, next_attempt: datetime) -> None:
+        self.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+            " WHERE id = ?",
+            (error, _now_text(next_attempt), outbox_id),
+        )
+
+    def mark_failed(self, outbox_id: int, error: str) -> None:
+        self.execute(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?"
+            " WHERE id = ?",
+            (error, outbox_id),
+        )
+
+    def outbox_for_case(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT id, kind, message_id, recipient, subject, created_at, send_at, state,"
+            " attempts, last_error, sent_at FROM outbox WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def auto_replies_since(self, recipient: str, since: datetime, kind: str | None = None) -> int:
+        sql = "SELECT count(*) FROM outbox WHERE recipient = ? AND created_at >= ?"
+        params: list[Any] = [recipient.lower(), _now_text(since)]
+        if kind:
+            sql += " AND kind = ?"
+            params.append(kind)
+        return int(self.execute(sql, params).fetchone()[0])
+
+    # reports
+
+    def record_report(self, key: str, now: datetime, rows: list[tuple[int, int]]) -> None:
+        """Which cases (at which version) a report workbook listed: `decisions apply` takes
+        decisions only for those."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO report_rows (report, case_id, version, made_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(key, case_id, version, _now_text(now)) for case_id, version in rows],
+            )
+
+    def report_cases(self, key: str) -> dict[int, int]:
+        """case id → version, of the report with that key (empty when unknown)."""
+        rows = self.execute("SELECT case_id, version FROM report_rows WHERE report = ?", (key,))
+        return {r[0]: r[1] for r in rows}
+
+    # scheduled jobs
+
+    def job_last_run(self, name: str) -> str | None:
+        row = self.execute("SELECT last_run_at FROM jobs WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def claim_reminder(self, case_id: int, occasion: str, now: datetime) -> bool:
+        """True the first time an occasion is claimed: a reminder goes out once per occasion,
+        however often the job that finds it runs."""
+        cur = self.execute(
+            "INSERT OR IGNORE INTO reminders (case_id, occasion, at) VALUES (?, ?, ?)",
+            (case_id, occasion, _now_text(now)),
+        )
+        return cur.rowcount == 1
+
+    def set_job_run(self, name: str, at: datetime) -> None:
+        self.execute(
+            "INSERT INTO jobs (name, last_run_at) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
+            (name, _now_text(at)),
+        )
