@@ -402,9 +402,7 @@ def cmd_inquiry(args: argparse.Namespace) -> int:
 def _send_notice(ctx: Context, case_id: int) -> str:
     """Send what is due now; say when the case's newest mail (its notice) goes out."""
     flush_outbox(ctx, make_sender(ctx))
-    row = ctx.store.execute(
-        "SELECT state, send_at FROM outbox WHERE case_id = ? ORDER BY id DESC LIMIT 1", (case_id,)
-    ).fetchone()
+    row = ctx.store.latest_outbox(case_id)
     when = row["send_at"][:16].replace("T", " ")
     return "sent" if row["state"] == "sent" else f"goes out at {when}"
 

@@ -24,6 +24,7 @@ import aiosmtplib
 from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig
 from mailbot.context import Context
 from mailbot.errors import MailbotError
+from mailbot.store.health import Health, backup_checked, read_health
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 RESOLVE_TIMEOUT = 5.0
@@ -148,53 +149,33 @@ def _database(config: Config, now: datetime) -> list[Check]:
             )
         ]
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        health = read_health(path, now)
     except sqlite3.Error as exc:
         return [Check("database integrity", FAIL, f"{path}: {exc}")]
-    try:
-        return _database_rows(conn, path, now)
-    except sqlite3.Error as exc:
-        return [Check("database integrity", FAIL, f"{path}: {exc}")]
-    finally:
-        conn.close()
+    return _database_rows(health, path)
 
 
-def _database_rows(conn: sqlite3.Connection, path: Path, now_at: datetime) -> list[Check]:
-    result = conn.execute("PRAGMA quick_check").fetchone()[0]
-    out = [Check("database integrity", OK if result == "ok" else FAIL, f"{path}: {result}")]
-    now = now_at.isoformat(timespec="seconds")
-    oldest = conn.execute(
-        "SELECT count(*), min(received_at) FROM messages WHERE state = 'stored'"
-    ).fetchone()
-    out.append(
+def _database_rows(h: Health, path: Path) -> list[Check]:
+    return [
+        Check("database integrity", OK if h.integrity == "ok" else FAIL, f"{path}: {h.integrity}"),
         Check(
             "unprocessed mail",
-            OK if oldest[0] == 0 else WARN,
-            "none" if oldest[0] == 0 else f"{oldest[0]} waiting, oldest stored {oldest[1]}",
-        )
-    )
-    due = conn.execute(
-        "SELECT count(*), min(send_at) FROM outbox WHERE state = 'pending' AND send_at <= ?",
-        (now,),
-    ).fetchone()
-    out.append(
+            OK if h.stored == 0 else WARN,
+            "none" if h.stored == 0 else f"{h.stored} waiting, oldest stored {h.oldest_stored}",
+        ),
         Check(
             "unsent replies",
-            OK if due[0] == 0 else WARN,
-            "none due" if due[0] == 0 else f"{due[0]} due, oldest due since {due[1]}",
-        )
-    )
-    failed = conn.execute(
-        "SELECT count(*) FROM outbox WHERE state IN ('failed', 'bounced')"
-    ).fetchone()[0]
-    out.append(
+            OK if h.due == 0 else WARN,
+            "none due" if h.due == 0 else f"{h.due} due, oldest due since {h.oldest_due}",
+        ),
         Check(
             "undeliverable replies",
-            OK if failed == 0 else WARN,
-            f"{failed} (staff were told; see `mailbot cases`)" if failed else "none",
-        )
-    )
-    return out
+            OK if h.undeliverable == 0 else WARN,
+            f"{h.undeliverable} (staff were told; see `mailbot cases`)"
+            if h.undeliverable
+            else "none",
+        ),
+    ]
 
 
 def _mailbox(box: MailboxConfig, resolve: Resolver) -> Check:
@@ -317,12 +298,7 @@ def backup(ctx: Context, target: Path) -> int:
     if target.exists():
         raise MailbotError(f"{target}: exists; give a new file name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    copy = sqlite3.connect(target)
-    try:
-        ctx.store.conn.backup(copy, pages=1024)
-        result = copy.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        copy.close()
+    result = backup_checked(ctx.store.conn, target)
     if result != "ok":
         raise MailbotError(f"{target}: the copy failed its integrity check: {result}")
     return target.stat().st_size

@@ -78,16 +78,8 @@ def case_text(ctx: Context, case_id: int) -> str:
         lines.append(f"  不備: {problem['field']}: {problem['message']}")
     for remark in remarks_of(case):
         lines.append(f"  備考（担当者のみ）: {remark['field']}: {remark['message']}")
-    received = ctx.store.execute(
-        "SELECT raw, mailbox, received_at, state, outcome FROM messages"
-        " WHERE case_id = ? ORDER BY id",
-        (case_id,),
-    ).fetchall()
-    sent = ctx.store.execute(
-        "SELECT raw, kind, recipient, created_at, send_at, sent_at, state, last_error"
-        " FROM outbox WHERE case_id = ? ORDER BY id",
-        (case_id,),
-    ).fetchall()
+    received = ctx.store.messages_of_case(case_id)
+    sent = ctx.store.outbox_mails_of_case(case_id)
     for number, row in enumerate(received, start=1):
         mail = parse(bytes(row["raw"]))
         lines.append("")

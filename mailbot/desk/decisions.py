@@ -30,11 +30,7 @@ def staff_name(explicit: str | None = None) -> str:
 
 def case_thread(ctx: Context, case_id: int) -> Thread:
     """Answer in the participant's own thread: their latest mail on the case."""
-    row = ctx.store.execute(
-        "SELECT raw, message_id, sender, subject, mailbox FROM messages"
-        " WHERE case_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
-        (case_id,),
-    ).fetchone()
+    row = ctx.store.latest_done_message(case_id)
     case = ctx.store.case(case_id) or {}
     if row is None:
         return Thread(
@@ -86,7 +82,7 @@ def decide(
         action = action_id(action)
         refuse_out_of_state(ctx, case, tuple(handler.actions), action, reason, reason_hint)
         outcome = handler.decide(case, action, arg, reason, ctx)
-        before = ctx.store.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        planned: list[int] = []
         apply_outcome(
             ctx,
             outcome,
@@ -95,10 +91,10 @@ def decide(
             thread=case_thread(ctx, case_id),
             actor=actor,
             now=now,
+            planned=planned,
         )
         ctx.store.add_event(case_id, now, actor, "decision", action=action, arg=arg, reason=reason)
-        mails = ctx.store.execute("SELECT count(*) FROM outbox").fetchone()[0] - before
-    return DecisionResult(case_id, action, outcome.status, mails, _issued(outcome.data))
+    return DecisionResult(case_id, action, outcome.status, len(planned), _issued(outcome.data))
 
 
 def _issued(data: dict) -> str:

@@ -209,10 +209,7 @@ def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:
     thread = case_thread(ctx, case["id"])
     if thread.message_id:
         return thread
-    first = ctx.store.execute(
-        "SELECT message_id, subject FROM outbox WHERE case_id = ? ORDER BY id LIMIT 1",
-        (case["id"],),
-    ).fetchone()
+    first = ctx.store.first_outbox(case["id"])
     if first is None:
         return thread
     return Thread(
@@ -232,14 +229,10 @@ def _remind(ctx: Context, case: dict[str, Any], occasion: str, reply: Reply, now
 
 
 def _last_mail(ctx: Context, case_id: int, kind: str) -> tuple[str, date] | None:
-    row = ctx.store.execute(
-        "SELECT message_id, coalesce(sent_at, send_at) AS at FROM outbox"
-        " WHERE case_id = ? AND kind = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
-        (case_id, kind),
-    ).fetchone()
-    if row is None:
+    found = ctx.store.last_mail_of_kind(case_id, kind)
+    if found is None:
         return None
-    return row["message_id"], datetime.fromisoformat(row["at"]).date()
+    return found[0], datetime.fromisoformat(found[1]).date()
 
 
 def participant_reminders(ctx: Context, spec: JobSpec, now: datetime) -> None:

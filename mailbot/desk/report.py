@@ -168,37 +168,17 @@ def build_report(ctx: Context) -> Report:
             )
         )
     rows.sort(key=lambda r: (r.due is None, r.due or date.max, r.case_id))
-    counts = Counter(
-        {
-            (r[0], r[1]): r[2]
-            for r in ctx.store.execute(
-                "SELECT procedure, status, count(*) FROM cases GROUP BY procedure, status"
-            )
-        }
-    )
+    counts = Counter(ctx.store.case_counts())
     week_start = today - timedelta(days=today.weekday())
     start = datetime.combine(week_start, datetime.min.time(), ctx.calendar.tz).isoformat()
-    received = ctx.store.execute(
-        "SELECT count(*) FROM cases WHERE received_at >= ?", (start,)
-    ).fetchone()[0]
-    closed = ctx.store.execute(
-        "SELECT count(*) FROM cases WHERE status IN ('closed', 'ignored') AND updated_at >= ?",
-        (start,),
-    ).fetchone()[0]
+    received = ctx.store.cases_received_since(start)
+    closed = ctx.store.cases_closed_since(start)
     waits = [
-        (datetime.fromisoformat(r[1]) - datetime.fromisoformat(r[0])).total_seconds() / 3600
-        for r in ctx.store.execute(
-            "SELECT c.received_at, min(o.created_at) FROM cases c JOIN outbox o"
-            " ON o.case_id = c.id GROUP BY c.id"
-        ).fetchall()
+        (datetime.fromisoformat(replied) - datetime.fromisoformat(received_at)).total_seconds()
+        / 3600
+        for received_at, replied in ctx.store.first_answer_waits()
     ]
-    quarantined = [
-        dict(r)
-        for r in ctx.store.execute(
-            "SELECT id, received_at, sender, subject, outcome FROM messages"
-            " WHERE state = 'quarantined' ORDER BY id"
-        ).fetchall()
-    ]
+    quarantined = ctx.store.quarantined_messages()
     key = f"mailbot-report:{uuid.uuid4().hex}"
     ctx.store.record_report(key, ctx.now(), [(r.case_id, r.version) for r in rows])
     return Report(

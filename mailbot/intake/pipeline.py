@@ -413,17 +413,11 @@ def _robot_mail(
             mid = match.group(0).decode("ascii", "replace")
             hit = store.find_thread([mid])
             if hit:
-                store.execute(
-                    "UPDATE outbox SET state = 'bounced', last_error = ? WHERE message_id = ?",
-                    ("delivery status report received", mid),
-                )
+                bounced = store.mark_bounced(mid, "delivery status report received")
                 store.add_event(hit[0], now, "bot", "bounced", message_id=mid, key=stored.key)
-                bounced = store.execute(
-                    "SELECT id FROM outbox WHERE message_id = ?", (mid,)
-                ).fetchone()
                 if bounced is not None:
                     tell_staff_undeliverable(
-                        ctx, bounced[0], "配信不能通知（バウンス）を受信しました", now
+                        ctx, bounced, "配信不能通知（バウンス）を受信しました", now
                     )
                 return hit[0]
     held_for_staff = reason == NO_SENDER

@@ -60,7 +60,7 @@ def source_rows(source: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 def next_notice_number(ctx: Context) -> str:
-    count = ctx.store.execute("SELECT count(*) FROM notices").fetchone()[0]
+    count = ctx.store.notice_count()
     return f"{count + 1:04d}"
 
 
@@ -148,9 +148,6 @@ def plan_notice(ctx: Context, request: NoticeRequest) -> tuple[int, int]:
         data=request.data,
         now=now,
     )
-    row = ctx.store.execute(
-        "SELECT message_id FROM outbox WHERE case_id = ? AND kind = ? ORDER BY id DESC",
-        (case_id, request.mail_kind),
-    ).fetchone()
+    row = ctx.store.latest_outbox(case_id, request.mail_kind)
     attach_message(ctx.store, notice_id, row["message_id"])
     return case_id, notice_id

@@ -44,10 +44,7 @@ def _thread(ctx: Context, src: dict[str, Any]) -> Thread:
 
 def roadmap_targets(ctx: Context) -> list[dict[str, Any]]:
     """Sources marked ロードマップ対象 (安定電源 of the kinds in seed 004 表1-1)."""
-    rows = ctx.store.execute(
-        "SELECT * FROM sources WHERE roadmap_target = 1 ORDER BY source_id"
-    ).fetchall()
-    return [dict(r) for r in rows if is_roadmap_category(r["category"])]
+    return [r for r in ctx.store.roadmap_sources() if is_roadmap_category(r["category"])]
 
 
 def start_roadmap_campaign(
@@ -60,12 +57,7 @@ def start_roadmap_campaign(
     skipped: list[str] = []
     with ctx.store.transaction():
         for src in roadmap_targets(ctx):
-            exists = ctx.store.execute(
-                "SELECT 1 FROM cases WHERE procedure = 'roadmap_revision_reply' AND source_id = ?"
-                " AND json_extract(data, '$.campaign_year') = ?",
-                (src["source_id"], year),
-            ).fetchone()
-            if exists:
+            if ctx.store.campaign_case_exists(src["source_id"], year):
                 already += 1
                 continue
             if not src.get("contact_email"):
@@ -121,15 +113,7 @@ def unanswered_campaign(ctx: Context, year: int | None = None) -> list[dict[str,
     """Roadmap targets asked this campaign year that have not answered: the staff's list of
     non-responders (with the reminder already sent, if any)."""
     year = year or fiscal_year(ctx.now().date())
-    rows = ctx.store.execute(
-        "SELECT c.id, c.source_id, c.operator_code, c.sender, c.due, s.name, s.operator_name,"
-        " (SELECT count(*) FROM reminders r WHERE r.case_id = c.id) AS reminders"
-        " FROM cases c LEFT JOIN sources s ON s.source_id = c.source_id"
-        " WHERE c.procedure = 'roadmap_revision_reply' AND c.status = ?"
-        " AND json_extract(c.data, '$.campaign_year') = ? ORDER BY c.due, c.id",
-        (Status.AWAITING_REPLY, year),
-    ).fetchall()
-    return [dict(r) for r in rows]
+    return ctx.store.unanswered_campaign(Status.AWAITING_REPLY, year)
 
 
 def start_mismatch_inquiry(ctx: Context, source_id: str, text: str, by: str = "staff") -> int:

@@ -74,10 +74,7 @@ def issue_roadmap_notice(
         events = []
         if upload:
             revision = int(case["data"].get("revision") or 0)
-            ctx.store.execute(
-                "UPDATE sources SET roadmap_revision = ? WHERE source_id = ?",
-                (revision, source["source_id"]),
-            )
+            ctx.store.set_roadmap_revision(source["source_id"], revision)
             events.append(("roadmap_revision_current", {"revision": revision}))
         notice_case, notice_id = plan_notice(
             ctx,

@@ -175,8 +175,10 @@ def apply_outcome(
     actor: str,
     now: datetime,
     new_case_fields: dict[str, Any] | None = None,
+    planned: list[int] | None = None,
 ) -> int:
-    """Write the outcome; the caller holds the transaction. Returns the case id."""
+    """Write the outcome; the caller holds the transaction. Returns the case id; the outbox ids
+    of the mails it planned are appended to `planned` when the caller passes a list."""
     store = ctx.store
     problems = [p.as_dict() for p in outcome.problems]
     changes: dict[str, Any] = {"status": outcome.status, "problems": problems}
@@ -214,7 +216,9 @@ def apply_outcome(
     case = store.case(case_id)
     assert case is not None
     for reply in outcome.replies:
-        plan_reply(ctx, case, reply, thread, now)
+        outbox_id = plan_reply(ctx, case, reply, thread, now)
+        if outbox_id is not None and planned is not None:
+            planned.append(outbox_id)
     return case_id
 
 

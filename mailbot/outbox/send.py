@@ -187,9 +187,7 @@ def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, i
 
 def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datetime) -> None:
     store = ctx.store
-    created = store.execute("SELECT created_at FROM outbox WHERE id = ?", (row["id"],)).fetchone()[
-        0
-    ]
+    created = (store.outbox_row(row["id"]) or {})["created_at"]
     too_old = now - datetime.fromisoformat(created) > GIVE_UP_AFTER
     if isinstance(error, PermanentSendError) or too_old:
         store.mark_failed(row["id"], str(error))
@@ -214,9 +212,7 @@ def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datet
 def tell_staff_undeliverable(ctx: Context, outbox_id: int, error: str, now: datetime) -> None:
     """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
     believe a participant was answered when they were not. Never for staff mail itself."""
-    row = ctx.store.execute(
-        "SELECT case_id, kind, recipient, subject FROM outbox WHERE id = ?", (outbox_id,)
-    ).fetchone()
+    row = ctx.store.outbox_row(outbox_id)
     if row is None or row["case_id"] is None:
         return
     number = format_case_number(row["case_id"])

@@ -138,15 +138,12 @@ def rejection(case: dict[str, Any], reason: str | None) -> Outcome:
 
 
 def code_in_use(ctx: Context, code: str) -> bool:
-    row = ctx.store.execute(
-        "SELECT 1 FROM operators WHERE code = ?", (fields.normalise_code(code),)
-    ).fetchone()
-    return row is not None
+    return ctx.store.operator_code_exists(fields.normalise_code(code))
 
 
 def next_free_code(ctx: Context) -> str:
     """The lowest numeric 4-digit code above every numeric code in use."""
-    used = {r[0] for r in ctx.store.execute("SELECT code FROM operators")}
+    used = ctx.store.operator_codes()
     numbers = [int(c) for c in used if c.isdigit()]
     candidate = max(numbers, default=0) + 1
     while f"{candidate:04d}" in used:
@@ -159,10 +156,7 @@ def next_free_code(ctx: Context) -> str:
 
 
 def grid_code_in_use(ctx: Context, grid_code: str) -> bool:
-    row = ctx.store.execute(
-        "SELECT 1 FROM cases WHERE json_extract(data, '$.issued_grid_code') = ?", (grid_code,)
-    ).fetchone()
-    return row is not None
+    return ctx.store.grid_code_issued(grid_code)
 
 
 def contact_problems(values: dict[str, Any]) -> list[Problem]:

@@ -136,12 +136,10 @@ def plant_problems(
 
 
 def _pending_plant_name(ctx: Context, name: str, case: dict[str, Any] | None) -> bool:
-    rows = ctx.store.execute(
-        "SELECT id, data FROM cases WHERE procedure = 'grid_code_application'"
-        " AND status IN ('complete', 'held') AND id != ?",
-        (case["id"] if case else 0,),
+    data = ctx.store.case_data_of(
+        "grid_code_application", ("complete", "held"), case["id"] if case else 0
     )
-    return any(f'"plant_name": "{name}"' in (r["data"] or "") for r in rows)
+    return any(f'"plant_name": "{name}"' in d for d in data)
 
 
 class GridCodeApplication:

@@ -36,12 +36,8 @@ OPEN_CAMPAIGN_STATES = ("awaiting_reply", "needs_correction", "complete", "held"
 
 
 def campaign_case_for(ctx: Context, source_id: str) -> dict[str, Any] | None:
-    row = ctx.store.execute(
-        "SELECT id FROM cases WHERE procedure = 'roadmap_revision_reply' AND source_id = ?"
-        f" AND status IN ({','.join('?' * len(OPEN_CAMPAIGN_STATES))}) ORDER BY id DESC LIMIT 1",
-        (source_id, *OPEN_CAMPAIGN_STATES),
-    ).fetchone()
-    return ctx.store.case(row[0]) if row else None
+    found = ctx.store.newest_case_id("roadmap_revision_reply", source_id, OPEN_CAMPAIGN_STATES)
+    return ctx.store.case(found) if found is not None else None
 
 
 class RoadmapRevisionReply:

@@ -196,14 +196,26 @@ def _upsert(
                 f"SELECT * FROM {table} WHERE {key} = ?", (row[key],)
             ).fetchone()
             if current is None:
-                store.db[table].insert({**encoded, "updated_at": stamp})
+                _insert(store, table, {**encoded, "updated_at": stamp})
                 added += 1
             elif any(current[k] != v for k, v in encoded.items()):
-                store.db[table].update(row[key], {**encoded, "updated_at": stamp})
+                _update(store, table, key, row[key], {**encoded, "updated_at": stamp})
                 changed += 1
             else:
                 unchanged += 1
     return ImportSummary(added, changed, unchanged)
+
+
+def _insert(store: Store, table: str, row: dict[str, Any]) -> None:
+    """Column names come from this module's header map, never from a file's own header."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    store.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values()))
+
+
+def _update(store: Store, table: str, key: str, value: Any, row: dict[str, Any]) -> None:
+    assignments = ", ".join(f"{column} = ?" for column in row)
+    store.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", (*row.values(), value))
 
 
 def _decode_operator(row: Any) -> dict[str, Any]:
@@ -262,8 +274,10 @@ def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> No
         for k, v in fields.items()
     }
     row["code"] = normalise_code(row["code"])
-    store.db["operators"].insert(
-        {**row, "origin": "issued", "updated_at": now.isoformat(timespec="seconds")}
+    _insert(
+        store,
+        "operators",
+        {**row, "origin": "issued", "updated_at": now.isoformat(timespec="seconds")},
     )
 
 
@@ -275,7 +289,10 @@ def register_grid_code(store: Store, code: str, plant_name: str, area: str, now:
         [*op["grid_codes"], plant_name] if plant_name not in op["grid_codes"] else op["grid_codes"]
     )
     areas = [*op["areas"], area] if area and area not in op["areas"] else op["areas"]
-    store.db["operators"].update(
+    _update(
+        store,
+        "operators",
+        "code",
         code,
         {
             "grid_codes": json.dumps(grid, ensure_ascii=False),

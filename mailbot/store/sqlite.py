@@ -19,10 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from mailbot.errors import StoreError
 from mailbot.mail.arrival import arrival_time
+from mailbot.store.queries import Queries
 
 MIGRATIONS: list[str] = [
     """
@@ -246,7 +245,7 @@ BLOB_IO_BYTES = 1024 * 1024
 BLOB_PIECE = 1024 * 1024
 
 
-class Store:
+class Store(Queries):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
@@ -256,7 +255,6 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.db = sqlite_utils.Database(self.conn)
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the database: {exc}") from exc

@@ -353,16 +353,12 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
     def attachment(case_id: int, way: str, row: int, index: int) -> Response:
         c = ctx()
         if way == "in":
-            found = c.store.execute(
-                "SELECT raw FROM messages WHERE id = ? AND case_id = ?", (row, case_id)
-            ).fetchone()
+            found = c.store.message_raw_of_case(row, case_id)
         else:
-            found = c.store.execute(
-                "SELECT raw FROM outbox WHERE id = ? AND case_id = ?", (row, case_id)
-            ).fetchone()
+            found = c.store.outbox_raw_of_case(row, case_id)
         if found is None:
             raise NotFound()
-        files = parse(bytes(found[0])).attachments
+        files = parse(found).attachments
         if not 0 <= index < len(files):
             raise NotFound()
         file = files[index]
@@ -400,10 +396,7 @@ def _party(c: Context, case: dict[str, Any]) -> str:
 def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
     """Every mail of the case, in and out, oldest first, as text with its attachments."""
     out: list[dict[str, Any]] = []
-    for m in c.store.execute(
-        "SELECT id, raw, received_at, state FROM messages WHERE case_id = ? ORDER BY id",
-        (case_id,),
-    ).fetchall():
+    for m in c.store.messages_of_case(case_id):
         out.append(_mail_view(bytes(m["raw"]), "in", m["id"], m["received_at"], m["state"]))
     for o in c.store.outbox_for_case(case_id):
         raw = c.store.outbox_raw(o["id"]) or b""

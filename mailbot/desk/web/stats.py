@@ -52,17 +52,10 @@ def build_stats(ctx: Context) -> list[Chart]:
         ages[label] += 1
     days = [today - timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
     intake = Counter(_local_day(ctx, c["received_at"]) for c in cases)
-    answers = Counter(
-        _local_day(ctx, r[0])
-        for r in ctx.store.execute(
-            "SELECT coalesce(sent_at, created_at) FROM outbox WHERE case_id IS NOT NULL"
-        )
-    )
-    decided_at: dict[int, date] = {}
-    for case_id, at in ctx.store.execute(
-        "SELECT case_id, min(at) FROM events WHERE kind = 'decision' GROUP BY case_id"
-    ):
-        decided_at[case_id] = _local_day(ctx, at)
+    answers = Counter(_local_day(ctx, at) for at in ctx.store.answer_times())
+    decided_at = {
+        case_id: _local_day(ctx, at) for case_id, at in ctx.store.first_decisions().items()
+    }
     sla = Counter()
     for c in cases:
         if not c.get("due"):

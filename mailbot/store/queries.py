@@ -1,0 +1,280 @@
+"""The reads and small writes the stages need beyond the core of sqlite.py, as typed methods.
+
+Kept apart from sqlite.py's schema and pipeline writes so that a second backend implements
+one list of methods and no caller outside store/ ever spells SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+
+class Queries:
+    """Mixed into `Store`; every method runs on the store's one connection."""
+
+    execute: Callable[..., sqlite3.Cursor]
+
+    # notices (seed 004 アセスメント結果通知書)
+    def insert_notice(
+        self,
+        *,
+        kind: str,
+        case_id: int,
+        source_id: str,
+        operator_code: str,
+        result: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        cur = self.execute(
+            "INSERT INTO notices (kind, case_id, source_id, operator_code, result, data, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                kind,
+                case_id,
+                source_id,
+                operator_code,
+                result,
+                json.dumps(data, ensure_ascii=False, default=str),
+                now.isoformat(timespec="seconds"),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def attach_notice_message(self, notice_id: int, message_id: str) -> None:
+        self.execute("UPDATE notices SET message_id = ? WHERE id = ?", (message_id, notice_id))
+
+    def notice_sent_as(self, message_id: str) -> dict[str, Any] | None:
+        """The notice (id, case_id) whose mail has this Message-ID, if any."""
+        row = self.execute(
+            "SELECT id, case_id FROM notices WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def set_notice_notified(self, notice_id: int, day: date, deadline: date) -> None:
+        self.execute(
+            "UPDATE notices SET notified_on = ?, objection_deadline = ? WHERE id = ?",
+            (day.isoformat(), deadline.isoformat(), notice_id),
+        )
+
+    def latest_notice(self, kind: str, source_id: str) -> dict[str, Any] | None:
+        row = self.execute(
+            "SELECT * FROM notices WHERE kind = ? AND source_id = ? ORDER BY id DESC LIMIT 1",
+            (kind, source_id),
+        ).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["data"] = json.loads(out["data"])
+        return out
+
+    def notice_count(self) -> int:
+        return int(self.execute("SELECT count(*) FROM notices").fetchone()[0])
+
+    # outbox
+    def latest_outbox(self, case_id: int, kind: str | None = None) -> dict[str, Any] | None:
+        """The case's newest planned mail (of `kind`, when given)."""
+        sql = "SELECT * FROM outbox WHERE case_id = ?"
+        params: tuple[Any, ...] = (case_id,)
+        if kind is not None:
+            sql += " AND kind = ?"
+            params += (kind,)
+        row = self.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+        return dict(row) if row else None
+
+    def first_outbox(self, case_id: int) -> dict[str, Any] | None:
+        row = self.execute(
+            "SELECT message_id, subject FROM outbox WHERE case_id = ? ORDER BY id LIMIT 1",
+            (case_id,),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def last_mail_of_kind(self, case_id: int, kind: str) -> tuple[str, str] | None:
+        """Message-ID and when (sent, else planned) of the newest mail of `kind` not failed."""
+        row = self.execute(
+            "SELECT message_id, coalesce(sent_at, send_at) AS at FROM outbox"
+            " WHERE case_id = ? AND kind = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
+            (case_id, kind),
+        ).fetchone()
+        return (row["message_id"], row["at"]) if row else None
+
+    def outbox_row(self, outbox_id: int) -> dict[str, Any] | None:
+        row = self.execute(
+            "SELECT id, case_id, kind, recipient, subject, created_at FROM outbox WHERE id = ?",
+            (outbox_id,),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def outbox_raw_of_case(self, outbox_id: int, case_id: int) -> bytes | None:
+        row = self.execute(
+            "SELECT raw FROM outbox WHERE id = ? AND case_id = ?", (outbox_id, case_id)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def outbox_count(self) -> int:
+        return int(self.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def mark_bounced(self, message_id: str, error: str) -> int | None:
+        """A delivery report returned our mail: the outbox row it names, now `bounced`."""
+        self.execute(
+            "UPDATE outbox SET state = 'bounced', last_error = ? WHERE message_id = ?",
+            (error, message_id),
+        )
+        row = self.execute("SELECT id FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def answer_times(self) -> list[str]:
+        """When each mail to a case went out (or was planned, when not yet sent)."""
+        rows = self.execute(
+            "SELECT coalesce(sent_at, created_at) FROM outbox WHERE case_id IS NOT NULL"
+        )
+        return [r[0] for r in rows]
+
+    def first_answer_waits(self) -> list[tuple[str, str]]:
+        """(received_at, first reply planned at) for every case that got a reply."""
+        rows = self.execute(
+            "SELECT c.received_at, min(o.created_at) FROM cases c JOIN outbox o"
+            " ON o.case_id = c.id GROUP BY c.id"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    # messages (mail in)
+    def messages_of_case(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT id, raw, mailbox, received_at, state, outcome FROM messages"
+            " WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def outbox_mails_of_case(self, case_id: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT raw, kind, recipient, created_at, send_at, sent_at, state, last_error"
+            " FROM outbox WHERE case_id = ? ORDER BY id",
+            (case_id,),
+        )
+        return [dict(r) for r in rows]
+
+    def message_raw_of_case(self, message_id: int, case_id: int) -> bytes | None:
+        row = self.execute(
+            "SELECT raw FROM messages WHERE id = ? AND case_id = ?", (message_id, case_id)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def latest_done_message(self, case_id: int) -> dict[str, Any] | None:
+        """The participant's latest processed mail on the case: the thread to answer in."""
+        row = self.execute(
+            "SELECT raw, message_id, sender, subject, mailbox FROM messages"
+            " WHERE case_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
+            (case_id,),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def quarantined_messages(self) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT id, received_at, sender, subject, outcome FROM messages"
+            " WHERE state = 'quarantined' ORDER BY id"
+        )
+        return [dict(r) for r in rows]
+
+    # cases
+    def case_counts(self) -> dict[tuple[str, str], int]:
+        """Cases by (procedure, status)."""
+        rows = self.execute(
+            "SELECT procedure, status, count(*) FROM cases GROUP BY procedure, status"
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def cases_received_since(self, start: str) -> int:
+        return int(
+            self.execute("SELECT count(*) FROM cases WHERE received_at >= ?", (start,)).fetchone()[
+                0
+            ]
+        )
+
+    def cases_closed_since(self, start: str) -> int:
+        return int(
+            self.execute(
+                "SELECT count(*) FROM cases WHERE status IN ('closed', 'ignored')"
+                " AND updated_at >= ?",
+                (start,),
+            ).fetchone()[0]
+        )
+
+    def first_decisions(self) -> dict[int, str]:
+        """Case id → when staff first decided on it."""
+        rows = self.execute(
+            "SELECT case_id, min(at) FROM events WHERE kind = 'decision' GROUP BY case_id"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def newest_case_id(
+        self, procedure: str, source_id: str, statuses: tuple[str, ...]
+    ) -> int | None:
+        """The newest case of `procedure` for the source in one of `statuses`."""
+        row = self.execute(
+            "SELECT id FROM cases WHERE procedure = ? AND source_id = ?"
+            f" AND status IN ({','.join('?' * len(statuses))}) ORDER BY id DESC LIMIT 1",
+            (procedure, source_id, *statuses),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def case_data_of(
+        self, procedure: str, statuses: tuple[str, ...], except_case: int
+    ) -> list[str]:
+        """The stored JSON data of the cases of `procedure` in `statuses`, but one."""
+        rows = self.execute(
+            "SELECT data FROM cases WHERE procedure = ?"
+            f" AND status IN ({','.join('?' * len(statuses))}) AND id != ?",
+            (procedure, *statuses, except_case),
+        )
+        return [r[0] or "" for r in rows]
+
+    def campaign_case_exists(self, source_id: str, year: int) -> bool:
+        return (
+            self.execute(
+                "SELECT 1 FROM cases WHERE procedure = 'roadmap_revision_reply' AND source_id = ?"
+                " AND json_extract(data, '$.campaign_year') = ?",
+                (source_id, year),
+            ).fetchone()
+            is not None
+        )
+
+    def unanswered_campaign(self, status: str, year: int) -> list[dict[str, Any]]:
+        rows = self.execute(
+            "SELECT c.id, c.source_id, c.operator_code, c.sender, c.due, s.name, s.operator_name,"
+            " (SELECT count(*) FROM reminders r WHERE r.case_id = c.id) AS reminders"
+            " FROM cases c LEFT JOIN sources s ON s.source_id = c.source_id"
+            " WHERE c.procedure = 'roadmap_revision_reply' AND c.status = ?"
+            " AND json_extract(c.data, '$.campaign_year') = ? ORDER BY c.due, c.id",
+            (status, year),
+        )
+        return [dict(r) for r in rows]
+
+    def grid_code_issued(self, grid_code: str) -> bool:
+        row = self.execute(
+            "SELECT 1 FROM cases WHERE json_extract(data, '$.issued_grid_code') = ?", (grid_code,)
+        ).fetchone()
+        return row is not None
+
+    # registers
+    def operator_codes(self) -> set[str]:
+        return {r[0] for r in self.execute("SELECT code FROM operators")}
+
+    def operator_code_exists(self, code: str) -> bool:
+        return (
+            self.execute("SELECT 1 FROM operators WHERE code = ?", (code,)).fetchone() is not None
+        )
+
+    def roadmap_sources(self) -> list[dict[str, Any]]:
+        rows = self.execute("SELECT * FROM sources WHERE roadmap_target = 1 ORDER BY source_id")
+        return [dict(r) for r in rows]
+
+    def set_roadmap_revision(self, source_id: str, revision: int) -> None:
+        self.execute(
+            "UPDATE sources SET roadmap_revision = ? WHERE source_id = ?", (revision, source_id)
+        )
