@@ -1,4 +1,4 @@
-"""A deadline-day mix of mails, built as Japanese clients build them (tests/jpmail.py): mostly
+"""A deadline-day mix of mails, built as Japanese clients build them (tests/support/jpmail.py): mostly
 事業者コード applications with the Excel form, some grid-code applications, questions, HTML
 mail; ISO-2022-JP, Shift_JIS and UTF-8; about 30 KB each. Every sender is distinct, as on a real
 deadline day, so no per-sender reply budget is hit."""
@@ -9,8 +9,8 @@ import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from tests.forms import operator_form, plant_form, to_bytes
-from tests.jpmail import TOKYO, XLSX, build
+from tests.support.forms import operator_form, plant_form, to_bytes
+from tests.support.jpmail import TOKYO, XLSX, build
 
 BODY = "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『{category}』です。\n"
 GRID = (

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 import mailparser  # noqa: E402
 
 from mailbot.mail.parse import parse  # noqa: E402
-from tests.jpmail import XLSX, build  # noqa: E402
+from tests.support.jpmail import XLSX, build  # noqa: E402
 
 SUBJECT = "【容量市場向け事業者コード申請】株式会社髙橋電力①"
 BODY = "容量市場向け事業者コードを申請します。\n㈱髙橋電力　参加区分：安定電源\n"

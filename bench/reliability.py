@@ -45,14 +45,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.corpus import mails  # noqa: E402
 from bench.run import ENV, append_all, replies, servers, start_run  # noqa: E402
-from tests.hostile import (  # noqa: E402
+from tests.support.hostile import (  # noqa: E402
     ATTACKS,
     OUT_OF_OFFICE,
     TRUST_ATTACKS,
     hostile_mails,
 )
-from tests.samples import samples  # noqa: E402
-from tests.servers import Dovecot, SmtpCapture  # noqa: E402
+from tests.support.samples import samples  # noqa: E402
+from tests.support.servers import Dovecot, SmtpCapture  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -195,7 +195,7 @@ def dovecot_restart(count: int) -> dict:
 
 def hostile(count: int) -> dict:
     from mailbot.intake.runner import process_pending
-    from tests.desk import make_desk
+    from tests.support.desk import make_desk
 
     kinds: Counter[str] = Counter()
     crashes = 0
@@ -330,10 +330,10 @@ def trust_scenarios(rounds: int) -> dict:
     Reply-To carrying another form. Counts cases wiped (status or data changed) and hijacked
     (a stranger's data merged), and replies that went to a Reply-To."""
     from mailbot.intake.runner import process_pending
-    from tests.desk import make_desk
-    from tests.forms import operator_form, to_bytes
-    from tests.jpmail import XLSX, build
-    from tests.samples import TAKAHASHI
+    from tests.support.desk import make_desk
+    from tests.support.forms import operator_form, to_bytes
+    from tests.support.jpmail import XLSX, build
+    from tests.support.samples import TAKAHASHI
 
     subject = "【容量市場向け事業者コード申請】"
     body = "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『安定電源』です。"

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import mails  # noqa: E402
-from tests.jpmail import build  # noqa: E402
-from tests.servers import STAFF, Dovecot, SmtpCapture, write_desk_config  # noqa: E402
+from tests.support.jpmail import build  # noqa: E402
+from tests.support.servers import STAFF, Dovecot, SmtpCapture, write_desk_config  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 LIMITS = "\n[limits]\nauto_replies_per_sender_per_day = 1000\n"
@@ -251,7 +251,7 @@ def scale(cases: int) -> dict:
     """`cases` cases generated straight into a store: years of closed cases and a busy
     season's backlog of open ones (3 %, i.e. 3,000 open cases at 100,000)."""
     from mailbot.config import DEFAULT_CONFIG
-    from tests.desk import make_desk
+    from tests.support.desk import make_desk
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

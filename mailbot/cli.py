@@ -111,13 +111,10 @@ def case_json(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         if not args.once:
             return run_forever(ctx)
         summary = run_once(ctx)
-    finally:
-        ctx.close()
     for result in summary.results:
         print(
             f"{result.key[:40]:40}  {result.procedure:28}  {result.outcome:18}  "
@@ -132,8 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         for name in args.files:
             raw = Path(name).read_bytes()
             mailbox = _addressed_mailbox(ctx.config, raw)
@@ -141,8 +137,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             ctx.store.save_raw(mailbox, [(key, raw)], ctx.now())
         results = process_pending(ctx)
         sent, deferred = flush_outbox(ctx, make_sender(ctx))
-    finally:
-        ctx.close()
     for result in results:
         number = format_case_number(result.case_id) if result.case_id else "-"
         print(f"{number}  {result.procedure:28}  {result.outcome}")
@@ -170,14 +164,11 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         if args.search:
             backfill_search(ctx)
         cases = find_cases(ctx, open_only=args.open, search=args.search, owner=args.owner)
         names = {c["procedure"]: ctx.routing.name_of(c["procedure"]) for c in cases}
-    finally:
-        ctx.close()
     if args.json:
         json.dump([case_json(c) for c in cases], sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -206,15 +197,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not args.xlsx and not args.html:
         raise MailbotError("give --xlsx PATH and/or --html PATH")
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         report = build_report(ctx)
         if args.xlsx:
             write_xlsx(report, Path(args.xlsx))
         if args.html:
             write_html(report, Path(args.html), ctx)
-    finally:
-        ctx.close()
     written = " and ".join(p for p in (args.xlsx, args.html) if p)
     print(f"queue report: {len(report.rows)} open case(s) written to {written}")
     return 0
@@ -223,12 +211,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_decisions_apply(args: argparse.Namespace) -> int:
     from mailbot.desk.decisions_apply import apply_workbook
 
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         results = apply_workbook(ctx, Path(args.file), by=args.by)
         sent, deferred = flush_outbox(ctx, make_sender(ctx))
-    finally:
-        ctx.close()
     print_table(
         ("行", "受付番号", "判断", "結果", "メール"),
         (
@@ -257,11 +242,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
     if (args.case is None) == (not args.quarantined):
         raise UsageError("retry: name one case, or give --quarantined")
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         results = retry(ctx, None if args.quarantined else _case_id(args.case))
-    finally:
-        ctx.close()
     print_table(
         ("mail", "procedure", "outcome", "case"),
         (
@@ -276,8 +258,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 def cmd_case(args: argparse.Namespace) -> int:
     from mailbot.desk.casetext import case_text
 
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         case_id = _case_id(args.case)
         if not args.json:
             sys.stdout.write(case_text(ctx, case_id))
@@ -288,8 +269,6 @@ def cmd_case(args: argparse.Namespace) -> int:
         events = ctx.store.events(case_id)
         messages = ctx.store.case_messages(case_id)
         outbox = ctx.store.outbox_for_case(case_id)
-    finally:
-        ctx.close()
     out = case_json(case) | {
         "data": case["data"],
         "events": events,
@@ -302,12 +281,9 @@ def cmd_case(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         result = decide(ctx, _case_id(args.case), args.action, args.arg, args.reason, by=args.by)
         when = _send_notice(ctx, result.case_id) if result.mails else ""
-    finally:
-        ctx.close()
     issued = f"{result.issued}; " if result.issued else ""
     if not result.mails:
         mail = "no mail to the participant"
@@ -321,12 +297,9 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         load = import_operators if args.register == "operators" else import_sources
         summary = load(ctx.store, Path(args.file), ctx.now())
-    finally:
-        ctx.close()
     print(
         f"{args.register}: {summary.added} added, {summary.changed} changed, "
         f"{summary.unchanged} unchanged"
@@ -335,13 +308,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         deadline = parse_day(args.deadline, "--deadline")
         result = start_roadmap_campaign(ctx, deadline, args.year, by=staff_name(args.by))
         sent, deferred = flush_outbox(ctx, make_sender(ctx))
-    finally:
-        ctx.close()
     print(
         f"roadmap campaign: {result.planned} inquiry mail(s) planned, {result.already} already "
         f"asked, {sent} sent now, {deferred} waiting for the sending window"
@@ -352,11 +322,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign_unanswered(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         rows = unanswered_campaign(ctx, args.year)
-    finally:
-        ctx.close()
     print_table(
         (
             "case",
@@ -387,12 +354,9 @@ def cmd_campaign_unanswered(args: argparse.Namespace) -> int:
 
 
 def cmd_inquiry(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         case_id = start_mismatch_inquiry(ctx, args.source, args.text, by=staff_name(args.by))
         sent, deferred = flush_outbox(ctx, make_sender(ctx))
-    finally:
-        ctx.close()
     print(
         f"{format_case_number(case_id)}: mismatch inquiry planned; {sent} sent now, {deferred} waiting"
     )
@@ -410,8 +374,7 @@ def _send_notice(ctx: Context, case_id: int) -> str:
 def cmd_assess(args: argparse.Namespace) -> int:
     from mailbot.longterm.supply_start import issue_supply_start_notice
 
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         issued = issue_supply_start_notice(
             ctx,
             args.source,
@@ -424,8 +387,6 @@ def cmd_assess(args: argparse.Namespace) -> int:
             replaced_kw=args.replaced_kw,
         )
         when = _send_notice(ctx, issued.case_id)
-    finally:
-        ctx.close()
     a = issued.assessment
     print(
         f"{format_case_number(issued.case_id)}: 通知No {issued.number}  {a.source_id}  "
@@ -449,8 +410,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
 def cmd_assess_roadmap(args: argparse.Namespace) -> int:
     from mailbot.longterm.roadmap_assessment import issue_roadmap_notice
 
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         issued = issue_roadmap_notice(
             ctx,
             _case_id(args.case),
@@ -459,8 +419,6 @@ def cmd_assess_roadmap(args: argparse.Namespace) -> int:
             reassessment=args.reassessment,
         )
         when = _send_notice(ctx, issued.case_id)
-    finally:
-        ctx.close()
     print(
         f"{format_case_number(issued.case_id)}: 通知No {issued.number}  result {issued.result}"
         f"{'  (with the upload reminder)' if issued.upload_reminder else ''}; the notice {when}"
@@ -483,16 +441,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from mailbot.doctor import backup, stamp
 
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         target = (
             Path(args.file)
             if args.file
             else ctx.config.database.with_name(f"mailbot-backup-{stamp(ctx.now())}.db")
         )
         size = backup(ctx, target)
-    finally:
-        ctx.close()
     print(f"{target}: {size:,} bytes, integrity ok")
     return 0
 
@@ -510,21 +465,15 @@ def cmd_staff_add(args: argparse.Namespace) -> int:
     if not args.password_stdin:
         raise UsageError("give the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\r\n")
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         add_staff(ctx, args.login, args.name, password)
-    finally:
-        ctx.close()
     print(f"staff account {args.login} ({args.name}) added")
     return 0
 
 
 def cmd_staff_list(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         accounts = ctx.store.staff_list()
-    finally:
-        ctx.close()
     print_table(
         ("login", "name", "state", "created"),
         (
@@ -537,11 +486,8 @@ def cmd_staff_list(args: argparse.Namespace) -> int:
 
 
 def cmd_staff_disable(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         disable_staff(ctx, args.login)
-    finally:
-        ctx.close()
     print(f"staff account {args.login} disabled: its sessions end at their next request")
     return 0
 
@@ -549,23 +495,17 @@ def cmd_staff_disable(args: argparse.Namespace) -> int:
 def cmd_assign(args: argparse.Namespace) -> int:
     if (args.login is None) == (not args.none):
         raise UsageError("give a staff login, or --none to leave the case without an owner")
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         case_id = _case_id(args.case)
         assign(ctx, case_id, None if args.none else args.login, by=staff_name(args.by))
-    finally:
-        ctx.close()
     print(f"{format_case_number(case_id)}: 担当 {args.login or 'なし'}")
     return 0
 
 
 def cmd_note(args: argparse.Namespace) -> int:
-    ctx = _context(args)
-    try:
+    with _context(args) as ctx:
         case_id = _case_id(args.case)
         add_note(ctx, case_id, args.text, by=staff_name(args.by))
-    finally:
-        ctx.close()
     print(f"{format_case_number(case_id)}: note added (internal, never mailed)")
     return 0
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 
+from mailbot.businessdays import BusinessCalendar, load_calendar
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import ConfigError
-from mailbot.longterm.businessdays import BusinessCalendar, load_calendar
 from mailbot.mail.render import Renderer
 from mailbot.routing import Routing, load_routing
-from mailbot.store.sqlite import Store
+from mailbot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,12 @@ class Context:
 
     def close(self) -> None:
         self.store.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -51,10 +51,10 @@ def _loads(load: Callable[[], object]) -> str:
 
 
 def _rules(config: Config) -> list[Check]:
+    from mailbot.businessdays import load_calendar
     from mailbot.desk.jobs import load_schedule
     from mailbot.forms.bodyfields import load_body_fields
     from mailbot.forms.workbook import load_form_rules
-    from mailbot.longterm.businessdays import load_calendar
     from mailbot.longterm.market import load_market
     from mailbot.longterm.notice_pdf import _register_font, load_operator
     from mailbot.longterm.roadmap import load_roadmap_rules

@@ -64,7 +64,6 @@ class Outcome:
     register_grid_code: tuple[str, str, str] | None = None
     new_case: bool = False
     attach_to: int | None = None
-    notice: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,4 +74,3 @@ class Incoming:
     classification: Classification
     received_at: datetime
     mailbox_address: str
-    attachments_note: tuple[str, ...] = ()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cycle import Desk, maildir_desk, server_desk
-from tests.servers import Dovecot, SmtpCapture, dovecot_available
+from tests.support.cycle import Desk, maildir_desk, server_desk
+from tests.support.servers import Dovecot, SmtpCapture, dovecot_available
 
 
 def _require_dovecot() -> None:

@@ -21,8 +21,8 @@ from mailbot.longterm.market import load_market
 from mailbot.longterm.notices import latest_notice
 from mailbot.longterm.supply_start import issue_supply_start_notice
 from mailbot.outbox.send import flush_outbox, make_sender
-from tests.desk import body_text, load_sources, make_desk, outbox, set_now
-from tests.jpmail import build
+from tests.support.desk import body_text, load_sources, make_desk, outbox, set_now
+from tests.support.jpmail import build
 
 RULES = RULES_DIR
 MARKET = load_market(RULES / "market.toml")

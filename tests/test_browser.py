@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli import main
-from tests.cycle import subject
-from tests.samples import SAMPLES_DIR
-from tests.servers import free_port
+from tests.support.cycle import subject
+from tests.support.samples import SAMPLES_DIR
+from tests.support.servers import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOW = "2026-11-25T09:00"

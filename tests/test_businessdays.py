@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailbot.businessdays import BusinessCalendar, load_calendar
 from mailbot.config import RULES_DIR
 from mailbot.errors import ConfigError
-from mailbot.longterm.businessdays import BusinessCalendar, load_calendar
 
 RULES = RULES_DIR / "calendar.toml"
 TOKYO = ZoneInfo("Asia/Tokyo")

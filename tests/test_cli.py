@@ -15,7 +15,7 @@ import pytest
 from mailbot.cli import main
 from mailbot.config import RULES_DIR
 from mailbot.desk.deploy import CONFIG
-from tests.samples import SAMPLES_DIR
+from tests.support.samples import SAMPLES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-11-25T10:00"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli import main
-from tests.jpmail import XLSX, build
+from tests.support.jpmail import XLSX, build
 
 SUBJECT = "【容量市場向け事業者コード申請】株式会社髙橋電力①"
 BODY = "容量市場向け事業者コードを申請します。\n㈱髙橋電力\n"

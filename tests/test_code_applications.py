@@ -14,11 +14,11 @@ from mailbot.desk.decisions import decide
 from mailbot.errors import DecisionError
 from mailbot.intake.runner import process_pending
 from mailbot.store.registers import import_operators, operator
-from tests.desk import body_text, make_desk, outbox, set_now
-from tests.forms import operator_form, plant_form, to_bytes
-from tests.hostile import ATTACKS
-from tests.jpmail import XLSX, build
-from tests.samples import OPERATORS_CSV, TAKAHASHI
+from tests.support.desk import body_text, make_desk, outbox, set_now
+from tests.support.forms import operator_form, plant_form, to_bytes
+from tests.support.hostile import ATTACKS
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import OPERATORS_CSV, TAKAHASHI
 
 CODE = "code@occto.or.jp"
 SENDER = "ichiro@takahashi-denryoku.co.jp"

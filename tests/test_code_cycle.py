@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from email import message_from_bytes
 
-from tests.cycle import Desk, subject
-from tests.desk import body_text
-from tests.forms import operator_form, plant_form, to_bytes
-from tests.jpmail import XLSX, build
-from tests.samples import TAKAHASHI
+from tests.support.cycle import Desk, subject
+from tests.support.desk import body_text
+from tests.support.forms import operator_form, plant_form, to_bytes
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import TAKAHASHI
 
 SENDER = "ichiro@takahashi-denryoku.co.jp"
 BODY = "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『発動指令電源（電源）』です。\n"

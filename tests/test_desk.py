@@ -13,8 +13,8 @@ import pytest
 from openpyxl import load_workbook
 
 from mailbot.cli import main
-from tests.cycle import subject
-from tests.samples import SAMPLES_DIR
+from tests.support.cycle import subject
+from tests.support.samples import SAMPLES_DIR
 
 NOW = "2026-11-25T09:00"
 

@@ -12,8 +12,8 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.config import TEMPLATES_DIR
-from tests.samples import SAMPLES_DIR
-from tests.servers import Dovecot, SmtpCapture, write_desk_config
+from tests.support.samples import SAMPLES_DIR
+from tests.support.servers import Dovecot, SmtpCapture, write_desk_config
 
 
 def config(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture) -> str:

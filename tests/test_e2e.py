@@ -16,10 +16,10 @@ from pathlib import Path
 
 from mailbot.cli import main
 from mailbot.intake.mailboxes.imap import KEYWORD
-from tests.desk import body_text
-from tests.jpmail import build
-from tests.samples import SAMPLES_DIR, samples
-from tests.servers import STAFF, Dovecot, SmtpCapture, user_for, write_desk_config
+from tests.support.desk import body_text
+from tests.support.jpmail import build
+from tests.support.samples import SAMPLES_DIR, samples
+from tests.support.servers import STAFF, Dovecot, SmtpCapture, user_for, write_desk_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

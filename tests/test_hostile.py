@@ -16,9 +16,9 @@ from openpyxl import load_workbook
 from mailbot.context import Context
 from mailbot.desk.report import build_report, write_xlsx
 from mailbot.intake.runner import process_pending
-from tests.desk import make_desk
-from tests.hostile import hostile_mails
-from tests.samples import samples
+from tests.support.desk import make_desk
+from tests.support.hostile import hostile_mails
+from tests.support.samples import samples
 
 
 def ingest(ctx: Context, raws: list[bytes]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from mailbot.errors import MailboxError
 from mailbot.intake.mailboxes.imap import KEYWORD, ImapMailbox
-from tests.servers import PASSWORD, Dovecot
+from tests.support.servers import PASSWORD, Dovecot
 
 
 def mail(n: int, subject: str = "テスト") -> bytes:

@@ -14,7 +14,7 @@ from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_camp
 from mailbot.outbox.planner import Thread, plan_reply
 from mailbot.outcome import Reply
 from mailbot.states import Status
-from tests.desk import body_text, load_sources, make_desk, outbox, set_now
+from tests.support.desk import body_text, load_sources, make_desk, outbox, set_now
 
 PROBLEM = {"field": "事業者名略称", "message": "全角10文字以内で記入してください。"}
 

@@ -8,11 +8,11 @@ import subprocess
 from email import message_from_bytes
 from pathlib import Path
 
-from tests.cycle import Desk, subject
-from tests.desk import SOURCES_CSV, body_text
-from tests.forms import roadmap_workbook
-from tests.jpmail import XLSX, build
-from tests.servers import LONG
+from tests.support.cycle import Desk, subject
+from tests.support.desk import SOURCES_CSV, body_text
+from tests.support.forms import roadmap_workbook
+from tests.support.jpmail import XLSX, build
+from tests.support.servers import LONG
 
 ICHIRO = "ichiro@takahashi-power.co.jp"
 HANAKO = "hanako@tohoku-green.jp"

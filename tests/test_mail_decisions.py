@@ -13,9 +13,9 @@ import pytest
 from openpyxl import load_workbook
 
 from mailbot.cli import main
-from tests.cycle import subject
-from tests.jpmail import build
-from tests.samples import SAMPLES_DIR
+from tests.support.cycle import subject
+from tests.support.jpmail import build
+from tests.support.samples import SAMPLES_DIR
 
 STAFF = "capacity-desk@occto.or.jp"
 PASS = "mx.occto.or.jp; spf=pass smtp.mailfrom=occto.or.jp; dkim=pass; dmarc=pass header.from=occto.or.jp"

@@ -1,4 +1,4 @@
-"""Decoding mails built the way Japanese clients build them (tests/jpmail.py), never raising."""
+"""Decoding mails built the way Japanese clients build them (tests/support/jpmail.py), never raising."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mailbot.mail.charset import decode_bytes, decode_header_value
 from mailbot.mail.parse import html_to_text, parse
-from tests.jpmail import XLSX, build, encode_jis, encoded_word
+from tests.support.jpmail import XLSX, build, encode_jis, encoded_word
 
 SUBJECT = "【容量市場向け事業者コード申請】株式会社髙橋電力①"
 BODY = "容量市場向け事業者コードを申請します。\n㈱髙橋電力　参加区分：安定電源\nⅢ期 ｶﾀｶﾅ\n"

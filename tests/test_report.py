@@ -13,7 +13,7 @@ from mailbot.context import Context
 from mailbot.desk.decisions_apply import apply_workbook
 from mailbot.desk.report import build_report, render_html, write_xlsx
 from mailbot.states import Status
-from tests.desk import make_desk, outbox, set_now
+from tests.support.desk import make_desk, outbox, set_now
 
 PROBLEM = {"field": "事業者名略称", "message": "全角10文字以内で記入してください。"}
 

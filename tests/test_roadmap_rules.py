@@ -10,8 +10,8 @@ from mailbot.longterm.roadmap import (
     load_roadmap_rules,
     sheet_problems,
 )
-from tests.forms import ROADMAP_PREMISES as FULL
-from tests.forms import roadmap_workbook
+from tests.support.forms import ROADMAP_PREMISES as FULL
+from tests.support.forms import roadmap_workbook
 
 RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")
 

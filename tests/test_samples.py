@@ -1,6 +1,6 @@
 """The demo, as `scripts/demo` runs it: the committed sample mails delivered into the embedded
 default's Maildir inboxes and taken through `mailbot run --once` from the CLI, on a real SQLite
-file. Each sample must end as the case tests/samples.py says, answered as it says; a second run
+file. Each sample must end as the case tests/support/samples.py says, answered as it says; a second run
 adds nothing."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli import main
-from tests.desk import body_text
-from tests.samples import SAMPLES_DIR, samples
+from tests.support.desk import body_text
+from tests.support.samples import SAMPLES_DIR, samples
 
 NOW = "2026-11-25T13:30:00+09:00"
 SAMPLES = samples()

@@ -31,9 +31,9 @@ from mailbot.mail.compose import compose
 from mailbot.mail.render import addressee
 from mailbot.outbox.send import flush_outbox, make_sender
 from mailbot.store.registers import RegisterImportError, import_operators, import_sources
-from tests.cycle import Desk, maildir_desk, server_desk, subject
-from tests.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox, set_now
-from tests.forms import (
+from tests.support.cycle import Desk, maildir_desk, server_desk, subject
+from tests.support.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox, set_now
+from tests.support.forms import (
     ROADMAP_COLUMNS,
     ROADMAP_PREMISES,
     operator_form,
@@ -41,9 +41,9 @@ from tests.forms import (
     roadmap_workbook,
     to_bytes,
 )
-from tests.jpmail import XLSX, build
-from tests.samples import OPERATORS_CSV, TAKAHASHI
-from tests.servers import LONG, user_for
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import OPERATORS_CSV, TAKAHASHI
+from tests.support.servers import LONG, user_for
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 ROADMAP_RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")

@@ -13,8 +13,8 @@ from mailbot.outbox.planner import Thread, plan_reply
 from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
 from mailbot.outcome import Reply
 from mailbot.states import Status
-from tests.desk import body_text, outbox, set_now
-from tests.servers import SmtpCapture
+from tests.support.desk import body_text, outbox, set_now
+from tests.support.servers import SmtpCapture
 
 
 def smtp_desk(tmp_path: Path, server: SmtpCapture) -> Context:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.clock import TOKYO
-from mailbot.store.sqlite import MIGRATIONS, Store
+from mailbot.store import MIGRATIONS, Store
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=TOKYO)
 
@@ -99,7 +99,7 @@ def test_a_full_or_read_only_database_ends_the_run_and_loses_nothing(
     """Real SQLite refusals (SQLITE_FULL via max_page_count, SQLITE_READONLY via query_only):
     the run stops with the database's own words, and the mail stays in the inbox."""
     from mailbot.cli import main
-    from tests.samples import SAMPLES_DIR
+    from tests.support.samples import SAMPLES_DIR
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MAILBOT_NOW", raising=False)

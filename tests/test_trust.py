@@ -31,9 +31,9 @@ from mailbot.intake.runner import process_pending
 from mailbot.mail.trust import load_trust_rules
 from mailbot.store.registers import import_operators, operator, operators_for_sender
 from mailbot.text import single_line
-from tests.desk import body_text, make_desk, outbox
-from tests.forms import operator_form, to_bytes
-from tests.hostile import (
+from tests.support.desk import body_text, make_desk, outbox
+from tests.support.forms import operator_form, to_bytes
+from tests.support.hostile import (
     APPLY_BODY,
     APPLY_SUBJECT,
     ECHO_NAME,
@@ -45,8 +45,8 @@ from tests.hostile import (
     deep_multipart,
     unreadable_sender,
 )
-from tests.jpmail import XLSX, build
-from tests.samples import OPERATORS_CSV, TAKAHASHI
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import OPERATORS_CSV, TAKAHASHI
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = "code@occto.or.jp"
@@ -138,9 +138,9 @@ MEASURE = textwrap.dedent(
     """
     import hashlib, resource, sys
     from pathlib import Path
-    from tests.desk import make_desk
-    from tests.hostile import WORKBOOK_ATTACKS
-    from tests.jpmail import XLSX, build
+    from tests.support.desk import make_desk
+    from tests.support.hostile import WORKBOOK_ATTACKS
+    from tests.support.jpmail import XLSX, build
     from mailbot.intake.runner import process_pending
 
     ctx = make_desk(Path(sys.argv[1]), "2026-11-20T10:00")
@@ -184,7 +184,7 @@ CRASH = textwrap.dedent(
     import os, sys
     from pathlib import Path
     import mailbot.intake.pipeline as pipeline
-    from tests.desk import make_desk
+    from tests.support.desk import make_desk
     from mailbot.intake.runner import process_pending
 
     real = pipeline.parse

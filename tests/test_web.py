@@ -18,9 +18,9 @@ from mailbot.config import load_config
 from mailbot.context import Context
 from mailbot.desk.staff import add_staff, disable_staff
 from mailbot.desk.web.app import create_app
-from tests.cycle import subject
-from tests.jpmail import build
-from tests.samples import SAMPLES_DIR
+from tests.support.cycle import subject
+from tests.support.jpmail import build
+from tests.support.samples import SAMPLES_DIR
 
 NOW = "2026-11-25T09:00"
 PASSWORDS = {"sato": "sato-password-1", "suzuki": "suzuki-password-2"}

@@ -12,7 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 from mailbot.cli import main
-from tests.samples import SAMPLES_DIR
+from tests.support.samples import SAMPLES_DIR
 
 STAFF = "capacity-desk@occto.or.jp"
 

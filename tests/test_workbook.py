@@ -17,7 +17,7 @@ from openpyxl import Workbook
 from mailbot.config import RULES_DIR
 from mailbot.errors import ConfigError
 from mailbot.forms import workbook as wb
-from tests.forms import AREA_ROW, operator_form, plant_form, put, to_bytes
+from tests.support.forms import AREA_ROW, operator_form, plant_form, put, to_bytes
 
 RULES = RULES_DIR / "forms.toml"
 FORMS = wb.load_form_rules(RULES)

@@ -188,13 +188,7 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
         workbook,
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
-    subject = f"【mailbot】未処理案件レポート（{today.strftime('%Y/%m/%d')}）"
-    body = (
-        "容量市場 受付窓口 ご担当者各位\n\n"
-        f"{today.strftime('%Y/%m/%d')}時点の未処理案件レポートをお送りします。\n"
-        "判断欄に記入したレポートは `mailbot decisions apply ファイル名` で反映できます。\n"
-        "記入したレポートを添付して本メールに返信していただいても反映され、結果をメールでお知らせします。\n"
-    )
+    subject, body = ctx.renderer.mail("daily_report", {"today": today})
     html = render_html(report, ctx)
     for address in ctx.config.staff_addresses:
         plan_staff_mail(

@@ -20,7 +20,7 @@ from mailbot.errors import MailbotError
 from mailbot.forms.workbook import inspect
 from mailbot.mail import Attachment, Mail
 from mailbot.outbox.planner import plan_staff_mail
-from mailbot.store.sqlite import StoredMessage
+from mailbot.store import StoredMessage
 
 _DMARC_PASS = re.compile(r"\bdmarc\s*=\s*pass\b", re.IGNORECASE)
 REPORT_KIND = "daily_report"

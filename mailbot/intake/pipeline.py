@@ -33,8 +33,8 @@ from mailbot.procedures.common import own_text
 from mailbot.procedures.forms import held, stranger_held
 from mailbot.routing import ThreadHit, classify
 from mailbot.states import Status
+from mailbot.store import StoredMessage
 from mailbot.store.registers import operators_for_sender
-from mailbot.store.sqlite import StoredMessage
 from mailbot.text import case_number_in, format_case_number, nfkc, single_line
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from mailbot.mail.loops import no_reply_reason
 from mailbot.mail.parse import parse
 from mailbot.mail.trust import load_trust_rules
 from mailbot.routing import classify, load_routing
-from mailbot.store.sqlite import Store
+from mailbot.store import Store
 
 
 def read_out(raw: bytes, config: Config, mailbox: str, clock: Clock) -> dict[str, Any]:
@@ -29,11 +29,8 @@ def read_out(raw: bytes, config: Config, mailbox: str, clock: Clock) -> dict[str
     local = box.local_part if box else mailbox.split("@", 1)[0].lower()
     thread = None
     if config.database.exists():
-        ctx = Context(config=config, store=Store(config.database), clock=clock)
-        try:
+        with Context(config=config, store=Store(config.database), clock=clock) as ctx:
             thread = _thread_for(ctx, mail)
-        finally:
-            ctx.close()
     routing = load_routing(config.rules_dir)
     classification = classify(routing, mail.subject, local, thread)
     return {

@@ -26,7 +26,7 @@ from mailbot.intake.mailboxes import Mailbox
 from mailbot.intake.mailboxes.maildir import MaildirMailbox
 from mailbot.intake.pipeline import Result, process
 from mailbot.outbox.send import Sender, flush_outbox, make_sender
-from mailbot.store.sqlite import Store
+from mailbot.store import Store
 
 log = logging.getLogger(__name__)
 

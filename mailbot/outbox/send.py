@@ -22,8 +22,8 @@ from mailbot.config import OutgoingConfig
 from mailbot.context import Context
 from mailbot.errors import PermanentSendError, SendError, TransientSendError
 from mailbot.intake.mailboxes.maildir import deliver
-from mailbot.longterm.notices import NOTICE_KINDS, mark_notified
 from mailbot.mail.compose import stamp_date
+from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
 from mailbot.outbox.planner import plan_staff_mail, retry_delay
 from mailbot.text import format_case_number
 

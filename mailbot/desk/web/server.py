@@ -17,11 +17,8 @@ log = logging.getLogger(__name__)
 
 def serve(config: Config, now: str | None, *, host: str, port: int) -> int:
     clock = Clock.from_option(now)
-    ctx = Context.open(config, clock)  # migrates the database before the first request
-    try:
+    with Context.open(config, clock) as ctx:  # migrates the database before the first request
         backfill_search(ctx)
-    finally:
-        ctx.close()
     app = create_app(config, clock)
     log.info("serving the staff desk on http://%s:%s/", host, port)
     waitress_serve(app, host=host, port=port, threads=4, ident="mailbot")

@@ -9,9 +9,9 @@ import random
 import zipfile
 from collections.abc import Callable, Iterator
 
-from tests.forms import operator_form, to_bytes
-from tests.jpmail import XLSX, build, encoded_word
-from tests.samples import samples
+from tests.support.forms import operator_form, to_bytes
+from tests.support.jpmail import XLSX, build, encoded_word
+from tests.support.samples import samples
 
 
 def _zip_bomb() -> bytes:

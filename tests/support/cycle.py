@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli import main
-from tests.servers import Dovecot, SmtpCapture, user_for, write_desk_config
+from tests.support.servers import Dovecot, SmtpCapture, user_for, write_desk_config
 
 
 def subject(raw: bytes) -> str:

@@ -1,7 +1,7 @@
 """The bundled sample mails (`data/samples/`): one of each kind of mail the desk gets on an
 ordinary day, built the way Japanese mail clients build them, with what mailbot must make of each.
 
-`python -m tests.samples` rewrites `data/samples/`; `tests/test_samples.py` runs the committed
+`python -m tests.support.samples` rewrites `data/samples/`; `tests/test_samples.py` runs the committed
 files through the pipeline and checks every expectation below, so the demo cannot rot.
 """
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tests.forms import operator_form, plant_form, to_bytes
-from tests.jpmail import TOKYO, XLSX, build, encode_jis, encoded_word
+from tests.support.forms import operator_form, plant_form, to_bytes
+from tests.support.jpmail import TOKYO, XLSX, build, encode_jis, encoded_word
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"
 CODE = "code@occto.or.jp"
 LONG = "youryou_rikuase_long@occto.or.jp"
 OPERATORS_CSV = (
