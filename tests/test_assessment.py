@@ -18,7 +18,6 @@ from mailbot.errors import ConfigError
 from mailbot.intake.runner import process_pending
 from mailbot.longterm.assessment import AssessmentError, assess_supply_start
 from mailbot.longterm.market import load_market
-from mailbot.longterm.notices import latest_notice
 from mailbot.longterm.supply_start import issue_supply_start_notice
 from mailbot.outbox.send import flush_outbox, make_sender
 from tests.support.desk import body_text, load_sources, make_desk, outbox, set_now
@@ -217,7 +216,7 @@ def send_notice(ctx: Context) -> dict:
     issue_supply_start_notice(ctx, "L0000000001", 2027, 2030, date(2024, 6, 10))
     set_now(ctx, "2026-11-30T09:00")
     flush_outbox(ctx, make_sender(ctx))
-    notice = latest_notice(ctx.store, "supply_start", "L0000000001")
+    notice = ctx.store.latest_notice("supply_start", "L0000000001")
     assert notice is not None
     return notice
 

@@ -215,3 +215,13 @@ def test_daily_report_once_per_business_day_at_its_time_never_twice_for_one_date
         "【mailbot】未処理案件レポート（2026/11/17）",
         "【mailbot】未処理案件レポート（2026/11/18）",
     ]
+
+
+def test_the_daily_report_mail_tells_staff_how_to_apply_it(desk: Context):
+    """The wording comes from templates/mail/daily_report.txt.j2, like every other mail."""
+    set_now(desk, "2026-11-17T08:40")
+    run_due_jobs(desk)
+    body = body_text(outbox(desk, "daily_report")[0]["raw"])
+    assert "2026/11/17時点の未処理案件レポートをお送りします。" in body
+    assert "`mailbot decisions apply ファイル名` で反映できます" in body
+    assert "添付して本メールに返信していただいても反映され" in body

@@ -23,13 +23,12 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.errors import ConfigError, StoreError
-from mailbot.longterm.roadmap import load_roadmap_rules
 from mailbot.mail.compose import OutgoingAttachment
 from mailbot.outbox.planner import Thread, plan_reply, plan_staff_mail
 from mailbot.outcome import Reply
+from mailbot.procedures import registry
 from mailbot.states import LABELS, Status
 from mailbot.store.registers import operator as find_operator
-from mailbot.store.registers import source as find_source
 from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
@@ -232,7 +231,7 @@ def _last_mail(ctx: Context, case_id: int, kind: str) -> tuple[str, date] | None
 def participant_reminders(ctx: Context, spec: JobSpec, now: datetime) -> None:
     today = _today(ctx, now)
     after = int(spec.options.get("correction_unanswered_business_days", 5))
-    roadmap = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    handlers = registry(ctx)
     for case in ctx.store.cases(open_only=True):
         if case["status"] == Status.NEEDS_CORRECTION:
             last = _last_mail(ctx, case["id"], "correction")
@@ -244,49 +243,12 @@ def participant_reminders(ctx: Context, spec: JobSpec, now: datetime) -> None:
                     window=True,
                 )
                 _remind(ctx, case, f"correction:{last[0]}", reply, now)
-        elif case["status"] == Status.AWAITING_REPLY and case["procedure"] in REMINDED:
-            REMINDED[case["procedure"]](ctx, case, today, now, roadmap)
+        elif case["status"] == Status.AWAITING_REPLY:
+            remind = getattr(handlers.get(case["procedure"]), "reminder", None)
+            found = remind(case, today, ctx) if remind else None
+            if found is not None:
+                _remind(ctx, case, found[0], found[1], now)
 
-
-def _roadmap_reminder(ctx: Context, case: dict, today: date, now: datetime, rules: Any) -> None:
-    deadline_text = case["data"].get("deadline")
-    src = find_source(ctx.store, case.get("source_id") or "")
-    if not deadline_text or src is None:
-        return
-    deadline = date.fromisoformat(deadline_text)
-    left = ctx.calendar.business_days_between(today, deadline)
-    if today > deadline:
-        occasion = f"roadmap:overdue:{deadline_text}"
-    elif left <= rules.reminder_business_days_before_deadline:
-        occasion = f"roadmap:before:{deadline_text}"
-    else:
-        return
-    context = {"source": src, "deadline": deadline, "overdue": today > deadline}
-    reply = Reply("roadmap_reminder", "roadmap_reminder", context, window=True)
-    _remind(ctx, case, occasion, reply, now)
-
-
-def _mismatch_reminder(ctx: Context, case: dict, today: date, now: datetime, rules: Any) -> None:
-    src = find_source(ctx.store, case.get("source_id") or "")
-    if not case.get("due") or src is None:
-        return
-    due = date.fromisoformat(str(case["due"])[:10])
-    if today < due:
-        return
-    asked = _last_mail(ctx, case["id"], "mismatch_inquiry")
-    context = {
-        "source": src,
-        "inquiry": case["data"].get("inquiry", ""),
-        "asked_on": asked[1] if asked else today,
-    }
-    reply = Reply("mismatch_reminder", "mismatch_reminder", context, window=True)
-    _remind(ctx, case, f"mismatch:{case['due']}", reply, now)
-
-
-REMINDED: dict[str, Callable[..., None]] = {
-    "roadmap_revision_reply": _roadmap_reminder,
-    "mismatch_reply": _mismatch_reminder,
-}
 
 JOBS: dict[str, Callable[[Context, JobSpec, datetime], None]] = {
     "daily_report": daily_report,

@@ -2,7 +2,7 @@
 PDF, the notice record objections are matched against, and the mail inside the sending window,
 written by the caller's transaction.
 
-The objection deadline itself is fixed when the mail actually goes out (mailbot/longterm/notices.py).
+The objection deadline itself is fixed when the mail actually goes out (mailbot/outbox/notified.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.longterm.notice_pdf import NoticeDocument, load_operator, render_notice
-from mailbot.longterm.notices import OBJECTION_WINDOW_BUSINESS_DAYS, attach_message, create_notice
 from mailbot.mail.compose import OutgoingAttachment
+from mailbot.outbox.notified import OBJECTION_WINDOW_BUSINESS_DAYS
 from mailbot.outbox.planner import Thread, apply_outcome
 from mailbot.outcome import Outcome, Reply
 from mailbot.states import Status
@@ -138,8 +138,7 @@ def plan_notice(ctx: Context, request: NoticeRequest) -> tuple[int, int]:
             "received_at": now.isoformat(timespec="seconds"),
         },
     )
-    notice_id = create_notice(
-        ctx.store,
+    notice_id = ctx.store.insert_notice(
         kind=request.notice_kind,
         case_id=case_id,
         source_id=source["source_id"],
@@ -149,5 +148,5 @@ def plan_notice(ctx: Context, request: NoticeRequest) -> tuple[int, int]:
         now=now,
     )
     row = ctx.store.latest_outbox(case_id, request.mail_kind)
-    attach_message(ctx.store, notice_id, row["message_id"])
+    ctx.store.attach_notice_message(notice_id, row["message_id"])
     return case_id, notice_id

@@ -8,7 +8,7 @@ Repeating a campaign for the same fiscal year plans nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from mailbot.context import Context
@@ -39,6 +39,33 @@ def _thread(ctx: Context, src: dict[str, Any]) -> Thread:
         recipient=src["contact_email"],
         recipient_name=src.get("contact_person") or "",
         mailbox_address=ctx.address_for(LONG_MAILBOX),
+    )
+
+
+def _open_case(
+    ctx: Context,
+    outcome: Outcome,
+    procedure: str,
+    src: dict[str, Any],
+    subject: str,
+    by: str,
+    now: datetime,
+) -> int:
+    """A case we open by writing first: the source's contact is its participant."""
+    return apply_outcome(
+        ctx,
+        outcome,
+        case_id=None,
+        procedure=procedure,
+        thread=_thread(ctx, src),
+        actor=f"staff:{by}",
+        now=now,
+        new_case_fields={
+            "sender": src["contact_email"],
+            "mailbox": ctx.address_for(LONG_MAILBOX),
+            "subject": subject,
+            "received_at": now.isoformat(timespec="seconds"),
+        },
     )
 
 
@@ -90,20 +117,14 @@ def start_roadmap_campaign(
                     )
                 ],
             )
-            apply_outcome(
+            _open_case(
                 ctx,
                 outcome,
-                case_id=None,
-                procedure="roadmap_revision_reply",
-                thread=_thread(ctx, src),
-                actor=f"staff:{by}",
-                now=now,
-                new_case_fields={
-                    "sender": src["contact_email"],
-                    "mailbox": ctx.address_for(LONG_MAILBOX),
-                    "subject": f"改訂要否の確認 {year}年度 {src['source_id']}",
-                    "received_at": now.isoformat(timespec="seconds"),
-                },
+                "roadmap_revision_reply",
+                src,
+                f"改訂要否の確認 {year}年度 {src['source_id']}",
+                by,
+                now,
             )
             planned += 1
     return CampaignResult(planned, already, skipped)
@@ -144,18 +165,6 @@ def start_mismatch_inquiry(ctx: Context, source_id: str, text: str, by: str = "s
         ],
     )
     with ctx.store.transaction():
-        return apply_outcome(
-            ctx,
-            outcome,
-            case_id=None,
-            procedure="mismatch_reply",
-            thread=_thread(ctx, src),
-            actor=f"staff:{by}",
-            now=now,
-            new_case_fields={
-                "sender": src["contact_email"],
-                "mailbox": ctx.address_for(LONG_MAILBOX),
-                "subject": f"不一致に係る問合せ {source_id}",
-                "received_at": now.isoformat(timespec="seconds"),
-            },
+        return _open_case(
+            ctx, outcome, "mismatch_reply", src, f"不一致に係る問合せ {source_id}", by, now
         )

@@ -2,7 +2,7 @@
 case, record the notice (what objections are matched against), render the PDF and plan the mail
 inside the sending window, all in one transaction.
 
-The objection deadline is set when the mail actually goes out (mailbot/longterm/notices.py).
+The objection deadline is set when the mail actually goes out (mailbot/outbox/notified.py).
 """
 
 from __future__ import annotations

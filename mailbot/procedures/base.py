@@ -1,7 +1,9 @@
 """What a procedure handler is: a pure check of (Mail, what the store knows) → Outcome.
 
 Handlers never write to the store and never send: the pipeline applies an Outcome in one
-transaction (case change, events, planned replies).
+transaction (case change, events, planned replies). A handler whose cases wait for the
+participant may also have `reminder(case, today, ctx) -> (occasion, Reply) | None`, which the
+daily reminder job asks for every case awaiting a reply.
 """
 
 from __future__ import annotations

@@ -137,6 +137,16 @@ def rejection(case: dict[str, Any], reason: str | None) -> Outcome:
     )
 
 
+def refuse_unless_issuing(case: dict[str, Any], action: str, actions: tuple[str, ...]) -> None:
+    """Besides `reject`, a code application knows one decision: issuing, once it is complete."""
+    if action != "issue-code":
+        raise DecisionError(f"{action}: not an action here (use: {', '.join(actions)})")
+    if case["status"] not in (Status.COMPLETE, Status.HELD):
+        raise DecisionError(
+            f"case is {case['status']}: a code is issued only for a complete application"
+        )
+
+
 def code_in_use(ctx: Context, code: str) -> bool:
     return ctx.store.operator_code_exists(fields.normalise_code(code))
 

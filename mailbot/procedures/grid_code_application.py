@@ -193,12 +193,7 @@ class GridCodeApplication:
     ) -> Outcome:
         if action == "reject":
             return forms.rejection(case, reason)
-        if action != "issue-code":
-            raise DecisionError(f"{action}: not an action here (use: {', '.join(self.actions)})")
-        if case["status"] not in (Status.COMPLETE, Status.HELD):
-            raise DecisionError(
-                f"case is {case['status']}: a code is issued only for a complete application"
-            )
+        forms.refuse_unless_issuing(case, action, self.actions)
         plant = case["data"].get("plant_name")
         code = case.get("operator_code")
         if not plant or not code:

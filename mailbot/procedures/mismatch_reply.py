@@ -3,11 +3,12 @@ thread (In-Reply-To/References or the case number in the subject). Pure check.""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from mailbot.context import Context
 from mailbot.errors import DecisionError
-from mailbot.outcome import Incoming, Outcome, Problem
+from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import own_text, sender_belongs
 from mailbot.states import Status
@@ -50,6 +51,23 @@ class MismatchReply:
             operator_code=case.get("operator_code"),
         )
         return outcome
+
+    def reminder(self, case: dict[str, Any], today: date, ctx: Context) -> tuple[str, Reply] | None:
+        """Once the answer is overdue: the inquiry again, with the day we asked."""
+        src = find_source(ctx.store, case.get("source_id") or "")
+        if not case.get("due") or src is None:
+            return None
+        due = date.fromisoformat(str(case["due"])[:10])
+        if today < due:
+            return None
+        asked = ctx.store.last_mail_of_kind(case["id"], "mismatch_inquiry")
+        context = {
+            "source": src,
+            "inquiry": case["data"].get("inquiry", ""),
+            "asked_on": datetime.fromisoformat(asked[1]).date() if asked else today,
+        }
+        reply = Reply("mismatch_reminder", "mismatch_reminder", context, window=True)
+        return f"mismatch:{case['due']}", reply
 
     def decide(
         self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context

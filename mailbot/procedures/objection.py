@@ -15,7 +15,6 @@ from mailbot.context import Context
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.bodyfields import BodyField, extract, load_body_fields
-from mailbot.longterm.notices import latest_notice
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import own_text, sender_belongs
@@ -157,7 +156,7 @@ class Objection:
             )
         source_id = (values.get("source_id") or "").strip()
         data: dict[str, Any] = {"objection": values, "notice_kind": self.notice_kind}
-        notice = latest_notice(ctx.store, self.notice_kind, source_id) if source_id else None
+        notice = ctx.store.latest_notice(self.notice_kind, source_id) if source_id else None
         if source_id and (notice is None or notice["operator_code"] != code):
             problems.append(
                 Problem(

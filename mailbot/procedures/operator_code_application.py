@@ -179,12 +179,7 @@ class OperatorCodeApplication:
     ) -> Outcome:
         if action == "reject":
             return forms.rejection(case, reason)
-        if action != "issue-code":
-            raise DecisionError(f"{action}: not an action here (use: {', '.join(self.actions)})")
-        if case["status"] not in (Status.COMPLETE, Status.HELD):
-            raise DecisionError(
-                f"case is {case['status']}: a code is issued only for a complete application"
-            )
+        forms.refuse_unless_issuing(case, action, self.actions)
         code = fields.normalise_code(arg or forms.next_free_code(ctx))
         if not fields.is_operator_code(code):
             raise DecisionError(

@@ -9,6 +9,7 @@ Pure check; never writes or sends. The campaign that asks the question is `mailb
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from mailbot.context import Context
@@ -217,6 +218,26 @@ class RoadmapRevisionReply:
         if failure:
             return [*problems, Problem("添付ファイル", failure.message)]
         return problems + sheet_problems(rules, grids)
+
+    def reminder(self, case: dict[str, Any], today: date, ctx: Context) -> tuple[str, Reply] | None:
+        """While the answer is awaited: once shortly before the campaign deadline
+        (`reminder_business_days_before_deadline`, rules/roadmap.toml) and once after it.
+        Returns the occasion (reminded once each) and the mail."""
+        deadline_text = case["data"].get("deadline")
+        src = find_source(ctx.store, case.get("source_id") or "")
+        if not deadline_text or src is None:
+            return None
+        rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+        deadline = date.fromisoformat(deadline_text)
+        left = ctx.calendar.business_days_between(today, deadline)
+        if today > deadline:
+            occasion = f"roadmap:overdue:{deadline_text}"
+        elif left <= rules.reminder_business_days_before_deadline:
+            occasion = f"roadmap:before:{deadline_text}"
+        else:
+            return None
+        context = {"source": src, "deadline": deadline, "overdue": today > deadline}
+        return occasion, Reply("roadmap_reminder", "roadmap_reminder", context, window=True)
 
     def decide(
         self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
