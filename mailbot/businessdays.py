@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from mailbot.errors import ConfigError
+from mailbot.rulefile import RulesFile
 
 
 def _month_day(text: str) -> tuple[int, int]:
@@ -150,3 +151,6 @@ def load_calendar(path: Path) -> BusinessCalendar:
     if calendar.window.start >= calendar.window.end:
         raise ConfigError(str(path), "sending_window start must be before end")
     return calendar
+
+
+CALENDAR_RULES = RulesFile("calendar.toml", load_calendar, has_defaults=True)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cached_property
 
-from mailbot.businessdays import BusinessCalendar, load_calendar
+from mailbot.businessdays import CALENDAR_RULES, BusinessCalendar
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import ConfigError
@@ -54,9 +53,9 @@ class Context:
     def now(self) -> datetime:
         return self.clock.now()
 
-    @cached_property
+    @property
     def calendar(self) -> BusinessCalendar:
-        return load_calendar(self.config.rules_dir / "calendar.toml")
+        return CALENDAR_RULES.load(self.config.rules_dir)
 
     def business_days_after(self, start: date, days: int) -> date:
         return self.calendar.add_business_days(start, days)

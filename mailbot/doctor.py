@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 
 from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig
 from mailbot.context import Context
 from mailbot.errors import MailbotError
+from mailbot.rulefile import RulesFile
 from mailbot.store.health import Health, backup_checked, read_health
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -38,72 +40,70 @@ class Check:
     detail: str
 
 
+class _Warning(Exception):
+    """A check that passes but wants the operator's eye (a warn row)."""
+
+
 def _row(name: str, check: Callable[[], str]) -> Check:
     try:
         return Check(name, OK, check())
+    except _Warning as warning:
+        return Check(name, WARN, str(warning))
     except (MailbotError, OSError) as exc:
         return Check(name, FAIL, " ".join(str(exc).split()))
 
 
-def _loads(load: Callable[[], object]) -> str:
-    load()
-    return "loads"
+def rules_files() -> tuple[RulesFile[Any], ...]:
+    """Every file of rules/, each with its one loader: the registry doctor checks and
+    tests/test_rulefile.py holds against the shipped folder."""
+    from mailbot.businessdays import CALENDAR_RULES
+    from mailbot.desk.jobs import SCHEDULE_RULES
+    from mailbot.forms.bodyfields import BODY_FIELDS
+    from mailbot.forms.workbook import FORM_RULES
+    from mailbot.longterm.market import MARKET_RULES
+    from mailbot.longterm.notice_pdf import OPERATOR_RULES
+    from mailbot.longterm.roadmap import ROADMAP_RULES
+    from mailbot.mail.trust import TRUST_RULES
+    from mailbot.procedures.licenses import LICENSE_RULES
+    from mailbot.routing import ROUTING_RULES
+
+    return (
+        CALENDAR_RULES,
+        ROUTING_RULES,
+        FORM_RULES,
+        LICENSE_RULES,
+        BODY_FIELDS,
+        ROADMAP_RULES,
+        SCHEDULE_RULES,
+        TRUST_RULES,
+        MARKET_RULES,
+        OPERATOR_RULES,
+    )
 
 
 def _rules(config: Config) -> list[Check]:
-    from mailbot.businessdays import load_calendar
-    from mailbot.desk.jobs import load_schedule
-    from mailbot.forms.bodyfields import load_body_fields
-    from mailbot.forms.workbook import load_form_rules
-    from mailbot.longterm.market import load_market
-    from mailbot.longterm.notice_pdf import _register_font, load_operator
-    from mailbot.longterm.roadmap import load_roadmap_rules
-    from mailbot.mail.trust import load_trust_rules
-    from mailbot.procedures.licenses import load_license_table
-    from mailbot.routing import load_routing
+    from mailbot.longterm.notice_pdf import load_operator, register_font
 
     rules = config.rules_dir
-
-    def present(name: str, load: Callable[[], object]) -> Callable[[], object]:
-        """Without its file the calendar and the trust rules fall back to defaults at run
-        time; doctor still says the deployment's own copy is missing."""
-
-        def check() -> object:
-            if not (rules / name).is_file():
-                raise MailbotError(f"{rules / name}: not found (check [paths] rules)")
-            return load()
-
-        return check
-
-    loaders: dict[str, Callable[[], object]] = {
-        "calendar.toml": present("calendar.toml", lambda: load_calendar(rules / "calendar.toml")),
-        "procedures.toml": lambda: load_routing(rules),
-        "forms.toml": lambda: load_form_rules(rules / "forms.toml"),
-        "licenses.toml": lambda: load_license_table(rules / "licenses.toml"),
-        "body_fields.toml": lambda: load_body_fields(rules / "body_fields.toml"),
-        "roadmap.toml": lambda: load_roadmap_rules(rules / "roadmap.toml"),
-        "schedule.toml": lambda: load_schedule(rules / "schedule.toml"),
-        "trust.toml": present("trust.toml", lambda: load_trust_rules(rules)),
-    }
-    out = [_row(f"rules/{name}", partial(_loads, load)) for name, load in loaders.items()]
-    try:
-        market = load_market(rules / "market.toml")
-        status = WARN if market.example else OK
-        detail = "EXAMPLE values (example = true): replace before real assessments"
-        out.append(Check("rules/market.toml", status, detail if market.example else "loads"))
-    except MailbotError as exc:
-        out.append(Check("rules/market.toml", FAIL, str(exc)))
+    out = []
+    for rules_file in rules_files():
+        out.append(_row(f"rules/{rules_file.name}", partial(_rules_file, rules_file, rules)))
     address = next(
         (b.address for b in config.mailboxes if b.local_part == "youryou_rikuase_long"),
         f"youryou_rikuase_long@{config.message_id_domain}",
     )
-    out.append(
-        _row(
-            "notice font",
-            lambda: _register_font(load_operator(rules / "operator.toml", address).fonts),
-        )
-    )
+    out.append(_row("notice font", lambda: register_font(load_operator(rules, address).fonts)))
     return out
+
+
+def _rules_file(rules_file: RulesFile[Any], rules: Path) -> str:
+    if rules_file.may_be_missing() and not (rules / rules_file.name).is_file():
+        # the run falls back to defaults; doctor still says the deployment's copy is missing
+        raise MailbotError(f"{rules / rules_file.name}: not found (check [paths] rules)")
+    loaded = rules_file.load(rules)
+    if getattr(loaded, "example", False):
+        raise _Warning("EXAMPLE values (example = true): replace before real assessments")
+    return "loads"
 
 
 def _templates(config: Config) -> Check:

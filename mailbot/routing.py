@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.errors import ConfigError
+from mailbot.rulefile import RulesFile
 from mailbot.text import fold
 
 CODE_PLACEHOLDER = "{事業者コード}"
@@ -60,7 +61,10 @@ def _compile(subject: str) -> re.Pattern[str]:
 
 
 def load_routing(rules_dir: Path) -> Routing:
-    path = rules_dir / "procedures.toml"
+    return ROUTING_RULES.load(rules_dir)
+
+
+def _parse_routing(path: Path) -> Routing:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -102,6 +106,8 @@ def load_routing(rules_dir: Path) -> Routing:
         guidance_per_sender_per_day=int(unrecognized.get("guidance_per_sender_per_day", 1)),
     )
 
+
+ROUTING_RULES = RulesFile("procedures.toml", _parse_routing)
 
 UNRECOGNIZED = "unrecognized"
 

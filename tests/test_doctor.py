@@ -12,6 +12,7 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.config import TEMPLATES_DIR
+from mailbot.doctor import rules_files
 from tests.support.samples import SAMPLES_DIR
 from tests.support.servers import Dovecot, SmtpCapture, write_desk_config
 
@@ -168,7 +169,8 @@ def test_a_wrong_rules_path_fails_each_rules_row_and_the_rest_still_runs(tmp_pat
     assert main(["--config", cfg, "doctor", "--offline"]) == 1
     rows = doctor_rows(capsys.readouterr().out)
     rules_rows = {name: row for name, row in rows.items() if name.startswith("rules/")}
-    assert len(rules_rows) == 9 and all(status == "FAIL" for status, _ in rules_rows.values())
+    assert len(rules_rows) == len(rules_files()) == 10
+    assert all(status == "FAIL" for status, _ in rules_rows.values())
     assert "rulez/calendar.toml: not found" in rules_rows["rules/calendar.toml"][1]
     assert rows["templates"][0] == "ok"
     assert main(["--config", cfg, "cases"]) == 3  # every other command stops in one line

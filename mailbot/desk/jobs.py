@@ -27,6 +27,7 @@ from mailbot.mail.compose import OutgoingAttachment
 from mailbot.outbox.planner import Thread, plan_reply, plan_staff_mail
 from mailbot.outcome import Reply
 from mailbot.procedures import registry
+from mailbot.rulefile import RulesFile
 from mailbot.states import LABELS, Status
 from mailbot.store.registers import operator as find_operator
 from mailbot.text import format_case_number
@@ -99,7 +100,7 @@ def due_jobs(ctx: Context, specs: list[JobSpec], now: datetime) -> list[JobSpec]
 
 def run_due_jobs(ctx: Context) -> list[str]:
     """Run each job whose latest occurrence has not run yet; returns the names that ran."""
-    specs = load_schedule(ctx.config.rules_dir / "schedule.toml")
+    specs = SCHEDULE_RULES.load(ctx.config.rules_dir)
     now = ctx.now()
     ran = []
     for spec in due_jobs(ctx, specs, now):
@@ -255,3 +256,6 @@ JOBS: dict[str, Callable[[Context, JobSpec, datetime], None]] = {
     "staff_digest": staff_digest,
     "participant_reminders": participant_reminders,
 }
+
+
+SCHEDULE_RULES = RulesFile("schedule.toml", load_schedule)

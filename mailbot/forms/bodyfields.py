@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.errors import ConfigError
-from mailbot.rulefile import reread_on_change
+from mailbot.rulefile import RulesFile
 from mailbot.text import nfkc
 
 _MARKERS = "■□◆◇●○・･-*•＊※>"
@@ -37,7 +37,6 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", nfkc(text))
 
 
-@reread_on_change
 def load_body_fields(path: Path) -> dict[str, tuple[BodyField, ...]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -129,3 +128,6 @@ def mentions(text: str, phrase: str) -> bool:
     """Whether the body says `phrase`, ignoring width, spaces and quoted lines."""
     body = "\n".join(ln for ln in text.split("\n") if not ln.lstrip().startswith(">"))
     return _squash(phrase) in _squash(body)
+
+
+BODY_FIELDS = RulesFile("body_fields.toml", load_body_fields)

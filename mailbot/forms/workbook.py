@@ -36,7 +36,7 @@ from python_calamine import CalamineWorkbook
 
 from mailbot.errors import ConfigError
 from mailbot.forms import fields
-from mailbot.rulefile import reread_on_change
+from mailbot.rulefile import RulesFile
 from mailbot.text import single_line
 
 log = logging.getLogger(__name__)
@@ -862,7 +862,6 @@ def _form_rule(form_id: str, raw: object, where: str) -> FormRule:
     return FormRule(form_id, name, _strings(raw.get("aliases", []), f"{where}.aliases"), rules)
 
 
-@reread_on_change
 def load_form_rules(path: Path) -> FormRules:
     """Read and check `rules/forms.toml`; a mistake names the file and the key."""
     try:
@@ -904,3 +903,6 @@ def read_form_fields(
         elif rule.kind == AREAS:
             values[rule.label] = marked_areas(result.grid, spot)
     return FormValues(values, result.missing, result.problems, result.grid, result.spots)
+
+
+FORM_RULES = RulesFile("forms.toml", load_form_rules)

@@ -167,10 +167,10 @@ def start_scheduler(ctx: Context, wake: threading.Event, tick: float) -> Backgro
     """APScheduler only wakes the main loop at each job's time (and every `tick` for the outbox
     and retries); the main thread does the work and SQLite decides what is due, so a job fired
     twice or late changes nothing."""
-    from mailbot.desk.jobs import load_schedule
+    from mailbot.desk.jobs import SCHEDULE_RULES
 
     scheduler = BackgroundScheduler(timezone=ctx.calendar.tz)
-    for spec in load_schedule(ctx.config.rules_dir / "schedule.toml"):
+    for spec in SCHEDULE_RULES.load(ctx.config.rules_dir):
         scheduler.add_job(
             wake.set,
             CronTrigger(hour=spec.at.hour, minute=spec.at.minute, timezone=ctx.calendar.tz),

@@ -11,7 +11,7 @@ from typing import Any
 
 from mailbot.errors import ConfigError
 from mailbot.forms.fields import AREAS
-from mailbot.rulefile import reread_on_change
+from mailbot.rulefile import RulesFile
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,6 @@ def _day(value: Any, key: str) -> date:
         raise ConfigError(key, f"{value!r} is not a date (YYYY-MM-DD)") from exc
 
 
-@reread_on_change
 def load_market(path: Path) -> Market:
     where = str(path)
     try:
@@ -110,3 +109,6 @@ def load_market(path: Path) -> Market:
             raise ConfigError(f"{key}.prices", "prices must be positive (円/kW)")
         years[year] = entry
     return Market(example=bool(data.get("example", False)), long_term_rounds=rounds, years=years)
+
+
+MARKET_RULES = RulesFile("market.toml", load_market)

@@ -77,7 +77,7 @@ def plan_notice(ctx: Context, request: NoticeRequest) -> tuple[int, int]:
     now = ctx.now()
     source = request.source
     address = ctx.address_for(LONG_MAILBOX)
-    operator_block = load_operator(ctx.config.rules_dir / "operator.toml", address)
+    operator_block = load_operator(ctx.config.rules_dir, address)
     doc = request.document
     pdf = render_notice(doc, operator_block)
     reply = Reply(

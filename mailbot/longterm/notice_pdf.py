@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -21,6 +21,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from mailbot.errors import ConfigError
+from mailbot.rulefile import RulesFile
 
 FONT = "MailbotJapanese"
 
@@ -36,7 +37,13 @@ class OperatorBlock:
     fonts: tuple[str, ...]
 
 
-def load_operator(path: Path, default_email: str) -> OperatorBlock:
+def load_operator(rules_dir: Path, default_email: str) -> OperatorBlock:
+    """The operator's block of rules/operator.toml; its mail address defaults to the desk's."""
+    block = OPERATOR_RULES.load(rules_dir)
+    return block if block.email else replace(block, email=default_email)
+
+
+def _parse_operator(path: Path) -> OperatorBlock:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         op = data["operator"]
@@ -46,7 +53,7 @@ def load_operator(path: Path, default_email: str) -> OperatorBlock:
             address=op["address"],
             department=op["department"],
             phone=op["phone"],
-            email=op.get("email") or default_email,
+            email=op.get("email") or "",
             fonts=tuple(data.get("notice", {}).get("fonts", [])),
         )
     except OSError as exc:
@@ -55,8 +62,11 @@ def load_operator(path: Path, default_email: str) -> OperatorBlock:
         raise ConfigError(str(path), f"missing or malformed: {exc}") from exc
 
 
+OPERATOR_RULES = RulesFile("operator.toml", _parse_operator)
+
+
 @cache
-def _register_font(candidates: tuple[str, ...]) -> str:
+def register_font(candidates: tuple[str, ...]) -> str:
     for candidate in candidates:
         if Path(candidate).is_file():
             pdfmetrics.registerFont(TTFont(FONT, candidate))
@@ -114,7 +124,7 @@ def _grid(rows: list[list[str]], widths: list[float]) -> Table:
 
 
 def render_notice(doc: NoticeDocument, operator: OperatorBlock) -> bytes:
-    _register_font(operator.fonts)
+    register_font(operator.fonts)
     s = _styles()
     out = io.BytesIO()
     pdf = SimpleDocTemplate(

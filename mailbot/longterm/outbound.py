@@ -13,7 +13,7 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.errors import MailbotError
-from mailbot.longterm.roadmap import expected_file_name, load_roadmap_rules
+from mailbot.longterm.roadmap import ROADMAP_RULES, expected_file_name
 from mailbot.outbox.planner import Thread, apply_outcome
 from mailbot.outcome import Outcome, Reply
 from mailbot.states import Status
@@ -79,7 +79,7 @@ def start_roadmap_campaign(
 ) -> CampaignResult:
     now = ctx.now()
     year = year or fiscal_year(now.date())
-    rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    rules = ROADMAP_RULES.load(ctx.config.rules_dir)
     planned = already = 0
     skipped: list[str] = []
     with ctx.store.transaction():
@@ -145,7 +145,7 @@ def start_mismatch_inquiry(ctx: Context, source_id: str, text: str, by: str = "s
         )
     if not text.strip():
         raise MailbotError("the inquiry needs --text: what does not match")
-    rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    rules = ROADMAP_RULES.load(ctx.config.rules_dir)
     now = ctx.now()
     due = ctx.business_days_after(now.date(), rules.mismatch_reminder_business_days)
     outcome = Outcome(

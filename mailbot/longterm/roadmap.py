@@ -14,7 +14,7 @@ from pathlib import Path
 from mailbot.errors import ConfigError
 from mailbot.forms.workbook import Grid, label_key, label_stem
 from mailbot.outcome import Problem
-from mailbot.rulefile import reread_on_change
+from mailbot.rulefile import RulesFile
 from mailbot.text import nfkc
 
 FILE_LABEL = "改訂後の脱炭素化ロードマップ"
@@ -41,7 +41,6 @@ class RoadmapRules:
     mismatch_reminder_business_days: int
 
 
-@reread_on_change
 def load_roadmap_rules(path: Path) -> RoadmapRules:
     try:
         d = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -230,3 +229,6 @@ def _row_text(grid: Grid, heading: str) -> str:
         if r >= start and not str(v).lstrip().startswith(("注", "注)"))
     ]
     return nfkc("".join(parts))
+
+
+ROADMAP_RULES = RulesFile("roadmap.toml", load_roadmap_rules)

@@ -20,7 +20,7 @@ from mailbot.longterm.notice_mail import (
     source_rows,
 )
 from mailbot.longterm.notice_pdf import NoticeDocument
-from mailbot.longterm.roadmap import expected_file_name, load_roadmap_rules
+from mailbot.longterm.roadmap import ROADMAP_RULES, expected_file_name
 from mailbot.states import Status
 from mailbot.store.registers import source as find_source
 from mailbot.text import format_case_number
@@ -113,7 +113,7 @@ def issue_roadmap_notice(
 
 def _latest_file_name(ctx: Context, source: dict[str, Any], case: dict[str, Any]) -> str:
     """The name 表3-4 gives the latest roadmap: L{応札年度}_{事業者コード}_{電源等の名称}_D3_R{n}."""
-    rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+    rules = ROADMAP_RULES.load(ctx.config.rules_dir)
     return expected_file_name(
         rules,
         int(source.get("auction_year") or 0),

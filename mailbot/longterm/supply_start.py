@@ -14,7 +14,7 @@ from typing import Any
 
 from mailbot.context import Context
 from mailbot.longterm.assessment import AssessmentError, SupplyStartAssessment, assess_supply_start
-from mailbot.longterm.market import load_market
+from mailbot.longterm.market import MARKET_RULES
 from mailbot.longterm.notice_mail import (
     NOTES,
     NoticeRequest,
@@ -101,7 +101,7 @@ def issue_supply_start_notice(
     source = find_source(ctx.store, source_id)
     if source is None:
         raise AssessmentError(f"電源等識別番号 {source_id} is not in the sources register")
-    market = load_market(ctx.config.rules_dir / "market.toml")
+    market = MARKET_RULES.load(ctx.config.rules_dir)
     assessment = assess_supply_start(market, source, from_fy, to_fy, changed_on, replaced_kw)
     if market.example:
         log.warning("rules/market.toml carries example values: replace them before real use")

@@ -14,10 +14,8 @@ from pathlib import Path
 
 from mailbot.config import RULES_DIR
 from mailbot.errors import ConfigError
-from mailbot.rulefile import reread_on_change
+from mailbot.rulefile import RulesFile
 from mailbot.text import nfkc
-
-TRUST_FILE = "trust.toml"
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,6 @@ def _patterns(raw: object, where: str) -> tuple[re.Pattern[str], ...]:
         raise ConfigError(where, f"not a regular expression: {exc}") from exc
 
 
-@reread_on_change
 def _load(path: Path) -> TrustRules:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -84,5 +81,7 @@ def _load(path: Path) -> TrustRules:
 def load_trust_rules(rules_dir: Path) -> TrustRules:
     """The deployment's trust.toml, or the shipped one when its rules folder has none (a
     deployment made before this file existed keeps these defences)."""
-    path = rules_dir / TRUST_FILE
-    return _load(path if path.exists() else RULES_DIR / TRUST_FILE)
+    return TRUST_RULES.load(rules_dir)
+
+
+TRUST_RULES = RulesFile("trust.toml", _load, fallback=RULES_DIR)

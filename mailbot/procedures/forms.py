@@ -13,8 +13,8 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
+from mailbot.forms.workbook import FORM_RULES, read_form_fields
 from mailbot.forms.workbook import Limits as WorkbookLimits
-from mailbot.forms.workbook import load_form_rules, read_form_fields
 from mailbot.mail import Mail
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures.common import pick_form
@@ -198,7 +198,7 @@ def read_form(
     and about required fields left empty or missing from the sheet; what a filled-in value
     must look like is for the procedure to say.
     """
-    form = load_form_rules(ctx.config.rules_dir / "forms.toml")[form_id]
+    form = FORM_RULES.load(ctx.config.rules_dir)[form_id]
     attachment = pick_form(mail, form.names)
     if attachment is None:
         return (

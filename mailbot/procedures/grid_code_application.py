@@ -16,7 +16,7 @@ from mailbot.forms import fields
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import attachment_names, own_text, sender_belongs
-from mailbot.procedures.licenses import load_license_table
+from mailbot.procedures.licenses import LICENSE_RULES
 from mailbot.procedures.operator_code_application import body_problems
 from mailbot.states import Status
 from mailbot.store.registers import operator
@@ -149,7 +149,7 @@ class GridCodeApplication:
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         problems, category = body_problems(own_text(mail), STATEMENT)
-        table = load_license_table(ctx.config.rules_dir / "licenses.toml")
+        table = LICENSE_RULES.load(ctx.config.rules_dir)
         if category and category not in table.grid_code_needed:
             return Outcome(
                 status=Status.CLOSED,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mailbot.errors import ConfigError
 from mailbot.forms.fields import DEMAND_RESPONSE, license_category
-from mailbot.rulefile import reread_on_change
+from mailbot.rulefile import RulesFile
 
 GENERATION_OR_RETAIL = frozenset({"発電", "小売"})
 
@@ -29,7 +29,6 @@ class LicenseVerdict:
     serving_code: str | None
 
 
-@reread_on_change
 def load_license_table(path: Path) -> LicenseTable:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -70,3 +69,6 @@ def verdict(
     if len(by_kind) == 1:
         return LicenseVerdict(row[next(iter(by_kind))], None)
     return LicenseVerdict(row["none"], None)
+
+
+LICENSE_RULES = RulesFile("licenses.toml", load_license_table)

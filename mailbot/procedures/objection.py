@@ -14,7 +14,7 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
-from mailbot.forms.bodyfields import BodyField, extract, load_body_fields
+from mailbot.forms.bodyfields import BODY_FIELDS, BodyField, extract
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import own_text, sender_belongs
@@ -35,7 +35,7 @@ REQUIRED = (
 
 
 def objection_fields(ctx: Context) -> tuple[BodyField, ...]:
-    return load_body_fields(ctx.config.rules_dir / "body_fields.toml")["objection"]
+    return BODY_FIELDS.load(ctx.config.rules_dir)["objection"]
 
 
 FIRST_LONG_TERM_AUCTION_FY = 2023

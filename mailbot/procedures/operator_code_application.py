@@ -16,7 +16,7 @@ from mailbot.mail.trust import load_trust_rules
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
-from mailbot.procedures.licenses import DEMAND_RESPONSE, load_license_table, verdict
+from mailbot.procedures.licenses import DEMAND_RESPONSE, LICENSE_RULES, verdict
 from mailbot.states import Status
 from mailbot.store.registers import operators_for_sender, operators_named
 
@@ -121,7 +121,7 @@ class OperatorCodeApplication:
         if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
             return forms.stranger_held(case, mail.from_addr, problems=problems, data=data)
         if category and values:
-            table = load_license_table(ctx.config.rules_dir / "licenses.toml")
+            table = LICENSE_RULES.load(ctx.config.rules_dir)
             held = self._held_codes(ctx, mail, values)
             decision = verdict(table, category, [(op["code"], op["licenses"]) for op in held])
             if decision.serving_code:

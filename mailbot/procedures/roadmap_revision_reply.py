@@ -15,9 +15,9 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
-from mailbot.forms.bodyfields import extract, load_body_fields, mentions
+from mailbot.forms.bodyfields import BODY_FIELDS, extract, mentions
 from mailbot.forms.workbook import Limits, inspect, load_grids
-from mailbot.longterm.roadmap import file_name_problems, load_roadmap_rules, sheet_problems
+from mailbot.longterm.roadmap import ROADMAP_RULES, file_name_problems, sheet_problems
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import own_text, sender_belongs, spreadsheets
@@ -47,8 +47,8 @@ class RoadmapRevisionReply:
 
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
-        rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
-        spec = load_body_fields(ctx.config.rules_dir / "body_fields.toml")["roadmap_reply"]
+        rules = ROADMAP_RULES.load(ctx.config.rules_dir)
+        spec = BODY_FIELDS.load(ctx.config.rules_dir)["roadmap_reply"]
         labels = {f.key: f.label for f in spec}
         text = own_text(mail)
         values = extract(text, spec)
@@ -227,7 +227,7 @@ class RoadmapRevisionReply:
         src = find_source(ctx.store, case.get("source_id") or "")
         if not deadline_text or src is None:
             return None
-        rules = load_roadmap_rules(ctx.config.rules_dir / "roadmap.toml")
+        rules = ROADMAP_RULES.load(ctx.config.rules_dir)
         deadline = date.fromisoformat(deadline_text)
         left = ctx.calendar.business_days_between(today, deadline)
         if today > deadline:
