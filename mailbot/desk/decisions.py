@@ -76,7 +76,7 @@ def decide(
                 f"{format_case_number(case_id)} changed since the report was made"
                 f" (version {expected_version} → {case['version']}): not applied"
             )
-        handler = registry(ctx).get(case["procedure"])
+        handler = registry().get(case["procedure"])
         if handler is None:
             raise DecisionError(f"no decisions for procedure {case['procedure']}")
         action = action_id(action)

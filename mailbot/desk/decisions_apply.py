@@ -165,7 +165,7 @@ def _undecidable(ctx: Context, case_id: int, action: str, version: int, comment:
             f"{format_case_number(case_id)} changed since the report was made"
             f" (version {version} → {case['version']}): not applied"
         )
-    handler = registry(ctx).get(case["procedure"])
+    handler = registry().get(case["procedure"])
     actions = tuple(handler.actions) if handler else ()
     if action_id(action) not in actions:
         offered = "、".join(action_label(a) for a in actions) or "なし"

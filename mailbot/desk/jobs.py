@@ -232,7 +232,7 @@ def _last_mail(ctx: Context, case_id: int, kind: str) -> tuple[str, date] | None
 def participant_reminders(ctx: Context, spec: JobSpec, now: datetime) -> None:
     today = _today(ctx, now)
     after = int(spec.options.get("correction_unanswered_business_days", 5))
-    handlers = registry(ctx)
+    handlers = registry()
     for case in ctx.store.cases(open_only=True):
         if case["status"] == Status.NEEDS_CORRECTION:
             last = _last_mail(ctx, case["id"], "correction")

@@ -130,7 +130,7 @@ def _local(text: str | None, ctx: Context) -> datetime | None:
 def build_report(ctx: Context) -> Report:
     now = ctx.now().astimezone(ctx.calendar.tz)
     today = now.date()
-    handlers = registry(ctx)
+    handlers = registry()
     rows = []
     days_left = functools.cache(lambda due: ctx.calendar.business_days_between(today, due))
     for case in ctx.store.cases(open_only=True):

@@ -242,7 +242,7 @@ def _process(ctx: Context, stored: StoredMessage) -> Result:
             return Result(stored.key, "held" if held_for_staff else "ignored", robot, case_id)
 
         classification = classify(ctx.routing, mail.subject, local, thread_hit)
-        handler = registry(ctx)[classification.procedure]
+        handler = registry()[classification.procedure]
         case = store.case(classification.case_id) if classification.case_id else None
         incoming = Incoming(
             mail=mail,

@@ -1,13 +1,12 @@
-"""The handler table: procedure id (SPEC §1) → handler, built per run and kept on the Context."""
+"""The handler table: procedure id (SPEC §1) → handler, built once per process, read-only."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from mailbot.procedures.base import Procedure
-
-if TYPE_CHECKING:
-    from mailbot.context import Context
 
 
 def build_registry() -> dict[str, Procedure]:
@@ -35,9 +34,8 @@ def build_registry() -> dict[str, Procedure]:
     return {h.id: h for h in handlers}
 
 
-def registry(ctx: Context) -> dict[str, Procedure]:
-    table = ctx.__dict__.get("_registry")
-    if table is None:
-        table = build_registry()
-        ctx.__dict__["_registry"] = table
-    return table
+@functools.cache
+def registry() -> Mapping[str, Procedure]:
+    """Built once per process and read-only: handlers are stateless code, the same for every
+    run and every Context, so nothing is kept on the Context."""
+    return MappingProxyType(build_registry())

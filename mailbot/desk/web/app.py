@@ -231,7 +231,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
                 "show": show,
             },
             statuses=[(s.value, LABELS[s]) for s in Status],
-            procedures=[(pid, c.routing.name_of(pid)) for pid in sorted(registry(c))],
+            procedures=[(pid, c.routing.name_of(pid)) for pid in sorted(registry())],
             staff=c.store.staff_list(),
         )
 
@@ -265,7 +265,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         case = c.store.case(case_id)
         if case is None:
             raise NotFound()
-        handler = registry(c).get(case["procedure"])
+        handler = registry().get(case["procedure"])
         actions = tuple(handler.actions) if handler and Status(case["status"]) in OPEN else ()
         row = _queue_row(c, case)
         accounts = c.store.staff_list()
