@@ -15,13 +15,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import date
-from email.parser import BytesHeaderParser
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
 from mailbot.clock import Clock
-from mailbot.config import Config, load_config
+from mailbot.config import load_config
 from mailbot.console import print_table
 from mailbot.context import Context
 from mailbot.desk.decisions import decide, staff_name
@@ -40,6 +38,7 @@ from mailbot.errors import (
     SendError,
     StoreError,
 )
+from mailbot.intake.ingest import addressed_mailbox, store_raw_files
 from mailbot.intake.mailboxes.maildir import deliver
 from mailbot.intake.readout import as_text, read_out
 from mailbot.intake.runner import process_pending, run_forever, run_once
@@ -91,17 +90,6 @@ def _context(args: argparse.Namespace) -> Context:
     return Context.open(config, Clock.from_option(args.now))
 
 
-def _addressed_mailbox(config: Config, raw: bytes) -> str:
-    """The configured mailbox a raw message was sent to (To, then Cc), else the first one."""
-    headers = BytesHeaderParser().parsebytes(raw[:65536])
-    for header in ("To", "Cc", "Delivered-To"):
-        for _name, addr in getaddresses([str(v) for v in headers.get_all(header, [])]):
-            box = config.mailbox_for(addr)
-            if box:
-                return box.address
-    return config.mailboxes[0].address
-
-
 def case_json(case: dict[str, Any]) -> dict[str, Any]:
     out = {key: case.get(key) for key in CASE_FIELDS}
     out["number"] = format_case_number(case["id"])
@@ -130,11 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
-        for name in args.files:
-            raw = Path(name).read_bytes()
-            mailbox = _addressed_mailbox(ctx.config, raw)
-            key = f"ingest:{hashlib.sha256(raw).hexdigest()}"
-            ctx.store.save_raw(mailbox, [(key, raw)], ctx.now())
+        store_raw_files(ctx, (Path(name).read_bytes() for name in args.files))
         results = process_pending(ctx)
         sent, deferred = flush_outbox(ctx, make_sender(ctx))
     for result in results:
@@ -154,7 +138,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
         raise UsageError("deliver: give FILE.eml … or --samples")
     for name in files:
         raw = Path(name).read_bytes()
-        box = config.mailbox_for(_addressed_mailbox(config, raw))
+        box = config.mailbox_for(addressed_mailbox(config, raw))
         if box is None or box.backend != "maildir" or box.path is None:
             raise MailbotError(f"{name}: its mailbox is not a Maildir in this configuration")
         unique = f"{hashlib.sha256(raw).hexdigest()[:24]}.{Path(name).stem}"
@@ -456,7 +440,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     """What the pipeline reads from one raw mail (SPEC §9), without storing it."""
     config = load_config(args.config)
     raw = Path(args.file).read_bytes()
-    found = read_out(raw, config, _addressed_mailbox(config, raw), Clock.from_option(args.now))
+    found = read_out(raw, config, addressed_mailbox(config, raw), Clock.from_option(args.now))
     print(json.dumps(found, ensure_ascii=False, indent=2) if args.json else as_text(found))
     return 0
 
