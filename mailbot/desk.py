@@ -7,6 +7,7 @@ Internal notes are events only: nothing here ever puts a note into a mail.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -26,7 +27,13 @@ MIN_PASSWORD = 10
 MAX_NOTE = 4000
 MAX_REPLY = 20000
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("mailbot: no such account")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Made on the first login check, not at import: every CLI command imports this module,
+    and one argon2 hash is 0.2-0.4 s of each command's start."""
+    return _HASHER.hash("mailbot: no such account")
 
 
 def actor(login: str) -> str:
@@ -55,9 +62,10 @@ def disable_staff(ctx: Context, login: str) -> None:
 def check_password(ctx: Context, login: str, password: str) -> dict | None:
     """The enabled account these credentials open, else None. An unknown login costs the same
     argon2 work as a wrong password, so timing does not tell which logins exist."""
+    dummy = _dummy_hash()
     account = ctx.store.staff(login)
     try:
-        _HASHER.verify(account["password_hash"] if account else _DUMMY_HASH, password)
+        _HASHER.verify(account["password_hash"] if account else dummy, password)
     except (VerificationError, InvalidHashError):
         return None
     if account is None or account["disabled"]:
