@@ -189,10 +189,10 @@ def find_cases(
 ) -> list[dict]:
     """Cases by the queue's filters. `owner` is a login, or `none` for cases nobody has;
     `search` is full text (see `Store.search_cases`)."""
-    cases = ctx.store.cases(open_only=open_only)
     if search and search.strip():
-        hits = ctx.store.search_cases(search)
-        cases = [c for c in cases if c["id"] in hits]
+        cases = ctx.store.cases_by_id(ctx.store.search_cases(search), open_only=open_only)
+    else:
+        cases = ctx.store.cases(open_only=open_only)
     if owner == "none":
         cases = [c for c in cases if not c.get("owner")]
     elif owner:

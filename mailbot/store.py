@@ -581,6 +581,15 @@ class Store:
             sql += " WHERE status NOT IN ('closed', 'ignored')"
         return [self._decode(r) for r in self.execute(sql + " ORDER BY id")]
 
+    def cases_by_id(self, ids: Iterable[int], *, open_only: bool = False) -> list[dict[str, Any]]:
+        """These cases (a search's hits) in id order, read by primary key: a search among
+        100,000 cases touches only what it found."""
+        sql = "SELECT * FROM cases WHERE id IN (SELECT value FROM json_each(?))"
+        if open_only:
+            sql += " AND status NOT IN ('closed', 'ignored')"
+        rows = self.execute(sql + " ORDER BY id", (json.dumps(sorted(ids)),))
+        return [self._decode(r) for r in rows]
+
     def cases_as_json(
         self, fields: Sequence[str], *, open_only: bool = False, owner: str | None = None
     ) -> Iterator[tuple[int, str]]:

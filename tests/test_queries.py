@@ -134,3 +134,17 @@ def test_the_report_queries_use_indexes(desk: Context):
 def test_a_case_page_reads_its_mail_through_indexes(desk: Context):
     found = plans(desk, lambda: desk.store.outbox_for_case(2))
     assert found and all("outbox_case" in plan for plan in found.values()), found
+
+
+def test_a_search_reads_only_the_cases_it_found(desk: Context):
+    from mailbot.desk import find_cases
+
+    found: list[dict] = []
+    queries = plans(desk, lambda: found.extend(find_cases(desk, search="髙橋電力")))
+    assert [c["id"] for c in found] == [2]
+    case_reads = {s: p for s, p in queries.items() if "FROM cases" in s}
+    assert case_reads, queries
+    for sql, plan in case_reads.items():
+        assert "USING INTEGER PRIMARY KEY" in plan and "SCAN cases" not in plan, (sql, plan)
+    assert find_cases(desk, search="髙橋電力", open_only=True)[0]["id"] == 2
+    assert find_cases(desk, search="存在しない会社") == []
