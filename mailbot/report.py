@@ -236,7 +236,9 @@ def _shown(row: Row, key: str) -> str:
 def write_xlsx(report: Report, path: Path) -> None:
     """The report through openpyxl's write-only mode: rows stream to the file as they are
     appended (a normal worksheet rescans every cell per styled row, which made 30,000 open
-    cases take minutes), so widths, the hidden column and the dropdowns are set up first."""
+    cases take minutes), so widths, the hidden column and the dropdowns are set up first, and
+    the folder is made before any row streams out."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     book = Workbook(write_only=True)
     ws = book.create_sheet(QUEUE_SHEET)
     titles = [t for _, t in COLUMNS]
@@ -317,7 +319,6 @@ def write_xlsx(report: Report, path: Path) -> None:
             ]
         )
     book.properties.identifier = report.key
-    path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
 
 
