@@ -42,7 +42,7 @@ def test_global_options_before_or_after_the_subcommand(desk_dir: Path, capsys):
     after = capsys.readouterr().out
     assert main(["--now", "2026-11-26T10:00", "cases", "--json"]) == 0
     assert capsys.readouterr().out == after
-    assert '"received_at": "2026-11-25T10:00:00+09:00"' in after
+    assert json.loads(after)[0]["received_at"] == "2026-11-25T10:00:00+09:00"
     config = desk_dir / "elsewhere.toml"
     config.write_text(
         CONFIG.replace('rules = "rules"', f'rules = "{RULES_DIR}"')

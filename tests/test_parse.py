@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -199,3 +200,52 @@ def test_the_fast_jis_path_agrees_with_the_cp932_path_on_every_code_point():
         for j2 in range(0x21, 0x7F):
             raw = b"\x1b$B" + bytes((j1, j2)) + b"\x1b(B"
             assert decode_jis(raw) == decode_jis_bytewise(raw), raw
+
+
+EXTENSION_ROWS = (0x2D, 0x79, 0x7A, 0x7B, 0x7C)
+
+
+def test_every_outlook_extension_code_point_decodes_as_cp932_without_the_bytewise_path(
+    monkeypatch,
+):
+    """NEC row 13 (①, ㈱, Ⅲ) and the NEC-selected IBM rows 89-92 (髙), each inside ordinary JIS
+    text: a defined cell reads as CP932 reads it, through the C codec (the byte-by-byte path is
+    never entered); an undefined cell still comes out as the byte-by-byte path says."""
+    from mailbot.mail import charset
+
+    bytewise = charset.decode_jis_bytewise
+    entered: list[bytes] = []
+
+    def counted(data: bytes) -> tuple[str, list[str]]:
+        entered.append(data)
+        return bytewise(data)
+
+    monkeypatch.setattr(charset, "decode_jis_bytewise", counted)
+    defined = 0
+    for j1 in EXTENSION_ROWS:
+        for j2 in range(0x21, 0x7F):
+            raw = b"ab\x1b$B?=@A" + bytes((j1, j2)) + b'$"\x1b(Bc\r\n'
+            try:
+                char = charset._jis_pair_to_sjis(j1, j2).decode("cp932")
+            except UnicodeDecodeError:
+                assert charset.decode_jis(raw) == bytewise(raw)
+                continue
+            defined += 1
+            entered.clear()
+            assert charset.decode_jis(raw) == (f"ab申請{char}あc\r\n", []), raw
+            assert bytewise(raw) == (f"ab申請{char}あc\r\n", [])
+            assert entered == [], raw
+    assert defined == len(charset.JIS_EXTENSIONS) > 400
+    assert charset.decode_jis(encode_jis("㈱髙橋電力①Ⅲ")) == ("㈱髙橋電力①Ⅲ", [])
+
+
+def test_no_row_outside_the_extension_rows_has_a_cell_only_cp932_reads():
+    from mailbot.mail.charset import _jis_pair_to_sjis
+
+    for j1 in set(range(0x21, 0x7F)) - set(EXTENSION_ROWS):
+        for j2 in range(0x21, 0x7F):
+            try:
+                (b"\x1b$B" + bytes((j1, j2))).decode("iso2022_jp")
+            except UnicodeDecodeError:
+                with pytest.raises(UnicodeDecodeError):
+                    _jis_pair_to_sjis(j1, j2).decode("cp932")

@@ -7,6 +7,7 @@ Internal notes are events only: nothing here ever puts a note into a mail.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -26,7 +27,13 @@ MIN_PASSWORD = 10
 MAX_NOTE = 4000
 MAX_REPLY = 20000
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("mailbot: no such account")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Made on the first login check, not at import: every CLI command imports this module,
+    and one argon2 hash is 0.2-0.4 s of each command's start."""
+    return _HASHER.hash("mailbot: no such account")
 
 
 def actor(login: str) -> str:
@@ -55,9 +62,10 @@ def disable_staff(ctx: Context, login: str) -> None:
 def check_password(ctx: Context, login: str, password: str) -> dict | None:
     """The enabled account these credentials open, else None. An unknown login costs the same
     argon2 work as a wrong password, so timing does not tell which logins exist."""
+    dummy = _dummy_hash()
     account = ctx.store.staff(login)
     try:
-        _HASHER.verify(account["password_hash"] if account else _DUMMY_HASH, password)
+        _HASHER.verify(account["password_hash"] if account else dummy, password)
     except (VerificationError, InvalidHashError):
         return None
     if account is None or account["disabled"]:
@@ -181,10 +189,10 @@ def find_cases(
 ) -> list[dict]:
     """Cases by the queue's filters. `owner` is a login, or `none` for cases nobody has;
     `search` is full text (see `Store.search_cases`)."""
-    cases = ctx.store.cases(open_only=open_only)
     if search and search.strip():
-        hits = ctx.store.search_cases(search)
-        cases = [c for c in cases if c["id"] in hits]
+        cases = ctx.store.cases_by_id(ctx.store.search_cases(search), open_only=open_only)
+    else:
+        cases = ctx.store.cases(open_only=open_only)
     if owner == "none":
         cases = [c for c in cases if not c.get("owner")]
     elif owner:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
+import contextlib
 import quopri
 import re
 from email.header import Header, decode_header
@@ -54,15 +56,46 @@ JIS_TO_CP932 = str.maketrans(
 )
 
 
+def _jis_extension(error: UnicodeError) -> tuple[str, int]:
+    """Error handler for the C codec: a two-byte pair it refuses (NEC row 13 ①㈱, the
+    NEC-selected IBM rows 89-92 髙) is read as CP932 reads it, and decoding goes on in the same
+    state. Anything else (a broken pair, SO/SI, JIS X 0212, 8-bit bytes) re-raises, so the
+    caller takes the byte-by-byte path."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    text = JIS_EXTENSIONS.get(error.object[error.start : error.start + 2])
+    if text is None:
+        raise error
+    return text, error.start + 2
+
+
+def _extensions() -> dict[bytes, str]:
+    """Every JIS pair CP932 reads but the stdlib's ISO-2022-JP codec refuses: NEC row 13 and
+    the NEC-selected IBM rows 89-92 (tests/test_parse.py proves no other row has one)."""
+    table = {}
+    for j1 in (0x2D, 0x79, 0x7A, 0x7B, 0x7C):
+        for j2 in range(0x21, 0x7F):
+            with contextlib.suppress(UnicodeDecodeError):
+                table[bytes((j1, j2))] = _jis_pair_to_sjis(j1, j2).decode("cp932")
+    return table
+
+
+JIS_EXTENSIONS = _extensions()
+
+
+codecs.register_error("mailbot-jis-extension", _jis_extension)
+
+
 def decode_jis(data: bytes) -> tuple[str, list[str]]:
     """ISO-2022-JP (with CP50220/50221 extensions) → text via Shift_JIS/CP932.
 
-    Plain JIS X 0208 goes through the stdlib's C codec (remapped to CP932's characters), which
-    is ~20× faster; anything it refuses (①, ㈱, 髙, half-width kana, JIS-Roman, damage) takes
-    the byte-by-byte path below."""
+    JIS X 0208 goes through the stdlib's C codec (remapped to CP932's characters), which is
+    ~20× faster, with the extension characters Outlook writes (①, ㈱, 髙) filled in by
+    `_jis_extension` at the pair the codec refuses; what remains (half-width kana, JIS-Roman,
+    damage) takes the byte-by-byte path below."""
     if b"\x1b(J" not in data and b"\x1b(I" not in data:
         try:
-            return data.decode("iso2022_jp").translate(JIS_TO_CP932), []
+            return data.decode("iso2022_jp", "mailbot-jis-extension").translate(JIS_TO_CP932), []
         except UnicodeDecodeError:
             pass
     return decode_jis_bytewise(data)

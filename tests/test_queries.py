@@ -1,0 +1,150 @@
+"""The queries that must stay fast at 100,000 cases (issue 17): `cases --json` streams what
+`case_json` makes of each case, and the listings read through indexes, as SQLite's own
+EXPLAIN QUERY PLAN shows for the statements the code really runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailbot.cli import case_json, main
+from mailbot.config import DEFAULT_CONFIG
+from mailbot.context import Context
+from mailbot.desk.report import build_report
+from mailbot.desk.staff import add_staff, assign
+from tests.support.desk import make_desk
+
+NOW = "2026-11-25T09:00"
+PROBLEM = {"field": "事業者名略称", "message": "末尾に「_容」を付けてください。"}
+REMARK = {"field": "事業者名称", "message": "登記簿と照合してください。"}
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Context:
+    """Closed and open cases, one with a problem and a staff remark, one with an owner, one
+    with a subject that needs escaping."""
+    (tmp_path / "config.toml").write_text(DEFAULT_CONFIG, encoding="utf-8")
+    ctx = make_desk(tmp_path, NOW)
+    now = ctx.now()
+    add_staff(ctx, "sato", "佐藤", "a long password 1234")
+    with ctx.store.transaction():
+        make = ctx.store.create_case
+        make(now, procedure="operator_code_application", status="closed", sender="a@x.jp")
+        make(
+            now,
+            procedure="operator_code_application",
+            status="needs_correction",
+            sender="b@x.jp",
+            sender_name="髙橋 一郎",
+            subject='【容量市場向け事業者コード申請】"㈱髙橋電力"\t\\ 改行\n',
+            operator_code="A0123",
+            due="2026-12-01",
+            problems=[PROBLEM],
+            data={"remarks": [REMARK], "fields": {"事業者名称": "㈱髙橋電力"}},
+        )
+        make(now, procedure="question", status="awaiting_reply", sender="c@x.jp")
+        make(now, procedure="question", status="ignored", sender="d@x.jp")
+        make(now, procedure="question", status="held")
+    assign(ctx, 3, "sato", by="sato")
+    yield ctx
+    ctx.close()
+
+
+def listed(capsys: pytest.CaptureFixture[str], root: Path, *args: str) -> list[dict]:
+    capsys.readouterr()
+    assert (
+        main(["--config", str(root / "config.toml"), "--now", NOW, "cases", "--json", *args]) == 0
+    )
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [
+        ((), lambda c: True),
+        (("--open",), lambda c: c["status"] not in ("closed", "ignored")),
+        (("--owner", "sato"), lambda c: c["owner"] == "sato"),
+        (("--owner", "none", "--open"), lambda c: c["owner"] is None and c["status"] != "closed"),
+        (("--search", "髙橋電力"), lambda c: c["id"] == 2),
+    ],
+)
+def test_cases_json_streams_what_case_json_makes_of_each_case(desk: Context, capsys, args, wanted):
+    expected = [
+        json.loads(json.dumps(case_json(c), default=str))
+        for c in desk.store.cases()
+        if wanted(c) and (c["status"] != "ignored" or "--open" not in args)
+    ]
+    assert expected
+    assert listed(capsys, desk.config.database.parent.parent, *args) == expected
+
+
+def test_cases_json_carries_problems_remarks_and_owner(desk: Context, capsys):
+    cases = {c["number"]: c for c in listed(capsys, desk.config.database.parent.parent)}
+    assert cases["MB-000002"]["problems"] == [PROBLEM]
+    assert cases["MB-000002"]["remarks"] == [REMARK]
+    assert cases["MB-000002"]["subject"].endswith('"㈱髙橋電力"\t\\ 改行\n')
+    assert cases["MB-000003"]["owner"] == "sato"
+    assert cases["MB-000005"]["remarks"] == []
+
+
+def test_an_empty_desk_lists_an_empty_array(tmp_path: Path, capsys):
+    (tmp_path / "config.toml").write_text(DEFAULT_CONFIG, encoding="utf-8")
+    make_desk(tmp_path, NOW).close()
+    assert listed(capsys, tmp_path) == []
+    assert main(["--config", str(tmp_path / "config.toml"), "cases", "--json", "--owner", "x"]) == 0
+    assert capsys.readouterr().out == "[]\n"
+
+
+def plans(ctx: Context, work) -> dict[str, str]:
+    """Every statement `work` runs, with SQLite's query plan for it."""
+    statements: list[str] = []
+    ctx.store.conn.set_trace_callback(statements.append)
+    try:
+        work()
+    finally:
+        ctx.store.conn.set_trace_callback(None)
+    out = {}
+    for sql in statements:
+        if sql.lstrip().upper().startswith("SELECT"):
+            rows = ctx.store.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+            out[sql] = " | ".join(r[3] for r in rows)
+    return out
+
+
+def test_open_cases_are_read_through_the_partial_index(desk: Context):
+    for work in (
+        lambda: desk.store.cases(open_only=True),
+        lambda: list(desk.store.cases_as_json(("id",), open_only=True)),
+    ):
+        ((sql, plan),) = plans(desk, work).items()
+        assert "USING INDEX cases_open" in plan, (sql, plan)
+        assert "TEMP B-TREE" not in plan, (sql, plan)
+
+
+def test_the_report_queries_use_indexes(desk: Context):
+    found = plans(desk, lambda: build_report(desk))
+    week = next(p for s, p in found.items() if "received_at >= " in s)
+    assert "USING COVERING INDEX cases_received" in week
+    first_reply = next(p for s, p in found.items() if "min(o.created_at)" in s)
+    assert "USING COVERING INDEX outbox_case" in first_reply
+
+
+def test_a_case_page_reads_its_mail_through_indexes(desk: Context):
+    found = plans(desk, lambda: desk.store.outbox_for_case(2))
+    assert found and all("outbox_case" in plan for plan in found.values()), found
+
+
+def test_a_search_reads_only_the_cases_it_found(desk: Context):
+    from mailbot.desk.staff import find_cases
+
+    found: list[dict] = []
+    queries = plans(desk, lambda: found.extend(find_cases(desk, search="髙橋電力")))
+    assert [c["id"] for c in found] == [2]
+    case_reads = {s: p for s, p in queries.items() if "FROM cases" in s}
+    assert case_reads, queries
+    for sql, plan in case_reads.items():
+        assert "USING INTEGER PRIMARY KEY" in plan and "SCAN cases" not in plan, (sql, plan)
+    assert find_cases(desk, search="髙橋電力", open_only=True)[0]["id"] == 2
+    assert find_cases(desk, search="存在しない会社") == []
