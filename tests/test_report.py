@@ -113,6 +113,43 @@ def test_rows_without_a_due_date_are_marked_by_their_age(tmp_path: Path) -> None
     ctx.close()
 
 
+def test_rows_sharing_a_highlight_keep_their_own_values(tmp_path: Path) -> None:
+    """Rows are streamed through reused cells: each row must still carry its own text, date
+    and fill, and an unhighlighted row between them none of theirs."""
+    ctx = make_desk(tmp_path, "2026-11-25T10:00")
+    cases = (
+        ("2026-11-18", "2026-11-20T09:00", "一件目"),
+        ("2026-12-20", "2026-11-21T09:00", "二件目"),
+        ("2026-11-19", "2026-11-22T09:00", "三件目"),
+        ("2026-11-20", "2026-11-23T09:00", "=四件目"),
+    )
+    with ctx.store.transaction():
+        for due, received, subject in cases:
+            ctx.store.create_case(
+                ctx.now(),
+                procedure="operator_code_application",
+                status=Status.COMPLETE,
+                sender="taro@example.co.jp",
+                subject=subject,
+                received_at=f"{received}:00+09:00",
+                due=due,
+                problems=[],
+            )
+    path = tmp_path / "report.xlsx"
+    write_xlsx(build_report(ctx), path)
+    ws = load_workbook(path)["未処理案件"]
+    rows = [cells(ws, r) for r in (2, 3, 4, 5)]
+    assert [r["件名"].value for r in rows] == ["一件目", "三件目", "=四件目", "二件目"]
+    assert [r["件名"].data_type for r in rows] == ["s", "s", "s", "s"]
+    assert [r["受付日時"].value.day for r in rows] == [20, 22, 23, 21]
+    assert [r["期限"].value.day for r in rows] == [18, 19, 20, 20]
+    assert all(r["受付日時"].number_format == "yyyy/mm/dd hh:mm" for r in rows)
+    assert all(r["期限"].number_format == "yyyy/mm/dd" for r in rows)
+    assert [r["件名"].fill.fill_type for r in rows] == ["solid", "solid", "solid", None]
+    assert [r["判断"].fill.fill_type for r in rows] == ["solid", "solid", "solid", None]
+    ctx.close()
+
+
 def test_html_escapes_and_marks_overdue(desk: Context) -> None:
     html = render_html(build_report(desk))
     assert "<script>" not in html

@@ -276,6 +276,18 @@ def test_nothing_a_participant_wrote_becomes_a_formula_in_the_report(desk: Conte
     assert "=1+2@evil.example" in values
 
 
+def test_a_subject_that_looks_like_an_excel_error_stays_text(desk: Context, tmp_path):
+    """openpyxl types a string such as #N/A as an error value unless told it is text."""
+    for n, subject in enumerate(("#N/A", "#REF!", "#DIV/0!")):
+        submit(desk, build(subject, "ご確認ください。", from_addr=f"e{n}@example.net"))
+    process_pending(desk)
+    path = tmp_path / "report.xlsx"
+    write_xlsx(build_report(desk), path)
+    ws = load_workbook(path)["未処理案件"]
+    subjects = {c.value: c.data_type for row in ws.iter_rows(min_row=2) for c in row}
+    assert {subjects[s] for s in ("#N/A", "#REF!", "#DIV/0!")} == {"s"}
+
+
 def test_control_characters_from_a_sender_do_not_stop_the_report(desk: Context, tmp_path):
     """Found by the hostile run: a subject or address with a control character made openpyxl
     refuse the whole report workbook."""
