@@ -18,6 +18,7 @@ from mailbot.config import load_config
 from mailbot.context import Context
 from mailbot.desk.staff import add_staff, disable_staff
 from mailbot.desk.web.app import create_app
+from mailbot.states import Status
 from tests.support.cycle import subject
 from tests.support.jpmail import build
 from tests.support.samples import SAMPLES_DIR
@@ -343,6 +344,51 @@ def test_the_queue_filters_and_searches(desk):
     queue = numbers(get(late, "/cases").text)
     assert queue[0] == "MB-000001"
     assert numbers(get(late, "/cases?overdue=1").text) == ["MB-000001"]
+
+
+def test_the_queue_is_paged_with_its_filters_kept_in_the_links(desk):
+    """A whole year of cases in the "all" view comes a page at a time, counts shown, plain
+    links (no JavaScript) that keep the search and filters."""
+    ctx = context()
+    try:
+        with ctx.store.transaction():
+            for n in range(246):
+                ctx.store.create_case(
+                    ctx.now(),
+                    procedure="operator_code_application",
+                    status=Status.CLOSED if n % 3 else Status.COMPLETE,
+                    sender=f"user{n}@example.jp",
+                    subject=f"一括申請 {n}",
+                    received_at="2026-11-20T10:00:00+09:00",
+                    due=None,
+                    problems=[],
+                )
+    finally:
+        ctx.close()
+    c = login(client(), "sato")
+    numbers = lambda html: re.findall(r">(MB-\d{6})</a>", html)  # noqa: E731
+    first = get(c, "/cases?show=all&procedure=operator_code_application").text
+    assert "248件中 1–100件目（1/3ページ）" in first  # MB-000001, MB-000002 and the 246
+    assert 'rel="prev"' not in first
+    link = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    assert link == "/cases?show=all&procedure=operator_code_application&page=2"
+    second = get(c, link).text
+    assert "248件中 101–200件目（2/3ページ）" in second
+    assert 'rel="prev"' in second and 'rel="next"' in second
+    last = get(c, "/cases?show=all&procedure=operator_code_application&page=3").text
+    assert "248件中 201–248件目（3/3ページ）" in last and 'rel="next"' not in last
+    pages = [numbers(first), numbers(second), numbers(last)]
+    assert [len(p) for p in pages] == [100, 100, 48]
+    seen = [n for p in pages for n in p]
+    assert len(set(seen)) == 248 and "MB-000003" not in seen
+    assert seen[:2] == ["MB-000001", "MB-000002"]  # due dates first, then by number
+    beyond = get(c, "/cases?show=all&procedure=operator_code_application&page=9")
+    assert beyond.status_code == 302 and beyond.headers["Location"].endswith("page=3")
+    searched = get(c, "/cases?q=一括申請&status=complete").text
+    assert "82件中 1–82件目（1/1ページ）" in searched and 'rel="next"' not in searched
+    assert len(numbers(searched)) == 82
+    queue = get(c, "/cases?q=一括申請&page=1").text
+    assert "82件中 1–82件目" in queue  # the open queue: closed cases are left out
 
 
 def test_stats_draws_plots_with_numbers(desk):

@@ -588,6 +588,57 @@ class Store(Queries):
         rows = self.execute(sql + " ORDER BY id", (json.dumps(sorted(ids)),))
         return [self._decode(r) for r in rows]
 
+    def queue_page(
+        self,
+        *,
+        today: str,
+        limit: int,
+        offset: int = 0,
+        open_only: bool = False,
+        ids: Iterable[int] | None = None,
+        owner: str | None = None,
+        status: str | None = None,
+        procedure: str | None = None,
+        overdue_only: bool = False,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """One page of the staff queue and how many cases match: overdue open cases first
+        (due before `today`, an ISO date), then by due date, cases without one last, then by
+        number. Filtering, counting and ordering happen in SQLite so a page of 100,000 cases
+        decodes only its own rows. `ids` are a search's hits; `owner` is a login, or `none`
+        for cases nobody has."""
+        where, params = ["1"], []
+        if ids is not None:
+            where.append("id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(ids)))
+        if open_only:
+            where.append("status NOT IN ('closed', 'ignored')")
+        if owner == "none":
+            where.append("coalesce(owner, '') = ''")
+        elif owner:
+            where.append("owner = ?")
+            params.append(owner)
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if procedure:
+            where.append("procedure = ?")
+            params.append(procedure)
+        overdue = (
+            "(status NOT IN ('closed', 'ignored') AND coalesce(due, '') != ''"
+            " AND substr(due, 1, 10) < ?)"
+        )
+        if overdue_only:
+            where.append(overdue)
+            params.append(today)
+        clause = " AND ".join(where)
+        total = self.execute(f"SELECT count(*) FROM cases WHERE {clause}", params).fetchone()[0]
+        rows = self.execute(
+            f"SELECT * FROM cases WHERE {clause} ORDER BY {overdue} DESC,"
+            " coalesce(due, '') = '', substr(due, 1, 10), id LIMIT ? OFFSET ?",
+            [*params, today, limit, offset],
+        )
+        return total, [self._decode(r) for r in rows]
+
     def cases_as_json(
         self, fields: Sequence[str], *, open_only: bool = False, owner: str | None = None
     ) -> Iterator[tuple[int, str]]:

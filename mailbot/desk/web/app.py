@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import date
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, g, redirect, request
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
@@ -23,7 +23,7 @@ from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
 from mailbot.desk.decisions import decide
-from mailbot.desk.staff import add_note, assign, check_password, find_cases, reply
+from mailbot.desk.staff import add_note, assign, check_password, reply
 from mailbot.desk.web import security
 from mailbot.desk.web.stats import build_stats
 from mailbot.desk.web.timeline import timeline
@@ -41,7 +41,7 @@ CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-MAX_ROWS = 500
+PAGE_SIZE = 100
 NOTICES = {
     "claimed": "担当になりました。",
     "assigned": "担当を変更しました。",
@@ -200,32 +200,34 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         query = args.get("q", "").strip()[:200]
         status = args.get("status", "")
         show = args.get("show", "open")
-        found = find_cases(
-            c,
+        today = c.now().astimezone(c.calendar.tz).date()
+        page = _page_number(args.get("page"))
+        total, found = c.store.queue_page(
+            today=today.isoformat(),
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
             open_only=show != "all",
-            search=query or None,
+            ids=c.store.search_cases(query) if query else None,
             owner=g.session.login if owner == "me" else owner or None,
             status=status or None,
             procedure=args.get("procedure") or None,
+            overdue_only=bool(args.get("overdue")),
         )
-        today = c.now().astimezone(c.calendar.tz).date()
+        last = max(1, -(-total // PAGE_SIZE))
+        if page > last:
+            return redirect(_page_link(last))
         left = functools.cache(lambda due: c.calendar.business_days_between(today, due))
-        rows = [_queue_row(c, case, today, left) for case in found]
-        if args.get("overdue"):
-            rows = [r for r in rows if r["overdue"]]
-        rows.sort(
-            key=lambda r: (
-                not r["overdue"],
-                r["due"] is None,
-                r["due"] or date.max,
-                r["id"],
-            )
-        )
         return render(
             "cases",
-            rows=rows[:MAX_ROWS],
-            total=len(rows),
-            max_rows=MAX_ROWS,
+            rows=[_queue_row(c, case, today, left) for case in found],
+            total=total,
+            first=(page - 1) * PAGE_SIZE + 1 if found else 0,
+            last_shown=(page - 1) * PAGE_SIZE + len(found),
+            previous=_page_link(page - 1) if page > 1 else None,
+            next=_page_link(page + 1) if page < last else None,
+            page=page,
+            pages=last,
+            page_size=PAGE_SIZE,
             q=query,
             filters={
                 "status": status,
@@ -238,6 +240,14 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             procedures=[(pid, c.routing.name_of(pid)) for pid in sorted(registry())],
             staff=c.store.staff_list(),
         )
+
+    def _page_number(text: str | None) -> int:
+        return int(text) if text and text.isdigit() and 0 < int(text) < 10**6 else 1
+
+    def _page_link(page: int) -> str:
+        """This queue view's page `page`: the filters and the search stay in the link."""
+        kept = [(k, v) for k, v in request.args.items(multi=True) if k != "page" and v]
+        return "/cases?" + urlencode([*kept, ("page", str(page))])
 
     def _queue_row(
         c: Context,
