@@ -3,7 +3,6 @@ workbooks built as participants send them, taken through the real pipeline and S
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,12 @@ from mailbot.cli import case_json
 from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.errors import DecisionError
-from mailbot.intake.runner import process_pending
-from mailbot.store.registers import import_operators, operator
-from tests.support.desk import body_text, make_desk, outbox, set_now
+from mailbot.store.registers import operator
+from tests.support.desk import body_text, desk_with_operators, outbox, set_now, submit_to
 from tests.support.forms import operator_form, plant_form, to_bytes
 from tests.support.hostile import ATTACKS
 from tests.support.jpmail import XLSX, build
-from tests.support.samples import OPERATORS_CSV, TAKAHASHI
+from tests.support.samples import TAKAHASHI
 
 CODE = "code@occto.or.jp"
 SENDER = "ichiro@takahashi-denryoku.co.jp"
@@ -31,20 +29,13 @@ GRID_BODY = (
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Context:
-    ctx = make_desk(tmp_path, "2026-11-20T10:00")  # Friday; Monday 23rd is 勤労感謝の日
-    path = tmp_path / "operators.csv"
-    path.write_text(OPERATORS_CSV, encoding="utf-8")
-    import_operators(ctx.store, path, ctx.now())
+    ctx = desk_with_operators(tmp_path)  # Friday; Monday 23rd is 勤労感謝の日
     yield ctx
     ctx.close()
 
 
 def submit(ctx: Context, raw: bytes, mailbox: str = CODE) -> dict:
-    ctx.store.save_raw(mailbox, [(f"test:{hashlib.sha256(raw).hexdigest()}", raw)], ctx.now())
-    [result] = process_pending(ctx)
-    case = ctx.store.case(result.case_id)
-    assert case is not None
-    return case
+    return submit_to(ctx, raw, mailbox)
 
 
 def application(

@@ -70,45 +70,13 @@ def test_staff_accounts_are_argon2_hashes_and_can_be_disabled(desk, capsys, monk
     assert row[0].startswith("$argon2id$") and "correct horse" not in row[0]
     assert "佐藤" in out(capsys, "staff", "list") and "active" in out(capsys, "staff", "list")
     # the same login twice, a short password, a malformed login: refused
-    assert (
-        cli(
-            "staff",
-            "add",
-            "sato",
-            "--name",
-            "別人",
-            "--password-stdin",
-            stdin="another long one\n",
-            monkeypatch=monkeypatch,
-        )
-        == 5
-    )
-    assert (
-        cli(
-            "staff",
-            "add",
-            "ito",
-            "--name",
-            "伊藤",
-            "--password-stdin",
-            stdin="short\n",
-            monkeypatch=monkeypatch,
-        )
-        == 5
-    )
-    assert (
-        cli(
-            "staff",
-            "add",
-            "Ito Taro",
-            "--name",
-            "伊藤",
-            "--password-stdin",
-            stdin="long enough password\n",
-            monkeypatch=monkeypatch,
-        )
-        == 5
-    )
+    for login, name, password in (
+        ("sato", "別人", "another long one"),
+        ("ito", "伊藤", "short"),
+        ("Ito Taro", "伊藤", "long enough password"),
+    ):
+        add = ("staff", "add", login, "--name", name, "--password-stdin")
+        assert cli(*add, stdin=f"{password}\n", monkeypatch=monkeypatch) == 5, login
     assert cli("staff", "disable", "sato") == 0
     assert "disabled" in out(capsys, "staff", "list")
     assert cli("staff", "disable", "nobody") == 5

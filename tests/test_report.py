@@ -53,6 +53,35 @@ def dropdowns(ws) -> dict[str, object]:
     return {cell: dv for dv in ws.data_validations.dataValidation for cell in str(dv.sqref).split()}
 
 
+def add_case(
+    ctx: Context,
+    status: Status,
+    received: str,
+    *,
+    due: str | None,
+    subject: str = "お問い合わせ",
+    procedure: str = "operator_code_application",
+) -> None:
+    ctx.store.create_case(
+        ctx.now(),
+        procedure=procedure,
+        status=status,
+        sender="taro@example.co.jp",
+        subject=subject,
+        received_at=f"{received}:00+09:00",
+        due=due,
+        problems=[],
+    )
+
+
+def queue_rows(ctx: Context, tmp_path: Path, count: int) -> list[dict[str, object]]:
+    """The first `count` queue rows of a freshly written report, by column title."""
+    path = tmp_path / "report.xlsx"
+    write_xlsx(build_report(ctx), path)
+    ws = load_workbook(path)["未処理案件"]
+    return [cells(ws, r) for r in range(2, count + 2)]
+
+
 def test_workbook_cell_by_cell(desk: Context, tmp_path: Path) -> None:
     path = tmp_path / "report.xlsx"
     write_xlsx(build_report(desk), path)
@@ -92,20 +121,8 @@ def test_rows_without_a_due_date_are_marked_by_their_age(tmp_path: Path) -> None
     ctx = make_desk(tmp_path, "2026-11-25T10:00")
     with ctx.store.transaction():
         for received in ("2026-11-24T09:00", "2026-11-23T09:00", "2026-11-19T09:00"):
-            ctx.store.create_case(
-                ctx.now(),
-                procedure="unrecognized",
-                status=Status.HELD,
-                sender="taro@example.co.jp",
-                subject="お問い合わせ",
-                received_at=f"{received}:00+09:00",
-                due=None,
-                problems=[],
-            )
-    path = tmp_path / "report.xlsx"
-    write_xlsx(build_report(ctx), path)
-    ws = load_workbook(path)["未処理案件"]
-    rows = [cells(ws, r) for r in (2, 3, 4)]
+            add_case(ctx, Status.HELD, received, due=None, procedure="unrecognized")
+    rows = queue_rows(ctx, tmp_path, 3)
     assert [r["経過日数"].value for r in rows] == [1, 2, 6]
     assert [r["受付番号"].fill.fill_type for r in rows] == [None, "solid", "solid"]
     assert rows[1]["受付番号"].fill.start_color.rgb.endswith("FFEB9C")
@@ -125,20 +142,8 @@ def test_rows_sharing_a_highlight_keep_their_own_values(tmp_path: Path) -> None:
     )
     with ctx.store.transaction():
         for due, received, subject in cases:
-            ctx.store.create_case(
-                ctx.now(),
-                procedure="operator_code_application",
-                status=Status.COMPLETE,
-                sender="taro@example.co.jp",
-                subject=subject,
-                received_at=f"{received}:00+09:00",
-                due=due,
-                problems=[],
-            )
-    path = tmp_path / "report.xlsx"
-    write_xlsx(build_report(ctx), path)
-    ws = load_workbook(path)["未処理案件"]
-    rows = [cells(ws, r) for r in (2, 3, 4, 5)]
+            add_case(ctx, Status.COMPLETE, received, due=due, subject=subject)
+    rows = queue_rows(ctx, tmp_path, 4)
     assert [r["件名"].value for r in rows] == ["一件目", "三件目", "=四件目", "二件目"]
     assert [r["件名"].data_type for r in rows] == ["s", "s", "s", "s"]
     assert [r["受付日時"].value.day for r in rows] == [20, 22, 23, 21]

@@ -23,16 +23,23 @@ from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.desk.report import build_report, write_xlsx
 from mailbot.forms.workbook import load_grids
-from mailbot.intake.runner import process_pending
 from mailbot.longterm.outbound import roadmap_targets
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.longterm.supply_start import issue_supply_start_notice
 from mailbot.mail.compose import compose
 from mailbot.mail.render import addressee
 from mailbot.outbox.send import flush_outbox, make_sender
-from mailbot.store.registers import RegisterImportError, import_operators, import_sources
+from mailbot.store.registers import RegisterImportError, import_sources
 from tests.support.cycle import Desk, maildir_desk, server_desk, subject
-from tests.support.desk import SOURCES_CSV, body_text, load_sources, make_desk, outbox, set_now
+from tests.support.desk import (
+    SOURCES_CSV,
+    body_text,
+    desk_with_operators,
+    load_sources,
+    outbox,
+    set_now,
+    submit_to,
+)
 from tests.support.forms import (
     ROADMAP_COLUMNS,
     ROADMAP_PREMISES,
@@ -42,7 +49,7 @@ from tests.support.forms import (
     to_bytes,
 )
 from tests.support.jpmail import XLSX, build
-from tests.support.samples import OPERATORS_CSV, TAKAHASHI
+from tests.support.samples import TAKAHASHI
 from tests.support.servers import LONG, user_for
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -66,20 +73,13 @@ SEED_GRID_MAIL = (
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Context:
-    ctx = make_desk(tmp_path, "2026-11-20T10:00")
-    path = tmp_path / "operators.csv"
-    path.write_text(OPERATORS_CSV, encoding="utf-8")
-    import_operators(ctx.store, path, ctx.now())
+    ctx = desk_with_operators(tmp_path)
     yield ctx
     ctx.close()
 
 
 def submit(ctx: Context, raw: bytes, mailbox: str = CODE) -> dict:
-    ctx.store.save_raw(mailbox, [(f"test:{hash(raw)}", raw)], ctx.now())
-    [result] = process_pending(ctx)
-    case = ctx.store.case(result.case_id)
-    assert case is not None
-    return case
+    return submit_to(ctx, raw, mailbox)
 
 
 def operator_mail(body: str, licenses: tuple[str, ...], **form: object) -> bytes:

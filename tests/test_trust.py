@@ -31,7 +31,7 @@ from mailbot.intake.runner import process_pending
 from mailbot.mail.trust import load_trust_rules
 from mailbot.store.registers import import_operators, operator, operators_for_sender
 from mailbot.text import single_line
-from tests.support.desk import body_text, make_desk, outbox
+from tests.support.desk import body_text, desk_with_operators, make_desk, outbox
 from tests.support.forms import operator_form, to_bytes
 from tests.support.hostile import (
     APPLY_BODY,
@@ -46,7 +46,7 @@ from tests.support.hostile import (
     unreadable_sender,
 )
 from tests.support.jpmail import XLSX, build
-from tests.support.samples import OPERATORS_CSV, TAKAHASHI
+from tests.support.samples import TAKAHASHI
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = "code@occto.or.jp"
@@ -55,10 +55,7 @@ CORP = "ichiro@takahashi-denryoku.co.jp"
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Context:
-    ctx = make_desk(tmp_path, "2026-11-20T10:00")
-    path = tmp_path / "operators.csv"
-    path.write_text(OPERATORS_CSV, encoding="utf-8")
-    import_operators(ctx.store, path, ctx.now())
+    ctx = desk_with_operators(tmp_path)
     yield ctx
     ctx.close()
 

@@ -6,6 +6,7 @@ own directory, so what runs here is what `scripts/demo` runs.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
@@ -28,6 +29,29 @@ SOURCES_CSV = (
 def make_desk(tmp_path: Path, now: str, extra_config: str = "") -> Context:
     config = parse_config(DEFAULT_CONFIG + extra_config, "<test>", tmp_path)
     return Context.open(config, Clock(parse_instant(now)))
+
+
+def desk_with_operators(tmp_path: Path, now: str = "2026-11-20T10:00") -> Context:
+    """A desk whose operator register holds the sample operators (髙橋電力 among them)."""
+    from mailbot.store.registers import import_operators
+    from tests.support.samples import OPERATORS_CSV
+
+    ctx = make_desk(tmp_path, now)
+    path = tmp_path / "operators.csv"
+    path.write_text(OPERATORS_CSV, encoding="utf-8")
+    import_operators(ctx.store, path, ctx.now())
+    return ctx
+
+
+def submit_to(ctx: Context, raw: bytes, mailbox: str) -> dict:
+    """One raw mail arrived in `mailbox` and processed: its case as stored."""
+    from mailbot.intake.runner import process_pending
+
+    ctx.store.save_raw(mailbox, [(f"test:{hashlib.sha256(raw).hexdigest()}", raw)], ctx.now())
+    [result] = process_pending(ctx)
+    case = ctx.store.case(result.case_id)
+    assert case is not None
+    return case
 
 
 def set_now(ctx: Context, now: str) -> datetime:
