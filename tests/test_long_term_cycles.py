@@ -175,18 +175,7 @@ def objection(received_on: str) -> bytes:
 def test_supply_start_assessment_objection_and_reassessment(cli_desk: Desk, tmp_path: Path):
     desk = cli_desk
     load_sources(desk, tmp_path)
-    printed = desk.out(
-        "2026-11-30T10:00",
-        "assess",
-        "supply-start",
-        "L0000000001",
-        "--from-fy",
-        "2027",
-        "--to-fy",
-        "2030",
-        "--changed-on",
-        "2024/06/10",
-    )
+    printed = desk.assess_supply_start("2026-11-30T10:00", "2024/06/10")
     assert "result 不合格" in printed and "the notice sent" in printed
     [notice] = desk.mails("アセスメント結果通知書（供給力提供開始時期の遵守）")
     assert "2026年12月7日まで" in body_text(notice)
@@ -210,19 +199,7 @@ def test_supply_start_assessment_objection_and_reassessment(cli_desk: Desk, tmp_
     [result] = desk.mails("異議申立に係る審査結果のお知らせ")
     assert reason in body_text(result)
 
-    printed = desk.out(
-        "2026-12-07T10:00",
-        "assess",
-        "supply-start",
-        "L0000000001",
-        "--from-fy",
-        "2027",
-        "--to-fy",
-        "2030",
-        "--changed-on",
-        "2023/03/28",
-        "--reassessment",
-    )
+    printed = desk.assess_supply_start("2026-12-07T10:00", "2023/03/28", "--reassessment")
     assert "result 合格" in printed
     [again] = desk.mails("再審査")
     assert "合格" in pdf_text(again, tmp_path)

@@ -280,18 +280,7 @@ def failed_notice(desk: Desk, tmp_path: Path, now: str) -> None:
     path = tmp_path / "sources.csv"
     path.write_text(SOURCES_CSV, encoding="utf-8-sig")
     desk.out(now[:10] + "T08:00", "sources", "import", str(path))
-    printed = desk.out(
-        now,
-        "assess",
-        "supply-start",
-        "L0000000001",
-        "--from-fy",
-        "2027",
-        "--to-fy",
-        "2030",
-        "--changed-on",
-        "2024/06/10",
-    )
+    printed = desk.assess_supply_start(now, "2024/06/10")
     assert "result 不合格" in printed
 
 

@@ -38,6 +38,23 @@ class Desk:
         assert self.cli(now, *args) == 0
         return self.capsys.readouterr().out
 
+    def assess_supply_start(self, now: str, changed_on: str, *extra: str) -> str:
+        """`assess supply-start` of the sample source L0000000001 for FY2027–2030, whose
+        supply start was changed on `changed_on`: what it printed."""
+        return self.out(
+            now,
+            "assess",
+            "supply-start",
+            "L0000000001",
+            "--from-fy",
+            "2027",
+            "--to-fy",
+            "2030",
+            "--changed-on",
+            changed_on,
+            *extra,
+        )
+
     def run(self, now: str) -> None:
         assert self.cli(now, "run", "--once") == 0
 

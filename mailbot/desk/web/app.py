@@ -120,13 +120,11 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         return response
 
     def _set_session_cookie(response: Response, token: str) -> None:
+        _set_cookie(response, security.SESSION_COOKIE, token, "/")
+
+    def _set_cookie(response: Response, name: str, value: str, path: str) -> None:
         response.set_cookie(
-            security.SESSION_COOKIE,
-            token,
-            httponly=True,
-            secure=web.secure_cookies,
-            samesite="Strict",
-            path="/",
+            name, value, httponly=True, secure=web.secure_cookies, samesite="Strict", path=path
         )
 
     @app.errorhandler(HTTPException)
@@ -170,14 +168,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         load in the background (a favicon request redirected here) does not void the form."""
         csrf = request.cookies.get(security.LOGIN_CSRF_COOKIE) or security.new_token()
         response = render("login", status=status, csrf=csrf, error=error, me=None)
-        response.set_cookie(
-            security.LOGIN_CSRF_COOKIE,
-            csrf,
-            httponly=True,
-            secure=web.secure_cookies,
-            samesite="Strict",
-            path="/login",
-        )
+        _set_cookie(response, security.LOGIN_CSRF_COOKIE, csrf, "/login")
         return response
 
     @app.post("/logout")
