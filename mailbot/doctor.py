@@ -1,5 +1,5 @@
 """`mailbot doctor`: what an operator checks before trusting the desk, in one command: the
-configuration and rules load, the templates compile, the servers answer, the database is sound,
+configuration and rules load, the templates compile and the mails render, the servers answer, the database is sound,
 and nothing is stuck. `mailbot backup`: a consistent copy of the database while `mailbot run`
 keeps working.
 
@@ -107,8 +107,9 @@ def _rules_file(rules_file: RulesFile[Any], rules: Path) -> str:
 
 
 def _templates(config: Config) -> Check:
-    """Every template mailbot uses must be there and compile, with the blocks a mail needs: a
-    wrong `[paths] templates` would otherwise quarantine every mail at its first reply."""
+    """Every template mailbot uses must be there and compile, with the blocks a mail needs, and
+    every mail template must render: a wrong `[paths] templates` or an edited template would
+    otherwise quarantine every mail at its first reply."""
     import jinja2
 
     from mailbot.mail.render import Renderer
@@ -116,7 +117,9 @@ def _templates(config: Config) -> Check:
     folder = config.templates_dir
     if not folder.is_dir():
         return Check("templates", FAIL, f"{folder}: not a folder (check [paths] templates)")
-    env = Renderer(folder).env
+    renderer = Renderer(folder)
+    env = renderer.env
+    rendered = 0
     names = sorted(str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2"))
     problems = []
     for name in names:
@@ -131,9 +134,37 @@ def _templates(config: Config) -> Check:
         wanted = {"subject", "body"} if name.startswith("mail/") and "/_" not in name else set()
         if wanted - set(template.blocks):
             problems.append(f"{name}: no {{% block {sorted(wanted - set(template.blocks))[0]} %}}")
+            continue
+        if wanted:
+            problem = _render_problem(renderer, name)
+            rendered += problem is None
+            if problem:
+                problems.append(f"{name}: {problem}")
     if problems:
         return Check("templates", FAIL, f"{folder}: " + "; ".join(problems[:3]))
-    return Check("templates", OK, f"{len(names)} compile ({folder})")
+    return Check("templates", OK, f"{len(names)} compile, {rendered} mails render ({folder})")
+
+
+def _render_problem(renderer: Any, name: str) -> str | None:
+    """One mail template rendered as the code renders it, with a representative context:
+    an undefined name or attribute, or a filter failing on real values, shows here and not in
+    the first participant's mail that needs this template."""
+    import jinja2
+
+    from mailbot.mail.samples import sample_context
+
+    mail = name.removeprefix("mail/").removesuffix(".txt.j2")
+    context = sample_context(mail)
+    if context is None:
+        return "no sample context to render it with"
+    try:
+        renderer.mail(mail, context)
+    except jinja2.TemplateError as exc:
+        where = f"line {exc.lineno}: " if getattr(exc, "lineno", None) else ""
+        return f"does not render: {where}{exc.message or type(exc).__name__}"
+    except Exception as exc:  # a filter or a value the template calls, failing on real data
+        return f"does not render: {type(exc).__name__}: {exc}"
+    return None
 
 
 def _database(config: Config, now: datetime) -> list[Check]:

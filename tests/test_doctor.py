@@ -164,6 +164,36 @@ def test_doctor_fails_on_a_wrong_templates_path_or_a_broken_template(tmp_path: P
     assert "mail/rejection.txt.j2: missing" in detail
 
 
+def test_doctor_renders_every_mail_template_of_a_deployment(tmp_path: Path, capsys):
+    """A template that compiles can still fail when a mail needs it: a name the code never
+    passes, a filter that fails on the real value. Doctor renders each one once."""
+    folder = tmp_path / "desk"
+    assert main(["init", str(folder)]) == 0
+    cfg = str(folder / "config.toml")
+    capsys.readouterr()
+    assert main(["--config", cfg, "doctor", "--offline"]) == 0
+    status, detail = doctor_rows(capsys.readouterr().out)["templates"]
+    assert status == "ok" and "22 mails render" in detail
+    mail = folder / "templates" / "mail"
+    receipt = mail / "receipt.txt.j2"
+    text = receipt.read_text(encoding="utf-8")
+    receipt.write_text(text.replace("{% endblock %}", "{{ case.subject }}{% endblock %}", 1))
+    assert main(["--config", cfg, "doctor", "--offline"]) == 0  # a name the code does pass
+    capsys.readouterr()
+    receipt.write_text(text.replace("{% endblock %}", "{{ case.no_such_field }}{% endblock %}", 1))
+    correction = mail / "correction.txt.j2"
+    correction.write_text(
+        correction.read_text(encoding="utf-8").replace(
+            "{% endblock %}", "{{ case_number | jdate }}{% endblock %}", 1
+        )
+    )
+    assert main(["--config", cfg, "doctor", "--offline"]) == 1
+    status, detail = doctor_rows(capsys.readouterr().out)["templates"]
+    assert status == "FAIL"
+    assert "mail/receipt.txt.j2: does not render:" in detail and "no_such_field" in detail
+    assert "mail/correction.txt.j2: does not render: ValueError" in detail
+
+
 def test_a_wrong_rules_path_fails_each_rules_row_and_the_rest_still_runs(tmp_path: Path, capsys):
     cfg = write_config(tmp_path, extra='[paths]\nrules = "rulez"')
     assert main(["--config", cfg, "doctor", "--offline"]) == 1
