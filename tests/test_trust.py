@@ -158,18 +158,24 @@ MEASURE = textwrap.dedent(
 MEMORY_CEILING_MB = 200
 
 
+def run_script(code: str, tmp_path: Path, timeout: int) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter on the desk under `tmp_path`: a crash or a memory peak
+    there is measured without taking the test process with it."""
+    return subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 def test_hostile_workbooks_stay_under_a_memory_ceiling(tmp_path: Path):
     """Before: the dense reader asked for ~550 GB and the process died (exit 134) with no
     case stored. Now every such mail is a case, and the peak memory the batch adds is
     measured (ru_maxrss, the process's real peak) against a ceiling."""
-    done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    done = run_script(MEASURE, tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     count, grown_mb = (int(x) for x in done.stdout.split())
     assert count == len(WORKBOOK_ATTACKS)
@@ -203,14 +209,7 @@ def test_a_mail_that_kills_the_process_twice_is_quarantined_on_the_third_try(tmp
     ctx.close()
 
     def run() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-c", CRASH, str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        return run_script(CRASH, tmp_path, timeout=300)
 
     assert run().returncode != 0
     assert run().returncode != 0

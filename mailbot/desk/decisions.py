@@ -52,6 +52,20 @@ def case_thread(ctx: Context, case_id: int) -> Thread:
     )
 
 
+def current_case(ctx: Context, case_id: int, expected_version: int | None, *, since: str) -> dict:
+    """The case as stored now, refused when it is missing or changed after staff read it at
+    `expected_version` (`since`: where they read it, the report or a page)."""
+    case = ctx.store.case(case_id)
+    if case is None:
+        raise DecisionError(f"no case {format_case_number(case_id)}")
+    if expected_version is not None and case["version"] != expected_version:
+        raise DecisionError(
+            f"{format_case_number(case_id)} changed since {since}"
+            f" (version {expected_version} → {case['version']}): not applied"
+        )
+    return case
+
+
 def decide(
     ctx: Context,
     case_id: int,
@@ -68,14 +82,7 @@ def decide(
     now = ctx.now()
     actor = f"staff:{staff_name(by)}"
     with ctx.store.transaction():
-        case = ctx.store.case(case_id)
-        if case is None:
-            raise DecisionError(f"no case {format_case_number(case_id)}")
-        if expected_version is not None and case["version"] != expected_version:
-            raise DecisionError(
-                f"{format_case_number(case_id)} changed since the report was made"
-                f" (version {expected_version} → {case['version']}): not applied"
-            )
+        case = current_case(ctx, case_id, expected_version, since="the report was made")
         handler = registry().get(case["procedure"])
         if handler is None:
             raise DecisionError(f"no decisions for procedure {case['procedure']}")

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mailbot.context import Context
-from mailbot.desk.decisions import case_thread
+from mailbot.desk.decisions import case_thread, current_case
 from mailbot.errors import DecisionError, MailbotError
 from mailbot.mail.parse import parse
 from mailbot.outbox.planner import plan_reply
@@ -82,15 +82,7 @@ def active_staff(ctx: Context, login: str) -> dict | None:
 
 
 def _open_case(ctx: Context, case_id: int, expected_version: int | None) -> dict:
-    case = ctx.store.case(case_id)
-    if case is None:
-        raise DecisionError(f"no case {format_case_number(case_id)}")
-    if expected_version is not None and case["version"] != expected_version:
-        raise DecisionError(
-            f"{format_case_number(case_id)} changed since the page was drawn"
-            f" (version {expected_version} → {case['version']}): not applied"
-        )
-    return case
+    return current_case(ctx, case_id, expected_version, since="the page was drawn")
 
 
 def assign(
