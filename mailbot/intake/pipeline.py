@@ -102,7 +102,25 @@ def _case_fields(mail: Mail, mailbox_address: str, received_at: str) -> dict[str
     }
 
 
-def process(ctx: Context, stored: StoredMessage) -> Result:
+def process_batch(ctx: Context, batch: list[StoredMessage]) -> list[Result]:
+    """Group commit: the batch's starts are counted in one commit, then every mail is applied
+    in a savepoint of one transaction, so a mail that raises rolls back alone and is
+    quarantined, and one COMMIT makes the whole batch durable. A process killed inside the
+    batch loses the batch's effects but not its counted starts: the runner then takes those
+    mails one at a time, so only the mail that stops the process is ever set aside."""
+    ctx.store.start_attempts([stored.id for stored in batch], +1)
+    results: list[Result] = []
+    try:
+        with ctx.store.transaction():
+            for stored in batch:
+                results.append(_process_one(ctx, stored))
+    except BaseException:
+        _uncount(ctx, batch)
+        raise
+    return results
+
+
+def _process_one(ctx: Context, stored: StoredMessage) -> Result:
     started = time.perf_counter()
     try:
         if stored.attempts >= MAX_STARTS:
@@ -110,19 +128,15 @@ def process(ctx: Context, stored: StoredMessage) -> Result:
                 f"processing of this mail started {stored.attempts} times and never finished"
                 " (the process stopped on it); set aside so that the mails behind it go on"
             )
-        ctx.store.start_attempt(stored.id, +1)
-        result = _process(ctx, stored)
+        with ctx.store.transaction():
+            result = _process(ctx, stored)
     except StoreError:
-        _uncount(ctx, stored)
         raise
     except Exception as exc:
         reason = _reason(exc)
         log.warning("quarantined %s: %s", stored.key, reason)
         case_id = _quarantine(ctx, stored, reason)
         result = Result(stored.key, "quarantined", reason, case_id, 0.0)
-    except BaseException:
-        _uncount(ctx, stored)
-        raise
     ms = (time.perf_counter() - started) * 1000
     log.info(
         "mail key=%s procedure=%s outcome=%s case=%s ms=%.1f",
@@ -135,13 +149,13 @@ def process(ctx: Context, stored: StoredMessage) -> Result:
     return Result(result.key, result.procedure, result.outcome, result.case_id, ms)
 
 
-def _uncount(ctx: Context, stored: StoredMessage) -> None:
-    """The run stopped for a reason that is not this mail (the database refused, Ctrl-C):
-    this start must not count towards setting the mail aside."""
+def _uncount(ctx: Context, batch: list[StoredMessage]) -> None:
+    """The run stopped for a reason that is not these mails (the database refused, Ctrl-C):
+    the batch rolled back, and its starts must not count towards setting a mail aside."""
     try:
-        ctx.store.start_attempt(stored.id, -1)
+        ctx.store.start_attempts([stored.id for stored in batch], -1)
     except StoreError:
-        log.warning("could not uncount the attempt on %s", stored.key)
+        log.warning("could not uncount the attempts on %s", ", ".join(s.key for s in batch))
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,14 +24,15 @@ from mailbot.context import Context
 from mailbot.errors import MailbotError, StoreError
 from mailbot.intake.mailboxes import Mailbox
 from mailbot.intake.mailboxes.maildir import MaildirMailbox
-from mailbot.intake.pipeline import Result, process
+from mailbot.intake.pipeline import Result, process_batch
 from mailbot.outbox.send import Sender, flush_outbox, make_sender
-from mailbot.store import Store
+from mailbot.store import Store, StoredMessage
 
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 100
 BATCH_BYTES = 16 * 1024 * 1024
+COMMIT_BATCH = 32  # mails applied per transaction (one fsync), each in its own savepoint
 PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
 
 
@@ -78,6 +79,26 @@ def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
     return new
 
 
+def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[StoredMessage]]:
+    """Group-commit batches in arrival order. A mail whose processing started before without
+    finishing (a past run stopped inside its batch) goes alone, committed on its own, so the
+    one that stops the process again is told apart from its batch-mates."""
+    batch: list[StoredMessage] = []
+    for stored in messages:
+        if stored.attempts:
+            if batch:
+                yield batch
+                batch = []
+            yield [stored]
+            continue
+        batch.append(stored)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def process_pending(ctx: Context) -> list[Result]:
     """Process every stored message; a backlog (first run on a full mailbox) shows progress."""
     results: list[Result] = []
@@ -85,9 +106,10 @@ def process_pending(ctx: Context) -> list[Result]:
     with counter(waiting if waiting > 200 else 0, "processing mail") as tick:
         while True:
             done = len(results)
-            for stored in ctx.store.pending_messages(limit=200):
-                results.append(process(ctx, stored))
-                tick()
+            for batch in batches(ctx.store.pending_messages(limit=200), COMMIT_BATCH):
+                results.extend(process_batch(ctx, batch))
+                for _ in batch:
+                    tick()
             if len(results) == done:
                 return results
 

@@ -288,11 +288,22 @@ class Store(Queries):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic unit; nested use joins the outer transaction."""
+        """One atomic unit. Nested use is a savepoint inside the outer transaction: it rolls
+        back alone when it raises (one mail of a group-committed batch), and is made durable
+        only by the outer COMMIT."""
         if self._depth:
+            name = f"sp{self._depth}"
             self._depth += 1
+            self.execute(f"SAVEPOINT {name}")
             try:
                 yield
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.execute(f"RELEASE {name}")
             finally:
                 self._depth -= 1
             return
@@ -305,7 +316,8 @@ class Store(Queries):
             yield
         except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         self._depth = 0
         try:
@@ -444,6 +456,13 @@ class Store(Queries):
             " ON CONFLICT (message) DO UPDATE SET starts = max(0, starts + ?)",
             (message_row, max(0, step), step),
         )
+
+    def start_attempts(self, message_rows: Sequence[int], step: int) -> None:
+        """`start_attempt` for a whole batch in one commit (group commit: one fsync for the
+        batch's starts, one for its effects)."""
+        with self.transaction():
+            for message_row in message_rows:
+                self.start_attempt(message_row, step)
 
     def finish_message(
         self,
