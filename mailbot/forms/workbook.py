@@ -604,6 +604,30 @@ def _best_grid(grids: Sequence[Grid], labels: Labels) -> Grid | None:
     return best
 
 
+@dataclass(frozen=True)
+class OpenedBook:
+    """A workbook inspected and read into grids, before any label is looked for: the costly,
+    pure part of reading a form, which the read-ahead worker does on the second core."""
+
+    limits: Limits
+    problems: tuple[WorkbookProblem, ...] = ()
+    grids: tuple[Grid, ...] = ()
+
+
+def open_book(data: bytes, filename: str = "", limits: Limits = DEFAULT_LIMITS) -> OpenedBook:
+    """`inspect`, then (if it found nothing) every sheet as a Grid with its label index built;
+    never raises."""
+    problems = inspect(filename, data, limits)
+    if problems:
+        return OpenedBook(limits, tuple(problems))
+    grids, failure = load_grids(data, filename)
+    if failure is not None:
+        return OpenedBook(limits, (failure,))
+    for grid in grids:
+        grid.label_index  # noqa: B018 - built here so that it travels with the grid
+    return OpenedBook(limits, grids=tuple(grids))
+
+
 def read_form(
     data: bytes,
     labels: Sequence[str],
@@ -612,15 +636,17 @@ def read_form(
     filename: str = "",
     form_name: str = "申込書",
     limits: Limits = DEFAULT_LIMITS,
+    opened: OpenedBook | None = None,
 ) -> FormValues:
     """Each label's value: the first non-blank cell right of it on the sheet that carries most
-    of the labels. Runs `inspect` first whatever the caller did; never raises."""
-    problems = inspect(filename, data, limits)
-    if problems:
-        return FormValues(problems=tuple(problems), missing=tuple(labels))
-    grids, failure = load_grids(data, filename)
-    if failure is not None:
-        return FormValues(problems=(failure,), missing=tuple(labels))
+    of the labels. Runs `inspect` first whatever the caller did (`opened`, read ahead under the
+    same limits, stands for that); never raises."""
+    book = opened if opened is not None and opened.limits == limits else None
+    if book is None:
+        book = open_book(data, filename, limits)
+    if book.problems:
+        return FormValues(problems=book.problems, missing=tuple(labels))
+    grids = book.grids
     known = Labels(labels, aliases)
     return values_from_grids(grids, known, filename=filename, form_name=form_name)
 
@@ -878,7 +904,12 @@ def load_form_rules(path: Path) -> FormRules:
 
 
 def read_form_fields(
-    data: bytes, form: FormRule, *, filename: str = "", limits: Limits = DEFAULT_LIMITS
+    data: bytes,
+    form: FormRule,
+    *,
+    filename: str = "",
+    limits: Limits = DEFAULT_LIMITS,
+    opened: OpenedBook | None = None,
 ) -> FormValues:
     """`read_form` driven by a FormRule: value fields as cells, `licenses` fields as the list of
     ライセンス区分 rows, `areas` fields as the list of ticked areas."""
@@ -890,6 +921,7 @@ def read_form_fields(
         filename=filename,
         form_name=form.name,
         limits=limits,
+        opened=opened,
     )
     if result.grid is None:
         return result

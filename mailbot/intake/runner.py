@@ -25,6 +25,7 @@ from mailbot.errors import MailbotError, StoreError
 from mailbot.intake.mailboxes import Mailbox
 from mailbot.intake.mailboxes.maildir import MaildirMailbox
 from mailbot.intake.pipeline import Result, process_batch
+from mailbot.intake.readahead import ReadAhead
 from mailbot.outbox.send import Sender, flush_outbox, make_sender
 from mailbot.store import Store, StoredMessage
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 STORE_BATCH = 100
 BATCH_BYTES = 16 * 1024 * 1024
 COMMIT_BATCH = 32  # mails applied per transaction (one fsync), each in its own savepoint
+READ_AHEAD_FROM = 2 * COMMIT_BATCH  # a backlog this long is parsed ahead on the second core
 PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
 
 
@@ -103,11 +105,19 @@ def process_pending(ctx: Context) -> list[Result]:
     """Process every stored message; a backlog (first run on a full mailbox) shows progress."""
     results: list[Result] = []
     waiting = ctx.store.count_pending()
-    with counter(waiting if waiting > 200 else 0, "processing mail") as tick:
+    with (
+        counter(waiting if waiting > 200 else 0, "processing mail") as tick,
+        ReadAhead(ctx) as ahead,
+    ):
         while True:
             done = len(results)
-            for batch in batches(ctx.store.pending_messages(limit=200), COMMIT_BATCH):
-                results.extend(process_batch(ctx, batch))
+            groups = batches(ctx.store.pending_messages(limit=200), COMMIT_BATCH)
+            if waiting >= READ_AHEAD_FROM:
+                prepared = ahead.batches(groups)
+            else:
+                prepared = ((batch, []) for batch in groups)
+            for batch, ready in prepared:
+                results.extend(process_batch(ctx, batch, ready))
                 for _ in batch:
                     tick()
             if len(results) == done:

@@ -1,0 +1,197 @@
+"""Issue 17, the run loop. Group commit: one transaction (one fsync) per batch of mails, each
+mail still all-or-nothing in a savepoint of its own, and a process killed inside a batch loses
+nothing and sets aside only the mail that killed it. Read-ahead: a worker process parses mails
+and opens their workbooks on the second core; what it prepares decides nothing the main process
+would not decide, and a worker that dies loses nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mailbot.context import Context
+from mailbot.intake import runner
+from mailbot.intake.runner import COMMIT_BATCH, READ_AHEAD_FROM, process_pending
+from mailbot.store import Store
+from tests.support.desk import make_desk
+from tests.support.jpmail import build
+from tests.test_store import NOW
+from tests.test_trust import CRASH, ROOT, application, store
+
+
+def test_a_nested_transaction_that_raises_rolls_back_alone(tmp_path: Path):
+    s = Store(tmp_path / "m.db")
+    with s.transaction():
+        kept = s.create_case(NOW, procedure="unrecognized", status="unrecognized")
+        with pytest.raises(RuntimeError), s.transaction():
+            gone = s.create_case(NOW, procedure="unrecognized", status="unrecognized")
+            s.add_event(gone, NOW, "bot", "opened")
+            raise RuntimeError("one mail fails")
+        s.add_event(kept, NOW, "bot", "opened")
+    assert [c["id"] for c in s.cases()] == [kept]
+    assert [e["kind"] for e in s.events(kept)] == ["opened"]
+    s.close()
+
+
+def test_a_mail_that_raises_inside_a_batch_is_quarantined_and_its_batch_mates_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import mailbot.intake.pipeline as pipeline
+
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    raws = [application(sender=f"a{n}@corp.example.co.jp") for n in range(5)]
+    raws[2] = build("件名", "本文", from_addr="bad@example.net", headers={"X-Fail": "1"})
+    store(ctx, *raws)
+    real = pipeline.apply_outcome
+
+    def failing(ctx: Context, outcome, **kwargs):
+        case_id = real(ctx, outcome, **kwargs)
+        if kwargs["thread"].recipient == "bad@example.net":
+            raise ValueError("fails after its case was written")
+        return case_id
+
+    monkeypatch.setattr(pipeline, "apply_outcome", failing)
+    results = process_pending(ctx)
+    assert [r.procedure for r in results].count("quarantined") == 1
+    assert results[2].procedure == "quarantined"
+    statuses = [c["status"] for c in ctx.store.cases()]
+    assert sorted(statuses) == ["complete"] * 4 + ["quarantined"]
+    ctx.close()
+
+
+def _run_crash(path: Path, script: str = CRASH) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_a_kill_inside_a_batch_sets_aside_only_the_mail_that_killed_it(tmp_path: Path):
+    """The killer sits in the middle of a full batch: its batch-mates are rolled back with it
+    but counted once; the next runs take them one at a time, so each ends done exactly once
+    and only the killer is quarantined."""
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    raws = [application(sender=f"a{n}@corp.example.co.jp") for n in range(COMMIT_BATCH + 3)]
+    killer_at = COMMIT_BATCH // 2
+    raws[killer_at] = build(
+        "件名", "本文", from_addr="killer@example.net", headers={"X-Kill-Me": "1"}
+    )
+    store(ctx, *raws)
+    ctx.close()
+    assert _run_crash(tmp_path).returncode != 0
+    assert _run_crash(tmp_path).returncode != 0
+    third = _run_crash(tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
+    assert [r["state"] for r in rows] == [
+        "quarantined" if n == killer_at else "done" for n in range(len(raws))
+    ]
+    cases = ctx.store.cases()
+    assert len(cases) == len(raws)
+    assert len({r["case_id"] for r in rows}) == len(raws)
+    ctx.close()
+
+
+def _backlog(ctx: Context, count: int, odd_at: int | None = None, **headers: str) -> list[bytes]:
+    raws = [application(sender=f"a{n}@corp.example.co.jp") for n in range(count)]
+    for n in range(0, count, 7):
+        raws[n] = application(sender=f"a{n}@corp.example.co.jp", fields={"事業者名略称": ""})
+    if odd_at is not None:
+        raws[odd_at] = build("件名", "本文", from_addr="odd@example.net", headers=headers)
+    store(ctx, *raws)
+    return raws
+
+
+def _outcomes(ctx: Context) -> list[tuple]:
+    return [
+        (c["status"], c["procedure"], c["sender"], str(c["problems"]), str(c["data"]))
+        for c in ctx.store.cases()
+    ]
+
+
+def test_mails_read_ahead_in_the_worker_end_exactly_as_mails_read_in_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    count = READ_AHEAD_FROM + 6
+    ahead = make_desk(tmp_path / "ahead", "2026-11-20T10:00")
+    _backlog(ahead, count)
+    used = []
+    real = runner.ReadAhead._pool
+    monkeypatch.setattr(runner.ReadAhead, "_pool", lambda self: used.append(1) or real(self))
+    assert len(process_pending(ahead)) == count
+    assert len(used) == count
+    inline = make_desk(tmp_path / "inline", "2026-11-20T10:00")
+    _backlog(inline, count)
+    monkeypatch.setattr(runner, "READ_AHEAD_FROM", count + 1)
+    process_pending(inline)
+    assert _outcomes(ahead) == _outcomes(inline)
+    statuses = {status for status, *_ in _outcomes(ahead)}
+    assert statuses == {"complete", "needs_correction"}
+    ahead.close()
+    inline.close()
+
+
+WORKER_DIES = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    import mailbot.intake.pipeline as pipeline
+    from tests.support.desk import make_desk
+    from mailbot.intake.runner import process_pending
+
+    main_pid = os.getpid()
+    real = pipeline.parse
+    def parse(raw):
+        if b"X-Kill-Worker" in raw and os.getpid() != main_pid:
+            os.abort()  # fault injection: the worker alone dies on this mail
+        return real(raw)
+    pipeline.parse = parse
+    ctx = make_desk(Path(sys.argv[1]), "2026-11-20T10:00")
+    print(len(process_pending(ctx)))
+    """
+)
+
+
+def test_a_worker_that_dies_loses_nothing_the_main_process_reads_those_mails(tmp_path: Path):
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    count = READ_AHEAD_FROM + 10
+    _backlog(ctx, count, odd_at=COMMIT_BATCH + 3, **{"X-Kill-Worker": "1"})
+    ctx.close()
+    done = _run_crash(tmp_path, WORKER_DIES)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "read-ahead worker stopped" in done.stderr
+    assert done.stdout.split()[-1] == str(count)
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
+    assert [r["state"] for r in rows] == ["done"] * count
+    assert len({r["case_id"] for r in rows}) == count == len(ctx.store.cases())
+    ctx.close()
+
+
+def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_alone(tmp_path: Path):
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    count = READ_AHEAD_FROM + 10
+    killer_at = COMMIT_BATCH + 3
+    _backlog(ctx, count, odd_at=killer_at, **{"X-Kill-Me": "1"})
+    ctx.close()
+    assert _run_crash(tmp_path).returncode != 0
+    assert _run_crash(tmp_path).returncode != 0
+    third = _run_crash(tmp_path)
+    assert third.returncode == 0, third.stderr[-2000:]
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
+    assert [r["state"] for r in rows] == [
+        "quarantined" if n == killer_at else "done" for n in range(count)
+    ]
+    assert len({r["case_id"] for r in rows}) == count == len(ctx.store.cases())
+    ctx.close()
