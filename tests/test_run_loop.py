@@ -195,3 +195,23 @@ def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_alone(tmp_path: Pa
     ]
     assert len({r["case_id"] for r in rows}) == count == len(ctx.store.cases())
     ctx.close()
+
+
+def test_search_rows_are_written_at_commit_and_a_rolled_back_case_leaves_none(tmp_path: Path):
+    s = Store(tmp_path / "m.db")
+    with s.transaction():
+        kept = s.create_case(
+            NOW, procedure="unrecognized", status="unrecognized", subject="容量市場の申請"
+        )
+        with pytest.raises(RuntimeError), s.transaction():
+            s.create_case(NOW, procedure="unrecognized", status="unrecognized", subject="取消予定")
+            raise RuntimeError("this mail rolls back")
+        s.update_case(kept, NOW, subject="容量市場の再申請")
+    assert s.search_cases("再申請") == {kept}
+    assert s.search_cases("取消予定") == set()
+    with pytest.raises(RuntimeError), s.transaction():
+        s.update_case(kept, NOW, subject="上書き")
+        raise RuntimeError("rolled back whole")
+    assert s.search_cases("再申請") == {kept}
+    assert s.search_cases("上書き") == set()
+    s.close()

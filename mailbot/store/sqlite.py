@@ -264,6 +264,7 @@ class Store(Queries):
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the database: {exc}") from exc
         self._depth = 0
+        self._unindexed: set[int] = set()
 
     def close(self) -> None:
         self.conn.close()
@@ -316,15 +317,21 @@ class Store(Queries):
             yield
         except BaseException:
             self._depth = 0
+            self._unindexed.clear()
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
         self._depth = 0
         try:
+            for case_id in sorted(self._unindexed):
+                self._write_index(case_id)
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK")
+        except (sqlite3.Error, StoreError) as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise StoreError(f"{self.path}: cannot commit: {exc}") from exc
+        finally:
+            self._unindexed.clear()
 
     def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:
@@ -689,8 +696,16 @@ class Store(Queries):
     # full-text search (SQLite FTS5, trigram: Japanese substrings of 3+ characters)
 
     def _index_case(self, case_id: int) -> None:
-        """Rewrite the case's search row from the case and its mails; callers hold the
-        transaction that changed them, so the index never lags the case."""
+        """Inside a transaction the case is only noted, and its search row rewritten once just
+        before COMMIT (a new case was indexed twice per mail: when opened, and when its mail
+        was filed), so the index still never lags a committed case."""
+        if self._depth:
+            self._unindexed.add(case_id)
+        else:
+            self._write_index(case_id)
+
+    def _write_index(self, case_id: int) -> None:
+        """Rewrite the case's search row from the case and its mails."""
         case = self.execute(
             "SELECT subject, sender, sender_name, operator_code, data FROM cases WHERE id = ?",
             (case_id,),
