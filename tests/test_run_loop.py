@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ import pytest
 from mailbot.context import Context
 from mailbot.intake import runner
 from mailbot.intake.runner import COMMIT_BATCH, READ_AHEAD_FROM, process_pending
+from mailbot.outbox.send import MaildirSender
 from mailbot.store import Store
-from tests.support.desk import make_desk
+from tests.support.desk import make_desk, outbox
 from tests.support.jpmail import build
 from tests.test_store import NOW
 from tests.test_trust import CRASH, ROOT, application, store
@@ -215,3 +217,32 @@ def test_search_rows_are_written_at_commit_and_a_rolled_back_case_leaves_none(tm
     assert s.search_cases("再申請") == {kept}
     assert s.search_cases("上書き") == set()
     s.close()
+
+
+class _Recording(MaildirSender):
+    """The real maildir sender, remembering which thread handed over each mail."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.handed: list[tuple[str, str]] = []
+
+    def send_many(self, items, done) -> None:
+        self.handed += [(mid, threading.current_thread().name) for mid, _, _ in items]
+        super().send_many(items, done)
+
+
+def test_a_backlog_is_answered_while_it_is_checked_and_each_reply_goes_once(tmp_path: Path):
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    count = READ_AHEAD_FROM + 40
+    _backlog(ctx, count)
+    sender = _Recording(tmp_path / "sent")
+    summary = runner.run_once(ctx, sender)
+    assert len(summary.results) == count
+    replies = [r for r in outbox(ctx) if r["case_id"] is not None]
+    assert len(replies) == count
+    assert all(r["sent_at"] for r in replies)
+    handed = [mid for mid, _ in sender.handed]
+    assert len(handed) == len(set(handed)) == summary.sent
+    assert {r["message_id"] for r in replies} <= set(handed)
+    assert "send-along" in {name for _, name in sender.handed}
+    ctx.close()

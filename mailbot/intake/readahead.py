@@ -29,13 +29,18 @@ log = logging.getLogger(__name__)
 
 
 class ReadAhead:
-    def __init__(self, ctx: Context) -> None:
+    """`start` forks the worker at once, before the caller starts threads of its own (the
+    sender that goes along); a worker that dies is not replaced while such threads run."""
+
+    def __init__(self, ctx: Context, start: bool = False) -> None:
         self.max_bytes = ctx.config.limits.max_message_bytes
         self.limits = WorkbookLimits(max_bytes=ctx.config.limits.max_attachment_bytes)
         self.pool: ProcessPoolExecutor | None = None
         # Only while the process has one thread (`run --once`, `retry`): a forked child would
         # inherit locks that `run`'s watcher threads hold, so there mails are prepared in line.
         self.enabled = threading.active_count() == 1
+        if self.enabled and start:
+            self._pool().submit(int).result()
 
     def __enter__(self) -> ReadAhead:
         return self
@@ -58,11 +63,14 @@ class ReadAhead:
 
     def _broken(self) -> None:
         if self.pool is not None:
-            log.warning("the read-ahead worker stopped; the main process reads those mails")
+            log.warning("the read-ahead worker stopped; the main process reads the mails")
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+            self.enabled = False
 
     def _submit(self, stored: StoredMessage) -> Future | None:
+        if not self.enabled:
+            return None
         try:
             return self._pool().submit(prepare, stored.raw, self.max_bytes, self.limits)
         except (BrokenProcessPool, RuntimeError):

@@ -101,13 +101,18 @@ def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[Store
         yield batch
 
 
-def process_pending(ctx: Context) -> list[Result]:
-    """Process every stored message; a backlog (first run on a full mailbox) shows progress."""
+def process_pending(
+    ctx: Context,
+    ahead: ReadAhead | None = None,
+    committed: Callable[[], None] | None = None,
+) -> list[Result]:
+    """Process every stored message; a backlog (first run on a full mailbox) shows progress.
+    `committed` is called after each batch's commit (the sender that goes along wakes)."""
     results: list[Result] = []
     waiting = ctx.store.count_pending()
     with (
         counter(waiting if waiting > 200 else 0, "processing mail") as tick,
-        ReadAhead(ctx) as ahead,
+        ahead or ReadAhead(ctx) as ahead,
     ):
         while True:
             done = len(results)
@@ -118,6 +123,8 @@ def process_pending(ctx: Context) -> list[Result]:
                 prepared = ((batch, []) for batch in groups)
             for batch, ready in prepared:
                 results.extend(process_batch(ctx, batch, ready))
+                if committed is not None:
+                    committed()
                 for _ in batch:
                     tick()
             if len(results) == done:
@@ -148,10 +155,57 @@ def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
             summary.received += receive(ctx.store, mailbox, ctx.now)
         finally:
             mailbox.close()
-    summary.results = process_pending(ctx)
+    sender = sender or make_sender(ctx)
+    if ctx.store.count_pending() >= READ_AHEAD_FROM:
+        with ReadAhead(ctx, start=True) as ahead, SendAlong(ctx, sender) as along:
+            summary.results = process_pending(ctx, ahead, along.wake.set)
+        summary.sent, summary.deferred = along.sent, along.deferred
+    else:
+        summary.results = process_pending(ctx)
     summary.jobs = run_jobs(ctx)
-    summary.sent, summary.deferred = flush_outbox(ctx, sender or make_sender(ctx))
+    sent, deferred = flush_outbox(ctx, sender)
+    summary.sent += sent
+    summary.deferred += deferred
     return summary
+
+
+class SendAlong(threading.Thread):
+    """`run --once` on a backlog: the replies of each committed batch are sent while the next
+    batch is checked, through a connection of its own, instead of all at the end. It is the
+    only sender until it is joined (the final flush comes after), and it sends only committed
+    outbox rows, each recorded the moment the server answers, as `flush_outbox` always does."""
+
+    def __init__(self, ctx: Context, sender: Sender) -> None:
+        super().__init__(name="send-along", daemon=True)
+        self.ctx, self.sender = ctx, sender
+        self.wake, self.stop = threading.Event(), threading.Event()
+        self.sent = self.deferred = 0
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> SendAlong:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.wake.set()
+        self.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+    def run(self) -> None:
+        try:
+            with Context(self.ctx.config, Store(self.ctx.config.database), self.ctx.clock) as own:
+                while not self.stop.is_set():
+                    self.wake.wait()
+                    self.wake.clear()
+                    if self.stop.is_set():
+                        return
+                    sent, deferred = flush_outbox(own, self.sender)
+                    self.sent += sent
+                    self.deferred += deferred
+        except BaseException as exc:  # handed to the main thread, which raises it
+            self.error = exc
 
 
 class _Watcher(threading.Thread):
