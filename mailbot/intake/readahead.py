@@ -40,7 +40,10 @@ class ReadAhead:
         # inherit locks that `run`'s watcher threads hold, so there mails are prepared in line.
         self.enabled = threading.active_count() == 1
         if self.enabled and start:
-            self._pool().submit(int).result()
+            try:
+                self._pool().submit(int).result()
+            except (OSError, BrokenProcessPool):
+                self._broken()
 
     def __enter__(self) -> ReadAhead:
         return self
