@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -173,7 +173,7 @@ def inspect(filename: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> list
         return [problem(LEGACY_XLS, filename, "OLE2 compound file (legacy .xls)")]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return _inspect_zip(filename, archive, limits)
+            return _inspect_zip(filename, archive, limits, data)
     except zipfile.BadZipFile as exc:
         kind = BROKEN_ZIP if data.startswith(b"PK") else NOT_ZIP
         return [problem(kind, filename, f"zip: {exc}")]
@@ -191,7 +191,9 @@ def _unsafe_name(name: str) -> bool:
     )
 
 
-def _inspect_zip(filename: str, archive: zipfile.ZipFile, limits: Limits) -> list[WorkbookProblem]:
+def _inspect_zip(
+    filename: str, archive: zipfile.ZipFile, limits: Limits, data: bytes
+) -> list[WorkbookProblem]:
     infos = archive.infolist()
     if len(infos) > limits.max_parts:
         return [problem(TOO_MANY_PARTS, filename, f"{len(infos)} parts > {limits.max_parts}")]
@@ -224,7 +226,7 @@ def _inspect_zip(filename: str, archive: zipfile.ZipFile, limits: Limits) -> lis
         found.append(problem(XML_DTD, filename, f"{dtd}: DOCTYPE or ENTITY declaration"))
     if found:
         return found
-    extent = workbook_extent(archive)
+    extent = _extent_of(data)
     if (
         extent.cells > limits.max_cells
         or extent.rows > limits.max_rows
@@ -544,13 +546,20 @@ def workbook_extent(archive: zipfile.ZipFile) -> Extent:
     return Extent(rows, columns, cells)
 
 
+@lru_cache(maxsize=4)
+def _extent_of(data: bytes) -> Extent:
+    """`workbook_extent` of a workbook's bytes; `inspect` and the choice of reader both need
+    it, and scanning every sheet's XML was most of opening a form."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return workbook_extent(archive)
+
+
 def _small_enough_for_calamine(data: bytes) -> bool:
     """calamine keeps a sheet as a dense rectangle from A1 to its last cell, so one cell at
     XFD1048576 would ask for billions of cells (and a Rust allocation failure aborts the
     process). Only sheets whose cells all lie inside the form area go to it."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            extent = workbook_extent(archive)
+        extent = _extent_of(data)
     except Exception:
         return False
     return extent.rows <= MAX_ROWS * 4 and extent.columns <= MAX_COLUMNS * 4
