@@ -78,9 +78,9 @@ def _run_crash(path: Path, script: str = CRASH) -> subprocess.CompletedProcess:
 
 
 def test_a_kill_inside_a_batch_sets_aside_only_the_mail_that_killed_it(tmp_path: Path):
-    """The killer sits in the middle of a full batch: its batch-mates are rolled back with it
-    but counted once; the next runs take them one at a time, so each ends done exactly once
-    and only the killer is quarantined."""
+    """The killer sits in the middle of a full batch: its batch-mates are rolled back with it;
+    the next runs take them one at a time, so each ends done exactly once and only the killer,
+    which then stops the process twice on its own, is quarantined."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     raws = [application(sender=f"a{n}@corp.example.co.jp") for n in range(COMMIT_BATCH + 3)]
     killer_at = COMMIT_BATCH // 2
@@ -89,10 +89,10 @@ def test_a_kill_inside_a_batch_sets_aside_only_the_mail_that_killed_it(tmp_path:
     )
     store(ctx, *raws)
     ctx.close()
-    assert _run_crash(tmp_path).returncode != 0
-    assert _run_crash(tmp_path).returncode != 0
-    third = _run_crash(tmp_path)
-    assert third.returncode == 0, third.stderr[-2000:]
+    for _ in range(3):  # in its batch, then twice alone
+        assert _run_crash(tmp_path).returncode != 0
+    fourth = _run_crash(tmp_path)
+    assert fourth.returncode == 0, fourth.stderr[-2000:]
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
     assert [r["state"] for r in rows] == [
@@ -186,10 +186,10 @@ def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_alone(tmp_path: Pa
     killer_at = COMMIT_BATCH + 3
     _backlog(ctx, count, odd_at=killer_at, **{"X-Kill-Me": "1"})
     ctx.close()
-    assert _run_crash(tmp_path).returncode != 0
-    assert _run_crash(tmp_path).returncode != 0
-    third = _run_crash(tmp_path)
-    assert third.returncode == 0, third.stderr[-2000:]
+    for _ in range(3):  # in its batch, then twice alone
+        assert _run_crash(tmp_path).returncode != 0
+    fourth = _run_crash(tmp_path)
+    assert fourth.returncode == 0, fourth.stderr[-2000:]
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
     assert [r["state"] for r in rows] == [
@@ -245,4 +245,27 @@ def test_a_backlog_is_answered_while_it_is_checked_and_each_reply_goes_once(tmp_
     assert len(handed) == len(set(handed)) == summary.sent
     assert {r["message_id"] for r in replies} <= set(handed)
     assert "send-along" in {name for _, name in sender.handed}
+    ctx.close()
+
+
+def test_a_batch_mate_stopped_once_more_on_its_own_is_still_read(tmp_path: Path):
+    """A killed batch does not say which mail stopped the process: its mails go alone next
+    time, and only starts made alone count towards setting a mail aside (two of them)."""
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    store(ctx, application(), application(sender="b@corp.example.co.jp"))
+    first, second = (m.id for m in ctx.store.pending_messages())
+    ctx.store.start_batch([first, second], +1)
+    with ctx.store.transaction():
+        ctx.store.start_attempt(first, +1)
+    results = process_pending(ctx)
+    assert [r.outcome for r in results] == ["complete", "complete"]
+    store(ctx, application(sender="c@corp.example.co.jp"))
+    [third] = [m.id for m in ctx.store.pending_messages()]
+    ctx.store.start_batch([third], +1)
+    for _ in range(2):
+        with ctx.store.transaction():
+            ctx.store.start_attempt(third, +1)
+    [result] = process_pending(ctx)
+    assert result.procedure == "quarantined"
+    assert "started 2 times" in result.outcome
     ctx.close()

@@ -112,9 +112,10 @@ def process_batch(
     in a savepoint of one transaction, so a mail that raises rolls back alone and is
     quarantined, and one COMMIT makes the whole batch durable. A process killed inside the
     batch loses the batch's effects but not its counted starts: the runner then takes those
-    mails one at a time, so only the mail that stops the process is ever set aside. `ready`
+    mails one at a time (`Store.start_batch`), so only a mail that stops the process twice
+    on its own is ever set aside. `ready`
     holds what the read-ahead worker prepared, mail by mail (None: prepare it here)."""
-    ctx.store.start_attempts([stored.id for stored in batch], +1)
+    _count_start(ctx, batch, +1)
     results: list[Result] = []
     try:
         with ctx.store.transaction():
@@ -155,11 +156,21 @@ def _process_one(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Res
     return Result(result.key, result.procedure, result.outcome, result.case_id, ms)
 
 
+def _count_start(ctx: Context, batch: list[StoredMessage], step: int) -> None:
+    """A mail processed alone counts a start of its own (two, and it is set aside); a batch
+    counts only that it was in a batch."""
+    if len(batch) == 1:
+        with ctx.store.transaction():
+            ctx.store.start_attempt(batch[0].id, step)
+    else:
+        ctx.store.start_batch([stored.id for stored in batch], step)
+
+
 def _uncount(ctx: Context, batch: list[StoredMessage]) -> None:
     """The run stopped for a reason that is not these mails (the database refused, Ctrl-C):
     the batch rolled back, and its starts must not count towards setting a mail aside."""
     try:
-        ctx.store.start_attempts([stored.id for stored in batch], -1)
+        _count_start(ctx, batch, -1)
     except StoreError:
         log.warning("could not uncount the attempts on %s", ", ".join(s.key for s in batch))
 

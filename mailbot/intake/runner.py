@@ -87,7 +87,7 @@ def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[Store
     one that stops the process again is told apart from its batch-mates."""
     batch: list[StoredMessage] = []
     for stored in messages:
-        if stored.attempts:
+        if stored.attempts or stored.batched:
             if batch:
                 yield batch
                 batch = []

@@ -210,6 +210,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX cases_received ON cases (received_at);
     CREATE INDEX outbox_case ON outbox (case_id, created_at);
     """,
+    """
+    ALTER TABLE processing_starts ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -244,6 +247,7 @@ class StoredMessage:
     raw: bytes
     received_at: str
     attempts: int = 0
+    batched: int = 0
 
 
 BLOB_IO_BYTES = 1024 * 1024
@@ -445,13 +449,14 @@ class Store(Queries):
         for message_row in ids:
             r = self.execute(
                 "SELECT id, mailbox, key, size, received_at,"
-                " (SELECT starts FROM processing_starts WHERE message = messages.id)"
+                " (SELECT starts FROM processing_starts WHERE message = messages.id),"
+                " (SELECT batched FROM processing_starts WHERE message = messages.id)"
                 " FROM messages WHERE id = ?",
                 (message_row,),
             ).fetchone()
             if r is not None:
                 raw = self._read_raw(r[0], r[3])
-                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0)
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0, r[6] or 0)
 
     def start_attempt(self, message_row: int, step: int) -> None:
         """Count (+1), committed before any work, that processing of this mail began: a mail
@@ -464,12 +469,18 @@ class Store(Queries):
             (message_row, max(0, step), step),
         )
 
-    def start_attempts(self, message_rows: Sequence[int], step: int) -> None:
-        """`start_attempt` for a whole batch in one commit (group commit: one fsync for the
-        batch's starts, one for its effects)."""
+    def start_batch(self, message_rows: Sequence[int], step: int) -> None:
+        """Count, in one commit, that a batch of mails began (group commit: one fsync for the
+        batch's starts, one for its effects). Kept apart from `starts`: a batch that never
+        finished does not say which of its mails stopped the process, so it sends each of them
+        through alone next time without counting against any."""
         with self.transaction():
             for message_row in message_rows:
-                self.start_attempt(message_row, step)
+                self.execute(
+                    "INSERT INTO processing_starts (message, starts, batched) VALUES (?, 0, ?)"
+                    " ON CONFLICT (message) DO UPDATE SET batched = max(0, batched + ?)",
+                    (message_row, max(0, step), step),
+                )
 
     def finish_message(
         self,
