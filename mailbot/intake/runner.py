@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ STORE_BATCH = 100
 BATCH_BYTES = 16 * 1024 * 1024
 COMMIT_BATCH = 32  # mails applied per transaction (one fsync), each in its own savepoint
 READ_AHEAD_FROM = 2 * COMMIT_BATCH  # a backlog this long is parsed ahead on the second core
+# The sender waits on the SMTP server three times a mail; at the default 5 ms switch interval
+# each wake-up queued behind the checking thread's slice and the sends fell behind.
+SEND_ALONG_SWITCH = 0.0005
 PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
 
 
@@ -159,10 +163,11 @@ def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
     if ctx.store.count_pending() >= READ_AHEAD_FROM:
         with ReadAhead(ctx, start=True) as ahead, SendAlong(ctx, sender) as along:
             summary.results = process_pending(ctx, ahead, along.wake.set)
+            summary.jobs = run_jobs(ctx)
         summary.sent, summary.deferred = along.sent, along.deferred
     else:
         summary.results = process_pending(ctx)
-    summary.jobs = run_jobs(ctx)
+        summary.jobs = run_jobs(ctx)
     sent, deferred = flush_outbox(ctx, sender)
     summary.sent += sent
     summary.deferred += deferred
@@ -183,6 +188,8 @@ class SendAlong(threading.Thread):
         self.error: BaseException | None = None
 
     def __enter__(self) -> SendAlong:
+        self.interval = sys.getswitchinterval()
+        sys.setswitchinterval(SEND_ALONG_SWITCH)
         self.start()
         return self
 
@@ -190,6 +197,7 @@ class SendAlong(threading.Thread):
         self.stop.set()
         self.wake.set()
         self.join()
+        sys.setswitchinterval(self.interval)
         if self.error is not None and exc[0] is None:
             raise self.error
 
