@@ -69,3 +69,34 @@ def test_ascii_subject_stays_readable_and_attachments_keep_japanese_names():
     [part] = list(msg.iter_attachments())
     assert part.get_filename() == "アセスメント結果通知書_0001.pdf"
     assert part.get_content() == b"%PDF-1.4"
+
+
+def test_the_plain_receipt_is_byte_for_byte_what_the_stdlib_builds():
+    """Issue 17: plain UTF-8 receipts are written directly (the header registry took a quarter
+    of checking a mail); they must not differ by a byte from EmailMessage's output."""
+    import random
+    from datetime import timedelta, timezone
+
+    from mailbot.mail.compose import _mime, _plain_text
+
+    rng = random.Random(17)
+    pieces = [
+        "受付しました。",
+        "■事業者名：",
+        "ａｂｃ①㈱髙",
+        "abc def",
+        "",
+        "\t",
+        "x" * 90,
+        "。" * 40,
+    ]
+    for n in range(300):
+        lines = [rng.choice(pieces) * rng.randint(0, 4) for _ in range(rng.randint(0, 30))]
+        body = rng.choice(["\n", "\r\n"]).join(lines) + rng.choice(["", "\n", "\r\n"])
+        date = datetime(2026, 11, 20, 10, 0, tzinfo=timezone(timedelta(hours=9))) + timedelta(
+            minutes=n
+        )
+        message_id = f"<mailbot.{n}.{rng.getrandbits(128):032x}@example.jp>"
+        for kind in ("auto-replied", "auto-generated"):
+            fast = _plain_text(date, message_id, kind, body, "utf-8")
+            assert fast == _mime(date, message_id, kind, body, "utf-8"), body

@@ -202,7 +202,9 @@ CRASH = textwrap.dedent(
 )
 
 
-def test_a_mail_that_kills_the_process_twice_is_quarantined_on_the_third_try(tmp_path: Path):
+def test_a_mail_that_kills_the_process_twice_on_its_own_is_quarantined_on_the_next_try(
+    tmp_path: Path,
+):
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     killer = build("件名", "本文", from_addr="killer@example.net", headers={"X-Kill-Me": "1"})
     store(ctx, killer, application())
@@ -211,10 +213,11 @@ def test_a_mail_that_kills_the_process_twice_is_quarantined_on_the_third_try(tmp
     def run() -> subprocess.CompletedProcess:
         return run_script(CRASH, tmp_path, timeout=300)
 
-    assert run().returncode != 0
-    assert run().returncode != 0
-    third = run()
-    assert third.returncode == 0, third.stderr[-2000:]
+    assert run().returncode != 0  # in a batch with the application: either may be at fault
+    assert run().returncode != 0  # alone: its first start
+    assert run().returncode != 0  # alone: its second
+    last = run()
+    assert last.returncode == 0, last.stderr[-2000:]
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     rows = ctx.store.execute("SELECT state, outcome, case_id FROM messages ORDER BY id").fetchall()
     assert rows[0]["state"] == "quarantined"

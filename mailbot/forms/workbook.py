@@ -25,7 +25,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -173,7 +173,7 @@ def inspect(filename: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> list
         return [problem(LEGACY_XLS, filename, "OLE2 compound file (legacy .xls)")]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return _inspect_zip(filename, archive, limits)
+            return _inspect_zip(filename, archive, limits, data)
     except zipfile.BadZipFile as exc:
         kind = BROKEN_ZIP if data.startswith(b"PK") else NOT_ZIP
         return [problem(kind, filename, f"zip: {exc}")]
@@ -191,7 +191,9 @@ def _unsafe_name(name: str) -> bool:
     )
 
 
-def _inspect_zip(filename: str, archive: zipfile.ZipFile, limits: Limits) -> list[WorkbookProblem]:
+def _inspect_zip(
+    filename: str, archive: zipfile.ZipFile, limits: Limits, data: bytes
+) -> list[WorkbookProblem]:
     infos = archive.infolist()
     if len(infos) > limits.max_parts:
         return [problem(TOO_MANY_PARTS, filename, f"{len(infos)} parts > {limits.max_parts}")]
@@ -224,7 +226,7 @@ def _inspect_zip(filename: str, archive: zipfile.ZipFile, limits: Limits) -> lis
         found.append(problem(XML_DTD, filename, f"{dtd}: DOCTYPE or ENTITY declaration"))
     if found:
         return found
-    extent = workbook_extent(archive)
+    extent = _extent_of(data)
     if (
         extent.cells > limits.max_cells
         or extent.rows > limits.max_rows
@@ -544,13 +546,20 @@ def workbook_extent(archive: zipfile.ZipFile) -> Extent:
     return Extent(rows, columns, cells)
 
 
+@lru_cache(maxsize=4)
+def _extent_of(data: bytes) -> Extent:
+    """`workbook_extent` of a workbook's bytes; `inspect` and the choice of reader both need
+    it, and scanning every sheet's XML was most of opening a form."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return workbook_extent(archive)
+
+
 def _small_enough_for_calamine(data: bytes) -> bool:
     """calamine keeps a sheet as a dense rectangle from A1 to its last cell, so one cell at
     XFD1048576 would ask for billions of cells (and a Rust allocation failure aborts the
     process). Only sheets whose cells all lie inside the form area go to it."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            extent = workbook_extent(archive)
+        extent = _extent_of(data)
     except Exception:
         return False
     return extent.rows <= MAX_ROWS * 4 and extent.columns <= MAX_COLUMNS * 4
@@ -604,6 +613,30 @@ def _best_grid(grids: Sequence[Grid], labels: Labels) -> Grid | None:
     return best
 
 
+@dataclass(frozen=True)
+class OpenedBook:
+    """A workbook inspected and read into grids, before any label is looked for: the costly,
+    pure part of reading a form, which the read-ahead worker does on the second core."""
+
+    limits: Limits
+    problems: tuple[WorkbookProblem, ...] = ()
+    grids: tuple[Grid, ...] = ()
+
+
+def open_book(data: bytes, filename: str = "", limits: Limits = DEFAULT_LIMITS) -> OpenedBook:
+    """`inspect`, then (if it found nothing) every sheet as a Grid with its label index built;
+    never raises."""
+    problems = inspect(filename, data, limits)
+    if problems:
+        return OpenedBook(limits, tuple(problems))
+    grids, failure = load_grids(data, filename)
+    if failure is not None:
+        return OpenedBook(limits, (failure,))
+    for grid in grids:
+        grid.label_index  # noqa: B018 - built here so that it travels with the grid
+    return OpenedBook(limits, grids=tuple(grids))
+
+
 def read_form(
     data: bytes,
     labels: Sequence[str],
@@ -612,15 +645,17 @@ def read_form(
     filename: str = "",
     form_name: str = "申込書",
     limits: Limits = DEFAULT_LIMITS,
+    opened: OpenedBook | None = None,
 ) -> FormValues:
     """Each label's value: the first non-blank cell right of it on the sheet that carries most
-    of the labels. Runs `inspect` first whatever the caller did; never raises."""
-    problems = inspect(filename, data, limits)
-    if problems:
-        return FormValues(problems=tuple(problems), missing=tuple(labels))
-    grids, failure = load_grids(data, filename)
-    if failure is not None:
-        return FormValues(problems=(failure,), missing=tuple(labels))
+    of the labels. Runs `inspect` first whatever the caller did (`opened`, read ahead under the
+    same limits, stands for that); never raises."""
+    book = opened if opened is not None and opened.limits == limits else None
+    if book is None:
+        book = open_book(data, filename, limits)
+    if book.problems:
+        return FormValues(problems=book.problems, missing=tuple(labels))
+    grids = book.grids
     known = Labels(labels, aliases)
     return values_from_grids(grids, known, filename=filename, form_name=form_name)
 
@@ -878,7 +913,12 @@ def load_form_rules(path: Path) -> FormRules:
 
 
 def read_form_fields(
-    data: bytes, form: FormRule, *, filename: str = "", limits: Limits = DEFAULT_LIMITS
+    data: bytes,
+    form: FormRule,
+    *,
+    filename: str = "",
+    limits: Limits = DEFAULT_LIMITS,
+    opened: OpenedBook | None = None,
 ) -> FormValues:
     """`read_form` driven by a FormRule: value fields as cells, `licenses` fields as the list of
     ライセンス区分 rows, `areas` fields as the list of ticked areas."""
@@ -890,6 +930,7 @@ def read_form_fields(
         filename=filename,
         form_name=form.name,
         limits=limits,
+        opened=opened,
     )
     if result.grid is None:
         return result

@@ -13,7 +13,8 @@ import logging
 import re
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,9 @@ from mailbot.context import Context
 from mailbot.desk.mail_decisions import apply_report_reply, report_reply
 from mailbot.errors import QuarantineError, StoreError
 from mailbot.forms.fields import find_participation_categories
-from mailbot.mail import Mail
+from mailbot.forms.workbook import Limits as WorkbookLimits
+from mailbot.forms.workbook import open_book
+from mailbot.mail import Attachment, Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
 from mailbot.mail.parse import parse
 from mailbot.mail.trust import TrustRules, load_trust_rules
@@ -29,7 +32,7 @@ from mailbot.outbox.planner import Thread, apply_outcome
 from mailbot.outbox.send import tell_staff_undeliverable
 from mailbot.outcome import Incoming
 from mailbot.procedures import registry
-from mailbot.procedures.common import own_text
+from mailbot.procedures.common import SPREADSHEET_SUFFIXES, own_text
 from mailbot.procedures.forms import held, stranger_held
 from mailbot.routing import ThreadHit, classify
 from mailbot.states import Status
@@ -102,7 +105,29 @@ def _case_fields(mail: Mail, mailbox_address: str, received_at: str) -> dict[str
     }
 
 
-def process(ctx: Context, stored: StoredMessage) -> Result:
+def process_batch(
+    ctx: Context, batch: list[StoredMessage], ready: Sequence[Mail | None] = ()
+) -> list[Result]:
+    """Group commit: the batch's starts are counted in one commit, then every mail is applied
+    in a savepoint of one transaction, so a mail that raises rolls back alone and is
+    quarantined, and one COMMIT makes the whole batch durable. A process killed inside the
+    batch loses the batch's effects but not its counted starts: the runner then takes those
+    mails one at a time (`Store.start_batch`), so only a mail that stops the process twice
+    on its own is ever set aside. `ready`
+    holds what the read-ahead worker prepared, mail by mail (None: prepare it here)."""
+    _count_start(ctx, batch, +1)
+    results: list[Result] = []
+    try:
+        with ctx.store.transaction():
+            for n, stored in enumerate(batch):
+                results.append(_process_one(ctx, stored, ready[n] if n < len(ready) else None))
+    except BaseException:
+        _uncount(ctx, batch)
+        raise
+    return results
+
+
+def _process_one(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Result:
     started = time.perf_counter()
     try:
         if stored.attempts >= MAX_STARTS:
@@ -110,19 +135,15 @@ def process(ctx: Context, stored: StoredMessage) -> Result:
                 f"processing of this mail started {stored.attempts} times and never finished"
                 " (the process stopped on it); set aside so that the mails behind it go on"
             )
-        ctx.store.start_attempt(stored.id, +1)
-        result = _process(ctx, stored)
+        with ctx.store.transaction():
+            result = _process(ctx, stored, ready)
     except StoreError:
-        _uncount(ctx, stored)
         raise
     except Exception as exc:
         reason = _reason(exc)
         log.warning("quarantined %s: %s", stored.key, reason)
         case_id = _quarantine(ctx, stored, reason)
         result = Result(stored.key, "quarantined", reason, case_id, 0.0)
-    except BaseException:
-        _uncount(ctx, stored)
-        raise
     ms = (time.perf_counter() - started) * 1000
     log.info(
         "mail key=%s procedure=%s outcome=%s case=%s ms=%.1f",
@@ -135,13 +156,23 @@ def process(ctx: Context, stored: StoredMessage) -> Result:
     return Result(result.key, result.procedure, result.outcome, result.case_id, ms)
 
 
-def _uncount(ctx: Context, stored: StoredMessage) -> None:
-    """The run stopped for a reason that is not this mail (the database refused, Ctrl-C):
-    this start must not count towards setting the mail aside."""
+def _count_start(ctx: Context, batch: list[StoredMessage], step: int) -> None:
+    """A mail processed alone counts a start of its own (two, and it is set aside); a batch
+    counts only that it was in a batch."""
+    if len(batch) == 1:
+        with ctx.store.transaction():
+            ctx.store.start_attempt(batch[0].id, step)
+    else:
+        ctx.store.start_batch([stored.id for stored in batch], step)
+
+
+def _uncount(ctx: Context, batch: list[StoredMessage]) -> None:
+    """The run stopped for a reason that is not these mails (the database refused, Ctrl-C):
+    the batch rolled back, and its starts must not count towards setting a mail aside."""
     try:
-        ctx.store.start_attempt(stored.id, -1)
+        _count_start(ctx, batch, -1)
     except StoreError:
-        log.warning("could not uncount the attempt on %s", stored.key)
+        log.warning("could not uncount the attempts on %s", ", ".join(s.key for s in batch))
 
 
 def _reason(exc: BaseException) -> str:
@@ -182,15 +213,41 @@ def content_digest(mail: Mail) -> str:
     return digest.hexdigest()
 
 
+def prepare(raw: bytes, max_bytes: int, limits: WorkbookLimits) -> Mail | None:
+    """The pure stage of one mail: parsed, and every attached workbook opened (inspected and
+    read into grids). The read-ahead worker runs it on the second core; None when the mail is
+    over the size limit (the main process quarantines it with the reason)."""
+    if len(raw) > max_bytes:
+        return None
+    mail = parse(raw)
+    if _unparseable(mail):
+        return mail
+    return replace(
+        mail,
+        attachments=tuple(
+            replace(a, opened=open_book(a.data, a.filename, limits)) if _workbook_like(a) else a
+            for a in mail.attachments
+        ),
+    )
+
+
+def _workbook_like(attachment: Attachment) -> bool:
+    """What pick_form may take as a form: a spreadsheet by name, or a zip/OLE file."""
+    return attachment.filename.lower().endswith(SPREADSHEET_SUFFIXES) or attachment.data[:4] in (
+        b"PK\x03\x04",
+        b"\xd0\xcf\x11\xe0",
+    )
+
+
 def _unparseable(mail: Mail) -> str | None:
     return next((d for d in mail.defects if d.startswith("unparseable:")), None)
 
 
-def _process(ctx: Context, stored: StoredMessage) -> Result:
+def _process(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Result:
     limit = ctx.config.limits.max_message_bytes
     if len(stored.raw) > limit:
         raise QuarantineError(f"message of {len(stored.raw)} bytes is over the {limit}-byte limit")
-    mail = parse(stored.raw)
+    mail = ready if ready is not None else parse(stored.raw)
     broken = _unparseable(mail)
     if broken:
         raise QuarantineError(f"the mail could not be parsed ({broken.split(':', 1)[1].strip()})")

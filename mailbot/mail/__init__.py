@@ -7,15 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Attachment:
-    """One attached file, name decoded (RFC 2231 / RFC 2047) and payload transfer-decoded."""
+    """One attached file, name decoded (RFC 2231 / RFC 2047) and payload transfer-decoded.
+    `opened` is the workbook the read-ahead worker already opened from `data` (a
+    forms.workbook.OpenedBook; typed loosely so that mail/ stays below forms/)."""
 
     filename: str
     content_type: str
     data: bytes
+    opened: Any = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:

@@ -212,7 +212,13 @@ def read_form(
             None,
         )
     limits = WorkbookLimits(max_bytes=ctx.config.limits.max_attachment_bytes)
-    result = read_form_fields(attachment.data, form, filename=attachment.filename, limits=limits)
+    result = read_form_fields(
+        attachment.data,
+        form,
+        filename=attachment.filename,
+        limits=limits,
+        opened=attachment.opened,
+    )
     if result.problems:
         return (
             {},

@@ -210,6 +210,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX cases_received ON cases (received_at);
     CREATE INDEX outbox_case ON outbox (case_id, created_at);
     """,
+    """
+    ALTER TABLE processing_starts ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -244,6 +247,7 @@ class StoredMessage:
     raw: bytes
     received_at: str
     attempts: int = 0
+    batched: int = 0
 
 
 BLOB_IO_BYTES = 1024 * 1024
@@ -264,6 +268,7 @@ class Store(Queries):
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the database: {exc}") from exc
         self._depth = 0
+        self._unindexed: set[int] = set()
 
     def close(self) -> None:
         self.conn.close()
@@ -288,11 +293,22 @@ class Store(Queries):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic unit; nested use joins the outer transaction."""
+        """One atomic unit. Nested use is a savepoint inside the outer transaction: it rolls
+        back alone when it raises (one mail of a group-committed batch), and is made durable
+        only by the outer COMMIT."""
         if self._depth:
+            name = f"sp{self._depth}"
             self._depth += 1
+            self.execute(f"SAVEPOINT {name}")
             try:
                 yield
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.execute(f"RELEASE {name}")
             finally:
                 self._depth -= 1
             return
@@ -305,14 +321,21 @@ class Store(Queries):
             yield
         except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            self._unindexed.clear()
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         self._depth = 0
         try:
+            for case_id in sorted(self._unindexed):
+                self._write_index(case_id)
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK")
+        except (sqlite3.Error, StoreError) as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise StoreError(f"{self.path}: cannot commit: {exc}") from exc
+        finally:
+            self._unindexed.clear()
 
     def execute(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:
@@ -426,13 +449,14 @@ class Store(Queries):
         for message_row in ids:
             r = self.execute(
                 "SELECT id, mailbox, key, size, received_at,"
-                " (SELECT starts FROM processing_starts WHERE message = messages.id)"
+                " (SELECT starts FROM processing_starts WHERE message = messages.id),"
+                " (SELECT batched FROM processing_starts WHERE message = messages.id)"
                 " FROM messages WHERE id = ?",
                 (message_row,),
             ).fetchone()
             if r is not None:
                 raw = self._read_raw(r[0], r[3])
-                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0)
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0, r[6] or 0)
 
     def start_attempt(self, message_row: int, step: int) -> None:
         """Count (+1), committed before any work, that processing of this mail began: a mail
@@ -444,6 +468,19 @@ class Store(Queries):
             " ON CONFLICT (message) DO UPDATE SET starts = max(0, starts + ?)",
             (message_row, max(0, step), step),
         )
+
+    def start_batch(self, message_rows: Sequence[int], step: int) -> None:
+        """Count, in one commit, that a batch of mails began (group commit: one fsync for the
+        batch's starts, one for its effects). Kept apart from `starts`: a batch that never
+        finished does not say which of its mails stopped the process, so it sends each of them
+        through alone next time without counting against any."""
+        with self.transaction():
+            for message_row in message_rows:
+                self.execute(
+                    "INSERT INTO processing_starts (message, starts, batched) VALUES (?, 0, ?)"
+                    " ON CONFLICT (message) DO UPDATE SET batched = max(0, batched + ?)",
+                    (message_row, max(0, step), step),
+                )
 
     def finish_message(
         self,
@@ -721,8 +758,16 @@ class Store(Queries):
     # full-text search (SQLite FTS5, trigram: Japanese substrings of 3+ characters)
 
     def _index_case(self, case_id: int) -> None:
-        """Rewrite the case's search row from the case and its mails; callers hold the
-        transaction that changed them, so the index never lags the case."""
+        """Inside a transaction the case is only noted, and its search row rewritten once just
+        before COMMIT (a new case was indexed twice per mail: when opened, and when its mail
+        was filed), so the index still never lags a committed case."""
+        if self._depth:
+            self._unindexed.add(case_id)
+        else:
+            self._write_index(case_id)
+
+    def _write_index(self, case_id: int) -> None:
+        """Rewrite the case's search row from the case and its mails."""
         case = self.execute(
             "SELECT subject, sender, sender_name, operator_code, data FROM cases WHERE id = ?",
             (case_id,),
