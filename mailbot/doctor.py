@@ -225,17 +225,7 @@ def _mailbox(box: MailboxConfig, resolve: Resolver) -> Check:
     try:
         box.require_password()
         resolve(box.host or "localhost")
-        mailbox = ImapMailbox(
-            address=box.address,
-            host=box.host or "localhost",
-            port=box.port or 993,
-            security=box.security,
-            username=box.username or "",
-            password=box.password or "",
-            folder=box.folder,
-            timeout=CONNECT_TIMEOUT,
-            attempts=1,
-        )
+        mailbox = ImapMailbox.from_config(box, timeout=CONNECT_TIMEOUT, attempts=1)
         try:
             detail = mailbox.probe()
         finally:

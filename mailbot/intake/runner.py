@@ -48,18 +48,7 @@ def open_mailbox(box: MailboxConfig) -> Mailbox:
         return MaildirMailbox(box.address, box.path, box.poll_interval)
     from mailbot.intake.mailboxes.imap import ImapMailbox
 
-    box.require_password()
-    return ImapMailbox(
-        address=box.address,
-        host=box.host or "localhost",
-        port=box.port or 993,
-        security=box.security,
-        username=box.username or "",
-        password=box.password or "",
-        folder=box.folder,
-        move_to=box.move_to,
-        poll_interval=box.poll_interval,
-    )
+    return ImapMailbox.from_config(box)
 
 
 def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:

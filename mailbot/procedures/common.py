@@ -9,6 +9,7 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.mail import Attachment, Mail
 from mailbot.mail.trust import load_trust_rules
+from mailbot.outcome import Problem
 from mailbot.store.registers import operators_for_sender
 from mailbot.text import nfkc, single_line
 
@@ -83,3 +84,15 @@ def attachment_names(mail: Mail) -> list[str]:
     """The names as a reply may quote them: one line each, no control or bidi characters
     (a name is the sender's text and must not forge lines of our mail)."""
     return [single_line(a.filename, 120) for a in mail.attachments]
+
+
+def missing_fields(
+    values: dict[str, str], labels: dict[str, str], required: tuple[str, ...], message: str
+) -> list[Problem]:
+    """One problem for each required body field left empty; `message` names it as
+    `{label}`, in the words of the procedure's own template."""
+    return [
+        Problem(labels[key], message.format(label=labels[key]))
+        for key in required
+        if not values.get(key, "").strip()
+    ]

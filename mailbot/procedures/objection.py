@@ -17,7 +17,7 @@ from mailbot.forms import fields
 from mailbot.forms.bodyfields import BODY_FIELDS, BodyField, extract
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.common import own_text, sender_belongs
+from mailbot.procedures.common import missing_fields, own_text, sender_belongs
 from mailbot.states import Status
 from mailbot.store.registers import source as find_source
 from mailbot.text import nfkc
@@ -124,14 +124,12 @@ class Objection:
         mail = incoming.mail
         labels = {f.key: f.label for f in objection_fields(ctx)}
         values = extract(own_text(mail), objection_fields(ctx))
-        problems = [
-            Problem(
-                labels[key],
-                f"「■{labels[key]}」の記載がございません。表の記載例に沿ってご記入ください。",
-            )
-            for key in REQUIRED
-            if not values.get(key, "").strip()
-        ]
+        problems = missing_fields(
+            values,
+            labels,
+            REQUIRED,
+            "「■{label}」の記載がございません。表の記載例に沿ってご記入ください。",
+        )
         code = nfkc(values.get("operator_code", "")).strip().upper()
         subject_code = incoming.classification.subject_code
         if values.get("operator_code") and not fields.is_operator_code(code):

@@ -20,7 +20,7 @@ from mailbot.forms.workbook import Limits, inspect, load_grids
 from mailbot.longterm.roadmap import ROADMAP_RULES, file_name_problems, sheet_problems
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.common import own_text, sender_belongs, spreadsheets
+from mailbot.procedures.common import missing_fields, own_text, sender_belongs, spreadsheets
 from mailbot.states import Status
 from mailbot.store.registers import source as find_source
 from mailbot.text import nfkc
@@ -52,14 +52,12 @@ class RoadmapRevisionReply:
         labels = {f.key: f.label for f in spec}
         text = own_text(mail)
         values = extract(text, spec)
-        problems = [
-            Problem(
-                labels[k],
-                f"「・{labels[k]}」の記載がございません。■対象となる電源の各項目をご記入ください。",
-            )
-            for k in REQUIRED
-            if not values.get(k, "").strip()
-        ]
+        problems = missing_fields(
+            values,
+            labels,
+            REQUIRED,
+            "「・{label}」の記載がございません。■対象となる電源の各項目をご記入ください。",
+        )
         code = nfkc(values.get("operator_code", "")).strip().upper() or (
             incoming.classification.subject_code or ""
         )

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from mailbot.config import MailboxConfig
 from mailbot.errors import MailboxError
 from mailbot.intake.mailboxes import RawMessage
 
@@ -47,6 +48,23 @@ def _aware(value: object) -> datetime | None:
 
 
 class ImapMailbox:
+    @classmethod
+    def from_config(cls, box: MailboxConfig, **overrides: Any) -> ImapMailbox:
+        """The mailbox a `[[mailboxes]]` entry describes, for the run and for doctor alike."""
+        box.require_password()
+        settings: dict[str, Any] = {
+            "address": box.address,
+            "host": box.host or "localhost",
+            "port": box.port or 993,
+            "security": box.security,
+            "username": box.username or "",
+            "password": box.password or "",
+            "folder": box.folder,
+            "move_to": box.move_to,
+            "poll_interval": box.poll_interval,
+        }
+        return cls(**(settings | overrides))
+
     def __init__(
         self,
         *,
