@@ -43,20 +43,25 @@ addresses = ["capacity-desk@occto.or.jp"]
 
 SECURITY = ("ssl", "starttls", "none")
 
+_SERVER_KEYS = {
+    "backend": "str",
+    "path": "str",
+    "host": "str",
+    "port": "port",
+    "security": "str",
+    "username": "str",
+    "password": "str",
+    "password_env": "str",
+}
+"""What a mailbox and the outgoing server both take: a Maildir path, or a server to log in to."""
+
 SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
     "storage": ("table", {"database": "str"}),
     "mailboxes": (
         "array",
-        {
+        _SERVER_KEYS
+        | {
             "address": "str",
-            "backend": "str",
-            "path": "str",
-            "host": "str",
-            "port": "port",
-            "security": "str",
-            "username": "str",
-            "password": "str",
-            "password_env": "str",
             "folder": "str",
             "move_to": "str",
             "poll_interval": "positive_number",
@@ -64,15 +69,8 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "outgoing": (
         "table",
-        {
-            "backend": "str",
-            "path": "str",
-            "host": "str",
-            "port": "port",
-            "security": "str",
-            "username": "str",
-            "password": "str",
-            "password_env": "str",
+        _SERVER_KEYS
+        | {
             "charset": "str",
             "from_name": "str",
             "message_id_domain": "str",
