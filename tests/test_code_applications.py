@@ -85,8 +85,8 @@ XLS = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2048
             "参加区分",
         ),
         (
-            "two 参加区分",
-            {"body": BODY + "参加区分は、『変動電源（単独）』です。"},
+            "two 参加区分 needing different licenses",
+            {"body": BODY + "参加区分は、『発動指令電源（DR）』です。"},
             "参加区分",
         ),
         ("略称 without _容", {"fields": {"事業者名略称": "髙橋電力"}}, "事業者名略称"),
@@ -125,6 +125,14 @@ def test_each_rule_is_a_correction_under_the_forms_label(desk: Context, why, kwa
     assert field in fields_of(case), (why, case["problems"])
     [mail] = outbox(desk, "correction")
     assert f"【{field}】" in body_text(mail["raw"])
+
+
+def test_two_categories_of_one_license_are_one_application(desk: Context):
+    """Seed 000 参考資料: 「※ライセンス区分が同一の場合、事業者コードを複数取得する必要はありません。」
+    安定電源 and 変動電源（単独） both need 発電: naming both is no 不備."""
+    case = submit(desk, application(body=BODY + "参加区分は、『変動電源（単独）』です。"))
+    assert case["status"] == "complete", case["problems"]
+    assert "参加区分" not in fields_of(case)
 
 
 def test_negawatt_names_target_areas_and_attaches_nothing_more(desk: Context):

@@ -238,7 +238,7 @@ def check_short_name(value: object) -> str | None:
         return "事業者名略称が記載されておりません。末尾に「_容」を付けた略称をご記載ください（例：広域機関_容）。"
     problems = []
     if not unicodedata.normalize("NFKC", text).endswith(SHORT_NAME_SUFFIX):
-        problems.append("末尾に「_容」を付けてください（例：広域機関_容）")
+        problems.append("末尾に「_容」をお付けください（例：広域機関_容）")
     if len(text) > SHORT_NAME_MAX_CHARS:
         problems.append(f"最大10文字でご記載ください（記載内容は{len(text)}文字です）")
     if not problems:

@@ -122,14 +122,14 @@ def file_name_problems(
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名が{rules.max_file_name_length}文字を超えております。電源等の名称を短縮してください{example}。",
+                f"ファイル名が{rules.max_file_name_length}文字を超えております。電源等の名称をご短縮ください{example}。",
             )
         )
     if int(match["rev"]) != revision:
         p.append(
             Problem(
                 "ファイル名",
-                f"ファイル名末尾の改訂回数（R{match['rev']}）は R{revision} としてください{example}。",
+                f"ファイル名末尾の改訂回数（R{match['rev']}）は R{revision} とご設定ください{example}。",
             )
         )
     return p

@@ -63,7 +63,8 @@ def issue_roadmap_notice(
     if source is None:
         raise DecisionError(f"{number_text}: its source {case['source_id']!r} is not registered")
     revised = case["data"].get("answer") == "revised"
-    upload = revised and outcome == "合格"
+    # §3.1.8: whoever revised, by their own answer or at the ministry's request (§3.1.4)
+    upload = outcome == "合格" and (revised or bool(case["data"].get("ministry_correction")))
     title = TITLE.replace("）", "・再審査）") if reassessment else TITLE
     with ctx.store.transaction():
         number = next_notice_number(ctx)

@@ -16,7 +16,7 @@ from mailbot.mail.trust import load_trust_rules
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
-from mailbot.procedures.licenses import DEMAND_RESPONSE, LICENSE_RULES, verdict
+from mailbot.procedures.licenses import DEMAND_RESPONSE, LICENSE_RULES, LicenseTable, verdict
 from mailbot.states import Status
 from mailbot.store.registers import operators_for_sender, operators_named
 
@@ -24,8 +24,13 @@ STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
 
 
-def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]:
-    """The application statement and exactly one 参加区分 in the participant's own text."""
+def body_problems(
+    text: str, statement: str, table: LicenseTable | None = None
+) -> tuple[list[Problem], str | None]:
+    """The application statement and the 参加区分 in the participant's own text. With a license
+    `table`, several 参加区分 that need the same ライセンス区分 are one application (seed 000
+    参考資料: 「ライセンス区分が同一の場合、事業者コードを複数取得する必要はありません」); without
+    one, exactly one is asked for (a 系統コード is one per 電源リスト)."""
     problems: list[Problem] = []
     if not says(text, statement):
         problems.append(
@@ -47,12 +52,18 @@ def body_problems(text: str, statement: str) -> tuple[list[Problem], str | None]
                 f"{choices}（記載例：参加区分は、『発動指令電源（電源）』です。）",
             )
         )
-    elif len(categories) > 1:
+    elif len(categories) > 1 and not (
+        table is not None and len({str(table.needed.get(c)) for c in categories}) == 1
+    ):
         problems.append(
             Problem(
                 "参加区分",
                 f"本文に参加区分が複数記載されております（{'、'.join(categories)}）。"
-                "1回のお申込みにつき1つをご記載ください。",
+                + (
+                    "必要なライセンス区分が異なるため、ライセンス区分ごとにお申込みください。"
+                    if table is not None
+                    else "1回のお申込みにつき1つをご記載ください。"
+                ),
             )
         )
     else:
@@ -107,7 +118,9 @@ class OperatorCodeApplication:
         mail = incoming.mail
         cls = incoming.classification
         text = own_text(mail)
-        problems, category = body_problems(text, STATEMENT)
+        problems, category = body_problems(
+            text, STATEMENT, LICENSE_RULES.load(ctx.config.rules_dir)
+        )
         values, form_problems, _form_file = forms.read_form(ctx, mail, "operator_master")
         problems += form_problems
         data: dict[str, Any] = {
