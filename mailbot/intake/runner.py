@@ -75,21 +75,24 @@ def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
 
 
 def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[StoredMessage]]:
-    """Group-commit batches in arrival order. A mail whose processing started before without
+    """Group-commit batches in arrival order, at most `size` mails or BATCH_BYTES of raw mail
+    (large mails neither sit in memory together nor hold the write lock long). A mail whose processing started before without
     finishing (a past run stopped inside its batch) goes alone, committed on its own, so the
     one that stops the process again is told apart from its batch-mates."""
     batch: list[StoredMessage] = []
+    held = 0
     for stored in messages:
         if stored.attempts or stored.batched:
             if batch:
                 yield batch
-                batch = []
+                batch, held = [], 0
             yield [stored]
             continue
         batch.append(stored)
-        if len(batch) >= size:
+        held += len(stored.raw)
+        if len(batch) >= size or held >= BATCH_BYTES:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch
 

@@ -251,6 +251,10 @@ class StoredMessage:
 
 
 BLOB_IO_BYTES = 1024 * 1024
+# What of a mail's text the search index keeps: a sender who replies to their own case with
+# megabytes of text must not make every later change of that case rewrite megabytes.
+SEARCH_BODY_CHARS = 100_000
+SEARCH_CASE_CHARS = 1_000_000
 BLOB_PIECE = 1024 * 1024
 
 
@@ -783,11 +787,15 @@ class Store(Queries):
                 company += [op["name"] or "", op["short_name"] or ""]
         company += _names_in(json.loads(case["data"] or "{}"))
         bodies, files, subjects = [], [], [case["subject"] or ""]
+        indexed = 0
         for row in self.execute(
-            "SELECT subject, body_text, attachment_names FROM messages WHERE case_id = ?",
-            (case_id,),
+            "SELECT subject, substr(body_text, 1, ?) AS body_text, attachment_names"
+            " FROM messages WHERE case_id = ?",
+            (SEARCH_BODY_CHARS, case_id),
         ):
-            bodies.append(row["body_text"] or "")
+            if indexed < SEARCH_CASE_CHARS:
+                bodies.append(row["body_text"] or "")
+                indexed += len(bodies[-1])
             files += json.loads(row["attachment_names"] or "[]")
             if row["subject"] and row["subject"] not in subjects:
                 subjects.append(row["subject"])

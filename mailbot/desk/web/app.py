@@ -31,7 +31,7 @@ from mailbot.errors import MailbotError
 from mailbot.mail.parse import parse
 from mailbot.mail.render import jdate, jdatetime
 from mailbot.procedures import registry
-from mailbot.states import LABELS, OPEN, Status, action_label
+from mailbot.states import LABELS, OPEN, Status, action_label, allowed_actions
 from mailbot.store.registers import operator as find_operator
 from mailbot.text import format_case_number
 
@@ -279,7 +279,11 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         if case is None:
             raise NotFound()
         handler = registry().get(case["procedure"])
-        actions = tuple(handler.actions) if handler and Status(case["status"]) in OPEN else ()
+        actions = (
+            allowed_actions(tuple(handler.actions), case["status"])
+            if handler and Status(case["status"]) in OPEN
+            else ()
+        )
         row = _queue_row(c, case)
         accounts = c.store.staff_list()
         return render(
@@ -348,7 +352,14 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             case_id,
             "decided",
             lambda: decide(
-                ctx(), case_id, action, arg, reason, by=g.session.login, expected_version=version
+                ctx(),
+                case_id,
+                action,
+                arg,
+                reason,
+                by=g.session.login,
+                expected_version=version,
+                reason_hint="「理由」欄に記入してください",
             ),
         )
 
@@ -400,9 +411,14 @@ def _status_label(status: str) -> str:
 
 
 def _party(c: Context, case: dict[str, Any]) -> str:
+    """Looked up once per operator per request: a queue page of 100 rows is mostly a few
+    operators, and each lookup is a query."""
     code = case.get("operator_code") or ""
-    op = find_operator(c.store, code) if code else None
-    name = op["name"] if op else (case.get("sender_name") or "")
+    names: dict[str, str | None] = g.setdefault("operator_names", {})
+    if code and code not in names:
+        op = find_operator(c.store, code)
+        names[code] = op["name"] if op else None
+    name = names.get(code) or case.get("sender_name") or ""
     return f"{code} {name}".strip()
 
 
