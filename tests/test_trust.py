@@ -101,6 +101,10 @@ def event_kinds(ctx: Context, case_id: int) -> list[str]:
         (b'<row r="&#49;048576"><c r="&#x58;FD1048576"/></row>', 1048576, 16384, 2),
         (b'<row x:r="1"/><row x:r="1"/><row><c x:r="A1"/><c x:r="A1"/></row>', 3, 2, 5),
         (b'<row r="1"><c r="A1"/></row><mergeCell ref="b2:C4"/>', 4, 3, 7),
+        (b'<row r="5"><c foo=">" r="CV5000"/></row>', 5000, 100, 2),
+        (b'<row r="5"><c foo=" r=\'B1\' " r="CV5000"/></row>', 5000, 100, 2),
+        (b'<mergeCell ref="$A$1:$CV$20000"/>', 20000, 100, 100 * 20000 - 1),
+        (b'<mergeCell ref="A1:??"/>', 0, 0, wb.UNREADABLE_MERGE),
     ],
     ids=[
         "lower-case ref",
@@ -111,6 +115,10 @@ def event_kinds(ctx: Context, case_id: int) -> list[str]:
         "character references",
         "x:r is not r",
         "a merged range counts each cell",
+        "a quoted > does not end the tag",
+        "a quoted r= inside another attribute is not the reference",
+        "absolute ($) merged range",
+        "an unreadable merged range counts as too large",
     ],
 )
 def test_preflight_places_cells_as_a_reader_does(xml, rows, columns, cells):

@@ -438,11 +438,25 @@ def grid_from_calamine(sheet: Any) -> Grid:
     return Grid(sheet.name, cells, merged)
 
 
-_SHEET_TAG = re.compile(rb"<(?:[\w.-]+:)?(row|c|mergeCell)\b([^>]*)>", re.IGNORECASE)
-_MERGE_REF = re.compile(
-    rb"""(?<![\w:.-])ref\s*=\s*["']\s*([A-Za-z]{1,3})(\d{1,7})(?::([A-Za-z]{1,3})(\d{1,7}))?"""
+# A tag's attributes end at the first '>' outside quotes: a quoted '>' or a quoted "r='A1'"
+# inside another attribute must not end the tag or pass for its reference.
+_SHEET_TAG = re.compile(
+    rb"""<(?:[\w.-]+:)?(row|c|mergeCell)\b((?:[^>"']|"[^"]*"|'[^']*')*)>""", re.IGNORECASE
 )
-_REF_ATTR = re.compile(rb"""(?<![\w:.-])r\s*=\s*["']\s*([A-Za-z]{0,3})(\d{0,7})\s*["']""")
+_ATTR_PAIR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_MERGE_REF = re.compile(rb"([A-Za-z]{1,3})(\d{1,7})(?::([A-Za-z]{1,3})(\d{1,7}))?")
+_REF_VALUE = re.compile(rb"([A-Za-z]{0,3})(\d{0,7})")
+UNREADABLE_MERGE = 10**9  # a merged range whose reference can't be read counts as too large
+
+
+def _attribute(attrs: bytes, name: bytes) -> bytes | None:
+    """The value of the attribute named exactly `name` (no prefix), as an XML parser reads it."""
+    for key, double, single in _ATTR_PAIR.findall(attrs):
+        if key == name:
+            return (double or single).strip().replace(b"$", b"")
+    return None
+
+
 _CHAR_REF = re.compile(rb"&#(x[0-9A-Fa-f]{1,6}|[0-9]{1,7});")
 
 
@@ -475,7 +489,10 @@ def sheet_extent(xml: bytes) -> Extent:
         if b"&#" in attrs:
             attrs = _CHAR_REF.sub(_char, attrs)
         if tag == b"mergecell":
-            merged = _MERGE_REF.search(attrs)
+            value = _attribute(attrs, b"ref")
+            merged = _MERGE_REF.fullmatch(value) if value is not None else None
+            if value is not None and merged is None:
+                cells += UNREADABLE_MERGE
             if merged:
                 left, top, right, bottom = merged.groups()
                 right, bottom = right or left, bottom or top
@@ -484,7 +501,8 @@ def sheet_extent(xml: bytes) -> Extent:
                 cells += (cols[1] - cols[0] + 1) * (rows[1] - rows[0] + 1) - 1
                 max_row, max_col = max(max_row, rows[1]), max(max_col, cols[1])
             continue
-        ref = _REF_ATTR.search(attrs)
+        value = _attribute(attrs, b"r")
+        ref = _REF_VALUE.fullmatch(value) if value is not None else None
         if tag == b"row":
             row = int(ref.group(2)) if ref and ref.group(2) else row + 1
             col = 0
