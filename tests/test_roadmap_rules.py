@@ -28,7 +28,7 @@ RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")
     ],
 )
 def test_file_names(name, problems):
-    found = file_name_problems(RULES, name, 2023, "ABCD", "△△発電所", 1)
+    found = file_name_problems(RULES, name, 2023, "ABCD", "△△発電所", 1).problems
     assert len(found) == problems, found
 
 
@@ -37,7 +37,8 @@ def test_long_source_names_are_shortened_to_fifty_characters():
     name = expected_file_name(RULES, 2023, "ABCD", long_name, 3)
     assert len(name) == 50
     assert name.endswith("_D3_R3")
-    assert file_name_problems(RULES, name + ".xlsx", 2023, "ABCD", long_name, 3) == []
+    found = file_name_problems(RULES, name + ".xlsx", 2023, "ABCD", long_name, 3)
+    assert found.problems == found.remarks == []
 
 
 def test_complete_sheet_passes():

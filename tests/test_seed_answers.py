@@ -23,12 +23,21 @@ from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.desk.report import build_report, write_xlsx
 from mailbot.forms.workbook import load_grids
-from mailbot.longterm.outbound import roadmap_targets
-from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
+from mailbot.longterm.outbound import roadmap_targets, start_roadmap_campaign
+from mailbot.longterm.roadmap import (
+    file_name_problems,
+    load_roadmap_rules,
+    sheet_problems,
+    uncovered_premises,
+)
+from mailbot.longterm.roadmap_assessment import issue_roadmap_notice, latest_revision
 from mailbot.longterm.supply_start import issue_supply_start_notice
 from mailbot.mail.compose import compose
 from mailbot.mail.render import addressee
 from mailbot.outbox.send import flush_outbox, make_sender
+from mailbot.procedures.objection import target_problems
+from mailbot.procedures.roadmap_objection import CATEGORIES as ROADMAP_CATEGORIES
+from mailbot.procedures.supply_start_objection import CATEGORIES as SUPPLY_START_CATEGORIES
 from mailbot.store.registers import RegisterImportError, import_sources
 from tests.support.cycle import Desk, maildir_desk, server_desk, subject
 from tests.support.desk import (
@@ -424,7 +433,7 @@ PLAIN_FORMS = (
 
 def test_problem_lines_keep_the_same_keigo_as_the_mail(desk: Context):
     """Every problem line of a correction request in the humble-polite register of the rest
-    (「…ございます」「…おります」「ご記載ください」)."""
+    (“…ございます” “…おります” “ご記載ください”: our wording, not the seeds')."""
     flawed = {
         "事業者名略称": "髙橋電力",
         "郵便番号": "1",
@@ -661,6 +670,12 @@ def objection_with(change: tuple[str, str] | None = None) -> bytes:
             ("区分：安定電源", "区分：火力"),
             "容量を提供する電源等の区分",
         ),
+        (
+            # a seed-000 参加区分, but not this source's (it is registered as 安定電源)
+            "・容量を提供する電源等の区分",
+            ("区分：安定電源", "区分：発動指令電源（DR）"),
+            "容量を提供する電源等の区分",
+        ),
         ("・応札年度", ("応札年度：2023年度", "応札年度：1999年度"), "応札年度"),
         ("・応札年度", ("応札年度：2023年度", "応札年度：2024年度"), "応札年度"),
         ("・電源等の名称", ("名称：髙橋火力発電所1号機", "名称：髙橋火力2号機"), "電源等の名称"),
@@ -772,3 +787,191 @@ def test_a_roadmap_revised_on_the_ministrys_request_goes_to_the_ministry(desk: C
 )
 def test_onchu_for_organisations_sama_for_people_never_both(name, person, opening):
     assert addressee(name, person) == opening
+
+
+# --- the review of issue 12: the file name, the 区分, the labels, the 改訂回数 -----------------
+
+# 38 characters: with L2023_ABCD_ and _D3_R1 the file name would be 55
+LONG_NAME = "髙橋火力発電所1号機アンモニア混焼設備併設リプレース第二期工事分及び関連設備"
+
+
+def names_checked(file_name: str, source_name: str = "△△発電所", **kw) -> tuple[int, int]:
+    found = file_name_problems(ROADMAP_RULES, file_name, 2023, "ABCD", source_name, 1, **kw)
+    return len(found.problems), len(found.remarks)
+
+
+@pytest.mark.parametrize(
+    ("what", "file_name", "source_name", "problems", "remarks"),
+    [
+        ("the 適用例", "L2023_ ABCD_ △△発電所_ D3_ R1.xlsx", "△△発電所", 0, 0),
+        ("too long, cut short", f"L2023_ABCD_{LONG_NAME[:33]}_D3_R1.xlsx", LONG_NAME, 0, 0),
+        ("too long, a 略称", "L2023_ABCD_髙橋火力1号機リプレース_D3_R1.xlsx", LONG_NAME, 0, 1),
+        ("too long, any other short name", "L2023_ABCD_TK-1_D3_R1.xlsx", LONG_NAME, 0, 1),
+        (
+            "fits, shortened all the same",
+            "L2023_ABCD_髙橋火力1号機_D3_R1.xlsx",
+            "髙橋火力発電所1号機",
+            0,
+            1,
+        ),
+        ("fits, another source's name", "L2023_ABCD_○○発電所_D3_R1.xlsx", "△△発電所", 1, 0),
+        ("over fifty however named", f"L2023_ABCD_{LONG_NAME}_D3_R1.xlsx", LONG_NAME, 1, 0),
+    ],
+)
+def test_the_file_name_may_shorten_the_source_name_as_the_provider_likes(
+    what, file_name, source_name, problems, remarks
+):
+    """表3-2 No.3 電源等の名称: 「電源等の名称を設定してください」, 備考 「ファイル名が50文字を
+    超える場合は短縮」 — when to shorten, not how: a 略称 is no ground for a correction request."""
+    assert names_checked(file_name, source_name) == (problems, remarks), what
+
+
+def long_named_source(desk: Context, tmp_path: Path, revision: int = 0) -> None:
+    path = tmp_path / "sources.csv"
+    path.write_text(SOURCES_CSV.replace("髙橋火力発電所1号機", LONG_NAME), "utf-8-sig")
+    import_sources(desk.store, path, desk.now())
+    if revision:
+        desk.store.set_roadmap_revision("L0000000001", revision)
+
+
+def test_a_roadmap_named_with_a_short_name_gets_a_receipt(desk: Context, tmp_path: Path):
+    long_named_source(desk, tmp_path)
+    short = [("L2023_A1B2_髙橋火力1号機リプレース_D3_R1.xlsx", roadmap_workbook(), XLSX)]
+    case = submit(desk, roadmap_answer("L0000000001", "ichiro@takahashi-power.co.jp", short), LONG)
+    assert case["status"] == "complete", case["problems"]
+    assert [r["field"] for r in case_json(case)["remarks"]] == ["ファイル名"]
+    assert [m["kind"] for m in outbox(desk)] == ["receipt"]
+
+
+@pytest.mark.parametrize(
+    ("on_record", "file_revision", "status", "recorded"),
+    [
+        (0, 1, "complete", 1),  # 「L2023_ ABCD_ △△発電所_ D3_ R1 （改訂回数1回）」
+        (0, 3, "complete", 3),  # nothing on record: R3 may well be right
+        (2, 3, "complete", 3),
+        (2, 2, "needs_correction", 3),  # 「当該ファイルの改訂回数を設定してください。」
+    ],
+)
+def test_the_revision_number_is_corrected_only_against_a_known_count(
+    desk: Context, tmp_path: Path, on_record, file_revision, status, recorded
+):
+    load_sources(desk, tmp_path)
+    if on_record:
+        desk.store.set_roadmap_revision("L0000000001", on_record)
+    named = [(f"L2023_A1B2_髙橋火力発電所1号機_D3_R{file_revision}.xlsx", roadmap_workbook(), XLSX)]
+    case = submit(desk, roadmap_answer("L0000000001", "ichiro@takahashi-power.co.jp", named), LONG)
+    assert case["status"] == status, case["problems"]
+    assert case["data"]["revision"] == recorded
+
+
+@pytest.mark.parametrize(
+    ("on_record", "case_revision", "latest"),
+    [(0, None, 1), (2, None, 3), (2, 3, 3), (0, 4, 4)],
+)
+def test_the_latest_revision_number(on_record, case_revision, latest):
+    """「R1 （改訂回数1回）」 (表3-2) is the first; an “改訂なし” answer revised at the ministry's
+    request takes the next one: 「…ファイル名（ファイル名末尾の改訂回数を含む）を設定してください。」
+    (seed 004 §3.1.4)."""
+    data = {"revision": case_revision} if case_revision else {}
+    assert latest_revision({"roadmap_revision": on_record}, {"data": data}) == latest
+
+
+def test_a_ministry_requested_revision_is_uploaded_under_the_next_number(
+    desk: Context, tmp_path: Path
+):
+    """A provider on R2 answers “改訂なし”, then revises at the ministry's request: the upload
+    reminder (§3.1.8) names R3, and R3 becomes the source's count (not R1, not 0)."""
+    load_sources(desk, tmp_path)
+    desk.store.set_roadmap_revision("L0000000001", 2)
+    unrevised = ROADMAP_ANSWER.format(source="L0000000001").replace(
+        "・改訂後の脱炭素化ロードマップを提出します。",
+        "・本年度の脱炭素化ロードマップの改訂はありません。",
+    )
+    case = submit(
+        desk,
+        build(
+            "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂有無の回答",
+            unrevised,
+            from_addr="ichiro@takahashi-power.co.jp",
+            to=LONG,
+        ),
+        LONG,
+    )
+    decide(desk, case["id"], "ministry-correction", reason="改訂の依頼", by="佐藤")
+    issued = issue_roadmap_notice(desk, case["id"], "pass", by="佐藤")
+    assert issued.upload_reminder
+    [notice] = outbox(desk, "assessment_notice")
+    assert "L2023_A1B2_髙橋火力発電所1号機_D3_R3.xlsx" in body_text(notice["raw"])
+    assert (
+        desk.store.execute(
+            "SELECT roadmap_revision FROM sources WHERE source_id = 'L0000000001'"
+        ).fetchone()[0]
+        == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("what", "categories", "registered", "written", "problems"),
+    [
+        # 「…既設火力をバイオマス専焼にするための改修を行う安定電源」 (§3 <対象電源>)
+        ("roadmap, as registered", ROADMAP_CATEGORIES, "安定電源", "安定電源", 0),
+        ("roadmap, a seed-000 value", ROADMAP_CATEGORIES, "安定電源", "発動指令電源（DR）", 1),
+        ("roadmap, nothing registered", ROADMAP_CATEGORIES, "", "変動電源（単独）", 1),
+        # 「制度適用期間前の安定電源・変動電源」 (§2 <対象電源>)
+        ("start, the seed's bare word", SUPPLY_START_CATEGORIES, "変動電源（単独）", "変動電源", 0),
+        ("start, nothing registered", SUPPLY_START_CATEGORIES, "", "変動電源（アグリゲート）", 0),
+        ("start, nothing registered, DR", SUPPLY_START_CATEGORIES, "", "発動指令電源（DR）", 1),
+        ("start, the other kind", SUPPLY_START_CATEGORIES, "変動電源（単独）", "安定電源", 1),
+    ],
+)
+def test_the_category_is_the_sources_own(what, categories, registered, written, problems):
+    """「・容量を提供する電源等の区分」 (表2-1, 表3-3) of the source objected for: its registered
+    区分, else one its chapter's 対象電源 allows — not any 参加区分 of seed 000."""
+    source = {"category": registered, "auction_year": 2023, "name": "△△発電所"}
+    found = target_problems({"category": written}, source, date(2026, 11, 24), categories)
+    assert len(found) == problems, (what, found)
+
+
+def test_the_inquiry_lists_what_table_3_1_asks_for(desk: Context, tmp_path: Path):
+    """■対象となる電源 as 表3-1 lists it, under its labels, with the values to write back:
+    「・事業者情報に登録している事業者名称および担当者名」 carries both."""
+    load_sources(desk, tmp_path)
+    start_roadmap_campaign(desk, date(2026, 12, 18), 2026)
+    inquiry = next(
+        body_text(m["raw"]).replace("\r\n", "\n")
+        for m in outbox(desk, "roadmap_inquiry")
+        if "L0000000001" in body_text(m["raw"])
+    )
+    block = inquiry.split("■対象となる電源\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split("：", 1)[0] for line in block] == [
+        "・事業者コード",
+        "・事業者情報に登録している事業者名称および担当者名",
+        "・容量を提供する電源等の区分",
+        "・電源等識別番号",
+        "・電源等の名称",
+        "・応札年度",
+    ]
+    assert block[1].endswith("：株式会社髙橋電力　髙橋 一郎"), block[1]
+
+
+SEEDS = Path(__file__).parent / "data" / "seeds"
+
+
+def _squeezed(text: str) -> str:
+    """The seeds are PDF text: words are broken by spaces and line ends, `_` is written `\\_`."""
+    return re.sub(r"\s+", "", text.replace("\\_", "_"))
+
+
+def test_every_quote_in_this_file_is_the_seeds_word_for_word():
+    """Each 「…」 here (and the SEED_ texts) is copied from seeds/*.txt; 「…」 inside marks a cut."""
+    seeds = _squeezed("".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))))
+    assert len(list(SEEDS.glob("*.txt"))) == 2
+    source = Path(__file__).read_text(encoding="utf-8")
+    o, c = "\u300c", "\u300d"  # the corner brackets, not written here as such
+    quotes = re.findall(f"{o}((?:[^{o}{c}]|{o}[^{o}{c}]*{c})+){c}", source)
+    # the mail examples line by line: the seed prints its callouts between their lines
+    quotes += [SEED_NOTE, *SEED_OPERATOR_MAIL.splitlines(), *SEED_GRID_MAIL.splitlines()]
+    assert len(quotes) > 20
+    for quote in quotes:
+        for part in re.split(r"…+", quote.replace("\\n", "")):
+            assert _squeezed(part) in seeds, quote

@@ -71,6 +71,16 @@ def expected_file_name(
     return head + source_name[: max(room, 1)] + tail
 
 
+@dataclass(frozen=True)
+class FileNameCheck:
+    """What 表3-2 says of one file name: `problems` for the participant, `remarks` for staff
+    only, and the 改訂回数 the name carries (None when it does not parse)."""
+
+    problems: list[Problem]
+    remarks: list[Problem]
+    revision: int | None
+
+
 def file_name_problems(
     rules: RoadmapRules,
     filename: str,
@@ -78,23 +88,37 @@ def file_name_problems(
     code: str,
     source_name: str,
     revision: int,
-) -> list[Problem]:
+    *,
+    revision_known: bool = True,
+) -> FileNameCheck:
+    """表3-2: 「電源等の名称を設定してください」, 備考 「ファイル名が50文字を超える場合は短縮」 —
+    the seed says when to shorten, not how, so any shortening (a truncation, a 略称) of a name
+    too long to fit is accepted; one that is not a truncation is a remark for staff to match it
+    to the source. A name shortened though it fitted, but still made of the registered name's
+    characters in order, is a remark too: only a name that is not the source's is corrected.
+    With `revision_known` False (no 改訂回数 on record for the source) a higher R than the
+    next one is a remark, not a correction: the desk cannot tell it is wrong."""
     stem = re.sub(r"\s+", "", nfkc(filename.rsplit(".", 1)[0]))
     expected = expected_file_name(rules, auction_year, code, nfkc(source_name), revision)
     pattern = re.compile(
         rf"^L(?P<year>\d{{4}})_(?P<code>[0-9A-Z]{{4}})_(?P<name>.+)_{rules.file_code}_R(?P<rev>\d+)$"
     )
     match = pattern.match(stem)
-    example = f"（正しいファイル名：{expected}.xlsx）"
+    example = f"（正しいファイル名の例：{expected}.xlsx）"
     if match is None:
-        return [
-            Problem(
-                "ファイル名",
-                "ファイル名が命名規則（オークション実施年度「L＋応札年度（西暦4桁）」_事業者コード_"
-                f"電源等の名称_D3_改訂回数「R＋回数」）に沿っておりません{example}。",
-            )
-        ]
+        return FileNameCheck(
+            [
+                Problem(
+                    "ファイル名",
+                    "ファイル名が命名規則（オークション実施年度「L＋応札年度（西暦4桁）」_事業者コード_"
+                    f"電源等の名称_D3_改訂回数「R＋回数」）に沿っておりません{example}。",
+                )
+            ],
+            [],
+            None,
+        )
     p: list[Problem] = []
+    remarks: list[Problem] = []
     if int(match["year"]) != auction_year:
         p.append(
             Problem(
@@ -111,13 +135,24 @@ def file_name_problems(
         )
     name = match["name"]
     full = re.sub(r"\s+", "", nfkc(source_name))
-    if name != full and not (full.startswith(name) and len(stem) <= rules.max_file_name_length):
-        p.append(
-            Problem(
-                "ファイル名",
-                f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しておりません{example}。",
+    fits = len(stem) - len(name) + len(full) <= rules.max_file_name_length
+    if name != full and not (full.startswith(name) and not fits):
+        if not fits or _made_of(name, full):
+            needless = f"（短縮しなくても{rules.max_file_name_length}文字以内）" if fits else ""
+            remarks.append(
+                Problem(
+                    "ファイル名",
+                    f"ファイル名の電源等の名称「{name}」は登録名「{source_name}」を短縮したもの"
+                    f"です{needless}。同じ電源かご確認ください。",
+                )
             )
-        )
+        else:
+            p.append(
+                Problem(
+                    "ファイル名",
+                    f"ファイル名の電源等の名称（{name}）が登録されている電源等の名称（{source_name}）と一致しておりません{example}。",
+                )
+            )
     if len(stem) > rules.max_file_name_length:
         p.append(
             Problem(
@@ -125,14 +160,30 @@ def file_name_problems(
                 f"ファイル名が{rules.max_file_name_length}文字を超えております。電源等の名称をご短縮ください{example}。",
             )
         )
-    if int(match["rev"]) != revision:
-        p.append(
-            Problem(
-                "ファイル名",
-                f"ファイル名末尾の改訂回数（R{match['rev']}）は R{revision} とご設定ください{example}。",
+    found = int(match["rev"])
+    if found != revision:
+        if not revision_known and found > revision:
+            remarks.append(
+                Problem(
+                    "ファイル名",
+                    f"改訂回数 R{found}：この電源の改訂回数の記録がないため、そのまま受け付けました"
+                    f"（記録どおりなら R{revision}）。",
+                )
             )
-        )
-    return p
+        else:
+            p.append(
+                Problem(
+                    "ファイル名",
+                    f"ファイル名末尾の改訂回数（R{found}）は R{revision} とご設定ください{example}。",
+                )
+            )
+    return FileNameCheck(p, remarks, found)
+
+
+def _made_of(name: str, full: str) -> bool:
+    """`name` is `full` with characters left out (a 略称 like 髙橋火力1号 of 髙橋火力発電所1号機)."""
+    rest = iter(full)
+    return bool(name) and all(ch in rest for ch in name)
 
 
 def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:

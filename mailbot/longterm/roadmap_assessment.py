@@ -74,7 +74,7 @@ def issue_roadmap_notice(
         )
         events = []
         if upload:
-            revision = int(case["data"].get("revision") or 0)
+            revision = latest_revision(source, case)
             ctx.store.set_roadmap_revision(source["source_id"], revision)
             events.append(("roadmap_revision_current", {"revision": revision}))
         notice_case, notice_id = plan_notice(
@@ -112,6 +112,14 @@ def issue_roadmap_notice(
     return IssuedRoadmapNotice(notice_case, notice_id, number, outcome, upload)
 
 
+def latest_revision(source: dict[str, Any], case: dict[str, Any]) -> int:
+    """The 改訂回数 of the latest roadmap: the one the revised answer carried, else — an
+    「改訂なし」 answer revised at the ministry's request, whose name takes the next 改訂回数
+    (seed 004 §3.1.4: 「…ファイル名（ファイル名末尾の改訂回数を含む）を設定してください。」) —
+    the source's 改訂回数 on record plus one; R1 for a first revision (表3-2 「R1 （改訂回数1回）」)."""
+    return int(case["data"].get("revision") or 0) or int(source.get("roadmap_revision") or 0) + 1
+
+
 def _latest_file_name(ctx: Context, source: dict[str, Any], case: dict[str, Any]) -> str:
     """The name 表3-4 gives the latest roadmap: L{応札年度}_{事業者コード}_{電源等の名称}_D3_R{n}."""
     rules = ROADMAP_RULES.load(ctx.config.rules_dir)
@@ -120,5 +128,5 @@ def _latest_file_name(ctx: Context, source: dict[str, Any], case: dict[str, Any]
         int(source.get("auction_year") or 0),
         source["operator_code"],
         source.get("name") or "",
-        int(case["data"].get("revision") or 1),
+        latest_revision(source, case),
     )

@@ -39,23 +39,22 @@ def objection_fields(ctx: Context) -> tuple[BodyField, ...]:
 
 
 FIRST_LONG_TERM_AUCTION_FY = 2023
+VARIABLE = "変動電源"
 
 
 def target_problems(
-    values: dict[str, str], source: dict[str, Any] | None, today: date
+    values: dict[str, str],
+    source: dict[str, Any] | None,
+    today: date,
+    categories: tuple[str, ...],
 ) -> list[Problem]:
-    """■対象となる電源等 as 表2-1/表3-3 ask for it: a 区分 of the seed's list, a plausible 応札年度,
-    the registered 電源等の名称, and both the 事業者名称 and the 担当者名."""
+    """■対象となる電源等 as 表2-1/表3-3 ask for it: the source's own 区分 (the registered one,
+    else one of `categories`, the 対象電源 of the objection's chapter), a plausible 応札年度, the
+    registered 電源等の名称, and both the 事業者名称 and the 担当者名."""
     p: list[Problem] = []
     category = values.get("category", "").strip()
-    if category and fields.participation_category(category) is None:
-        p.append(
-            Problem(
-                "容量を提供する電源等の区分",
-                f"容量を提供する電源等の区分は、{'、'.join(fields.PARTICIPATION_CATEGORIES)}"
-                f"のいずれかをご記載ください（記載：{category}）。",
-            )
-        )
+    if category:
+        p += _category_problems(category, source, categories)
     year_text = values.get("auction_year", "").strip()
     year = fields.parse_fiscal_year(year_text) if year_text else None
     latest = today.year if today.month >= 4 else today.year - 1
@@ -95,6 +94,36 @@ def target_problems(
     return p
 
 
+def _category_problems(
+    written: str, source: dict[str, Any] | None, categories: tuple[str, ...]
+) -> list[Problem]:
+    """The 区分 as written against the registered source's, or against the chapter's 対象電源
+    when the register has none. Seed 004 writes 「変動電源」 bare: it stands for either kind."""
+    label = "容量を提供する電源等の区分"
+    named = fields.participation_category(written)
+    bare_variable = _fold(written) == VARIABLE
+    registered = fields.participation_category((source or {}).get("category"))
+    if registered is not None:
+        if named == registered or (bare_variable and registered.startswith(VARIABLE)):
+            return []
+        return [
+            Problem(
+                label,
+                f"容量を提供する電源等の区分は、当該電源の区分（{registered}）をご記載ください"
+                f"（記載：{written}）。",
+            )
+        ]
+    if named in categories or (bare_variable and any(c.startswith(VARIABLE) for c in categories)):
+        return []
+    return [
+        Problem(
+            label,
+            f"容量を提供する電源等の区分は、{'、'.join(categories)}のいずれかをご記載ください"
+            f"（記載：{written}）。",
+        )
+    ]
+
+
 def _fold(text: str) -> str:
     return re.sub(r"\s+", "", nfkc(text))
 
@@ -115,10 +144,17 @@ class Objection:
 
     actions = ("objection-accepted", "objection-rejected")
 
-    def __init__(self, procedure_id: str, notice_kind: str, subject_label: str) -> None:
+    def __init__(
+        self,
+        procedure_id: str,
+        notice_kind: str,
+        subject_label: str,
+        categories: tuple[str, ...],
+    ) -> None:
         self.id = procedure_id
         self.notice_kind = notice_kind
         self.subject_label = subject_label
+        self.categories = categories
 
     def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
@@ -166,7 +202,7 @@ class Objection:
             )
             notice = None
         source = find_source(ctx.store, source_id) if source_id else None
-        problems += target_problems(values, source, incoming.received_at.date())
+        problems += target_problems(values, source, incoming.received_at.date(), self.categories)
         remarks: list[Problem] = []
         if notice is not None and received_on is not None:
             sent_on = date.fromisoformat(notice["notified_on"]) if notice["notified_on"] else None

@@ -88,7 +88,7 @@ class RoadmapRevisionReply:
         target = case or (campaign_case_for(ctx, source_id) if source else None)
         revised = mentions(text, rules.revised_statement)
         unrevised = mentions(text, rules.unrevised_statement)
-        data: dict[str, Any] = {"answer_fields": values}
+        data: dict[str, Any] = {"answer_fields": values, "remarks": []}
         if revised == unrevised:
             problems.append(
                 Problem(
@@ -100,9 +100,14 @@ class RoadmapRevisionReply:
             data |= {"answer": "unrevised"}
         else:
             previous = (target or {}).get("data", {}).get("revision")
-            revision = previous or (int((source or {}).get("roadmap_revision") or 0) + 1)
-            data |= {"answer": "revised", "revision": revision}
-            problems += self._file_problems(ctx, mail, rules, source, values, code, revision)
+            on_record = int((source or {}).get("roadmap_revision") or 0)
+            revision = previous or on_record + 1
+            found, remarks, named = self._file_problems(
+                ctx, mail, rules, source, values, code, revision, bool(on_record)
+            )
+            problems += found
+            data |= {"answer": "revised", "revision": named or revision}
+            data["remarks"] = [r.as_dict() for r in remarks]
         contact = (source or {}).get("contact_email") or ""
         if not (
             contact.lower() == mail.from_addr.lower()
@@ -186,22 +191,28 @@ class RoadmapRevisionReply:
         values: dict[str, str],
         code: str,
         revision: int,
-    ) -> list[Problem]:
-        """The attachment, its name (表3-2) and its sheet (図3-3). An unknown source hides none
-        of it: the name is then checked against what the body says."""
+        revision_known: bool,
+    ) -> tuple[list[Problem], list[Problem], int | None]:
+        """The attachment, its name (表3-2) and its sheet (図3-3): (problems, staff remarks,
+        the 改訂回数 the accepted name carries). An unknown source hides none of it: the name is
+        then checked against what the body says."""
         sheets = spreadsheets(mail)
         if not sheets:
-            return [
-                Problem(
-                    "添付ファイル",
-                    "改訂後の脱炭素化ロードマップ（.xlsx 形式）が添付されておりません。",
-                )
-            ]
+            return (
+                [
+                    Problem(
+                        "添付ファイル",
+                        "改訂後の脱炭素化ロードマップ（.xlsx 形式）が添付されておりません。",
+                    )
+                ],
+                [],
+                None,
+            )
         attachment = sheets[0]
         limits = Limits(max_bytes=ctx.config.limits.max_attachment_bytes)
         unsafe = inspect(attachment.filename, attachment.data, limits)
         if unsafe:
-            return [Problem("添付ファイル", p.message) for p in unsafe]
+            return [Problem("添付ファイル", p.message) for p in unsafe], [], None
         if source is not None:
             year, owner, name = (
                 int(source["auction_year"] or 0),
@@ -211,11 +222,20 @@ class RoadmapRevisionReply:
         else:
             year = fields.parse_fiscal_year(values.get("auction_year")) or 0
             owner, name = code, (values.get("source_name") or "").strip()
-        problems = file_name_problems(rules, attachment.filename, year, owner, name, revision)
+        named = file_name_problems(
+            rules,
+            attachment.filename,
+            year,
+            owner,
+            name,
+            revision,
+            revision_known=revision_known,
+        )
+        accepted = None if named.problems else named.revision
         grids, failure = load_grids(attachment.data, attachment.filename)
         if failure:
-            return [*problems, Problem("添付ファイル", failure.message)]
-        return problems + sheet_problems(rules, grids)
+            return [*named.problems, Problem("添付ファイル", failure.message)], named.remarks, None
+        return named.problems + sheet_problems(rules, grids), named.remarks, accepted
 
     def reminder(self, case: dict[str, Any], today: date, ctx: Context) -> tuple[str, Reply] | None:
         """While the answer is awaited: once shortly before the campaign deadline
