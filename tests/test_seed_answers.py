@@ -23,7 +23,11 @@ from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.desk.report import build_report, write_xlsx
 from mailbot.forms.workbook import load_grids
-from mailbot.longterm.outbound import roadmap_targets, start_roadmap_campaign
+from mailbot.longterm.outbound import (
+    roadmap_targets,
+    start_mismatch_inquiry,
+    start_roadmap_campaign,
+)
 from mailbot.longterm.roadmap import (
     file_name_problems,
     load_roadmap_rules,
@@ -975,3 +979,42 @@ def test_every_quote_in_this_file_is_the_seeds_word_for_word():
     for quote in quotes:
         for part in re.split(r"…+", quote.replace("\\n", "")):
             assert _squeezed(part) in seeds, quote
+
+
+# --- rules no seed has: never a correction request (issue 12 point 5) ------------------------
+
+
+def test_a_phone_number_written_oddly_is_a_remark_for_staff(desk: Context):
+    """Seed 000's form asks for 連絡者電話番号 and 連絡者FAX番号 without a format, and SPEC §3.1
+    gives none either: a number with an extension or in a foreign style is not wrong."""
+    odd = {"連絡者電話番号": "03-1234-5678 内線12"}
+    case = submit(desk, operator_mail(SEED_OPERATOR_MAIL, ("発電",), fields=odd))
+    assert case["status"] == "complete", case["problems"]
+    assert [r["field"] for r in case_json(case)["remarks"]] == ["連絡者電話番号"]
+
+
+def test_a_source_name_written_short_in_an_objection_is_a_remark(desk: Context, tmp_path: Path):
+    """「・電源等の名称」 (表2-1): 髙橋火力1号機 names 髙橋火力発電所1号機 all the same."""
+    sent_notice(desk, tmp_path)
+    case = submit(desk, objection_with(("名称：髙橋火力発電所1号機", "名称：髙橋火力1号機")), LONG)
+    assert case["status"] == "complete", case["problems"]
+    assert [r["field"] for r in case_json(case)["remarks"]] == ["電源等の名称"]
+
+
+def test_a_mismatch_answer_in_an_attached_file_is_an_answer(desk: Context, tmp_path: Path):
+    """「問合せ内容をご確認のうえ、速やかに回答を電子メールにて送付してください。」 (seed 004
+    §3.1.10): by mail — the seed does not say the answer must be in the body."""
+    load_sources(desk, tmp_path)
+    start_mismatch_inquiry(desk, "L0000000002", "燃料種が一致しません。")
+    [inquiry] = outbox(desk, "mismatch_inquiry")
+    answer = build(
+        "Re: " + subject(inquiry["raw"]),
+        "",
+        from_addr="hanako@tohoku-green.jp",
+        to=LONG,
+        in_reply_to=inquiry["message_id"],
+        attachments=[("不一致の原因.xlsx", roadmap_workbook(), XLSX)],
+    )
+    case = submit(desk, answer, LONG)
+    assert case["procedure"] == "mismatch_reply"
+    assert case["status"] == "complete", case["problems"]

@@ -137,7 +137,7 @@ def file_name_problems(
     full = re.sub(r"\s+", "", nfkc(source_name))
     fits = len(stem) - len(name) + len(full) <= rules.max_file_name_length
     if name != full and not (full.startswith(name) and not fits):
-        if not fits or _made_of(name, full):
+        if not fits or shortens(name, full):
             needless = f"（短縮しなくても{rules.max_file_name_length}文字以内）" if fits else ""
             remarks.append(
                 Problem(
@@ -180,7 +180,7 @@ def file_name_problems(
     return FileNameCheck(p, remarks, found)
 
 
-def _made_of(name: str, full: str) -> bool:
+def shortens(name: str, full: str) -> bool:
     """`name` is `full` with characters left out (a 略称 like 髙橋火力1号 of 髙橋火力発電所1号機)."""
     rest = iter(full)
     return bool(name) and all(ch in rest for ch in name)

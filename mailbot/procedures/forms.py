@@ -170,18 +170,24 @@ def grid_code_in_use(ctx: Context, grid_code: str) -> bool:
 
 
 def contact_problems(values: dict[str, Any]) -> list[Problem]:
-    """Formats of the 連絡者 fields, the same on both forms (emptiness is `read_form`'s)."""
+    """連絡者メール must be a mail address (SPEC §3.1), the same on both forms (emptiness is
+    `read_form`'s)."""
+    value = values.get("連絡者メール")
+    message = None if _empty(value) else fields.check_email(value)
+    return [Problem("連絡者メール", message)] if message else []
+
+
+def contact_remarks(values: dict[str, Any]) -> list[Problem]:
+    """The phone and FAX numbers' shape: neither seed 000 nor SPEC §3.1 says one, so a number
+    written oddly (「03-1234-5678 内線12」) is for staff to look at, never a correction."""
     p: list[Problem] = []
-    checks = (
-        ("連絡者電話番号", lambda v: fields.check_phone(v)),
-        ("連絡者FAX番号", lambda v: fields.check_phone(v, "連絡者FAX番号", required=False)),
-        ("連絡者メール", lambda v: fields.check_email(v)),
-    )
-    for label, check in checks:
+    for label in ("連絡者電話番号", "連絡者FAX番号"):
         value = values.get(label)
-        message = None if _empty(value) else check(value)
+        message = None if _empty(value) else fields.check_phone(value, label)
         if message:
-            p.append(Problem(label, message))
+            p.append(
+                Problem(label, f"{label}の形式が一般的な電話番号と異なります（記載：{value}）。")
+            )
     return p
 
 

@@ -170,7 +170,8 @@ class GridCodeApplication:
         if values:
             more, code, facts = plant_problems(ctx, values, case)
             problems += more
-        kept = {"problems": problems, "data": {"category": category} | facts}
+        remarks = [r.as_dict() for r in forms.contact_remarks(values)] if values else []
+        kept = {"problems": problems, "data": {"category": category, "remarks": remarks} | facts}
         if code and operator(ctx.store, code) and not sender_belongs(ctx, mail.from_addr, code):
             return forms.held(
                 case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しません", **kept
@@ -181,7 +182,7 @@ class GridCodeApplication:
             ctx,
             incoming,
             problems,
-            {"category": category, "form": forms.jsonable(values)} | facts,
+            {"category": category, "form": forms.jsonable(values), "remarks": remarks} | facts,
             next_steps="内容を確認のうえ、お申込みから3週間程度で系統コードを通知いたします。",
             wrong_mailbox=incoming.classification.wrong_mailbox,
             attachment_list=attachment_names(mail),

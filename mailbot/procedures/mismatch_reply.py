@@ -30,9 +30,11 @@ class MismatchReply:
         ):
             return forms.held(case, "差出人が事業者の登録連絡先・ドメインと一致しません")
         answer = own_text(mail).strip()
+        # 「速やかに回答を電子メールにて送付してください」 (seed 004 §3.1.10): by mail, in the body
+        # or in a file attached to it
         problems = (
             []
-            if answer
+            if answer or mail.attachments
             else [
                 Problem(
                     "回答",

@@ -15,6 +15,7 @@ from mailbot.context import Context
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.bodyfields import BODY_FIELDS, BodyField, extract
+from mailbot.longterm.roadmap import shortens
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import missing_fields, own_text, sender_belongs
@@ -75,7 +76,7 @@ def target_problems(
             )
         )
     name = values.get("source_name", "").strip()
-    if name and source and source.get("name") and _fold(name) != _fold(source["name"]):
+    if _name_differs(name, source) and not shortens(_fold(name), _fold(source["name"])):
         p.append(
             Problem(
                 "電源等の名称",
@@ -122,6 +123,23 @@ def _category_problems(
             f"（記載：{written}）。",
         )
     ]
+
+
+def _name_differs(name: str, source: dict[str, Any] | None) -> bool:
+    return bool(name and source and source.get("name") and _fold(name) != _fold(source["name"]))
+
+
+def name_remark(values: dict[str, str], source: dict[str, Any] | None) -> Problem | None:
+    """A 電源等の名称 written short (髙橋火力1号機 for 髙橋火力発電所1号機) names the source all the
+    same: staff see it, the participant is not asked to write it out."""
+    name = values.get("source_name", "").strip()
+    if source is None or not _name_differs(name, source):
+        return None
+    if not shortens(_fold(name), _fold(source["name"])):
+        return None
+    return Problem(
+        "電源等の名称", f"電源等の名称「{name}」は登録名「{source['name']}」の略記です。"
+    )
 
 
 def _fold(text: str) -> str:
@@ -203,7 +221,7 @@ class Objection:
             notice = None
         source = find_source(ctx.store, source_id) if source_id else None
         problems += target_problems(values, source, incoming.received_at.date(), self.categories)
-        remarks: list[Problem] = []
+        remarks = [r for r in (name_remark(values, source),) if r is not None]
         if notice is not None and received_on is not None:
             sent_on = date.fromisoformat(notice["notified_on"]) if notice["notified_on"] else None
             if sent_on and received_on < sent_on:

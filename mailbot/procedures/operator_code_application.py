@@ -107,7 +107,7 @@ def operator_form_remarks(values: dict[str, Any]) -> list[Problem]:
         r.append(
             Problem("連絡者メール", f"連絡者メールのドメインがドメイン名（{domain}）と異なります。")
         )
-    return r
+    return r + forms.contact_remarks(values)
 
 
 class OperatorCodeApplication:
