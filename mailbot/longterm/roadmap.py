@@ -166,8 +166,8 @@ def file_name_problems(
             remarks.append(
                 Problem(
                     "ファイル名",
-                    f"改訂回数 R{found}：この電源の改訂回数の記録がないため、そのまま受け付けました"
-                    f"（記録どおりなら R{revision}）。",
+                    f"改訂回数 R{found} のまま受け付けました（この電源の改訂回数の記録がなく、"
+                    f"初回の改訂であれば R{revision}）。",
                 )
             )
         else:
