@@ -333,3 +333,17 @@ def test_a_new_password_and_a_disabled_account_forget_the_known_browsers(staffed
         assert security.known_device(ctx, cookie, "sato") is None
     finally:
         ctx.close()
+
+
+def test_every_web_key_is_in_the_init_template_and_the_readme(tmp_path):
+    from mailbot.config import SCHEMA
+    from mailbot.desk.deploy import CONFIG
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    keys = SCHEMA["web"][1]
+    assert "session_max_hours" in keys
+    for key in keys:
+        assert f"{key} = " in CONFIG, key
+        assert f"{key} = " in readme, key
+    loaded = parse_config(CONFIG, "init", tmp_path)
+    assert loaded.web.session_max_hours == 12 and loaded.web.session_hours == 10

@@ -54,9 +54,25 @@ def add_staff(ctx: Context, login: str, name: str, password: str) -> None:
 
 
 def disable_staff(ctx: Context, login: str) -> None:
+    """Lock the account out: its sessions and the browsers it logged in from are forgotten."""
     with ctx.store.transaction():
         if not ctx.store.disable_staff(login):
             raise MailbotError(f"no staff account {login!r}")
+        ctx.store.end_staff_access(login)
+
+
+def set_password(ctx: Context, login: str, password: str) -> None:
+    """A new password (`mailbot staff password`). Every session of the account ends and its
+    browsers count as unknown again: whoever had the old password or a session made with it
+    is out at their next request."""
+    if len(password) < MIN_PASSWORD:
+        raise MailbotError(f"the password must have at least {MIN_PASSWORD} characters")
+    new_hash = _HASHER.hash(password)
+    with ctx.store.transaction():
+        if ctx.store.staff(login) is None:
+            raise MailbotError(f"no staff account {login!r}")
+        ctx.store.set_staff_password(login, new_hash)
+        ctx.store.end_staff_access(login)
 
 
 def check_password(ctx: Context, login: str, password: str) -> dict | None:
