@@ -55,10 +55,10 @@ NOTICES = {
 }
 
 
-def create_app(config: Config, clock: Clock | None = None) -> Flask:
-    clock = clock or Clock()
-    app = Flask(__name__, static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+def page_environment(config: Config) -> Environment:
+    """The desk's page templates: the deployment's copy under `[paths] templates` where it has
+    one, else the copy shipped in the package (a deployment made before the desk existed has
+    no web/). `mailbot doctor` checks the pages through this very environment."""
     env = Environment(
         loader=ChoiceLoader(
             [FileSystemLoader(config.templates_dir), FileSystemLoader(TEMPLATES_DIR)]
@@ -67,6 +67,14 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
     )
     env.filters.update(jdate=jdate, jdatetime=jdatetime)
     env.globals.update(status_label=_status_label, format_case_number=format_case_number)
+    return env
+
+
+def create_app(config: Config, clock: Clock | None = None) -> Flask:
+    clock = clock or Clock()
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    env = page_environment(config)
     web = config.web
     proxies = security.TrustedProxies.of(web.trusted_proxies)
 
