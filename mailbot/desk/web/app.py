@@ -22,7 +22,7 @@ from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
-from mailbot.desk.decisions import decide
+from mailbot.desk.decisions import StaleCase, decide
 from mailbot.desk.staff import add_note, assign, check_password, reply
 from mailbot.desk.web import security
 from mailbot.desk.web.stats import build_stats
@@ -340,6 +340,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             raise NotFound()
         try:
             work()
+        except StaleCase as exc:
+            return _case_page(case_id, error=_stale(exc), status=409)
         except MailbotError as exc:
             return _case_page(case_id, error=str(exc), status=409)
         return redirect(f"/cases/{case_id}?done={done}", code=303)
@@ -435,6 +437,16 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         return render("stats", stats=build_stats(ctx()))
 
     return app
+
+
+def _stale(exc: StaleCase) -> str:
+    """The refusal of a form drawn before the case changed, in the words of the page."""
+    return (
+        f"{format_case_number(exc.case_id)}は、このページを表示した後に更新されています"
+        f"（他の方の操作や新しいメールの受付など。版 {exc.expected} → {exc.actual}）。"
+        "この操作は反映していません。ページを読み込み直して最新の内容を確認してから、"
+        "もう一度操作してください。"
+    )
 
 
 def _status_label(status: str) -> str:
