@@ -99,8 +99,11 @@ def test_the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy():
     # a chain of trusted proxies is walked from the right; several headers are one list
     assert proxies.client("10.0.0.5", ["6.6.6.6, 203.0.113.9", "172.20.1.1"]) == "203.0.113.9"
     # ports and brackets as proxies write them; an IPv4-mapped peer is its IPv4 address
-    assert proxies.client("::ffff:10.0.0.5", ["[2001:db8::7]:4431"]) == "2001:db8::7"
+    assert proxies.client("::ffff:10.0.0.5", ["[2001:db8::7]:4431"]) == "2001:db8::/64"
     assert proxies.client("::1", ["203.0.113.9:50000"]) == "203.0.113.9"
+    # an IPv6 client is its /64: one site cannot rotate through its own addresses
+    assert none.client("2001:db8:0:1:aaaa::1", []) == none.client("2001:db8:0:1::2", [])
+    assert none.client("2001:db8:0:2::1", []) == "2001:db8:0:2::/64"
     # every hop trusted, or no header: the proxy's own view is all there is
     assert proxies.client("10.0.0.5", []) == "10.0.0.5"
     assert proxies.client("10.0.0.5", ["172.16.0.1"]) == "172.16.0.1"

@@ -202,5 +202,9 @@ def _address(text: str) -> IPAddress | None:
 
 
 def _normal(text: str | None) -> str | None:
+    """The throttle's name for an address: an IPv6 client is its /64, which one end site
+    holds whole and could otherwise rotate through address by address."""
     found = _address(text or "")
+    if isinstance(found, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((found, 64), strict=False))
     return str(found) if found is not None else None
