@@ -197,7 +197,8 @@ def test_a_refused_attempt_writes_nothing(staffed):
         try_login(c, "sato", "wrong")
     assert failures(staffed) == 5
     for _ in range(3):
-        assert try_login(c, "sato", PASSWORDS["sato"]).status_code == 429
+        r = try_login(c, "sato", PASSWORDS["sato"])
+        assert r.status_code == 429 and r.headers["Retry-After"] == "900"
     assert failures(staffed) == 5
     # nor did it start a session or hand out a browser cookie
     assert c.get_cookie(security.SESSION_COOKIE) is None

@@ -180,7 +180,9 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         device = security.known_device(ctx(), device_cookie, name)
         attempt = security.begin_attempt(ctx(), web, name, _client(), device)
         if attempt is None:
-            return _login_page(THROTTLED, 429)
+            refused = _login_page(THROTTLED, 429)
+            refused.headers["Retry-After"] = str(int(security.THROTTLE_WINDOW.total_seconds()))
+            return refused
         account = check_password(ctx(), name, password)
         if account is None:
             return _login_page("ログインIDまたはパスワードが違います。", 401)
