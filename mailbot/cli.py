@@ -30,6 +30,7 @@ from mailbot.desk.staff import (
     backfill_search,
     disable_staff,
     find_cases,
+    set_password,
 )
 from mailbot.errors import (
     ConfigError,
@@ -493,6 +494,16 @@ def cmd_staff_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_staff_password(args: argparse.Namespace) -> int:
+    if not args.password_stdin:
+        raise UsageError("give the new password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    with _context(args) as ctx:
+        set_password(ctx, args.login, password)
+    print(f"staff account {args.login}: password changed, its sessions ended")
+    return 0
+
+
 def cmd_staff_disable(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
         disable_staff(ctx, args.login)
@@ -539,6 +550,10 @@ def add_desk_commands(sub: Any) -> None:
     a.set_defaults(func=cmd_staff_add)
     a = r.add_parser("list", help="every account and whether it is active")
     a.set_defaults(func=cmd_staff_list)
+    a = r.add_parser("password", help="set a new password (the account's sessions end)")
+    a.add_argument("login")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a.set_defaults(func=cmd_staff_password)
     a = r.add_parser("disable", help="lock an account out (its sessions end at once)")
     a.add_argument("login")
     a.set_defaults(func=cmd_staff_disable)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
             "port": "port",
             "secure_cookies": "bool",
             "session_hours": "positive_number",
+            "session_max_hours": "positive_number",
             "trusted_proxies": "str_list",
             "trusted_user_header": "str",
         },
@@ -235,6 +237,7 @@ class WebConfig:
     port: int = 8080
     secure_cookies: bool = True
     session_hours: float = 10.0
+    session_max_hours: float = 12.0
     trusted_proxies: tuple[str, ...] = ()
     trusted_user_header: str | None = None
 
@@ -386,13 +389,23 @@ def _web(table: dict[str, Any]) -> WebConfig:
     where = "web"
     proxies = _get(table, "trusted_proxies", where, list, [])
     header = _get(table, "trusted_user_header", where, str, None)
-    if proxies and not header:
-        raise ConfigError("web.trusted_user_header", "is required with web.trusted_proxies")
+    if header and not proxies:
+        raise ConfigError("web.trusted_proxies", "is required with web.trusted_user_header")
+    for entry in proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(
+                "web.trusted_proxies", f"{entry!r} is not an IP address or network"
+            ) from None
     return WebConfig(
         host=_get(table, "host", where, str, WebConfig.host),
         port=_get(table, "port", where, int, WebConfig.port),
         secure_cookies=_get(table, "secure_cookies", where, bool, WebConfig.secure_cookies),
         session_hours=_get(table, "session_hours", where, float, WebConfig.session_hours),
+        session_max_hours=_get(
+            table, "session_max_hours", where, float, WebConfig.session_max_hours
+        ),
         trusted_proxies=tuple(proxies),
         trusted_user_header=header,
     )

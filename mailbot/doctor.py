@@ -120,8 +120,12 @@ def _templates(config: Config) -> Check:
     renderer = Renderer(folder)
     env = renderer.env
     rendered = 0
-    names = sorted(str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2"))
-    problems = []
+    names = sorted(
+        name
+        for name in (str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2"))
+        if not name.startswith("web/")
+    )
+    problems, pages = _web_pages(config)
     for name in names:
         try:
             template = env.get_template(name)
@@ -142,7 +146,36 @@ def _templates(config: Config) -> Check:
                 problems.append(f"{name}: {problem}")
     if problems:
         return Check("templates", FAIL, f"{folder}: " + "; ".join(problems[:3]))
-    return Check("templates", OK, f"{len(names)} compile, {rendered} mails render ({folder})")
+    return Check(
+        "templates", OK, f"{len(names)} compile, {rendered} mails render, {pages} ({folder})"
+    )
+
+
+def _web_pages(config: Config) -> tuple[list[str], str]:
+    """The web desk's pages, loaded as the desk loads them (`page_environment`): the
+    deployment's copy where it has one, else the shipped one. A deployment without web/ is
+    fine; a broken page of its own is not. Returns (problems, a summary)."""
+    import jinja2
+
+    from mailbot.desk.web.app import page_environment
+
+    env = page_environment(config)
+    names = sorted(f"web/{p.name}" for p in (TEMPLATES_DIR / "web").glob("*.j2"))
+    problems: list[str] = []
+    own = 0
+    for name in names:
+        try:
+            template = env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(f"{exc.filename or name}: line {exc.lineno}: {exc.message}")
+            continue
+        except jinja2.TemplateNotFound:
+            problems.append(f"{name}: missing")
+            continue
+        own += (
+            Path(template.filename or "").resolve().is_relative_to(config.templates_dir.resolve())
+        )
+    return problems, f"{len(names)} web pages compile ({own} of this folder's own)"
 
 
 def _render_problem(renderer: Any, name: str) -> str | None:

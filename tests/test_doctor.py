@@ -205,3 +205,28 @@ def test_a_wrong_rules_path_fails_each_rules_row_and_the_rest_still_runs(tmp_pat
     assert rows["templates"][0] == "ok"
     assert main(["--config", cfg, "cases"]) == 3  # every other command stops in one line
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_doctor_checks_the_web_pages_the_desk_would_load(tmp_path: Path, capsys):
+    """The desk loads a page from the deployment's templates folder when it has one, else the
+    shipped copy: a folder made before the desk existed (no web/) is sound, a broken page of
+    its own is not."""
+    folder = tmp_path / "desk"
+    assert main(["init", str(folder)]) == 0
+    cfg = str(folder / "config.toml")
+    web = folder / "templates" / "web"
+    shutil.rmtree(web)
+    capsys.readouterr()
+    assert main(["--config", cfg, "doctor", "--offline"]) == 0
+    status, detail = doctor_rows(capsys.readouterr().out)["templates"]
+    assert status == "ok" and "6 web pages compile (0 of this folder's own)" in detail
+    web.mkdir()
+    (web / "case.html.j2").write_text("{% extends 'web/base.html.j2' %}{% block x %}", "utf-8")
+    assert main(["--config", cfg, "doctor", "--offline"]) == 1
+    status, detail = doctor_rows(capsys.readouterr().out)["templates"]
+    assert status == "FAIL" and "web/case.html.j2: line 1:" in detail
+    assert str(web / "case.html.j2") in detail
+    shutil.copy(TEMPLATES_DIR / "web" / "case.html.j2", web / "case.html.j2")
+    assert main(["--config", cfg, "doctor", "--offline"]) == 0
+    status, detail = doctor_rows(capsys.readouterr().out)["templates"]
+    assert "6 web pages compile (1 of this folder's own)" in detail

@@ -264,7 +264,7 @@ def test_two_staff_at_once_the_second_on_a_changed_case_is_refused(desk):
     r = post(a, "/cases/1/claim", {"csrf": csrf_of(page_a), "version": version_of(page_a)})
     assert r.status_code == 303
     r = post(b, "/cases/1/claim", {"csrf": csrf_of(page_b), "version": version_of(page_b)})
-    assert r.status_code == 409 and "changed since the page was drawn" in r.text
+    assert r.status_code == 409 and "このページを表示した後に更新されています" in r.text
     assert case_json("1")["owner"] == "sato"
 
     page_a, page_b = get(a, "/cases/1").text, get(b, "/cases/1").text
@@ -277,6 +277,10 @@ def test_two_staff_at_once_the_second_on_a_changed_case_is_refused(desk):
         b, "/cases/1/decide", decision | {"csrf": csrf_of(page_b), "version": version_of(page_b)}
     )
     assert r.status_code == 409
+    # the page speaks of the page the decision was made on, not of the morning report
+    error = re.search(r'<p class="error">(.*?)</p>', r.text, re.S)
+    assert error and "MB-000001は、このページを表示した後に更新されています" in error.group(1)
+    assert "report" not in error.group(1) and "レポート" not in error.group(1)
     assert sum("事業者コードのお知らせ" in s for s in outbox_subjects()) == 1
     decisions = [e for e in case_json("1")["events"] if e["kind"] == "decision"]
     assert [e["actor"] for e in decisions] == ["staff:sato"]
@@ -545,3 +549,31 @@ def test_logout_ends_the_session_on_the_server(desk):
     finally:
         ctx.close()
     assert get(c, "/cases").status_code == 303
+
+
+def test_refusals_on_the_page_are_in_japanese(desk):
+    """What staff meet on the page is said in Japanese, as the decision refusals are."""
+    c = login(client(), "sato")
+    page = get(c, "/cases/2").text
+    token, version = csrf_of(page), version_of(page)
+    refusals = [
+        (post(c, "/cases/2/note", {"csrf": token, "text": "  "}), "メモが空です"),
+        (
+            post(c, "/cases/2/reply", {"csrf": token, "version": version, "text": ""}),
+            "返信の本文が空です",
+        ),
+        (
+            post(c, "/cases/2/assign", {"csrf": token, "version": version, "owner": "nobody"}),
+            "担当者「nobody」は有効なアカウントではありません",
+        ),
+        (
+            post(c, "/cases/2/assign", {"csrf": token, "version": version, "owner": ""}),
+            "MB-000002はすでに担当者なしです",
+        ),
+    ]
+    for r, text in refusals:
+        assert r.status_code == 409
+        error = re.search(r'<p class="error">(.*?)</p>', r.text, re.S)
+        assert error and text in error.group(1), r.text
+        words = error.group(1).replace("MB-", "").replace("nobody", "")
+        assert not re.search(r"[A-Za-z]{3,}", words), error.group(1)

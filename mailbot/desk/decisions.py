@@ -52,6 +52,18 @@ def case_thread(ctx: Context, case_id: int) -> Thread:
     )
 
 
+class StaleCase(DecisionError):
+    """The case changed after staff read it: the refusal carries the versions, so each desk
+    (CLI, report, web page) can say it in its own words."""
+
+    def __init__(self, case_id: int, expected: int, actual: int, since: str) -> None:
+        super().__init__(
+            f"{format_case_number(case_id)} changed since {since}"
+            f" (version {expected} → {actual}): not applied"
+        )
+        self.case_id, self.expected, self.actual = case_id, expected, actual
+
+
 def current_case(ctx: Context, case_id: int, expected_version: int | None, *, since: str) -> dict:
     """The case as stored now, refused when it is missing or changed after staff read it at
     `expected_version` (`since`: where they read it, the report or a page)."""
@@ -59,10 +71,7 @@ def current_case(ctx: Context, case_id: int, expected_version: int | None, *, si
     if case is None:
         raise DecisionError(f"no case {format_case_number(case_id)}")
     if expected_version is not None and case["version"] != expected_version:
-        raise DecisionError(
-            f"{format_case_number(case_id)} changed since {since}"
-            f" (version {expected_version} → {case['version']}): not applied"
-        )
+        raise StaleCase(case_id, expected_version, case["version"], since)
     return case
 
 

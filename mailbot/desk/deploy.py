@@ -55,6 +55,16 @@ path = "data/outbox"
 [staff]
 addresses = ["capacity-desk@occto.or.jp"]
 
+[web]
+# mailbot web: the staff desk (serve it behind HTTPS; see the README's web desk section)
+host = "127.0.0.1"
+port = 8080
+secure_cookies = true         # cookies over HTTPS only
+session_hours = 10            # idle time after which a session ends
+session_max_hours = 12        # a session ends this long after its login, however busy
+# trusted_proxies = ["127.0.0.1"]         # the reverse proxy: its X-Forwarded-For names the client
+# trusted_user_header = "X-Remote-User"   # believe the proxy's user header (needs trusted_proxies)
+
 [paths]
 # this deployment's own copies: edit them here, they survive upgrades of mailbot
 rules = "rules"

@@ -54,9 +54,25 @@ def add_staff(ctx: Context, login: str, name: str, password: str) -> None:
 
 
 def disable_staff(ctx: Context, login: str) -> None:
+    """Lock the account out: its sessions and the browsers it logged in from are forgotten."""
     with ctx.store.transaction():
         if not ctx.store.disable_staff(login):
             raise MailbotError(f"no staff account {login!r}")
+        ctx.store.end_staff_access(login)
+
+
+def set_password(ctx: Context, login: str, password: str) -> None:
+    """A new password (`mailbot staff password`). Every session of the account ends and its
+    browsers count as unknown again: whoever had the old password or a session made with it
+    is out at their next request."""
+    if len(password) < MIN_PASSWORD:
+        raise MailbotError(f"the password must have at least {MIN_PASSWORD} characters")
+    new_hash = _HASHER.hash(password)
+    with ctx.store.transaction():
+        if ctx.store.staff(login) is None:
+            raise MailbotError(f"no staff account {login!r}")
+        ctx.store.set_staff_password(login, new_hash)
+        ctx.store.end_staff_access(login)
 
 
 def check_password(ctx: Context, login: str, password: str) -> dict | None:
@@ -94,11 +110,11 @@ def assign(
     with ctx.store.transaction():
         case = _open_case(ctx, case_id, expected_version)
         if owner is not None and active_staff(ctx, owner) is None:
-            raise DecisionError(f"no active staff account {owner!r}")
+            raise DecisionError(f"担当者「{owner}」は有効なアカウントではありません")
         if case.get("owner") == owner:
+            number = format_case_number(case_id)
             raise DecisionError(
-                f"{format_case_number(case_id)} is already "
-                + (f"assigned to {owner}" if owner else "without an owner")
+                f"{number}の担当はすでに{owner}です" if owner else f"{number}はすでに担当者なしです"
             )
         ctx.store.update_case(case_id, now, owner=owner)
         ctx.store.add_event(case_id, now, actor(by), "assigned", old=case.get("owner"), new=owner)
@@ -109,9 +125,9 @@ def add_note(ctx: Context, case_id: int, text: str, *, by: str) -> None:
     case, so they never make another staff member's open form stale."""
     text = text.strip()
     if not text:
-        raise DecisionError("the note is empty")
+        raise DecisionError("メモが空です")
     if len(text) > MAX_NOTE:
-        raise DecisionError(f"a note has at most {MAX_NOTE} characters")
+        raise DecisionError(f"メモは{MAX_NOTE}文字までです")
     with ctx.store.transaction():
         _open_case(ctx, case_id, None)
         ctx.store.add_event(case_id, ctx.now(), actor(by), "note", text=text)
@@ -130,15 +146,17 @@ def reply(
     subject, planned through the outbox and recorded on the case."""
     text = text.strip()
     if not text:
-        raise DecisionError("the reply is empty")
+        raise DecisionError("返信の本文が空です")
     if len(text) > MAX_REPLY:
-        raise DecisionError(f"a reply has at most {MAX_REPLY} characters")
+        raise DecisionError(f"返信は{MAX_REPLY}文字までです")
     now = ctx.now()
     with ctx.store.transaction():
         case = _open_case(ctx, case_id, expected_version)
         thread = case_thread(ctx, case_id)
         if not (thread.recipient or case.get("sender")):
-            raise DecisionError(f"{format_case_number(case_id)} has no sender to answer")
+            raise DecisionError(
+                f"{format_case_number(case_id)}には返信先（送信者のアドレス）がありません"
+            )
         outbox_id = plan_reply(
             ctx,
             case,
@@ -147,7 +165,9 @@ def reply(
             now,
         )
         if outbox_id is None:
-            raise DecisionError(f"{format_case_number(case_id)}: the reply could not be planned")
+            raise DecisionError(
+                f"{format_case_number(case_id)}の返信を送信キューに入れられませんでした"
+            )
         ctx.store.update_case(case_id, now)
         ctx.store.add_event(case_id, now, actor(by), "staff_reply", text=text, outbox=outbox_id)
     return ReplyResult(case_id, outbox_id)

@@ -127,13 +127,6 @@ class Queries:
         row = self.execute("SELECT id FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
         return int(row[0]) if row else None
 
-    def answer_times(self) -> list[str]:
-        """When each mail to a case went out (or was planned, when not yet sent)."""
-        rows = self.execute(
-            "SELECT coalesce(sent_at, created_at) FROM outbox WHERE case_id IS NOT NULL"
-        )
-        return [r[0] for r in rows]
-
     def first_answer_waits(self) -> list[tuple[str, str]]:
         """(received_at, first reply planned at) for every case that got a reply."""
         rows = self.execute(
@@ -204,13 +197,6 @@ class Queries:
                 (start,),
             ).fetchone()[0]
         )
-
-    def first_decisions(self) -> dict[int, str]:
-        """Case id → when staff first decided on it."""
-        rows = self.execute(
-            "SELECT case_id, min(at) FROM events WHERE kind = 'decision' GROUP BY case_id"
-        )
-        return {r[0]: r[1] for r in rows}
 
     def newest_case_id(
         self, procedure: str, source_id: str, statuses: tuple[str, ...]

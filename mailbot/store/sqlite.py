@@ -21,6 +21,7 @@ from typing import Any
 
 from mailbot.errors import StoreError
 from mailbot.mail.arrival import arrival_time
+from mailbot.store.desk import DeskQueries
 from mailbot.store.queries import Queries
 
 MIGRATIONS: list[str] = [
@@ -213,6 +214,19 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE processing_starts ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    CREATE TABLE login_devices (
+        token_hash TEXT PRIMARY KEY,
+        login TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE INDEX login_devices_login ON login_devices (login);
+    ALTER TABLE login_failures ADD COLUMN device TEXT;
+    CREATE INDEX login_failures_login ON login_failures (login, at);
+    CREATE INDEX login_failures_client ON login_failures (client, at);
+    CREATE INDEX web_sessions_login ON web_sessions (login);
+    """,
 ]
 
 
@@ -258,7 +272,7 @@ SEARCH_CASE_CHARS = 1_000_000
 BLOB_PIECE = 1024 * 1024
 
 
-class Store(Queries):
+class Store(Queries, DeskQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
@@ -916,21 +930,6 @@ class Store(Queries):
             self.execute("DELETE FROM web_sessions WHERE token_hash = ?", (token_hash,))
         if login is not None:
             self.execute("DELETE FROM web_sessions WHERE login = ?", (login,))
-
-    def add_login_failure(self, login: str, client: str, now: datetime) -> None:
-        self.execute(
-            "INSERT INTO login_failures (at, login, client) VALUES (?, ?, ?)",
-            (_now_text(now), login, client),
-        )
-
-    def login_failures_since(self, since: datetime, *, login: str, client: str) -> tuple[int, int]:
-        """(failures for this login, failures from this client) since `since`."""
-        row = self.execute(
-            "SELECT coalesce(sum(login = ?), 0), coalesce(sum(client = ?), 0)"
-            " FROM login_failures WHERE at >= ?",
-            (login, client, _now_text(since)),
-        ).fetchone()
-        return int(row[0]), int(row[1])
 
     def outbox_kind(self, message_id: str, recipient: str) -> str | None:
         """The kind of the mail we sent to `recipient` under this Message-ID."""

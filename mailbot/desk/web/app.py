@@ -22,7 +22,7 @@ from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
-from mailbot.desk.decisions import decide
+from mailbot.desk.decisions import StaleCase, decide
 from mailbot.desk.staff import add_note, assign, check_password, reply
 from mailbot.desk.web import security
 from mailbot.desk.web.stats import build_stats
@@ -42,6 +42,10 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_SIZE = 100
+THROTTLED = (
+    "ログインの失敗が続いたため、しばらく受け付けません。"
+    "15分ほど待ってから、またはこのIDで以前ログインしたブラウザからお試しください。"
+)
 NOTICES = {
     "claimed": "担当になりました。",
     "assigned": "担当を変更しました。",
@@ -51,10 +55,10 @@ NOTICES = {
 }
 
 
-def create_app(config: Config, clock: Clock | None = None) -> Flask:
-    clock = clock or Clock()
-    app = Flask(__name__, static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+def page_environment(config: Config) -> Environment:
+    """The desk's page templates: the deployment's copy under `[paths] templates` where it has
+    one, else the copy shipped in the package (a deployment made before the desk existed has
+    no web/). `mailbot doctor` checks the pages through this very environment."""
     env = Environment(
         loader=ChoiceLoader(
             [FileSystemLoader(config.templates_dir), FileSystemLoader(TEMPLATES_DIR)]
@@ -63,7 +67,16 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
     )
     env.filters.update(jdate=jdate, jdatetime=jdatetime)
     env.globals.update(status_label=_status_label, format_case_number=format_case_number)
+    return env
+
+
+def create_app(config: Config, clock: Clock | None = None) -> Flask:
+    clock = clock or Clock()
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    env = page_environment(config)
     web = config.web
+    proxies = security.TrustedProxies.of(web.trusted_proxies)
 
     def ctx() -> Context:
         if "ctx" not in g:
@@ -82,22 +95,27 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             opened.close()
 
     def _proxy_login() -> str | None:
-        if not web.trusted_user_header or request.remote_addr not in web.trusted_proxies:
+        if not web.trusted_user_header or not proxies.trusts(request.remote_addr):
             return None
         return request.headers.get(web.trusted_user_header) or None
+
+    def _client() -> str:
+        return proxies.client(request.remote_addr, request.headers.getlist("X-Forwarded-For"))
 
     @app.before_request
     def _authenticate() -> Response | None:
         g.session = None
         g.new_cookie = None
         token = request.cookies.get(security.SESSION_COOKIE)
-        session = security.current_session(ctx(), token, web.session_hours)
+        session = security.current_session(ctx(), token, web)
         proxied = _proxy_login()
         if proxied and (session is None or session.login != proxied):
             session = None
             if security.active_staff(ctx(), proxied) is not None:
+                with ctx().store.transaction():
+                    security.prune(ctx(), web)
                 token, _csrf = security.start_session(ctx(), proxied)
-                session = security.current_session(ctx(), token, web.session_hours)
+                session = security.current_session(ctx(), token, web)
                 g.new_cookie = token
         g.session = session
         if request.endpoint == "login":
@@ -122,9 +140,17 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
     def _set_session_cookie(response: Response, token: str) -> None:
         _set_cookie(response, security.SESSION_COOKIE, token, "/")
 
-    def _set_cookie(response: Response, name: str, value: str, path: str) -> None:
+    def _set_cookie(
+        response: Response, name: str, value: str, path: str, max_age: int | None = None
+    ) -> None:
         response.set_cookie(
-            name, value, httponly=True, secure=web.secure_cookies, samesite="Strict", path=path
+            name,
+            value,
+            max_age=max_age,
+            httponly=True,
+            secure=web.secure_cookies,
+            samesite="Strict",
+            path=path,
         )
 
     @app.errorhandler(HTTPException)
@@ -133,7 +159,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             403: "この操作は受け付けられません（フォームの有効期限切れの可能性があります。ページを読み込み直してください）。",
             404: "ページが見つかりません。",
             413: "送信内容が大きすぎます。",
-            429: "ログインの失敗が続いたため、しばらく受け付けません。15分ほど待ってからお試しください。",
+            429: THROTTLED,
         }
         text = messages.get(exc.code or 500, exc.description or "エラーが発生しました。")
         return render("error", status=exc.code or 500, message=text)
@@ -150,16 +176,26 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             raise Forbidden()
         name = request.form.get("login", "").strip()[:64]
         password = request.form.get("password", "")[:1024]
-        client = request.remote_addr or "-"
-        if security.throttled(ctx(), name, client):
-            return _login_page("ログインの失敗が続いたため、しばらく受け付けません。", 429)
+        device_cookie = request.cookies.get(security.DEVICE_COOKIE)
+        device = security.known_device(ctx(), device_cookie, name)
+        attempt = security.begin_attempt(ctx(), web, name, _client(), device)
+        if attempt is None:
+            refused = _login_page(THROTTLED, 429)
+            refused.headers["Retry-After"] = str(int(security.THROTTLE_WINDOW.total_seconds()))
+            return refused
         account = check_password(ctx(), name, password)
         if account is None:
-            security.record_failure(ctx(), name, client)
             return _login_page("ログインIDまたはパスワードが違います。", 401)
-        token, _csrf = security.start_session(ctx(), account["login"])
+        token, _csrf, device_cookie = security.succeeded(ctx(), attempt, device_cookie)
         response = redirect("/cases")
         _set_session_cookie(response, token)
+        _set_cookie(
+            response,
+            security.DEVICE_COOKIE,
+            device_cookie,
+            "/login",
+            max_age=security.DEVICE_DAYS * 86400,
+        )
         response.delete_cookie(security.LOGIN_CSRF_COOKIE, path="/login")
         return response
 
@@ -306,6 +342,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             raise NotFound()
         try:
             work()
+        except StaleCase as exc:
+            return _case_page(case_id, error=_stale(exc), status=409)
         except MailbotError as exc:
             return _case_page(case_id, error=str(exc), status=409)
         return redirect(f"/cases/{case_id}?done={done}", code=303)
@@ -401,6 +439,16 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         return render("stats", stats=build_stats(ctx()))
 
     return app
+
+
+def _stale(exc: StaleCase) -> str:
+    """The refusal of a form drawn before the case changed, in the words of the page."""
+    return (
+        f"{format_case_number(exc.case_id)}は、このページを表示した後に更新されています"
+        f"（他の方の操作や新しいメールの受付など。版 {exc.expected} → {exc.actual}）。"
+        "この操作は反映していません。ページを読み込み直して最新の内容を確認してから、"
+        "もう一度操作してください。"
+    )
 
 
 def _status_label(status: str) -> str:
