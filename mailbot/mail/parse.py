@@ -513,24 +513,62 @@ def _found(msg: Message) -> int:
     return sum(msg.get(name) is not None for name in ("From", "Subject"))
 
 
-def _read(raw: bytes) -> tuple[Message, list[str]]:
+MENDED_MAY_SUPPLY = frozenset(
+    {"subject", "date", "to", "cc", "mime-version", "content-type", "content-transfer-encoding",
+     "content-disposition", "auto-submitted", "precedence", "x-auto-response-suppress"}
+)  # fmt: skip
+"""What the lenient re-read may take from below the line where the stdlib (and the receiving
+MTA, and DKIM) ended the header block: what is needed to read the mail, and the robot markers
+that only ever stop an answer. Everything that says who sent it, vouches for that sender or
+places the mail in a thread (From, Sender, Reply-To, Return-Path, Authentication-Results,
+Message-ID, In-Reply-To, References) is taken from the real header block only: below that line
+our MTA neither strips a forged Authentication-Results nor checks a From."""
+
+
+def _may_supply(name: str) -> bool:
+    name = name.lower()
+    return name in MENDED_MAY_SUPPLY or name.startswith("list-")
+
+
+def _well_formed_sender(msg: Message) -> str:
+    address = _sender(msg, None)[1]
+    return address if ADDR_SPEC.match(address) else ""
+
+
+def _keep_trusted(strict: Message, mended: Message) -> Message:
+    """The mended message with every field it may not supply replaced by the strict parse's."""
+    for name in {key.lower() for key in mended if not _may_supply(key)}:
+        del mended[name]
+    for key, value in strict.items():
+        if not _may_supply(key):
+            mended[key] = value
+    return mended
+
+
+def _read(raw: bytes) -> tuple[Message, list[str], str]:
     """The stdlib parse, and a second, lenient one when the first lost From or Subject: the
-    stdlib ends the header block at the first line that is neither a field nor indented."""
+    stdlib ends the header block at the first line that is neither a field nor indented.
+    The third value is a sender address that only the lenient read found: never trusted (a
+    stranger writes `junk line` then `From: <someone else>`), shown to staff only."""
     msg = message_from_bytes(raw, policy=compat32)
     if msg.get("From") is not None and msg.get("Subject") is not None:
-        return msg, []
+        return msg, [], ""
     mended = _mend_headers(raw)
     if mended is None:
-        return msg, []
+        return msg, [], ""
     second = message_from_bytes(mended, policy=compat32)
-    if _found(second) > _found(msg):
-        return second, ["broken header block read leniently"]
-    return msg, []
+    if _found(second) <= _found(msg):
+        return msg, [], ""
+    defects = ["broken header block read leniently"]
+    claimed = "" if _well_formed_sender(msg) else _well_formed_sender(second)
+    if claimed:
+        defects.append(f"sender only below a broken header line, not trusted: {claimed}")
+    return _keep_trusted(msg, second), defects, claimed
 
 
 def _parse(raw: bytes) -> Mail:
     reduced, blobs = _lift_blobs(raw)
-    msg, mended = _read(reduced)
+    msg, mended, claimed_sender = _read(reduced)
     del reduced
     fallback = _declared_charset(msg)
     walk = _Walk(blobs, fallback)
@@ -559,6 +597,7 @@ def _parse(raw: bytes) -> Mail:
         subject=subject,
         from_addr=from_addr,
         from_name=from_name,
+        claimed_sender=claimed_sender,
         to=tuple(a for _, a in _addresses(msg, "To", fallback)),
         cc=tuple(a for _, a in _addresses(msg, "Cc", fallback)),
         reply_to=reply_to[0][1] if reply_to else None,
@@ -573,7 +612,10 @@ def _parse(raw: bytes) -> Mail:
         list_headers=any(key.lower().startswith("list-") for key in msg),
         return_path=_header(msg, "Return-Path"),
         x_auto_response_suppress=_header(msg, "X-Auto-Response-Suppress"),
-        authentication_results=_header(msg, "Authentication-Results"),
+        authentication_results=tuple(
+            " ".join(decode_header_value(v).split())
+            for v in msg.get_all("Authentication-Results", [])
+        ),
         content_type=msg.get_content_type(),
         is_delivery_report=is_report,
         defects=tuple(dict.fromkeys(defects)),
