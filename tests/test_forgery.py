@@ -15,7 +15,8 @@ from mailbot.context import Context
 from mailbot.intake.runner import process_pending
 from mailbot.mail.parse import parse
 from mailbot.mail.trust import auth_verdict
-from tests.support.desk import desk_with_operators, outbox
+from mailbot.outbox.send import ALERTS_PER_DAY, flush_outbox, make_sender
+from tests.support.desk import desk_with_operators, outbox, set_now
 from tests.support.forms import operator_form, to_bytes
 from tests.support.hostile import APPLY_BODY, APPLY_SUBJECT
 from tests.support.jpmail import XLSX, build
@@ -297,3 +298,83 @@ def test_a_dmarc_fail_from_a_strangers_header_does_not_hold_a_mail(desk: Context
         desk, application(headers={"Authentication-Results": "relay.example; dmarc=fail"})
     )
     assert case["status"] == "complete"
+
+
+# --- 4. forged bounces ------------------------------------------------------------------------
+
+
+def bounce(cited: str, n: int = 0, reporter: str = "mx.evil.example") -> bytes:
+    """A delivery status report as Postfix writes one, citing `cited` as the returned mail."""
+    return (
+        f"From: MAILER-DAEMON@{reporter}\r\nTo: {CODE}\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn.{n}@{reporter}>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nUser unknown\r\n"
+        f"--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; {VICTIM}\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n\r\n"
+        f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {cited}\r\n\r\n--b--\r\n"
+    ).encode()
+
+
+def staff_alerts(ctx: Context) -> list[dict]:
+    return outbox(ctx, "staff_undeliverable")
+
+
+def forged_id(n: int, domain: str = "occto.or.jp") -> str:
+    return f"<mailbot.1.{hashlib.md5(str(n).encode()).hexdigest()}@{domain}>"
+
+
+def test_a_hundred_forged_bounces_tell_no_one_and_mark_nothing(desk: Context):
+    _, receipt_id = victim_case(desk)
+    flush_outbox(desk, make_sender(desk))
+    forged = [forged_id(n, "occto.or.jp" if n % 2 else "evil.example") for n in range(98)]
+    # our real id at a foreign domain, and an id only ever seen on an incoming mail
+    forged.append(receipt_id.replace("occto.or.jp", "evil.example"))
+    incoming = forged_id(999)
+    submit(desk, build("お問い合わせ", "本文", from_addr=VICTIM, message_id=incoming))
+    forged.append(incoming)
+    store(desk, *(bounce(cited, n) for n, cited in enumerate(forged)))
+    results = process_pending(desk)
+    assert len(results) == 100
+    assert staff_alerts(desk) == []
+    assert [r["state"] for r in outbox(desk, "receipt")] == ["sent"]
+    cases = {r.case_id for r in results} | {1, 2}
+    assert not [c for c in cases for e in desk.store.events(c) if e["kind"] == "bounced"]
+
+
+def test_a_hundred_bounces_of_one_real_reply_tell_staff_once(desk: Context):
+    case, receipt_id = victim_case(desk)
+    flush_outbox(desk, make_sender(desk))
+    store(desk, *(bounce(receipt_id, n) for n in range(100)))
+    process_pending(desk)
+    assert outbox(desk, "receipt")[0]["state"] == "bounced"
+    assert [a["recipient"] for a in staff_alerts(desk)] == list(desk.config.staff_addresses)
+    kinds = [e["kind"] for e in desk.store.events(case["id"])]
+    assert kinds.count("bounced") == 100 and kinds.count("staff_told_undeliverable") == 1
+
+
+def test_staff_alerts_for_bounces_are_bounded_per_day_across_cases(desk: Context):
+    """Many real replies bouncing at once (a flood of applications under forged From
+    addresses brings real bounces): at most ALERTS_PER_DAY alerts a day, every reply still
+    marked bounced on its case; the budget is a rolling day."""
+    receipts = []
+    for n in range(ALERTS_PER_DAY + 5):
+        submit(desk, application(f"applicant{n}@example{n}.co.jp"))
+        receipts.append(outbox(desk, "receipt")[-1]["message_id"])
+    flush_outbox(desk, make_sender(desk))
+    store(desk, *(bounce(mid, n) for n, mid in enumerate(receipts)))
+    process_pending(desk)
+    staff = len(desk.config.staff_addresses)
+    assert len(staff_alerts(desk)) == ALERTS_PER_DAY * staff
+    assert {r["state"] for r in outbox(desk, "receipt")} == {"bounced"}
+    withheld = [
+        e for c in range(1, len(receipts) + 1) for e in desk.store.events(c)
+        if e["kind"] == "staff_alert_withheld"
+    ]  # fmt: skip
+    assert len(withheld) == 5
+    set_now(desk, "2026-11-21T10:01")
+    submit(desk, application("late@example-late.co.jp"))
+    flush_outbox(desk, make_sender(desk))
+    store(desk, bounce(outbox(desk, "receipt")[-1]["message_id"], 999))
+    process_pending(desk)
+    assert len(staff_alerts(desk)) == (ALERTS_PER_DAY + 1) * staff

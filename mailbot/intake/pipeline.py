@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,6 @@ from mailbot.store.registers import operators_for_sender
 from mailbot.text import case_number_in, format_case_number, nfkc, single_line
 
 log = logging.getLogger(__name__)
-_OUR_ID = re.compile(rb"<mailbot\.\d+\.[0-9a-f]{32}@[^>\s]+>")
 # A mail whose processing started this often without finishing killed the process each time
 # (a reader's allocation failure aborts it, no exception reaches us): it is set aside.
 MAX_STARTS = 2
@@ -463,17 +462,15 @@ def _robot_mail(
     """Bounces mark the reply they return; other robot mail is kept on its case unanswered."""
     store = ctx.store
     if mail.is_delivery_report:
-        for match in _OUR_ID.finditer(stored.raw):
-            mid = match.group(0).decode("ascii", "replace")
-            hit = store.find_thread([mid])
-            if hit:
+        for mid, sent in _cited_sent_mails(ctx, stored.raw):
+            store.add_event(sent["case_id"], now, "bot", "bounced", message_id=mid, key=stored.key)
+            if sent["state"] == "sent":
                 bounced = store.mark_bounced(mid, "delivery status report received")
-                store.add_event(hit[0], now, "bot", "bounced", message_id=mid, key=stored.key)
                 if bounced is not None:
                     tell_staff_undeliverable(
                         ctx, bounced, "配信不能通知（バウンス）を受信しました", now
                     )
-                return hit[0]
+            return sent["case_id"]
     held_for_staff = reason == NO_SENDER
     if thread_hit and not held_for_staff:
         store.add_event(thread_hit.case_id, now, "bot", "robot_mail", reason=reason, key=stored.key)
@@ -498,6 +495,18 @@ def _robot_mail(
         key=stored.key,
     )
     return case_id
+
+
+def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(Message-ID, outbox row) of each mail we sent that a delivery report cites: an id in
+    our own format and domain (`compose.new_message_id`) that the outbox holds as sent. Anyone
+    can write a bounce; one that cites no mail of ours marks nothing and tells no one."""
+    domain = re.escape(ctx.config.message_id_domain.encode("ascii", "replace"))
+    ours = re.compile(rb"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + rb">", re.IGNORECASE)
+    for mid in dict.fromkeys(m.group(0).decode("ascii") for m in ours.finditer(raw)):
+        sent = ctx.store.sent_mail(mid)
+        if sent is not None:
+            yield mid, sent
 
 
 def _no_sender_reason(mail: Mail) -> str:
