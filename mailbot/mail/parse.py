@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
-from email.header import Header
+from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -88,6 +88,11 @@ SPECIALS = re.compile(r'[,;:<>@"()\[\]\\]')
 ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+$|^\"[^\"]+\"@[^@\s]+$")
 
 
+DECODED_WORD_MARK = "\x00?"
+"""Stands for `=?` in text already decoded from an encoded-word, while the address parser
+reads it and until the display name's own decoding is done: that text is never decoded twice."""
+
+
 def _quote_words(value: str, fallback: str | None) -> str:
     """Encoded-words that carry an address special raw inside them (a Q-encoded name written
     `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>`) decoded into quoted strings before the
@@ -98,7 +103,7 @@ def _quote_words(value: str, fallback: str | None) -> str:
         inside_quotes = value[: found.start()].count('"') % 2 == 1
         if inside_quotes or not SPECIALS.search(found.group(0).replace("?", "")):
             return found.group(0)
-        text = decode_header_value(found.group(0), fallback)
+        text = decode_header_value(found.group(0), fallback).replace("=?", DECODED_WORD_MARK)
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     return ENCODED_WORD.sub(quote, value) if "=?" in value else value
@@ -113,7 +118,8 @@ def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tup
     ]
     found = []
     for display, addr in getaddresses(values):
-        display, addr = decode_header_value(display, fallback).strip(), addr.strip()
+        display = decode_header_value(display, fallback).replace(DECODED_WORD_MARK, "=?")
+        display, addr = display.strip(), addr.strip()
         words = addr.rsplit(None, 1)
         if not display and len(words) == 2 and ADDR_SPEC.match(words[1]):
             display, addr = display or words[0], words[1]
@@ -151,16 +157,39 @@ def _date(msg: Message) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=TOKYO)
 
 
+EXTENDED_VALUE = re.compile(r"(\*\s*=\s*)([^;]*)")
+RAW_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _percent_raw(found: re.Match[str]) -> str:
+    """Raw 8-bit bytes in an RFC 2231 value (`filename*=utf-8''日本.pdf` unencoded) written as
+    the %XX they should have been: the value's own charset then decodes them."""
+    value = RAW_BYTE.sub(lambda b: f"%{ord(b.group(0)) - 0xDC00:02X}", found.group(2))
+    return found.group(1) + value
+
+
 def _readable(part: Message, fallback: str | None = None) -> Message:
     """Parameters of a header written in raw 8-bit (some webmail does this) come back as a
-    Header object that get_param cannot read: re-read them from the decoded text."""
+    Header object that get_param cannot read: re-read them from the text, RFC 2231 values
+    percent-encoded, anything else decoded."""
     raw = [(k, v) for k, v in part.items() if isinstance(v, Header)]
     if not raw:
         return part
     copy = Message()
     for key, value in part.items():
-        copy[key] = decode_header_value(value, fallback) if isinstance(value, Header) else value
+        if isinstance(value, Header):
+            text = EXTENDED_VALUE.sub(_percent_raw, _raw_text(value))
+            value = decode_header_value(text, fallback) if RAW_BYTE.search(text) else text
+        copy[key] = value
     return copy
+
+
+def _raw_text(value: Header) -> str:
+    """A raw 8-bit header as the parser read it, its bytes kept as surrogates."""
+    return "".join(
+        chunk.decode("ascii", "surrogateescape") if isinstance(chunk, bytes) else chunk
+        for chunk, _charset in decode_header(value)
+    )
 
 
 def _filename(part: Message, fallback: str | None = None) -> str | None:
@@ -173,8 +202,12 @@ def _filename(part: Message, fallback: str | None = None) -> str | None:
             continue
         if isinstance(value, tuple):
             charset, _lang, text = value
-            raw = str(text).encode("latin-1", "surrogateescape")
-            name = decode_bytes(raw, charset or None, fallback)[0]
+            try:
+                raw = str(text).encode("latin-1", "surrogateescape")
+            except UnicodeEncodeError:
+                name = str(text)
+            else:
+                name = decode_bytes(raw, charset or None, fallback)[0]
         else:
             text = str(value).strip().strip('"')
             if any("\udc80" <= ch <= "\udcff" for ch in text):
