@@ -218,3 +218,26 @@ def test_shift_jisx0213_plane_2_is_not_read_as_cp932():
     data = "𠂉".encode("shift_jis_2004")
     assert data[:1] >= b"\xf0"
     assert decode_bytes(data, "shift_jisx0213") == ("𠂉", [])
+
+
+# --- charsets that are no charset --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["unicode_escape", "raw-unicode-escape", "undefined", "idna", "base64", "rot13", "hz", "utf_7"],
+)
+def test_a_python_codec_that_is_no_mail_charset_decodes_nothing(label: str):
+    """charset=unicode_escape turned the text `\\u003cceo\\u0040…` into `<ceo@…>`; base64,
+    rot13 or undefined made the whole mail unparseable."""
+    body = r"\u003cceo\u0040victim.example\u003e +ADw- ~{<:Ky2~} 日本".encode()
+    raw = HEAD + f"Content-Type: text/plain; charset={label}\r\n\r\n".encode() + body + b"\r\n"
+    mail = parse(raw)
+    assert mail.text.strip() == body.decode("utf-8")
+    assert not [d for d in mail.defects if d.startswith("unparseable")]
+
+
+def test_a_charset_label_with_a_nul_does_not_make_the_mail_unparseable():
+    raw = HEAD + b'Content-Type: text/plain; charset="utf\x00-8"\r\n\r\nhello\r\n'
+    mail = parse(raw)
+    assert mail.text.strip() == "hello" and mail.subject == "s"

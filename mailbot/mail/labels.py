@@ -172,9 +172,22 @@ def codec_for(label: str) -> str | None:
     if label in REFUSED or label in WHATWG_LABELS["x-user-defined"]:
         return None
     try:
-        return codecs.lookup(label).name
-    except LookupError:
+        name = codecs.lookup(label).name
+        b"\0\0\0\0".decode(name)
+    except (LookupError, ValueError):
         return None
+    return None if name in NOT_CHARSETS else name
+
+
+NOT_CHARSETS = frozenset(
+    {"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "charmap",
+     "utf-7", "hz", "iso2022_kr"}
+)  # fmt: skip
+"""Python codecs a stranger may name as a charset that are no charset a mail client writes:
+`unicode_escape` turns the text `\\u003c` into `<`, `idna` and `punycode` raise on ordinary
+text, and the rest are the 7-bit encodings refused above under Python's own names. Codecs that
+are no text encoding (`base64`, `rot13`, `zlib`) or decode nothing (`undefined`) fail the
+trial decode. Such text is read as unlabelled."""
 
 
 def decode_strict(data: bytes, codec: str) -> str:

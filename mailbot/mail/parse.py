@@ -412,7 +412,7 @@ class _Walk:
                 self.visit(sub, depth + 1)
             return
         if ctype == "message/rfc822" or (
-            isinstance(msg.get_payload(), list) and ctype.startswith("message/")
+            ctype.startswith("message/") and isinstance(msg.get_payload(), list)
         ):
             inner = msg.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else None
