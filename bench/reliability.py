@@ -303,6 +303,25 @@ def attack_classes(ctx, tmp: Path, kinds: Counter) -> dict:
     result["outlook_message_id"]["encoded_ids_in_replies"] = sum(
         1 for _, raw in outbox if b"In-Reply-To: =?" in raw or b"References: =?" in raw
     )
+    result["smuggled_from"]["claimed_senders_answered"] = sum(
+        1 for rcpt, _ in outbox if rcpt.endswith("@victim-corp.example")
+    )
+    result["smuggled_from"]["failed_not_held"] = sum(
+        1 for _, status, _ in by_kind.get("smuggled_from", []) if status != "held"
+    )
+    result["forged_bounce"]["staff_alerts"] = sum(
+        1
+        for (kind,) in ctx.store.execute("SELECT kind FROM outbox").fetchall()
+        if kind == "staff_undeliverable"
+    )
+    result["raw_rfc2231_name"]["failed_quarantined"] = result["raw_rfc2231_name"]["statuses"].get(
+        "quarantined", 0
+    )
+    result["hidden_address_name"]["failed_address_in_name"] = sum(
+        1
+        for case in {c for _, _, c in by_kind.get("hidden_address_name", [])}
+        if "@" in ((ctx.store.case(case) or {}).get("sender_name") or "")
+    )
     return result
 
 

@@ -11,7 +11,8 @@ Run: .venv/bin/python bench/zammad_corpus.py [--all] [--json bench/results/zamma
 Comparison rules (one per field; `tests/data/zammad_differences.toml` lists the mails where
 mailbot deliberately reads a field differently, with the reason):
 - subject: whitespace runs folded to one space, ends stripped.
-- sender: the address, case-insensitively. name: the display name, whitespace folded.
+- sender: the address, case-insensitively (one read only below a broken header line counts:
+  mailbot reads it but never trusts it). name: the display name, whitespace folded.
 - body: Zammad keeps sanitised HTML for HTML mail; both sides go through mailbot's
   html_to_text, then the words (each kana or kanji its own word) are compared as multisets: a match when at least
   95 % of Zammad's words are in mailbot's body. mailbot may hold more (it shows forwarded mails,
@@ -122,7 +123,7 @@ def compare(box: Path) -> Row:
     }
     ours = {
         "subject": _fold(mail.subject),
-        "sender": mail.from_addr,
+        "sender": mail.from_addr or mail.claimed_sender,
         "name": _fold(mail.from_name),
         "body": mail.text,
         "attachments": ours_attachments,

@@ -100,6 +100,7 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
             "trusted_user_header": "str",
         },
     ),
+    "trust": ("table", {"authserv_ids": "str_list"}),
 }
 """Every table and key a config may hold, with the kind of value each takes. One schema:
 `validate` checks a parsed file against it before anything is built from it."""
@@ -253,6 +254,7 @@ class Config:
     limits: Limits
     source: str
     web: WebConfig = WebConfig()
+    authserv_ids: tuple[str, ...] = ()
 
     def mailbox_for(self, address: str) -> MailboxConfig | None:
         address = address.lower()
@@ -264,6 +266,17 @@ class Config:
     @property
     def own_addresses(self) -> frozenset[str]:
         return frozenset(box.address.lower() for box in self.mailboxes)
+
+    def our_authserv_id(self, authserv_id: str) -> bool:
+        """An Authentication-Results header stamped by our receiving MTA (RFC 8601 authserv-id):
+        one of `[trust] authserv_ids`, or, when none are set, a mailbox's domain or a host
+        under it (mx.occto.or.jp). The MTA removes headers arriving with its own id (RFC 8601
+        §5), so only its own verdict carries one."""
+        name = authserv_id.strip().lower().rstrip(".")
+        if self.authserv_ids:
+            return name in self.authserv_ids
+        domains = {box.address.rsplit("@", 1)[-1].lower() for box in self.mailboxes}
+        return any(name == d or name.endswith("." + d) for d in domains)
 
     @property
     def message_id_domain(self) -> str:
@@ -454,6 +467,10 @@ def parse_config(text: str, source: str, base: Path) -> Config:
         ),
         source=source,
         web=_web(data.get("web", {})),
+        authserv_ids=tuple(
+            a.strip().lower().rstrip(".")
+            for a in _get(data.get("trust", {}), "authserv_ids", "trust", list, [])
+        ),
     )
 
 

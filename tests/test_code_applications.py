@@ -11,6 +11,7 @@ from mailbot.cli import case_json
 from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.errors import DecisionError
+from mailbot.outbox.send import flush_outbox, make_sender
 from mailbot.store.registers import operator
 from tests.support.desk import body_text, desk_with_operators, outbox, set_now, submit_to
 from tests.support.forms import operator_form, plant_form, to_bytes
@@ -308,6 +309,7 @@ def test_a_reply_to_a_closed_case_is_a_new_case_for_staff(desk: Context):
 
 def test_a_bounced_reply_marks_the_mail_and_tells_staff(desk: Context):
     submit(desk, application())
+    flush_outbox(desk, make_sender(desk))
     [receipt] = outbox(desk, "receipt")
     dsn = (
         b"From: MAILER-DAEMON@mx.takahashi-denryoku.co.jp\r\nTo: code@occto.or.jp\r\n"

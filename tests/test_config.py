@@ -112,7 +112,7 @@ username = "code"
         ),
         (
             MAILDIR_BOX + OUTGOING + "[whatever]\n",
-            "whatever: unknown table (known: storage, mailboxes, outgoing, staff, limits, paths, web)",
+            "whatever: unknown table (known: storage, mailboxes, outgoing, staff, limits, paths, web, trust)",
         ),
         (
             MAILDIR_BOX + 'host = "imap.example.jp"\n' + OUTGOING,

@@ -110,6 +110,18 @@ def test_a_staff_reply_with_the_filled_report_is_applied_and_answered(report, ca
     [
         ("DMARC failed at our MTA", STAFF, FAIL, True),
         ("no DMARC verdict at all", STAFF, "mx.occto.or.jp; spf=pass", True),
+        (
+            "a pass stamped by a stranger",
+            STAFF,
+            "evil.example; dmarc=pass header.from=occto.or.jp",
+            True,
+        ),
+        (
+            "a pass for another domain",
+            STAFF,
+            "mx.occto.or.jp; dmarc=pass header.from=evil.example",
+            True,
+        ),
         ("not a [staff] address", "someone@occto.or.jp", PASS, True),
         ("not in the report's thread", STAFF, PASS, False),
     ],

@@ -2,15 +2,15 @@
 workbook attached, the rows are applied exactly as `mailbot decisions apply` applies them, and
 the per-row result goes back by mail.
 
-Accepted only from `[staff] addresses`, only when our receiving MTA's verdict (the topmost
-Authentication-Results header) says dmarc=pass, and only in the thread of a report we sent to
+Accepted only from `[staff] addresses`, only when our receiving MTA's verdict (the
+Authentication-Results header stamped with our own authserv-id) says dmarc=pass for that From
+domain (`header.from=` aligned), and only in the thread of a report we sent to
 that same address. Anything else goes through the ordinary pipeline as any mail would.
 Re-applying the same workbook applies nothing twice: every row carries its case's version.
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
 
@@ -19,22 +19,23 @@ from mailbot.desk.decisions_apply import RowResult, apply_workbook
 from mailbot.errors import MailbotError
 from mailbot.forms.workbook import inspect
 from mailbot.mail import Attachment, Mail
+from mailbot.mail.trust import auth_verdict
 from mailbot.outbox.planner import plan_staff_mail
 from mailbot.store import StoredMessage
 
-_DMARC_PASS = re.compile(r"\bdmarc\s*=\s*pass\b", re.IGNORECASE)
 REPORT_KIND = "daily_report"
 OUTCOME = "staff decisions"
 
 
-def dmarc_passed(mail: Mail) -> bool:
-    return bool(mail.authentication_results and _DMARC_PASS.search(mail.authentication_results))
+def _vouched(ctx: Context, mail: Mail) -> bool:
+    verdict = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id)
+    return verdict.vouches_for(mail.from_addr)
 
 
 def report_reply(ctx: Context, mail: Mail) -> Attachment | None:
     """The filled-in workbook of a staff reply to our report mail, else None."""
     sender = mail.from_addr.lower()
-    if sender not in ctx.config.staff_addresses or not dmarc_passed(mail):
+    if sender not in ctx.config.staff_addresses or not _vouched(ctx, mail):
         return None
     if not any(ctx.store.outbox_kind(mid, sender) == REPORT_KIND for mid in mail.thread_ids):
         return None

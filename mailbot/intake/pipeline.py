@@ -13,11 +13,12 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.desk.mail_decisions import apply_report_reply, report_reply
 from mailbot.errors import QuarantineError, StoreError
@@ -27,7 +28,7 @@ from mailbot.forms.workbook import open_book
 from mailbot.mail import Attachment, Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
 from mailbot.mail.parse import parse
-from mailbot.mail.trust import TrustRules, load_trust_rules
+from mailbot.mail.trust import TrustRules, auth_verdict, load_trust_rules
 from mailbot.outbox.planner import Thread, apply_outcome
 from mailbot.outbox.send import tell_staff_undeliverable
 from mailbot.outcome import Incoming
@@ -41,7 +42,6 @@ from mailbot.store.registers import operators_for_sender
 from mailbot.text import case_number_in, format_case_number, nfkc, single_line
 
 log = logging.getLogger(__name__)
-_OUR_ID = re.compile(rb"<mailbot\.\d+\.[0-9a-f]{32}@[^>\s]+>")
 # A mail whose processing started this often without finishing killed the process each time
 # (a reader's allocation failure aborts it, no exception reaches us): it is set aside.
 MAX_STARTS = 2
@@ -75,13 +75,10 @@ def _thread_for(ctx: Context, mail: Mail) -> ThreadHit | None:
     return ThreadHit(case_id=found[0], procedure=case["procedure"], outbound_kind=found[1])
 
 
-_DMARC_FAIL = re.compile(r"\bdmarc\s*=\s*fail\b", re.IGNORECASE)
-
-
-def dmarc_failed(mail: Mail) -> bool:
-    """Our receiving MTA's verdict (the topmost Authentication-Results header, which it adds
-    above anything the sender wrote) says the From domain's DMARC check failed."""
-    return bool(mail.authentication_results and _DMARC_FAIL.search(mail.authentication_results))
+def dmarc_failed(mail: Mail, config: Config) -> bool:
+    """Our receiving MTA's verdict (the Authentication-Results header stamped with our own
+    authserv-id, mailbot/mail/trust.py) says the From domain's DMARC check failed."""
+    return auth_verdict(mail.authentication_results, config.our_authserv_id).dmarc_failed
 
 
 def _thread(mail: Mail, mailbox_address: str) -> Thread:
@@ -308,7 +305,7 @@ def _process(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Result:
             mailbox_address=stored.mailbox,
         )
         finished = case is not None and case["status"] in (Status.CLOSED, Status.IGNORED)
-        if dmarc_failed(mail):
+        if dmarc_failed(mail, ctx.config):
             checked = handler.check(incoming, ctx, None if finished else case)
             outcome = held(
                 case,
@@ -334,7 +331,7 @@ def _process(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Result:
                     **finish,
                 )
                 return Result(stored.key, classification.procedure, "message", case["id"])
-        elif case is not None and _unverified_redirect(rules, mail):
+        elif case is not None and _unverified_redirect(rules, mail, ctx.config):
             outcome = held(
                 case,
                 f"差出人を確認できないメールです（認証結果なし、返信先 {mail.reply_to} が"
@@ -406,15 +403,14 @@ def _stranger(ctx: Context, rules: TrustRules, mail: Mail, case: dict[str, Any])
     return True
 
 
-_VERIFIED = re.compile(r"\b(?:dmarc|dkim|spf)\s*=\s*pass\b", re.IGNORECASE)
-
-
-def _unverified_redirect(rules: TrustRules, mail: Mail) -> bool:
-    """A mail whose answers would go elsewhere than its From, with nothing from our MTA that
-    vouches for that From: what a spoofed From looks like."""
+def _unverified_redirect(rules: TrustRules, mail: Mail, config: Config) -> bool:
+    """A mail whose answers would go elsewhere than its From, and our MTA's DMARC pass aligned
+    with that From does not vouch for it (SPF or DKIM pass prove nothing about From): what a
+    spoofed From looks like."""
     if not mail.reply_to or rules.same_party(mail.reply_to, mail.from_addr):
         return False
-    return not (mail.authentication_results and _VERIFIED.search(mail.authentication_results))
+    verdict = auth_verdict(mail.authentication_results, config.our_authserv_id)
+    return not verdict.vouches_for(mail.from_addr)
 
 
 _NEW_CONTENT = re.compile(r"■")
@@ -466,17 +462,15 @@ def _robot_mail(
     """Bounces mark the reply they return; other robot mail is kept on its case unanswered."""
     store = ctx.store
     if mail.is_delivery_report:
-        for match in _OUR_ID.finditer(stored.raw):
-            mid = match.group(0).decode("ascii", "replace")
-            hit = store.find_thread([mid])
-            if hit:
+        for mid, sent in _cited_sent_mails(ctx, stored.raw):
+            store.add_event(sent["case_id"], now, "bot", "bounced", message_id=mid, key=stored.key)
+            if sent["state"] == "sent":
                 bounced = store.mark_bounced(mid, "delivery status report received")
-                store.add_event(hit[0], now, "bot", "bounced", message_id=mid, key=stored.key)
                 if bounced is not None:
                     tell_staff_undeliverable(
                         ctx, bounced, "配信不能通知（バウンス）を受信しました", now
                     )
-                return hit[0]
+            return sent["case_id"]
     held_for_staff = reason == NO_SENDER
     if thread_hit and not held_for_staff:
         store.add_event(thread_hit.case_id, now, "bot", "robot_mail", reason=reason, key=stored.key)
@@ -490,11 +484,7 @@ def _robot_mail(
         mailbox=stored.mailbox,
         subject=single_line(mail.subject, 300),
         received_at=stored.received_at,
-        reason=(
-            "差出人アドレスを読み取れないメールです（返信していません。担当者が確認してください）"
-            if held_for_staff
-            else f"not answered: {reason}"
-        ),
+        reason=(_no_sender_reason(mail) if held_for_staff else f"not answered: {reason}"),
     )
     store.add_event(
         case_id,
@@ -505,3 +495,25 @@ def _robot_mail(
         key=stored.key,
     )
     return case_id
+
+
+def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(Message-ID, outbox row) of each mail we sent that a delivery report cites: an id in
+    our own format and domain (`compose.new_message_id`) that the outbox holds as sent. Anyone
+    can write a bounce; one that cites no mail of ours marks nothing and tells no one."""
+    domain = re.escape(ctx.config.message_id_domain.encode("ascii", "replace"))
+    ours = re.compile(rb"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + rb">", re.IGNORECASE)
+    for mid in dict.fromkeys(m.group(0).decode("ascii") for m in ours.finditer(raw)):
+        sent = ctx.store.sent_mail(mid)
+        if sent is not None:
+            yield mid, sent
+
+
+def _no_sender_reason(mail: Mail) -> str:
+    if mail.claimed_sender:
+        return (
+            "差出人を確認できないメールです（ヘッダーが壊れており、差出人欄 "
+            f"{single_line(mail.claimed_sender, 120)} はヘッダーの外にあるため信用できません。"
+            "返信せず、どの案件にも加えていません。担当者が確認してください）"
+        )
+    return "差出人アドレスを読み取れないメールです（返信していません。担当者が確認してください）"

@@ -34,7 +34,10 @@ class Mail:
     an alternative, the plain one unless it is empty or a stub beside a richer HTML one), or the
     text extracted from text/html when there is no plain part; HTML beside plain text is among
     the attachments. `defects` lists what the parser had to guess or skip, so a stored case can
-    say why it looks odd.
+    say why it looks odd. `claimed_sender` is an address a broken header block named only below
+    the line where real headers end: shown to staff, never answered, matched or trusted
+    (`from_addr` is empty then). `authentication_results` holds every such header, topmost
+    first, as written: `mailbot.mail.trust.auth_verdict` decides which one our MTA stamped.
     """
 
     message_id: str | None
@@ -55,9 +58,10 @@ class Mail:
     list_headers: bool = False
     return_path: str | None = None
     x_auto_response_suppress: str | None = None
-    authentication_results: str | None = None
+    authentication_results: tuple[str, ...] = ()
     content_type: str = "text/plain"
     is_delivery_report: bool = False
+    claimed_sender: str = ""
     defects: tuple[str, ...] = field(default=())
 
     @property

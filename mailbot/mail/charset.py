@@ -18,18 +18,17 @@ import quopri
 import re
 from email.header import Header, decode_header
 
-from mailbot.mail.labels import codec_for, decode_strict, single_byte
+from mailbot.mail.labels import REFUSED, codec_for, decode_strict, single_byte
 
-SJIS_LABELS = frozenset(
-    {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j",
-     "cp932", "ms932", "x-ms-cp932", "shift_jisx0213"}
-)  # fmt: skip
 JIS_LABELS = frozenset(
     {"iso-2022-jp", "iso2022jp", "iso-2022-jp-1", "iso-2022-jp-2", "iso-2022-jp-3",
-     "iso-2022-jp-ext", "csiso2022jp", "cp50220", "cp50221", "cp50222", "jis", "x-jis"}
+     "iso-2022-jp-2004", "iso-2022-jp-ext", "csiso2022jp", "cp50220", "cp50221", "cp50222",
+     "jis", "x-jis"}
 )  # fmt: skip
 ESC = 0x1B
 JIS_ESCAPE = re.compile(rb"\x1b\$[@B]|\x1b\(I")
+JIS_X_0213_ESCAPE = re.compile(rb"\x1b\$\([OPQ]")
+JIS_X_0212_ESCAPE = re.compile(rb"\x1b\$\(D")
 
 
 def looks_like_jis(data: bytes) -> bool:
@@ -92,7 +91,16 @@ def decode_jis(data: bytes) -> tuple[str, list[str]]:
     JIS X 0208 goes through the stdlib's C codec (remapped to CP932's characters), which is
     ~20× faster, with the extension characters Outlook writes (①, ㈱, 髙) filled in by
     `_jis_extension` at the pair the codec refuses; what remains (half-width kana, JIS-Roman,
-    damage) takes the byte-by-byte path below."""
+    damage) takes the byte-by-byte path below. Runs of JIS X 0213 (ISO-2022-JP-3/2004:
+    ESC $ ( O, P, Q) or JIS X 0212 (ISO-2022-JP-2: ESC $ ( D), which CP932 cannot hold, are
+    read by the stdlib codec for those, when it reads the whole text."""
+    for escape, codec in (
+        (JIS_X_0213_ESCAPE, "iso2022_jp_2004"),
+        (JIS_X_0212_ESCAPE, "iso2022_jp_2"),
+    ):
+        if escape.search(data):
+            with contextlib.suppress(UnicodeDecodeError):
+                return data.decode(codec).translate(JIS_TO_CP932), []
     if b"\x1b(J" not in data and b"\x1b(I" not in data:
         try:
             return data.decode("iso2022_jp", "mailbot-jis-extension").translate(JIS_TO_CP932), []
@@ -210,10 +218,15 @@ def decode_bytes(
         if data.isascii() or looks_like_jis(data):
             return decode_jis(data)
         return _guess(data, f"labelled {label} but 8-bit", None)
+    if label in UTF7_LABELS:
+        return decode_utf7(data)
+    if label in REFUSED:
+        text, defects = _unlabelled(data, f"charset {label} not decoded", None)
+        return text, [f"charset {label} not decoded (WHATWG: replacement)", *defects]
     codec = codec_for(label)
     if codec is None:
         return _unlabelled(data, f"unknown charset {label!r}", fallback)
-    if data.isascii() and codec not in ("utf-16", "utf-7"):
+    if data.isascii() and not codec.startswith("utf-16"):
         if looks_like_jis(data):
             text, defects = decode_jis(data)
             return text, [f"labelled {label} but iso-2022-jp", *defects]
@@ -226,7 +239,39 @@ def decode_bytes(
         if looks_like_jis(data):
             text, defects = decode_jis(data)
             return text, [f"labelled {label} but iso-2022-jp", *defects]
+        wider = JIS_X_0213_OF.get(codec)
+        if wider:
+            with contextlib.suppress(UnicodeDecodeError):
+                return data.decode(wider), [f"labelled {label} but {wider}"]
         return _guess(data, f"not valid {label}", codec)
+
+
+JIS_X_0213_OF = {"cp932": "shift_jis_2004", "euc_jp": "euc_jis_2004"}
+"""A Shift_JIS or EUC-JP label over bytes only JIS X 0213 defines (macOS and mobile mail
+write 𠀋 or 俱 so): read as the JIS X 0213 form of the same encoding before any guess."""
+
+
+UTF7_LABELS = frozenset({"utf-7", "utf7", "unicode-1-1-utf-7", "csunicode11utf7", "x-utf-7"})
+_UTF7_RUN = re.compile(rb"\+([A-Za-z0-9+/]+)-?")
+
+
+def decode_utf7(data: bytes) -> tuple[str, list[str]]:
+    """UTF-7 (old Exchange delivery reports write it), decoded only when no base64 run hides
+    an ASCII character: an encoder writes ASCII as itself, so a run that decodes to `<`, `@`
+    or a quote is a stranger smuggling it past every check that reads the bytes. Such text,
+    and text that is not UTF-7 at all, stays as the literal bytes."""
+    if not data.isascii():
+        return _guess(data, "labelled utf-7 but 8-bit", None)
+    try:
+        hidden = any(
+            ch < "\x80" for run in _UTF7_RUN.finditer(data) for ch in run.group(0).decode("utf-7")
+        )
+        text = data.decode("utf-7")
+    except UnicodeDecodeError:
+        return data.decode("ascii"), ["utf-7 not valid: left as written"]
+    if hidden:
+        return data.decode("ascii"), ["utf-7 hiding ASCII characters: left as written"]
+    return text, []
 
 
 def _unlabelled(data: bytes, why: str, fallback: str | None) -> tuple[str, list[str]]:
@@ -333,13 +378,21 @@ def decode_header_value(value: str | bytes | Header | None, fallback: str | None
         if isinstance(chunk, str):
             data = raw_header_bytes(chunk) if _has_surrogates(chunk) else None
             if data is None and "\x1b" not in chunk:
-                pieces.append(chunk)
+                pieces.append(_loose_words(chunk))
                 continue
             data = data or chunk.encode("latin-1", errors="replace")
-            pieces.append(decode_bytes(data, None, fallback)[0])
+            pieces.append(_loose_words(decode_bytes(data, None, fallback)[0]))
+        elif charset is None:
+            pieces.append(_loose_words(decode_bytes(chunk, None, fallback)[0]))
         else:
             pieces.append(decode_bytes(chunk, charset, fallback)[0])
-    text = "".join(pieces)
+    return "".join(pieces)
+
+
+def _loose_words(text: str) -> str:
+    """Loose encoded-words decoded in text as the sender wrote it, never in text an
+    encoded-word decoded to: `=?utf-8?B?PT91dGYt…?=` whose text is itself `=?…?=` is
+    decoded once, so a doubly encoded name cannot reach a check in disguise."""
     return LOOSE_WORD.sub(_loose_word, text) if "=?" in text else text
 
 

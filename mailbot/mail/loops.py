@@ -18,7 +18,10 @@ def no_reply_reason(
     """Why this mail must not be answered automatically, or None when answering is fine.
     `own_addresses` are the desk's mailboxes and its staff; `rules` the robot patterns of
     rules/trust.toml (out-of-office subjects, robot senders) for robots that send none of
-    the RFC 3834 headers."""
+    the RFC 3834 headers. A sender found only below a broken header line is no sender: the
+    mail is held for staff before anything else it claims is believed."""
+    if mail.claimed_sender:
+        return NO_SENDER
     if mail.is_delivery_report:
         return "delivery status report (bounce)"
     if mail.auto_submitted and mail.auto_submitted.strip().lower() != "no":

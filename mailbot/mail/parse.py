@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
-from email.header import Header
+from email.header import Header, decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
@@ -88,6 +88,11 @@ SPECIALS = re.compile(r'[,;:<>@"()\[\]\\]')
 ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+$|^\"[^\"]+\"@[^@\s]+$")
 
 
+DECODED_WORD_MARK = "\x00?"
+"""Stands for `=?` in text already decoded from an encoded-word, while the address parser
+reads it and until the display name's own decoding is done: that text is never decoded twice."""
+
+
 def _quote_words(value: str, fallback: str | None) -> str:
     """Encoded-words that carry an address special raw inside them (a Q-encoded name written
     `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>`) decoded into quoted strings before the
@@ -98,7 +103,7 @@ def _quote_words(value: str, fallback: str | None) -> str:
         inside_quotes = value[: found.start()].count('"') % 2 == 1
         if inside_quotes or not SPECIALS.search(found.group(0).replace("?", "")):
             return found.group(0)
-        text = decode_header_value(found.group(0), fallback)
+        text = decode_header_value(found.group(0), fallback).replace("=?", DECODED_WORD_MARK)
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     return ENCODED_WORD.sub(quote, value) if "=?" in value else value
@@ -113,7 +118,8 @@ def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tup
     ]
     found = []
     for display, addr in getaddresses(values):
-        display, addr = decode_header_value(display, fallback).strip(), addr.strip()
+        display = decode_header_value(display, fallback).replace(DECODED_WORD_MARK, "=?")
+        display, addr = display.strip(), addr.strip()
         words = addr.rsplit(None, 1)
         if not display and len(words) == 2 and ADDR_SPEC.match(words[1]):
             display, addr = display or words[0], words[1]
@@ -151,16 +157,39 @@ def _date(msg: Message) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=TOKYO)
 
 
+EXTENDED_VALUE = re.compile(r"(\*\s*=\s*)([^;]*)")
+RAW_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _percent_raw(found: re.Match[str]) -> str:
+    """Raw 8-bit bytes in an RFC 2231 value (`filename*=utf-8''日本.pdf` unencoded) written as
+    the %XX they should have been: the value's own charset then decodes them."""
+    value = RAW_BYTE.sub(lambda b: f"%{ord(b.group(0)) - 0xDC00:02X}", found.group(2))
+    return found.group(1) + value
+
+
 def _readable(part: Message, fallback: str | None = None) -> Message:
     """Parameters of a header written in raw 8-bit (some webmail does this) come back as a
-    Header object that get_param cannot read: re-read them from the decoded text."""
+    Header object that get_param cannot read: re-read them from the text, RFC 2231 values
+    percent-encoded, anything else decoded."""
     raw = [(k, v) for k, v in part.items() if isinstance(v, Header)]
     if not raw:
         return part
     copy = Message()
     for key, value in part.items():
-        copy[key] = decode_header_value(value, fallback) if isinstance(value, Header) else value
+        if isinstance(value, Header):
+            text = EXTENDED_VALUE.sub(_percent_raw, _raw_text(value))
+            value = decode_header_value(text, fallback) if RAW_BYTE.search(text) else text
+        copy[key] = value
     return copy
+
+
+def _raw_text(value: Header) -> str:
+    """A raw 8-bit header as the parser read it, its bytes kept as surrogates."""
+    return "".join(
+        chunk.decode("ascii", "surrogateescape") if isinstance(chunk, bytes) else chunk
+        for chunk, _charset in decode_header(value)
+    )
 
 
 def _filename(part: Message, fallback: str | None = None) -> str | None:
@@ -173,8 +202,12 @@ def _filename(part: Message, fallback: str | None = None) -> str | None:
             continue
         if isinstance(value, tuple):
             charset, _lang, text = value
-            raw = str(text).encode("latin-1", "surrogateescape")
-            name = decode_bytes(raw, charset or None, fallback)[0]
+            try:
+                raw = str(text).encode("latin-1", "surrogateescape")
+            except UnicodeEncodeError:
+                name = str(text)
+            else:
+                name = decode_bytes(raw, charset or None, fallback)[0]
         else:
             text = str(value).strip().strip('"')
             if any("\udc80" <= ch <= "\udcff" for ch in text):
@@ -379,7 +412,7 @@ class _Walk:
                 self.visit(sub, depth + 1)
             return
         if ctype == "message/rfc822" or (
-            isinstance(msg.get_payload(), list) and ctype.startswith("message/")
+            ctype.startswith("message/") and isinstance(msg.get_payload(), list)
         ):
             inner = msg.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else None
@@ -513,24 +546,62 @@ def _found(msg: Message) -> int:
     return sum(msg.get(name) is not None for name in ("From", "Subject"))
 
 
-def _read(raw: bytes) -> tuple[Message, list[str]]:
+MENDED_MAY_SUPPLY = frozenset(
+    {"subject", "date", "to", "cc", "mime-version", "content-type", "content-transfer-encoding",
+     "content-disposition", "auto-submitted", "precedence", "x-auto-response-suppress"}
+)  # fmt: skip
+"""What the lenient re-read may take from below the line where the stdlib (and the receiving
+MTA, and DKIM) ended the header block: what is needed to read the mail, and the robot markers
+that only ever stop an answer. Everything that says who sent it, vouches for that sender or
+places the mail in a thread (From, Sender, Reply-To, Return-Path, Authentication-Results,
+Message-ID, In-Reply-To, References) is taken from the real header block only: below that line
+our MTA neither strips a forged Authentication-Results nor checks a From."""
+
+
+def _may_supply(name: str) -> bool:
+    name = name.lower()
+    return name in MENDED_MAY_SUPPLY or name.startswith("list-")
+
+
+def _well_formed_sender(msg: Message) -> str:
+    address = _sender(msg, None)[1]
+    return address if ADDR_SPEC.match(address) else ""
+
+
+def _keep_trusted(strict: Message, mended: Message) -> Message:
+    """The mended message with every field it may not supply replaced by the strict parse's."""
+    for name in {key.lower() for key in mended if not _may_supply(key)}:
+        del mended[name]
+    for key, value in strict.items():
+        if not _may_supply(key):
+            mended[key] = value
+    return mended
+
+
+def _read(raw: bytes) -> tuple[Message, list[str], str]:
     """The stdlib parse, and a second, lenient one when the first lost From or Subject: the
-    stdlib ends the header block at the first line that is neither a field nor indented."""
+    stdlib ends the header block at the first line that is neither a field nor indented.
+    The third value is a sender address that only the lenient read found: never trusted (a
+    stranger writes `junk line` then `From: <someone else>`), shown to staff only."""
     msg = message_from_bytes(raw, policy=compat32)
     if msg.get("From") is not None and msg.get("Subject") is not None:
-        return msg, []
+        return msg, [], ""
     mended = _mend_headers(raw)
     if mended is None:
-        return msg, []
+        return msg, [], ""
     second = message_from_bytes(mended, policy=compat32)
-    if _found(second) > _found(msg):
-        return second, ["broken header block read leniently"]
-    return msg, []
+    if _found(second) <= _found(msg):
+        return msg, [], ""
+    defects = ["broken header block read leniently"]
+    claimed = "" if _well_formed_sender(msg) else _well_formed_sender(second)
+    if claimed:
+        defects.append(f"sender only below a broken header line, not trusted: {claimed}")
+    return _keep_trusted(msg, second), defects, claimed
 
 
 def _parse(raw: bytes) -> Mail:
     reduced, blobs = _lift_blobs(raw)
-    msg, mended = _read(reduced)
+    msg, mended, claimed_sender = _read(reduced)
     del reduced
     fallback = _declared_charset(msg)
     walk = _Walk(blobs, fallback)
@@ -559,6 +630,7 @@ def _parse(raw: bytes) -> Mail:
         subject=subject,
         from_addr=from_addr,
         from_name=from_name,
+        claimed_sender=claimed_sender,
         to=tuple(a for _, a in _addresses(msg, "To", fallback)),
         cc=tuple(a for _, a in _addresses(msg, "Cc", fallback)),
         reply_to=reply_to[0][1] if reply_to else None,
@@ -573,7 +645,10 @@ def _parse(raw: bytes) -> Mail:
         list_headers=any(key.lower().startswith("list-") for key in msg),
         return_path=_header(msg, "Return-Path"),
         x_auto_response_suppress=_header(msg, "X-Auto-Response-Suppress"),
-        authentication_results=_header(msg, "Authentication-Results"),
+        authentication_results=tuple(
+            " ".join(decode_header_value(v).split())
+            for v in msg.get_all("Authentication-Results", [])
+        ),
         content_type=msg.get_content_type(),
         is_delivery_report=is_report,
         defects=tuple(dict.fromkeys(defects)),

@@ -1,14 +1,16 @@
-"""Whom a mail may speak for: robots that must never be answered nor change a case, and the
-free-mail domains where an address is a person and the domain proves nothing.
+"""Whom a mail may speak for: robots that must never be answered nor change a case, the
+free-mail domains where an address is a person and the domain proves nothing, and what our
+receiving MTA's Authentication-Results header vouches for.
 
 Pure: the rules are `rules/trust.toml` (data staff may edit); the functions decide from
-addresses and subjects only. Nothing here touches the store or sends mail.
+addresses, subjects and header text only. Nothing here touches the store or sends mail.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +87,102 @@ def load_trust_rules(rules_dir: Path) -> TrustRules:
 
 
 TRUST_RULES = RulesFile("trust.toml", _load, fallback=RULES_DIR)
+
+
+@dataclass(frozen=True)
+class AuthVerdict:
+    """Our receiving MTA's DMARC results for one mail: (result, header.from domain) pairs from
+    the topmost Authentication-Results header stamped with our own authserv-id. Empty when
+    our MTA said nothing (a header any other host or the sender wrote is never read)."""
+
+    dmarc: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def dmarc_failed(self) -> bool:
+        return any(result == "fail" for result, _ in self.dmarc)
+
+    def vouches_for(self, address: str) -> bool:
+        """DMARC passed for this very From domain (`header.from=` aligned), and nothing failed.
+        SPF and DKIM alone prove nothing about From: any domain can pass them for itself."""
+        domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+        if not domain or "@" not in address or self.dmarc_failed:
+            return False
+        return any(result == "pass" and found == domain for result, found in self.dmarc)
+
+
+_PAIR = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
+
+
+def _without_comments(value: str) -> str:
+    """RFC 5322 comments (nested, with quoted pairs) replaced by a space; quoted strings kept."""
+    out: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for ch in value:
+        if escaped:
+            escaped = False
+            if not depth:
+                out.append(ch)
+            continue
+        if ch == "\\" and (depth or quoted):
+            escaped = True
+            if not depth:
+                out.append(ch)
+            continue
+        if quoted:
+            quoted = ch != '"'
+            out.append(ch)
+        elif ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+            if not depth:
+                out.append(" ")
+        elif not depth:
+            quoted = ch == '"'
+            out.append(ch)
+    return "".join(out)
+
+
+def _split(value: str) -> list[str]:
+    """The header's parts at each `;` outside a quoted string."""
+    parts, current, quoted, escaped = [], [], False, False
+    for ch in value:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == ";" and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value.strip().lower()
+
+
+def auth_verdict(headers: Iterable[str], ours: Callable[[str], bool]) -> AuthVerdict:
+    """The verdict of the topmost Authentication-Results header (RFC 8601) whose authserv-id
+    `ours` accepts; headers are given topmost first. Comments, quoted values, any case and
+    several results per header are read; a header stamped by anyone else is skipped."""
+    for header in headers:
+        parts = _split(_without_comments(header))
+        words = parts[0].split()
+        if not words or not ours(_unquote(words[0])):
+            continue
+        dmarc = []
+        for part in parts[1:]:
+            pairs = [(k.lower(), _unquote(v)) for k, v in _PAIR.findall(part)]
+            if not pairs or pairs[0][0].split("/", 1)[0] != "dmarc":
+                continue
+            found = dict(pairs[1:]).get("header.from", "")
+            dmarc.append((pairs[0][1], found.rsplit("@", 1)[-1].rstrip(".")))
+        return AuthVerdict(tuple(dmarc))
+    return AuthVerdict()

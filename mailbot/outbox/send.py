@@ -211,9 +211,10 @@ def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datet
 
 def tell_staff_undeliverable(ctx: Context, outbox_id: int, error: str, now: datetime) -> None:
     """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
-    believe a participant was answered when they were not. Never for staff mail itself."""
+    believe a participant was answered when they were not. Never for staff mail itself, and
+    within `staff_alert_due`'s bound."""
     row = ctx.store.outbox_row(outbox_id)
-    if row is None or row["case_id"] is None:
+    if row is None or row["case_id"] is None or not staff_alert_due(ctx, row["case_id"], now):
         return
     number = format_case_number(row["case_id"])
     subject, body = ctx.renderer.mail(
@@ -228,3 +229,29 @@ def tell_staff_undeliverable(ctx: Context, outbox_id: int, error: str, now: date
     )
     for address in ctx.config.staff_addresses:
         plan_staff_mail(ctx, "staff_undeliverable", address, subject, body, now)
+    ctx.store.add_event(row["case_id"], now, "bot", STAFF_TOLD, outbox_id=outbox_id)
+
+
+STAFF_TOLD = "staff_told_undeliverable"
+ALERT_INTERVAL = timedelta(days=1)
+ALERTS_PER_CASE = 1
+ALERTS_PER_DAY = 10
+
+
+def staff_alert_due(ctx: Context, case_id: int, now: datetime) -> bool:
+    """Staff hear of undeliverable replies at most once per case and ten times over the whole
+    desk in any 24 hours. Bounces are a stranger's to send (and a flood of forged-From
+    applications brings real ones): without a bound each one mailed every staff address. A
+    second alert for one case adds nothing (its participant is one address); past the desk's
+    budget the reply is still marked on its case, where `mailbot cases`, the web desk and
+    `mailbot doctor` (undeliverable replies) show it, and the withheld alert is an event."""
+    since = now - ALERT_INTERVAL
+    store = ctx.store
+    if store.count_events(STAFF_TOLD, since, case_id) >= ALERTS_PER_CASE:
+        reason = "already told about this case within a day"
+    elif store.count_events(STAFF_TOLD, since) >= ALERTS_PER_DAY:
+        reason = f"{ALERTS_PER_DAY} alerts already mailed within a day"
+    else:
+        return True
+    store.add_event(case_id, now, "bot", "staff_alert_withheld", reason=reason)
+    return False

@@ -264,3 +264,22 @@ class Queries:
         self.execute(
             "UPDATE sources SET roadmap_revision = ? WHERE source_id = ?", (revision, source_id)
         )
+
+    # delivery reports
+    def sent_mail(self, message_id: str) -> dict[str, Any] | None:
+        """Our mail on a case with this Message-ID, when it has left (sent, or already bounced):
+        only such a mail can come back in a delivery report."""
+        row = self.execute(
+            "SELECT id, case_id, state FROM outbox WHERE message_id = ? AND case_id IS NOT NULL"
+            " AND state IN ('sent', 'bounced') ORDER BY id LIMIT 1",
+            (message_id,),
+        ).fetchone()
+        return dict(row) if row else None
+
+    def count_events(self, kind: str, since: datetime, case_id: int | None = None) -> int:
+        """Events of `kind` at or after `since`, on one case or on all."""
+        sql = "SELECT count(*) FROM events WHERE kind = ? AND at >= ?"
+        args: tuple[Any, ...] = (kind, since.isoformat(timespec="seconds"))
+        if case_id is not None:
+            sql, args = sql + " AND case_id = ?", (*args, case_id)
+        return int(self.execute(sql, args).fetchone()[0])

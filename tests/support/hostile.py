@@ -315,6 +315,37 @@ def trust_attack(kind: str, n: int = 0) -> bytes:
             message_id="<reused.id@example.net>",
             **apply,
         )
+    if kind == "smuggled_from":
+        head, _, body = build(APPLY_SUBJECT, APPLY_BODY, **apply).partition(b"\r\n\r\n")
+        lines = [line for line in head.split(b"\r\n") if not line.startswith(b"From:")]
+        lines += [b"X-Mailer: Forger", b"junk", f"From: <claimed{n}@victim-corp.example>".encode()]
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+    if kind == "forged_bounce":
+        cited = f"<mailbot.1.{n:032x}@occto.or.jp>"
+        return (
+            f"From: MAILER-DAEMON@mx{n}.evil.example\r\nTo: code@occto.or.jp\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n\r\n"
+            f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {cited}\r\n\r\n--b--\r\n"
+        ).encode()
+    if kind == "raw_rfc2231_name":
+        return build(
+            APPLY_SUBJECT,
+            APPLY_BODY,
+            from_addr=f"rfc2231-{n}@example.co.jp",
+            attachments=[("事業者マスタ申込書.xlsx", form, XLSX)],
+            name_style="rfc2231-raw",
+        )
+    if kind == "hidden_address_name":
+        inner = encoded_word(f"ceo{n}@victim-corp.example", "utf-8")
+        name = (
+            encoded_word(inner, "utf-8"),
+            f"=?utf-7?Q?+ADw-ceo{n}+AEA-victim-corp.example+AD4-?=",
+        )
+        return build(
+            "お問い合わせ", "ご確認ください。", from_addr=f"hidden{n}@example.net"
+        ).replace(b"From: ", f"From: {name[n % 2]} <hidden{n}@example.net>\r\nX-Was: ".encode(), 1)
     raise ValueError(kind)
 
 
@@ -331,6 +362,10 @@ TRUST_ATTACKS = (
     "robot_sender",
     "outlook_message_id",
     "reused_message_id",
+    "smuggled_from",
+    "forged_bounce",
+    "raw_rfc2231_name",
+    "hidden_address_name",
 )
 
 

@@ -118,6 +118,8 @@ def _filename_params(name: str, style: str) -> str:
         return f'filename="{encoded_word(name, "shift_jis")}"'
     if style == "raw-utf8":
         return f'filename="{name}"'
+    if style == "rfc2231-raw":
+        return f"filename*=utf-8''{name}"
     raise ValueError(style)
 
 

@@ -22,6 +22,8 @@ KIND_LABELS = {
     "duplicate": "同じメールを再受信",
     "robot_mail": "自動送信メールを受信（返信せず）",
     "bounced": "配信不能通知を受信",
+    "staff_told_undeliverable": "配信不能を担当者へメールで通知",
+    "staff_alert_withheld": "配信不能の担当者通知を見送り（通知の上限）",
     "quarantined": "隔離",
     "reply_skipped": "返信を見送り",
     "reply_suppressed": "自動返信を抑止",

@@ -1,0 +1,380 @@
+"""Issue 11 review: forgeries a stranger can put in a mail's headers, through the real pipeline
+on a real SQLite file. A sender named only below a broken header line, an
+Authentication-Results header our MTA did not stamp, a bounce citing a Message-ID we never
+sent: none of them may continue a case, vouch for a sender or flood staff."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+
+from mailbot.config import DEFAULT_CONFIG, parse_config
+from mailbot.context import Context
+from mailbot.intake.runner import process_pending
+from mailbot.mail.parse import parse
+from mailbot.mail.trust import auth_verdict
+from mailbot.outbox.send import ALERTS_PER_DAY, flush_outbox, make_sender
+from tests.support.desk import desk_with_operators, outbox, set_now
+from tests.support.forms import operator_form, to_bytes
+from tests.support.hostile import APPLY_BODY, APPLY_SUBJECT
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import TAKAHASHI
+
+CODE = "code@occto.or.jp"
+VICTIM = "ichiro@takahashi-denryoku.co.jp"
+ATTACKER = "eve@evil.example"
+
+
+@pytest.fixture
+def desk(tmp_path) -> Context:
+    ctx = desk_with_operators(tmp_path)
+    yield ctx
+    ctx.close()
+
+
+def store(ctx: Context, *raws: bytes) -> None:
+    items = [(f"t:{hashlib.sha256(r).hexdigest()}", r) for r in raws]
+    ctx.store.save_raw(CODE, items, ctx.now())
+
+
+def submit(ctx: Context, raw: bytes) -> dict:
+    store(ctx, raw)
+    [result] = process_pending(ctx)
+    case = ctx.store.case(result.case_id)
+    assert case is not None
+    return case
+
+
+def application(sender: str = VICTIM, fields: dict | None = None, **kwargs) -> bytes:
+    form = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI | (fields or {})))
+    kwargs.setdefault("attachments", [("事業者マスタ申込書.xlsx", form, XLSX)])
+    return build(APPLY_SUBJECT, APPLY_BODY, from_addr=sender, **kwargs)
+
+
+def victim_case(ctx: Context) -> tuple[dict, str]:
+    case = submit(ctx, application())
+    assert case["status"] == "complete"
+    [receipt] = outbox(ctx, "receipt")
+    return case, receipt["message_id"]
+
+
+# --- 1. a sender found only by the lenient re-read of a broken header block ----------------
+
+HEADER_END = b"\r\n\r\n"
+
+
+def _without_from(raw: bytes) -> tuple[list[bytes], bytes]:
+    head, _, body = raw.partition(HEADER_END)
+    lines = [line for line in head.split(b"\r\n") if not line.startswith(b"From:")]
+    return lines, body
+
+
+def smuggled(raw: bytes, how: str) -> bytes:
+    """The attacker's own mail (its real header block has no From) with `From: <victim>`
+    where only a lenient reader takes it for a header."""
+    lines, body = _without_from(raw)
+    lines.append(b"X-Mailer: Forger 1.0")  # the field a lenient reader joins the junk line to
+    victim = f"From: <{VICTIM}>".encode()
+    if how == "junk_line_then_from":
+        lines += [b"this line is not a header", victim]
+    elif how == "junk_first_line":
+        lines = [b"---- Original email message ----", victim, *lines]
+    elif how == "folded_from":
+        lines += [b"junk", b"From:", f" <{VICTIM}>".encode()]
+    elif how == "duplicate_from":
+        subject = [line for line in lines if line.startswith(b"Subject:")]
+        lines = [line for line in lines if line not in subject]
+        lines = [b"From: undisclosed", *lines, b"junk", *subject, victim]
+    elif how == "authentication_results_too":
+        lines += [
+            b"junk",
+            victim,
+            b"Authentication-Results: mx.occto.or.jp; dmarc=pass header.from=takahashi-denryoku.co.jp",
+            f"Reply-To: {ATTACKER}".encode(),
+        ]
+    else:
+        raise AssertionError(how)
+    return b"\r\n".join(lines) + HEADER_END + body
+
+
+SMUGGLES = [
+    "junk_line_then_from",
+    "junk_first_line",
+    "folded_from",
+    "duplicate_from",
+    "authentication_results_too",
+]
+
+
+@pytest.mark.parametrize("how", SMUGGLES)
+def test_a_from_below_a_broken_header_line_is_never_the_sender(how: str):
+    mail = parse(smuggled(application(), how))
+    assert mail.from_addr != VICTIM and mail.claimed_sender == VICTIM
+    assert mail.authentication_results == () and mail.reply_to is None
+    assert mail.subject == APPLY_SUBJECT, "the lenient read still recovers the subject"
+    assert [a.filename for a in mail.attachments] == ["事業者マスタ申込書.xlsx"]
+
+
+@pytest.mark.parametrize("how", SMUGGLES)
+def test_a_from_below_a_broken_header_line_does_not_continue_the_victims_case(
+    desk: Context, how: str
+):
+    case, receipt_id = victim_case(desk)
+    attack = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        references=(receipt_id,),
+        message_id="<smuggled@evil.example>",
+    )
+    subject_with_number = attack.replace(b"Subject: ", b"Subject: Re: [MB-000001] ", 1)
+    held = submit(desk, smuggled(subject_with_number, how))
+    assert held["id"] != case["id"] and held["status"] == "held"
+    assert VICTIM in held["reason"] and "信用できません" in held["reason"]
+    assert desk.store.case(case["id"])["data"] == case["data"]
+    assert [r["kind"] for r in outbox(desk)] == ["receipt"], "nobody was answered"
+
+
+def test_a_from_after_the_blank_line_is_body_text(desk: Context):
+    case, _ = victim_case(desk)
+    lines, body = _without_from(build("お問い合わせ", "本文です。"))
+    raw = b"\r\n".join(lines) + HEADER_END + f"From: <{VICTIM}>\r\n".encode() + body
+    mail = parse(raw)
+    assert mail.from_addr == "" and mail.claimed_sender == ""
+    held = submit(desk, raw)
+    assert held["id"] != case["id"] and held["status"] == "held"
+    assert [r["kind"] for r in outbox(desk)] == ["receipt"]
+
+
+def test_a_mended_header_block_keeps_its_real_sender(desk: Context):
+    """The lenient read exists for real broken mail: an unindented continuation of the subject
+    above a From in the real header block still has that sender."""
+    raw = application(VICTIM)
+    head, _, body = raw.partition(HEADER_END)
+    lines = head.split(b"\r\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith(b"Subject:"))
+    lines.insert(at, b"Subject-Less junk line")
+    mail = parse(b"\r\n".join(lines) + HEADER_END + body)
+    assert mail.from_addr == VICTIM and mail.claimed_sender == ""
+    assert re.search(r"sender only below", " ".join(mail.defects)) is None
+
+
+# --- 2. only our own MTA's aligned DMARC pass vouches for a From -----------------------------
+
+OURS = "mx.occto.or.jp"
+DOMAIN = "takahashi-denryoku.co.jp"
+
+
+def ours(authserv_id: str) -> bool:
+    return authserv_id == OURS
+
+
+@pytest.mark.parametrize(
+    ("why", "headers", "vouched", "failed"),
+    [
+        ("aligned pass", [f"{OURS}; dmarc=pass header.from={DOMAIN}"], True, False),
+        ("spf and dkim pass say nothing of From", [f"{OURS}; spf=pass; dkim=pass"], False, False),
+        (
+            "pass for another From domain",
+            [f"{OURS}; dmarc=pass header.from=evil.example"],
+            False,
+            False,
+        ),
+        ("pass with no header.from", [f"{OURS}; dmarc=pass"], False, False),
+        ("stamped by a stranger", [f"evil.example; dmarc=pass header.from={DOMAIN}"], False, False),
+        (
+            "stranger's fail is not ours",
+            [f"evil.example; dmarc=fail header.from={DOMAIN}"],
+            False,
+            False,
+        ),
+        ("any case", [f"MX.Occto.OR.jp 1; DMARC = Pass Header.From={DOMAIN.upper()}"], True, False),
+        ("quoted value", [f'{OURS}; dmarc=pass header.from="{DOMAIN}"'], True, False),
+        (
+            "a comment is no result",
+            [
+                f"{OURS}; dmarc=none (dmarc=pass header.from={DOMAIN}; nested (x)) header.from={DOMAIN}"
+            ],
+            False,
+            False,
+        ),
+        (
+            "a quoted reason is no result",
+            [f'{OURS}; spf=fail reason="x; dmarc=pass header.from={DOMAIN}"'],
+            False,
+            False,
+        ),
+        (
+            "our header below a relay's",
+            ["relay.example; dmarc=fail", f"{OURS}; dmarc=pass (p=none) header.from={DOMAIN}"],
+            True,
+            False,
+        ),
+        (
+            "only the topmost of ours",
+            [
+                f"{OURS}; dmarc=fail header.from={DOMAIN}",
+                f"{OURS}; dmarc=pass header.from={DOMAIN}",
+            ],
+            False,
+            True,
+        ),
+        (
+            "a fail beside a pass",
+            [f"{OURS}; dmarc=pass header.from={DOMAIN}; dmarc=fail header.from={DOMAIN}"],
+            False,
+            True,
+        ),
+        ("nothing at all", [], False, False),
+        ("no result", [f"{OURS}; none"], False, False),
+    ],
+)
+def test_our_mtas_verdict_is_read_from_its_own_header_only(why, headers, vouched, failed):
+    verdict = auth_verdict(headers, ours)
+    assert verdict.vouches_for(VICTIM) is vouched, why
+    assert verdict.dmarc_failed is failed, why
+
+
+def test_the_authserv_id_is_configured_or_our_own_domain(tmp_path):
+    default = parse_config(DEFAULT_CONFIG, "<test>", tmp_path)
+    assert default.our_authserv_id("mx.occto.or.jp") and default.our_authserv_id("occto.or.jp")
+    assert not default.our_authserv_id("mx.occto.or.jp.evil.example")
+    assert not default.our_authserv_id("evilocctor.or.jp")
+    config = parse_config(
+        DEFAULT_CONFIG + '\n[trust]\nauthserv_ids = ["Gateway.ISP.example"]\n', "<test>", tmp_path
+    )
+    assert config.our_authserv_id("gateway.isp.example")
+    assert not config.our_authserv_id("mx.occto.or.jp")
+
+
+@pytest.mark.parametrize(
+    "verdict",
+    [
+        f"{OURS}; spf=pass smtp.mailfrom=evil.example; dkim=pass header.d=evil.example",
+        f"evil.example; dmarc=pass header.from={DOMAIN}",
+        f"{OURS}; dmarc=pass header.from=evil.example",
+    ],
+)
+def test_a_spoofed_from_is_not_vouched_for_by_spf_dkim_or_a_strangers_header(
+    desk: Context, verdict: str
+):
+    """A spoofed From with the attacker's Reply-To, on the victim's case: before, an spf=pass
+    or dkim=pass for the attacker's own domain counted as proof of From."""
+    case, receipt_id = victim_case(desk)
+    forged = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        headers={"Reply-To": ATTACKER, "Authentication-Results": verdict},
+        message_id="<forged@evil.example>",
+    )
+    held = submit(desk, forged)
+    assert held["id"] != case["id"] and held["status"] == "held"
+    assert desk.store.case(case["id"])["data"] == case["data"]
+    assert all(r["recipient"] != ATTACKER for r in outbox(desk))
+
+
+def test_our_aligned_pass_lets_a_reply_to_elsewhere_through(desk: Context):
+    """The participant's own colleague in Reply-To, From vouched for by our MTA: checked as
+    usual (and answered to From only)."""
+    case, receipt_id = victim_case(desk)
+    again = submit(
+        desk,
+        application(
+            in_reply_to=receipt_id,
+            headers={
+                "Reply-To": "assistant@gmail.com",
+                "Authentication-Results": f"{OURS}; dmarc=pass header.from={DOMAIN}",
+            },
+            message_id="<again@takahashi-denryoku.co.jp>",
+        ),
+    )
+    assert again["id"] == case["id"] and again["status"] == "complete"
+    assert {r["recipient"] for r in outbox(desk)} == {VICTIM}
+
+
+def test_a_dmarc_fail_from_a_strangers_header_does_not_hold_a_mail(desk: Context):
+    case = submit(
+        desk, application(headers={"Authentication-Results": "relay.example; dmarc=fail"})
+    )
+    assert case["status"] == "complete"
+
+
+# --- 4. forged bounces ------------------------------------------------------------------------
+
+
+def bounce(cited: str, n: int = 0, reporter: str = "mx.evil.example") -> bytes:
+    """A delivery status report as Postfix writes one, citing `cited` as the returned mail."""
+    return (
+        f"From: MAILER-DAEMON@{reporter}\r\nTo: {CODE}\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn.{n}@{reporter}>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nUser unknown\r\n"
+        f"--b\r\nContent-Type: message/delivery-status\r\n\r\nFinal-Recipient: rfc822; {VICTIM}\r\n"
+        "Action: failed\r\nStatus: 5.1.1\r\n\r\n"
+        f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {cited}\r\n\r\n--b--\r\n"
+    ).encode()
+
+
+def staff_alerts(ctx: Context) -> list[dict]:
+    return outbox(ctx, "staff_undeliverable")
+
+
+def forged_id(n: int, domain: str = "occto.or.jp") -> str:
+    return f"<mailbot.1.{hashlib.md5(str(n).encode()).hexdigest()}@{domain}>"
+
+
+def test_a_hundred_forged_bounces_tell_no_one_and_mark_nothing(desk: Context):
+    _, receipt_id = victim_case(desk)
+    flush_outbox(desk, make_sender(desk))
+    forged = [forged_id(n, "occto.or.jp" if n % 2 else "evil.example") for n in range(98)]
+    # our real id at a foreign domain, and an id only ever seen on an incoming mail
+    forged.append(receipt_id.replace("occto.or.jp", "evil.example"))
+    incoming = forged_id(999)
+    submit(desk, build("お問い合わせ", "本文", from_addr=VICTIM, message_id=incoming))
+    forged.append(incoming)
+    store(desk, *(bounce(cited, n) for n, cited in enumerate(forged)))
+    results = process_pending(desk)
+    assert len(results) == 100
+    assert staff_alerts(desk) == []
+    assert [r["state"] for r in outbox(desk, "receipt")] == ["sent"]
+    cases = {r.case_id for r in results} | {1, 2}
+    assert not [c for c in cases for e in desk.store.events(c) if e["kind"] == "bounced"]
+
+
+def test_a_hundred_bounces_of_one_real_reply_tell_staff_once(desk: Context):
+    case, receipt_id = victim_case(desk)
+    flush_outbox(desk, make_sender(desk))
+    store(desk, *(bounce(receipt_id, n) for n in range(100)))
+    process_pending(desk)
+    assert outbox(desk, "receipt")[0]["state"] == "bounced"
+    assert [a["recipient"] for a in staff_alerts(desk)] == list(desk.config.staff_addresses)
+    kinds = [e["kind"] for e in desk.store.events(case["id"])]
+    assert kinds.count("bounced") == 100 and kinds.count("staff_told_undeliverable") == 1
+
+
+def test_staff_alerts_for_bounces_are_bounded_per_day_across_cases(desk: Context):
+    """Many real replies bouncing at once (a flood of applications under forged From
+    addresses brings real bounces): at most ALERTS_PER_DAY alerts a day, every reply still
+    marked bounced on its case; the budget is a rolling day."""
+    receipts = []
+    for n in range(ALERTS_PER_DAY + 5):
+        submit(desk, application(f"applicant{n}@example{n}.co.jp"))
+        receipts.append(outbox(desk, "receipt")[-1]["message_id"])
+    flush_outbox(desk, make_sender(desk))
+    store(desk, *(bounce(mid, n) for n, mid in enumerate(receipts)))
+    process_pending(desk)
+    staff = len(desk.config.staff_addresses)
+    assert len(staff_alerts(desk)) == ALERTS_PER_DAY * staff
+    assert {r["state"] for r in outbox(desk, "receipt")} == {"bounced"}
+    withheld = [
+        e for c in range(1, len(receipts) + 1) for e in desk.store.events(c)
+        if e["kind"] == "staff_alert_withheld"
+    ]  # fmt: skip
+    assert len(withheld) == 5
+    set_now(desk, "2026-11-21T10:01")
+    submit(desk, application("late@example-late.co.jp"))
+    flush_outbox(desk, make_sender(desk))
+    store(desk, bounce(outbox(desk, "receipt")[-1]["message_id"], 999))
+    process_pending(desk)
+    assert len(staff_alerts(desk)) == (ALERTS_PER_DAY + 1) * staff
