@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mailbot.context import Context
 from mailbot.errors import DecisionError
-from mailbot.outbox.planner import Thread, apply_outcome
+from mailbot.outbox.planner import Thread, outcome_effect
 from mailbot.procedures import registry
 from mailbot.states import ACTIONS, action_id, action_label, allowed_actions, status_label
 from mailbot.text import format_case_number
@@ -89,8 +89,7 @@ def decide(
         action = action_id(action)
         refuse_out_of_state(ctx, case, tuple(handler.actions), action, reason, reason_hint)
         outcome = handler.decide(case, action, arg, reason, ctx)
-        planned: list[int] = []
-        apply_outcome(
+        effect = outcome_effect(
             ctx,
             outcome,
             case_id=case_id,
@@ -98,9 +97,9 @@ def decide(
             thread=case_thread(ctx, case_id),
             actor=actor,
             now=now,
-            planned=planned,
         )
-        ctx.store.add_event(case_id, now, actor, "decision", action=action, arg=arg, reason=reason)
+        effect.event(case_id, actor, "decision", action=action, arg=arg, reason=reason)
+        planned = ctx.store.apply(effect)
     return DecisionResult(case_id, action, outcome.status, len(planned), _issued(outcome.data))
 
 

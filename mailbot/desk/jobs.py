@@ -24,11 +24,12 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.errors import ConfigError, StoreError
 from mailbot.mail.compose import OutgoingAttachment
-from mailbot.outbox.planner import Thread, plan_reply, plan_staff_mail
+from mailbot.outbox.planner import Thread, plan_staff_mail, reply_into
 from mailbot.outcome import Reply
 from mailbot.procedures import registry
 from mailbot.rulefile import RulesFile
 from mailbot.states import LABELS, Status
+from mailbot.store.effect import Effect
 from mailbot.store.registers import operator as find_operator
 from mailbot.text import format_case_number
 
@@ -218,8 +219,10 @@ def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:
 def _remind(ctx: Context, case: dict[str, Any], occasion: str, reply: Reply, now: datetime) -> None:
     if not ctx.store.claim_reminder(case["id"], occasion, now):
         return
-    if plan_reply(ctx, case, reply, _reminder_thread(ctx, case), now) is not None:
-        ctx.store.add_event(case["id"], now, "bot", "reminder", occasion=occasion)
+    effect = Effect(now)
+    if reply_into(ctx, effect, case, reply, _reminder_thread(ctx, case)) is not None:
+        effect.event(case["id"], "bot", "reminder", occasion=occasion)
+    ctx.store.apply(effect)
 
 
 def _last_mail(ctx: Context, case_id: int, kind: str) -> tuple[str, date] | None:

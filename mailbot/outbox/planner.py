@@ -1,4 +1,5 @@
-"""Applying an Outcome: the case change, its events and the replies it plans, in one transaction.
+"""Planning: an Outcome becomes an Effect (the case change, its events and the replies it
+plans, rendered) from reads alone; the store writes the Effect in one call.
 
 Used for incoming mail and for staff decisions alike. Never sends: mails go to the outbox with
 their Message-ID and send time fixed here.
@@ -15,7 +16,7 @@ from mailbot.context import Context
 from mailbot.mail.compose import OutgoingAttachment, compose, new_message_id
 from mailbot.outcome import Outcome, Reply
 from mailbot.states import check_transition
-from mailbot.store.registers import register_grid_code, register_operator
+from mailbot.store.effect import CaseWrite, Effect, PlannedMail, case_after
 from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
@@ -61,24 +62,24 @@ def send_time(ctx: Context, reply: Reply, now: datetime) -> datetime:
     return ctx.calendar.window_open(now)
 
 
-def plan_reply(
-    ctx: Context, case: dict[str, Any], reply: Reply, thread: Thread, now: datetime
-) -> int | None:
-    """Render and queue one mail. Returns the outbox id, or None when the per-sender budget of
-    automatic replies for the day is spent (two robots must never ping-pong)."""
+def reply_into(
+    ctx: Context, effect: Effect, case: dict[str, Any], reply: Reply, thread: Thread
+) -> PlannedMail | None:
+    """Render and compose one mail into `effect`. None when it has no recipient or when the
+    per-sender budget of automatic replies for the day is spent (two robots must never
+    ping-pong); the effect then carries an event that says so."""
+    now = effect.now
     recipient = (reply.to or thread.recipient or case.get("sender") or "").lower()
     if not recipient:
-        ctx.store.add_event(
-            case["id"], now, "bot", "reply_skipped", kind=reply.kind, why="no recipient"
-        )
+        effect.event(case["id"], "bot", "reply_skipped", kind=reply.kind, why="no recipient")
         return None
     if reply.kind in AUTOMATIC_KINDS:
         start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         sent_today = ctx.store.auto_replies_since(recipient, start_of_day)
+        sent_today += effect.planned_to(recipient)
         if sent_today >= ctx.config.limits.auto_replies_per_sender_per_day:
-            ctx.store.add_event(
+            effect.event(
                 case["id"],
-                now,
                 "bot",
                 "reply_suppressed",
                 kind=reply.kind,
@@ -104,19 +105,12 @@ def plan_reply(
         charset=ctx.config.outgoing.charset,
         attachments=reply.attachments,
     )
-    outbox_id = ctx.store.plan_mail(
-        case_id=case["id"],
-        kind=reply.kind,
-        message_id=message_id,
-        recipient=recipient,
-        subject=subject,
-        raw=raw,
-        now=now,
-        send_at=send_time(ctx, reply, now),
+    mail = PlannedMail(
+        case["id"], reply.kind, message_id, recipient, subject, raw, send_time(ctx, reply, now)
     )
-    ctx.store.add_event(
+    effect.mails.append(mail)
+    effect.event(
         case["id"],
-        now,
         "bot",
         "mail_planned",
         kind=reply.kind,
@@ -124,10 +118,21 @@ def plan_reply(
         message_id=message_id,
         subject=subject,
     )
-    return outbox_id
+    return mail
 
 
-def plan_staff_mail(
+def plan_reply(
+    ctx: Context, case: dict[str, Any], reply: Reply, thread: Thread, now: datetime
+) -> int | None:
+    """Plan one mail on its own (a reminder, a staff reply). Returns the outbox id, or None
+    when it was skipped or suppressed (`reply_into`)."""
+    effect = Effect(now)
+    planned = reply_into(ctx, effect, case, reply, thread)
+    ids = ctx.store.apply(effect)
+    return ids[0] if planned is not None else None
+
+
+def staff_mail(
     ctx: Context,
     kind: str,
     recipient: str,
@@ -137,8 +142,9 @@ def plan_staff_mail(
     *,
     html: str | None = None,
     attachments: tuple[OutgoingAttachment, ...] = (),
-) -> int:
-    """Queue a mail to staff (report, digest): no case, no thread, sent at once."""
+) -> PlannedMail:
+    """A mail to staff (report, digest, a reply undeliverable): no case, no thread, sent at
+    once."""
     message_id = new_message_id(ctx.config.message_id_domain, None)
     raw = compose(
         from_addr=ctx.address_for("code"),
@@ -153,16 +159,103 @@ def plan_staff_mail(
         auto_submitted="auto-generated",
         html=html,
     )
-    return ctx.store.plan_mail(
-        case_id=None,
-        kind=kind,
-        message_id=message_id,
-        recipient=recipient,
-        subject=subject,
-        raw=raw,
-        now=now,
-        send_at=now,
+    return PlannedMail(None, kind, message_id, recipient, subject, raw, now)
+
+
+def plan_staff_mail(
+    ctx: Context,
+    kind: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    *,
+    html: str | None = None,
+    attachments: tuple[OutgoingAttachment, ...] = (),
+) -> int:
+    """Queue one `staff_mail` on its own."""
+    mail = staff_mail(ctx, kind, recipient, subject, body, now, html=html, attachments=attachments)
+    return ctx.store.apply(Effect(now, mails=[mail]))[0]
+
+
+def undeliverable_mails(
+    ctx: Context, row: dict[str, Any] | None, error: str, now: datetime
+) -> list[PlannedMail]:
+    """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
+    believe a participant was answered when they were not. Never for staff mail itself.
+    `row` is the outbox row (`Store.outbox_row`) of the reply."""
+    if row is None or row["case_id"] is None:
+        return []
+    subject, body = ctx.renderer.mail(
+        "staff_undeliverable",
+        {
+            "case_number": format_case_number(row["case_id"]),
+            "kind": row["kind"],
+            "recipient": row["recipient"],
+            "subject": row["subject"],
+            "error": error,
+        },
     )
+    return [
+        staff_mail(ctx, "staff_undeliverable", address, subject, body, now)
+        for address in ctx.config.staff_addresses
+    ]
+
+
+def outcome_effect(
+    ctx: Context,
+    outcome: Outcome,
+    *,
+    case_id: int | None,
+    procedure: str,
+    thread: Thread,
+    actor: str,
+    now: datetime,
+    new_case_fields: dict[str, Any] | None = None,
+) -> Effect:
+    """What an outcome writes, decided from reads alone: the case change (a new case under
+    the id the store reserves), its events and the replies, rendered. Nothing is written."""
+    store = ctx.store
+    effect = Effect(
+        now,
+        register_operator=outcome.register_operator,
+        register_grid_code=outcome.register_grid_code,
+    )
+    problems = [p.as_dict() for p in outcome.problems]
+    changes: dict[str, Any] = {"status": outcome.status, "problems": problems}
+    if outcome.operator_code:
+        changes["operator_code"] = outcome.operator_code
+    if outcome.source_id:
+        changes["source_id"] = outcome.source_id
+    if outcome.reason is not None:
+        changes["reason"] = outcome.reason
+    if outcome.complete_on:
+        changes["completed_at"] = outcome.complete_on
+    if outcome.due:
+        changes["due"] = outcome.due
+    if case_id is None:
+        before = None
+        fields = {"procedure": procedure, **(new_case_fields or {}), **changes}
+        fields["data"] = outcome.data
+        effect.case = CaseWrite(store.next_case_id(), fields, new=True)
+        effect.event(
+            effect.case.case_id, actor, "opened", procedure=procedure, status=outcome.status
+        )
+    else:
+        before = store.case(case_id)
+        assert before is not None
+        check_transition(before["status"], outcome.status)
+        effect.case = CaseWrite(case_id, {"data": before["data"] | outcome.data, **changes})
+        if before["status"] != outcome.status:
+            effect.event(case_id, actor, "status", old=before["status"], new=outcome.status)
+    case = case_after(before, effect.case, now)
+    if problems:
+        effect.event(case["id"], actor, "problems", problems=problems)
+    for kind, detail in outcome.events:
+        effect.event(case["id"], actor, kind, **detail)
+    for reply in outcome.replies:
+        reply_into(ctx, effect, case, reply, thread)
+    return effect
 
 
 def apply_outcome(
@@ -177,49 +270,23 @@ def apply_outcome(
     new_case_fields: dict[str, Any] | None = None,
     planned: list[int] | None = None,
 ) -> int:
-    """Write the outcome; the caller holds the transaction. Returns the case id; the outbox ids
-    of the mails it planned are appended to `planned` when the caller passes a list."""
-    store = ctx.store
-    problems = [p.as_dict() for p in outcome.problems]
-    changes: dict[str, Any] = {"status": outcome.status, "problems": problems}
-    if outcome.operator_code:
-        changes["operator_code"] = outcome.operator_code
-    if outcome.source_id:
-        changes["source_id"] = outcome.source_id
-    if outcome.reason is not None:
-        changes["reason"] = outcome.reason
-    if outcome.complete_on:
-        changes["completed_at"] = outcome.complete_on
-    if outcome.due:
-        changes["due"] = outcome.due
-    if case_id is None:
-        fields = {"procedure": procedure, **(new_case_fields or {}), **changes}
-        fields["data"] = outcome.data
-        case_id = store.create_case(now, **fields)
-        store.add_event(case_id, now, actor, "opened", procedure=procedure, status=outcome.status)
-    else:
-        before = store.case(case_id)
-        assert before is not None
-        check_transition(before["status"], outcome.status)
-        data = before["data"] | outcome.data
-        store.update_case(case_id, now, data=data, **changes)
-        if before["status"] != outcome.status:
-            store.add_event(case_id, now, actor, "status", old=before["status"], new=outcome.status)
-    if outcome.register_operator:
-        register_operator(store, outcome.register_operator, now)
-    if outcome.register_grid_code:
-        register_grid_code(store, *outcome.register_grid_code, now)
-    if problems:
-        store.add_event(case_id, now, actor, "problems", problems=problems)
-    for kind, detail in outcome.events:
-        store.add_event(case_id, now, actor, kind, **detail)
-    case = store.case(case_id)
-    assert case is not None
-    for reply in outcome.replies:
-        outbox_id = plan_reply(ctx, case, reply, thread, now)
-        if outbox_id is not None and planned is not None:
-            planned.append(outbox_id)
-    return case_id
+    """Decide and write the outcome in one store call. Returns the case id; the outbox ids of
+    the mails it planned are appended to `planned` when the caller passes a list."""
+    effect = outcome_effect(
+        ctx,
+        outcome,
+        case_id=case_id,
+        procedure=procedure,
+        thread=thread,
+        actor=actor,
+        now=now,
+        new_case_fields=new_case_fields,
+    )
+    ids = ctx.store.apply(effect)
+    if planned is not None:
+        planned.extend(ids)
+    assert effect.case is not None
+    return effect.case.case_id
 
 
 def retry_delay(attempts: int) -> timedelta:

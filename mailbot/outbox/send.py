@@ -24,8 +24,8 @@ from mailbot.errors import PermanentSendError, SendError, TransientSendError
 from mailbot.intake.mailboxes.maildir import deliver
 from mailbot.mail.compose import stamp_date
 from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
-from mailbot.outbox.planner import plan_staff_mail, retry_delay
-from mailbot.text import format_case_number
+from mailbot.outbox.planner import retry_delay, undeliverable_mails
+from mailbot.store.effect import Effect
 
 log = logging.getLogger(__name__)
 
@@ -210,21 +210,7 @@ def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datet
 
 
 def tell_staff_undeliverable(ctx: Context, outbox_id: int, error: str, now: datetime) -> None:
-    """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
-    believe a participant was answered when they were not. Never for staff mail itself."""
-    row = ctx.store.outbox_row(outbox_id)
-    if row is None or row["case_id"] is None:
-        return
-    number = format_case_number(row["case_id"])
-    subject, body = ctx.renderer.mail(
-        "staff_undeliverable",
-        {
-            "case_number": number,
-            "kind": row["kind"],
-            "recipient": row["recipient"],
-            "subject": row["subject"],
-            "error": error,
-        },
-    )
-    for address in ctx.config.staff_addresses:
-        plan_staff_mail(ctx, "staff_undeliverable", address, subject, body, now)
+    """Staff hear at once of a reply refused for good (`planner.undeliverable_mails`)."""
+    mails = undeliverable_mails(ctx, ctx.store.outbox_row(outbox_id), error, now)
+    if mails:
+        ctx.store.apply(Effect(now, mails=mails))

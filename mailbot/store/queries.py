@@ -103,9 +103,17 @@ class Queries:
         return (row["message_id"], row["at"]) if row else None
 
     def outbox_row(self, outbox_id: int) -> dict[str, Any] | None:
+        return self._outbox_row("id", outbox_id)
+
+    def outbox_row_for(self, message_id: str) -> dict[str, Any] | None:
+        """The outbox row of our mail with this Message-ID (what a delivery report names)."""
+        return self._outbox_row("message_id", message_id)
+
+    def _outbox_row(self, column: str, value: object) -> dict[str, Any] | None:
         row = self.execute(
-            "SELECT id, case_id, kind, recipient, subject, created_at FROM outbox WHERE id = ?",
-            (outbox_id,),
+            "SELECT id, case_id, kind, recipient, subject, created_at FROM outbox"
+            f" WHERE {column} = ? ORDER BY id LIMIT 1",
+            (value,),
         ).fetchone()
         return dict(row) if row else None
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from mailbot.errors import StoreError
 from mailbot.mail.arrival import arrival_time
+from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
 
 MIGRATIONS: list[str] = [
@@ -577,6 +578,63 @@ class Store(Queries):
         return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
 
     # cases
+
+    def next_case_id(self) -> int:
+        """The id the next case will take: stable while the caller holds the write transaction
+        (a mail's effect is decided and applied inside it), so replies planned before the case
+        is written can carry its number."""
+        return int(self.execute("SELECT coalesce(max(id), 0) + 1 FROM cases").fetchone()[0])
+
+    def apply(self, effect: Effect) -> list[int]:
+        """Write one mail's (or one decision's) whole effect in one savepoint: the case, the
+        registers, the events, the planned mails, the bounces and the stored mail's finish.
+        Returns the outbox ids of the planned mails."""
+        from mailbot.store.registers import register_grid_code, register_operator
+
+        now = effect.now
+        with self.transaction():
+            if effect.case is not None:
+                if effect.case.new:
+                    self.create_case(now, id=effect.case.case_id, **effect.case.fields)
+                else:
+                    self.update_case(effect.case.case_id, now, **effect.case.fields)
+            if effect.register_operator:
+                register_operator(self, effect.register_operator, now)
+            if effect.register_grid_code:
+                register_grid_code(self, *effect.register_grid_code, now)
+            for event in effect.events:
+                self.add_event(event.case_id, now, event.actor, event.kind, **event.detail)
+            planned = [
+                self.plan_mail(
+                    case_id=mail.case_id,
+                    kind=mail.kind,
+                    message_id=mail.message_id,
+                    recipient=mail.recipient,
+                    subject=mail.subject,
+                    raw=mail.raw,
+                    now=now,
+                    send_at=mail.send_at,
+                )
+                for mail in effect.mails
+            ]
+            for message_id, error in effect.bounced:
+                self.mark_bounced(message_id, error)
+            if effect.message is not None:
+                finish = effect.message
+                self.finish_message(
+                    finish.message_row,
+                    state=finish.state,
+                    case_id=finish.case_id,
+                    outcome=finish.outcome,
+                    now=now,
+                    message_id=finish.message_id,
+                    sender=finish.sender,
+                    subject=finish.subject,
+                    text=finish.text,
+                    attachment_names=finish.attachment_names,
+                    digest=finish.digest,
+                )
+        return planned
 
     def create_case(self, now: datetime, **fields: Any) -> int:
         fields = self._encode(fields)
