@@ -4,6 +4,9 @@ the store and return values; the store writes a mail's whole effect in one call.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import re
+import sqlite3
 from collections import Counter
 
 import pytest
@@ -12,9 +15,12 @@ import mailbot.intake.pipeline as pipeline
 from mailbot.context import Context
 from mailbot.intake.runner import process_pending
 from mailbot.mail.trust import load_trust_rules
+from mailbot.procedures import registry
+from mailbot.store import Store
 from mailbot.text import format_case_number
 from tests.support.desk import outbox
 from tests.support.jpmail import build
+from tests.support.samples import samples
 from tests.test_trust import CORP, application, desk, store  # noqa: F401
 
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
@@ -154,3 +160,79 @@ def test_a_case_read_back_is_the_case_the_reply_was_rendered_from(
     predicted = case_after(None, effect.case, effect.now)
     stored_case = desk.store.case(effect.case.case_id)
     assert predicted == stored_case
+
+
+# --- handlers read through a view that cannot write ---------------------------------------
+
+
+def _writers() -> set[str]:
+    """Store's methods that write: their SQL inserts, updates or deletes, they open a
+    transaction, or they call a method that does (to a fixed point)."""
+    methods = {
+        name: inspect.getsource(member)
+        for name, member in inspect.getmembers(Store, inspect.isfunction)
+    }
+    found = {
+        name
+        for name, text in methods.items()
+        if re.search(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b|self\.transaction\(", text)
+    }
+    while True:
+        more = {
+            name
+            for name, text in methods.items()
+            if any(re.search(rf"self\.{w}\(", text) for w in found)
+        }
+        if more <= found:
+            return found | {"execute", "conn"}
+        found |= more
+
+
+def test_the_handlers_view_names_none_of_the_stores_writers(desk: Context):  # noqa: F811
+    writers = _writers()
+    assert {"apply", "create_case", "plan_mail", "finish_message", "add_event"} <= writers
+    assert {"case", "operator_codes", "auto_replies_since"}.isdisjoint(writers)
+    view = desk.for_handlers().store
+    offered = {name for name in dir(view) if not name.startswith("__")}
+    assert offered & writers == set()
+    with pytest.raises(AttributeError):
+        view.conn  # noqa: B018
+    with pytest.raises(AttributeError):
+        view.execute("DELETE FROM cases")
+
+
+def test_every_handler_check_runs_on_a_database_it_cannot_write(
+    desk: Context,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The bundled samples through the pipeline with the connection read-only while a handler
+    checks: nothing a handler does writes."""
+    refused: list[str] = []
+    ran: list[str] = []
+    conn = desk.store.conn
+
+    class ReadOnly:
+        def __init__(self, handler):
+            self._handler = handler
+
+        def __getattr__(self, name):
+            return getattr(self._handler, name)
+
+        def check(self, incoming, ctx, case):
+            ran.append(self._handler.id)
+            conn.execute("PRAGMA query_only = ON")
+            try:
+                return self._handler.check(incoming, ctx, case)
+            except sqlite3.OperationalError as exc:
+                refused.append(f"{self._handler.id}: {exc}")
+                raise
+            finally:
+                conn.execute("PRAGMA query_only = OFF")
+
+    handlers = {pid: ReadOnly(h) for pid, h in registry().items()}
+    monkeypatch.setattr(pipeline, "registry", lambda: handlers)
+    store(desk, *(sample.raw for sample in samples()), application())
+    results = process_pending(desk)
+    assert refused == []
+    assert len(ran) >= 6 and "operator_code_application" in ran
+    assert "quarantined" not in [r.procedure for r in results[:8]]

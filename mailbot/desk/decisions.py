@@ -88,7 +88,7 @@ def decide(
             raise DecisionError(f"no decisions for procedure {case['procedure']}")
         action = action_id(action)
         refuse_out_of_state(ctx, case, tuple(handler.actions), action, reason, reason_hint)
-        outcome = handler.decide(case, action, arg, reason, ctx)
+        outcome = handler.decide(case, action, arg, reason, ctx.for_handlers())
         effect = outcome_effect(
             ctx,
             outcome,

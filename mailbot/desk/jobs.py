@@ -249,7 +249,7 @@ def participant_reminders(ctx: Context, spec: JobSpec, now: datetime) -> None:
                 _remind(ctx, case, f"correction:{last[0]}", reply, now)
         elif case["status"] == Status.AWAITING_REPLY:
             remind = getattr(handlers.get(case["procedure"]), "reminder", None)
-            found = remind(case, today, ctx) if remind else None
+            found = remind(case, today, ctx.for_handlers()) if remind else None
             if found is not None:
                 _remind(ctx, case, found[0], found[1], now)
 

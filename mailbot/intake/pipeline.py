@@ -334,7 +334,7 @@ def check_mail(
     )
     finished = case is not None and case["status"] in (Status.CLOSED, Status.IGNORED)
     if dmarc_failed(mail):
-        checked = handler.check(incoming, ctx, None if finished else case)
+        checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
         return held(
             case,
             "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）",
@@ -356,7 +356,7 @@ def check_mail(
             "変更していません",
             answer=False,
         )
-    return handler.check(incoming, ctx, case)
+    return handler.check(incoming, ctx.for_handlers(), case)
 
 
 def plan_effect(
