@@ -24,7 +24,7 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.errors import ConfigError, StoreError
 from mailbot.mail.compose import OutgoingAttachment
-from mailbot.outbox.planner import Thread, plan_staff_mail, reply_into
+from mailbot.outbox.planner import Thread, case_thread, plan_staff_mail, reply_into
 from mailbot.outcome import Reply
 from mailbot.procedures import registry
 from mailbot.rulefile import RulesFile
@@ -199,8 +199,6 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
 
 def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:
     """Remind in the thread the participant last saw: their own latest mail, else ours."""
-    from mailbot.desk.decisions import case_thread
-
     thread = case_thread(ctx, case["id"])
     if thread.message_id:
         return thread

@@ -432,6 +432,8 @@ def _finish(
         text=mail.text,
         attachment_names=tuple(a.filename for a in mail.attachments),
         digest=route.digest,
+        references=mail.references,
+        sender_name=mail.from_name,
     )
 
 

@@ -38,6 +38,28 @@ class Thread:
     mailbox_address: str | None = None
 
 
+def case_thread(ctx: Context, case_id: int) -> Thread:
+    """Answer in the participant's own thread: their latest mail on the case, as the store
+    kept it when the mail was processed."""
+    row = ctx.store.latest_done_message(case_id)
+    case = ctx.store.case(case_id) or {}
+    if row is None:
+        return Thread(
+            recipient=case.get("sender"),
+            recipient_name=case.get("sender_name") or "",
+            subject=case.get("subject") or "",
+            mailbox_address=case.get("mailbox"),
+        )
+    return Thread(
+        message_id=row["message_id"],
+        references=tuple(row["references"]),
+        recipient=case.get("sender") or row["sender"],
+        recipient_name=case.get("sender_name") or row["sender_name"] or "",
+        subject=row["subject"] or "",
+        mailbox_address=row["mailbox"],
+    )
+
+
 def base_context(ctx: Context, case: dict[str, Any], thread: Thread) -> dict[str, Any]:
     routing = ctx.routing
     return {

@@ -174,13 +174,18 @@ class Queries:
         return bytes(row[0]) if row else None
 
     def latest_done_message(self, case_id: int) -> dict[str, Any] | None:
-        """The participant's latest processed mail on the case: the thread to answer in."""
+        """The participant's latest processed mail on the case: the thread to answer in
+        (`references` a list, `sender_name` the From display name, as parsed when processed)."""
         row = self.execute(
-            "SELECT raw, message_id, sender, subject, mailbox FROM messages"
-            " WHERE case_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
+            "SELECT message_id, sender, sender_name, subject, mailbox, thread_references"
+            " FROM messages WHERE case_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
             (case_id,),
         ).fetchone()
-        return dict(row) if row else None
+        if row is None:
+            return None
+        out = dict(row)
+        out["references"] = json.loads(out.pop("thread_references") or "[]")
+        return out
 
     def quarantined_messages(self) -> list[dict[str, Any]]:
         rows = self.execute(

@@ -4,7 +4,8 @@ Raw bytes are committed before a mailbox is told to ack them; a case change, its
 replies it plans are written in one transaction (`Store.transaction`). The schema carries a
 version (`PRAGMA user_version`) and moves forward only through the ordered `MIGRATIONS`.
 This module never sends mail and never parses it (beyond `mailbot.mail.arrival`'s look at the
-topmost Received header when the mailbox gave no arrival time).
+topmost Received header when the mailbox gave no arrival time, and migration step 9, which
+reads the thread headers of mails processed before it once).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,10 +22,32 @@ from typing import Any
 
 from mailbot.errors import StoreError
 from mailbot.mail.arrival import arrival_time
+from mailbot.mail.parse import parse
 from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
 
-MIGRATIONS: list[str] = [
+
+def _thread_columns(conn: sqlite3.Connection) -> None:
+    """Step 9: a processed mail keeps what a later reply's thread needs (its References and the
+    sender's display name beside the Message-ID, subject and address kept already), so the
+    desk answers in the participant's thread without parsing the stored raw mail again.
+    Mails processed before this step: the latest of each case (the one a reply answers) is
+    parsed once, here."""
+    conn.execute("ALTER TABLE messages ADD COLUMN thread_references TEXT")
+    conn.execute("ALTER TABLE messages ADD COLUMN sender_name TEXT")
+    latest = conn.execute(
+        "SELECT max(id) FROM messages WHERE state = 'done' AND case_id IS NOT NULL GROUP BY case_id"
+    ).fetchall()
+    for (message_row,) in latest:
+        raw = conn.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
+        mail = parse(bytes(raw))
+        conn.execute(
+            "UPDATE messages SET thread_references = ?, sender_name = ? WHERE id = ?",
+            (json.dumps(list(mail.references)), mail.from_name, message_row),
+        )
+
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE TABLE messages (
         id INTEGER PRIMARY KEY,
@@ -214,6 +237,7 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE processing_starts ADD COLUMN batched INTEGER NOT NULL DEFAULT 0;
     """,
+    _thread_columns,
 ]
 
 
@@ -287,9 +311,12 @@ class Store(Queries):
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                if callable(script):
+                    script(self.conn)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number}")
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -501,15 +528,22 @@ class Store(Queries):
         text: str | None = None,
         attachment_names: Iterable[str] = (),
         digest: str | None = None,
+        references: Sequence[str] | None = None,
+        sender_name: str | None = None,
     ) -> None:
         """`text` and `attachment_names` (the parsed body and file names) feed the case's
-        full-text search row, written in the same transaction as the case."""
+        full-text search row, written in the same transaction as the case; `references` and
+        `sender_name` (with the Message-ID, subject and sender) are the thread a later reply
+        answers in (`latest_done_message`)."""
         names = json.dumps(list(attachment_names), ensure_ascii=False)
+        thread = json.dumps(list(references)) if references is not None else None
         self.execute(
             "UPDATE messages SET state = ?, case_id = ?, outcome = ?, processed_at = ?,"
             " message_id = coalesce(?, message_id), sender = coalesce(?, sender),"
             " subject = coalesce(?, subject), body_text = coalesce(?, body_text),"
-            " attachment_names = ?, digest = coalesce(?, digest) WHERE id = ?",
+            " attachment_names = ?, digest = coalesce(?, digest),"
+            " thread_references = coalesce(?, thread_references),"
+            " sender_name = coalesce(?, sender_name) WHERE id = ?",
             (
                 state,
                 case_id,
@@ -521,6 +555,8 @@ class Store(Queries):
                 text,
                 names,
                 digest,
+                thread,
+                sender_name,
                 message_row,
             ),
         )
@@ -633,6 +669,8 @@ class Store(Queries):
                     text=finish.text,
                     attachment_names=finish.attachment_names,
                     digest=finish.digest,
+                    references=finish.references,
+                    sender_name=finish.sender_name,
                 )
         return planned
 
