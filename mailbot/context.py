@@ -1,6 +1,6 @@
 """Everything one run needs, built once at start-up and passed in (no module globals).
 
-Procedure handlers get a `HandlerContext`: the same settings, and the store only as a
+Procedure handlers get a `Reader`: the same settings, and the store only as a
 read-only `StoreView`. Only the pipeline, the decision code and the jobs write, through
 `Context.store`.
 """
@@ -55,8 +55,8 @@ class Context:
     def now(self) -> datetime:
         return self.clock.now()
 
-    def for_handlers(self) -> HandlerContext:
-        return HandlerContext(self)
+    def for_handlers(self) -> Reader:
+        return Reader(self)
 
     @property
     def calendar(self) -> BusinessCalendar:
@@ -73,7 +73,7 @@ class Context:
         return f"{mailbox_local}@{domain}"
 
 
-class HandlerContext:
+class Reader:
     """What a procedure handler sees: the run's settings, clock and rules, and the store only
     through a read-only view (handlers decide; they never write)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailbot.context import HandlerContext
+from mailbot.context import Reader
 from mailbot.mail import Attachment, Mail
 from mailbot.mail.trust import load_trust_rules
 from mailbot.outcome import Problem
@@ -61,7 +61,7 @@ def pick_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
 
 
 def sender_belongs(
-    ctx: HandlerContext, sender: str, operator_code: str | None, case: dict[str, Any] | None = None
+    ctx: Reader, sender: str, operator_code: str | None, case: dict[str, Any] | None = None
 ) -> bool:
     """May this address act for that operator (or on that case)? The address that opened the
     case, the operator's registered contact, or an address in its registered domain."""

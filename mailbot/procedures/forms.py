@@ -10,7 +10,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from mailbot.context import HandlerContext
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.workbook import FORM_RULES, read_form_fields
@@ -77,7 +77,7 @@ def stranger_held(
 
 
 def receipt_or_correction(
-    ctx: HandlerContext,
+    ctx: Reader,
     incoming: Incoming,
     problems: list[Problem],
     data: dict[str, Any],
@@ -147,11 +147,11 @@ def refuse_unless_issuing(case: dict[str, Any], action: str, actions: tuple[str,
         )
 
 
-def code_in_use(ctx: HandlerContext, code: str) -> bool:
+def code_in_use(ctx: Reader, code: str) -> bool:
     return ctx.store.operator_code_exists(fields.normalise_code(code))
 
 
-def next_free_code(ctx: HandlerContext) -> str:
+def next_free_code(ctx: Reader) -> str:
     """The lowest numeric 4-digit code above every numeric code in use."""
     used = ctx.store.operator_codes()
     numbers = [int(c) for c in used if c.isdigit()]
@@ -165,7 +165,7 @@ def next_free_code(ctx: HandlerContext) -> str:
     return f"{candidate:04d}"
 
 
-def grid_code_in_use(ctx: HandlerContext, grid_code: str) -> bool:
+def grid_code_in_use(ctx: Reader, grid_code: str) -> bool:
     return ctx.store.grid_code_issued(grid_code)
 
 
@@ -190,7 +190,7 @@ def _empty(value: Any) -> bool:
 
 
 def read_form(
-    ctx: HandlerContext, mail: Mail, form_id: str
+    ctx: Reader, mail: Mail, form_id: str
 ) -> tuple[dict[str, Any], list[Problem], str | None]:
     """The form among the attachments, inspected before it is opened, read by label.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailbot.context import HandlerContext
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
@@ -33,7 +33,7 @@ def _same(a: object, b: object) -> bool:
 
 
 def plant_problems(
-    ctx: HandlerContext, values: dict[str, Any], case: dict[str, Any] | None
+    ctx: Reader, values: dict[str, Any], case: dict[str, Any] | None
 ) -> tuple[list[Problem], str | None, dict[str, Any]]:
     """Every rule of the 発電所マスタ申込書; returns (problems, 4-character code, facts)."""
     p: list[Problem] = []
@@ -134,7 +134,7 @@ def plant_problems(
     return p, code, facts
 
 
-def _pending_plant_name(ctx: HandlerContext, name: str, case: dict[str, Any] | None) -> bool:
+def _pending_plant_name(ctx: Reader, name: str, case: dict[str, Any] | None) -> bool:
     data = ctx.store.case_data_of(
         "grid_code_application", ("complete", "held"), case["id"] if case else 0
     )
@@ -145,9 +145,7 @@ class GridCodeApplication:
     id = "grid_code_application"
     actions = ("issue-code", "reject")
 
-    def check(
-        self, incoming: Incoming, ctx: HandlerContext, case: dict[str, Any] | None
-    ) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         problems, category = body_problems(own_text(mail), STATEMENT)
         table = LICENSE_RULES.load(ctx.config.rules_dir)
@@ -190,12 +188,7 @@ class GridCodeApplication:
         )
 
     def decide(
-        self,
-        case: dict[str, Any],
-        action: str,
-        arg: str | None,
-        reason: str | None,
-        ctx: HandlerContext,
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action == "reject":
             return forms.rejection(case, reason)

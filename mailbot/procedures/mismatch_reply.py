@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from mailbot.context import HandlerContext
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
@@ -18,9 +18,7 @@ class MismatchReply:
     id = "mismatch_reply"
     actions = ("close",)
 
-    def check(
-        self, incoming: Incoming, ctx: HandlerContext, case: dict[str, Any] | None
-    ) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         if case is None:
             return forms.held(None, "問合せに対応する案件が見つかりません")
@@ -53,9 +51,7 @@ class MismatchReply:
         )
         return outcome
 
-    def reminder(
-        self, case: dict[str, Any], today: date, ctx: HandlerContext
-    ) -> tuple[str, Reply] | None:
+    def reminder(self, case: dict[str, Any], today: date, ctx: Reader) -> tuple[str, Reply] | None:
         """Once the answer is overdue: the inquiry again, with the day we asked."""
         src = ctx.store.source(case.get("source_id") or "")
         if not case.get("due") or src is None:
@@ -73,12 +69,7 @@ class MismatchReply:
         return f"mismatch:{case['due']}", reply
 
     def decide(
-        self,
-        case: dict[str, Any],
-        action: str,
-        arg: str | None,
-        reason: str | None,
-        ctx: HandlerContext,
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action != "close":
             raise DecisionError(f"{action}: not an action here (use: close)")

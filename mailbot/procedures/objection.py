@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Any
 
-from mailbot.context import HandlerContext
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.bodyfields import BODY_FIELDS, BodyField, extract
@@ -33,7 +33,7 @@ REQUIRED = (
 )
 
 
-def objection_fields(ctx: HandlerContext) -> tuple[BodyField, ...]:
+def objection_fields(ctx: Reader) -> tuple[BodyField, ...]:
     return BODY_FIELDS.load(ctx.config.rules_dir)["objection"]
 
 
@@ -119,9 +119,7 @@ class Objection:
         self.notice_kind = notice_kind
         self.subject_label = subject_label
 
-    def check(
-        self, incoming: Incoming, ctx: HandlerContext, case: dict[str, Any] | None
-    ) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         labels = {f.key: f.label for f in objection_fields(ctx)}
         values = extract(own_text(mail), objection_fields(ctx))
@@ -225,7 +223,7 @@ class Objection:
         return outcome
 
     @staticmethod
-    def _source_contact(ctx: HandlerContext, source_id: str, sender: str) -> bool:
+    def _source_contact(ctx: Reader, source_id: str, sender: str) -> bool:
         found = ctx.store.source(source_id) if source_id else None
         return bool(found and (found["contact_email"] or "").lower() == sender.lower())
 
@@ -254,12 +252,7 @@ class Objection:
         return None
 
     def decide(
-        self,
-        case: dict[str, Any],
-        action: str,
-        arg: str | None,
-        reason: str | None,
-        ctx: HandlerContext,
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action not in self.actions:
             raise DecisionError(f"{action}: not an action here (use: {', '.join(self.actions)})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbot.context import HandlerContext
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.mail import Mail
@@ -113,9 +113,7 @@ class OperatorCodeApplication:
     id = "operator_code_application"
     actions = ("issue-code", "reject")
 
-    def check(
-        self, incoming: Incoming, ctx: HandlerContext, case: dict[str, Any] | None
-    ) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         cls = incoming.classification
         text = own_text(mail)
@@ -177,9 +175,7 @@ class OperatorCodeApplication:
         )
 
     @staticmethod
-    def _held_codes(
-        ctx: HandlerContext, mail: Mail, values: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def _held_codes(ctx: Reader, mail: Mail, values: dict[str, Any]) -> list[dict[str, Any]]:
         """Codes the applicant holds: same 事業者名称, or the same mail domain."""
         free_mail = load_trust_rules(ctx.config.rules_dir).free_mail
         found = {op["code"]: op for op in ctx.store.operators_for_sender(mail.from_addr, free_mail)}
@@ -189,12 +185,7 @@ class OperatorCodeApplication:
         return list(found.values())
 
     def decide(
-        self,
-        case: dict[str, Any],
-        action: str,
-        arg: str | None,
-        reason: str | None,
-        ctx: HandlerContext,
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action == "reject":
             return forms.rejection(case, reason)

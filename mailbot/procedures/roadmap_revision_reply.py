@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from mailbot.context import HandlerContext
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.bodyfields import BODY_FIELDS, extract, mentions
@@ -35,7 +35,7 @@ REQUIRED = (
 OPEN_CAMPAIGN_STATES = ("awaiting_reply", "needs_correction", "complete", "held")
 
 
-def campaign_case_for(ctx: HandlerContext, source_id: str) -> dict[str, Any] | None:
+def campaign_case_for(ctx: Reader, source_id: str) -> dict[str, Any] | None:
     found = ctx.store.newest_case_id("roadmap_revision_reply", source_id, OPEN_CAMPAIGN_STATES)
     return ctx.store.case(found) if found is not None else None
 
@@ -44,9 +44,7 @@ class RoadmapRevisionReply:
     id = "roadmap_revision_reply"
     actions = ("ministry-correction", "close")
 
-    def check(
-        self, incoming: Incoming, ctx: HandlerContext, case: dict[str, Any] | None
-    ) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         rules = ROADMAP_RULES.load(ctx.config.rules_dir)
         spec = BODY_FIELDS.load(ctx.config.rules_dir)["roadmap_reply"]
@@ -180,7 +178,7 @@ class RoadmapRevisionReply:
 
     @staticmethod
     def _file_problems(
-        ctx: HandlerContext,
+        ctx: Reader,
         mail: Any,
         rules: Any,
         source: dict[str, Any] | None,
@@ -218,9 +216,7 @@ class RoadmapRevisionReply:
             return [*problems, Problem("添付ファイル", failure.message)]
         return problems + sheet_problems(rules, grids)
 
-    def reminder(
-        self, case: dict[str, Any], today: date, ctx: HandlerContext
-    ) -> tuple[str, Reply] | None:
+    def reminder(self, case: dict[str, Any], today: date, ctx: Reader) -> tuple[str, Reply] | None:
         """While the answer is awaited: once shortly before the campaign deadline
         (`reminder_business_days_before_deadline`, rules/roadmap.toml) and once after it.
         Returns the occasion (reminded once each) and the mail."""
@@ -241,12 +237,7 @@ class RoadmapRevisionReply:
         return occasion, Reply("roadmap_reminder", "roadmap_reminder", context, window=True)
 
     def decide(
-        self,
-        case: dict[str, Any],
-        action: str,
-        arg: str | None,
-        reason: str | None,
-        ctx: HandlerContext,
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action == "close":
             return Outcome(status=Status.CLOSED, events=[("closed", {"reason": reason or ""})])
