@@ -13,53 +13,26 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from mailbot.config import RULES_DIR, TEMPLATES_DIR
+from mailbot.config import DEFAULT_CONFIG, RULES_DIR, TEMPLATES_DIR
 
 SAMPLES_DIR = Path(str(files("mailbot") / "samples"))
 
-CONFIG = """\
+CONFIG = (
+    """\
 # mailbot deployment written by `mailbot init`. Relative paths are taken from this folder.
 # It runs as written on Maildir folders under data/ (try: mailbot deliver --samples; mailbot run
 # --once; mailbot cases). For the real servers, switch [[mailboxes]] to backend = "imap" and
 # [outgoing] to backend = "smtp" (every key: the README's configuration reference).
-
-[storage]
-database = "data/mailbot.db"
-
-[[mailboxes]]
-address = "code@occto.or.jp"
-backend = "maildir"
-path = "data/inbox/code"
-# backend = "imap"
-# host = "imap.example.jp"
-# port = 993
-# security = "ssl"
-# username = "code"
-# password_env = "MAILBOT_IMAP_PASSWORD_CODE"
-
-[[mailboxes]]
-address = "youryou_rikuase_long@occto.or.jp"
-backend = "maildir"
-path = "data/inbox/youryou_rikuase_long"
-
-[outgoing]
-backend = "maildir"
-path = "data/outbox"
-# backend = "smtp"
-# host = "smtp.example.jp"
-# port = 587
-# security = "starttls"
-# username = "code@occto.or.jp"
-# password_env = "MAILBOT_SMTP_PASSWORD"
-
-[staff]
-addresses = ["capacity-desk@occto.or.jp"]
-
+"""
+    + DEFAULT_CONFIG
+    + """
 [paths]
 # this deployment's own copies: edit them here, they survive upgrades of mailbot
 rules = "rules"
 templates = "templates"
 """
+)
+"""The embedded default (config.DEFAULT_CONFIG) with its own rules and templates."""
 
 
 @dataclass
