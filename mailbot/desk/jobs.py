@@ -24,7 +24,7 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.errors import ConfigError, StoreError
 from mailbot.mail.compose import OutgoingAttachment
-from mailbot.outbox.planner import Thread, case_thread, plan_staff_mail, reply_into
+from mailbot.outbox.planner import Thread, case_thread, reply_into, staff_mail
 from mailbot.outcome import Reply
 from mailbot.procedures import registry
 from mailbot.rulefile import RulesFile
@@ -169,8 +169,11 @@ def staff_digest(ctx: Context, spec: JobSpec, now: datetime) -> None:
         return
     context = {"today": today, "within": within, "overdue": overdue, "due_soon": soon}
     subject, body = ctx.renderer.mail("staff_digest", context)
-    for address in ctx.config.staff_addresses:
-        plan_staff_mail(ctx, "staff_digest", address, subject, body, now)
+    mails = [
+        staff_mail(ctx, "staff_digest", address, subject, body, now)
+        for address in ctx.config.staff_addresses
+    ]
+    ctx.store.apply(Effect(now, mails=mails))
 
 
 def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
@@ -191,10 +194,13 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
     )
     subject, body = ctx.renderer.mail("daily_report", {"today": today})
     html = render_html(report, ctx)
-    for address in ctx.config.staff_addresses:
-        plan_staff_mail(
+    mails = [
+        staff_mail(
             ctx, "daily_report", address, subject, body, now, html=html, attachments=(attachment,)
         )
+        for address in ctx.config.staff_addresses
+    ]
+    ctx.store.apply(Effect(now, mails=mails))
 
 
 def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:

@@ -421,20 +421,7 @@ def plan_effect(
 def _finish(
     stored: StoredMessage, mail: Mail, route: Route, case_id: int, outcome: str
 ) -> MessageFinish:
-    return MessageFinish(
-        stored.id,
-        "done",
-        case_id,
-        outcome,
-        message_id=mail.message_id,
-        sender=mail.from_addr,
-        subject=mail.subject,
-        text=mail.text,
-        attachment_names=tuple(a.filename for a in mail.attachments),
-        digest=route.digest,
-        references=mail.references,
-        sender_name=mail.from_name,
-    )
+    return MessageFinish.done(stored.id, case_id, outcome, mail, route.digest)
 
 
 def _note_collision(

@@ -110,25 +110,23 @@ def reply_into(
             return None
     context = base_context(ctx, case, thread) | reply.context
     subject, body = ctx.renderer.mail(reply.template, context)
-    message_id = new_message_id(ctx.config.message_id_domain, case["id"])
     from_addr = thread.mailbox_address or ctx.address_for(
         ctx.routing.get(case["procedure"]).mailbox if ctx.routing.get(case["procedure"]) else "code"
     )
-    raw = compose(
-        from_addr=from_addr,
-        from_name=ctx.config.outgoing.from_name,
-        to=recipient,
-        subject=subject,
-        body=body,
-        message_id=message_id,
-        date=now,
+    mail = _planned(
+        ctx,
+        case["id"],
+        reply.kind,
+        from_addr,
+        recipient,
+        subject,
+        body,
+        send_time(ctx, reply, now),
+        now=now,
         in_reply_to=thread.message_id if reply.in_reply else None,
         references=thread.references if reply.in_reply else (),
         charset=ctx.config.outgoing.charset,
         attachments=reply.attachments,
-    )
-    mail = PlannedMail(
-        case["id"], reply.kind, message_id, recipient, subject, raw, send_time(ctx, reply, now)
     )
     effect.mails.append(mail)
     effect.event(
@@ -137,7 +135,7 @@ def reply_into(
         "mail_planned",
         kind=reply.kind,
         to=recipient,
-        message_id=message_id,
+        message_id=mail.message_id,
         subject=subject,
     )
     return mail
@@ -167,37 +165,49 @@ def staff_mail(
 ) -> PlannedMail:
     """A mail to staff (report, digest, a reply undeliverable): no case, no thread, sent at
     once."""
-    message_id = new_message_id(ctx.config.message_id_domain, None)
+    return _planned(
+        ctx,
+        None,
+        kind,
+        ctx.address_for("code"),
+        recipient,
+        subject,
+        body,
+        now,
+        now=now,
+        charset="utf-8",
+        attachments=attachments,
+        auto_submitted="auto-generated",
+        html=html,
+    )
+
+
+def _planned(
+    ctx: Context,
+    case_id: int | None,
+    kind: str,
+    from_addr: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    send_at: datetime,
+    *,
+    now: datetime,
+    **options: Any,
+) -> PlannedMail:
+    """One mail composed under a Message-ID fixed now (`options`: compose's own keywords)."""
+    message_id = new_message_id(ctx.config.message_id_domain, case_id)
     raw = compose(
-        from_addr=ctx.address_for("code"),
+        from_addr=from_addr,
         from_name=ctx.config.outgoing.from_name,
         to=recipient,
         subject=subject,
         body=body,
         message_id=message_id,
         date=now,
-        charset="utf-8",
-        attachments=attachments,
-        auto_submitted="auto-generated",
-        html=html,
+        **options,
     )
-    return PlannedMail(None, kind, message_id, recipient, subject, raw, now)
-
-
-def plan_staff_mail(
-    ctx: Context,
-    kind: str,
-    recipient: str,
-    subject: str,
-    body: str,
-    now: datetime,
-    *,
-    html: str | None = None,
-    attachments: tuple[OutgoingAttachment, ...] = (),
-) -> int:
-    """Queue one `staff_mail` on its own."""
-    mail = staff_mail(ctx, kind, recipient, subject, body, now, html=html, attachments=attachments)
-    return ctx.store.apply(Effect(now, mails=[mail]))[0]
+    return PlannedMail(case_id, kind, message_id, recipient, subject, raw, send_at)
 
 
 def undeliverable_mails(
@@ -280,33 +290,10 @@ def outcome_effect(
     return effect
 
 
-def apply_outcome(
-    ctx: Context,
-    outcome: Outcome,
-    *,
-    case_id: int | None,
-    procedure: str,
-    thread: Thread,
-    actor: str,
-    now: datetime,
-    new_case_fields: dict[str, Any] | None = None,
-    planned: list[int] | None = None,
-) -> int:
-    """Decide and write the outcome in one store call. Returns the case id; the outbox ids of
-    the mails it planned are appended to `planned` when the caller passes a list."""
-    effect = outcome_effect(
-        ctx,
-        outcome,
-        case_id=case_id,
-        procedure=procedure,
-        thread=thread,
-        actor=actor,
-        now=now,
-        new_case_fields=new_case_fields,
-    )
-    ids = ctx.store.apply(effect)
-    if planned is not None:
-        planned.extend(ids)
+def apply_outcome(ctx: Context, outcome: Outcome, **where: Any) -> int:
+    """`outcome_effect` (same keywords) written in one store call. Returns the case id."""
+    effect = outcome_effect(ctx, outcome, **where)
+    ctx.store.apply(effect)
     assert effect.case is not None
     return effect.case.case_id
 

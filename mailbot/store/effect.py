@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mailbot.mail import Mail
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,26 @@ class MessageFinish:
     digest: str | None = None
     references: tuple[str, ...] | None = None
     sender_name: str | None = None
+
+    @classmethod
+    def done(
+        cls, message_row: int, case_id: int | None, outcome: str, mail: Mail, digest: str | None
+    ) -> MessageFinish:
+        """A mail processed to its end, with what its parse read."""
+        return cls(
+            message_row,
+            "done",
+            case_id,
+            outcome,
+            message_id=mail.message_id,
+            sender=mail.from_addr,
+            subject=mail.subject,
+            text=mail.text,
+            attachment_names=tuple(a.filename for a in mail.attachments),
+            digest=digest,
+            references=mail.references,
+            sender_name=mail.from_name,
+        )
 
 
 @dataclass
