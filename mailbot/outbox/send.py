@@ -151,16 +151,7 @@ class _Recorder:
                 _record_failure(self.ctx, row, error, at)
                 return
             store.mark_sent(row["id"], at)
-            if row["case_id"]:
-                store.add_event(
-                    row["case_id"],
-                    at,
-                    "bot",
-                    "mail_sent",
-                    kind=row["kind"],
-                    to=row["recipient"],
-                    message_id=row["message_id"],
-                )
+            _note_on_case(self.ctx, row, at, "mail_sent", message_id=row["message_id"])
             if row["kind"] in NOTICE_KINDS:
                 mark_notified(self.ctx, row["message_id"], at)
             self.sent += 1
@@ -185,23 +176,23 @@ def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, i
             return sent, failed
 
 
+def _note_on_case(
+    ctx: Context, row: sqlite3.Row, at: datetime, event: str, **detail: object
+) -> None:
+    """What became of a participant's mail joins its case's history (staff mail has none)."""
+    if row["case_id"]:
+        ctx.store.add_event(
+            row["case_id"], at, "bot", event, kind=row["kind"], to=row["recipient"], **detail
+        )
+
+
 def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datetime) -> None:
     store = ctx.store
     created = (store.outbox_row(row["id"]) or {})["created_at"]
     too_old = now - datetime.fromisoformat(created) > GIVE_UP_AFTER
     if isinstance(error, PermanentSendError) or too_old:
         store.mark_failed(row["id"], str(error))
-        if row["case_id"]:
-            store.add_event(
-                row["case_id"],
-                now,
-                "bot",
-                "mail_failed",
-                kind=row["kind"],
-                to=row["recipient"],
-                error=str(error),
-                permanent=True,
-            )
+        _note_on_case(ctx, row, now, "mail_failed", error=str(error), permanent=True)
         log.error("outbox %s to %s failed for good: %s", row["id"], row["recipient"], error)
         tell_staff_undeliverable(ctx, row["id"], str(error), now)
     else:
