@@ -137,14 +137,20 @@ def rejection(case: dict[str, Any], reason: str | None) -> Outcome:
     )
 
 
-def refuse_unless_issuing(case: dict[str, Any], action: str, actions: tuple[str, ...]) -> None:
-    """Besides `reject`, a code application knows one decision: issuing, once it is complete."""
+def rejected_unless_issuing(
+    case: dict[str, Any], action: str, reason: str | None, actions: tuple[str, ...]
+) -> Outcome | None:
+    """A code application knows two decisions: `reject` (its Outcome is returned) and issuing,
+    once the application is complete (None: go on and issue)."""
+    if action == "reject":
+        return rejection(case, reason)
     if action != "issue-code":
         raise DecisionError(f"{action}: not an action here (use: {', '.join(actions)})")
     if case["status"] not in (Status.COMPLETE, Status.HELD):
         raise DecisionError(
             f"case is {case['status']}: a code is issued only for a complete application"
         )
+    return None
 
 
 def code_in_use(ctx: Reader, code: str) -> bool:

@@ -190,9 +190,8 @@ class GridCodeApplication:
     def decide(
         self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
-        if action == "reject":
-            return forms.rejection(case, reason)
-        forms.refuse_unless_issuing(case, action, self.actions)
+        if rejected := forms.rejected_unless_issuing(case, action, reason, self.actions):
+            return rejected
         plant = case["data"].get("plant_name")
         code = case.get("operator_code")
         if not plant or not code:

@@ -187,9 +187,8 @@ class OperatorCodeApplication:
     def decide(
         self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
-        if action == "reject":
-            return forms.rejection(case, reason)
-        forms.refuse_unless_issuing(case, action, self.actions)
+        if rejected := forms.rejected_unless_issuing(case, action, reason, self.actions):
+            return rejected
         code = fields.normalise_code(arg or forms.next_free_code(ctx))
         if not fields.is_operator_code(code):
             raise DecisionError(
