@@ -13,6 +13,7 @@ import pytest
 
 import mailbot.intake.pipeline as pipeline
 from mailbot.context import Context
+from mailbot.errors import StoreError
 from mailbot.intake.runner import process_pending
 from mailbot.mail.trust import load_trust_rules
 from mailbot.procedures import registry
@@ -236,3 +237,11 @@ def test_every_handler_check_runs_on_a_database_it_cannot_write(
     assert refused == []
     assert len(ran) >= 6 and "operator_code_application" in ran
     assert "quarantined" not in [r.procedure for r in results[:8]]
+
+
+def test_a_case_id_is_reserved_only_under_the_writers_lock(desk: Context):  # noqa: F811
+    """Outside a transaction another process could take the id before the effect is applied."""
+    with pytest.raises(StoreError, match="only inside a transaction"):
+        desk.store.next_case_id()
+    with desk.store.transaction():
+        assert desk.store.next_case_id() == 1

@@ -32,7 +32,8 @@ def _thread_columns(conn: sqlite3.Connection) -> None:
     sender's display name beside the Message-ID, subject and address kept already), so the
     desk answers in the participant's thread without parsing the stored raw mail again.
     Mails processed before this step: the latest of each case (the one a reply answers) is
-    parsed once, here."""
+    parsed once, here; one today's parser cannot read keeps empty columns, and its case's
+    next reply starts a thread of its own rather than stopping the upgrade."""
     conn.execute("ALTER TABLE messages ADD COLUMN thread_references TEXT")
     conn.execute("ALTER TABLE messages ADD COLUMN sender_name TEXT")
     latest = conn.execute(
@@ -40,7 +41,10 @@ def _thread_columns(conn: sqlite3.Connection) -> None:
     ).fetchall()
     for (message_row,) in latest:
         raw = conn.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
-        mail = parse(bytes(raw))
+        try:
+            mail = parse(bytes(raw))
+        except Exception:
+            continue
         conn.execute(
             "UPDATE messages SET thread_references = ?, sender_name = ? WHERE id = ?",
             (json.dumps(list(mail.references)), mail.from_name, message_row),
@@ -619,6 +623,8 @@ class Store(Queries):
         """The id the next case will take: stable while the caller holds the write transaction
         (a mail's effect is decided and applied inside it), so replies planned before the case
         is written can carry its number."""
+        if not self._depth:
+            raise StoreError("a case id is reserved only inside a transaction (Store.transaction)")
         return int(self.execute("SELECT coalesce(max(id), 0) + 1 FROM cases").fetchone()[0])
 
     def apply(self, effect: Effect) -> list[int]:
