@@ -28,6 +28,12 @@ database = "data/mailbot.db"
 address = "code@occto.or.jp"
 backend = "maildir"
 path = "data/inbox/code"
+# backend = "imap"
+# host = "imap.example.jp"
+# port = 993
+# security = "ssl"
+# username = "code"
+# password_env = "MAILBOT_IMAP_PASSWORD_CODE"
 
 [[mailboxes]]
 address = "youryou_rikuase_long@occto.or.jp"
@@ -37,10 +43,18 @@ path = "data/inbox/youryou_rikuase_long"
 [outgoing]
 backend = "maildir"
 path = "data/outbox"
+# backend = "smtp"
+# host = "smtp.example.jp"
+# port = 587
+# security = "starttls"
+# username = "code@occto.or.jp"
+# password_env = "MAILBOT_SMTP_PASSWORD"
 
 [staff]
 addresses = ["capacity-desk@occto.or.jp"]
 """
+"""The embedded default, and the body of the config `mailbot init` writes (desk/deploy.py): its
+comments show the server keys a deployment switches to."""
 
 SECURITY = ("ssl", "starttls", "none")
 

@@ -1,7 +1,8 @@
 """Everything one run needs, built once at start-up and passed in (no module globals).
 
-`Context` gives handlers read access to what the store knows; only the pipeline and the
-decision code write through it, inside a transaction.
+Procedure handlers get a `Reader`: the same settings, and the store only as a
+read-only `StoreView`. Only the pipeline, the decision code and the jobs write, through
+`Context.store`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mailbot.errors import ConfigError
 from mailbot.mail.render import Renderer
 from mailbot.routing import Routing, load_routing
 from mailbot.store import Store
+from mailbot.store.view import StoreView
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ class Context:
     def now(self) -> datetime:
         return self.clock.now()
 
+    def for_handlers(self) -> Reader:
+        return Reader(self)
+
     @property
     def calendar(self) -> BusinessCalendar:
         return CALENDAR_RULES.load(self.config.rules_dir)
@@ -66,3 +71,27 @@ class Context:
                 return box.address
         domain = self.config.message_id_domain
         return f"{mailbox_local}@{domain}"
+
+
+class Reader:
+    """What a procedure handler sees: the run's settings, clock and rules, and the store only
+    through a read-only view (handlers decide; they never write)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self.config = ctx.config
+        self.routing = ctx.routing
+        self.store = StoreView(ctx.store)
+
+    def now(self) -> datetime:
+        return self._ctx.now()
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        return self._ctx.calendar
+
+    def business_days_after(self, start: date, days: int) -> date:
+        return self._ctx.business_days_after(start, days)
+
+    def address_for(self, mailbox_local: str) -> str:
+        return self._ctx.address_for(mailbox_local)

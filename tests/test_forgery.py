@@ -15,7 +15,8 @@ from mailbot.context import Context
 from mailbot.intake.runner import process_pending
 from mailbot.mail.parse import parse
 from mailbot.mail.trust import auth_verdict
-from mailbot.outbox.send import ALERTS_PER_DAY, flush_outbox, make_sender
+from mailbot.outbox.planner import ALERTS_PER_DAY
+from mailbot.outbox.send import flush_outbox, make_sender
 from tests.support.desk import desk_with_operators, outbox, set_now
 from tests.support.forms import operator_form, to_bytes
 from tests.support.hostile import APPLY_BODY, APPLY_SUBJECT

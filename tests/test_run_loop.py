@@ -43,21 +43,19 @@ def test_a_nested_transaction_that_raises_rolls_back_alone(tmp_path: Path):
 def test_a_mail_that_raises_inside_a_batch_is_quarantined_and_its_batch_mates_complete(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    import mailbot.intake.pipeline as pipeline
-
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     raws = [application(sender=f"a{n}@corp.example.co.jp") for n in range(5)]
     raws[2] = build("件名", "本文", from_addr="bad@example.net", headers={"X-Fail": "1"})
     store(ctx, *raws)
-    real = pipeline.apply_outcome
+    real = ctx.store.apply
 
-    def failing(ctx: Context, outcome, **kwargs):
-        case_id = real(ctx, outcome, **kwargs)
-        if kwargs["thread"].recipient == "bad@example.net":
+    def failing(effect):
+        planned = real(effect)
+        if effect.message and effect.message.sender == "bad@example.net":
             raise ValueError("fails after its case was written")
-        return case_id
+        return planned
 
-    monkeypatch.setattr(pipeline, "apply_outcome", failing)
+    monkeypatch.setattr(ctx.store, "apply", failing)
     results = process_pending(ctx)
     assert [r.procedure for r in results].count("quarantined") == 1
     assert results[2].procedure == "quarantined"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mailbot.context import Context
 from mailbot.errors import DecisionError
-from mailbot.outbox.planner import Thread, apply_outcome
+from mailbot.outbox.planner import case_thread, outcome_effect
 from mailbot.procedures import registry
 from mailbot.states import ACTIONS, action_id, action_label, allowed_actions, status_label
 from mailbot.text import format_case_number
@@ -26,30 +26,6 @@ class DecisionResult:
 
 def staff_name(explicit: str | None = None) -> str:
     return explicit or os.environ.get("MAILBOT_STAFF") or getpass.getuser()
-
-
-def case_thread(ctx: Context, case_id: int) -> Thread:
-    """Answer in the participant's own thread: their latest mail on the case."""
-    row = ctx.store.latest_done_message(case_id)
-    case = ctx.store.case(case_id) or {}
-    if row is None:
-        return Thread(
-            recipient=case.get("sender"),
-            recipient_name=case.get("sender_name") or "",
-            subject=case.get("subject") or "",
-            mailbox_address=case.get("mailbox"),
-        )
-    from mailbot.mail.parse import parse
-
-    mail = parse(row["raw"])
-    return Thread(
-        message_id=mail.message_id,
-        references=mail.references,
-        recipient=case.get("sender") or mail.from_addr,
-        recipient_name=case.get("sender_name") or mail.from_name,
-        subject=mail.subject,
-        mailbox_address=row["mailbox"],
-    )
 
 
 class StaleCase(DecisionError):
@@ -97,9 +73,8 @@ def decide(
             raise DecisionError(f"no decisions for procedure {case['procedure']}")
         action = action_id(action)
         refuse_out_of_state(ctx, case, tuple(handler.actions), action, reason, reason_hint)
-        outcome = handler.decide(case, action, arg, reason, ctx)
-        planned: list[int] = []
-        apply_outcome(
+        outcome = handler.decide(case, action, arg, reason, ctx.for_handlers())
+        effect = outcome_effect(
             ctx,
             outcome,
             case_id=case_id,
@@ -107,9 +82,9 @@ def decide(
             thread=case_thread(ctx, case_id),
             actor=actor,
             now=now,
-            planned=planned,
         )
-        ctx.store.add_event(case_id, now, actor, "decision", action=action, arg=arg, reason=reason)
+        effect.event(case_id, actor, "decision", action=action, arg=arg, reason=reason)
+        planned = ctx.store.apply(effect)
     return DecisionResult(case_id, action, outcome.status, len(planned), _issued(outcome.data))
 
 

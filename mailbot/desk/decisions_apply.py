@@ -25,6 +25,7 @@ from mailbot.desk.report import (
     VERSION_COLUMN,
 )
 from mailbot.errors import DecisionError, MailbotError
+from mailbot.forms.fields import whole_number
 from mailbot.procedures import registry
 from mailbot.states import action_id, action_label
 from mailbot.text import format_case_number
@@ -58,13 +59,11 @@ def _case_number(value: object) -> int | None:
 
 
 def _version(value: object) -> int | None:
-    """The hidden version, an exact integer: 1.9 is not 1."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
+    """The hidden version, an exact integer: 1.9 is not 1, and text only in ASCII digits."""
+    return whole_number(value, _ascii_whole)
+
+
+def _ascii_whole(value: object) -> int | None:
     text = _text(value)
     return int(text) if _WHOLE.fullmatch(text) else None
 

@@ -13,48 +13,19 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from mailbot.config import RULES_DIR, TEMPLATES_DIR
+from mailbot.config import DEFAULT_CONFIG, RULES_DIR, TEMPLATES_DIR
 
 SAMPLES_DIR = Path(str(files("mailbot") / "samples"))
 
-CONFIG = """\
+CONFIG = (
+    """\
 # mailbot deployment written by `mailbot init`. Relative paths are taken from this folder.
 # It runs as written on Maildir folders under data/ (try: mailbot deliver --samples; mailbot run
 # --once; mailbot cases). For the real servers, switch [[mailboxes]] to backend = "imap" and
 # [outgoing] to backend = "smtp" (every key: the README's configuration reference).
-
-[storage]
-database = "data/mailbot.db"
-
-[[mailboxes]]
-address = "code@occto.or.jp"
-backend = "maildir"
-path = "data/inbox/code"
-# backend = "imap"
-# host = "imap.example.jp"
-# port = 993
-# security = "ssl"
-# username = "code"
-# password_env = "MAILBOT_IMAP_PASSWORD_CODE"
-
-[[mailboxes]]
-address = "youryou_rikuase_long@occto.or.jp"
-backend = "maildir"
-path = "data/inbox/youryou_rikuase_long"
-
-[outgoing]
-backend = "maildir"
-path = "data/outbox"
-# backend = "smtp"
-# host = "smtp.example.jp"
-# port = 587
-# security = "starttls"
-# username = "code@occto.or.jp"
-# password_env = "MAILBOT_SMTP_PASSWORD"
-
-[staff]
-addresses = ["capacity-desk@occto.or.jp"]
-
+"""
+    + DEFAULT_CONFIG
+    + """
 [web]
 # mailbot web: the staff desk (serve it behind HTTPS; see the README's web desk section)
 host = "127.0.0.1"
@@ -70,6 +41,9 @@ session_max_hours = 12        # a session ends this long after its login, howeve
 rules = "rules"
 templates = "templates"
 """
+)
+"""The embedded default (config.DEFAULT_CONFIG) with the web desk's keys and its own rules and
+templates."""
 
 
 @dataclass

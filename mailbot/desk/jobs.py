@@ -24,11 +24,12 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.errors import ConfigError, StoreError
 from mailbot.mail.compose import OutgoingAttachment
-from mailbot.outbox.planner import Thread, plan_reply, plan_staff_mail
+from mailbot.outbox.planner import Thread, case_thread, reply_into, staff_mail
 from mailbot.outcome import Reply
 from mailbot.procedures import registry
 from mailbot.rulefile import RulesFile
 from mailbot.states import LABELS, Status
+from mailbot.store.effect import Effect
 from mailbot.store.registers import operator as find_operator
 from mailbot.text import format_case_number
 
@@ -168,8 +169,11 @@ def staff_digest(ctx: Context, spec: JobSpec, now: datetime) -> None:
         return
     context = {"today": today, "within": within, "overdue": overdue, "due_soon": soon}
     subject, body = ctx.renderer.mail("staff_digest", context)
-    for address in ctx.config.staff_addresses:
-        plan_staff_mail(ctx, "staff_digest", address, subject, body, now)
+    mails = [
+        staff_mail(ctx, "staff_digest", address, subject, body, now)
+        for address in ctx.config.staff_addresses
+    ]
+    ctx.store.apply(Effect(now, mails=mails))
 
 
 def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
@@ -190,16 +194,17 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> None:
     )
     subject, body = ctx.renderer.mail("daily_report", {"today": today})
     html = render_html(report, ctx)
-    for address in ctx.config.staff_addresses:
-        plan_staff_mail(
+    mails = [
+        staff_mail(
             ctx, "daily_report", address, subject, body, now, html=html, attachments=(attachment,)
         )
+        for address in ctx.config.staff_addresses
+    ]
+    ctx.store.apply(Effect(now, mails=mails))
 
 
 def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:
     """Remind in the thread the participant last saw: their own latest mail, else ours."""
-    from mailbot.desk.decisions import case_thread
-
     thread = case_thread(ctx, case["id"])
     if thread.message_id:
         return thread
@@ -218,8 +223,10 @@ def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:
 def _remind(ctx: Context, case: dict[str, Any], occasion: str, reply: Reply, now: datetime) -> None:
     if not ctx.store.claim_reminder(case["id"], occasion, now):
         return
-    if plan_reply(ctx, case, reply, _reminder_thread(ctx, case), now) is not None:
-        ctx.store.add_event(case["id"], now, "bot", "reminder", occasion=occasion)
+    effect = Effect(now)
+    if reply_into(ctx, effect, case, reply, _reminder_thread(ctx, case)) is not None:
+        effect.event(case["id"], "bot", "reminder", occasion=occasion)
+    ctx.store.apply(effect)
 
 
 def _last_mail(ctx: Context, case_id: int, kind: str) -> tuple[str, date] | None:
@@ -246,7 +253,7 @@ def participant_reminders(ctx: Context, spec: JobSpec, now: datetime) -> None:
                 _remind(ctx, case, f"correction:{last[0]}", reply, now)
         elif case["status"] == Status.AWAITING_REPLY:
             remind = getattr(handlers.get(case["procedure"]), "reminder", None)
-            found = remind(case, today, ctx) if remind else None
+            found = remind(case, today, ctx.for_handlers()) if remind else None
             if found is not None:
                 _remind(ctx, case, found[0], found[1], now)
 

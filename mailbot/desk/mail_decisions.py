@@ -20,8 +20,9 @@ from mailbot.errors import MailbotError
 from mailbot.forms.workbook import inspect
 from mailbot.mail import Attachment, Mail
 from mailbot.mail.trust import auth_verdict
-from mailbot.outbox.planner import plan_staff_mail
+from mailbot.outbox.planner import staff_mail
 from mailbot.store import StoredMessage
+from mailbot.store.effect import Effect, MessageFinish
 
 REPORT_KIND = "daily_report"
 OUTCOME = "staff decisions"
@@ -52,10 +53,7 @@ def apply_report_reply(
     sender = mail.from_addr.lower()
     if ctx.store.seen_message(stored.id, mail.message_id, OUTCOME):
         outcome = f"{OUTCOME}: duplicate"
-        with ctx.store.transaction():
-            ctx.store.finish_message(
-                stored.id, state="done", case_id=None, outcome=outcome, now=now
-            )
+        ctx.store.apply(Effect(now, message=MessageFinish(stored.id, "done", None, outcome)))
         return outcome
     results: list[RowResult] = []
     error = None
@@ -83,18 +81,7 @@ def apply_report_reply(
         },
     )
     outcome = f"{OUTCOME}: {applied} applied, {len(results) - applied} refused"
-    with ctx.store.transaction():
-        plan_staff_mail(ctx, "decision_results", sender, subject, body, now)
-        ctx.store.finish_message(
-            stored.id,
-            state="done",
-            case_id=None,
-            outcome=outcome,
-            now=now,
-            message_id=mail.message_id,
-            sender=mail.from_addr,
-            subject=mail.subject,
-            text=mail.text,
-            attachment_names=[a.filename for a in mail.attachments],
-        )
+    finish = MessageFinish.done(stored.id, None, outcome, mail, None)
+    mail_back = staff_mail(ctx, "decision_results", sender, subject, body, now)
+    ctx.store.apply(Effect(now, mails=[mail_back], message=finish))
     return outcome

@@ -15,10 +15,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mailbot.context import Context
-from mailbot.desk.decisions import case_thread, current_case
+from mailbot.desk.decisions import current_case
 from mailbot.errors import DecisionError, MailbotError
 from mailbot.mail.parse import parse
-from mailbot.outbox.planner import plan_reply
+from mailbot.outbox.planner import case_thread, plan_reply
 from mailbot.outcome import Reply
 from mailbot.text import format_case_number
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime
 
 PARTICIPATION_CATEGORIES: tuple[str, ...] = (
@@ -141,19 +142,27 @@ def parse_fiscal_year(value: object) -> int | None:
 _AMOUNT = re.compile(r"(?P<n>\d{1,3}(?:,\d{3})+|\d+)(?:\.0+)?\s*(?:kW)?", re.I)
 
 
-def parse_int_amount(value: object) -> int | None:
-    """A whole amount: 999999999, 999,999,999, 999,999,999kW, full-width digits and commas."""
+def whole_number(value: object, from_text: Callable[[object], int | None]) -> int | None:
+    """A cell that must hold an exact integer: a number cell as it is (True is not 1, 1.9 is
+    not 1); anything else as `from_text` reads it."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
+    return from_text(value)
+
+
+def _amount_text(value: object) -> int | None:
     text = _text(value)
-    if text is None:
-        return None
-    match = _AMOUNT.fullmatch(text)
+    match = _AMOUNT.fullmatch(text) if text is not None else None
     return int(match["n"].replace(",", "")) if match else None
+
+
+def parse_int_amount(value: object) -> int | None:
+    """A whole amount: 999999999, 999,999,999, 999,999,999kW, full-width digits and commas."""
+    return whole_number(value, _amount_text)
 
 
 # --- 参加区分 -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import tomllib
 import unicodedata
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import cached_property, lru_cache
@@ -858,15 +858,26 @@ def _strings(value: object, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _field_rule(raw: object, where: str) -> FieldRule:
+def _table(raw: object, where: str, known: Iterable[str]) -> dict[str, Any]:
+    """A rules table with only the keys it may have."""
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be a table")
-    unknown = sorted(set(raw) - _FIELD_KEYS)
+    unknown = sorted(set(raw) - set(known))
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key (known: {sorted(_FIELD_KEYS)})")
-    label = raw.get("label")
-    if not isinstance(label, str) or not label.strip():
-        raise ConfigError(f"{where}.label", "required, a non-empty string")
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key (known: {sorted(known)})")
+    return raw
+
+
+def _required_text(table: dict[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}.{key}", "required, a non-empty string")
+    return value
+
+
+def _field_rule(item: object, where: str) -> FieldRule:
+    raw = _table(item, where, _FIELD_KEYS)
+    label = _required_text(raw, "label", where)
     required = raw.get("required", False)
     if not isinstance(required, bool):
         raise ConfigError(f"{where}.required", "must be true or false")
@@ -893,15 +904,9 @@ def _field_rule(raw: object, where: str) -> FieldRule:
     )
 
 
-def _form_rule(form_id: str, raw: object, where: str) -> FormRule:
-    if not isinstance(raw, dict):
-        raise ConfigError(where, "must be a table")
-    unknown = sorted(set(raw) - _FORM_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key (known: {sorted(_FORM_KEYS)})")
-    name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where}.name", "required, a non-empty string")
+def _form_rule(form_id: str, item: object, where: str) -> FormRule:
+    raw = _table(item, where, _FORM_KEYS)
+    name = _required_text(raw, "name", where)
     raw_fields = raw.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
         raise ConfigError(f"{where}.fields", "required, at least one [[fields]] table")

@@ -4,6 +4,10 @@ A mail that cannot be parsed, whose handling raises, or whose processing started
 finishing (it killed the process) is quarantined with the reason, and the batch goes on. A case
 changes only by what a mail carries: a follow-up without a form is a message on the case, and a
 stranger's mail on a case is held apart (mailbot/mail/trust.py). Nothing here sends mail.
+
+The stages only read the store and return values — parse (`Mail`), route (`Route`), check
+(`Outcome`), plan (`Effect`) — and the store writes a mail's whole effect in one call
+(`Store.apply`).
 """
 
 from __future__ import annotations
@@ -29,15 +33,15 @@ from mailbot.mail import Attachment, Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
 from mailbot.mail.parse import parse
 from mailbot.mail.trust import TrustRules, auth_verdict, load_trust_rules
-from mailbot.outbox.planner import Thread, apply_outcome
-from mailbot.outbox.send import tell_staff_undeliverable
-from mailbot.outcome import Incoming
+from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
+from mailbot.outcome import Incoming, Outcome
 from mailbot.procedures import registry
 from mailbot.procedures.common import SPREADSHEET_SUFFIXES, own_text
 from mailbot.procedures.forms import held, stranger_held
-from mailbot.routing import ThreadHit, classify
+from mailbot.routing import Classification, ThreadHit, classify
 from mailbot.states import Status
 from mailbot.store import StoredMessage
+from mailbot.store.effect import CaseWrite, Effect, MessageFinish
 from mailbot.store.registers import operators_for_sender
 from mailbot.text import case_number_in, format_case_number, nfkc, single_line
 
@@ -181,20 +185,22 @@ def _reason(exc: BaseException) -> str:
 
 
 def _quarantine(ctx: Context, stored: StoredMessage, reason: str) -> int:
-    now = ctx.now()
-    with ctx.store.transaction():
-        case_id = ctx.store.create_case(
-            now,
-            procedure="unrecognized",
-            status=Status.QUARANTINED,
-            mailbox=stored.mailbox,
-            received_at=stored.received_at,
-            reason=reason,
-        )
-        ctx.store.add_event(case_id, now, "bot", "quarantined", reason=reason, key=stored.key)
-        ctx.store.finish_message(
-            stored.id, state="quarantined", case_id=case_id, outcome=reason, now=now
-        )
+    effect = Effect(ctx.now())
+    case_id = ctx.store.next_case_id()
+    effect.case = CaseWrite(
+        case_id,
+        {
+            "procedure": "unrecognized",
+            "status": Status.QUARANTINED,
+            "mailbox": stored.mailbox,
+            "received_at": stored.received_at,
+            "reason": reason,
+        },
+        new=True,
+    )
+    effect.event(case_id, "bot", "quarantined", reason=reason, key=stored.key)
+    effect.message = MessageFinish(stored.id, "quarantined", case_id, reason)
+    ctx.store.apply(effect)
     return case_id
 
 
@@ -240,7 +246,39 @@ def _unparseable(mail: Mail) -> str | None:
     return next((d for d in mail.defects if d.startswith("unparseable:")), None)
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where a parsed mail goes, found by reads alone: an earlier copy of it (`duplicate`), the
+    robot it came from (`robot`, a no_reply_reason), else its procedure and case."""
+
+    digest: str
+    duplicate: int | None = None
+    collision: dict[str, Any] | None = None
+    thread_hit: ThreadHit | None = None
+    robot: str | None = None
+    classification: Classification | None = None
+    case: dict[str, Any] | None = None
+
+
 def _process(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Result:
+    """receive (the runner stored the raw mail) → parse → route → check → plan, each a value;
+    then the store writes the mail's whole effect in one call."""
+    mail = parse_stored(ctx, stored, ready)
+    workbook = report_reply(ctx, mail)
+    if workbook is not None:
+        outcome = apply_report_reply(ctx, stored, mail, workbook)
+        return Result(stored.key, "staff_decisions", outcome, None)
+    rules = load_trust_rules(ctx.config.rules_dir)
+    route = route_mail(ctx, stored, mail, rules)
+    checked = check_mail(ctx, stored, mail, route, rules)
+    effect, result = plan_effect(ctx, stored, mail, route, checked)
+    ctx.store.apply(effect)
+    return result
+
+
+def parse_stored(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Mail:
+    """The stored raw mail as a Mail (the read-ahead worker's, when it prepared one); a mail
+    over the size limit or beyond parsing raises QuarantineError."""
     limit = ctx.config.limits.max_message_bytes
     if len(stored.raw) > limit:
         raise QuarantineError(f"message of {len(stored.raw)} bytes is over the {limit}-byte limit")
@@ -248,137 +286,149 @@ def _process(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Result:
     broken = _unparseable(mail)
     if broken:
         raise QuarantineError(f"the mail could not be parsed ({broken.split(':', 1)[1].strip()})")
-    workbook = report_reply(ctx, mail)
-    if workbook is not None:
-        outcome = apply_report_reply(ctx, stored, mail, workbook)
-        return Result(stored.key, "staff_decisions", outcome, None)
-    now = ctx.now()
+    return mail
+
+
+def route_mail(ctx: Context, stored: StoredMessage, mail: Mail, rules: TrustRules) -> Route:
     store = ctx.store
     sha = hashlib.sha256(stored.raw).hexdigest()
     digest = content_digest(mail)
-    rules = load_trust_rules(ctx.config.rules_dir)
-    with store.transaction():
-        finish = {
-            "message_id": mail.message_id,
-            "sender": mail.from_addr,
-            "subject": mail.subject,
-            "text": mail.text,
-            "attachment_names": [a.filename for a in mail.attachments],
-            "digest": digest,
-        }
-        duplicate = store.duplicate_of(stored.id, mail.message_id, mail.from_addr, digest, sha)
-        if duplicate is not None:
-            store.add_event(
-                duplicate, now, "bot", "duplicate", mailbox=stored.mailbox, key=stored.key
-            )
-            store.finish_message(
-                stored.id, state="done", case_id=duplicate, outcome="duplicate", now=now, **finish
-            )
-            return Result(stored.key, "duplicate", "duplicate", duplicate)
-        collision = store.message_id_taken(stored.id, mail.message_id)
+    duplicate = store.duplicate_of(stored.id, mail.message_id, mail.from_addr, digest, sha)
+    if duplicate is not None:
+        return Route(digest, duplicate=duplicate)
+    collision = store.message_id_taken(stored.id, mail.message_id)
+    thread_hit = _thread_for(ctx, mail)
+    never_answer = ctx.config.own_addresses | frozenset(ctx.config.staff_addresses)
+    robot = no_reply_reason(mail, never_answer, ctx.config.message_id_domain, rules)
+    if robot:
+        return Route(digest, collision=collision, thread_hit=thread_hit, robot=robot)
+    local = _mailbox_local(ctx, stored.mailbox)
+    classification = classify(ctx.routing, mail.subject, local, thread_hit)
+    case = store.case(classification.case_id) if classification.case_id else None
+    return Route(
+        digest,
+        collision=collision,
+        thread_hit=thread_hit,
+        classification=classification,
+        case=case,
+    )
 
-        local = _mailbox_local(ctx, stored.mailbox)
-        thread_hit = _thread_for(ctx, mail)
-        never_answer = ctx.config.own_addresses | frozenset(ctx.config.staff_addresses)
-        robot = no_reply_reason(mail, never_answer, ctx.config.message_id_domain, rules)
-        if robot:
-            case_id = _robot_mail(ctx, stored, mail, robot, thread_hit, now)
-            _note_collision(ctx, case_id, collision, mail, now)
-            held_for_staff = robot == NO_SENDER
-            store.finish_message(
-                stored.id,
-                state="done",
-                case_id=case_id,
-                outcome=f"held for staff: {robot}" if held_for_staff else f"not answered: {robot}",
-                now=now,
-                **finish,
-            )
-            return Result(stored.key, "held" if held_for_staff else "ignored", robot, case_id)
 
-        classification = classify(ctx.routing, mail.subject, local, thread_hit)
-        handler = registry()[classification.procedure]
-        case = store.case(classification.case_id) if classification.case_id else None
-        incoming = Incoming(
-            mail=mail,
-            classification=classification,
-            received_at=datetime.fromisoformat(stored.received_at),
-            mailbox_address=stored.mailbox,
+def check_mail(
+    ctx: Context, stored: StoredMessage, mail: Mail, route: Route, rules: TrustRules
+) -> Outcome | None:
+    """The procedure's verdict on a routed mail (held, when the mail must not change its case).
+    None: nothing to check — a copy, robot mail, or a message that only joins its case."""
+    if route.classification is None:
+        return None
+    case = route.case
+    handler = registry()[route.classification.procedure]
+    incoming = Incoming(
+        mail=mail,
+        classification=route.classification,
+        received_at=datetime.fromisoformat(stored.received_at),
+        mailbox_address=stored.mailbox,
+    )
+    finished = case is not None and case["status"] in (Status.CLOSED, Status.IGNORED)
+    if dmarc_failed(mail, ctx.config):
+        checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
+        return held(
+            case,
+            "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）",
+            answer=False,
+            problems=checked.problems,
+            data=checked.data,
         )
-        finished = case is not None and case["status"] in (Status.CLOSED, Status.IGNORED)
-        if dmarc_failed(mail, ctx.config):
-            checked = handler.check(incoming, ctx, None if finished else case)
-            outcome = held(
-                case,
-                "DMARC 検証に失敗したメールです（差出人のなりすましの可能性）",
-                answer=False,
-                problems=checked.problems,
-                data=checked.data,
-            )
-        elif finished:
-            outcome = held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
-        elif case is not None and _message_only(ctx, mail, case):
-            if _stranger(ctx, rules, mail, case):
-                outcome = stranger_held(case, mail.from_addr)
-            else:
-                _message_on_case(ctx, stored, mail, case, now)
-                _note_collision(ctx, case["id"], collision, mail, now)
-                store.finish_message(
-                    stored.id,
-                    state="done",
-                    case_id=case["id"],
-                    outcome="message on the case",
-                    now=now,
-                    **finish,
-                )
-                return Result(stored.key, classification.procedure, "message", case["id"])
-        elif case is not None and _unverified_redirect(rules, mail, ctx.config):
-            outcome = held(
-                case,
-                f"差出人を確認できないメールです（認証結果なし、返信先 {mail.reply_to} が"
-                f"差出人 {mail.from_addr} と異なる）。案件 {format_case_number(case['id'])} は"
-                "変更していません",
-                answer=False,
-            )
-        else:
-            outcome = handler.check(incoming, ctx, case)
-        case_id = apply_outcome(
-            ctx,
-            outcome,
-            case_id=outcome.attach_to or (case["id"] if case and not outcome.new_case else None),
-            procedure=classification.procedure,
-            thread=_thread(mail, stored.mailbox),
-            actor="bot",
-            now=now,
-            new_case_fields=_case_fields(mail, stored.mailbox, stored.received_at),
+    if finished:
+        return held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
+    if case is not None and _message_only(ctx, mail, case):
+        if _stranger(ctx, rules, mail, case):
+            return stranger_held(case, mail.from_addr)
+        return None
+    if case is not None and _unverified_redirect(rules, mail, ctx.config):
+        return held(
+            case,
+            f"差出人を確認できないメールです（認証結果なし、返信先 {mail.reply_to} が"
+            f"差出人 {mail.from_addr} と異なる）。案件 {format_case_number(case['id'])} は"
+            "変更していません",
+            answer=False,
         )
-        store.add_event(
+    return handler.check(incoming, ctx.for_handlers(), case)
+
+
+def plan_effect(
+    ctx: Context, stored: StoredMessage, mail: Mail, route: Route, checked: Outcome | None
+) -> tuple[Effect, Result]:
+    """Everything the mail writes, and the line the run logs for it."""
+    effect = Effect(ctx.now())
+    if route.duplicate is not None:
+        effect.event(route.duplicate, "bot", "duplicate", mailbox=stored.mailbox, key=stored.key)
+        effect.message = _finish(stored, mail, route, route.duplicate, "duplicate")
+        return effect, Result(stored.key, "duplicate", "duplicate", route.duplicate)
+    if route.robot:
+        case_id = _robot_mail(ctx, stored, mail, route, effect)
+        _note_collision(effect, case_id, route.collision, mail)
+        held_for_staff = route.robot == NO_SENDER
+        effect.message = _finish(
+            stored,
+            mail,
+            route,
             case_id,
-            now,
-            "bot",
-            "mail_received",
-            key=stored.key,
-            mailbox=stored.mailbox,
-            message_id=mail.message_id,
-            sender=mail.from_addr,
-            attachments=[a.filename for a in mail.attachments],
-            **({"defects": list(mail.defects)} if mail.defects else {}),
+            f"held for staff: {route.robot}" if held_for_staff else f"not answered: {route.robot}",
         )
-        _note_collision(ctx, case_id, collision, mail, now)
-        store.finish_message(
-            stored.id, state="done", case_id=case_id, outcome=outcome.status, now=now, **finish
-        )
-    return Result(stored.key, classification.procedure, outcome.status, case_id)
+        procedure = "held" if held_for_staff else "ignored"
+        return effect, Result(stored.key, procedure, route.robot, case_id)
+    assert route.classification is not None
+    procedure = route.classification.procedure
+    case = route.case
+    if checked is None:
+        assert case is not None
+        _message_on_case(effect, stored, mail, case)
+        _note_collision(effect, case["id"], route.collision, mail)
+        effect.message = _finish(stored, mail, route, case["id"], "message on the case")
+        return effect, Result(stored.key, procedure, "message", case["id"])
+    effect = outcome_effect(
+        ctx,
+        checked,
+        case_id=checked.attach_to or (case["id"] if case and not checked.new_case else None),
+        procedure=procedure,
+        thread=_thread(mail, stored.mailbox),
+        actor="bot",
+        now=effect.now,
+        new_case_fields=_case_fields(mail, stored.mailbox, stored.received_at),
+    )
+    assert effect.case is not None
+    case_id = effect.case.case_id
+    effect.event(
+        case_id,
+        "bot",
+        "mail_received",
+        key=stored.key,
+        mailbox=stored.mailbox,
+        message_id=mail.message_id,
+        sender=mail.from_addr,
+        attachments=[a.filename for a in mail.attachments],
+        **({"defects": list(mail.defects)} if mail.defects else {}),
+    )
+    _note_collision(effect, case_id, route.collision, mail)
+    effect.message = _finish(stored, mail, route, case_id, checked.status)
+    return effect, Result(stored.key, procedure, checked.status, case_id)
+
+
+def _finish(
+    stored: StoredMessage, mail: Mail, route: Route, case_id: int, outcome: str
+) -> MessageFinish:
+    return MessageFinish.done(stored.id, case_id, outcome, mail, route.digest)
 
 
 def _note_collision(
-    ctx: Context, case_id: int, collision: dict[str, Any] | None, mail: Mail, now: datetime
+    effect: Effect, case_id: int, collision: dict[str, Any] | None, mail: Mail
 ) -> None:
     """A Message-ID seen before on another mail: this one was stored and checked on its own;
     staff see which earlier mail carried the same id."""
     if collision is not None:
-        ctx.store.add_event(
+        effect.event(
             case_id,
-            now,
             "bot",
             "message_id_collision",
             message_id=mail.message_id,
@@ -434,12 +484,11 @@ def _message_only(ctx: Context, mail: Mail, case: dict[str, Any]) -> bool:
 
 
 def _message_on_case(
-    ctx: Context, stored: StoredMessage, mail: Mail, case: dict[str, Any], now: datetime
+    effect: Effect, stored: StoredMessage, mail: Mail, case: dict[str, Any]
 ) -> None:
     """The mail joins the case's history for staff; the case's status and data stay."""
-    ctx.store.add_event(
+    effect.event(
         case["id"],
-        now,
         "bot",
         "participant_message",
         key=stored.key,
@@ -452,47 +501,43 @@ def _message_on_case(
 
 
 def _robot_mail(
-    ctx: Context,
-    stored: StoredMessage,
-    mail: Mail,
-    reason: str,
-    thread_hit: ThreadHit | None,
-    now: datetime,
+    ctx: Context, stored: StoredMessage, mail: Mail, route: Route, effect: Effect
 ) -> int:
-    """Bounces mark the reply they return; other robot mail is kept on its case unanswered."""
+    """Bounces mark the reply they return (and staff hear of it); other robot mail is kept on
+    its case unanswered. Returns the case the mail ends on."""
     store = ctx.store
+    reason = route.robot or ""
     if mail.is_delivery_report:
         for mid, sent in _cited_sent_mails(ctx, stored.raw):
-            store.add_event(sent["case_id"], now, "bot", "bounced", message_id=mid, key=stored.key)
+            effect.event(sent["case_id"], "bot", "bounced", message_id=mid, key=stored.key)
             if sent["state"] == "sent":
-                bounced = store.mark_bounced(mid, "delivery status report received")
-                if bounced is not None:
-                    tell_staff_undeliverable(
-                        ctx, bounced, "配信不能通知（バウンス）を受信しました", now
-                    )
+                effect.bounced.append((mid, "delivery status report received"))
+                undeliverable_into(
+                    effect, ctx, store.outbox_row_for(mid), "配信不能通知（バウンス）を受信しました"
+                )
             return sent["case_id"]
     held_for_staff = reason == NO_SENDER
-    if thread_hit and not held_for_staff:
-        store.add_event(thread_hit.case_id, now, "bot", "robot_mail", reason=reason, key=stored.key)
-        return thread_hit.case_id
-    case_id = store.create_case(
-        now,
-        procedure="unrecognized",
-        status=Status.HELD if held_for_staff else Status.IGNORED,
-        sender=mail.from_addr,
-        sender_name=single_line(mail.from_name, 100),
-        mailbox=stored.mailbox,
-        subject=single_line(mail.subject, 300),
-        received_at=stored.received_at,
-        reason=(_no_sender_reason(mail) if held_for_staff else f"not answered: {reason}"),
-    )
-    store.add_event(
+    if route.thread_hit and not held_for_staff:
+        case_id = route.thread_hit.case_id
+        effect.event(case_id, "bot", "robot_mail", reason=reason, key=stored.key)
+        return case_id
+    case_id = store.next_case_id()
+    effect.case = CaseWrite(
         case_id,
-        now,
-        "bot",
-        "held" if held_for_staff else "robot_mail",
-        reason=reason,
-        key=stored.key,
+        {
+            "procedure": "unrecognized",
+            "status": Status.HELD if held_for_staff else Status.IGNORED,
+            "sender": mail.from_addr,
+            "sender_name": single_line(mail.from_name, 100),
+            "mailbox": stored.mailbox,
+            "subject": single_line(mail.subject, 300),
+            "received_at": stored.received_at,
+            "reason": (_no_sender_reason(mail) if held_for_staff else f"not answered: {reason}"),
+        },
+        new=True,
+    )
+    effect.event(
+        case_id, "bot", "held" if held_for_staff else "robot_mail", reason=reason, key=stored.key
     )
     return case_id
 

@@ -77,6 +77,23 @@ def compose(
     )
 
 
+def _own_headers(date: datetime, message_id: str, auto_submitted: str) -> list[tuple[str, str]]:
+    """The headers below the addresses and subject that every mail mailbot sends carries, in
+    order: `_mime` and `_plain_text` both write these."""
+    return [
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("Auto-Submitted", auto_submitted),
+        ("X-Auto-Response-Suppress", "All"),
+    ]
+
+
+def _body_text(body: str) -> str:
+    """The body with LF line ends and a final newline, as both builders encode it."""
+    text = body.replace("\r\n", "\n")
+    return text if text.endswith("\n") else text + "\n"
+
+
 def _mime(
     date: datetime,
     message_id: str,
@@ -89,13 +106,9 @@ def _mime(
 ) -> bytes:
     """Everything below the address and subject lines, built by the stdlib's EmailMessage."""
     msg = EmailMessage(policy=SMTP_POLICY)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
-    msg["Auto-Submitted"] = auto_submitted
-    msg["X-Auto-Response-Suppress"] = "All"
-    text = body.replace("\r\n", "\n")
-    if not text.endswith("\n"):
-        text += "\n"
+    for name, value in _own_headers(date, message_id, auto_submitted):
+        msg[name] = value
+    text = _body_text(body)
     if charset == "iso-2022-jp" and _fits_iso2022jp(text):
         msg.set_content(text.encode("iso-2022-jp"), maintype="text", subtype="plain", cte="7bit")
         msg.set_param("charset", "ISO-2022-JP")
@@ -128,18 +141,14 @@ def _plain_text(
         return None
     if auto_submitted not in ("auto-replied", "auto-generated", "auto-notified"):
         return None
-    text = body.replace("\r\n", "\n")
-    if not text.endswith("\n"):
-        text += "\n"
-    data = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
+    data = b"\r\n".join(_body_text(body).encode("utf-8").splitlines()) + b"\r\n"
     encoded = b"".join(
         binascii.b2a_base64(data[i : i + _BASE64_PIECE]) for i in range(0, len(data), _BASE64_PIECE)
     )
-    head = (
-        f"Date: {format_datetime(date)}\r\n"
-        f"Message-ID: {message_id}\r\n"
-        f"Auto-Submitted: {auto_submitted}\r\n"
-        "X-Auto-Response-Suppress: All\r\n"
+    head = "".join(
+        f"{name}: {value}\r\n" for name, value in _own_headers(date, message_id, auto_submitted)
+    )
+    head += (
         'Content-Type: text/plain; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: base64\r\n"
         "MIME-Version: 1.0\r\n\r\n"

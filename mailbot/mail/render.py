@@ -18,29 +18,29 @@ from mailbot.text import visible
 WEEKDAYS = "月火水木金土日"
 
 
+def _when(value: date | datetime | str | None) -> date | datetime | None:
+    """A template's date value: a date, or ISO text as the store keeps it; None for none."""
+    if value is None or value == "":
+        return None
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 def jdate(value: date | datetime | str | None) -> str:
     """2026年11月25日（水） — how the operator's mails write a date."""
-    if value is None or value == "":
+    when = _when(value)
+    if when is None:
         return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return f"{value.year}年{value.month}月{value.day}日（{WEEKDAYS[value.weekday()]}）"
+    return f"{when.year}年{when.month}月{when.day}日（{WEEKDAYS[when.weekday()]}）"
 
 
 def jdatetime(value: datetime | str | None) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return f"{jdate(value)} {value:%H:%M}"
+    when = _when(value)
+    return "" if when is None else f"{jdate(when)} {when:%H:%M}"
 
 
 def slash_date(value: date | datetime | str | None) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return f"{value:%Y/%m/%d}"
+    when = _when(value)
+    return "" if when is None else f"{when:%Y/%m/%d}"
 
 
 ORGANISATION_MARKERS = (

@@ -1,4 +1,5 @@
-"""Applying an Outcome: the case change, its events and the replies it plans, in one transaction.
+"""Planning: an Outcome becomes an Effect (the case change, its events and the replies it
+plans, rendered) from reads alone; the store writes the Effect in one call.
 
 Used for incoming mail and for staff decisions alike. Never sends: mails go to the outbox with
 their Message-ID and send time fixed here.
@@ -15,7 +16,7 @@ from mailbot.context import Context
 from mailbot.mail.compose import OutgoingAttachment, compose, new_message_id
 from mailbot.outcome import Outcome, Reply
 from mailbot.states import check_transition
-from mailbot.store.registers import register_grid_code, register_operator
+from mailbot.store.effect import CaseWrite, Effect, PlannedMail, case_after
 from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,28 @@ class Thread:
     recipient_name: str = ""
     subject: str = ""
     mailbox_address: str | None = None
+
+
+def case_thread(ctx: Context, case_id: int) -> Thread:
+    """Answer in the participant's own thread: their latest mail on the case, as the store
+    kept it when the mail was processed."""
+    row = ctx.store.latest_done_message(case_id)
+    case = ctx.store.case(case_id) or {}
+    if row is None:
+        return Thread(
+            recipient=case.get("sender"),
+            recipient_name=case.get("sender_name") or "",
+            subject=case.get("subject") or "",
+            mailbox_address=case.get("mailbox"),
+        )
+    return Thread(
+        message_id=row["message_id"],
+        references=tuple(row["references"]),
+        recipient=case.get("sender") or row["sender"],
+        recipient_name=case.get("sender_name") or row["sender_name"] or "",
+        subject=row["subject"] or "",
+        mailbox_address=row["mailbox"],
+    )
 
 
 def base_context(ctx: Context, case: dict[str, Any], thread: Thread) -> dict[str, Any]:
@@ -61,24 +84,24 @@ def send_time(ctx: Context, reply: Reply, now: datetime) -> datetime:
     return ctx.calendar.window_open(now)
 
 
-def plan_reply(
-    ctx: Context, case: dict[str, Any], reply: Reply, thread: Thread, now: datetime
-) -> int | None:
-    """Render and queue one mail. Returns the outbox id, or None when the per-sender budget of
-    automatic replies for the day is spent (two robots must never ping-pong)."""
+def reply_into(
+    ctx: Context, effect: Effect, case: dict[str, Any], reply: Reply, thread: Thread
+) -> PlannedMail | None:
+    """Render and compose one mail into `effect`. None when it has no recipient or when the
+    per-sender budget of automatic replies for the day is spent (two robots must never
+    ping-pong); the effect then carries an event that says so."""
+    now = effect.now
     recipient = (reply.to or thread.recipient or case.get("sender") or "").lower()
     if not recipient:
-        ctx.store.add_event(
-            case["id"], now, "bot", "reply_skipped", kind=reply.kind, why="no recipient"
-        )
+        effect.event(case["id"], "bot", "reply_skipped", kind=reply.kind, why="no recipient")
         return None
     if reply.kind in AUTOMATIC_KINDS:
         start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         sent_today = ctx.store.auto_replies_since(recipient, start_of_day)
+        sent_today += effect.planned_to(recipient)
         if sent_today >= ctx.config.limits.auto_replies_per_sender_per_day:
-            ctx.store.add_event(
+            effect.event(
                 case["id"],
-                now,
                 "bot",
                 "reply_suppressed",
                 kind=reply.kind,
@@ -87,47 +110,49 @@ def plan_reply(
             return None
     context = base_context(ctx, case, thread) | reply.context
     subject, body = ctx.renderer.mail(reply.template, context)
-    message_id = new_message_id(ctx.config.message_id_domain, case["id"])
     from_addr = thread.mailbox_address or ctx.address_for(
         ctx.routing.get(case["procedure"]).mailbox if ctx.routing.get(case["procedure"]) else "code"
     )
-    raw = compose(
-        from_addr=from_addr,
-        from_name=ctx.config.outgoing.from_name,
-        to=recipient,
-        subject=subject,
-        body=body,
-        message_id=message_id,
-        date=now,
+    mail = _planned(
+        ctx,
+        case["id"],
+        reply.kind,
+        from_addr,
+        recipient,
+        subject,
+        body,
+        send_time(ctx, reply, now),
+        now=now,
         in_reply_to=thread.message_id if reply.in_reply else None,
         references=thread.references if reply.in_reply else (),
         charset=ctx.config.outgoing.charset,
         attachments=reply.attachments,
     )
-    outbox_id = ctx.store.plan_mail(
-        case_id=case["id"],
-        kind=reply.kind,
-        message_id=message_id,
-        recipient=recipient,
-        subject=subject,
-        raw=raw,
-        now=now,
-        send_at=send_time(ctx, reply, now),
-    )
-    ctx.store.add_event(
+    effect.mails.append(mail)
+    effect.event(
         case["id"],
-        now,
         "bot",
         "mail_planned",
         kind=reply.kind,
         to=recipient,
-        message_id=message_id,
+        message_id=mail.message_id,
         subject=subject,
     )
-    return outbox_id
+    return mail
 
 
-def plan_staff_mail(
+def plan_reply(
+    ctx: Context, case: dict[str, Any], reply: Reply, thread: Thread, now: datetime
+) -> int | None:
+    """Plan one mail on its own (a reminder, a staff reply). Returns the outbox id, or None
+    when it was skipped or suppressed (`reply_into`)."""
+    effect = Effect(now)
+    planned = reply_into(ctx, effect, case, reply, thread)
+    ids = ctx.store.apply(effect)
+    return ids[0] if planned is not None else None
+
+
+def staff_mail(
     ctx: Context,
     kind: str,
     recipient: str,
@@ -137,35 +162,115 @@ def plan_staff_mail(
     *,
     html: str | None = None,
     attachments: tuple[OutgoingAttachment, ...] = (),
-) -> int:
-    """Queue a mail to staff (report, digest): no case, no thread, sent at once."""
-    message_id = new_message_id(ctx.config.message_id_domain, None)
+) -> PlannedMail:
+    """A mail to staff (report, digest, a reply undeliverable): no case, no thread, sent at
+    once."""
+    return _planned(
+        ctx,
+        None,
+        kind,
+        ctx.address_for("code"),
+        recipient,
+        subject,
+        body,
+        now,
+        now=now,
+        charset="utf-8",
+        attachments=attachments,
+        auto_submitted="auto-generated",
+        html=html,
+    )
+
+
+def _planned(
+    ctx: Context,
+    case_id: int | None,
+    kind: str,
+    from_addr: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    send_at: datetime,
+    *,
+    now: datetime,
+    **options: Any,
+) -> PlannedMail:
+    """One mail composed under a Message-ID fixed now (`options`: compose's own keywords)."""
+    message_id = new_message_id(ctx.config.message_id_domain, case_id)
     raw = compose(
-        from_addr=ctx.address_for("code"),
+        from_addr=from_addr,
         from_name=ctx.config.outgoing.from_name,
         to=recipient,
         subject=subject,
         body=body,
         message_id=message_id,
         date=now,
-        charset="utf-8",
-        attachments=attachments,
-        auto_submitted="auto-generated",
-        html=html,
+        **options,
     )
-    return ctx.store.plan_mail(
-        case_id=None,
-        kind=kind,
-        message_id=message_id,
-        recipient=recipient,
-        subject=subject,
-        raw=raw,
-        now=now,
-        send_at=now,
-    )
+    return PlannedMail(case_id, kind, message_id, recipient, subject, raw, send_at)
 
 
-def apply_outcome(
+STAFF_TOLD = "staff_told_undeliverable"
+ALERT_INTERVAL = timedelta(days=1)
+ALERTS_PER_CASE = 1
+ALERTS_PER_DAY = 10
+
+
+def undeliverable_into(
+    effect: Effect, ctx: Context, row: dict[str, Any] | None, error: str
+) -> None:
+    """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
+    believe a participant was answered when they were not. Never for staff mail itself.
+    `row` is the outbox row (`Store.outbox_row`) of the reply.
+
+    At most once per case and ten times over the whole desk in any 24 hours: bounces are a
+    stranger's to send (and a flood of forged-From applications brings real ones), and without
+    a bound each one mailed every staff address. A second alert for one case adds nothing (its
+    participant is one address); past the budget the reply is still marked on its case, where
+    `mailbot cases`, the web desk and `mailbot doctor` (undeliverable replies) show it, and the
+    withheld alert is an event."""
+    if row is None or row["case_id"] is None:
+        return
+    case_id = row["case_id"]
+    since = effect.now - ALERT_INTERVAL
+    told = [e for e in effect.events if e.kind == STAFF_TOLD]
+    if (
+        ctx.store.count_events(STAFF_TOLD, since, case_id) + sum(e.case_id == case_id for e in told)
+        >= ALERTS_PER_CASE
+    ):
+        effect.event(
+            case_id,
+            "bot",
+            "staff_alert_withheld",
+            reason="already told about this case within a day",
+        )
+        return
+    if ctx.store.count_events(STAFF_TOLD, since) + len(told) >= ALERTS_PER_DAY:
+        effect.event(
+            case_id,
+            "bot",
+            "staff_alert_withheld",
+            reason=f"{ALERTS_PER_DAY} alerts already mailed within a day",
+        )
+        return
+    subject, body = ctx.renderer.mail(
+        "staff_undeliverable",
+        {
+            "case_number": format_case_number(case_id),
+            "kind": row["kind"],
+            "recipient": row["recipient"],
+            "subject": row["subject"],
+            "error": error,
+        },
+    )
+    effect.mails += [
+        staff_mail(ctx, "staff_undeliverable", address, subject, body, effect.now)
+        for address in ctx.config.staff_addresses
+    ]
+    effect.event(case_id, "bot", STAFF_TOLD, outbox_id=row["id"])
+
+
+def outcome_effect(
     ctx: Context,
     outcome: Outcome,
     *,
@@ -175,11 +280,15 @@ def apply_outcome(
     actor: str,
     now: datetime,
     new_case_fields: dict[str, Any] | None = None,
-    planned: list[int] | None = None,
-) -> int:
-    """Write the outcome; the caller holds the transaction. Returns the case id; the outbox ids
-    of the mails it planned are appended to `planned` when the caller passes a list."""
+) -> Effect:
+    """What an outcome writes, decided from reads alone: the case change (a new case under
+    the id the store reserves), its events and the replies, rendered. Nothing is written."""
     store = ctx.store
+    effect = Effect(
+        now,
+        register_operator=outcome.register_operator,
+        register_grid_code=outcome.register_grid_code,
+    )
     problems = [p.as_dict() for p in outcome.problems]
     changes: dict[str, Any] = {"status": outcome.status, "problems": problems}
     if outcome.operator_code:
@@ -193,33 +302,36 @@ def apply_outcome(
     if outcome.due:
         changes["due"] = outcome.due
     if case_id is None:
+        before = None
         fields = {"procedure": procedure, **(new_case_fields or {}), **changes}
         fields["data"] = outcome.data
-        case_id = store.create_case(now, **fields)
-        store.add_event(case_id, now, actor, "opened", procedure=procedure, status=outcome.status)
+        effect.case = CaseWrite(store.next_case_id(), fields, new=True)
+        effect.event(
+            effect.case.case_id, actor, "opened", procedure=procedure, status=outcome.status
+        )
     else:
         before = store.case(case_id)
         assert before is not None
         check_transition(before["status"], outcome.status)
-        data = before["data"] | outcome.data
-        store.update_case(case_id, now, data=data, **changes)
+        effect.case = CaseWrite(case_id, {"data": before["data"] | outcome.data, **changes})
         if before["status"] != outcome.status:
-            store.add_event(case_id, now, actor, "status", old=before["status"], new=outcome.status)
-    if outcome.register_operator:
-        register_operator(store, outcome.register_operator, now)
-    if outcome.register_grid_code:
-        register_grid_code(store, *outcome.register_grid_code, now)
+            effect.event(case_id, actor, "status", old=before["status"], new=outcome.status)
+    case = case_after(before, effect.case, now)
     if problems:
-        store.add_event(case_id, now, actor, "problems", problems=problems)
+        effect.event(case["id"], actor, "problems", problems=problems)
     for kind, detail in outcome.events:
-        store.add_event(case_id, now, actor, kind, **detail)
-    case = store.case(case_id)
-    assert case is not None
+        effect.event(case["id"], actor, kind, **detail)
     for reply in outcome.replies:
-        outbox_id = plan_reply(ctx, case, reply, thread, now)
-        if outbox_id is not None and planned is not None:
-            planned.append(outbox_id)
-    return case_id
+        reply_into(ctx, effect, case, reply, thread)
+    return effect
+
+
+def apply_outcome(ctx: Context, outcome: Outcome, **where: Any) -> int:
+    """`outcome_effect` (same keywords) written in one store call. Returns the case id."""
+    effect = outcome_effect(ctx, outcome, **where)
+    ctx.store.apply(effect)
+    assert effect.case is not None
+    return effect.case.case_id
 
 
 def retry_delay(attempts: int) -> timedelta:

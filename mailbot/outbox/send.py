@@ -24,8 +24,8 @@ from mailbot.errors import PermanentSendError, SendError, TransientSendError
 from mailbot.intake.mailboxes.maildir import deliver
 from mailbot.mail.compose import stamp_date
 from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
-from mailbot.outbox.planner import plan_staff_mail, retry_delay
-from mailbot.text import format_case_number
+from mailbot.outbox.planner import retry_delay, undeliverable_into
+from mailbot.store.effect import Effect
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +151,7 @@ class _Recorder:
                 _record_failure(self.ctx, row, error, at)
                 return
             store.mark_sent(row["id"], at)
-            if row["case_id"]:
-                store.add_event(
-                    row["case_id"],
-                    at,
-                    "bot",
-                    "mail_sent",
-                    kind=row["kind"],
-                    to=row["recipient"],
-                    message_id=row["message_id"],
-                )
+            _note_on_case(self.ctx, row, at, "mail_sent", message_id=row["message_id"])
             if row["kind"] in NOTICE_KINDS:
                 mark_notified(self.ctx, row["message_id"], at)
             self.sent += 1
@@ -185,23 +176,23 @@ def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, i
             return sent, failed
 
 
+def _note_on_case(
+    ctx: Context, row: sqlite3.Row, at: datetime, event: str, **detail: object
+) -> None:
+    """What became of a participant's mail joins its case's history (staff mail has none)."""
+    if row["case_id"]:
+        ctx.store.add_event(
+            row["case_id"], at, "bot", event, kind=row["kind"], to=row["recipient"], **detail
+        )
+
+
 def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datetime) -> None:
     store = ctx.store
     created = (store.outbox_row(row["id"]) or {})["created_at"]
     too_old = now - datetime.fromisoformat(created) > GIVE_UP_AFTER
     if isinstance(error, PermanentSendError) or too_old:
         store.mark_failed(row["id"], str(error))
-        if row["case_id"]:
-            store.add_event(
-                row["case_id"],
-                now,
-                "bot",
-                "mail_failed",
-                kind=row["kind"],
-                to=row["recipient"],
-                error=str(error),
-                permanent=True,
-            )
+        _note_on_case(ctx, row, now, "mail_failed", error=str(error), permanent=True)
         log.error("outbox %s to %s failed for good: %s", row["id"], row["recipient"], error)
         tell_staff_undeliverable(ctx, row["id"], str(error), now)
     else:
@@ -210,48 +201,9 @@ def _record_failure(ctx: Context, row: sqlite3.Row, error: SendError, now: datet
 
 
 def tell_staff_undeliverable(ctx: Context, outbox_id: int, error: str, now: datetime) -> None:
-    """A reply refused for good (5xx, or bounced later) is told to staff at once: nobody should
-    believe a participant was answered when they were not. Never for staff mail itself, and
-    within `staff_alert_due`'s bound."""
-    row = ctx.store.outbox_row(outbox_id)
-    if row is None or row["case_id"] is None or not staff_alert_due(ctx, row["case_id"], now):
-        return
-    number = format_case_number(row["case_id"])
-    subject, body = ctx.renderer.mail(
-        "staff_undeliverable",
-        {
-            "case_number": number,
-            "kind": row["kind"],
-            "recipient": row["recipient"],
-            "subject": row["subject"],
-            "error": error,
-        },
-    )
-    for address in ctx.config.staff_addresses:
-        plan_staff_mail(ctx, "staff_undeliverable", address, subject, body, now)
-    ctx.store.add_event(row["case_id"], now, "bot", STAFF_TOLD, outbox_id=outbox_id)
-
-
-STAFF_TOLD = "staff_told_undeliverable"
-ALERT_INTERVAL = timedelta(days=1)
-ALERTS_PER_CASE = 1
-ALERTS_PER_DAY = 10
-
-
-def staff_alert_due(ctx: Context, case_id: int, now: datetime) -> bool:
-    """Staff hear of undeliverable replies at most once per case and ten times over the whole
-    desk in any 24 hours. Bounces are a stranger's to send (and a flood of forged-From
-    applications brings real ones): without a bound each one mailed every staff address. A
-    second alert for one case adds nothing (its participant is one address); past the desk's
-    budget the reply is still marked on its case, where `mailbot cases`, the web desk and
-    `mailbot doctor` (undeliverable replies) show it, and the withheld alert is an event."""
-    since = now - ALERT_INTERVAL
-    store = ctx.store
-    if store.count_events(STAFF_TOLD, since, case_id) >= ALERTS_PER_CASE:
-        reason = "already told about this case within a day"
-    elif store.count_events(STAFF_TOLD, since) >= ALERTS_PER_DAY:
-        reason = f"{ALERTS_PER_DAY} alerts already mailed within a day"
-    else:
-        return True
-    store.add_event(case_id, now, "bot", "staff_alert_withheld", reason=reason)
-    return False
+    """Staff hear at once of a reply refused for good, within `planner.undeliverable_into`'s
+    bound."""
+    effect = Effect(now)
+    undeliverable_into(effect, ctx, ctx.store.outbox_row(outbox_id), error)
+    if effect.mails or effect.events:
+        ctx.store.apply(effect)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.mail import Attachment, Mail
 from mailbot.mail.trust import load_trust_rules
 from mailbot.outcome import Problem
-from mailbot.store.registers import operators_for_sender
 from mailbot.text import nfkc, single_line
 
 _QUOTE_START = re.compile(
@@ -62,7 +61,7 @@ def pick_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
 
 
 def sender_belongs(
-    ctx: Context, sender: str, operator_code: str | None, case: dict[str, Any] | None = None
+    ctx: Reader, sender: str, operator_code: str | None, case: dict[str, Any] | None = None
 ) -> bool:
     """May this address act for that operator (or on that case)? The address that opened the
     case, the operator's registered contact, or an address in its registered domain."""
@@ -73,7 +72,7 @@ def sender_belongs(
     if operator_code:
         return any(
             op["code"] == operator_code
-            for op in operators_for_sender(ctx.store, sender, rules.free_mail)
+            for op in ctx.store.operators_for_sender(sender, rules.free_mail)
         )
     if case and case.get("sender"):
         return rules.same_party(case["sender"], sender)

@@ -10,7 +10,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.workbook import FORM_RULES, read_form_fields
@@ -77,7 +77,7 @@ def stranger_held(
 
 
 def receipt_or_correction(
-    ctx: Context,
+    ctx: Reader,
     incoming: Incoming,
     problems: list[Problem],
     data: dict[str, Any],
@@ -137,21 +137,27 @@ def rejection(case: dict[str, Any], reason: str | None) -> Outcome:
     )
 
 
-def refuse_unless_issuing(case: dict[str, Any], action: str, actions: tuple[str, ...]) -> None:
-    """Besides `reject`, a code application knows one decision: issuing, once it is complete."""
+def rejected_unless_issuing(
+    case: dict[str, Any], action: str, reason: str | None, actions: tuple[str, ...]
+) -> Outcome | None:
+    """A code application knows two decisions: `reject` (its Outcome is returned) and issuing,
+    once the application is complete (None: go on and issue)."""
+    if action == "reject":
+        return rejection(case, reason)
     if action != "issue-code":
         raise DecisionError(f"{action}: not an action here (use: {', '.join(actions)})")
     if case["status"] not in (Status.COMPLETE, Status.HELD):
         raise DecisionError(
             f"case is {case['status']}: a code is issued only for a complete application"
         )
+    return None
 
 
-def code_in_use(ctx: Context, code: str) -> bool:
+def code_in_use(ctx: Reader, code: str) -> bool:
     return ctx.store.operator_code_exists(fields.normalise_code(code))
 
 
-def next_free_code(ctx: Context) -> str:
+def next_free_code(ctx: Reader) -> str:
     """The lowest numeric 4-digit code above every numeric code in use."""
     used = ctx.store.operator_codes()
     numbers = [int(c) for c in used if c.isdigit()]
@@ -165,7 +171,7 @@ def next_free_code(ctx: Context) -> str:
     return f"{candidate:04d}"
 
 
-def grid_code_in_use(ctx: Context, grid_code: str) -> bool:
+def grid_code_in_use(ctx: Reader, grid_code: str) -> bool:
     return ctx.store.grid_code_issued(grid_code)
 
 
@@ -196,7 +202,7 @@ def _empty(value: Any) -> bool:
 
 
 def read_form(
-    ctx: Context, mail: Mail, form_id: str
+    ctx: Reader, mail: Mail, form_id: str
 ) -> tuple[dict[str, Any], list[Problem], str | None]:
     """The form among the attachments, inspected before it is opened, read by label.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
@@ -19,7 +19,6 @@ from mailbot.procedures.common import attachment_names, own_text, sender_belongs
 from mailbot.procedures.licenses import LICENSE_RULES
 from mailbot.procedures.operator_code_application import body_problems
 from mailbot.states import Status
-from mailbot.store.registers import operator
 from mailbot.text import nfkc
 
 STATEMENT = "容量市場向けアグリゲータ用系統コード"
@@ -34,7 +33,7 @@ def _same(a: object, b: object) -> bool:
 
 
 def plant_problems(
-    ctx: Context, values: dict[str, Any], case: dict[str, Any] | None
+    ctx: Reader, values: dict[str, Any], case: dict[str, Any] | None
 ) -> tuple[list[Problem], str | None, dict[str, Any]]:
     """Every rule of the 発電所マスタ申込書; returns (problems, 4-character code, facts)."""
     p: list[Problem] = []
@@ -81,7 +80,7 @@ def plant_problems(
         )
     if code is None and len(owner_code) == 5:
         code = owner_code[:4]
-    registered = operator(ctx.store, code) if code else None
+    registered = ctx.store.operator(code) if code else None
     if code and registered is None:
         p.append(
             Problem(
@@ -135,7 +134,7 @@ def plant_problems(
     return p, code, facts
 
 
-def _pending_plant_name(ctx: Context, name: str, case: dict[str, Any] | None) -> bool:
+def _pending_plant_name(ctx: Reader, name: str, case: dict[str, Any] | None) -> bool:
     data = ctx.store.case_data_of(
         "grid_code_application", ("complete", "held"), case["id"] if case else 0
     )
@@ -146,7 +145,7 @@ class GridCodeApplication:
     id = "grid_code_application"
     actions = ("issue-code", "reject")
 
-    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         problems, category = body_problems(own_text(mail), STATEMENT)
         table = LICENSE_RULES.load(ctx.config.rules_dir)
@@ -172,7 +171,7 @@ class GridCodeApplication:
             problems += more
         remarks = [r.as_dict() for r in forms.contact_remarks(values)] if values else []
         kept = {"problems": problems, "data": {"category": category, "remarks": remarks} | facts}
-        if code and operator(ctx.store, code) and not sender_belongs(ctx, mail.from_addr, code):
+        if code and ctx.store.operator(code) and not sender_belongs(ctx, mail.from_addr, code):
             return forms.held(
                 case, f"差出人が事業者コード {code} の登録連絡先・ドメインと一致しません", **kept
             )
@@ -190,16 +189,15 @@ class GridCodeApplication:
         )
 
     def decide(
-        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
-        if action == "reject":
-            return forms.rejection(case, reason)
-        forms.refuse_unless_issuing(case, action, self.actions)
+        if rejected := forms.rejected_unless_issuing(case, action, reason, self.actions):
+            return rejected
         plant = case["data"].get("plant_name")
         code = case.get("operator_code")
         if not plant or not code:
             raise DecisionError("この申請には有効な発電所名・事業者コードがありません")
-        registered = operator(ctx.store, code)
+        registered = ctx.store.operator(code)
         if registered and plant in registered["grid_codes"]:
             raise DecisionError(f"発電所名 {plant} は事業者コード {code} に登録済みです")
         grid_code = nfkc(arg).strip().upper() if arg else None

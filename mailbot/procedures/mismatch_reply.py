@@ -6,24 +6,23 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import own_text, sender_belongs
 from mailbot.states import Status
-from mailbot.store.registers import source as find_source
 
 
 class MismatchReply:
     id = "mismatch_reply"
     actions = ("close",)
 
-    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         if case is None:
             return forms.held(None, "問合せに対応する案件が見つかりません")
-        src = find_source(ctx.store, case.get("source_id") or "") or {}
+        src = ctx.store.source(case.get("source_id") or "") or {}
         is_contact = (src.get("contact_email") or "").lower() == mail.from_addr.lower()
         if not is_contact and not sender_belongs(
             ctx, mail.from_addr, case.get("operator_code"), case
@@ -54,9 +53,9 @@ class MismatchReply:
         )
         return outcome
 
-    def reminder(self, case: dict[str, Any], today: date, ctx: Context) -> tuple[str, Reply] | None:
+    def reminder(self, case: dict[str, Any], today: date, ctx: Reader) -> tuple[str, Reply] | None:
         """Once the answer is overdue: the inquiry again, with the day we asked."""
-        src = find_source(ctx.store, case.get("source_id") or "")
+        src = ctx.store.source(case.get("source_id") or "")
         if not case.get("due") or src is None:
             return None
         due = date.fromisoformat(str(case["due"])[:10])
@@ -72,7 +71,7 @@ class MismatchReply:
         return f"mismatch:{case['due']}", reply
 
     def decide(
-        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action != "close":
             raise DecisionError(f"{action}: not an action here (use: close)")

@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.bodyfields import BODY_FIELDS, BodyField, extract
@@ -20,7 +20,6 @@ from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import missing_fields, own_text, sender_belongs
 from mailbot.states import Status
-from mailbot.store.registers import source as find_source
 from mailbot.text import nfkc
 
 REQUIRED = (
@@ -35,7 +34,7 @@ REQUIRED = (
 )
 
 
-def objection_fields(ctx: Context) -> tuple[BodyField, ...]:
+def objection_fields(ctx: Reader) -> tuple[BodyField, ...]:
     return BODY_FIELDS.load(ctx.config.rules_dir)["objection"]
 
 
@@ -174,7 +173,7 @@ class Objection:
         self.subject_label = subject_label
         self.categories = categories
 
-    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         labels = {f.key: f.label for f in objection_fields(ctx)}
         values = extract(own_text(mail), objection_fields(ctx))
@@ -219,7 +218,7 @@ class Objection:
                 )
             )
             notice = None
-        source = find_source(ctx.store, source_id) if source_id else None
+        source = ctx.store.source(source_id) if source_id else None
         problems += target_problems(values, source, incoming.received_at.date(), self.categories)
         remarks = [r for r in (name_remark(values, source),) if r is not None]
         if notice is not None and received_on is not None:
@@ -278,8 +277,8 @@ class Objection:
         return outcome
 
     @staticmethod
-    def _source_contact(ctx: Context, source_id: str, sender: str) -> bool:
-        found = find_source(ctx.store, source_id) if source_id else None
+    def _source_contact(ctx: Reader, source_id: str, sender: str) -> bool:
+        found = ctx.store.source(source_id) if source_id else None
         return bool(found and (found["contact_email"] or "").lower() == sender.lower())
 
     @staticmethod
@@ -307,7 +306,7 @@ class Objection:
         return None
 
     def decide(
-        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action not in self.actions:
             raise DecisionError(f"{action}: not an action here (use: {', '.join(self.actions)})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.mail import Mail
@@ -18,7 +18,6 @@ from mailbot.procedures import forms
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
 from mailbot.procedures.licenses import DEMAND_RESPONSE, LICENSE_RULES, LicenseTable, verdict
 from mailbot.states import Status
-from mailbot.store.registers import operators_for_sender, operators_named
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -114,7 +113,7 @@ class OperatorCodeApplication:
     id = "operator_code_application"
     actions = ("issue-code", "reject")
 
-    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         cls = incoming.classification
         text = own_text(mail)
@@ -176,23 +175,20 @@ class OperatorCodeApplication:
         )
 
     @staticmethod
-    def _held_codes(ctx: Context, mail: Mail, values: dict[str, Any]) -> list[dict[str, Any]]:
+    def _held_codes(ctx: Reader, mail: Mail, values: dict[str, Any]) -> list[dict[str, Any]]:
         """Codes the applicant holds: same 事業者名称, or the same mail domain."""
         free_mail = load_trust_rules(ctx.config.rules_dir).free_mail
-        found = {
-            op["code"]: op for op in operators_for_sender(ctx.store, mail.from_addr, free_mail)
-        }
+        found = {op["code"]: op for op in ctx.store.operators_for_sender(mail.from_addr, free_mail)}
         name = values.get("事業者名称")
         if isinstance(name, str) and name.strip():
-            found |= {op["code"]: op for op in operators_named(ctx.store, name)}
+            found |= {op["code"]: op for op in ctx.store.operators_named(name)}
         return list(found.values())
 
     def decide(
-        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
-        if action == "reject":
-            return forms.rejection(case, reason)
-        forms.refuse_unless_issuing(case, action, self.actions)
+        if rejected := forms.rejected_unless_issuing(case, action, reason, self.actions):
+            return rejected
         code = fields.normalise_code(arg or forms.next_free_code(ctx))
         if not fields.is_operator_code(code):
             raise DecisionError(

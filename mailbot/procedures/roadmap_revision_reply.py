@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
 from mailbot.forms.bodyfields import BODY_FIELDS, extract, mentions
@@ -22,7 +22,6 @@ from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import missing_fields, own_text, sender_belongs, spreadsheets
 from mailbot.states import Status
-from mailbot.store.registers import source as find_source
 from mailbot.text import nfkc
 
 REQUIRED = (
@@ -36,7 +35,7 @@ REQUIRED = (
 OPEN_CAMPAIGN_STATES = ("awaiting_reply", "needs_correction", "complete", "held")
 
 
-def campaign_case_for(ctx: Context, source_id: str) -> dict[str, Any] | None:
+def campaign_case_for(ctx: Reader, source_id: str) -> dict[str, Any] | None:
     found = ctx.store.newest_case_id("roadmap_revision_reply", source_id, OPEN_CAMPAIGN_STATES)
     return ctx.store.case(found) if found is not None else None
 
@@ -45,7 +44,7 @@ class RoadmapRevisionReply:
     id = "roadmap_revision_reply"
     actions = ("ministry-correction", "close")
 
-    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         mail = incoming.mail
         rules = ROADMAP_RULES.load(ctx.config.rules_dir)
         spec = BODY_FIELDS.load(ctx.config.rules_dir)["roadmap_reply"]
@@ -70,7 +69,7 @@ class RoadmapRevisionReply:
                 )
             )
         source_id = values.get("source_id", "").strip() or (case or {}).get("source_id") or ""
-        source = find_source(ctx.store, source_id) if source_id else None
+        source = ctx.store.source(source_id) if source_id else None
         if source_id and source is None:
             problems.append(
                 Problem(
@@ -184,7 +183,7 @@ class RoadmapRevisionReply:
 
     @staticmethod
     def _file_problems(
-        ctx: Context,
+        ctx: Reader,
         mail: Any,
         rules: Any,
         source: dict[str, Any] | None,
@@ -237,12 +236,12 @@ class RoadmapRevisionReply:
             return [*named.problems, Problem("添付ファイル", failure.message)], named.remarks, None
         return named.problems + sheet_problems(rules, grids), named.remarks, accepted
 
-    def reminder(self, case: dict[str, Any], today: date, ctx: Context) -> tuple[str, Reply] | None:
+    def reminder(self, case: dict[str, Any], today: date, ctx: Reader) -> tuple[str, Reply] | None:
         """While the answer is awaited: once shortly before the campaign deadline
         (`reminder_business_days_before_deadline`, rules/roadmap.toml) and once after it.
         Returns the occasion (reminded once each) and the mail."""
         deadline_text = case["data"].get("deadline")
-        src = find_source(ctx.store, case.get("source_id") or "")
+        src = ctx.store.source(case.get("source_id") or "")
         if not deadline_text or src is None:
             return None
         rules = ROADMAP_RULES.load(ctx.config.rules_dir)
@@ -258,7 +257,7 @@ class RoadmapRevisionReply:
         return occasion, Reply("roadmap_reminder", "roadmap_reminder", context, window=True)
 
     def decide(
-        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action == "close":
             return Outcome(status=Status.CLOSED, events=[("closed", {"reason": reason or ""})])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.outcome import Incoming, Outcome
 from mailbot.procedures import forms
@@ -18,11 +18,11 @@ class SupplyStartAssessment:
     id = "supply_start_assessment"
     actions: tuple[str, ...] = ()
 
-    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         return forms.held(None, "アセスメント結果通知への返信（異議申立の件名ではありません）")
 
     def decide(
-        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         raise DecisionError(
             "a notice is not decided: issue a new one with `mailbot assess supply-start`"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailbot.context import Context
+from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.outcome import Incoming, Outcome, Reply
 from mailbot.states import Status
@@ -15,7 +15,7 @@ class Unrecognized:
     id = "unrecognized"
     actions = ("close",)
 
-    def check(self, incoming: Incoming, ctx: Context, case: dict[str, Any] | None) -> Outcome:
+    def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         now = ctx.now()
         start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         sender = incoming.mail.from_addr
@@ -34,7 +34,7 @@ class Unrecognized:
         )
 
     def decide(
-        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Context
+        self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
     ) -> Outcome:
         if action != "close":
             raise DecisionError(f"{action}: not an action for an unrecognized mail (use: close)")

@@ -103,9 +103,17 @@ class Queries:
         return (row["message_id"], row["at"]) if row else None
 
     def outbox_row(self, outbox_id: int) -> dict[str, Any] | None:
+        return self._outbox_row("id", outbox_id)
+
+    def outbox_row_for(self, message_id: str) -> dict[str, Any] | None:
+        """The outbox row of our mail with this Message-ID (what a delivery report names)."""
+        return self._outbox_row("message_id", message_id)
+
+    def _outbox_row(self, column: str, value: object) -> dict[str, Any] | None:
         row = self.execute(
-            "SELECT id, case_id, kind, recipient, subject, created_at FROM outbox WHERE id = ?",
-            (outbox_id,),
+            "SELECT id, case_id, kind, recipient, subject, created_at FROM outbox"
+            f" WHERE {column} = ? ORDER BY id LIMIT 1",
+            (value,),
         ).fetchone()
         return dict(row) if row else None
 
@@ -159,13 +167,18 @@ class Queries:
         return bytes(row[0]) if row else None
 
     def latest_done_message(self, case_id: int) -> dict[str, Any] | None:
-        """The participant's latest processed mail on the case: the thread to answer in."""
+        """The participant's latest processed mail on the case: the thread to answer in
+        (`references` a list, `sender_name` the From display name, as parsed when processed)."""
         row = self.execute(
-            "SELECT raw, message_id, sender, subject, mailbox FROM messages"
-            " WHERE case_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
+            "SELECT message_id, sender, sender_name, subject, mailbox, thread_references"
+            " FROM messages WHERE case_id = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
             (case_id,),
         ).fetchone()
-        return dict(row) if row else None
+        if row is None:
+            return None
+        out = dict(row)
+        out["references"] = json.loads(out.pop("thread_references") or "[]")
+        return out
 
     def quarantined_messages(self) -> list[dict[str, Any]]:
         rows = self.execute(

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -138,21 +139,39 @@ def _normalise(
 
 
 def import_operators(store: Store, path: Path, now: datetime) -> ImportSummary:
-    rows = read_table(path)
+    return _import(
+        store, path, now, ("operators", "code"), (OPERATOR_COLUMNS, OPERATOR_REQUIRED), _operator
+    )
+
+
+def _operator(row: dict[str, Any], where: str) -> None:
+    row["code"] = normalise_code(row["code"])
+    if not _CODE.match(row["code"]):
+        raise RegisterImportError(
+            f"{where}: 事業者コード {row['code']!r} is not 4 digits or capital letters"
+        )
+    for key in ("contact_email", "domain"):
+        if row[key]:
+            row[key] = row[key].lower()
+
+
+def _import(
+    store: Store,
+    path: Path,
+    now: datetime,
+    table: tuple[str, str],
+    columns: tuple[dict[str, str], tuple[str, ...]],
+    prepare: Callable[[dict[str, Any], str], None],
+) -> ImportSummary:
+    """Read a register file, normalise every row (`columns`: the header map and the required
+    fields), let `prepare` check and fix each, and upsert into (table, key column)."""
     prepared = []
-    for number, raw in enumerate(rows, start=2):
-        row = _normalise(OPERATOR_COLUMNS, OPERATOR_REQUIRED, raw, f"{path}: row {number}")
-        row["code"] = normalise_code(row["code"])
-        if not _CODE.match(row["code"]):
-            raise RegisterImportError(
-                f"{path}: row {number}: 事業者コード {row['code']!r} is not 4 "
-                "digits or capital letters"
-            )
-        for key in ("contact_email", "domain"):
-            if row[key]:
-                row[key] = row[key].lower()
+    for number, raw in enumerate(read_table(path), start=2):
+        where = f"{path}: row {number}"
+        row = _normalise(*columns, raw, where)
+        prepare(row, where)
         prepared.append(row)
-    return _upsert(store, "operators", "code", prepared, now)
+    return _upsert(store, *table, prepared, now)
 
 
 ROADMAP_CATEGORY = "安定電源"
@@ -164,21 +183,21 @@ def is_roadmap_category(category: object) -> bool:
 
 
 def import_sources(store: Store, path: Path, now: datetime) -> ImportSummary:
-    rows = read_table(path)
-    prepared = []
-    for number, raw in enumerate(rows, start=2):
-        row = _normalise(SOURCE_COLUMNS, SOURCE_REQUIRED, raw, f"{path}: row {number}")
-        row["operator_code"] = normalise_code(row["operator_code"])
-        row["contact_email"] = (row["contact_email"] or "").lower()
-        row["roadmap_target"] = 1 if row["roadmap_target"] else 0
-        if row["roadmap_target"] and not is_roadmap_category(row.get("category")):
-            raise RegisterImportError(
-                f"{path}: row {number}: ロードマップ対象 = 1 but 容量を提供する電源等の区分 is "
-                f"{row.get('category') or 'empty'!r}: only 安定電源 of the kinds in seed 004 §3 "
-                "<対象電源> are roadmap targets"
-            )
-        prepared.append(row)
-    return _upsert(store, "sources", "source_id", prepared, now)
+    return _import(
+        store, path, now, ("sources", "source_id"), (SOURCE_COLUMNS, SOURCE_REQUIRED), _source
+    )
+
+
+def _source(row: dict[str, Any], where: str) -> None:
+    row["operator_code"] = normalise_code(row["operator_code"])
+    row["contact_email"] = (row["contact_email"] or "").lower()
+    row["roadmap_target"] = 1 if row["roadmap_target"] else 0
+    if row["roadmap_target"] and not is_roadmap_category(row.get("category")):
+        raise RegisterImportError(
+            f"{where}: ロードマップ対象 = 1 but 容量を提供する電源等の区分 is "
+            f"{row.get('category') or 'empty'!r}: only 安定電源 of the kinds in seed 004 §3 "
+            "<対象電源> are roadmap targets"
+        )
 
 
 def _upsert(

@@ -4,7 +4,8 @@ Raw bytes are committed before a mailbox is told to ack them; a case change, its
 replies it plans are written in one transaction (`Store.transaction`). The schema carries a
 version (`PRAGMA user_version`) and moves forward only through the ordered `MIGRATIONS`.
 This module never sends mail and never parses it (beyond `mailbot.mail.arrival`'s look at the
-topmost Received header when the mailbox gave no arrival time).
+topmost Received header when the mailbox gave no arrival time, and migration step 9, which
+reads the thread headers of mails processed before it once).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,10 +22,37 @@ from typing import Any
 
 from mailbot.errors import StoreError
 from mailbot.mail.arrival import arrival_time
+from mailbot.mail.parse import parse
 from mailbot.store.desk import DeskQueries
+from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
 
-MIGRATIONS: list[str] = [
+
+def _thread_columns(conn: sqlite3.Connection) -> None:
+    """Step 10: a processed mail keeps what a later reply's thread needs (its References and the
+    sender's display name beside the Message-ID, subject and address kept already), so the
+    desk answers in the participant's thread without parsing the stored raw mail again.
+    Mails processed before this step: the latest of each case (the one a reply answers) is
+    parsed once, here; one today's parser cannot read keeps empty columns, and its case's
+    next reply starts a thread of its own rather than stopping the upgrade."""
+    conn.execute("ALTER TABLE messages ADD COLUMN thread_references TEXT")
+    conn.execute("ALTER TABLE messages ADD COLUMN sender_name TEXT")
+    latest = conn.execute(
+        "SELECT max(id) FROM messages WHERE state = 'done' AND case_id IS NOT NULL GROUP BY case_id"
+    ).fetchall()
+    for (message_row,) in latest:
+        raw = conn.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
+        try:
+            mail = parse(bytes(raw))
+        except Exception:
+            continue
+        conn.execute(
+            "UPDATE messages SET thread_references = ?, sender_name = ? WHERE id = ?",
+            (json.dumps(list(mail.references)), mail.from_name, message_row),
+        )
+
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE TABLE messages (
         id INTEGER PRIMARY KEY,
@@ -227,6 +255,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX login_failures_client ON login_failures (client, at);
     CREATE INDEX web_sessions_login ON web_sessions (login);
     """,
+    _thread_columns,
 ]
 
 
@@ -300,9 +329,12 @@ class Store(Queries, DeskQueries):
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                if callable(script):
+                    script(self.conn)
+                else:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {number}")
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -514,15 +546,22 @@ class Store(Queries, DeskQueries):
         text: str | None = None,
         attachment_names: Iterable[str] = (),
         digest: str | None = None,
+        references: Sequence[str] | None = None,
+        sender_name: str | None = None,
     ) -> None:
         """`text` and `attachment_names` (the parsed body and file names) feed the case's
-        full-text search row, written in the same transaction as the case."""
+        full-text search row, written in the same transaction as the case; `references` and
+        `sender_name` (with the Message-ID, subject and sender) are the thread a later reply
+        answers in (`latest_done_message`)."""
         names = json.dumps(list(attachment_names), ensure_ascii=False)
+        thread = json.dumps(list(references)) if references is not None else None
         self.execute(
             "UPDATE messages SET state = ?, case_id = ?, outcome = ?, processed_at = ?,"
             " message_id = coalesce(?, message_id), sender = coalesce(?, sender),"
             " subject = coalesce(?, subject), body_text = coalesce(?, body_text),"
-            " attachment_names = ?, digest = coalesce(?, digest) WHERE id = ?",
+            " attachment_names = ?, digest = coalesce(?, digest),"
+            " thread_references = coalesce(?, thread_references),"
+            " sender_name = coalesce(?, sender_name) WHERE id = ?",
             (
                 state,
                 case_id,
@@ -534,6 +573,8 @@ class Store(Queries, DeskQueries):
                 text,
                 names,
                 digest,
+                thread,
+                sender_name,
                 message_row,
             ),
         )
@@ -591,6 +632,67 @@ class Store(Queries, DeskQueries):
         return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
 
     # cases
+
+    def next_case_id(self) -> int:
+        """The id the next case will take: stable while the caller holds the write transaction
+        (a mail's effect is decided and applied inside it), so replies planned before the case
+        is written can carry its number."""
+        if not self._depth:
+            raise StoreError("a case id is reserved only inside a transaction (Store.transaction)")
+        return int(self.execute("SELECT coalesce(max(id), 0) + 1 FROM cases").fetchone()[0])
+
+    def apply(self, effect: Effect) -> list[int]:
+        """Write one mail's (or one decision's) whole effect in one savepoint: the case, the
+        registers, the events, the planned mails, the bounces and the stored mail's finish.
+        Returns the outbox ids of the planned mails."""
+        from mailbot.store.registers import register_grid_code, register_operator
+
+        now = effect.now
+        with self.transaction():
+            if effect.case is not None:
+                if effect.case.new:
+                    self.create_case(now, id=effect.case.case_id, **effect.case.fields)
+                else:
+                    self.update_case(effect.case.case_id, now, **effect.case.fields)
+            if effect.register_operator:
+                register_operator(self, effect.register_operator, now)
+            if effect.register_grid_code:
+                register_grid_code(self, *effect.register_grid_code, now)
+            for event in effect.events:
+                self.add_event(event.case_id, now, event.actor, event.kind, **event.detail)
+            planned = [
+                self.plan_mail(
+                    case_id=mail.case_id,
+                    kind=mail.kind,
+                    message_id=mail.message_id,
+                    recipient=mail.recipient,
+                    subject=mail.subject,
+                    raw=mail.raw,
+                    now=now,
+                    send_at=mail.send_at,
+                )
+                for mail in effect.mails
+            ]
+            for message_id, error in effect.bounced:
+                self.mark_bounced(message_id, error)
+            if effect.message is not None:
+                finish = effect.message
+                self.finish_message(
+                    finish.message_row,
+                    state=finish.state,
+                    case_id=finish.case_id,
+                    outcome=finish.outcome,
+                    now=now,
+                    message_id=finish.message_id,
+                    sender=finish.sender,
+                    subject=finish.subject,
+                    text=finish.text,
+                    attachment_names=finish.attachment_names,
+                    digest=finish.digest,
+                    references=finish.references,
+                    sender_name=finish.sender_name,
+                )
+        return planned
 
     def create_case(self, now: datetime, **fields: Any) -> int:
         fields = self._encode(fields)
