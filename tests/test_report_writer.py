@@ -5,6 +5,7 @@ every decision cell its own dropdown."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 from pathlib import Path
 
@@ -216,3 +217,17 @@ def test_a_report_written_before_keeps_its_key_in_the_identifier(desk: Context, 
     [result] = apply_workbook(desk, path, by="suzuki")
     assert result.ok, result.why
     assert desk.store.case(first.case_id)["status"] == Status.CLOSED
+
+
+def test_a_failed_report_leaves_the_previous_file_and_no_pieces(desk: Context, tmp_path: Path):
+    """The workbook is written beside the report and moved over it only when complete."""
+    folder = tmp_path / "reports"
+    path = folder / "report.xlsx"
+    good = build_report(desk)
+    write_xlsx(good, path)
+    before = path.read_bytes()
+    broken = dataclasses.replace(good, quarantined=[{"id": 1}])  # a row without its fields
+    with pytest.raises(KeyError):
+        write_xlsx(broken, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in folder.iterdir()] == ["report.xlsx"]

@@ -243,19 +243,34 @@ def write_xlsx(report: Report, path: Path) -> None:
     soon as the next one starts, written by plain string formatting. openpyxl's write-only
     mode builds and serialises an element tree per cell, which held 30,000 open rows at 5 s
     (issue 17 asks < 3 s). Every value is written with its type named (`_write`): text as a
-    string cell, so nothing a participant wrote becomes a formula or an error value."""
+    string cell, so nothing a participant wrote becomes a formula or an error value.
+
+    The file is written beside `path` and moved over it when complete: staff never open half
+    a report, and a failed one leaves the previous file. XlsxWriter keeps each sheet's rows in
+    a temporary file in the same folder until the workbook is closed (closing removes them), so
+    a failed workbook is closed too, then deleted."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
     book = Workbook(
-        str(path),
-        {"constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False},
+        str(partial),
+        {
+            "constant_memory": True,
+            "tmpdir": str(path.parent),
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+        },
     )
     try:
         _queue_sheet(book, report)
         _summary_sheet(book, report)
         _quarantine_sheet(book, report)
         book.set_custom_property(REPORT_KEY_PROPERTY, report.key)
-    finally:
+    except BaseException:
         book.close()
+        partial.unlink(missing_ok=True)
+        raise
+    book.close()
+    partial.replace(path)
 
 
 class _QueueSheet(Worksheet):
