@@ -231,3 +231,21 @@ def test_a_failed_report_leaves_the_previous_file_and_no_pieces(desk: Context, t
         write_xlsx(broken, path)
     assert path.read_bytes() == before
     assert [p.name for p in folder.iterdir()] == ["report.xlsx"]
+
+
+def test_a_column_is_as_wide_as_its_widest_line_within_8_to_60(desk: Context):
+    """Full-width characters count two columns; a multi-line cell is as wide as its widest
+    line; the same value on many rows is measured once."""
+    rows = build_report(desk).rows
+    template = rows[0]
+    lines = ("短い行", "二行目がいちばん長い行です。ABC")  # 28 + 3 columns
+    made = [
+        dataclasses.replace(template, subject="ＡＢＣ" * 7, missing="\n".join(lines)),
+        *(dataclasses.replace(template, subject="x" * 10, missing="", owner="") for _ in range(50)),
+        dataclasses.replace(template, subject="y", sender="z" * 100),
+    ]
+    assert _width("件名", made, "subject") == 42 + 2
+    assert _width("不備・確認事項", made, "missing") == 31 + 2
+    assert _width("差出人", made, "sender") == 60
+    assert _width("担当", made, "owner") == 8
+    assert _width("受付日時", made, "received") == len("2026/11/25 10:00") + 2
