@@ -289,8 +289,8 @@ class _QueueSheet(Worksheet):
 
 
 def _queue_sheet(book: Workbook, report: Report) -> None:
-    """Widths, the hidden version column, the frozen header and the dropdowns are set before
-    the rows: in constant-memory mode a row cannot be revisited once the next has begun."""
+    """The sheet's setup first (widths, the hidden version column, the frozen header, one
+    dropdown per set of decisions), then the rows, each streamed out once the next begins."""
     ws = book.add_worksheet(QUEUE_SHEET, worksheet_class=_QueueSheet)
     titles = [t for _, t in COLUMNS]
     version_col = titles.index(VERSION_COLUMN)
