@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from openpyxl import load_workbook
 
@@ -22,6 +23,7 @@ from mailbot.desk.report import (
     COMMENT_COLUMN,
     DECISION_COLUMN,
     QUEUE_SHEET,
+    REPORT_KEY_PROPERTY,
     VERSION_COLUMN,
 )
 from mailbot.errors import DecisionError, MailbotError
@@ -91,10 +93,19 @@ def _read(path: Path) -> tuple[list[tuple[object, ...]], str]:
         if QUEUE_SHEET not in book.sheetnames:
             raise MailbotError(f"{path}: no sheet {QUEUE_SHEET!r}; is this a mailbot report?")
         rows = list(book[QUEUE_SHEET].iter_rows(values_only=True))
-        key = _text(book.properties.identifier)
+        key = _report_key(book)
     finally:
         book.close()
     return rows, key
+
+
+def _report_key(book: Any) -> str:
+    """The report's key: a custom document property since the report is written with
+    XlsxWriter (which has no field for the identifier), the identifier in reports written
+    before."""
+    if REPORT_KEY_PROPERTY in book.custom_doc_props.names:
+        return _text(book.custom_doc_props[REPORT_KEY_PROPERTY].value)
+    return _text(book.properties.identifier)
 
 
 def apply_workbook(ctx: Context, path: Path, by: str | None = None) -> list[RowResult]:
