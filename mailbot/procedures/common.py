@@ -19,6 +19,16 @@ _QUOTE_START = re.compile(
     re.I,
 )
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".xltx", ".xltm")
+TARGET_FIELDS = (
+    "operator_code",
+    "operator_name_person",
+    "category",
+    "source_id",
+    "source_name",
+    "auction_year",
+)
+"""Seed 004's 「■対象となる電源等」 block, the same six lines in the objection's and the roadmap
+answer's mail (表 2-1, 表 3-1)."""
 
 
 def own_text(mail: Mail) -> str:

@@ -18,20 +18,11 @@ from mailbot.forms.bodyfields import BODY_FIELDS, BodyField, extract
 from mailbot.longterm.roadmap import shortens
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.common import missing_fields, own_text, sender_belongs
+from mailbot.procedures.common import TARGET_FIELDS, missing_fields, own_text, sender_belongs
 from mailbot.states import Status
 from mailbot.text import nfkc
 
-REQUIRED = (
-    "received_on",
-    "operator_code",
-    "operator_name_person",
-    "category",
-    "source_id",
-    "source_name",
-    "auction_year",
-    "content",
-)
+REQUIRED = ("received_on", *TARGET_FIELDS, "content")
 
 
 def objection_fields(ctx: Reader) -> tuple[BodyField, ...]:

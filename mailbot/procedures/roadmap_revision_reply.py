@@ -20,18 +20,17 @@ from mailbot.forms.workbook import Limits, inspect, load_grids
 from mailbot.longterm.roadmap import ROADMAP_RULES, file_name_problems, sheet_problems
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
-from mailbot.procedures.common import missing_fields, own_text, sender_belongs, spreadsheets
+from mailbot.procedures.common import (
+    TARGET_FIELDS,
+    missing_fields,
+    own_text,
+    sender_belongs,
+    spreadsheets,
+)
 from mailbot.states import Status
 from mailbot.text import nfkc
 
-REQUIRED = (
-    "operator_code",
-    "operator_name_person",
-    "category",
-    "source_id",
-    "source_name",
-    "auction_year",
-)
+REQUIRED = TARGET_FIELDS
 OPEN_CAMPAIGN_STATES = ("awaiting_reply", "needs_correction", "complete", "held")
 
 
