@@ -277,21 +277,10 @@ def write_xlsx(report: Report, path: Path) -> None:
     partial.replace(path)
 
 
-class _QueueSheet(Worksheet):
-    """XlsxWriter leaves errorStyle out of a dropdown whose error style is "stop" (Excel's
-    default); openpyxl, which reads the report back, then sees no style at all. The queue
-    sheet names it, as the openpyxl-written report did."""
-
-    def _xml_start_tag(self, tag: str, attributes: Any = ()) -> None:
-        if tag == "dataValidation" and not any(k == "errorStyle" for k, _ in attributes):
-            attributes = [("errorStyle", "stop"), *attributes]
-        super()._xml_start_tag(tag, attributes)
-
-
 def _queue_sheet(book: Workbook, report: Report) -> None:
     """The sheet's setup first (widths, the hidden version column, the frozen header, one
     dropdown per set of decisions), then the rows, each streamed out once the next begins."""
-    ws = book.add_worksheet(QUEUE_SHEET, worksheet_class=_QueueSheet)
+    ws = book.add_worksheet(QUEUE_SHEET)
     titles = [t for _, t in COLUMNS]
     version_col = titles.index(VERSION_COLUMN)
     for number, (key, title) in enumerate(COLUMNS):
