@@ -269,3 +269,126 @@ def test_a_batch_mate_stopped_once_more_on_its_own_is_still_read(tmp_path: Path)
     assert result.procedure == "quarantined"
     assert "started 2 times" in result.outcome
     ctx.close()
+
+
+def _hold_write_lock(database: Path, seconds: float) -> threading.Thread:
+    """Fault injection: another connection takes SQLite's write lock (what a long batch
+    transaction does) and keeps it `seconds`, longer than the store's busy timeout."""
+    import sqlite3
+
+    taken = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(database, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        threading.Event().wait(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold, name="lock-holder")
+    holder.start()
+    taken.wait()
+    return holder
+
+
+def test_a_send_the_server_accepted_is_recorded_after_a_long_lock_and_never_sent_twice(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+):
+    """The server answers 250 while a batch transaction holds the write lock past the busy
+    timeout: the record waits for the lock instead of failing, so the next flush does not
+    send the reply again."""
+    import mailbot.store.sqlite as sqlite_store
+    from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
+    from tests.test_smtp_send import plan, smtp_desk
+
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.2)
+    ctx = smtp_desk(tmp_path, smtp_server)
+    plan(ctx, ["a@example.co.jp", "b@example.co.jp"])
+    real = make_sender(ctx)
+    assert isinstance(real, SmtpSender)
+    holders = []
+
+    class LockedAtAnswer(SmtpSender):
+        def send_many(self, items, done) -> None:
+            def answered(index, error) -> None:
+                holders.append(_hold_write_lock(ctx.store.path, 1.0))
+                done(index, error)
+
+            super().send_many(items, answered)
+
+    locked = LockedAtAnswer(real.config, real.envelope_from)
+    assert flush_outbox(ctx, locked) == (2, 0)
+    for holder in holders:
+        holder.join()
+    assert len(holders) == 2
+    assert flush_outbox(ctx, real) == (0, 0)
+    assert len(smtp_server.messages) == 2
+    assert all(r["sent_at"] for r in outbox(ctx))
+    ctx.close()
+
+
+def test_a_watcher_waits_out_a_long_lock_and_stores_the_mail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`mailbot run`'s watcher meets the write lock held past the busy timeout: it tries
+    again (the mail is not acked until stored) instead of stopping the daemon."""
+    import mailbot.store.sqlite as sqlite_store
+    from mailbot.intake.mailboxes.maildir import deliver
+
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.2)
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    box = ctx.config.mailboxes[0]
+    assert box.path is not None
+    deliver(box.path, application(), "one.eml")
+    holder = _hold_write_lock(ctx.store.path, 1.0)
+    wake, stop = threading.Event(), threading.Event()
+    watcher = runner._Watcher(ctx, box, wake, stop)
+    watcher.start()
+    try:
+        assert wake.wait(timeout=30)
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+        holder.join()
+    assert watcher.error is None
+    assert ctx.store.count_pending() == 1
+    ctx.close()
+
+
+def test_a_batch_is_cut_to_about_batch_seconds_of_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Mails that each take 50 ms (fault injection: a slow apply) make the batches after the
+    first short enough to stay near BATCH_SECONDS, so no batch holds the write lock for long;
+    every mail still ends done once."""
+    import time
+
+    import mailbot.intake.pipeline as pipeline
+
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    count = READ_AHEAD_FROM - 4
+    _backlog(ctx, count)
+    real = pipeline.apply_outcome
+
+    def slow(*args, **kwargs):
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "apply_outcome", slow)
+    monkeypatch.setattr(runner, "BATCH_SECONDS", 0.3)
+    sizes = []
+    real_batch = runner.process_batch
+
+    def batch(ctx, mails, ready=()):
+        sizes.append(len(mails))
+        return real_batch(ctx, mails, ready)
+
+    monkeypatch.setattr(runner, "process_batch", batch)
+    assert len(process_pending(ctx)) == count
+    assert sizes[0] == COMMIT_BATCH
+    assert sum(sizes) == count
+    assert max(sizes[1:]) <= 6  # 0.3 s at ≥ 50 ms a mail
+    rows = ctx.store.execute("SELECT state FROM messages").fetchall()
+    assert [r["state"] for r in rows] == ["done"] * count
+    ctx.close()

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mailbot.config import MailboxConfig
 from mailbot.console import counter
 from mailbot.context import Context
-from mailbot.errors import MailbotError, StoreError
+from mailbot.errors import MailbotError, StoreBusy, StoreError
 from mailbot.intake.mailboxes import Mailbox
 from mailbot.intake.mailboxes.maildir import MaildirMailbox
 from mailbot.intake.pipeline import Result, process_batch
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 STORE_BATCH = 100
 BATCH_BYTES = 16 * 1024 * 1024
 COMMIT_BATCH = 32  # mails applied per transaction (one fsync), each in its own savepoint
+# A batch's transaction holds SQLite's write lock: the sender's records and the watchers' stores
+# wait for it (up to the store's BUSY_SECONDS), so a batch is also cut to about this much work.
+BATCH_SECONDS = 5.0
 READ_AHEAD_FROM = 2 * COMMIT_BATCH  # a backlog this long is parsed ahead on the second core
 # The sender waits on the SMTP server three times a mail; at the default 5 ms switch interval
 # each wake-up queued behind the checking thread's slice and the sends fell behind.
@@ -74,11 +78,31 @@ def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
     return new
 
 
-def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[StoredMessage]]:
-    """Group-commit batches in arrival order, at most `size` mails or BATCH_BYTES of raw mail
-    (large mails neither sit in memory together nor hold the write lock long). A mail whose processing started before without
-    finishing (a past run stopped inside its batch) goes alone, committed on its own, so the
-    one that stops the process again is told apart from its batch-mates."""
+class Pace:
+    """How many mails the next batch takes so that its transaction lasts about BATCH_SECONDS:
+    from the time a mail took in the batches before, quick to follow a slow batch and slow to
+    forget it (one slow batch may be the start of a run of large forms)."""
+
+    def __init__(self) -> None:
+        self.per_mail = 0.0
+
+    def took(self, mails: int, seconds: float) -> None:
+        self.per_mail = max(seconds / max(mails, 1), self.per_mail / 2)
+
+    def size(self) -> int:
+        if self.per_mail <= 0:
+            return COMMIT_BATCH
+        return max(1, min(COMMIT_BATCH, int(BATCH_SECONDS / self.per_mail)))
+
+
+def batches(
+    messages: Iterable[StoredMessage], size: Callable[[], int]
+) -> Iterator[list[StoredMessage]]:
+    """Group-commit batches in arrival order, at most `size()` mails (asked as each batch
+    begins; `Pace`) or BATCH_BYTES of raw mail (large mails neither sit in memory together nor
+    hold the write lock long). A mail whose processing started before without finishing (a
+    past run stopped inside its batch) goes alone, committed on its own, so the one that stops
+    the process again is told apart from its batch-mates."""
     batch: list[StoredMessage] = []
     held = 0
     for stored in messages:
@@ -88,9 +112,11 @@ def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[Store
                 batch, held = [], 0
             yield [stored]
             continue
+        if not batch:
+            limit = size()
         batch.append(stored)
         held += len(stored.raw)
-        if len(batch) >= size or held >= BATCH_BYTES:
+        if len(batch) >= limit or held >= BATCH_BYTES:
             yield batch
             batch, held = [], 0
     if batch:
@@ -106,19 +132,22 @@ def process_pending(
     `committed` is called after each batch's commit (the sender that goes along wakes)."""
     results: list[Result] = []
     waiting = ctx.store.count_pending()
+    pace = Pace()
     with (
         counter(waiting if waiting > 200 else 0, "processing mail") as tick,
         ahead or ReadAhead(ctx) as ahead,
     ):
         while True:
             done = len(results)
-            groups = batches(ctx.store.pending_messages(limit=200), COMMIT_BATCH)
+            groups = batches(ctx.store.pending_messages(limit=200), pace.size)
             if waiting >= READ_AHEAD_FROM:
                 prepared = ahead.batches(groups)
             else:
                 prepared = ((batch, []) for batch in groups)
             for batch, ready in prepared:
+                started = time.monotonic()
                 results.extend(process_batch(ctx, batch, ready))
+                pace.took(len(batch), time.monotonic() - started)
                 if committed is not None:
                     committed()
                 for _ in batch:
@@ -232,6 +261,8 @@ class _Watcher(threading.Thread):
                         mailbox.wait(timeout=PUSH_SLICE, stop=self.stop_event)
                     else:
                         self.stop_event.wait(self.box.poll_interval)
+                except StoreBusy as exc:
+                    log.warning("mailbox %s: %s; trying again", self.box.address, exc)
                 except StoreError as exc:
                     self.error = exc
                     self.stop_event.set()

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from mailbot.errors import StoreError
+from mailbot.errors import StoreBusy, StoreError
 from mailbot.mail.arrival import arrival_time
 from mailbot.store.queries import Queries
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS: list[str] = [
     """
@@ -239,6 +244,34 @@ def _delivered(item: tuple[str, bytes] | tuple[str, bytes, datetime | None]) -> 
     return item[2] if len(item) > 2 else None  # type: ignore[misc]
 
 
+BUSY_SECONDS = 30.0  # how long a write waits for another connection's transaction
+PATIENCE_SECONDS = 600.0  # how long `patiently` tries again
+
+
+def _store_error(message: str, exc: sqlite3.Error) -> StoreError:
+    """StoreBusy when another connection kept the write lock past the busy timeout."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return (
+        StoreBusy(message)
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        else StoreError(message)
+    )
+
+
+def patiently(write: Callable[[], T], what: str, patience: float = PATIENCE_SECONDS) -> T:
+    """Run a write, again and again while another connection keeps the write lock (each try
+    waits BUSY_SECONDS), up to `patience` seconds: for writes that must not be lost because
+    they record what already happened outside (a send the server accepted, mail fetched)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return write()
+        except StoreBusy as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("%s: %s; trying again", what, exc)
+
+
 @dataclass(frozen=True)
 class StoredMessage:
     id: int
@@ -263,7 +296,7 @@ class Store(Queries):
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
@@ -319,7 +352,7 @@ class Store(Queries):
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+            raise _store_error(f"{self.path}: cannot write: {exc}", exc) from exc
         self._depth = 1
         try:
             yield
@@ -345,7 +378,7 @@ class Store(Queries):
         try:
             return self.conn.execute(sql, params)
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise _store_error(f"{self.path}: {exc}", exc) from exc
 
     # raw messages
 
@@ -367,7 +400,7 @@ class Store(Queries):
         try:
             return self._save_raw(mailbox, small, large, now)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot store mail: {exc}") from exc
+            raise _store_error(f"{self.path}: cannot store mail: {exc}", exc) from exc
 
     def _save_raw(
         self,
