@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from mailbot.context import Context
-from mailbot.intake import runner
+from mailbot.intake import readahead, runner
 from mailbot.intake.runner import COMMIT_BATCH, READ_AHEAD_FROM, process_pending
 from mailbot.outbox.send import MaildirSender
 from mailbot.store import Store
 from tests.support.desk import make_desk, outbox
-from tests.support.jpmail import build
+from tests.support.forms import operator_form, to_bytes
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import TAKAHASHI
 from tests.test_store import NOW
 from tests.test_trust import CRASH, ROOT, application, store
 
@@ -127,11 +129,13 @@ def test_mails_read_ahead_in_the_worker_end_exactly_as_mails_read_in_line(
     count = READ_AHEAD_FROM + 6
     ahead = make_desk(tmp_path / "ahead", "2026-11-20T10:00")
     _backlog(ahead, count)
-    used = []
-    real = runner.ReadAhead._pool
-    monkeypatch.setattr(runner.ReadAhead, "_pool", lambda self: used.append(1) or real(self))
+    submitted = []
+    real = readahead.ReadAhead._submit
+    monkeypatch.setattr(
+        readahead.ReadAhead, "_submit", lambda self, s: submitted.append(real(self, s)) or True
+    )
     assert len(process_pending(ahead)) == count
-    assert len(used) == count
+    assert submitted == [True] * count
     inline = make_desk(tmp_path / "inline", "2026-11-20T10:00")
     _backlog(inline, count)
     monkeypatch.setattr(runner, "READ_AHEAD_FROM", count + 1)
@@ -143,53 +147,81 @@ def test_mails_read_ahead_in_the_worker_end_exactly_as_mails_read_in_line(
     inline.close()
 
 
-WORKER_DIES = textwrap.dedent(
+FAULTS = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, time
     from pathlib import Path
     import mailbot.intake.pipeline as pipeline
+    import mailbot.intake.readahead as readahead
     from tests.support.desk import make_desk
     from mailbot.intake.runner import process_pending
 
     main_pid = os.getpid()
-    real = pipeline.parse
+    real = readahead.parse
     def parse(raw):
-        if b"X-Kill-Worker" in raw and os.getpid() != main_pid:
-            os.abort()  # fault injection: the worker alone dies on this mail
+        if os.getpid() == main_pid:
+            if b"X-Kill-Me" in raw:
+                os.abort()  # fault injection: what a reader's allocation failure does
+        elif b"X-Kill-Worker" in raw or b"X-Kill-Me" in raw:
+            os.abort()  # the worker dies on this mail
+        elif b"X-Hang-Worker" in raw:
+            time.sleep(3600)  # the worker never finishes this mail
         return real(raw)
-    pipeline.parse = parse
+    pipeline.parse = readahead.parse = parse
+    readahead.READ_AHEAD_TIMEOUT = 2.0
     ctx = make_desk(Path(sys.argv[1]), "2026-11-20T10:00")
     print(len(process_pending(ctx)))
     """
 )
 
 
-def test_a_worker_that_dies_loses_nothing_the_main_process_reads_those_mails(tmp_path: Path):
+def _starts(ctx: Context) -> list[int]:
+    rows = ctx.store.execute(
+        "SELECT coalesce((SELECT starts FROM processing_starts WHERE message = messages.id), 0)"
+        " AS starts FROM messages ORDER BY id"
+    ).fetchall()
+    return [r["starts"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"), [("X-Kill-Worker", "stopped"), ("X-Hang-Worker", "did not finish")]
+)
+def test_a_mail_the_worker_dies_or_hangs_on_counts_a_start_and_the_main_process_reads_it(
+    tmp_path: Path, fault: str, why: str
+):
+    """Nothing is lost: the main process reads the mails the worker did not prepare. The mail
+    the worker failed on counts one start, as if it had stopped the main process."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     count = READ_AHEAD_FROM + 10
-    _backlog(ctx, count, odd_at=COMMIT_BATCH + 3, **{"X-Kill-Worker": "1"})
+    odd_at = COMMIT_BATCH + 3
+    _backlog(ctx, count, odd_at=odd_at, **{fault: "1"})
     ctx.close()
-    done = _run_crash(tmp_path, WORKER_DIES)
+    done = _run_crash(tmp_path, FAULTS)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "read-ahead worker stopped" in done.stderr
+    assert f"read-ahead worker {why}" in done.stderr
     assert done.stdout.split()[-1] == str(count)
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
     assert [r["state"] for r in rows] == ["done"] * count
     assert len({r["case_id"] for r in rows}) == count == len(ctx.store.cases())
+    assert _starts(ctx)[odd_at] == 2  # the worker's, then its own start alone in the main process
+    assert sum(_starts(ctx)) == 2
     ctx.close()
 
 
-def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_alone(tmp_path: Path):
+def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_after_one_main_crash(
+    tmp_path: Path,
+):
+    """The worker dying on a mail counts as the first of the two starts that set a mail
+    aside: the main process then takes it alone, dies once, and the next run quarantines it."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     count = READ_AHEAD_FROM + 10
     killer_at = COMMIT_BATCH + 3
     _backlog(ctx, count, odd_at=killer_at, **{"X-Kill-Me": "1"})
     ctx.close()
-    for _ in range(3):  # in its batch, then twice alone
-        assert _run_crash(tmp_path).returncode != 0
-    fourth = _run_crash(tmp_path)
-    assert fourth.returncode == 0, fourth.stderr[-2000:]
+    assert _run_crash(tmp_path, FAULTS).returncode != 0
+    second = _run_crash(tmp_path, FAULTS)
+    assert second.returncode == 0, second.stderr[-2000:]
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
     assert [r["state"] for r in rows] == [
@@ -197,6 +229,23 @@ def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_alone(tmp_path: Pa
     ]
     assert len({r["case_id"] for r in rows}) == count == len(ctx.store.cases())
     ctx.close()
+
+
+def test_the_worker_opens_only_the_attachment_a_form_check_reads(tmp_path: Path):
+    """pick_form takes the spreadsheet named like the form; the other workbook is carried
+    as bytes and never opened by the worker."""
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    ahead = readahead.ReadAhead(ctx)
+    ctx.close()
+    form = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI))
+    other = to_bytes(operator_form(licenses=("発電",)))
+    raw = application(
+        attachments=[("参考資料.xlsx", other, XLSX), ("事業者マスタ申込書.xlsx", form, XLSX)]
+    )
+    mail = readahead.prepare(raw, ahead.max_bytes, ahead.limits, ahead.form_names)
+    assert mail is not None
+    opened = {a.filename: a.opened is not None for a in mail.attachments}
+    assert opened == {"参考資料.xlsx": False, "事業者マスタ申込書.xlsx": True}
 
 
 def test_search_rows_are_written_at_commit_and_a_rolled_back_case_leaves_none(tmp_path: Path):
