@@ -195,7 +195,7 @@ def _work(
     """The worker: prepares mails in the order they come until its parent is gone (Ctrl-C
     is for the parent, which kills the worker as it stops)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     while True:
         raw = requests.get()
         try:
@@ -210,7 +210,7 @@ def _work(
             results.send(None)
 
 
-def _exit_with_parent(parent: int) -> None:
+def exit_with_parent(parent: int) -> None:
     """Leave when the main process is gone (killed), so that no orphan lingers holding its
     pipes."""
 

@@ -329,6 +329,18 @@ class Store(Queries):
                 raise
 
     @contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Commits that need not reach the disk on their own (synchronous=NORMAL in WAL): a
+        killed process loses none of them, and a power cut only work that is redone from the
+        committed raw mail. They become durable with the next FULL commit of any connection
+        (the WAL is one file, synced whole): a recorded send, mail stored before its ack."""
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic unit. Nested use is a savepoint inside the outer transaction: it rolls
         back alone when it raises (one mail of a group-committed batch), and is made durable
