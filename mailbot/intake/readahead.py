@@ -12,6 +12,7 @@ alone, as a mail that stopped the main process would.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ from mailbot.store import StoredMessage
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
 READ_AHEAD_TIMEOUT = 30.0  # seconds the main process waits for the worker on one mail
 
 Batch = tuple[list[StoredMessage], list[Mail | None]]
@@ -211,8 +213,17 @@ def _work(
 
 
 def exit_with_parent(parent: int) -> None:
-    """Leave when the main process is gone (killed), so that no orphan lingers holding its
-    pipes."""
+    """In a forked helper: leave the moment the main process is gone (killed), so that no
+    orphan lingers holding its pipes or sends beside the next run. Linux kills the helper
+    with its parent (PR_SET_PDEATHSIG); elsewhere a thread watches the parent."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0 and os.getppid() == parent:
+            return
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while os.getppid() == parent:
