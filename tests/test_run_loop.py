@@ -131,9 +131,13 @@ def test_mails_read_ahead_in_the_worker_end_exactly_as_mails_read_in_line(
     _backlog(ahead, count)
     submitted = []
     real = readahead.ReadAhead._submit
-    monkeypatch.setattr(
-        readahead.ReadAhead, "_submit", lambda self, s: submitted.append(real(self, s)) or True
-    )
+
+    def submit(self, group):
+        first = real(self, group)
+        submitted.extend([first is not None] * len(group))
+        return first
+
+    monkeypatch.setattr(readahead.ReadAhead, "_submit", submit)
     assert len(process_pending(ahead)) == count
     assert submitted == [True] * count
     inline = make_desk(tmp_path / "inline", "2026-11-20T10:00")

@@ -1,7 +1,7 @@
-"""The second core: a worker process parses the next batch's mails and opens their forms while
+"""The second core: worker processes parse the next batch's mails and open their forms while
 the main process checks, commits and sends the current one.
 
-The worker only runs `prepare`, which is pure: it reads no store and writes nothing. Order and
+A worker only runs `prepare`, which is pure: it reads no store and writes nothing. Order and
 exactly-once stay with the main process's commits, and every mail sent to the worker is already
 committed raw, so a worker that dies or hangs loses nothing: the main process prepares those
 mails itself, as it did before there was a worker. The worker's work is bounded: a mail it has
@@ -20,12 +20,10 @@ import pickle
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from multiprocessing.queues import Queue
 
 from mailbot.context import Context
 from mailbot.forms.workbook import FORM_RULES, open_book
@@ -72,7 +70,13 @@ def prepare(
 
 class ReadAhead:
     """`start` forks the worker at once, before the caller starts threads of its own (the
-    sender that goes along); a worker that dies or hangs is not replaced in that run."""
+    sender that goes along); a worker that dies or hangs is not replaced in that run.
+
+    One message each way per batch, sent and read by the main thread itself: batch N's
+    results are read before batch N+1 is sent, so neither side ever waits on a full pipe,
+    and no feeder thread has to win the GIL from the checking thread once per mail. The
+    worker marks which mail it is on in shared memory (`on`), which is how a death or a hang
+    is pinned on one mail."""
 
     def __init__(self, ctx: Context, start: bool = False) -> None:
         self.ctx = ctx
@@ -82,8 +86,9 @@ class ReadAhead:
             form.names for form in FORM_RULES.load(ctx.config.rules_dir).forms.values()
         )
         self.worker: BaseProcess | None = None
-        self.requests: Queue | None = None
-        self.results: Connection | None = None
+        self.conn: Connection | None = None
+        self.on: ctypes.c_longlong | None = None
+        self.sent = 0
         # Only while the process has one thread (`run --once`, `retry`): a forked child would
         # inherit locks that `run`'s watcher threads hold, so there mails are prepared in line.
         self.enabled = threading.active_count() == 1
@@ -99,11 +104,11 @@ class ReadAhead:
     def _start(self) -> bool:
         """A forked worker runs the very code the main process would, loaded already."""
         fork = multiprocessing.get_context("fork")
-        receive, send = fork.Pipe(duplex=False)
-        requests = fork.Queue()
+        here, there = fork.Pipe(duplex=True)
+        on = fork.Value("q", -1, lock=False)
         worker = fork.Process(
             target=_work,
-            args=(requests, send, os.getpid(), self.max_bytes, self.limits, self.form_names),
+            args=(there, on, os.getpid(), self.max_bytes, self.limits, self.form_names),
             name="read-ahead",
             daemon=True,
         )
@@ -113,8 +118,8 @@ class ReadAhead:
             log.warning("the read-ahead worker could not start (%s); mails are read in line", exc)
             self.enabled = False
             return False
-        send.close()
-        self.worker, self.requests, self.results = worker, requests, receive
+        there.close()
+        self.worker, self.conn, self.on = worker, here, on
         return True
 
     def _stop(self) -> None:
@@ -123,93 +128,109 @@ class ReadAhead:
             self.worker.kill()
             self.worker.join()
             self.worker = None
-        if self.requests is not None:
-            self.requests.cancel_join_thread()
-            self.requests.close()
-            self.requests = None
-        if self.results is not None:
-            self.results.close()
-            self.results = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
-    def _submit(self, stored: StoredMessage) -> bool:
+    def _submit(self, group: list[StoredMessage]) -> int | None:
+        """Hands the batch to the worker; returns the number of its first mail (None: the
+        main process prepares the batch)."""
         if not self.enabled or (self.worker is None and not self._start()):
-            return False
-        assert self.requests is not None
-        self.requests.put(stored.raw)
-        return True
-
-    def _collect(self, stored: StoredMessage) -> tuple[Mail | None, bool]:
-        """The worker's next result, in submission order: (mail or None, whether the worker
-        failed on this very mail: died or did not answer in time)."""
-        if not self.enabled or self.results is None:
-            return None, False
-        started = time.monotonic()
+            return None
+        assert self.conn is not None
+        first = self.sent
         try:
-            if self.results.poll(READ_AHEAD_TIMEOUT):
-                return self.results.recv(), False
-            why = f"did not finish in {time.monotonic() - started:.0f} s"
+            self.conn.send([(first + n, stored.raw) for n, stored in enumerate(group)])
+        except OSError:
+            self._failed(group, first, "stopped")
+            return None
+        self.sent += len(group)
+        return first
+
+    def _collect(self, group: list[StoredMessage], first: int) -> list[Mail | None] | int:
+        """The batch's prepared mails, or the index in the batch of the mail the worker died
+        on or did not finish in READ_AHEAD_TIMEOUT seconds."""
+        assert self.conn is not None and self.on is not None
+        on, since = self.on.value, time.monotonic()
+        try:
+            while not self.conn.poll(1.0):
+                if self.on.value != on:
+                    on, since = self.on.value, time.monotonic()
+                elif time.monotonic() - since > READ_AHEAD_TIMEOUT:
+                    return self._failed(
+                        group, first, f"did not finish in {READ_AHEAD_TIMEOUT:.0f} s"
+                    )
+            return self.conn.recv()
         except (EOFError, OSError, pickle.UnpicklingError):
-            why = "stopped"
+            return self._failed(group, first, "stopped")
+
+    def _failed(self, group: list[StoredMessage], first: int, why: str) -> int:
+        """The worker is stopped for the rest of the run; returns the mail it was on."""
+        assert self.on is not None
+        at = min(max(self.on.value - first, 0), len(group) - 1)
         log.warning(
-            "the read-ahead worker %s on %s; the main process reads the mails", why, stored.key
+            "the read-ahead worker %s on %s; the main process reads the mails", why, group[at].key
         )
         self.enabled = False
         self._stop()
-        return None, True
+        return at
 
-    def _ready(self, batch: list[StoredMessage], submitted: list[bool]) -> Iterator[Batch]:
+    def _ready(self, batch: list[StoredMessage], first: int | None) -> Iterator[Batch]:
         """The batch with what the worker prepared; a mail the worker failed on counts a start
         and goes alone, between the mails before it and those after it."""
-        mails: list[Mail | None] = []
-        for n, stored in enumerate(batch):
-            mail, failed = self._collect(stored) if submitted[n] else (None, False)
-            if failed:
-                with self.ctx.store.transaction():
-                    self.ctx.store.start_attempt(stored.id, +1)
-                if mails:
-                    yield batch[:n], mails
-                yield [replace(stored, attempts=stored.attempts + 1)], [None]
-                if batch[n + 1 :]:
-                    yield batch[n + 1 :], []
-                return
-            mails.append(mail)
-        yield batch, mails
+        if first is None or not self.enabled:
+            yield batch, []
+            return
+        mails = self._collect(batch, first)
+        if not isinstance(mails, int):
+            yield batch, mails
+            return
+        culprit = batch[mails]
+        with self.ctx.store.transaction():
+            self.ctx.store.start_attempt(culprit.id, +1)
+        if mails:
+            yield batch[:mails], []
+        yield [replace(culprit, attempts=culprit.attempts + 1)], [None]
+        if batch[mails + 1 :]:
+            yield batch[mails + 1 :], []
 
     def batches(self, groups: Iterable[list[StoredMessage]]) -> Iterator[Batch]:
-        """Each batch with its prepared mails, while the next batch is being prepared."""
-        ahead: deque[tuple[list[StoredMessage], list[bool]]] = deque()
+        """Each batch with its prepared mails, while the worker prepares the next batch."""
+        ahead: tuple[list[StoredMessage], int | None] | None = None
         for group in groups:
-            ahead.append((group, [self._submit(stored) for stored in group]))
-            if len(ahead) > 1:
-                yield from self._ready(*ahead.popleft())
-        while ahead:
-            yield from self._ready(*ahead.popleft())
+            ready = list(self._ready(*ahead)) if ahead is not None else []
+            ahead = (group, self._submit(group))
+            yield from ready
+        if ahead is not None:
+            yield from self._ready(*ahead)
 
 
 def _work(
-    requests: Queue,
-    results: Connection,
+    conn: Connection,
+    on: ctypes.c_longlong,
     parent: int,
     max_bytes: int,
     limits: WorkbookLimits,
     form_names: tuple[tuple[str, ...], ...],
 ) -> None:
-    """The worker: prepares mails in the order they come until its parent is gone (Ctrl-C
-    is for the parent, which kills the worker as it stops)."""
+    """The worker: prepares each batch it is given, mail by mail, marking the mail it is on,
+    until its parent is gone (Ctrl-C is for the parent, which kills the worker as it stops)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(parent)
     while True:
-        raw = requests.get()
+        mails: list[Mail | None] = []
+        for number, raw in conn.recv():
+            on.value = number
+            try:
+                mails.append(prepare(raw, max_bytes, limits, form_names))
+            except Exception:
+                # The main process prepares it again, meets the same error and quarantines
+                # the mail with its reason.
+                mails.append(None)
         try:
-            mail = prepare(raw, max_bytes, limits, form_names)
-        except Exception:
-            # The main process prepares it again, meets the same error and quarantines the
-            # mail with its reason.
-            mail = None
-        try:
-            results.send(mail)
+            conn.send(mails)
         except (pickle.PicklingError, TypeError, AttributeError):
-            results.send(None)
+            conn.send([None] * len(mails))
 
 
 def exit_with_parent(parent: int) -> None:
