@@ -3,7 +3,10 @@
     .venv/bin/python -m bench.profile 2000      # writes bench/results/profile-2000.pstats
 
 Prints the floor beside the run (same Dovecot, same mails, one after the other) and the top of
-the profile by own time and by cumulative time. The two cores may be shared with other work:
+the profile by own time and by cumulative time. cProfile sees the main process only: the
+read-ahead worker and the sender that goes along are processes of their own, and what the main
+process waits for them shows as `select.poll` (the worker's results) and `popen_fork.poll`
+(the sender's last sends). The two cores may be shared with other work:
 compare the ratios inside one run, not the absolute seconds across runs.
 """
 

@@ -97,7 +97,6 @@ def mixed(count: int) -> list[bytes]:
 
 def crash(count: int, kills: int) -> dict:
     raws = mixed(count)
-    ids = [message_from_bytes(r)["Message-ID"] for r in raws]
     rng = random.Random(11)
     with servers() as desk:
         root, dovecot, smtp, config = desk.root, desk.dovecot, desk.smtp, desk.config
@@ -120,7 +119,16 @@ def crash(count: int, kills: int) -> dict:
             proc.wait()
             mid_work += _work_left(root / "mailbot.db", dovecot)
         once(config)
-        db = sqlite3.connect(root / "mailbot.db")
+        tally = _tally(root / "mailbot.db", smtp, raws)
+    return {"mails": count, "kills": kills, "kills_with_work_in_flight": mid_work, **tally}
+
+
+def _tally(database: Path, smtp: SmtpCapture, raws: list[bytes]) -> dict:
+    """After the kills and one clean run: lost mails, mails with more than one case, mails
+    never answered, replies still unsent, replies delivered twice, robots answered."""
+    ids = [message_from_bytes(r)["Message-ID"] for r in raws]
+    db = sqlite3.connect(database)
+    try:
         per_mail = dict(
             db.execute(
                 "SELECT message_id, count(DISTINCT case_id) FROM messages"
@@ -128,24 +136,84 @@ def crash(count: int, kills: int) -> dict:
             ).fetchall()
         )
         unsent = db.execute("SELECT count(*) FROM outbox WHERE state = 'pending'").fetchone()[0]
-        answered = Counter(message_from_bytes(m.data)["In-Reply-To"] for m in replies(smtp))
-        delivered_ids = Counter(message_from_bytes(m.data)["Message-ID"] for m in smtp.messages)
+    finally:
         db.close()
+    answered = Counter(message_from_bytes(m.data)["In-Reply-To"] for m in replies(smtp))
+    delivered_ids = Counter(message_from_bytes(m.data)["Message-ID"] for m in smtp.messages)
     robots = {
         i for i, r in zip(ids, raws, strict=True) if b"Auto-Submitted" in r or b"MAILER-DAEMON" in r
     }
-    lost = sum(1 for i in ids if i not in per_mail)
-    unanswered = sum(1 for i in ids if i not in robots and answered[i] == 0)
     return {
-        "mails": count,
-        "kills": kills,
-        "kills_with_work_in_flight": mid_work,
-        "lost": lost,
+        "lost": sum(1 for i in ids if i not in per_mail),
         "duplicated_cases": sum(1 for n in per_mail.values() if n > 1),
-        "unanswered": unanswered,
+        "unanswered": sum(1 for i in ids if i not in robots and answered[i] == 0),
         "unsent_after_recovery": unsent,
         "duplicated_replies": sum(n - 1 for n in delivered_ids.values() if n > 1),
         "robots_answered": sum(answered[i] for i in robots),
+    }
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _gone(pids: list[int], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{p}").exists() for p in pids):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# mails, kills: enough mail that every killed run starts on a backlog long enough for the
+# read-ahead worker and the sender process (READ_AHEAD_FROM)
+SOAK = {False: (1200, 20), True: (300, 6)}
+
+
+def batch_kills(count: int, kills: int) -> dict:
+    """`mailbot run --once` on a backlog, SIGKILLed `kills` times while it checks batches with
+    the read-ahead worker and the sender process at work (each kill after a random number of
+    mails, 5–40), then one clean run. Every mail must end as exactly one case and every due
+    reply be delivered; a reply repeats only for a send the kill caught between the server's
+    250 and its record. The helpers must leave with the killed process, before the next run."""
+    raws = mixed(count)
+    rng = random.Random(17)
+    with servers() as desk:
+        root, config = desk.root, desk.config
+        append_all(desk.dovecot, raws)
+        with_helpers = lingering = 0
+        for k in range(kills):
+            log = root / f"once{k}.log"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mailbot", "--config", str(config), "-v", "run", "--once"],
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+                env=ENV,
+            )
+            step, helpers = rng.randint(5, 40), []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                helpers = _children(proc.pid) or helpers
+                if log.read_bytes().count(b"outcome=") >= step:
+                    break
+                time.sleep(0.002)
+            helpers = _children(proc.pid) or helpers
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            with_helpers += len(helpers) >= 2
+            lingering += not _gone(helpers)
+        once(config)
+        tally = _tally(root / "mailbot.db", desk.smtp, raws)
+    return {
+        "mails": count,
+        "kills": kills,
+        "kills_with_worker_and_sender": with_helpers,
+        "helpers_left_after_kill": lingering,
+        **tally,
     }
 
 
@@ -422,13 +490,22 @@ def trust_scenarios(rounds: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--batch-kills-only",
+        action="store_true",
+        help="only the kills of run --once with its helpers, merged into reliability.json",
+    )
     args = parser.parse_args()
+    if args.batch_kills_only:
+        return batch_kills_only(args.quick)
     n_crash, n_kills, n_hostile, n_scenarios = (
         (120, 6, 200, 5) if args.quick else (500, 20, 1000, 40)
     )
     started = time.perf_counter()
     print("crash …", flush=True)
     crashed = crash(n_crash, n_kills)
+    print("batch kills …", flush=True)
+    soak = batch_kills(*SOAK[args.quick])
     print("smtp outage …", flush=True)
     outage = smtp_outage(40)
     print("dovecot restart …", flush=True)
@@ -449,6 +526,7 @@ def main() -> int:
         "crashes": bad["crashes"],
         "stored_with_reason": bad["stored_with_reason"],
         "crash": crashed,
+        "batch_kills": soak,
         "smtp_outage": outage,
         "dovecot_restart": restart,
         "hostile": bad,
@@ -467,6 +545,7 @@ def main() -> int:
     ):
         print(f"{key:<20} {result[key]}")
     print(f"crash run            {crashed}")
+    print(f"batch kills          {soak}")
     print(f"smtp outage          {outage}")
     print(f"dovecot restart      {restart}")
     print(f"hostile              {bad}")
@@ -483,6 +562,7 @@ def main() -> int:
         or crashed["unsent_after_recovery"]
         or crashed["duplicated_replies"] > crashed["kills"]
         or crashed["robots_answered"]
+        or _soak_failed(soak)
         or outage["delivered_after_outage"] != outage["mails"]
         or outage["duplicated"]
         or restart["answered"] != restart["mails"]
@@ -495,6 +575,35 @@ def main() -> int:
         or trust["cases_hijacked"]
         or trust["replies_to_reply_to"]
     )
+    print("FAILED" if failed else "all guarantees held")
+    return 1 if failed else 0
+
+
+def _soak_failed(soak: dict) -> bool:
+    return bool(
+        soak["lost"]
+        or soak["duplicated_cases"]
+        or soak["unanswered"]
+        or soak["unsent_after_recovery"]
+        or soak["duplicated_replies"] > soak["kills"]
+        or soak["robots_answered"]
+        or soak["helpers_left_after_kill"]
+    )
+
+
+def batch_kills_only(quick: bool) -> int:
+    """Re-run only the batch kills and merge them into the results file, marked with their
+    own time; the other figures stay those of the last full run."""
+    count, kills = SOAK[quick]
+    path = RESULTS / ("reliability-quick.json" if quick else "reliability.json")
+    result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    print("batch kills …", flush=True)
+    soak = batch_kills(count, kills)
+    soak["when"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    result["batch_kills"] = soak
+    print(f"batch kills          {soak}")
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    failed = _soak_failed(soak)
     print("FAILED" if failed else "all guarantees held")
     return 1 if failed else 0
 

@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import mails  # noqa: E402
-from tests.support.jpmail import build  # noqa: E402
+from tests.support.jpmail import XLSX, build  # noqa: E402
 from tests.support.servers import STAFF, Dovecot, SmtpCapture, write_desk_config  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -231,6 +232,85 @@ def latency(count: int) -> dict:
         "p95_s": round(q[94], 3),
         "p99_s": round(q[98], 3),
         "max_s": round(max(times), 3),
+    }
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's own high-water mark (VmHWM): its peak RSS since it started."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def drain_latency(backlog: int, probes: int) -> dict:
+    """Arrival → receipt while a backlog drains: `backlog` mails wait in the mailbox when
+    `mailbot run` starts, and `probes` more are APPENDed one by one while it works through
+    them. Each probe's latency runs from just before its APPEND to the moment aiosmtpd has
+    its receipt (In-Reply-To). Also the daemon's peak RSS over the whole drain."""
+    rng = random.Random(13)
+    probe_raws = [
+        r.replace(b"@company", b"@probe.company")  # senders of their own, not the backlog's
+        for r in mails(probes * 3, seed=77)
+        if XLSX.encode() in r
+    ][:probes]
+    ids = [email.message_from_bytes(r, policy=policy.compat32)["Message-ID"] for r in probe_raws]
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    with servers() as desk:
+        append_all(desk.dovecot, list(mails(backlog)))
+
+        def watch() -> None:
+            counted = 0
+            while not stop.is_set():
+                got = desk.smtp.messages
+                for m in got[counted:]:
+                    parsed = email.message_from_bytes(m.data, policy=policy.compat32)
+                    seen.setdefault(parsed["In-Reply-To"] or "", time.perf_counter())
+                counted = len(got)
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        log = desk.root / "drain.log"
+        started = time.perf_counter()
+        proc = start_run(desk.config, log)
+        sent_at: dict[str, float] = {}
+        try:
+            client = desk.dovecot.client("code")
+            for mid, raw in zip(ids, probe_raws, strict=True):
+                time.sleep(rng.uniform(0.05, 0.3))
+                sent_at[mid] = time.perf_counter()
+                client.append("INBOX", raw)
+            client.logout()
+            deadline, last, quiet = time.monotonic() + 600, -1, time.monotonic()
+            grown = time.perf_counter()
+            while time.monotonic() < deadline:
+                count = len(replies(desk.smtp))
+                if count != last:
+                    last, quiet, grown = count, time.monotonic(), time.perf_counter()
+                elif count >= (backlog + probes) * 0.95 and time.monotonic() - quiet > 3:
+                    break
+                time.sleep(0.2)
+            drained = grown - started
+            rss = _peak_rss_mb(proc.pid)
+        finally:
+            stop.set()
+            proc.terminate()
+            proc.wait(timeout=60)
+    times = [seen[i] - sent_at[i] for i in ids if i in seen]
+    if len(times) < probes * 0.9:
+        raise RuntimeError(f"only {len(times)} of {probes} probes were answered")
+    q = statistics.quantiles(times, n=100, method="inclusive")
+    return {
+        "backlog": backlog,
+        "probes": probes,
+        "answered_probes": len(times),
+        "p50_s": round(statistics.median(times), 3),
+        "p99_s": round(q[98], 3),
+        "max_s": round(max(times), 3),
+        "drain_seconds": round(drained, 1),
+        "peak_rss_mb": round(rss, 1),
     }
 
 
@@ -513,6 +593,8 @@ def main() -> int:
         runs[size] = throughput(size)
     print("latency …", flush=True)
     lat = latency(20 if args.quick else 200)
+    print("latency while a backlog drains …", flush=True)
+    drain = drain_latency(200 if args.quick else 2000, 10 if args.quick else 50)
     print("memory with a 20 MB attachment …", flush=True)
     rss_large = large_attachment()
     print("scale …", flush=True)
@@ -530,6 +612,9 @@ def main() -> int:
         "latency_p50_s": lat["p50_s"],
         "latency_p95_s": lat["p95_s"],
         "latency_p99_s": lat["p99_s"],
+        "drain_latency_p50_s": drain["p50_s"],
+        "drain_latency_p99_s": drain["p99_s"],
+        "peak_rss_mb_drain": drain["peak_rss_mb"],
         "peak_rss_mb_large_attachment": rss_large,
         "peak_rss_mb_batch": main_run["peak_rss_mb"],
         "cases_100k_seconds": scaled,
@@ -540,6 +625,7 @@ def main() -> int:
         },
         "runs": {str(k): v for k, v in runs.items()},
         "latency": lat,
+        "drain_latency": drain,
     }
     rows = [
         ("mails (main run)", main_size, ""),
@@ -551,6 +637,12 @@ def main() -> int:
             f"{lat['p50_s']} / {lat['p95_s']} / {lat['p99_s']}",
             "p50 < 0.7, p99 < 1.5",
         ),
+        (
+            f"latency p50 / p99 while {drain['backlog']:,} drain (s)",
+            f"{drain['p50_s']} / {drain['p99_s']}",
+            "p50 ~0.5, p99 < 1",
+        ),
+        ("peak RSS, daemon over the drain (MB)", drain["peak_rss_mb"], "< 200"),
         ("peak RSS, 20 MB attachment (MB)", rss_large, "< 200"),
         ("peak RSS, batch (MB)", main_run["peak_rss_mb"], "< 200"),
         (

@@ -4,6 +4,7 @@ MailbotError
 ├── ConfigError(key, why)        the configuration or a rules/ file is wrong
 ├── QuarantineError(reason)      a mail cannot be handled; it is stored aside with the reason
 ├── StoreError                   the database cannot be written (disk full, read-only)
+│   └── StoreBusy                another connection held the write lock past the busy timeout
 ├── MailboxError                 a mailbox cannot be reached or refuses us (login, folder)
 ├── DecisionError                a staff decision does not fit the case
 └── SendError
@@ -33,6 +34,11 @@ class QuarantineError(MailbotError):
 
 class StoreError(MailbotError):
     pass
+
+
+class StoreBusy(StoreError):
+    """SQLite's write lock stayed taken past the busy timeout (another connection's long
+    transaction): the same write succeeds later, so a caller that must not lose it waits."""
 
 
 class MailboxError(MailbotError):

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from mailbot.context import Context
-from mailbot.intake import runner
+from mailbot.intake import readahead, runner
 from mailbot.intake.runner import COMMIT_BATCH, READ_AHEAD_FROM, process_pending
 from mailbot.outbox.send import MaildirSender
 from mailbot.store import Store
 from tests.support.desk import make_desk, outbox
-from tests.support.jpmail import build
+from tests.support.forms import operator_form, to_bytes
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import TAKAHASHI
 from tests.test_store import NOW
 from tests.test_trust import CRASH, ROOT, application, store
 
@@ -125,11 +127,17 @@ def test_mails_read_ahead_in_the_worker_end_exactly_as_mails_read_in_line(
     count = READ_AHEAD_FROM + 6
     ahead = make_desk(tmp_path / "ahead", "2026-11-20T10:00")
     _backlog(ahead, count)
-    used = []
-    real = runner.ReadAhead._pool
-    monkeypatch.setattr(runner.ReadAhead, "_pool", lambda self: used.append(1) or real(self))
+    submitted = []
+    real = readahead.ReadAhead._submit
+
+    def submit(self, group):
+        first = real(self, group)
+        submitted.extend([first is not None] * len(group))
+        return first
+
+    monkeypatch.setattr(readahead.ReadAhead, "_submit", submit)
     assert len(process_pending(ahead)) == count
-    assert len(used) == count
+    assert submitted == [True] * count
     inline = make_desk(tmp_path / "inline", "2026-11-20T10:00")
     _backlog(inline, count)
     monkeypatch.setattr(runner, "READ_AHEAD_FROM", count + 1)
@@ -141,53 +149,81 @@ def test_mails_read_ahead_in_the_worker_end_exactly_as_mails_read_in_line(
     inline.close()
 
 
-WORKER_DIES = textwrap.dedent(
+FAULTS = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, time
     from pathlib import Path
     import mailbot.intake.pipeline as pipeline
+    import mailbot.intake.readahead as readahead
     from tests.support.desk import make_desk
     from mailbot.intake.runner import process_pending
 
     main_pid = os.getpid()
-    real = pipeline.parse
+    real = readahead.parse
     def parse(raw):
-        if b"X-Kill-Worker" in raw and os.getpid() != main_pid:
-            os.abort()  # fault injection: the worker alone dies on this mail
+        if os.getpid() == main_pid:
+            if b"X-Kill-Me" in raw:
+                os.abort()  # fault injection: what a reader's allocation failure does
+        elif b"X-Kill-Worker" in raw or b"X-Kill-Me" in raw:
+            os.abort()  # the worker dies on this mail
+        elif b"X-Hang-Worker" in raw:
+            time.sleep(3600)  # the worker never finishes this mail
         return real(raw)
-    pipeline.parse = parse
+    pipeline.parse = readahead.parse = parse
+    readahead.READ_AHEAD_TIMEOUT = 2.0
     ctx = make_desk(Path(sys.argv[1]), "2026-11-20T10:00")
     print(len(process_pending(ctx)))
     """
 )
 
 
-def test_a_worker_that_dies_loses_nothing_the_main_process_reads_those_mails(tmp_path: Path):
+def _starts(ctx: Context) -> list[int]:
+    rows = ctx.store.execute(
+        "SELECT coalesce((SELECT starts FROM processing_starts WHERE message = messages.id), 0)"
+        " AS starts FROM messages ORDER BY id"
+    ).fetchall()
+    return [r["starts"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"), [("X-Kill-Worker", "stopped"), ("X-Hang-Worker", "did not finish")]
+)
+def test_a_mail_the_worker_dies_or_hangs_on_counts_a_start_and_the_main_process_reads_it(
+    tmp_path: Path, fault: str, why: str
+):
+    """Nothing is lost: the main process reads the mails the worker did not prepare. The mail
+    the worker failed on counts one start, as if it had stopped the main process."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     count = READ_AHEAD_FROM + 10
-    _backlog(ctx, count, odd_at=COMMIT_BATCH + 3, **{"X-Kill-Worker": "1"})
+    odd_at = COMMIT_BATCH + 3
+    _backlog(ctx, count, odd_at=odd_at, **{fault: "1"})
     ctx.close()
-    done = _run_crash(tmp_path, WORKER_DIES)
+    done = _run_crash(tmp_path, FAULTS)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "read-ahead worker stopped" in done.stderr
+    assert f"read-ahead worker {why}" in done.stderr
     assert done.stdout.split()[-1] == str(count)
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
     assert [r["state"] for r in rows] == ["done"] * count
     assert len({r["case_id"] for r in rows}) == count == len(ctx.store.cases())
+    assert _starts(ctx)[odd_at] == 2  # the worker's, then its own start alone in the main process
+    assert sum(_starts(ctx)) == 2
     ctx.close()
 
 
-def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_alone(tmp_path: Path):
+def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_after_one_main_crash(
+    tmp_path: Path,
+):
+    """The worker dying on a mail counts as the first of the two starts that set a mail
+    aside: the main process then takes it alone, dies once, and the next run quarantines it."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     count = READ_AHEAD_FROM + 10
     killer_at = COMMIT_BATCH + 3
     _backlog(ctx, count, odd_at=killer_at, **{"X-Kill-Me": "1"})
     ctx.close()
-    for _ in range(3):  # in its batch, then twice alone
-        assert _run_crash(tmp_path).returncode != 0
-    fourth = _run_crash(tmp_path)
-    assert fourth.returncode == 0, fourth.stderr[-2000:]
+    assert _run_crash(tmp_path, FAULTS).returncode != 0
+    second = _run_crash(tmp_path, FAULTS)
+    assert second.returncode == 0, second.stderr[-2000:]
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     rows = ctx.store.execute("SELECT state, case_id FROM messages ORDER BY id").fetchall()
     assert [r["state"] for r in rows] == [
@@ -195,6 +231,23 @@ def test_a_mail_that_kills_worker_and_main_alike_is_set_aside_alone(tmp_path: Pa
     ]
     assert len({r["case_id"] for r in rows}) == count == len(ctx.store.cases())
     ctx.close()
+
+
+def test_the_worker_opens_only_the_attachment_a_form_check_reads(tmp_path: Path):
+    """pick_form takes the spreadsheet named like the form; the other workbook is carried
+    as bytes and never opened by the worker."""
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    ahead = readahead.ReadAhead(ctx)
+    ctx.close()
+    form = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI))
+    other = to_bytes(operator_form(licenses=("発電",)))
+    raw = application(
+        attachments=[("参考資料.xlsx", other, XLSX), ("事業者マスタ申込書.xlsx", form, XLSX)]
+    )
+    mail = readahead.prepare(raw, ahead.max_bytes, ahead.limits, ahead.form_names)
+    assert mail is not None
+    opened = {a.filename: a.opened is not None for a in mail.attachments}
+    assert opened == {"参考資料.xlsx": False, "事業者マスタ申込書.xlsx": True}
 
 
 def test_search_rows_are_written_at_commit_and_a_rolled_back_case_leaves_none(tmp_path: Path):
@@ -218,15 +271,21 @@ def test_search_rows_are_written_at_commit_and_a_rolled_back_case_leaves_none(tm
 
 
 class _Recording(MaildirSender):
-    """The real maildir sender, remembering which thread handed over each mail."""
+    """The real maildir sender, noting in a file which process handed over each mail (the
+    sender that goes along is a process of its own)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.handed: list[tuple[str, str]] = []
+        self.log = path.parent / "handed.log"
 
     def send_many(self, items, done) -> None:
-        self.handed += [(mid, threading.current_thread().name) for mid, _, _ in items]
+        with self.log.open("a") as log:
+            log.writelines(f"{os.getpid()} {mid}\n" for mid, _, _ in items)
         super().send_many(items, done)
+
+    def handed(self) -> list[tuple[int, str]]:
+        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        return [(int(pid), mid) for pid, mid in (line.split(" ", 1) for line in lines)]
 
 
 def test_a_backlog_is_answered_while_it_is_checked_and_each_reply_goes_once(tmp_path: Path):
@@ -239,10 +298,10 @@ def test_a_backlog_is_answered_while_it_is_checked_and_each_reply_goes_once(tmp_
     replies = [r for r in outbox(ctx) if r["case_id"] is not None]
     assert len(replies) == count
     assert all(r["sent_at"] for r in replies)
-    handed = [mid for mid, _ in sender.handed]
+    handed = [mid for _, mid in sender.handed()]
     assert len(handed) == len(set(handed)) == summary.sent
     assert {r["message_id"] for r in replies} <= set(handed)
-    assert "send-along" in {name for _, name in sender.handed}
+    assert {pid for pid, _ in sender.handed()} - {os.getpid()}  # sent along, by its process
     ctx.close()
 
 
@@ -266,4 +325,125 @@ def test_a_batch_mate_stopped_once_more_on_its_own_is_still_read(tmp_path: Path)
     [result] = process_pending(ctx)
     assert result.procedure == "quarantined"
     assert "started 2 times" in result.outcome
+    ctx.close()
+
+
+def _hold_write_lock(database: Path, seconds: float) -> threading.Thread:
+    """Fault injection: another connection takes SQLite's write lock (what a long batch
+    transaction does) and keeps it `seconds`, longer than the store's busy timeout."""
+    import sqlite3
+
+    taken = threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(database, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        threading.Event().wait(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold, name="lock-holder")
+    holder.start()
+    taken.wait()
+    return holder
+
+
+def test_a_send_the_server_accepted_is_recorded_after_a_long_lock_and_never_sent_twice(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+):
+    """The server answers 250 while a batch transaction holds the write lock past the busy
+    timeout: the record waits for the lock instead of failing, so the next flush does not
+    send the reply again."""
+    import mailbot.store.sqlite as sqlite_store
+    from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
+    from tests.test_smtp_send import plan, smtp_desk
+
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.2)
+    ctx = smtp_desk(tmp_path, smtp_server)
+    plan(ctx, ["a@example.co.jp", "b@example.co.jp"])
+    real = make_sender(ctx)
+    assert isinstance(real, SmtpSender)
+    holders = []
+
+    class LockedAtAnswer(SmtpSender):
+        def send_many(self, items, done) -> None:
+            def answered(index, error) -> None:
+                holders.append(_hold_write_lock(ctx.store.path, 1.0))
+                done(index, error)
+
+            super().send_many(items, answered)
+
+    locked = LockedAtAnswer(real.config, real.envelope_from)
+    assert flush_outbox(ctx, locked) == (2, 0)
+    for holder in holders:
+        holder.join()
+    assert len(holders) == 2
+    assert flush_outbox(ctx, real) == (0, 0)
+    assert len(smtp_server.messages) == 2
+    assert all(r["sent_at"] for r in outbox(ctx))
+    ctx.close()
+
+
+def test_a_watcher_waits_out_a_long_lock_and_stores_the_mail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`mailbot run`'s watcher meets the write lock held past the busy timeout: it tries
+    again (the mail is not acked until stored) instead of stopping the daemon."""
+    import mailbot.store.sqlite as sqlite_store
+    from mailbot.intake.mailboxes.maildir import deliver
+
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.2)
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    box = ctx.config.mailboxes[0]
+    assert box.path is not None
+    deliver(box.path, application(), "one.eml")
+    holder = _hold_write_lock(ctx.store.path, 1.0)
+    wake, stop = threading.Event(), threading.Event()
+    watcher = runner._Watcher(ctx, box, wake, stop)
+    watcher.start()
+    try:
+        assert wake.wait(timeout=30)
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+        holder.join()
+    assert watcher.error is None
+    assert ctx.store.count_pending() == 1
+    ctx.close()
+
+
+def test_a_batch_is_cut_to_about_batch_seconds_of_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Mails that each take 50 ms (fault injection: a slow apply) make the batches after the
+    first short enough to stay near BATCH_SECONDS, so no batch holds the write lock for long;
+    every mail still ends done once."""
+    import time
+
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    count = READ_AHEAD_FROM - 4
+    _backlog(ctx, count)
+    real = ctx.store.apply
+
+    def slow(effect):
+        time.sleep(0.05)
+        return real(effect)
+
+    monkeypatch.setattr(ctx.store, "apply", slow)
+    monkeypatch.setattr(runner, "BATCH_SECONDS", 0.3)
+    sizes = []
+    real_batch = runner.process_batch
+
+    def batch(ctx, mails, ready=()):
+        sizes.append(len(mails))
+        return real_batch(ctx, mails, ready)
+
+    monkeypatch.setattr(runner, "process_batch", batch)
+    assert len(process_pending(ctx)) == count
+    assert sizes[0] == COMMIT_BATCH
+    assert sum(sizes) == count
+    assert max(sizes[1:]) <= 6  # 0.3 s at ≥ 50 ms a mail
+    rows = ctx.store.execute("SELECT state FROM messages").fetchall()
+    assert [r["state"] for r in rows] == ["done"] * count
     ctx.close()

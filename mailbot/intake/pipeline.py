@@ -18,7 +18,7 @@ import re
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,16 +27,14 @@ from mailbot.context import Context
 from mailbot.desk.mail_decisions import apply_report_reply, report_reply
 from mailbot.errors import QuarantineError, StoreError
 from mailbot.forms.fields import find_participation_categories
-from mailbot.forms.workbook import Limits as WorkbookLimits
-from mailbot.forms.workbook import open_book
-from mailbot.mail import Attachment, Mail
+from mailbot.mail import Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
 from mailbot.mail.parse import parse
 from mailbot.mail.trust import TrustRules, auth_verdict, load_trust_rules
 from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
 from mailbot.outcome import Incoming, Outcome
 from mailbot.procedures import registry
-from mailbot.procedures.common import SPREADSHEET_SUFFIXES, own_text
+from mailbot.procedures.common import own_text
 from mailbot.procedures.forms import held, stranger_held
 from mailbot.routing import Classification, ThreadHit, classify
 from mailbot.states import Status
@@ -214,32 +212,6 @@ def content_digest(mail: Mail) -> str:
         digest.update(attachment.filename.encode("utf-8", "surrogatepass") + b"\0")
         digest.update(hashlib.sha256(attachment.data).digest())
     return digest.hexdigest()
-
-
-def prepare(raw: bytes, max_bytes: int, limits: WorkbookLimits) -> Mail | None:
-    """The pure stage of one mail: parsed, and every attached workbook opened (inspected and
-    read into grids). The read-ahead worker runs it on the second core; None when the mail is
-    over the size limit (the main process quarantines it with the reason)."""
-    if len(raw) > max_bytes:
-        return None
-    mail = parse(raw)
-    if _unparseable(mail):
-        return mail
-    return replace(
-        mail,
-        attachments=tuple(
-            replace(a, opened=open_book(a.data, a.filename, limits)) if _workbook_like(a) else a
-            for a in mail.attachments
-        ),
-    )
-
-
-def _workbook_like(attachment: Attachment) -> bool:
-    """What pick_form may take as a form: a spreadsheet by name, or a zip/OLE file."""
-    return attachment.filename.lower().endswith(SPREADSHEET_SUFFIXES) or attachment.data[:4] in (
-        b"PK\x03\x04",
-        b"\xd0\xcf\x11\xe0",
-    )
 
 
 def _unparseable(mail: Mail) -> str | None:

@@ -8,12 +8,17 @@ connection, while the main thread processes, sends and runs the scheduled jobs.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import pickle
 import signal
-import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing.connection import Connection
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -22,11 +27,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mailbot.config import MailboxConfig
 from mailbot.console import counter
 from mailbot.context import Context
-from mailbot.errors import MailbotError, StoreError
+from mailbot.errors import MailbotError, StoreBusy, StoreError
 from mailbot.intake.mailboxes import Mailbox
 from mailbot.intake.mailboxes.maildir import MaildirMailbox
 from mailbot.intake.pipeline import Result, process_batch
-from mailbot.intake.readahead import ReadAhead
+from mailbot.intake.readahead import ReadAhead, exit_with_parent
 from mailbot.outbox.send import Sender, flush_outbox, make_sender
 from mailbot.store import Store, StoredMessage
 
@@ -35,10 +40,10 @@ log = logging.getLogger(__name__)
 STORE_BATCH = 100
 BATCH_BYTES = 16 * 1024 * 1024
 COMMIT_BATCH = 32  # mails applied per transaction (one fsync), each in its own savepoint
+# A batch's transaction holds SQLite's write lock: the sender's records and the watchers' stores
+# wait for it (up to the store's BUSY_SECONDS), so a batch is also cut to about this much work.
+BATCH_SECONDS = 5.0
 READ_AHEAD_FROM = 2 * COMMIT_BATCH  # a backlog this long is parsed ahead on the second core
-# The sender waits on the SMTP server three times a mail; at the default 5 ms switch interval
-# each wake-up queued behind the checking thread's slice and the sends fell behind.
-SEND_ALONG_SWITCH = 0.0005
 PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
 
 
@@ -74,11 +79,31 @@ def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
     return new
 
 
-def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[StoredMessage]]:
-    """Group-commit batches in arrival order, at most `size` mails or BATCH_BYTES of raw mail
-    (large mails neither sit in memory together nor hold the write lock long). A mail whose processing started before without
-    finishing (a past run stopped inside its batch) goes alone, committed on its own, so the
-    one that stops the process again is told apart from its batch-mates."""
+class Pace:
+    """How many mails the next batch takes so that its transaction lasts about BATCH_SECONDS:
+    from the time a mail took in the batches before, quick to follow a slow batch and slow to
+    forget it (one slow batch may be the start of a run of large forms)."""
+
+    def __init__(self) -> None:
+        self.per_mail = 0.0
+
+    def took(self, mails: int, seconds: float) -> None:
+        self.per_mail = max(seconds / max(mails, 1), self.per_mail / 2)
+
+    def size(self) -> int:
+        if self.per_mail <= 0:
+            return COMMIT_BATCH
+        return max(1, min(COMMIT_BATCH, int(BATCH_SECONDS / self.per_mail)))
+
+
+def batches(
+    messages: Iterable[StoredMessage], size: Callable[[], int]
+) -> Iterator[list[StoredMessage]]:
+    """Group-commit batches in arrival order, at most `size()` mails (asked as each batch
+    begins; `Pace`) or BATCH_BYTES of raw mail (large mails neither sit in memory together nor
+    hold the write lock long). A mail whose processing started before without finishing (a
+    past run stopped inside its batch) goes alone, committed on its own, so the one that stops
+    the process again is told apart from its batch-mates."""
     batch: list[StoredMessage] = []
     held = 0
     for stored in messages:
@@ -88,9 +113,11 @@ def batches(messages: Iterable[StoredMessage], size: int) -> Iterator[list[Store
                 batch, held = [], 0
             yield [stored]
             continue
+        if not batch:
+            limit = size()
         batch.append(stored)
         held += len(stored.raw)
-        if len(batch) >= size or held >= BATCH_BYTES:
+        if len(batch) >= limit or held >= BATCH_BYTES:
             yield batch
             batch, held = [], 0
     if batch:
@@ -106,19 +133,23 @@ def process_pending(
     `committed` is called after each batch's commit (the sender that goes along wakes)."""
     results: list[Result] = []
     waiting = ctx.store.count_pending()
+    pace = Pace()
     with (
         counter(waiting if waiting > 200 else 0, "processing mail") as tick,
         ahead or ReadAhead(ctx) as ahead,
+        ctx.store.deferred_sync(),
     ):
         while True:
             done = len(results)
-            groups = batches(ctx.store.pending_messages(limit=200), COMMIT_BATCH)
+            groups = batches(ctx.store.pending_messages(limit=200), pace.size)
             if waiting >= READ_AHEAD_FROM:
                 prepared = ahead.batches(groups)
             else:
                 prepared = ((batch, []) for batch in groups)
             for batch, ready in prepared:
+                started = time.monotonic()
                 results.extend(process_batch(ctx, batch, ready))
+                pace.took(len(batch), time.monotonic() - started)
                 if committed is not None:
                     committed()
                 for _ in batch:
@@ -154,7 +185,7 @@ def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
     sender = sender or make_sender(ctx)
     if ctx.store.count_pending() >= READ_AHEAD_FROM:
         with ReadAhead(ctx, start=True) as ahead, SendAlong(ctx, sender) as along:
-            summary.results = process_pending(ctx, ahead, along.wake.set)
+            summary.results = process_pending(ctx, ahead, along.wake)
             summary.jobs = run_jobs(ctx)
         summary.sent, summary.deferred = along.sent, along.deferred
     else:
@@ -166,46 +197,81 @@ def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
     return summary
 
 
-class SendAlong(threading.Thread):
+class SendAlong:
     """`run --once` on a backlog: the replies of each committed batch are sent while the next
-    batch is checked, through a connection of its own, instead of all at the end. It is the
-    only sender until it is joined (the final flush comes after), and it sends only committed
-    outbox rows, each recorded the moment the server answers, as `flush_outbox` always does."""
+    batch is checked, by a process of its own (forked before any thread starts) with its own
+    database connection, instead of all at the end. It is the only sender until it is joined
+    (the final flush comes after), and it sends only committed outbox rows, each recorded the
+    moment the server answers, as `flush_outbox` always does. A process, not a thread: its
+    waits on the SMTP server never queue behind the checking thread for the GIL."""
 
     def __init__(self, ctx: Context, sender: Sender) -> None:
-        super().__init__(name="send-along", daemon=True)
         self.ctx, self.sender = ctx, sender
-        self.wake, self.stop = threading.Event(), threading.Event()
         self.sent = self.deferred = 0
-        self.error: BaseException | None = None
+        fork = multiprocessing.get_context("fork")
+        self._wakes, self._waker = fork.Pipe(duplex=False)
+        self._reports, self._reporter = fork.Pipe(duplex=False)
+        self.process = fork.Process(
+            target=_send_along,
+            args=(ctx, sender, self._wakes, self._reporter, os.getpid()),
+            name="send-along",
+            daemon=True,
+        )
 
     def __enter__(self) -> SendAlong:
-        self.interval = sys.getswitchinterval()
-        sys.setswitchinterval(SEND_ALONG_SWITCH)
-        self.start()
+        self.process.start()
+        self._wakes.close()
+        self._reporter.close()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.wake.set()
-        self.join()
-        sys.setswitchinterval(self.interval)
-        if self.error is not None and exc[0] is None:
-            raise self.error
+    def wake(self) -> None:
+        """A batch was committed: its replies may go."""
+        with suppress(OSError):  # it has stopped: its report says why, at the end
+            self._waker.send(False)
 
-    def run(self) -> None:
+    def __exit__(self, *exc: object) -> None:
+        with suppress(OSError):  # it has stopped already: its report says why
+            self._waker.send(True)
+        self.process.join()
         try:
-            with Context(self.ctx.config, Store(self.ctx.config.database), self.ctx.clock) as own:
-                while not self.stop.is_set():
-                    self.wake.wait()
-                    self.wake.clear()
-                    if self.stop.is_set():
-                        return
-                    sent, deferred = flush_outbox(own, self.sender)
-                    self.sent += sent
-                    self.deferred += deferred
-        except BaseException as exc:  # handed to the main thread, which raises it
-            self.error = exc
+            report = self._reports.recv()
+        except EOFError:
+            report = MailbotError(f"the sender that goes along exited with {self.process.exitcode}")
+        finally:
+            self._waker.close()
+            self._reports.close()
+        if isinstance(report, BaseException):
+            if exc[0] is None:
+                raise report
+            return
+        self.sent, self.deferred = report
+
+
+def _send_along(
+    ctx: Context, sender: Sender, wakes: Connection, reports: Connection, parent: int
+) -> None:
+    """The forked sender: flushes the outbox at each wake until told to stop, then reports
+    (sent, deferred) or the error that stopped it. It never uses the parent's connection."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent)
+    sent = deferred = 0
+    try:
+        with Context(ctx.config, Store(ctx.config.database), ctx.clock) as own:
+            while not wakes.recv():
+                stop = False
+                while wakes.poll():
+                    stop = wakes.recv() or stop
+                done = flush_outbox(own, sender)
+                sent, deferred = sent + done[0], deferred + done[1]
+                if stop:
+                    break
+        report: object = (sent, deferred)
+    except BaseException as exc:  # handed to the main process, which raises it
+        report = exc
+    try:
+        reports.send(report)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        reports.send(MailbotError(f"the sender that goes along stopped: {report!r}"))
 
 
 class _Watcher(threading.Thread):
@@ -232,6 +298,8 @@ class _Watcher(threading.Thread):
                         mailbox.wait(timeout=PUSH_SLICE, stop=self.stop_event)
                     else:
                         self.stop_event.wait(self.box.poll_interval)
+                except StoreBusy as exc:
+                    log.warning("mailbox %s: %s; trying again", self.box.address, exc)
                 except StoreError as exc:
                     self.error = exc
                     self.stop_event.set()

@@ -25,6 +25,7 @@ from mailbot.intake.mailboxes.maildir import deliver
 from mailbot.mail.compose import stamp_date
 from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
 from mailbot.outbox.planner import retry_delay, undeliverable_into
+from mailbot.store import patiently
 from mailbot.store.effect import Effect
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,11 @@ class _Recorder:
     failed: int = 0
 
     def __call__(self, index: int, error: SendError | None) -> None:
+        """The server has answered: the record waits out another connection's long
+        transaction (`patiently`), since a send that is not recorded goes out again."""
+        patiently(lambda: self._record(index, error), f"recording send {index}")
+
+    def _record(self, index: int, error: SendError | None) -> None:
         row, store = self.rows[index], self.ctx.store
         at = self.ctx.now()
         with store.transaction():

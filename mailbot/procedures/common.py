@@ -54,14 +54,22 @@ def spreadsheets(mail: Mail) -> list[Attachment]:
     return [a for a in mail.attachments if a.filename.lower().endswith(SPREADSHEET_SUFFIXES)]
 
 
-def pick_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
-    """The attached form: a spreadsheet whose name carries a hint (事業者マスタ…), else the only
-    spreadsheet, else a file whose content looks like a workbook whatever its name."""
-    sheets = spreadsheets(mail)
-    for attachment in sheets:
+def named_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
+    """A spreadsheet whose name carries a hint (事業者マスタ…)."""
+    for attachment in spreadsheets(mail):
         name = nfkc(attachment.filename).replace("ー", "")
         if any(nfkc(h).replace("ー", "") in name for h in name_hints):
             return attachment
+    return None
+
+
+def pick_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
+    """The attached form: a spreadsheet whose name carries a hint (事業者マスタ…), else the only
+    spreadsheet, else a file whose content looks like a workbook whatever its name."""
+    named = named_form(mail, name_hints)
+    if named is not None:
+        return named
+    sheets = spreadsheets(mail)
     if len(sheets) >= 1:
         return sheets[0]
     for attachment in mail.attachments:

@@ -3,6 +3,6 @@
 `Store` is the SQLite backend (store/sqlite.py); a second backend would be one more module here.
 """
 
-from mailbot.store.sqlite import MIGRATIONS, Store, StoredMessage
+from mailbot.store.sqlite import MIGRATIONS, Store, StoredMessage, patiently
 
-__all__ = ["MIGRATIONS", "Store", "StoredMessage"]
+__all__ = ["MIGRATIONS", "Store", "StoredMessage", "patiently"]

@@ -12,20 +12,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from mailbot.errors import StoreError
+from mailbot.errors import StoreBusy, StoreError
 from mailbot.mail.arrival import arrival_time
 from mailbot.mail.parse import parse
 from mailbot.store.desk import DeskQueries
 from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _thread_columns(conn: sqlite3.Connection) -> None:
@@ -282,6 +287,34 @@ def _delivered(item: tuple[str, bytes] | tuple[str, bytes, datetime | None]) -> 
     return item[2] if len(item) > 2 else None  # type: ignore[misc]
 
 
+BUSY_SECONDS = 30.0  # how long a write waits for another connection's transaction
+PATIENCE_SECONDS = 600.0  # how long `patiently` tries again
+
+
+def _store_error(message: str, exc: sqlite3.Error) -> StoreError:
+    """StoreBusy when another connection kept the write lock past the busy timeout."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return (
+        StoreBusy(message)
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        else StoreError(message)
+    )
+
+
+def patiently(write: Callable[[], T], what: str, patience: float = PATIENCE_SECONDS) -> T:
+    """Run a write, again and again while another connection keeps the write lock (each try
+    waits BUSY_SECONDS), up to `patience` seconds: for writes that must not be lost because
+    they record what already happened outside (a send the server accepted, mail fetched)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return write()
+        except StoreBusy as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("%s: %s; trying again", what, exc)
+
+
 @dataclass(frozen=True)
 class StoredMessage:
     id: int
@@ -306,7 +339,7 @@ class Store(Queries, DeskQueries):
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
@@ -342,6 +375,18 @@ class Store(Queries, DeskQueries):
                 raise
 
     @contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Commits that need not reach the disk on their own (synchronous=NORMAL in WAL): a
+        killed process loses none of them, and a power cut only work that is redone from the
+        committed raw mail. They become durable with the next FULL commit of any connection
+        (the WAL is one file, synced whole): a recorded send, mail stored before its ack."""
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic unit. Nested use is a savepoint inside the outer transaction: it rolls
         back alone when it raises (one mail of a group-committed batch), and is made durable
@@ -365,7 +410,7 @@ class Store(Queries, DeskQueries):
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot write: {exc}") from exc
+            raise _store_error(f"{self.path}: cannot write: {exc}", exc) from exc
         self._depth = 1
         try:
             yield
@@ -391,7 +436,7 @@ class Store(Queries, DeskQueries):
         try:
             return self.conn.execute(sql, params)
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise _store_error(f"{self.path}: {exc}", exc) from exc
 
     # raw messages
 
@@ -413,7 +458,7 @@ class Store(Queries, DeskQueries):
         try:
             return self._save_raw(mailbox, small, large, now)
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot store mail: {exc}") from exc
+            raise _store_error(f"{self.path}: cannot store mail: {exc}", exc) from exc
 
     def _save_raw(
         self,
