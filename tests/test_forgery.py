@@ -379,3 +379,42 @@ def test_staff_alerts_for_bounces_are_bounded_per_day_across_cases(desk: Context
     store(desk, bounce(outbox(desk, "receipt")[-1]["message_id"], 999))
     process_pending(desk)
     assert len(staff_alerts(desk)) == (ALERTS_PER_DAY + 1) * staff
+
+
+# --- 5. an address inside an encoded-word display name -----------------------------------------
+
+
+def _with_from(raw: bytes, value: str) -> bytes:
+    head, _, body = raw.partition(HEADER_END)
+    lines = [
+        f"From: {value}".encode() if line.startswith(b"From:") else line
+        for line in head.split(b"\r\n")
+    ]
+    return b"\r\n".join(lines) + HEADER_END + body
+
+
+def test_an_address_in_a_display_name_does_not_continue_the_victims_case(desk: Context):
+    """Our MTA passed DMARC for the attacker's own domain, the address the From field really
+    holds; the victim's address, written inside an encoded-word with a CR before it, is text."""
+    case, receipt_id = victim_case(desk)
+    raw = application(
+        ATTACKER,
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<z@evil.example>",
+        headers={"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"},
+    )
+    after = submit(desk, _with_from(raw, f"=?utf-8?q?x=0D=0AFrom:_{VICTIM}?= <{ATTACKER}>"))
+    assert after["id"] != case["id"]
+    assert desk.store.case(case["id"])["data"] == case["data"]
+
+
+def test_an_address_in_a_display_name_is_never_mailed(desk: Context):
+    third = "keiri@other-company.co.jp"
+    raw = application(
+        ATTACKER,
+        message_id="<n@evil.example>",
+        headers={"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"},
+    )
+    submit(desk, _with_from(raw, f"=?utf-8?q?=0Dg:_{third};?= <{ATTACKER}>"))
+    assert third not in {r["recipient"] for r in outbox(desk)}

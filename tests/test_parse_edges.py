@@ -241,3 +241,43 @@ def test_a_charset_label_with_a_nul_does_not_make_the_mail_unparseable():
     raw = HEAD + b'Content-Type: text/plain; charset="utf\x00-8"\r\n\r\nhello\r\n'
     mail = parse(raw)
     assert mail.text.strip() == "hello" and mail.subject == "s"
+
+
+# --- addresses are read from the field as written, encoded-words are display names only -----
+
+VICTIM = "ichiro@takahashi-denryoku.co.jp"
+ATTACKER = "eve@evil.example"
+Q_VICTIM = VICTIM.replace("@", "=40")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"=?utf-8?q?x=0D=0AFrom:_{VICTIM}?= <{ATTACKER}>",
+        f"=?utf-8?q?=0Dg:_{VICTIM};?= <{ATTACKER}>",
+        f"=?utf-8?b?DUZyb206IA==?= =?utf-8?q?{VICTIM}?= <{ATTACKER}>",
+        f"=?utf-8?q?a?= =?utf-8?q?<{VICTIM}>?= <{ATTACKER}>",
+        f"=?utf-8?q?{Q_VICTIM},?= <{ATTACKER}>",
+        b_word(f'x" <{VICTIM}>, "') + f" <{ATTACKER}>",
+        f"日本 =?utf-8?q?=3C{Q_VICTIM}=3E?= <{ATTACKER}>",
+        f"=?utf-8?q?{Q_VICTIM},?= 日本 <{ATTACKER}>",
+        f"日本 =?utf-8?q?=0Dg:_{VICTIM};?= <{ATTACKER}>",
+    ],
+)
+def test_an_address_inside_an_encoded_word_is_never_the_sender(value: str):
+    """The From address is the one our MTA's DMARC check judged: the address of the field as
+    written. Text an encoded-word decodes to is a display name, whatever it holds (a CR, a
+    colon, angle brackets), also when the field is raw 8-bit."""
+    raw = f"From: {value}\r\nTo: code@occto.or.jp\r\nSubject: s\r\n\r\nbody\r\n".encode()
+    mail = parse(raw)
+    assert mail.from_addr == ATTACKER, (mail.from_addr, mail.from_name)
+    assert not any(ch < " " or ch == "\x7f" for ch in mail.from_name), repr(mail.from_name)
+
+
+def test_an_encoded_word_with_a_raw_comma_is_still_one_display_name():
+    raw = (
+        b"From: =?iso-8859-1?q?B=fcrling,=20Andreas?= <andreas@example.de>\r\n"
+        b"To: code@occto.or.jp\r\nSubject: s\r\n\r\nbody\r\n"
+    )
+    mail = parse(raw)
+    assert (mail.from_addr, mail.from_name) == ("andreas@example.de", "Bürling, Andreas")

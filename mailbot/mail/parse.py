@@ -88,38 +88,43 @@ SPECIALS = re.compile(r'[,;:<>@"()\[\]\\]')
 ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+$|^\"[^\"]+\"@[^@\s]+$")
 
 
-DECODED_WORD_MARK = "\x00?"
-"""Stands for `=?` in text already decoded from an encoded-word, while the address parser
-reads it and until the display name's own decoding is done: that text is never decoded twice."""
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-def _quote_words(value: str, fallback: str | None) -> str:
+def _quote_words(value: str) -> str:
     """Encoded-words that carry an address special raw inside them (a Q-encoded name written
-    `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>`) decoded into quoted strings before the
-    address parser splits the header at that comma. Only those are decoded here: the rest are
-    decoded once, as display names, after parsing."""
+    `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>`) put in a quoted string, still encoded, so
+    the address parser keeps them whole as a display name. Nothing is decoded before the
+    address parser has read the field: whatever an encoded-word decodes to (a CR, a colon,
+    `<victim@…>`) is display-name text, never an address."""
 
     def quote(found: re.Match[str]) -> str:
         inside_quotes = value[: found.start()].count('"') % 2 == 1
         if inside_quotes or not SPECIALS.search(found.group(0).replace("?", "")):
             return found.group(0)
-        text = decode_header_value(found.group(0), fallback).replace("=?", DECODED_WORD_MARK)
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + found.group(0).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     return ENCODED_WORD.sub(quote, value) if "=?" in value else value
 
 
+def _display(text: str, fallback: str | None) -> str:
+    """A display name as read: encoded-words and raw 8-bit text decoded, control characters
+    (a CR an encoded-word carried) gone."""
+    return " ".join(CONTROL.sub(" ", decode_header_value(text, fallback)).split())
+
+
 def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tuple[str, str]]:
+    """(display name, address) pairs of every `name` field, read from the field as written
+    (raw 8-bit bytes kept as surrogates); only display names are decoded afterwards."""
     values = [
-        _quote_words(
-            decode_header_value(v, fallback) if isinstance(v, Header) else str(v), fallback
-        )
+        _quote_words(_raw_text(v) if isinstance(v, Header) else str(v))
         for v in msg.get_all(name, [])
     ]
     found = []
     for display, addr in getaddresses(values):
-        display = decode_header_value(display, fallback).replace(DECODED_WORD_MARK, "=?")
-        display, addr = display.strip(), addr.strip()
+        display, addr = _display(display, fallback), addr.strip()
+        if RAW_BYTE.search(addr):
+            addr = decode_bytes(raw_header_bytes(addr), None, fallback)[0]
         words = addr.rsplit(None, 1)
         if not display and len(words) == 2 and ADDR_SPEC.match(words[1]):
             display, addr = display or words[0], words[1]
