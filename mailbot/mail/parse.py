@@ -24,7 +24,7 @@ from html.parser import HTMLParser
 
 from mailbot.clock import TOKYO
 from mailbot.mail import Attachment, Mail
-from mailbot.mail.charset import decode_bytes, decode_header_value, raw_header_bytes
+from mailbot.mail.charset import HEADER_CAP, decode_bytes, decode_header_value, raw_header_bytes
 
 MSG_ID = re.compile(r"<[^<>\s]+>")
 ROBOT_LOCALS = ("mailer-daemon", "postmaster")
@@ -116,10 +116,7 @@ def _display(text: str, fallback: str | None) -> str:
 def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tuple[str, str]]:
     """(display name, address) pairs of every `name` field, read from the field as written
     (raw 8-bit bytes kept as surrogates); only display names are decoded afterwards."""
-    values = [
-        _quote_words(_raw_text(v) if isinstance(v, Header) else str(v))
-        for v in msg.get_all(name, [])
-    ]
+    values = [_quote_words(_field_text(v)[:HEADER_CAP]) for v in msg.get_all(name, [])]
     found = []
     for display, addr in getaddresses(values):
         display, addr = _display(display, fallback), addr.strip()
@@ -187,6 +184,19 @@ def _readable(part: Message, fallback: str | None = None) -> Message:
             value = decode_header_value(text, fallback) if RAW_BYTE.search(text) else text
         copy[key] = value
     return copy
+
+
+def _field_text(value: str | Header) -> str:
+    return _raw_text(value) if isinstance(value, Header) else str(value)
+
+
+def _long_fields(msg: Message) -> list[str]:
+    """Fields cut to HEADER_CAP before they are read (what a stranger sends to stall a parse)."""
+    return [
+        f"{key} field over 16 KB: read only its start"
+        for key, value in msg.items()
+        if len(_field_text(value)) > HEADER_CAP
+    ]
 
 
 def _raw_text(value: Header) -> str:
@@ -624,7 +634,7 @@ def _parse(raw: bytes) -> Mail:
         or str(report_type).lower() == "delivery-status"
         or (local in ROBOT_LOCALS and bool(DSN_SUBJECT.search(subject)))
     )
-    defects = [type(d).__name__ for d in msg.defects] + mended + walk.defects
+    defects = [type(d).__name__ for d in msg.defects] + mended + _long_fields(msg) + walk.defects
     for part in msg.walk():
         if part is not msg:
             defects.extend(type(d).__name__ for d in part.defects)
@@ -651,7 +661,7 @@ def _parse(raw: bytes) -> Mail:
         return_path=_header(msg, "Return-Path"),
         x_auto_response_suppress=_header(msg, "X-Auto-Response-Suppress"),
         authentication_results=tuple(
-            " ".join(decode_header_value(v).split())
+            " ".join(decode_header_value(v).split())[:HEADER_CAP]
             for v in msg.get_all("Authentication-Results", [])
         ),
         content_type=msg.get_content_type(),
