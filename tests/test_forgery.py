@@ -418,3 +418,78 @@ def test_an_address_in_a_display_name_is_never_mailed(desk: Context):
     )
     submit(desk, _with_from(raw, f"=?utf-8?q?=0Dg:_{third};?= <{ATTACKER}>"))
     assert third not in {r["recipient"] for r in outbox(desk)}
+
+
+# --- 6. the sender is the one address of the one From field ------------------------------------
+
+
+def _takeover(desk: Context, receipt_id: str, headers: dict, mid: str) -> bytes:
+    return application(
+        ATTACKER,
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id=f"<{mid}@evil.example>",
+        headers=headers,
+    )
+
+
+def _held_apart(desk: Context, case: dict, after: dict) -> None:
+    assert after["id"] != case["id"] and after["status"] == "held", after
+    assert desk.store.case(case["id"])["data"] == case["data"]
+    assert outbox(desk) == outbox(desk, "receipt"), "nothing answered"
+
+
+@pytest.mark.parametrize(
+    "from_value", ["Takahashi Ichiro", "<>", "ichiro at takahashi-denryoku.co.jp"]
+)
+@pytest.mark.parametrize("fallback", ["Sender", "Reply-To"])
+def test_sender_or_reply_to_never_stand_in_for_a_from_without_address(
+    desk: Context, from_value: str, fallback: str
+):
+    """Our MTA's DMARC check had no From domain to judge; the address in Sender or Reply-To is
+    one nobody checked."""
+    case, receipt_id = victim_case(desk)
+    headers = {
+        fallback: VICTIM,
+        "Authentication-Results": f"{OURS}; spf=pass smtp.mailfrom=evil.example; dmarc=none",
+    }
+    raw = _with_from(_takeover(desk, receipt_id, headers, "x"), from_value)
+    assert parse(raw).from_addr == ""
+    after = submit(desk, raw)
+    _held_apart(desk, case, after)
+    assert "差出人" in after["reason"]
+
+
+@pytest.mark.parametrize(
+    "from_value",
+    [f"{VICTIM} <{ATTACKER}>", f"{VICTIM}, {ATTACKER}", f"Ichiro <{VICTIM}> <{ATTACKER}>"],
+)
+def test_a_from_field_with_two_addresses_has_no_sender(desk: Context, from_value: str):
+    case, receipt_id = victim_case(desk)
+    headers = {"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"}
+    raw = _with_from(_takeover(desk, receipt_id, headers, "y"), from_value)
+    assert parse(raw).from_addr == ""
+    _held_apart(desk, case, submit(desk, raw))
+
+
+def test_two_from_fields_have_no_sender(desk: Context):
+    """RFC 5322 §3.6: exactly one From field."""
+    case, receipt_id = victim_case(desk)
+    headers = {"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"}
+    raw = f"From: <{VICTIM}>\r\n".encode() + _takeover(desk, receipt_id, headers, "w")
+    assert parse(raw).from_addr == ""
+    _held_apart(desk, case, submit(desk, raw))
+
+
+def test_our_mtas_verdict_on_another_from_domain_holds_the_mail(desk: Context):
+    """Our MTA judged a From domain that is not the one we read: the two parsers disagree on
+    the field, and the address we read was never checked."""
+    case, receipt_id = victim_case(desk)
+    headers = {"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"}
+    raw = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<v@evil.example>",
+        headers=headers,
+    )
+    _held_apart(desk, case, submit(desk, raw))

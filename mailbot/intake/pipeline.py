@@ -339,6 +339,19 @@ def check_mail(
             problems=checked.problems,
             data=checked.data,
         )
+    other = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id).judged_another(
+        mail.from_addr
+    )
+    if other is not None:
+        checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
+        return held(
+            case,
+            f"差出人を確認できないメールです（受信サーバーの DMARC 検証は {other} を差出人として"
+            f"判定しましたが、差出人欄は {mail.from_addr} です）",
+            answer=False,
+            problems=checked.problems,
+            data=checked.data,
+        )
     if finished:
         return held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
     if case is not None and _message_only(ctx, mail, case):
@@ -560,5 +573,10 @@ def _no_sender_reason(mail: Mail) -> str:
             "差出人を確認できないメールです（ヘッダーが壊れており、差出人欄 "
             f"{single_line(mail.claimed_sender, 120)} はヘッダーの外にあるため信用できません。"
             "返信せず、どの案件にも加えていません。担当者が確認してください）"
+        )
+    if mail.sender_problem:
+        return (
+            f"差出人を確認できないメールです（{single_line(mail.sender_problem, 300)}）。"
+            "返信せず、どの案件にも加えていません。担当者が確認してください"
         )
     return "差出人アドレスを読み取れないメールです（返信していません。担当者が確認してください）"

@@ -130,18 +130,22 @@ def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tup
     return found
 
 
-def _sender(msg: Message, fallback: str | None) -> tuple[str, str]:
-    """(name, address) of the author: the first well-formed address of From, then of Sender,
-    then of Reply-To (spam and broken mailers send an invalid or empty From beside a good one),
-    else whatever From held."""
-    seen = []
-    for key in ("From", "Sender", "Reply-To"):
-        found = _addresses(msg, key, fallback) if key in msg else []
-        for display, addr in found:
-            if ADDR_SPEC.match(addr):
-                return display, addr
-        seen.extend(found)
-    return seen[0] if seen else ("", "")
+def _sender(msg: Message, fallback: str | None) -> tuple[str, str, str]:
+    """(name, address, problem) of the author: the one well-formed address of the one From
+    field, the domain our MTA's DMARC check judged. Anything else (no From, two From fields,
+    two addresses, none well-formed) names no sender, and `problem` says why for staff:
+    Sender and Reply-To are never read in its place, nobody checked them."""
+    fields = msg.get_all("From", [])
+    if len(fields) != 1:
+        return "", "", f"差出人欄（From）が {len(fields)} 個あります"
+    found = _addresses(msg, "From", fallback)
+    written = " ".join(decode_header_value(_field_text(fields[0])[:200], fallback).split())
+    if len(found) != 1:
+        return "", "", f"差出人欄（From: {written}）のアドレスが 1 つではありません"
+    display, addr = found[0]
+    if not ADDR_SPEC.match(addr):
+        return "", "", f"差出人欄（From: {written}）にメールアドレスがありません"
+    return display, addr, ""
 
 
 def _ids(value: str | None) -> tuple[str, ...]:
@@ -579,8 +583,13 @@ def _may_supply(name: str) -> bool:
 
 
 def _well_formed_sender(msg: Message) -> str:
-    address = _sender(msg, None)[1]
-    return address if ADDR_SPEC.match(address) else ""
+    return _sender(msg, None)[1]
+
+
+def _claimed_sender(mended: Message) -> str:
+    """The last well-formed From address the lenient read found, to show staff."""
+    found = [a for _, a in _addresses(mended, "From") if ADDR_SPEC.match(a)]
+    return found[-1] if found else ""
 
 
 def _keep_trusted(strict: Message, mended: Message) -> Message:
@@ -608,7 +617,7 @@ def _read(raw: bytes) -> tuple[Message, list[str], str]:
     if _found(second) <= _found(msg):
         return msg, [], ""
     defects = ["broken header block read leniently"]
-    claimed = "" if _well_formed_sender(msg) else _well_formed_sender(second)
+    claimed = "" if _well_formed_sender(msg) else _claimed_sender(second)
     if claimed:
         defects.append(f"sender only below a broken header line, not trusted: {claimed}")
     return _keep_trusted(msg, second), defects, claimed
@@ -622,13 +631,14 @@ def _parse(raw: bytes) -> Mail:
     walk = _Walk(blobs, fallback)
     walk.visit(msg)
     walk.finish()
-    from_name, from_addr = _sender(msg, fallback)
+    from_name, from_addr, sender_problem = _sender(msg, fallback)
     reply_to = _addresses(msg, "Reply-To", fallback)
     subject = _header(msg, "Subject", fallback) or ""
     report_type = (
         (msg.get_param("report-type") or "") if msg.get_content_type() == "multipart/report" else ""
     )
-    local = from_addr.split("@", 1)[0]
+    loose = from_addr or next((a for _, a in _addresses(msg, "From", fallback)), "")
+    local = loose.split("@", 1)[0]
     is_report = (
         walk.delivery_report
         or str(report_type).lower() == "delivery-status"
@@ -646,6 +656,7 @@ def _parse(raw: bytes) -> Mail:
         from_addr=from_addr,
         from_name=from_name,
         claimed_sender=claimed_sender,
+        sender_problem="" if claimed_sender else sender_problem,
         to=tuple(a for _, a in _addresses(msg, "To", fallback)),
         cc=tuple(a for _, a in _addresses(msg, "Cc", fallback)),
         reply_to=reply_to[0][1] if reply_to else None,

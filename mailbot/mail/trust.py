@@ -101,6 +101,12 @@ class AuthVerdict:
     def dmarc_failed(self) -> bool:
         return any(result == "fail" for result, _ in self.dmarc)
 
+    def judged_another(self, address: str) -> str | None:
+        """The From domain our MTA judged when it is not this address's: the MTA read another
+        address out of the From field than we did, and ours was never checked."""
+        domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+        return next((found for _, found in self.dmarc if found and found != domain), None)
+
     def vouches_for(self, address: str) -> bool:
         """DMARC passed for this very From domain (`header.from=` aligned), and nothing failed.
         SPF and DKIM alone prove nothing about From: any domain can pass them for itself."""
