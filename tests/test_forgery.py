@@ -26,11 +26,12 @@ from tests.support.samples import TAKAHASHI
 CODE = "code@occto.or.jp"
 VICTIM = "ichiro@takahashi-denryoku.co.jp"
 ATTACKER = "eve@evil.example"
+TRUST_OURS = '\n[trust]\nauthserv_ids = ["mx.occto.or.jp"]\n'
 
 
 @pytest.fixture
 def desk(tmp_path) -> Context:
-    ctx = desk_with_operators(tmp_path)
+    ctx = desk_with_operators(tmp_path, extra_config=TRUST_OURS)
     yield ctx
     ctx.close()
 
@@ -185,10 +186,20 @@ def ours(authserv_id: str) -> bool:
         ("pass with no header.from", [f"{OURS}; dmarc=pass"], False, False),
         ("stamped by a stranger", [f"evil.example; dmarc=pass header.from={DOMAIN}"], False, False),
         (
-            "stranger's fail is not ours",
+            "a stranger's fail holds too (it only holds the forger's own mail)",
             [f"evil.example; dmarc=fail header.from={DOMAIN}"],
             False,
+            True,
+        ),
+        (
+            "Exchange Online's fail, with no authserv-id",
+            [
+                "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=evil.example; dkim=none "
+                "(message not signed) header.d=none;dmarc=fail action=none "
+                f"header.from={DOMAIN};compauth=fail reason=000"
+            ],
             False,
+            True,
         ),
         ("any case", [f"MX.Occto.OR.jp 1; DMARC = Pass Header.From={DOMAIN.upper()}"], True, False),
         ("quoted value", [f'{OURS}; dmarc=pass header.from="{DOMAIN}"'], True, False),
@@ -208,9 +219,15 @@ def ours(authserv_id: str) -> bool:
         ),
         (
             "our header below a relay's",
-            ["relay.example; dmarc=fail", f"{OURS}; dmarc=pass (p=none) header.from={DOMAIN}"],
+            ["relay.example; spf=fail", f"{OURS}; dmarc=pass (p=none) header.from={DOMAIN}"],
             True,
             False,
+        ),
+        (
+            "a fail in any header outweighs our pass",
+            ["relay.example; dmarc=fail", f"{OURS}; dmarc=pass header.from={DOMAIN}"],
+            False,
+            True,
         ),
         (
             "only the topmost of ours",
@@ -237,11 +254,18 @@ def test_our_mtas_verdict_is_read_from_its_own_header_only(why, headers, vouched
     assert verdict.dmarc_failed is failed, why
 
 
-def test_the_authserv_id_is_configured_or_our_own_domain(tmp_path):
+def test_only_a_configured_authserv_id_is_ours(tmp_path):
+    """Unset, no header is ours: a host under our domain is no proof (Exchange Online and
+    Google stamp other ids and never strip a forged `relay7.occto.or.jp` header)."""
     default = parse_config(DEFAULT_CONFIG, "<test>", tmp_path)
-    assert default.our_authserv_id("mx.occto.or.jp") and default.our_authserv_id("occto.or.jp")
-    assert not default.our_authserv_id("mx.occto.or.jp.evil.example")
-    assert not default.our_authserv_id("evilocctor.or.jp")
+    assert not default.our_authserv_id("mx.occto.or.jp")
+    assert not default.our_authserv_id("relay7.occto.or.jp")
+    assert not default.our_authserv_id("occto.or.jp")
+    forged = [
+        "spf=pass smtp.mailfrom=evil.example; dkim=none; dmarc=none",
+        f"relay7.occto.or.jp; dmarc=pass header.from={DOMAIN}",
+    ]
+    assert not auth_verdict(forged, default.our_authserv_id).vouches_for(VICTIM)
     config = parse_config(
         DEFAULT_CONFIG + '\n[trust]\nauthserv_ids = ["Gateway.ISP.example"]\n', "<test>", tmp_path
     )
@@ -294,11 +318,31 @@ def test_our_aligned_pass_lets_a_reply_to_elsewhere_through(desk: Context):
     assert {r["recipient"] for r in outbox(desk)} == {VICTIM}
 
 
-def test_a_dmarc_fail_from_a_strangers_header_does_not_hold_a_mail(desk: Context):
+def test_a_dmarc_fail_in_any_header_holds_a_mail(desk: Context):
+    """Fail-safe: a forged fail only holds the forger's own mail."""
     case = submit(
         desk, application(headers={"Authentication-Results": "relay.example; dmarc=fail"})
     )
-    assert case["status"] == "complete"
+    assert case["status"] == "held"
+
+
+def test_exchange_onlines_dmarc_fail_holds_a_spoofed_mail(desk: Context):
+    """Exchange Online stamps no authserv-id; its verdict on the spoofed From still holds."""
+    case, receipt_id = victim_case(desk)
+    exo = (
+        "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=evil.example; dkim=none "
+        f"(message not signed) header.d=none;dmarc=fail action=none header.from={DOMAIN};"
+        "compauth=fail reason=000"
+    )
+    forged = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<spoof@evil.example>",
+        headers={"Authentication-Results": exo},
+    )
+    held = submit(desk, forged)
+    assert held["id"] != case["id"] and held["status"] == "held"
+    assert desk.store.case(case["id"])["data"] == case["data"]
 
 
 # --- 4. forged bounces ------------------------------------------------------------------------
