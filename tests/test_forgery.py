@@ -537,3 +537,51 @@ def test_our_mtas_verdict_on_another_from_domain_holds_the_mail(desk: Context):
         headers=headers,
     )
     _held_apart(desk, case, submit(desk, raw))
+
+
+# --- 7. a bounce marks the mail it returns -------------------------------------------------------
+
+
+def returned(raw_sent: bytes, n: int, how: str) -> bytes:
+    """A real delivery report for `raw_sent`, with its headers returned as text/rfc822-headers
+    (Postfix) or the whole mail as message/rfc822 (Exchange)."""
+    head = raw_sent.split(b"\r\n\r\n", 1)[0].decode()
+    kind, part = (
+        ("text/rfc822-headers", f"{head}\r\n")
+        if how == "headers"
+        else ("message/rfc822", raw_sent.decode())
+    )
+    return (
+        f"From: MAILER-DAEMON@mx.takahashi-denryoku.co.jp\r\nTo: {CODE}\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn.{n}@mx.example>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status;"
+        ' boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nMailbox full\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Final-Recipient: rfc822; {VICTIM}\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
+        f"--b\r\nContent-Type: {kind}\r\n\r\n{part}\r\n--b--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("how", ["headers", "whole mail"])
+def test_a_bounce_of_a_follow_up_reply_marks_that_reply(desk: Context, how: str):
+    """Our second reply cites the receipt (In-Reply-To, References) above its own Message-ID;
+    the bounce marks the returned mail's Message-ID field, not the first id of ours in it."""
+    _, receipt_id = victim_case(desk)
+    flush_outbox(desk, make_sender(desk))
+    submit(
+        desk,
+        application(
+            fields={"事業者名称": "高橋電力株式会社X"},
+            in_reply_to=receipt_id,
+            references=(receipt_id,),
+            message_id="<again@takahashi-denryoku.co.jp>",
+        ),
+    )
+    flush_outbox(desk, make_sender(desk))
+    second = [r for r in outbox(desk) if r["message_id"] != receipt_id][-1]
+    assert receipt_id.encode() in second["raw"]
+    store(desk, returned(second["raw"], 1, how))
+    process_pending(desk)
+    states = {r["message_id"]: r["state"] for r in outbox(desk)}
+    assert (states[second["message_id"]], states[receipt_id]) == ("bounced", "sent")

@@ -31,7 +31,7 @@ from mailbot.forms.workbook import Limits as WorkbookLimits
 from mailbot.forms.workbook import open_book
 from mailbot.mail import Attachment, Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
-from mailbot.mail.parse import parse
+from mailbot.mail.parse import parse, returned_message_ids
 from mailbot.mail.trust import TrustRules, auth_verdict, load_trust_rules
 from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
 from mailbot.outcome import Incoming, Outcome
@@ -556,12 +556,17 @@ def _robot_mail(
 
 
 def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(Message-ID, outbox row) of each mail we sent that a delivery report cites: an id in
+    """(Message-ID, outbox row) of each mail we sent that a delivery report returns: an id in
     our own format and domain (`compose.new_message_id`) that the outbox holds as sent. Anyone
-    can write a bounce; one that cites no mail of ours marks nothing and tells no one."""
-    domain = re.escape(ctx.config.message_id_domain.encode("ascii", "replace"))
-    ours = re.compile(rb"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + rb">", re.IGNORECASE)
-    for mid in dict.fromkeys(m.group(0).decode("ascii") for m in ours.finditer(raw)):
+    can write a bounce; one that cites no mail of ours marks nothing and tells no one. The id
+    is the returned mail's Message-ID field (our follow-up reply cites our receipt above its
+    own id); only a report that returns no headers is searched for any id of ours."""
+    domain = re.escape(ctx.config.message_id_domain)
+    ours = re.compile(r"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + r">", re.IGNORECASE)
+    ids = returned_message_ids(raw)
+    if ids is None:
+        ids = tuple(m.group(0) for m in ours.finditer(raw.decode("ascii", "replace")))
+    for mid in dict.fromkeys(i for i in ids if ours.fullmatch(i)):
         sent = ctx.store.sent_mail(mid)
         if sent is not None:
             yield mid, sent

@@ -152,6 +152,29 @@ def _ids(value: str | None) -> tuple[str, ...]:
     return tuple(MSG_ID.findall(value or ""))
 
 
+RETURNED_HEADERS = frozenset({"text/rfc822-headers", "message/global-headers"})
+RETURNED_MAIL = frozenset({"message/rfc822", "message/global"})
+
+
+def returned_message_ids(raw: bytes) -> tuple[str, ...] | None:
+    """The Message-ID field of each mail a delivery report returns (its message/rfc822 or
+    text/rfc822-headers part, read as headers): the id of the mail that bounced, never one
+    its In-Reply-To or References cite. None when the report returns no headers at all."""
+    msg = message_from_bytes(raw, policy=compat32)
+    found: list[str] | None = None
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in RETURNED_HEADERS:
+            data = part.get_payload(decode=True)
+            headers = message_from_bytes(data if isinstance(data, bytes) else b"", policy=compat32)
+        elif ctype in RETURNED_MAIL and isinstance(part.get_payload(), list) and part.get_payload():
+            headers = part.get_payload()[0]
+        else:
+            continue
+        found = (found or []) + list(_ids(str(headers.get("Message-ID", ""))))
+    return None if found is None else tuple(found)
+
+
 def _date(msg: Message) -> datetime | None:
     value = msg.get("Date")
     if not value:
