@@ -244,6 +244,18 @@ def ours(authserv_id: str) -> bool:
             False,
             True,
         ),
+        (
+            "a pass beside a none",
+            [f"{OURS}; dmarc=pass header.from={DOMAIN}; dmarc=none header.from={DOMAIN}"],
+            False,
+            False,
+        ),
+        (
+            "a pass beside a pass for another domain",
+            [f"{OURS}; dmarc=pass header.from={DOMAIN}; dmarc=pass header.from=evil.example"],
+            False,
+            False,
+        ),
         ("nothing at all", [], False, False),
         ("no result", [f"{OURS}; none"], False, False),
     ],
@@ -585,3 +597,38 @@ def test_a_bounce_of_a_follow_up_reply_marks_that_reply(desk: Context, how: str)
     process_pending(desk)
     states = {r["message_id"]: r["state"] for r in outbox(desk)}
     assert (states[second["message_id"]], states[receipt_id]) == ("bounced", "sent")
+
+
+# --- 8. Authentication-Results is never RFC 2047-decoded ----------------------------------------
+
+SMUGGLED_LOCAL = "=?us-ascii?q?x=3B_dmarc=3Dpass_header.from=3Dtakahashi-denryoku.co.jp=3B?="
+SMUGGLED = (
+    f"{OURS}; spf=pass smtp.mailfrom={SMUGGLED_LOCAL}@evil.example; dkim=none; "
+    f"dmarc=none header.from={DOMAIN}"
+)
+
+
+def test_an_encoded_word_in_authentication_results_is_no_result():
+    """`=?us-ascii?q?…?=` is a legal local-part our MTA copies into smtp.mailfrom=; decoded,
+    it would add a dmarc=pass for any domain without a DMARC record."""
+    raw = (
+        f"From: <{VICTIM}>\r\nTo: {CODE}\r\nSubject: s\r\n"
+        f"Authentication-Results: {SMUGGLED}\r\n\r\nbody\r\n"
+    ).encode()
+    mail = parse(raw)
+    assert mail.authentication_results == (SMUGGLED,)
+    assert not auth_verdict(mail.authentication_results, ours).vouches_for(VICTIM)
+
+
+def test_an_encoded_word_in_authentication_results_does_not_lift_the_reply_to_hold(
+    desk: Context,
+):
+    case, receipt_id = victim_case(desk)
+    forged = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<ar@evil.example>",
+        headers={"Reply-To": ATTACKER, "Authentication-Results": SMUGGLED},
+    )
+    held = submit(desk, forged)
+    assert held["id"] != case["id"] and held["status"] == "held"

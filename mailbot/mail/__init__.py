@@ -37,8 +37,9 @@ class Mail:
     say why it looks odd. `claimed_sender` is an address a broken header block named only below
     the line where real headers end: shown to staff, never answered, matched or trusted
     (`from_addr` is empty then). `sender_problem` says why `from_addr` is empty when the From
-    field names no single address (never filled from Sender or Reply-To). `authentication_results` holds every such header, topmost
-    first, as written: `mailbot.mail.trust.auth_verdict` decides which one our MTA stamped.
+    field names no single address (never filled from Sender or Reply-To).
+    `authentication_results` holds every such header, topmost first, as written (never
+    RFC 2047-decoded): `mailbot.mail.trust.auth_verdict` decides which one our MTA stamped.
     """
 
     message_id: str | None

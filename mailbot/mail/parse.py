@@ -695,7 +695,7 @@ def _parse(raw: bytes) -> Mail:
         return_path=_header(msg, "Return-Path"),
         x_auto_response_suppress=_header(msg, "X-Auto-Response-Suppress"),
         authentication_results=tuple(
-            " ".join(decode_header_value(v).split())[:HEADER_CAP]
+            " ".join(_field_text(v).split())[:HEADER_CAP]
             for v in msg.get_all("Authentication-Results", [])
         ),
         content_type=msg.get_content_type(),

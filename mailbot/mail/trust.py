@@ -112,12 +112,14 @@ class AuthVerdict:
         return next((found for _, found in self.dmarc if found and found != domain), None)
 
     def vouches_for(self, address: str) -> bool:
-        """DMARC passed for this very From domain (`header.from=` aligned), and nothing failed.
-        SPF and DKIM alone prove nothing about From: any domain can pass them for itself."""
+        """DMARC passed for this very From domain: every dmarc result of our header is a pass
+        with `header.from=` aligned (a pass beside a none or another domain's pass is no
+        proof), and no header anywhere says it failed. SPF and DKIM alone prove nothing about
+        From: any domain can pass them for itself."""
         domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
-        if not domain or "@" not in address or self.dmarc_failed:
+        if not domain or "@" not in address or self.dmarc_failed or not self.dmarc:
             return False
-        return any(result == "pass" and found == domain for result, found in self.dmarc)
+        return all(result == "pass" and found == domain for result, found in self.dmarc)
 
 
 _PAIR = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
