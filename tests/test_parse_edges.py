@@ -317,3 +317,18 @@ def test_a_loose_encoded_word_is_found_in_linear_time():
     started = time.perf_counter()
     decode_header_value("=?a?q?" * 50000)
     assert time.perf_counter() - started < 5
+
+
+# --- raw 8-bit text beside an encoded-word -----------------------------------------------------
+
+
+def test_a_raw_8bit_display_name_beside_an_encoded_word_reads_as_text():
+    """Before, the raw part came out as the literal `\\udce9\\udcab…` and replies greeted it."""
+    raw = (
+        "From: 高橋 =?utf-8?q?=E4=B8=80=E9=83=8E?= <ichiro@takahashi-denryoku.co.jp>\r\n"
+        "Subject: 申込 =?utf-8?b?" + base64.b64encode("について".encode()).decode() + "?=\r\n"
+        "\r\nb\r\n"
+    ).encode()
+    mail = parse(raw)
+    assert (mail.from_name, mail.from_addr) == ("高橋 一郎", "ichiro@takahashi-denryoku.co.jp")
+    assert mail.subject == "申込 について"

@@ -369,6 +369,17 @@ def decode_header_value(value: str | bytes | Header | None, fallback: str | None
     if isinstance(value, bytes):
         value = value.decode("ascii", errors="surrogateescape")
     value = FOLD.sub("", str(value))[:HEADER_CAP]
+    if "=?" in value and _has_surrogates(value):
+        return "".join(_decode_text(piece, fallback) for piece in WORD_RUN.split(value) if piece)
+    return _decode_text(value, fallback)
+
+
+WORD_RUN = re.compile(r"(=\?[^?\s]+\?[QqBb]\?[^?]*\?=(?:\s+=\?[^?\s]+\?[QqBb]\?[^?]*\?=)*)")
+"""A run of encoded-words: raw 8-bit text beside one is decoded on its own (the stdlib hands it
+back as escaped text, `\\udce9…`, when a header mixes the two)."""
+
+
+def _decode_text(value: str, fallback: str | None) -> str:
     try:
         parts = decode_header(value)
     except Exception:
