@@ -283,14 +283,11 @@ class Config:
 
     def our_authserv_id(self, authserv_id: str) -> bool:
         """An Authentication-Results header stamped by our receiving MTA (RFC 8601 authserv-id):
-        one of `[trust] authserv_ids`, or, when none are set, a mailbox's domain or a host
-        under it (mx.occto.or.jp). The MTA removes headers arriving with its own id (RFC 8601
-        §5), so only its own verdict carries one."""
-        name = authserv_id.strip().lower().rstrip(".")
-        if self.authserv_ids:
-            return name in self.authserv_ids
-        domains = {box.address.rsplit("@", 1)[-1].lower() for box in self.mailboxes}
-        return any(name == d or name.endswith("." + d) for d in domains)
+        one of `[trust] authserv_ids`. The MTA removes headers arriving with its own id (RFC
+        8601 §5), so only its own verdict carries one. Unset, no header is ours (no pass
+        vouches; `mailbot doctor` warns): a host name under our own domain proves nothing
+        when the receiving MTA stamps another id and leaves a forged one in place."""
+        return authserv_id.strip().lower().rstrip(".") in self.authserv_ids
 
     @property
     def message_id_domain(self) -> str:

@@ -330,12 +330,23 @@ def _outgoing(config: Config, resolve: Resolver) -> Check:
         return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
 
 
+def _authserv_ids(config: Config) -> str:
+    if not config.authserv_ids:
+        raise _Warning(
+            "[trust] authserv_ids is not set: no Authentication-Results header counts as our "
+            "MTA's, so no dmarc=pass vouches for a sender (a Reply-To elsewhere is held, staff "
+            "decisions by mail are refused); set the id our receiving MTA stamps"
+        )
+    return ", ".join(config.authserv_ids)
+
+
 def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Check]:
     """Every check, each its own row; reads only (no Context: opening one would create the
     database and stop at the first broken rules file)."""
     checks = [
         Check("configuration", OK, f"{config.source}"),
         *_rules(config),
+        _row("trust: authserv_ids", lambda: _authserv_ids(config)),
         _templates(config),
         *_database(config, now),
     ]

@@ -338,10 +338,12 @@ def test_a_mail_failing_dmarc_is_held_unanswered(desk: Context):
     assert outbox(desk) == []
 
 
-def test_only_the_topmost_authentication_results_counts(desk: Context):
+def test_a_dmarc_fail_below_our_pass_still_holds(desk: Context):
+    """Fail-safe: a dmarc=fail in any Authentication-Results header holds the mail unanswered
+    (a forged one only holds the forger's own mail)."""
     raw = application(message_id="<fine@takahashi-denryoku.co.jp>")
     ours = b"Authentication-Results: mx.occto.or.jp; dmarc=pass header.from=takahashi-denryoku.co.jp\r\n"
-    forged = b"Authentication-Results: mx.occto.or.jp; dmarc=fail\r\n"
+    below = b"Authentication-Results: mx.occto.or.jp; dmarc=fail\r\n"
     head, _, body = raw.partition(b"\r\n\r\n")
-    case = submit(desk, ours + head + b"\r\n" + forged + b"\r\n" + body)
-    assert case["status"] == "complete"
+    case = submit(desk, ours + head + b"\r\n" + below + b"\r\n" + body)
+    assert case["status"] == "held" and outbox(desk) == []

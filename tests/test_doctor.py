@@ -94,6 +94,16 @@ def test_doctor_creates_nothing_at_a_mistyped_database_path(tmp_path: Path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
 
 
+def test_doctor_warns_when_no_authserv_id_is_configured(tmp_path: Path, capsys):
+    """Unset, no Authentication-Results header counts as our MTA's and no pass vouches."""
+    assert main(["--config", write_config(tmp_path), "doctor", "--offline"]) == 0
+    status, detail = doctor_rows(capsys.readouterr().out)["trust: authserv_ids"]
+    assert status == "warn" and "[trust] authserv_ids is not set" in detail
+    extra = '[trust]\nauthserv_ids = ["mx.occto.or.jp"]\n'
+    assert main(["--config", write_config(tmp_path, extra=extra), "doctor", "--offline"]) == 0
+    assert doctor_rows(capsys.readouterr().out)["trust: authserv_ids"] == ("ok", "mx.occto.or.jp")
+
+
 def test_doctor_opens_the_database_read_only(tmp_path: Path, capsys):
     cfg = write_config(tmp_path)
     assert main(["--config", cfg, "cases"]) == 0

@@ -26,11 +26,12 @@ from tests.support.samples import TAKAHASHI
 CODE = "code@occto.or.jp"
 VICTIM = "ichiro@takahashi-denryoku.co.jp"
 ATTACKER = "eve@evil.example"
+TRUST_OURS = '\n[trust]\nauthserv_ids = ["mx.occto.or.jp"]\n'
 
 
 @pytest.fixture
 def desk(tmp_path) -> Context:
-    ctx = desk_with_operators(tmp_path)
+    ctx = desk_with_operators(tmp_path, extra_config=TRUST_OURS)
     yield ctx
     ctx.close()
 
@@ -185,10 +186,20 @@ def ours(authserv_id: str) -> bool:
         ("pass with no header.from", [f"{OURS}; dmarc=pass"], False, False),
         ("stamped by a stranger", [f"evil.example; dmarc=pass header.from={DOMAIN}"], False, False),
         (
-            "stranger's fail is not ours",
+            "a stranger's fail holds too (it only holds the forger's own mail)",
             [f"evil.example; dmarc=fail header.from={DOMAIN}"],
             False,
+            True,
+        ),
+        (
+            "Exchange Online's fail, with no authserv-id",
+            [
+                "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=evil.example; dkim=none "
+                "(message not signed) header.d=none;dmarc=fail action=none "
+                f"header.from={DOMAIN};compauth=fail reason=000"
+            ],
             False,
+            True,
         ),
         ("any case", [f"MX.Occto.OR.jp 1; DMARC = Pass Header.From={DOMAIN.upper()}"], True, False),
         ("quoted value", [f'{OURS}; dmarc=pass header.from="{DOMAIN}"'], True, False),
@@ -208,9 +219,15 @@ def ours(authserv_id: str) -> bool:
         ),
         (
             "our header below a relay's",
-            ["relay.example; dmarc=fail", f"{OURS}; dmarc=pass (p=none) header.from={DOMAIN}"],
+            ["relay.example; spf=fail", f"{OURS}; dmarc=pass (p=none) header.from={DOMAIN}"],
             True,
             False,
+        ),
+        (
+            "a fail in any header outweighs our pass",
+            ["relay.example; dmarc=fail", f"{OURS}; dmarc=pass header.from={DOMAIN}"],
+            False,
+            True,
         ),
         (
             "only the topmost of ours",
@@ -227,6 +244,18 @@ def ours(authserv_id: str) -> bool:
             False,
             True,
         ),
+        (
+            "a pass beside a none",
+            [f"{OURS}; dmarc=pass header.from={DOMAIN}; dmarc=none header.from={DOMAIN}"],
+            False,
+            False,
+        ),
+        (
+            "a pass beside a pass for another domain",
+            [f"{OURS}; dmarc=pass header.from={DOMAIN}; dmarc=pass header.from=evil.example"],
+            False,
+            False,
+        ),
         ("nothing at all", [], False, False),
         ("no result", [f"{OURS}; none"], False, False),
     ],
@@ -237,11 +266,18 @@ def test_our_mtas_verdict_is_read_from_its_own_header_only(why, headers, vouched
     assert verdict.dmarc_failed is failed, why
 
 
-def test_the_authserv_id_is_configured_or_our_own_domain(tmp_path):
+def test_only_a_configured_authserv_id_is_ours(tmp_path):
+    """Unset, no header is ours: a host under our domain is no proof (Exchange Online and
+    Google stamp other ids and never strip a forged `relay7.occto.or.jp` header)."""
     default = parse_config(DEFAULT_CONFIG, "<test>", tmp_path)
-    assert default.our_authserv_id("mx.occto.or.jp") and default.our_authserv_id("occto.or.jp")
-    assert not default.our_authserv_id("mx.occto.or.jp.evil.example")
-    assert not default.our_authserv_id("evilocctor.or.jp")
+    assert not default.our_authserv_id("mx.occto.or.jp")
+    assert not default.our_authserv_id("relay7.occto.or.jp")
+    assert not default.our_authserv_id("occto.or.jp")
+    forged = [
+        "spf=pass smtp.mailfrom=evil.example; dkim=none; dmarc=none",
+        f"relay7.occto.or.jp; dmarc=pass header.from={DOMAIN}",
+    ]
+    assert not auth_verdict(forged, default.our_authserv_id).vouches_for(VICTIM)
     config = parse_config(
         DEFAULT_CONFIG + '\n[trust]\nauthserv_ids = ["Gateway.ISP.example"]\n', "<test>", tmp_path
     )
@@ -294,11 +330,31 @@ def test_our_aligned_pass_lets_a_reply_to_elsewhere_through(desk: Context):
     assert {r["recipient"] for r in outbox(desk)} == {VICTIM}
 
 
-def test_a_dmarc_fail_from_a_strangers_header_does_not_hold_a_mail(desk: Context):
+def test_a_dmarc_fail_in_any_header_holds_a_mail(desk: Context):
+    """Fail-safe: a forged fail only holds the forger's own mail."""
     case = submit(
         desk, application(headers={"Authentication-Results": "relay.example; dmarc=fail"})
     )
-    assert case["status"] == "complete"
+    assert case["status"] == "held"
+
+
+def test_exchange_onlines_dmarc_fail_holds_a_spoofed_mail(desk: Context):
+    """Exchange Online stamps no authserv-id; its verdict on the spoofed From still holds."""
+    case, receipt_id = victim_case(desk)
+    exo = (
+        "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=evil.example; dkim=none "
+        f"(message not signed) header.d=none;dmarc=fail action=none header.from={DOMAIN};"
+        "compauth=fail reason=000"
+    )
+    forged = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<spoof@evil.example>",
+        headers={"Authentication-Results": exo},
+    )
+    held = submit(desk, forged)
+    assert held["id"] != case["id"] and held["status"] == "held"
+    assert desk.store.case(case["id"])["data"] == case["data"]
 
 
 # --- 4. forged bounces ------------------------------------------------------------------------
@@ -379,3 +435,200 @@ def test_staff_alerts_for_bounces_are_bounded_per_day_across_cases(desk: Context
     store(desk, bounce(outbox(desk, "receipt")[-1]["message_id"], 999))
     process_pending(desk)
     assert len(staff_alerts(desk)) == (ALERTS_PER_DAY + 1) * staff
+
+
+# --- 5. an address inside an encoded-word display name -----------------------------------------
+
+
+def _with_from(raw: bytes, value: str) -> bytes:
+    head, _, body = raw.partition(HEADER_END)
+    lines = [
+        f"From: {value}".encode() if line.startswith(b"From:") else line
+        for line in head.split(b"\r\n")
+    ]
+    return b"\r\n".join(lines) + HEADER_END + body
+
+
+def test_an_address_in_a_display_name_does_not_continue_the_victims_case(desk: Context):
+    """Our MTA passed DMARC for the attacker's own domain, the address the From field really
+    holds; the victim's address, written inside an encoded-word with a CR before it, is text."""
+    case, receipt_id = victim_case(desk)
+    raw = application(
+        ATTACKER,
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<z@evil.example>",
+        headers={"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"},
+    )
+    after = submit(desk, _with_from(raw, f"=?utf-8?q?x=0D=0AFrom:_{VICTIM}?= <{ATTACKER}>"))
+    assert after["id"] != case["id"]
+    assert desk.store.case(case["id"])["data"] == case["data"]
+
+
+def test_an_address_in_a_display_name_is_never_mailed(desk: Context):
+    third = "keiri@other-company.co.jp"
+    raw = application(
+        ATTACKER,
+        message_id="<n@evil.example>",
+        headers={"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"},
+    )
+    submit(desk, _with_from(raw, f"=?utf-8?q?=0Dg:_{third};?= <{ATTACKER}>"))
+    assert third not in {r["recipient"] for r in outbox(desk)}
+
+
+# --- 6. the sender is the one address of the one From field ------------------------------------
+
+
+def _takeover(desk: Context, receipt_id: str, headers: dict, mid: str) -> bytes:
+    return application(
+        ATTACKER,
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id=f"<{mid}@evil.example>",
+        headers=headers,
+    )
+
+
+def _held_apart(desk: Context, case: dict, after: dict) -> None:
+    assert after["id"] != case["id"] and after["status"] == "held", after
+    assert desk.store.case(case["id"])["data"] == case["data"]
+    assert outbox(desk) == outbox(desk, "receipt"), "nothing answered"
+
+
+@pytest.mark.parametrize(
+    "from_value", ["Takahashi Ichiro", "<>", "ichiro at takahashi-denryoku.co.jp"]
+)
+@pytest.mark.parametrize("fallback", ["Sender", "Reply-To"])
+def test_sender_or_reply_to_never_stand_in_for_a_from_without_address(
+    desk: Context, from_value: str, fallback: str
+):
+    """Our MTA's DMARC check had no From domain to judge; the address in Sender or Reply-To is
+    one nobody checked."""
+    case, receipt_id = victim_case(desk)
+    headers = {
+        fallback: VICTIM,
+        "Authentication-Results": f"{OURS}; spf=pass smtp.mailfrom=evil.example; dmarc=none",
+    }
+    raw = _with_from(_takeover(desk, receipt_id, headers, "x"), from_value)
+    assert parse(raw).from_addr == ""
+    after = submit(desk, raw)
+    _held_apart(desk, case, after)
+    assert "差出人" in after["reason"]
+
+
+@pytest.mark.parametrize(
+    "from_value",
+    [f"{VICTIM} <{ATTACKER}>", f"{VICTIM}, {ATTACKER}", f"Ichiro <{VICTIM}> <{ATTACKER}>"],
+)
+def test_a_from_field_with_two_addresses_has_no_sender(desk: Context, from_value: str):
+    case, receipt_id = victim_case(desk)
+    headers = {"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"}
+    raw = _with_from(_takeover(desk, receipt_id, headers, "y"), from_value)
+    assert parse(raw).from_addr == ""
+    _held_apart(desk, case, submit(desk, raw))
+
+
+def test_two_from_fields_have_no_sender(desk: Context):
+    """RFC 5322 §3.6: exactly one From field."""
+    case, receipt_id = victim_case(desk)
+    headers = {"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"}
+    raw = f"From: <{VICTIM}>\r\n".encode() + _takeover(desk, receipt_id, headers, "w")
+    assert parse(raw).from_addr == ""
+    _held_apart(desk, case, submit(desk, raw))
+
+
+def test_our_mtas_verdict_on_another_from_domain_holds_the_mail(desk: Context):
+    """Our MTA judged a From domain that is not the one we read: the two parsers disagree on
+    the field, and the address we read was never checked."""
+    case, receipt_id = victim_case(desk)
+    headers = {"Authentication-Results": f"{OURS}; dmarc=pass header.from=evil.example"}
+    raw = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<v@evil.example>",
+        headers=headers,
+    )
+    _held_apart(desk, case, submit(desk, raw))
+
+
+# --- 7. a bounce marks the mail it returns -------------------------------------------------------
+
+
+def returned(raw_sent: bytes, n: int, how: str) -> bytes:
+    """A real delivery report for `raw_sent`, with its headers returned as text/rfc822-headers
+    (Postfix) or the whole mail as message/rfc822 (Exchange)."""
+    head = raw_sent.split(b"\r\n\r\n", 1)[0].decode()
+    kind, part = (
+        ("text/rfc822-headers", f"{head}\r\n")
+        if how == "headers"
+        else ("message/rfc822", raw_sent.decode())
+    )
+    return (
+        f"From: MAILER-DAEMON@mx.takahashi-denryoku.co.jp\r\nTo: {CODE}\r\n"
+        f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn.{n}@mx.example>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status;"
+        ' boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nMailbox full\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Final-Recipient: rfc822; {VICTIM}\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
+        f"--b\r\nContent-Type: {kind}\r\n\r\n{part}\r\n--b--\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("how", ["headers", "whole mail"])
+def test_a_bounce_of_a_follow_up_reply_marks_that_reply(desk: Context, how: str):
+    """Our second reply cites the receipt (In-Reply-To, References) above its own Message-ID;
+    the bounce marks the returned mail's Message-ID field, not the first id of ours in it."""
+    _, receipt_id = victim_case(desk)
+    flush_outbox(desk, make_sender(desk))
+    submit(
+        desk,
+        application(
+            fields={"事業者名称": "高橋電力株式会社X"},
+            in_reply_to=receipt_id,
+            references=(receipt_id,),
+            message_id="<again@takahashi-denryoku.co.jp>",
+        ),
+    )
+    flush_outbox(desk, make_sender(desk))
+    second = [r for r in outbox(desk) if r["message_id"] != receipt_id][-1]
+    assert receipt_id.encode() in second["raw"]
+    store(desk, returned(second["raw"], 1, how))
+    process_pending(desk)
+    states = {r["message_id"]: r["state"] for r in outbox(desk)}
+    assert (states[second["message_id"]], states[receipt_id]) == ("bounced", "sent")
+
+
+# --- 8. Authentication-Results is never RFC 2047-decoded ----------------------------------------
+
+SMUGGLED_LOCAL = "=?us-ascii?q?x=3B_dmarc=3Dpass_header.from=3Dtakahashi-denryoku.co.jp=3B?="
+SMUGGLED = (
+    f"{OURS}; spf=pass smtp.mailfrom={SMUGGLED_LOCAL}@evil.example; dkim=none; "
+    f"dmarc=none header.from={DOMAIN}"
+)
+
+
+def test_an_encoded_word_in_authentication_results_is_no_result():
+    """`=?us-ascii?q?…?=` is a legal local-part our MTA copies into smtp.mailfrom=; decoded,
+    it would add a dmarc=pass for any domain without a DMARC record."""
+    raw = (
+        f"From: <{VICTIM}>\r\nTo: {CODE}\r\nSubject: s\r\n"
+        f"Authentication-Results: {SMUGGLED}\r\n\r\nbody\r\n"
+    ).encode()
+    mail = parse(raw)
+    assert mail.authentication_results == (SMUGGLED,)
+    assert not auth_verdict(mail.authentication_results, ours).vouches_for(VICTIM)
+
+
+def test_an_encoded_word_in_authentication_results_does_not_lift_the_reply_to_hold(
+    desk: Context,
+):
+    case, receipt_id = victim_case(desk)
+    forged = application(
+        fields={"事業者名称": "乗っ取り商事株式会社"},
+        in_reply_to=receipt_id,
+        message_id="<ar@evil.example>",
+        headers={"Reply-To": ATTACKER, "Authentication-Results": SMUGGLED},
+    )
+    held = submit(desk, forged)
+    assert held["id"] != case["id"] and held["status"] == "held"

@@ -13,6 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from mailbot.cli import main
+from mailbot.config import DEFAULT_CONFIG
 from tests.support.cycle import subject
 from tests.support.jpmail import build
 from tests.support.samples import SAMPLES_DIR
@@ -41,6 +42,9 @@ def report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, 
     with issue-code chosen for MB-000001."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MAILBOT_NOW", raising=False)
+    (tmp_path / "config.toml").write_text(
+        DEFAULT_CONFIG + '\n[trust]\nauthserv_ids = ["mx.occto.or.jp"]\n', encoding="utf-8"
+    )
     names = ("01_operator_code_complete.eml", "02_operator_code_flawed.eml")
     assert cli("2026-11-25T08:40", "deliver", *(str(SAMPLES_DIR / n) for n in names)) == 0
     assert cli("2026-11-25T08:45", "run", "--once") == 0

@@ -36,6 +36,11 @@ session_max_hours = 12        # a session ends this long after its login, howeve
 # trusted_proxies = ["127.0.0.1"]         # the reverse proxy: its X-Forwarded-For names the client
 # trusted_user_header = "X-Remote-User"   # believe the proxy's user header (needs trusted_proxies)
 
+[trust]
+# The authserv-id our receiving MTA writes in Authentication-Results (RFC 8601). Only these count
+# as its verdict: unset, no dmarc=pass vouches for a sender and `mailbot doctor` warns.
+# authserv_ids = ["mx.occto.or.jp"]
+
 [paths]
 # this deployment's own copies: edit them here, they survive upgrades of mailbot
 rules = "rules"

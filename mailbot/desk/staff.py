@@ -62,9 +62,11 @@ def disable_staff(ctx: Context, login: str) -> None:
 
 
 def set_password(ctx: Context, login: str, password: str) -> None:
-    """A new password (`mailbot staff password`). Every session of the account ends and its
-    browsers count as unknown again: whoever had the old password or a session made with it
-    is out at their next request."""
+    """A new password (`mailbot staff password`). Every session of the account ends: whoever
+    had the old password or a session made with it is out at their next request. Its known
+    browsers stay known (a browser record opens nothing, it only keeps that browser's login
+    attempts in a throttle bucket of their own), so a stranger guessing at the login cannot
+    lock the staff member out of their usual browser after the change."""
     if len(password) < MIN_PASSWORD:
         raise MailbotError(f"the password must have at least {MIN_PASSWORD} characters")
     new_hash = _HASHER.hash(password)
@@ -72,7 +74,7 @@ def set_password(ctx: Context, login: str, password: str) -> None:
         if ctx.store.staff(login) is None:
             raise MailbotError(f"no staff account {login!r}")
         ctx.store.set_staff_password(login, new_hash)
-        ctx.store.end_staff_access(login)
+        ctx.store.end_staff_sessions(login)
 
 
 def check_password(ctx: Context, login: str, password: str) -> dict | None:

@@ -29,7 +29,7 @@ from mailbot.errors import QuarantineError, StoreError
 from mailbot.forms.fields import find_participation_categories
 from mailbot.mail import Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
-from mailbot.mail.parse import parse
+from mailbot.mail.parse import parse, returned_message_ids
 from mailbot.mail.trust import TrustRules, auth_verdict, load_trust_rules
 from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
 from mailbot.outcome import Incoming, Outcome
@@ -311,6 +311,19 @@ def check_mail(
             problems=checked.problems,
             data=checked.data,
         )
+    other = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id).judged_another(
+        mail.from_addr
+    )
+    if other is not None:
+        checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
+        return held(
+            case,
+            f"差出人を確認できないメールです（受信サーバーの DMARC 検証は {other} を差出人として"
+            f"判定しましたが、差出人欄は {mail.from_addr} です）",
+            answer=False,
+            problems=checked.problems,
+            data=checked.data,
+        )
     if finished:
         return held(case, f"完了済みの案件 {format_case_number(case['id'])} への返信です")
     if case is not None and _message_only(ctx, mail, case):
@@ -515,12 +528,17 @@ def _robot_mail(
 
 
 def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(Message-ID, outbox row) of each mail we sent that a delivery report cites: an id in
+    """(Message-ID, outbox row) of each mail we sent that a delivery report returns: an id in
     our own format and domain (`compose.new_message_id`) that the outbox holds as sent. Anyone
-    can write a bounce; one that cites no mail of ours marks nothing and tells no one."""
-    domain = re.escape(ctx.config.message_id_domain.encode("ascii", "replace"))
-    ours = re.compile(rb"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + rb">", re.IGNORECASE)
-    for mid in dict.fromkeys(m.group(0).decode("ascii") for m in ours.finditer(raw)):
+    can write a bounce; one that cites no mail of ours marks nothing and tells no one. The id
+    is the returned mail's Message-ID field (our follow-up reply cites our receipt above its
+    own id); only a report that returns no headers is searched for any id of ours."""
+    domain = re.escape(ctx.config.message_id_domain)
+    ours = re.compile(r"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + r">", re.IGNORECASE)
+    ids = returned_message_ids(raw)
+    if ids is None:
+        ids = tuple(m.group(0) for m in ours.finditer(raw.decode("ascii", "replace")))
+    for mid in dict.fromkeys(i for i in ids if ours.fullmatch(i)):
         sent = ctx.store.sent_mail(mid)
         if sent is not None:
             yield mid, sent
@@ -532,5 +550,10 @@ def _no_sender_reason(mail: Mail) -> str:
             "差出人を確認できないメールです（ヘッダーが壊れており、差出人欄 "
             f"{single_line(mail.claimed_sender, 120)} はヘッダーの外にあるため信用できません。"
             "返信せず、どの案件にも加えていません。担当者が確認してください）"
+        )
+    if mail.sender_problem:
+        return (
+            f"差出人を確認できないメールです（{single_line(mail.sender_problem, 300)}）。"
+            "返信せず、どの案件にも加えていません。担当者が確認してください"
         )
     return "差出人アドレスを読み取れないメールです（返信していません。担当者が確認してください）"

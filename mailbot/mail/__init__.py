@@ -36,8 +36,10 @@ class Mail:
     the attachments. `defects` lists what the parser had to guess or skip, so a stored case can
     say why it looks odd. `claimed_sender` is an address a broken header block named only below
     the line where real headers end: shown to staff, never answered, matched or trusted
-    (`from_addr` is empty then). `authentication_results` holds every such header, topmost
-    first, as written: `mailbot.mail.trust.auth_verdict` decides which one our MTA stamped.
+    (`from_addr` is empty then). `sender_problem` says why `from_addr` is empty when the From
+    field names no single address (never filled from Sender or Reply-To).
+    `authentication_results` holds every such header, topmost first, as written (never
+    RFC 2047-decoded): `mailbot.mail.trust.auth_verdict` decides which one our MTA stamped.
     """
 
     message_id: str | None
@@ -62,6 +64,7 @@ class Mail:
     content_type: str = "text/plain"
     is_delivery_report: bool = False
     claimed_sender: str = ""
+    sender_problem: str = ""
     defects: tuple[str, ...] = field(default=())
 
     @property

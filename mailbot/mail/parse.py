@@ -24,7 +24,7 @@ from html.parser import HTMLParser
 
 from mailbot.clock import TOKYO
 from mailbot.mail import Attachment, Mail
-from mailbot.mail.charset import decode_bytes, decode_header_value, raw_header_bytes
+from mailbot.mail.charset import HEADER_CAP, decode_bytes, decode_header_value, raw_header_bytes
 
 MSG_ID = re.compile(r"<[^<>\s]+>")
 ROBOT_LOCALS = ("mailer-daemon", "postmaster")
@@ -88,38 +88,40 @@ SPECIALS = re.compile(r'[,;:<>@"()\[\]\\]')
 ADDR_SPEC = re.compile(r"^[^@\s<>()\[\],;:\\\"]+@[^@\s<>()\[\],;:\\\"]+$|^\"[^\"]+\"@[^@\s]+$")
 
 
-DECODED_WORD_MARK = "\x00?"
-"""Stands for `=?` in text already decoded from an encoded-word, while the address parser
-reads it and until the display name's own decoding is done: that text is never decoded twice."""
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-def _quote_words(value: str, fallback: str | None) -> str:
+def _quote_words(value: str) -> str:
     """Encoded-words that carry an address special raw inside them (a Q-encoded name written
-    `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>`) decoded into quoted strings before the
-    address parser splits the header at that comma. Only those are decoded here: the rest are
-    decoded once, as display names, after parsing."""
+    `=?iso-8859-1?q?B=fcrling,=20Andreas?= <a@b>`) put in a quoted string, still encoded, so
+    the address parser keeps them whole as a display name. Nothing is decoded before the
+    address parser has read the field: whatever an encoded-word decodes to (a CR, a colon,
+    `<victim@…>`) is display-name text, never an address."""
 
     def quote(found: re.Match[str]) -> str:
         inside_quotes = value[: found.start()].count('"') % 2 == 1
         if inside_quotes or not SPECIALS.search(found.group(0).replace("?", "")):
             return found.group(0)
-        text = decode_header_value(found.group(0), fallback).replace("=?", DECODED_WORD_MARK)
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + found.group(0).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     return ENCODED_WORD.sub(quote, value) if "=?" in value else value
 
 
+def _display(text: str, fallback: str | None) -> str:
+    """A display name as read: encoded-words and raw 8-bit text decoded, control characters
+    (a CR an encoded-word carried) gone."""
+    return " ".join(CONTROL.sub(" ", decode_header_value(text, fallback)).split())
+
+
 def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tuple[str, str]]:
-    values = [
-        _quote_words(
-            decode_header_value(v, fallback) if isinstance(v, Header) else str(v), fallback
-        )
-        for v in msg.get_all(name, [])
-    ]
+    """(display name, address) pairs of every `name` field, read from the field as written
+    (raw 8-bit bytes kept as surrogates); only display names are decoded afterwards."""
+    values = [_quote_words(_field_text(v)[:HEADER_CAP]) for v in msg.get_all(name, [])]
     found = []
     for display, addr in getaddresses(values):
-        display = decode_header_value(display, fallback).replace(DECODED_WORD_MARK, "=?")
-        display, addr = display.strip(), addr.strip()
+        display, addr = _display(display, fallback), addr.strip()
+        if RAW_BYTE.search(addr):
+            addr = decode_bytes(raw_header_bytes(addr), None, fallback)[0]
         words = addr.rsplit(None, 1)
         if not display and len(words) == 2 and ADDR_SPEC.match(words[1]):
             display, addr = display or words[0], words[1]
@@ -128,22 +130,49 @@ def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tup
     return found
 
 
-def _sender(msg: Message, fallback: str | None) -> tuple[str, str]:
-    """(name, address) of the author: the first well-formed address of From, then of Sender,
-    then of Reply-To (spam and broken mailers send an invalid or empty From beside a good one),
-    else whatever From held."""
-    seen = []
-    for key in ("From", "Sender", "Reply-To"):
-        found = _addresses(msg, key, fallback) if key in msg else []
-        for display, addr in found:
-            if ADDR_SPEC.match(addr):
-                return display, addr
-        seen.extend(found)
-    return seen[0] if seen else ("", "")
+def _sender(msg: Message, fallback: str | None) -> tuple[str, str, str]:
+    """(name, address, problem) of the author: the one well-formed address of the one From
+    field, the domain our MTA's DMARC check judged. Anything else (no From, two From fields,
+    two addresses, none well-formed) names no sender, and `problem` says why for staff:
+    Sender and Reply-To are never read in its place, nobody checked them."""
+    fields = msg.get_all("From", [])
+    if len(fields) != 1:
+        return "", "", f"差出人欄（From）が {len(fields)} 個あります"
+    found = _addresses(msg, "From", fallback)
+    written = " ".join(decode_header_value(_field_text(fields[0])[:200], fallback).split())
+    if len(found) != 1:
+        return "", "", f"差出人欄（From: {written}）のアドレスが 1 つではありません"
+    display, addr = found[0]
+    if not ADDR_SPEC.match(addr):
+        return "", "", f"差出人欄（From: {written}）にメールアドレスがありません"
+    return display, addr, ""
 
 
 def _ids(value: str | None) -> tuple[str, ...]:
     return tuple(MSG_ID.findall(value or ""))
+
+
+RETURNED_HEADERS = frozenset({"text/rfc822-headers", "message/global-headers"})
+RETURNED_MAIL = frozenset({"message/rfc822", "message/global"})
+
+
+def returned_message_ids(raw: bytes) -> tuple[str, ...] | None:
+    """The Message-ID field of each mail a delivery report returns (its message/rfc822 or
+    text/rfc822-headers part, read as headers): the id of the mail that bounced, never one
+    its In-Reply-To or References cite. None when the report returns no headers at all."""
+    msg = message_from_bytes(raw, policy=compat32)
+    found: list[str] | None = None
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype in RETURNED_HEADERS:
+            data = part.get_payload(decode=True)
+            headers = message_from_bytes(data if isinstance(data, bytes) else b"", policy=compat32)
+        elif ctype in RETURNED_MAIL and isinstance(part.get_payload(), list) and part.get_payload():
+            headers = part.get_payload()[0]
+        else:
+            continue
+        found = (found or []) + list(_ids(str(headers.get("Message-ID", ""))))
+    return None if found is None else tuple(found)
 
 
 def _date(msg: Message) -> datetime | None:
@@ -182,6 +211,19 @@ def _readable(part: Message, fallback: str | None = None) -> Message:
             value = decode_header_value(text, fallback) if RAW_BYTE.search(text) else text
         copy[key] = value
     return copy
+
+
+def _field_text(value: str | Header) -> str:
+    return _raw_text(value) if isinstance(value, Header) else str(value)
+
+
+def _long_fields(msg: Message) -> list[str]:
+    """Fields cut to HEADER_CAP before they are read (what a stranger sends to stall a parse)."""
+    return [
+        f"{key} field over 16 KB: read only its start"
+        for key, value in msg.items()
+        if len(_field_text(value)) > HEADER_CAP
+    ]
 
 
 def _raw_text(value: Header) -> str:
@@ -564,8 +606,13 @@ def _may_supply(name: str) -> bool:
 
 
 def _well_formed_sender(msg: Message) -> str:
-    address = _sender(msg, None)[1]
-    return address if ADDR_SPEC.match(address) else ""
+    return _sender(msg, None)[1]
+
+
+def _claimed_sender(mended: Message) -> str:
+    """The last well-formed From address the lenient read found, to show staff."""
+    found = [a for _, a in _addresses(mended, "From") if ADDR_SPEC.match(a)]
+    return found[-1] if found else ""
 
 
 def _keep_trusted(strict: Message, mended: Message) -> Message:
@@ -593,7 +640,7 @@ def _read(raw: bytes) -> tuple[Message, list[str], str]:
     if _found(second) <= _found(msg):
         return msg, [], ""
     defects = ["broken header block read leniently"]
-    claimed = "" if _well_formed_sender(msg) else _well_formed_sender(second)
+    claimed = "" if _well_formed_sender(msg) else _claimed_sender(second)
     if claimed:
         defects.append(f"sender only below a broken header line, not trusted: {claimed}")
     return _keep_trusted(msg, second), defects, claimed
@@ -607,19 +654,20 @@ def _parse(raw: bytes) -> Mail:
     walk = _Walk(blobs, fallback)
     walk.visit(msg)
     walk.finish()
-    from_name, from_addr = _sender(msg, fallback)
+    from_name, from_addr, sender_problem = _sender(msg, fallback)
     reply_to = _addresses(msg, "Reply-To", fallback)
     subject = _header(msg, "Subject", fallback) or ""
     report_type = (
         (msg.get_param("report-type") or "") if msg.get_content_type() == "multipart/report" else ""
     )
-    local = from_addr.split("@", 1)[0]
+    loose = from_addr or next((a for _, a in _addresses(msg, "From", fallback)), "")
+    local = loose.split("@", 1)[0]
     is_report = (
         walk.delivery_report
         or str(report_type).lower() == "delivery-status"
         or (local in ROBOT_LOCALS and bool(DSN_SUBJECT.search(subject)))
     )
-    defects = [type(d).__name__ for d in msg.defects] + mended + walk.defects
+    defects = [type(d).__name__ for d in msg.defects] + mended + _long_fields(msg) + walk.defects
     for part in msg.walk():
         if part is not msg:
             defects.extend(type(d).__name__ for d in part.defects)
@@ -631,6 +679,7 @@ def _parse(raw: bytes) -> Mail:
         from_addr=from_addr,
         from_name=from_name,
         claimed_sender=claimed_sender,
+        sender_problem="" if claimed_sender else sender_problem,
         to=tuple(a for _, a in _addresses(msg, "To", fallback)),
         cc=tuple(a for _, a in _addresses(msg, "Cc", fallback)),
         reply_to=reply_to[0][1] if reply_to else None,
@@ -646,7 +695,7 @@ def _parse(raw: bytes) -> Mail:
         return_path=_header(msg, "Return-Path"),
         x_auto_response_suppress=_header(msg, "X-Auto-Response-Suppress"),
         authentication_results=tuple(
-            " ".join(decode_header_value(v).split())
+            " ".join(_field_text(v).split())[:HEADER_CAP]
             for v in msg.get_all("Authentication-Results", [])
         ),
         content_type=msg.get_content_type(),

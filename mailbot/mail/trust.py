@@ -93,21 +93,33 @@ TRUST_RULES = RulesFile("trust.toml", _load, fallback=RULES_DIR)
 class AuthVerdict:
     """Our receiving MTA's DMARC results for one mail: (result, header.from domain) pairs from
     the topmost Authentication-Results header stamped with our own authserv-id. Empty when
-    our MTA said nothing (a header any other host or the sender wrote is never read)."""
+    our MTA said nothing (a pass in a header any other host or the sender wrote is never
+    read). `failed_elsewhere`: some other header says dmarc=fail (Exchange Online stamps no
+    authserv-id at all); that holds the mail too, since a forged fail only holds the
+    forger's own mail."""
 
     dmarc: tuple[tuple[str, str], ...] = ()
+    failed_elsewhere: bool = False
 
     @property
     def dmarc_failed(self) -> bool:
-        return any(result == "fail" for result, _ in self.dmarc)
+        return self.failed_elsewhere or any(result == "fail" for result, _ in self.dmarc)
+
+    def judged_another(self, address: str) -> str | None:
+        """The From domain our MTA judged when it is not this address's: the MTA read another
+        address out of the From field than we did, and ours was never checked."""
+        domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+        return next((found for _, found in self.dmarc if found and found != domain), None)
 
     def vouches_for(self, address: str) -> bool:
-        """DMARC passed for this very From domain (`header.from=` aligned), and nothing failed.
-        SPF and DKIM alone prove nothing about From: any domain can pass them for itself."""
+        """DMARC passed for this very From domain: every dmarc result of our header is a pass
+        with `header.from=` aligned (a pass beside a none or another domain's pass is no
+        proof), and no header anywhere says it failed. SPF and DKIM alone prove nothing about
+        From: any domain can pass them for itself."""
         domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
-        if not domain or "@" not in address or self.dmarc_failed:
+        if not domain or "@" not in address or self.dmarc_failed or not self.dmarc:
             return False
-        return any(result == "pass" and found == domain for result, found in self.dmarc)
+        return all(result == "pass" and found == domain for result, found in self.dmarc)
 
 
 _PAIR = re.compile(r'([A-Za-z0-9_.\-/]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s";]+)')
@@ -168,21 +180,29 @@ def _unquote(value: str) -> str:
     return value.strip().lower()
 
 
+def _dmarc_results(parts: Iterable[str]) -> list[tuple[str, str]]:
+    dmarc = []
+    for part in parts:
+        pairs = [(k.lower(), _unquote(v)) for k, v in _PAIR.findall(part)]
+        if not pairs or pairs[0][0].split("/", 1)[0] != "dmarc":
+            continue
+        found = dict(pairs[1:]).get("header.from", "")
+        dmarc.append((pairs[0][1], found.rsplit("@", 1)[-1].rstrip(".")))
+    return dmarc
+
+
 def auth_verdict(headers: Iterable[str], ours: Callable[[str], bool]) -> AuthVerdict:
     """The verdict of the topmost Authentication-Results header (RFC 8601) whose authserv-id
     `ours` accepts; headers are given topmost first. Comments, quoted values, any case and
-    several results per header are read; a header stamped by anyone else is skipped."""
+    several results per header are read; a pass in a header stamped by anyone else is
+    skipped, a dmarc=fail anywhere (with or without an authserv-id) is kept."""
+    verdict: list[tuple[str, str]] | None = None
+    failed_elsewhere = False
     for header in headers:
         parts = _split(_without_comments(header))
         words = parts[0].split()
-        if not words or not ours(_unquote(words[0])):
-            continue
-        dmarc = []
-        for part in parts[1:]:
-            pairs = [(k.lower(), _unquote(v)) for k, v in _PAIR.findall(part)]
-            if not pairs or pairs[0][0].split("/", 1)[0] != "dmarc":
-                continue
-            found = dict(pairs[1:]).get("header.from", "")
-            dmarc.append((pairs[0][1], found.rsplit("@", 1)[-1].rstrip(".")))
-        return AuthVerdict(tuple(dmarc))
-    return AuthVerdict()
+        if verdict is None and words and ours(_unquote(words[0])):
+            verdict = _dmarc_results(parts[1:])
+        else:
+            failed_elsewhere |= any(r == "fail" for r, _ in _dmarc_results(parts))
+    return AuthVerdict(tuple(verdict or ()), failed_elsewhere)

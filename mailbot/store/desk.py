@@ -122,9 +122,14 @@ class DeskQueries:
         ).fetchone()
         return row is not None
 
+    def end_staff_sessions(self, login: str) -> None:
+        """Every session of `login` ends (password changed); its known browsers stay, since a
+        browser record grants only its own login-throttle bucket, never access."""
+        self.execute("DELETE FROM web_sessions WHERE login = ?", (login,))
+
     def end_staff_access(self, login: str) -> None:
-        """Every session and every known browser of `login` ends (password changed, account
-        disabled): a stolen session or browser cookie is worth nothing afterwards."""
+        """Every session and every known browser of `login` ends (account disabled): a stolen
+        session or browser cookie is worth nothing afterwards."""
         self.execute("DELETE FROM web_sessions WHERE login = ?", (login,))
         self.execute("DELETE FROM login_devices WHERE login = ?", (login,))
 

@@ -31,12 +31,14 @@ def make_desk(tmp_path: Path, now: str, extra_config: str = "") -> Context:
     return Context.open(config, Clock(parse_instant(now)))
 
 
-def desk_with_operators(tmp_path: Path, now: str = "2026-11-20T10:00") -> Context:
+def desk_with_operators(
+    tmp_path: Path, now: str = "2026-11-20T10:00", extra_config: str = ""
+) -> Context:
     """A desk whose operator register holds the sample operators (髙橋電力 among them)."""
     from mailbot.store.registers import import_operators
     from tests.support.samples import OPERATORS_CSV
 
-    ctx = make_desk(tmp_path, now)
+    ctx = make_desk(tmp_path, now, extra_config)
     path = tmp_path / "operators.csv"
     path.write_text(OPERATORS_CSV, encoding="utf-8")
     import_operators(ctx.store, path, ctx.now())

@@ -3,13 +3,16 @@
 The cookie carries a random token; the database keeps only its SHA-256, the login and the
 session's CSRF token, so a disabled account or a logout ends the session on the server at once.
 
-Throttling never lets a stranger lock staff out. Failures count per (login, client): five in
-15 minutes close that pair, which only the guesser uses. Twenty from one client over any
-logins close that client. Ten for one login from browsers it never logged in from close
-password login for that login from unknown browsers only: a browser that logged in as that
-login before carries a cookie (`mailbot_login_device`, only its hash kept) whose attempts count
-on their own, so the staff member at their usual browser still gets in with the right password
-while a distributed guesser gets ten tries per window. Refused attempts write nothing, so
+Throttling never lets a stranger lock staff out of a browser they logged in from within the
+last 90 days (a password change keeps those browsers; disabling the account forgets them).
+Failures count per (login, client): five in 15 minutes close that pair, which only the
+guesser uses. Twenty from one client over any logins close that client. Ten for one login
+from browsers it never logged in from close password login for that login from unknown
+browsers only: a browser that logged in as that login before carries a cookie
+(`mailbot_login_device`, only its hash kept) whose attempts count on their own, so the staff
+member at their usual browser still gets in with the right password while a distributed
+guesser gets ten tries per window. At a new browser (or after clearing cookies) a guesser from
+many addresses can keep password login closed for that login until the window passes. Refused attempts write nothing, so
 hammering a closed door does not keep it closed.
 """
 
