@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -55,6 +56,54 @@ def _thread_columns(conn: sqlite3.Connection) -> None:
             "UPDATE messages SET thread_references = ?, sender_name = ? WHERE id = ?",
             (json.dumps(list(mail.references)), mail.from_name, message_row),
         )
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FROM_FIELD = re.compile(rb"^from[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_ANGLE_ADDRESS = re.compile(rb"<([^\s<>@]+@[^\s<>@]+)>")
+_BARE_ADDRESS = re.compile(rb"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
+ORDER_KEY_HEADER_BYTES = 64 * 1024
+
+
+def order_key(raw: bytes) -> str | None:
+    """The lower-cased address of the first From field of the raw header block, read with a
+    bytes pattern and no parse; None when there is none, or it is encoded or unreadable.
+    Used ONLY to keep one sender's mails in arrival order when newer mail goes ahead of a
+    backlog (`fresh_messages`): never for trust, identity or where a reply goes (that is the
+    parsed, checked sender), so a forged or odd From can at most change which mail waits."""
+    head = raw[:ORDER_KEY_HEADER_BYTES]
+    end = _HEADER_END.search(head)
+    field = _FROM_FIELD.search(head, 0, end.start() if end else len(head))
+    if field is None:
+        return None
+    value = field.group(1).strip()
+    angled = _ANGLE_ADDRESS.findall(value)
+    bare = _BARE_ADDRESS.fullmatch(value)
+    address = angled[-1] if angled else bare.group(0) if bare else None
+    if address is None:
+        return None
+    try:
+        return address.decode("ascii").lower()
+    except UnicodeDecodeError:
+        return None
+
+
+def _order_keys(conn: sqlite3.Connection) -> None:
+    """Step 11: each stored mail's ordering key (`order_key`), so that mail arriving while a
+    backlog drains may go ahead of it without overtaking its own sender's earlier mail. Mails
+    still waiting get theirs now, from the first bytes of the raw mail only."""
+    conn.execute("ALTER TABLE messages ADD COLUMN order_key TEXT")
+    conn.execute(
+        "CREATE INDEX messages_waiting_by_key ON messages (order_key, id) WHERE state = 'stored'"
+    )
+    waiting = conn.execute(
+        "SELECT id, substr(raw, 1, ?) FROM messages WHERE state = 'stored'",
+        (ORDER_KEY_HEADER_BYTES,),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE messages SET order_key = ? WHERE id = ?",
+        [(order_key(bytes(head)), message_row) for message_row, head in waiting],
+    )
 
 
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
@@ -261,6 +310,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX web_sessions_login ON web_sessions (login);
     """,
     _thread_columns,
+    _order_keys,
 ]
 
 
@@ -468,20 +518,30 @@ class Store(Queries, DeskQueries):
         now: datetime,
     ) -> int:
         rows = [
-            (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, arrived)
+            (
+                mailbox,
+                key,
+                hashlib.sha256(data).hexdigest(),
+                len(data),
+                data,
+                arrived,
+                order_key(data),
+            )
             for key, data, arrived in small
         ]
         with self.transaction():
             before = self.conn.total_changes
             self.conn.executemany(
-                "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO messages"
+                " (mailbox, key, sha256, size, raw, received_at, order_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             for key, data, arrived in large:
                 cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
-                    " VALUES (?, ?, ?, ?, zeroblob(?), ?)",
+                    "INSERT OR IGNORE INTO messages"
+                    " (mailbox, key, sha256, size, raw, received_at, order_key)"
+                    " VALUES (?, ?, ?, ?, zeroblob(?), ?, ?)",
                     (
                         mailbox,
                         key,
@@ -489,6 +549,7 @@ class Store(Queries, DeskQueries):
                         len(data),
                         len(data),
                         arrived,
+                        order_key(data),
                     ),
                 )
                 if cur.rowcount:
@@ -547,6 +608,37 @@ class Store(Queries, DeskQueries):
                 " (SELECT starts FROM processing_starts WHERE message = messages.id),"
                 " (SELECT batched FROM processing_starts WHERE message = messages.id)"
                 " FROM messages WHERE id = ?",
+                (message_row,),
+            ).fetchone()
+            if r is not None:
+                raw = self._read_raw(r[0], r[3])
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0, r[6] or 0)
+
+    def newest_pending_id(self) -> int:
+        """The id of the newest stored, unprocessed message (0: none): where a drain's backlog
+        ends, and mail stored after it is fresh (`fresh_messages`)."""
+        row = self.execute("SELECT max(id) FROM messages WHERE state = 'stored'").fetchone()
+        return int(row[0] or 0)
+
+    def fresh_messages(self, after: int, limit: int) -> Iterator[StoredMessage]:
+        """Up to `limit` stored, unprocessed messages newer than id `after` that may go ahead
+        of the older ones still waiting: those with an ordering key (`order_key`) and no earlier
+        unprocessed mail of the same key, so that a sender's correction never overtakes the
+        application it corrects. Oldest first; a mail without a key waits its turn."""
+        ids = [
+            r[0]
+            for r in self.execute(
+                "SELECT id FROM messages AS m WHERE state = 'stored' AND id > ?"
+                " AND order_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages AS m2"
+                " WHERE m2.state = 'stored' AND m2.order_key = m.order_key AND m2.id < m.id)"
+                " ORDER BY id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        ]
+        for message_row in ids:
+            r = self.execute(
+                "SELECT id, mailbox, key, size, received_at, starts, batched FROM messages"
+                " LEFT JOIN processing_starts ON message = id WHERE id = ? AND state = 'stored'",
                 (message_row,),
             ).fetchone()
             if r is not None:
