@@ -21,7 +21,7 @@ from mailbot.intake import runner
 from mailbot.intake.pipeline import MAX_STARTS
 from mailbot.intake.runner import WriteTurns, process_pending, receive
 from mailbot.store import Store
-from mailbot.store.sqlite import MIGRATIONS, order_key
+from mailbot.store.sqlite import MIGRATIONS, answers_a_thread, order_key
 from tests.support.desk import make_desk
 from tests.support.jpmail import build
 from tests.test_trust import CODE, application, store
@@ -103,6 +103,21 @@ def test_mail_whose_sender_cannot_be_read_keeps_its_place(desk: Context):
     results = process_pending(desk, committed=_arriving(desk, 1, encoded))
     assert [r.key for r in results] == [_key(r) for r in backlog] + [_key(encoded)]
     _every_mail_done_once(desk, results, 5)
+
+
+def test_a_reply_keeps_its_place_and_holds_back_its_senders_later_mail(desk: Context):
+    """A reply-all from a colleague may answer a mail still in the backlog: it is not taken
+    ahead of it, and its sender's next mail waits behind it; a new sender still goes ahead."""
+    backlog = _backlog(desk, 4)
+    reply = application(
+        sender="colleague@corp.example.co.jp", in_reply_to="<original@corp.example.co.jp>"
+    )
+    later = application(sender="colleague@corp.example.co.jp")
+    other = application(sender="new@probe.example.co.jp")
+    results = process_pending(desk, committed=_arriving(desk, 1, reply, later, other))
+    order = [r.key for r in results]
+    assert order == [_key(r) for r in [*backlog[:2], other, *backlog[2:], reply, later]]
+    _every_mail_done_once(desk, results, 7)
 
 
 def test_a_few_fresh_mails_go_between_two_batches_and_the_backlog_goes_on(
@@ -311,6 +326,20 @@ def test_a_from_line_in_the_body_is_no_ordering_key():
     assert order_key(b"Subject: x\r\n\r\nFrom: body@x.jp\r\n") is None
 
 
+@pytest.mark.parametrize(
+    ("head", "answers"),
+    [
+        (b"In-Reply-To: <a@b.jp>\r\n", True),
+        (b"references:\r\n <a@b.jp>\r\n", True),
+        (b"X-References: <a@b.jp>\r\n", False),
+        (b"Subject: Re: x\r\n", False),
+    ],
+)
+def test_a_mail_answers_a_thread_by_its_headers_only(head: bytes, answers: bool):
+    raw = b"From: t@x.jp\r\n" + head + b"\r\nIn-Reply-To: <body@x.jp>\r\n"
+    assert answers_a_thread(raw) is answers
+
+
 def test_the_migration_gives_waiting_mail_its_ordering_key(tmp_path: Path):
     """A database from before the step: mails still waiting get their key from the raw mail
     when it opens; mails already done keep none (they are never ordered again)."""
@@ -327,8 +356,9 @@ def test_the_migration_gives_waiting_mail_its_ordering_key(tmp_path: Path):
         conn.execute(f"PRAGMA user_version = {number}")
         conn.execute("COMMIT")
     waiting = application(sender="Wait@Example.co.jp")
+    reply = application(sender="re@example.co.jp", in_reply_to="<x@example.co.jp>")
     done = application(sender="done@example.co.jp")
-    for n, (raw, state) in enumerate([(waiting, "stored"), (done, "done")]):
+    for n, (raw, state) in enumerate([(waiting, "stored"), (reply, "stored"), (done, "done")]):
         conn.execute(
             "INSERT INTO messages (mailbox, key, sha256, size, raw, received_at, state)"
             " VALUES (?, ?, '', ?, ?, '2026-11-20T10:00:00+09:00', ?)",
@@ -337,8 +367,11 @@ def test_the_migration_gives_waiting_mail_its_ordering_key(tmp_path: Path):
     conn.close()
     s = Store(path)
     assert s.schema_version == len(MIGRATIONS)
-    keys = [tuple(r) for r in s.execute("SELECT key, order_key FROM messages ORDER BY id")]
-    assert keys == [("k0", "wait@example.co.jp"), ("k1", None)]
+    keys = [
+        tuple(r)
+        for r in s.execute("SELECT key, order_key, answers_thread FROM messages ORDER BY id")
+    ]
+    assert keys == [("k0", "wait@example.co.jp", 0), ("k1", "re@example.co.jp", 1), ("k2", None, 0)]
     plan = " ".join(
         str(r[3])
         for r in s.execute(

@@ -60,9 +60,16 @@ def _thread_columns(conn: sqlite3.Connection) -> None:
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FROM_FIELD = re.compile(rb"^from[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_THREAD_FIELD = re.compile(rb"^(?:in-reply-to|references)[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _ANGLE_ADDRESS = re.compile(rb"<([^\s<>@]+@[^\s<>@]+)>")
 _BARE_ADDRESS = re.compile(rb"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
 ORDER_KEY_HEADER_BYTES = 64 * 1024
+
+
+def _header_block(raw: bytes) -> bytes:
+    head = raw[:ORDER_KEY_HEADER_BYTES]
+    end = _HEADER_END.search(head)
+    return head[: end.start()] if end else head
 
 
 def order_key(raw: bytes) -> str | None:
@@ -71,9 +78,7 @@ def order_key(raw: bytes) -> str | None:
     Used ONLY to keep one sender's mails in arrival order when newer mail goes ahead of a
     backlog (`fresh_messages`): never for trust, identity or where a reply goes (that is the
     parsed, checked sender), so a forged or odd From can at most change which mail waits."""
-    head = raw[:ORDER_KEY_HEADER_BYTES]
-    end = _HEADER_END.search(head)
-    field = _FROM_FIELD.search(head, 0, end.start() if end else len(head))
+    field = _FROM_FIELD.search(_header_block(raw))
     if field is None:
         return None
     value = field.group(1).strip()
@@ -88,11 +93,20 @@ def order_key(raw: bytes) -> str | None:
         return None
 
 
+def answers_a_thread(raw: bytes) -> bool:
+    """Whether the raw header block has In-Reply-To or References: such a mail may answer a
+    mail still waiting, from another address too (a colleague's reply-all), so it never goes
+    ahead of a backlog (`fresh_messages`); ordering only, like `order_key`."""
+    return _THREAD_FIELD.search(_header_block(raw)) is not None
+
+
 def _order_keys(conn: sqlite3.Connection) -> None:
-    """Step 11: each stored mail's ordering key (`order_key`), so that mail arriving while a
-    backlog drains may go ahead of it without overtaking its own sender's earlier mail. Mails
-    still waiting get theirs now, from the first bytes of the raw mail only."""
+    """Step 11: each stored mail's ordering key (`order_key`) and whether it answers a thread
+    (`answers_a_thread`), so that mail arriving while a backlog drains may go ahead of it
+    without overtaking its own sender's earlier mail or the mail it answers. Mails still
+    waiting get theirs now, from the first bytes of the raw mail only."""
     conn.execute("ALTER TABLE messages ADD COLUMN order_key TEXT")
+    conn.execute("ALTER TABLE messages ADD COLUMN answers_thread INTEGER NOT NULL DEFAULT 0")
     conn.execute(
         "CREATE INDEX messages_waiting_by_key ON messages (order_key, id) WHERE state = 'stored'"
     )
@@ -101,8 +115,11 @@ def _order_keys(conn: sqlite3.Connection) -> None:
         (ORDER_KEY_HEADER_BYTES,),
     ).fetchall()
     conn.executemany(
-        "UPDATE messages SET order_key = ? WHERE id = ?",
-        [(order_key(bytes(head)), message_row) for message_row, head in waiting],
+        "UPDATE messages SET order_key = ?, answers_thread = ? WHERE id = ?",
+        [
+            (order_key(bytes(head)), answers_a_thread(bytes(head)), message_row)
+            for message_row, head in waiting
+        ],
     )
 
 
@@ -526,6 +543,7 @@ class Store(Queries, DeskQueries):
                 data,
                 arrived,
                 order_key(data),
+                answers_a_thread(data),
             )
             for key, data, arrived in small
         ]
@@ -533,15 +551,15 @@ class Store(Queries, DeskQueries):
             before = self.conn.total_changes
             self.conn.executemany(
                 "INSERT OR IGNORE INTO messages"
-                " (mailbox, key, sha256, size, raw, received_at, order_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " (mailbox, key, sha256, size, raw, received_at, order_key, answers_thread)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             for key, data, arrived in large:
                 cur = self.conn.execute(
                     "INSERT OR IGNORE INTO messages"
-                    " (mailbox, key, sha256, size, raw, received_at, order_key)"
-                    " VALUES (?, ?, ?, ?, zeroblob(?), ?, ?)",
+                    " (mailbox, key, sha256, size, raw, received_at, order_key, answers_thread)"
+                    " VALUES (?, ?, ?, ?, zeroblob(?), ?, ?, ?)",
                     (
                         mailbox,
                         key,
@@ -550,6 +568,7 @@ class Store(Queries, DeskQueries):
                         len(data),
                         arrived,
                         order_key(data),
+                        answers_a_thread(data),
                     ),
                 )
                 if cur.rowcount:
@@ -624,12 +643,15 @@ class Store(Queries, DeskQueries):
         """Up to `limit` stored, unprocessed messages newer than id `after` that may go ahead
         of the older ones still waiting: those with an ordering key (`order_key`) and no earlier
         unprocessed mail of the same key, so that a sender's correction never overtakes the
-        application it corrects. Oldest first; a mail without a key waits its turn."""
+        application it corrects. Oldest first; a mail without a key, or one that answers a
+        thread (`answers_a_thread`), waits its turn, and the latter holds back its sender's
+        later mail as any waiting mail does."""
         ids = [
             r[0]
             for r in self.execute(
                 "SELECT id FROM messages AS m WHERE state = 'stored' AND id > ?"
-                " AND order_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM messages AS m2"
+                " AND order_key IS NOT NULL AND NOT answers_thread"
+                " AND NOT EXISTS (SELECT 1 FROM messages AS m2"
                 " WHERE m2.state = 'stored' AND m2.order_key = m.order_key AND m2.id < m.id)"
                 " ORDER BY id LIMIT ?",
                 (after, limit),
