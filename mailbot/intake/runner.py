@@ -432,6 +432,9 @@ def start_scheduler(ctx: Context, wake: threading.Event, tick: float) -> Backgro
 
 
 def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) -> int:
+    """The daemon. The replies of each committed batch go at once, not after the whole
+    backlog, through a database connection of their own: a recorded send is a FULL commit,
+    which the drain's deferred-sync commits on the main connection are not."""
     sender = sender or make_sender(ctx)
     wake, stop = threading.Event(), threading.Event()
 
