@@ -8,10 +8,15 @@ calls after each batch (what `mailbot run`'s watcher threads do at that moment).
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -24,7 +29,7 @@ from mailbot.store import Store
 from mailbot.store.sqlite import MIGRATIONS, answers_a_thread, order_key
 from tests.support.desk import make_desk
 from tests.support.jpmail import build
-from tests.test_trust import CODE, application, store
+from tests.test_trust import CODE, ROOT, application, store
 
 
 def _key(raw: bytes) -> str:
@@ -381,3 +386,74 @@ def test_the_migration_gives_waiting_mail_its_ordering_key(tmp_path: Path):
     )
     assert "messages_waiting_by_key" in plan
     s.close()
+
+
+DAEMON = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from mailbot.clock import Clock, parse_instant
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.context import Context
+    from mailbot.intake.runner import run_forever
+    from mailbot.store import Store
+
+    real = Store.apply
+    def slow(self, effect):
+        time.sleep(0.02)  # fault injection: a desk whose every mail takes 20 ms more
+        return real(self, effect)
+    Store.apply = slow
+    text = DEFAULT_CONFIG.replace(
+        'path = "data/inbox/code"', 'path = "data/inbox/code"\\npoll_interval = 0.1'
+    )
+    config = parse_config(text, "<test>", Path(sys.argv[1]))
+    run_forever(Context.open(config, Clock(parse_instant("2026-11-20T10:00"))), tick=1.0)
+    """
+)
+
+
+def test_the_daemon_answers_new_mail_while_its_backlog_drains(tmp_path: Path):
+    """`mailbot run` with 300 mails waiting: a mail from a new sender delivered once the
+    drain is under way is stored by the watcher, processed and answered (its reply in the
+    outgoing Maildir) while most of the backlog still waits."""
+    from mailbot.intake.mailboxes.maildir import deliver
+
+    inbox, sent = tmp_path / "data/inbox/code", tmp_path / "data/outbox"
+    one = application(sender="a@corp.example.co.jp")
+    for n in range(300):
+        deliver(inbox, one.replace(b"a@corp.", f"a{n}@corp.".encode()), f"{n:04}.eml")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DAEMON, str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    db = tmp_path / "data/mailbot.db"
+
+    def count(state: str) -> int:
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM messages WHERE state = ?", (state,)
+            ).fetchone()[0]
+
+    def answered(address: bytes) -> bool:
+        return sent.exists() and any(address in p.read_bytes() for p in sent.rglob("*.eml"))
+
+    try:
+        deadline = time.monotonic() + 120
+        while not (db.exists() and count("done")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert count("done") < 100, "the backlog drained before the test could mail"
+        deliver(inbox, application(sender="new@probe.example.co.jp"), "fresh.eml")
+        while not answered(b"new@probe.example.co.jp") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert answered(b"new@probe.example.co.jp")
+        assert count("stored") >= 100
+        while count("done") < 301 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert count("done") == 301, err.decode(errors="replace")[-2000:]
+    assert count("stored") == 0
