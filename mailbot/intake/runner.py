@@ -220,7 +220,7 @@ def process_pending(
 
 def _up_to(messages: Iterable[StoredMessage], horizon: int) -> Iterator[StoredMessage]:
     """The backlog's part of the waiting mail (in id order, so the first one past the horizon
-    ends it, unread)."""
+    ends it)."""
     for stored in messages:
         if stored.id > horizon:
             return

@@ -4,8 +4,9 @@ Raw bytes are committed before a mailbox is told to ack them; a case change, its
 replies it plans are written in one transaction (`Store.transaction`). The schema carries a
 version (`PRAGMA user_version`) and moves forward only through the ordered `MIGRATIONS`.
 This module never sends mail and never parses it (beyond `mailbot.mail.arrival`'s look at the
-topmost Received header when the mailbox gave no arrival time, and migration step 9, which
-reads the thread headers of mails processed before it once).
+topmost Received header when the mailbox gave no arrival time, migration step 9, which
+reads the thread headers of mails processed before it once, and `order_key`'s and
+`answers_a_thread`'s byte patterns over the raw header block, for ordering only).
 """
 
 from __future__ import annotations
