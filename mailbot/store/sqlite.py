@@ -644,9 +644,11 @@ class Store(Queries, DeskQueries):
         """Up to `limit` stored, unprocessed messages newer than id `after` that may go ahead
         of the older ones still waiting: those with an ordering key (`order_key`) and no earlier
         unprocessed mail of the same key, so that a sender's correction never overtakes the
-        application it corrects. Oldest first; a mail without a key, or one that answers a
-        thread (`answers_a_thread`), waits its turn, and the latter holds back its sender's
-        later mail as any waiting mail does."""
+        application it corrects. A mail without a key, or one that answers a thread
+        (`answers_a_thread`), waits its turn, and the latter holds back its sender's later mail
+        as any waiting mail does. The newest are taken (handed back oldest first): mail stored
+        in bulk after the backlog was counted (a mailbox still being fetched) must not keep a
+        mail that has just come waiting; what is not taken waits for the next backlog."""
         ids = [
             r[0]
             for r in self.execute(
@@ -654,10 +656,11 @@ class Store(Queries, DeskQueries):
                 " AND order_key IS NOT NULL AND NOT answers_thread"
                 " AND NOT EXISTS (SELECT 1 FROM messages AS m2"
                 " WHERE m2.state = 'stored' AND m2.order_key = m.order_key AND m2.id < m.id)"
-                " ORDER BY id LIMIT ?",
+                " ORDER BY id DESC LIMIT ?",
                 (after, limit),
             ).fetchall()
         ]
+        ids.reverse()
         for message_row in ids:
             r = self.execute(
                 "SELECT id, mailbox, key, size, received_at, starts, batched FROM messages"
