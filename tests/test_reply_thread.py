@@ -42,9 +42,10 @@ def test_migration_nine_fills_in_the_thread_of_mails_processed_before_it(
     case = _applied(desk)
     path = desk.store.path
     conn = desk.store.conn
-    conn.execute("ALTER TABLE messages DROP COLUMN thread_references")
-    conn.execute("ALTER TABLE messages DROP COLUMN sender_name")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute("DROP INDEX messages_waiting_by_key")  # step 11, after this one
+    for column in ("thread_references", "sender_name", "order_key", "answers_thread"):
+        conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 2}")
     reopened = Store(path)
     assert reopened.schema_version == len(MIGRATIONS)
     row = reopened.latest_done_message(case["id"])

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -44,6 +44,7 @@ COMMIT_BATCH = 32  # mails applied per transaction (one fsync), each in its own 
 # wait for it (up to the store's BUSY_SECONDS), so a batch is also cut to about this much work.
 BATCH_SECONDS = 5.0
 READ_AHEAD_FROM = 2 * COMMIT_BATCH  # a backlog this long is parsed ahead on the second core
+FRESH_BATCH = 4  # mails that arrived during a drain, taken ahead of its next batch at most
 PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
 
 
@@ -56,7 +57,50 @@ def open_mailbox(box: MailboxConfig) -> Mailbox:
     return ImapMailbox.from_config(box)
 
 
-def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
+class WriteTurns:
+    """Who writes next while `mailbot run` drains a backlog: a watcher that has mail to store
+    goes between two batches instead of waiting out SQLite's busy timeout, which the main
+    thread, starting each batch's transaction the moment the last one commits, would
+    otherwise win again and again (fresh mail would be stored only once the backlog is done).
+    Only an order of turns: each wait is bounded, and then the write goes to SQLite's own
+    locking as before (busy timeout, `StoreBusy`)."""
+
+    def __init__(self, patience: float = 2 * BATCH_SECONDS) -> None:
+        self.patience = patience
+        self._turns = threading.Condition()
+        self._storing = 0
+        self._in_batch = False
+
+    @contextmanager
+    def storing(self) -> Iterator[None]:
+        """A watcher's store: after the batch in progress, before the next one."""
+        with self._turns:
+            self._storing += 1
+            self._turns.wait_for(lambda: not self._in_batch, timeout=self.patience)
+        try:
+            yield
+        finally:
+            with self._turns:
+                self._storing -= 1
+                self._turns.notify_all()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """A batch of the drain: after the stores that are waiting."""
+        with self._turns:
+            self._turns.wait_for(lambda: not self._storing, timeout=self.patience)
+            self._in_batch = True
+        try:
+            yield
+        finally:
+            with self._turns:
+                self._in_batch = False
+                self._turns.notify_all()
+
+
+def receive(
+    store: Store, mailbox: Mailbox, now_fn: Callable, turns: WriteTurns | None = None
+) -> int:
     """Store every waiting message, committing each batch before acking it."""
     new = 0
     batch: list[tuple[str, bytes, datetime | None]] = []
@@ -64,7 +108,8 @@ def receive(store: Store, mailbox: Mailbox, now_fn: Callable) -> int:
     def commit() -> None:
         nonlocal new
         if batch:
-            new += store.save_raw(mailbox.address, batch, now_fn())
+            with turns.storing() if turns else nullcontext():
+                new += store.save_raw(mailbox.address, batch, now_fn())
             mailbox.ack([key for key, _, _ in batch])
             batch.clear()
 
@@ -128,12 +173,22 @@ def process_pending(
     ctx: Context,
     ahead: ReadAhead | None = None,
     committed: Callable[[], None] | None = None,
+    turns: WriteTurns | None = None,
 ) -> list[Result]:
     """Process every stored message; a backlog (first run on a full mailbox) shows progress.
-    `committed` is called after each batch's commit (the sender that goes along wakes)."""
+    `committed` is called after each batch's commit (the sender that goes along wakes).
+
+    The backlog is what was waiting when the drain began, taken in arrival order. Mail stored
+    while it drains (the watchers of `mailbot run` keep storing) is fresh: before each backlog
+    batch, a few fresh mails go first as a batch of their own (`_fresh_first`), so new mail
+    is answered at about the pace of one batch rather than after the whole backlog. Fresh
+    mail never overtakes an earlier waiting mail of its own sender (`Store.fresh_messages`);
+    the rest of it is the next backlog, once this one is done. `turns` lets the watchers
+    store between batches (`WriteTurns`)."""
     results: list[Result] = []
     waiting = ctx.store.count_pending()
     pace = Pace()
+    horizon = ctx.store.newest_pending_id()
     with (
         counter(waiting if waiting > 200 else 0, "processing mail") as tick,
         ahead or ReadAhead(ctx) as ahead,
@@ -141,21 +196,54 @@ def process_pending(
     ):
         while True:
             done = len(results)
-            groups = batches(ctx.store.pending_messages(limit=200), pace.size)
+            groups = batches(_up_to(ctx.store.pending_messages(limit=200), horizon), pace.size)
             if waiting >= READ_AHEAD_FROM:
                 prepared = ahead.batches(groups)
             else:
                 prepared = ((batch, []) for batch in groups)
             for batch, ready in prepared:
+                results.extend(_fresh_first(ctx, horizon, committed, turns))
                 started = time.monotonic()
-                results.extend(process_batch(ctx, batch, ready))
+                with turns.batch() if turns else nullcontext():
+                    results.extend(process_batch(ctx, batch, ready))
                 pace.took(len(batch), time.monotonic() - started)
                 if committed is not None:
                     committed()
                 for _ in batch:
                     tick()
             if len(results) == done:
-                return results
+                newest = ctx.store.newest_pending_id()
+                if newest <= horizon:
+                    return results
+                horizon = newest
+
+
+def _up_to(messages: Iterable[StoredMessage], horizon: int) -> Iterator[StoredMessage]:
+    """The backlog's part of the waiting mail (in id order, so the first one past the horizon
+    ends it)."""
+    for stored in messages:
+        if stored.id > horizon:
+            return
+        yield stored
+
+
+def _fresh_first(
+    ctx: Context,
+    horizon: int,
+    committed: Callable[[], None] | None,
+    turns: WriteTurns | None,
+) -> list[Result]:
+    """Up to FRESH_BATCH mails stored after the backlog (id past `horizon`) that may go ahead
+    of it, processed and committed now by this process (never handed to the read-ahead
+    worker, which holds backlog mail only), and their replies woken at once."""
+    fresh = list(ctx.store.fresh_messages(after=horizon, limit=FRESH_BATCH))
+    results: list[Result] = []
+    for batch in batches(fresh, lambda: FRESH_BATCH):
+        with turns.batch() if turns else nullcontext():
+            results.extend(process_batch(ctx, batch))
+        if committed is not None:
+            committed()
+    return results
 
 
 @dataclass
@@ -278,10 +366,16 @@ class _Watcher(threading.Thread):
     """Keeps one mailbox drained into the store; wakes the main loop when mail was stored."""
 
     def __init__(
-        self, ctx: Context, box: MailboxConfig, wake: threading.Event, stop: threading.Event
+        self,
+        ctx: Context,
+        box: MailboxConfig,
+        wake: threading.Event,
+        stop: threading.Event,
+        turns: WriteTurns | None = None,
     ) -> None:
         super().__init__(name=f"mailbox-{box.local_part}", daemon=True)
         self.ctx, self.box, self.wake, self.stop_event = ctx, box, wake, stop
+        self.turns = turns
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -292,7 +386,7 @@ class _Watcher(threading.Thread):
                 try:
                     if mailbox is None:
                         mailbox = open_mailbox(self.box)
-                    if receive(store, mailbox, self.ctx.now):
+                    if receive(store, mailbox, self.ctx.now, self.turns):
                         self.wake.set()
                     if mailbox.pushes:
                         mailbox.wait(timeout=PUSH_SLICE, stop=self.stop_event)
@@ -338,6 +432,9 @@ def start_scheduler(ctx: Context, wake: threading.Event, tick: float) -> Backgro
 
 
 def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) -> int:
+    """The daemon. The replies of each committed batch go at once, not after the whole
+    backlog, through a database connection of their own: a recorded send is a FULL commit,
+    which the drain's deferred-sync commits on the main connection are not."""
     sender = sender or make_sender(ctx)
     wake, stop = threading.Event(), threading.Event()
 
@@ -348,18 +445,20 @@ def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    watchers = [_Watcher(ctx, box, wake, stop) for box in ctx.config.mailboxes]
+    turns = WriteTurns()
+    watchers = [_Watcher(ctx, box, wake, stop, turns) for box in ctx.config.mailboxes]
     for watcher in watchers:
         watcher.start()
     scheduler = start_scheduler(ctx, wake, tick)
     log.info("running on %d mailbox(es)", len(watchers))
     try:
-        while not stop.is_set():
-            wake.clear()
-            process_pending(ctx)
-            run_jobs(ctx)
-            flush_outbox(ctx, sender)
-            wake.wait(timeout=tick)
+        with Context(ctx.config, Store(ctx.config.database), ctx.clock) as sending:
+            while not stop.is_set():
+                wake.clear()
+                process_pending(ctx, committed=lambda: flush_outbox(sending, sender), turns=turns)
+                run_jobs(ctx)
+                flush_outbox(ctx, sender)
+                wake.wait(timeout=tick)
     finally:
         scheduler.shutdown(wait=False)
     for watcher in watchers:

@@ -4,8 +4,9 @@ Raw bytes are committed before a mailbox is told to ack them; a case change, its
 replies it plans are written in one transaction (`Store.transaction`). The schema carries a
 version (`PRAGMA user_version`) and moves forward only through the ordered `MIGRATIONS`.
 This module never sends mail and never parses it (beyond `mailbot.mail.arrival`'s look at the
-topmost Received header when the mailbox gave no arrival time, and migration step 9, which
-reads the thread headers of mails processed before it once).
+topmost Received header when the mailbox gave no arrival time, migration step 9, which
+reads the thread headers of mails processed before it once, and `order_key`'s and
+`answers_a_thread`'s byte patterns over the raw header block, for ordering only).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -55,6 +57,71 @@ def _thread_columns(conn: sqlite3.Connection) -> None:
             "UPDATE messages SET thread_references = ?, sender_name = ? WHERE id = ?",
             (json.dumps(list(mail.references)), mail.from_name, message_row),
         )
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_FROM_FIELD = re.compile(rb"^from[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+_THREAD_FIELD = re.compile(rb"^(?:in-reply-to|references)[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_ANGLE_ADDRESS = re.compile(rb"<([^\s<>@]+@[^\s<>@]+)>")
+_BARE_ADDRESS = re.compile(rb"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
+ORDER_KEY_HEADER_BYTES = 64 * 1024
+
+
+def _header_block(raw: bytes) -> bytes:
+    head = raw[:ORDER_KEY_HEADER_BYTES]
+    end = _HEADER_END.search(head)
+    return head[: end.start()] if end else head
+
+
+def order_key(raw: bytes) -> str | None:
+    """The lower-cased address of the first From field of the raw header block, read with a
+    bytes pattern and no parse; None when there is none, or it is encoded or unreadable.
+    Used ONLY to keep one sender's mails in arrival order when newer mail goes ahead of a
+    backlog (`fresh_messages`): never for trust, identity or where a reply goes (that is the
+    parsed, checked sender), so a forged or odd From can at most change which mail waits."""
+    field = _FROM_FIELD.search(_header_block(raw))
+    if field is None:
+        return None
+    value = field.group(1).strip()
+    angled = _ANGLE_ADDRESS.findall(value)
+    bare = _BARE_ADDRESS.fullmatch(value)
+    address = angled[-1] if angled else bare.group(0) if bare else None
+    if address is None:
+        return None
+    try:
+        return address.decode("ascii").lower()
+    except UnicodeDecodeError:
+        return None
+
+
+def answers_a_thread(raw: bytes) -> bool:
+    """Whether the raw header block has In-Reply-To or References: such a mail may answer a
+    mail still waiting, from another address too (a colleague's reply-all), so it never goes
+    ahead of a backlog (`fresh_messages`); ordering only, like `order_key`."""
+    return _THREAD_FIELD.search(_header_block(raw)) is not None
+
+
+def _order_keys(conn: sqlite3.Connection) -> None:
+    """Step 11: each stored mail's ordering key (`order_key`) and whether it answers a thread
+    (`answers_a_thread`), so that mail arriving while a backlog drains may go ahead of it
+    without overtaking its own sender's earlier mail or the mail it answers. Mails still
+    waiting get theirs now, from the first bytes of the raw mail only."""
+    conn.execute("ALTER TABLE messages ADD COLUMN order_key TEXT")
+    conn.execute("ALTER TABLE messages ADD COLUMN answers_thread INTEGER NOT NULL DEFAULT 0")
+    conn.execute(
+        "CREATE INDEX messages_waiting_by_key ON messages (order_key, id) WHERE state = 'stored'"
+    )
+    waiting = conn.execute(
+        "SELECT id, substr(raw, 1, ?) FROM messages WHERE state = 'stored'",
+        (ORDER_KEY_HEADER_BYTES,),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE messages SET order_key = ?, answers_thread = ? WHERE id = ?",
+        [
+            (order_key(bytes(head)), answers_a_thread(bytes(head)), message_row)
+            for message_row, head in waiting
+        ],
+    )
 
 
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
@@ -261,6 +328,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX web_sessions_login ON web_sessions (login);
     """,
     _thread_columns,
+    _order_keys,
 ]
 
 
@@ -468,20 +536,31 @@ class Store(Queries, DeskQueries):
         now: datetime,
     ) -> int:
         rows = [
-            (mailbox, key, hashlib.sha256(data).hexdigest(), len(data), data, arrived)
+            (
+                mailbox,
+                key,
+                hashlib.sha256(data).hexdigest(),
+                len(data),
+                data,
+                arrived,
+                order_key(data),
+                answers_a_thread(data),
+            )
             for key, data, arrived in small
         ]
         with self.transaction():
             before = self.conn.total_changes
             self.conn.executemany(
-                "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO messages"
+                " (mailbox, key, sha256, size, raw, received_at, order_key, answers_thread)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             for key, data, arrived in large:
                 cur = self.conn.execute(
-                    "INSERT OR IGNORE INTO messages (mailbox, key, sha256, size, raw, received_at)"
-                    " VALUES (?, ?, ?, ?, zeroblob(?), ?)",
+                    "INSERT OR IGNORE INTO messages"
+                    " (mailbox, key, sha256, size, raw, received_at, order_key, answers_thread)"
+                    " VALUES (?, ?, ?, ?, zeroblob(?), ?, ?, ?)",
                     (
                         mailbox,
                         key,
@@ -489,6 +568,8 @@ class Store(Queries, DeskQueries):
                         len(data),
                         len(data),
                         arrived,
+                        order_key(data),
+                        answers_a_thread(data),
                     ),
                 )
                 if cur.rowcount:
@@ -547,6 +628,43 @@ class Store(Queries, DeskQueries):
                 " (SELECT starts FROM processing_starts WHERE message = messages.id),"
                 " (SELECT batched FROM processing_starts WHERE message = messages.id)"
                 " FROM messages WHERE id = ?",
+                (message_row,),
+            ).fetchone()
+            if r is not None:
+                raw = self._read_raw(r[0], r[3])
+                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0, r[6] or 0)
+
+    def newest_pending_id(self) -> int:
+        """The id of the newest stored, unprocessed message (0: none): where a drain's backlog
+        ends, and mail stored after it is fresh (`fresh_messages`)."""
+        row = self.execute("SELECT max(id) FROM messages WHERE state = 'stored'").fetchone()
+        return int(row[0] or 0)
+
+    def fresh_messages(self, after: int, limit: int) -> Iterator[StoredMessage]:
+        """Up to `limit` stored, unprocessed messages newer than id `after` that may go ahead
+        of the older ones still waiting: those with an ordering key (`order_key`) and no earlier
+        unprocessed mail of the same key, so that a sender's correction never overtakes the
+        application it corrects. A mail without a key, or one that answers a thread
+        (`answers_a_thread`), waits its turn, and the latter holds back its sender's later mail
+        as any waiting mail does. The newest are taken (handed back oldest first): mail stored
+        in bulk after the backlog was counted (a mailbox still being fetched) must not keep a
+        mail that has just come waiting; what is not taken waits for the next backlog."""
+        ids = [
+            r[0]
+            for r in self.execute(
+                "SELECT id FROM messages AS m WHERE state = 'stored' AND id > ?"
+                " AND order_key IS NOT NULL AND NOT answers_thread"
+                " AND NOT EXISTS (SELECT 1 FROM messages AS m2"
+                " WHERE m2.state = 'stored' AND m2.order_key = m.order_key AND m2.id < m.id)"
+                " ORDER BY id DESC LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        ]
+        ids.reverse()
+        for message_row in ids:
+            r = self.execute(
+                "SELECT id, mailbox, key, size, received_at, starts, batched FROM messages"
+                " LEFT JOIN processing_starts ON message = id WHERE id = ? AND state = 'stored'",
                 (message_row,),
             ).fetchone()
             if r is not None:
