@@ -566,6 +566,17 @@ def scale_rows(result: dict) -> list[tuple[str, object, str]]:
     ]
 
 
+def peer_figures() -> dict | None:
+    """The last `bench.peer` run (its own process and venv, minutes long), carried into
+    latest.json with its own date so every issue-17 figure is in one file."""
+    path = RESULTS / "peer.json"
+    if not path.exists():
+        return None
+    peer = json.loads(path.read_text(encoding="utf-8"))
+    keys = ("when", "load_average", "mails", "peer", "mailbot_mails_per_s", "peer_mails_per_s")
+    return {k: peer[k] for k in keys if k in peer} | {"ratio_to_peer": peer["ratio_to_peer"]}
+
+
 def scale_only() -> int:
     """Re-measure the 100,000-case and ISO-2022-JP figures and merge them into latest.json,
     marked with their own time; the throughput figures stay those of the last full run."""
@@ -700,6 +711,10 @@ def main() -> int:
             "≥ 1.0",
         ),
     ]
+    peer = peer_figures()
+    if peer:
+        result["peer"] = peer
+        rows.append(("mailbot / django-helpdesk (bench.peer)", f"{peer['ratio_to_peer']} ×", "≥ 3"))
     width = max(len(r[0]) for r in rows)
     for name, value, target in rows:
         print(f"{name:<{width}}  {value!s:<28}  {target}")
