@@ -18,6 +18,12 @@ def nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+def name_key(name: str) -> str:
+    """An operator's name as registered names are compared: NFKC, no whitespace (the register
+    keeps it beside the name, indexed, so a lookup by name reads one row, not the register)."""
+    return _SPACE.sub("", nfkc(name))
+
+
 def fold(text: str) -> str:
     """NFKC, one kind of square bracket, no whitespace: the form subjects are compared in."""
     return _SPACE.sub("", nfkc(text).translate(_BRACKETS))

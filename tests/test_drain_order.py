@@ -26,7 +26,7 @@ from mailbot.intake import runner
 from mailbot.intake.pipeline import MAX_STARTS
 from mailbot.intake.runner import WriteTurns, process_pending, receive
 from mailbot.store import Store
-from mailbot.store.sqlite import MIGRATIONS, answers_a_thread, order_key
+from mailbot.store.sqlite import MIGRATIONS, _order_keys, answers_a_thread, order_key
 from tests.support.desk import make_desk
 from tests.support.jpmail import build
 from tests.test_trust import CODE, ROOT, application, store
@@ -350,7 +350,7 @@ def test_the_migration_gives_waiting_mail_its_ordering_key(tmp_path: Path):
     when it opens; mails already done keep none (they are never ordered again)."""
     path = tmp_path / "m.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[:-1], start=1):
+    for number, script in enumerate(MIGRATIONS[: MIGRATIONS.index(_order_keys)], start=1):
         conn.execute("BEGIN")
         if callable(script):
             script(conn)

@@ -5,6 +5,7 @@ EXPLAIN QUERY PLAN shows for the statements the code really runs."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from mailbot.config import DEFAULT_CONFIG
 from mailbot.context import Context
 from mailbot.desk.report import build_report
 from mailbot.desk.staff import add_staff, assign
+from mailbot.store import MIGRATIONS, Store
+from mailbot.store.registers import operators_named, register_operator
+from mailbot.store.sqlite import _operator_name_keys
 from tests.support.desk import make_desk
 
 NOW = "2026-11-25T09:00"
@@ -148,3 +152,43 @@ def test_a_search_reads_only_the_cases_it_found(desk: Context):
         assert "USING INTEGER PRIMARY KEY" in plan and "SCAN cases" not in plan, (sql, plan)
     assert find_cases(desk, search="髙橋電力", open_only=True)[0]["id"] == 2
     assert find_cases(desk, search="存在しない会社") == []
+
+
+def test_an_operator_is_found_by_name_through_its_index(tmp_path: Path):
+    """An application's 事業者名称 is looked up in the register on every mail: the name is
+    compared as registered names are folded (width, spaces) through an index, not by reading
+    every operator."""
+    ctx = make_desk(tmp_path, NOW)
+    with ctx.store.transaction():
+        for n in range(300):
+            register_operator(
+                ctx.store, {"code": f"B{n:04d}", "name": f"株式会社 電力{n}"}, ctx.now()
+            )
+    found = plans(ctx, lambda: operators_named(ctx.store, "株式会社電力１２"))
+    ((sql, plan),) = found.items()
+    assert "USING INDEX operators_name_key" in plan, (sql, plan)
+    assert [op["code"] for op in operators_named(ctx.store, "株式会社　電力１２")] == ["B0012"]
+    ctx.close()
+
+
+def test_the_name_keys_of_operators_registered_before_the_step_are_filled_in(tmp_path: Path):
+    """A register from before schema step 12 gets its name keys when the database opens."""
+    path = tmp_path / "m.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[: MIGRATIONS.index(_operator_name_keys)], 1):
+        conn.execute("BEGIN")
+        if callable(script):
+            script(conn)
+        else:
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    conn.execute(
+        "INSERT INTO operators (code, name, updated_at) VALUES ('A0001', '髙橋 電力', '2026-01-01')"
+    )
+    conn.close()
+    store = Store(path)
+    assert [op["code"] for op in operators_named(store, "髙橋電力")] == ["A0001"]
+    store.close()

@@ -10,6 +10,7 @@ from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.outbox.planner import case_thread
 from mailbot.store import MIGRATIONS, Store
+from mailbot.store.sqlite import _thread_columns
 from tests.support.desk import outbox
 from tests.test_trust import CORP, application, desk, submit  # noqa: F401
 
@@ -42,10 +43,12 @@ def test_migration_nine_fills_in_the_thread_of_mails_processed_before_it(
     case = _applied(desk)
     path = desk.store.path
     conn = desk.store.conn
-    conn.execute("DROP INDEX messages_waiting_by_key")  # step 11, after this one
+    conn.execute("DROP INDEX messages_waiting_by_key")  # steps 11 and 12, after this one
+    conn.execute("DROP INDEX operators_name_key")
+    conn.execute("ALTER TABLE operators DROP COLUMN name_key")
     for column in ("thread_references", "sender_name", "order_key", "answers_thread"):
         conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 2}")
+    conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(_thread_columns)}")
     reopened = Store(path)
     assert reopened.schema_version == len(MIGRATIONS)
     row = reopened.latest_done_message(case["id"])

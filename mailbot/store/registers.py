@@ -20,7 +20,7 @@ from mailbot.console import progress
 from mailbot.errors import MailbotError
 from mailbot.forms.fields import normalise_code, participation_category
 from mailbot.store.sqlite import Store
-from mailbot.text import nfkc
+from mailbot.text import name_key, nfkc
 
 OPERATOR_COLUMNS = {
     "事業者コード": "code",
@@ -211,6 +211,8 @@ def _upsert(
                 k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
                 for k, v in row.items()
             }
+            if table == "operators":
+                encoded["name_key"] = name_key(row["name"])
             current = store.execute(
                 f"SELECT * FROM {table} WHERE {key} = ?", (row[key],)
             ).fetchone()
@@ -273,12 +275,11 @@ def operators_for_sender(
 
 
 def operators_named(store: Store, name: str) -> list[dict[str, Any]]:
-    folded = re.sub(r"\s+", "", nfkc(name))
-    return [
-        _decode_operator(r)
-        for r in store.execute("SELECT * FROM operators ORDER BY code")
-        if re.sub(r"\s+", "", nfkc(r["name"])) == folded
-    ]
+    """Registered operators of this name, compared as `text.name_key` folds names."""
+    rows = store.execute(
+        "SELECT * FROM operators WHERE name_key = ? ORDER BY code", (name_key(name),)
+    ).fetchall()
+    return [_decode_operator(r) for r in rows]
 
 
 def source(store: Store, source_id: str) -> dict[str, Any] | None:
@@ -293,6 +294,7 @@ def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> No
         for k, v in fields.items()
     }
     row["code"] = normalise_code(row["code"])
+    row["name_key"] = name_key(row["name"])
     _insert(
         store,
         "operators",
