@@ -29,6 +29,7 @@ from mailbot.store import Store
 from mailbot.store.sqlite import MIGRATIONS, _order_keys, answers_a_thread, order_key
 from tests.support.desk import make_desk
 from tests.support.jpmail import build
+from tests.support.schema import database_before
 from tests.test_trust import CODE, ROOT, application, store
 
 
@@ -349,17 +350,8 @@ def test_the_migration_gives_waiting_mail_its_ordering_key(tmp_path: Path):
     """A database from before the step: mails still waiting get their key from the raw mail
     when it opens; mails already done keep none (they are never ordered again)."""
     path = tmp_path / "m.db"
+    database_before(path, _order_keys)
     conn = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[: MIGRATIONS.index(_order_keys)], start=1):
-        conn.execute("BEGIN")
-        if callable(script):
-            script(conn)
-        else:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number}")
-        conn.execute("COMMIT")
     waiting = application(sender="Wait@Example.co.jp")
     reply = application(sender="re@example.co.jp", in_reply_to="<x@example.co.jp>")
     done = application(sender="done@example.co.jp")

@@ -18,10 +18,10 @@ from mailbot.mail.trust import auth_verdict
 from mailbot.outbox.planner import ALERTS_PER_DAY
 from mailbot.outbox.send import flush_outbox, make_sender
 from tests.support.desk import desk_with_operators, outbox, set_now
-from tests.support.forms import operator_form, to_bytes
-from tests.support.hostile import APPLY_BODY, APPLY_SUBJECT
-from tests.support.jpmail import XLSX, build
-from tests.support.samples import TAKAHASHI
+from tests.support.hostile import APPLY_SUBJECT
+from tests.support.jpmail import build
+from tests.test_trust import application as trust_application
+from tests.test_trust import store, submit
 
 CODE = "code@occto.or.jp"
 VICTIM = "ichiro@takahashi-denryoku.co.jp"
@@ -36,23 +36,8 @@ def desk(tmp_path) -> Context:
     ctx.close()
 
 
-def store(ctx: Context, *raws: bytes) -> None:
-    items = [(f"t:{hashlib.sha256(r).hexdigest()}", r) for r in raws]
-    ctx.store.save_raw(CODE, items, ctx.now())
-
-
-def submit(ctx: Context, raw: bytes) -> dict:
-    store(ctx, raw)
-    [result] = process_pending(ctx)
-    case = ctx.store.case(result.case_id)
-    assert case is not None
-    return case
-
-
 def application(sender: str = VICTIM, fields: dict | None = None, **kwargs) -> bytes:
-    form = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI | (fields or {})))
-    kwargs.setdefault("attachments", [("事業者マスタ申込書.xlsx", form, XLSX)])
-    return build(APPLY_SUBJECT, APPLY_BODY, from_addr=sender, **kwargs)
+    return trust_application(sender, fields, **kwargs)
 
 
 def victim_case(ctx: Context) -> tuple[dict, str]:

@@ -15,10 +15,11 @@ from mailbot.config import DEFAULT_CONFIG
 from mailbot.context import Context
 from mailbot.desk.report import build_report
 from mailbot.desk.staff import add_staff, assign
-from mailbot.store import MIGRATIONS, Store
+from mailbot.store import Store
 from mailbot.store.registers import operators_named, register_operator
 from mailbot.store.sqlite import _operator_name_keys
 from tests.support.desk import make_desk
+from tests.support.schema import database_before
 
 NOW = "2026-11-25T09:00"
 PROBLEM = {"field": "事業者名略称", "message": "末尾に「_容」を付けてください。"}
@@ -174,17 +175,8 @@ def test_an_operator_is_found_by_name_through_its_index(tmp_path: Path):
 def test_the_name_keys_of_operators_registered_before_the_step_are_filled_in(tmp_path: Path):
     """A register from before schema step 12 gets its name keys when the database opens."""
     path = tmp_path / "m.db"
+    database_before(path, _operator_name_keys)
     conn = sqlite3.connect(path, isolation_level=None)
-    for number, script in enumerate(MIGRATIONS[: MIGRATIONS.index(_operator_name_keys)], 1):
-        conn.execute("BEGIN")
-        if callable(script):
-            script(conn)
-        else:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number}")
-        conn.execute("COMMIT")
     conn.execute(
         "INSERT INTO operators (code, name, updated_at) VALUES ('A0001', '髙橋 電力', '2026-01-01')"
     )
