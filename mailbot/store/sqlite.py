@@ -634,17 +634,7 @@ class Store(Queries, DeskQueries):
                 "SELECT id FROM messages WHERE state = 'stored' ORDER BY id LIMIT ?", (limit,)
             ).fetchall()
         ]
-        for message_row in ids:
-            r = self.execute(
-                "SELECT id, mailbox, key, size, received_at,"
-                " (SELECT starts FROM processing_starts WHERE message = messages.id),"
-                " (SELECT batched FROM processing_starts WHERE message = messages.id)"
-                " FROM messages WHERE id = ?",
-                (message_row,),
-            ).fetchone()
-            if r is not None:
-                raw = self._read_raw(r[0], r[3])
-                yield StoredMessage(r[0], r[1], r[2], raw, r[4], r[5] or 0, r[6] or 0)
+        yield from self._still_stored(ids)
 
     def newest_pending_id(self) -> int:
         """The id of the newest stored, unprocessed message (0: none): where a drain's backlog
@@ -673,6 +663,11 @@ class Store(Queries, DeskQueries):
             ).fetchall()
         ]
         ids.reverse()
+        yield from self._still_stored(ids)
+
+    def _still_stored(self, ids: list[int]) -> Iterator[StoredMessage]:
+        """Each message read only when it is reached, and only while it is still unprocessed
+        (the caller may have processed it since the ids were listed)."""
         for message_row in ids:
             r = self.execute(
                 "SELECT id, mailbox, key, size, received_at, starts, batched FROM messages"
