@@ -617,3 +617,14 @@ def test_an_encoded_word_in_authentication_results_does_not_lift_the_reply_to_ho
     )
     held = submit(desk, forged)
     assert held["id"] != case["id"] and held["status"] == "held"
+
+
+def test_an_application_from_an_8_bit_address_is_held_not_quarantined(desk: Context):
+    """The hostile corpus's mutations put 8-bit bytes in a From address: the receipt could not
+    be composed (no SMTPUTF8), so the mail was quarantined with an encoder's error. It is held
+    for staff with a reason they can read, and nothing is answered."""
+    raw = application().replace(VICTIM.encode(), "ichirô@takahashi-denryoku.co.jp".encode())
+    case = submit(desk, raw)
+    assert case["status"] == "held"
+    assert "英数字以外" in case["reason"]
+    assert outbox(desk) == []

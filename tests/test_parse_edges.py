@@ -332,3 +332,36 @@ def test_a_raw_8bit_display_name_beside_an_encoded_word_reads_as_text():
     mail = parse(raw)
     assert (mail.from_name, mail.from_addr) == ("高橋 一郎", "ichiro@takahashi-denryoku.co.jp")
     assert mail.subject == "申込 について"
+
+
+# --- raw 8-bit bytes where only ASCII belongs (found by the hostile corpus's mutations) -------
+
+
+@pytest.mark.parametrize(
+    "from_field",
+    [
+        "infé@shinki-sannyu.example.jp".encode("latin-1"),
+        "jiro@kitaêdr.example.jp".encode("latin-1"),
+        "山田 <担当@example.co.jp>".encode(),
+    ],
+)
+def test_a_sender_address_with_8_bit_bytes_names_no_sender(from_field: bytes):
+    """No reply can carry such an address (mailbot does not send SMTPUTF8): the mail is held
+    for staff with the reason, instead of failing when its receipt is composed."""
+    raw = b"From: " + from_field + b"\r\nTo: code@occto.or.jp\r\nSubject: s\r\n\r\nbody\r\n"
+    mail = parse(raw)
+    assert mail.from_addr == ""
+    assert "英数字" in mail.sender_problem
+
+
+def test_a_message_id_with_8_bit_bytes_is_no_id_and_the_mail_parses():
+    raw = (
+        b"From: taro@example.co.jp\r\nTo: code@occto.or.jp\r\nSubject: s\r\n"
+        b"Message-ID: <a\xe9b@example.co.jp>\r\nIn-Reply-To: <ok@example.co.jp> <x\xfa@y>\r\n"
+        b"References: <r\xe9@y> <ok@example.co.jp>\r\n\r\nbody\r\n"
+    )
+    mail = parse(raw)
+    assert not any(d.startswith("unparseable") for d in mail.defects), mail.defects
+    assert mail.message_id is None
+    assert mail.in_reply_to == "<ok@example.co.jp>"
+    assert mail.references == ("<ok@example.co.jp>",)

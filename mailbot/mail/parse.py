@@ -145,11 +145,22 @@ def _sender(msg: Message, fallback: str | None) -> tuple[str, str, str]:
     display, addr = found[0]
     if not ADDR_SPEC.match(addr):
         return "", "", f"差出人欄（From: {written}）にメールアドレスがありません"
+    if not addr.isascii():
+        return (
+            "",
+            "",
+            (
+                f"差出人アドレス（{written}）に英数字以外の文字が含まれており、自動では返信できません"
+            ),
+        )
     return display, addr, ""
 
 
-def _ids(value: str | None) -> tuple[str, ...]:
-    return tuple(MSG_ID.findall(value or ""))
+def _ids(value: str | Header | None) -> tuple[str, ...]:
+    """The ids of a Message-ID, In-Reply-To or References field: ASCII only, as RFC 5322 has
+    them (one with 8-bit bytes is no id: no reply could cite it)."""
+    found = MSG_ID.findall(_field_text(value) if value is not None else "")
+    return tuple(i for i in found if i.isascii())
 
 
 RETURNED_HEADERS = frozenset({"text/rfc822-headers", "message/global-headers"})
