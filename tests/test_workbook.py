@@ -17,28 +17,10 @@ from openpyxl import Workbook
 from mailbot.config import RULES_DIR
 from mailbot.errors import ConfigError
 from mailbot.forms import workbook as wb
-from tests.support.forms import AREA_ROW, operator_form, plant_form, put, to_bytes
+from tests.support.forms import AREA_ROW, operator_form, plant_form, put, rezip, to_bytes
 
 RULES = RULES_DIR / "forms.toml"
 FORMS = wb.load_form_rules(RULES)
-
-
-def rezip(data: bytes, add: dict[str, bytes] | None = None, replace=None) -> bytes:
-    """The same zip with parts added or their bytes replaced."""
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(data)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for info in src.infolist():
-            body = src.read(info)
-            if replace:
-                body = replace(info.filename, body)
-            if body is not None:
-                dst.writestr(info.filename, body)
-        for name, body in (add or {}).items():
-            dst.writestr(name, body)
-    return out.getvalue()
 
 
 PLAIN = to_bytes(operator_form())

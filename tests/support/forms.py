@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import io
+import zipfile
+from collections.abc import Callable
 from datetime import datetime
 
 from openpyxl import Workbook
@@ -158,3 +160,26 @@ ROADMAP_PREMISES = (
     "2040年代に脱炭素比率50%で運転開始。改修投資は2031年度の長期脱炭素電源オークションで落札を想定。"
     "燃料はブルー水素、その後グリーン水素。前提条件：水素サプライチェーンの整備。"
 )
+
+
+def rezip(
+    data: bytes,
+    add: dict[str, bytes] | None = None,
+    replace: Callable[[str, bytes], bytes | None] | None = None,
+    rename: dict[str, str] | None = None,
+) -> bytes:
+    """The same zip with parts added, their bytes replaced (None drops the part) or renamed."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            body = src.read(info)
+            if replace:
+                body = replace(info.filename, body)
+            if body is not None:
+                dst.writestr((rename or {}).get(info.filename, info.filename), body)
+        for name, body in (add or {}).items():
+            dst.writestr(name, body)
+    return out.getvalue()

@@ -9,9 +9,11 @@ import random
 import zipfile
 from collections.abc import Callable, Iterator
 
-from tests.support.forms import operator_form, to_bytes
+from tests.support.forms import operator_form, rezip, to_bytes
 from tests.support.jpmail import XLSX, build, encoded_word
 from tests.support.samples import samples
+
+SHEET = "xl/worksheets/sheet1.xml"
 
 
 def _zip_bomb() -> bytes:
@@ -23,49 +25,32 @@ def _zip_bomb() -> bytes:
 
 
 def _macro_book() -> bytes:
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(to_bytes(operator_form()))) as src,
-        zipfile.ZipFile(out, "w") as dst,
-    ):
-        for item in src.infolist():
-            dst.writestr(item, src.read(item))
-        dst.writestr("xl/vbaProject.bin", b"\0" * 256)
-    return out.getvalue()
+    return rezip(to_bytes(operator_form()), add={"xl/vbaProject.bin": b"\0" * 256})
 
 
 def _xxe_book() -> bytes:
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(to_bytes(operator_form()))) as src,
-        zipfile.ZipFile(out, "w") as dst,
-    ):
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "xl/sharedStrings.xml":
-                data = (
-                    b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
-                    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-                    b'<!ENTITY e SYSTEM "file:///etc/passwd">]>' + data.split(b"?>", 1)[-1]
-                )
-            dst.writestr(item, data)
-    return out.getvalue()
+    doctype = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        b'<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+    )
+    return rezip(
+        to_bytes(operator_form()),
+        replace=lambda name, data: (
+            doctype + data.split(b"?>", 1)[-1] if name == "xl/sharedStrings.xml" else data
+        ),
+    )
 
 
 def _sheet_with(extra: bytes) -> bytes:
     """The example form with `extra` XML appended to its first sheet's data, as a hand-made
     or generated workbook can carry it."""
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(to_bytes(operator_form()))) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(b"</sheetData>", extra + b"</sheetData>")
-            dst.writestr(item, data)
-    return out.getvalue()
+    return rezip(
+        to_bytes(operator_form()),
+        replace=lambda name, data: (
+            data.replace(b"</sheetData>", extra + b"</sheetData>") if name == SHEET else data
+        ),
+    )
 
 
 def far_cell_lowercase() -> bytes:
@@ -104,35 +89,23 @@ def empty_rows() -> bytes:
 def sheet_elsewhere() -> bytes:
     """The far cell on a worksheet moved out of xl/worksheets/ (the relationship and the
     content type follow it): readers open it all the same."""
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(far_cell_without_r())) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for item in src.infolist():
-            data = src.read(item).replace(b"/xl/worksheets/sheet1.xml", b"/xl/data/grid.xml")
-            name = "xl/data/grid.xml" if item.filename == "xl/worksheets/sheet1.xml" else None
-            dst.writestr(name or item.filename, data)
-    return out.getvalue()
+    return rezip(
+        far_cell_without_r(),
+        replace=lambda _, data: data.replace(b"/xl/worksheets/sheet1.xml", b"/xl/data/grid.xml"),
+        rename={SHEET: "xl/data/grid.xml"},
+    )
 
 
 def huge_merge() -> bytes:
     """A merged range over the rest of the sheet beside a cell far enough down to keep the
     dense reader away: openpyxl would make an object for each of its 17 billion cells."""
-    book = far_cell_without_r()
-    out = io.BytesIO()
-    with (
-        zipfile.ZipFile(io.BytesIO(book)) as src,
-        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
-    ):
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(
-                    b"</mergeCells>", b'<mergeCell ref="H40:XFD1048576"/></mergeCells>', 1
-                )
-            dst.writestr(item, data)
-    return out.getvalue()
+    merge = b'<mergeCell ref="H40:XFD1048576"/></mergeCells>'
+    return rezip(
+        far_cell_without_r(),
+        replace=lambda name, data: (
+            data.replace(b"</mergeCells>", merge, 1) if name == SHEET else data
+        ),
+    )
 
 
 WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
