@@ -15,6 +15,7 @@ import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ addresses = ["capacity-desk@occto.or.jp"]
 comments show the server keys a deployment switches to."""
 
 SECURITY = ("ssl", "starttls", "none")
+MAX_SESSION_HOURS = 8760
 
 _SERVER_KEYS = {
     "backend": "str",
@@ -147,7 +149,7 @@ def _kind_ok(kind: str, value: Any) -> bool:
     if kind == "positive_int":
         return isinstance(value, int) and value > 0
     if kind == "positive_number":
-        return isinstance(value, int | float) and value > 0
+        return isinstance(value, int | float) and 0 < value < inf
     if kind == "str_list":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     raise AssertionError(kind)
@@ -417,11 +419,19 @@ def _web(table: dict[str, Any]) -> WebConfig:
         raise ConfigError("web.trusted_proxies", "is required with web.trusted_user_header")
     for entry in proxies:
         try:
-            ipaddress.ip_network(entry, strict=False)
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ConfigError(
                 "web.trusted_proxies", f"{entry!r} is not an IP address or network"
             ) from None
+        if network.prefixlen == 0:
+            raise ConfigError(
+                "web.trusted_proxies",
+                f"{entry!r} is every address: any client could name itself or a staff user",
+            )
+    for key in ("session_hours", "session_max_hours"):
+        if _get(table, key, where, float, 0) > MAX_SESSION_HOURS:
+            raise ConfigError(f"web.{key}", f"must be at most {MAX_SESSION_HOURS} (a year)")
     return WebConfig(
         host=_get(table, "host", where, str, WebConfig.host),
         port=_get(table, "port", where, int, WebConfig.port),

@@ -99,6 +99,10 @@ username = "code"
             "outgoing.timeout: must be a number above 0, got 0",
         ),
         (
+            MAILDIR_BOX + "poll_interval = inf\n" + OUTGOING,
+            "mailboxes[0].poll_interval: must be a number above 0, got inf",
+        ),
+        (
             MAILDIR_BOX + OUTGOING + '[staff]\naddresses = "desk@example.jp"\n',
             "staff.addresses: must be a list of strings, got 'desk@example.jp'",
         ),

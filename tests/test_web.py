@@ -170,15 +170,25 @@ def test_post_without_or_with_a_wrong_csrf_token_is_403(desk):
     c = login(client(), "sato")
     page = get(c, "/cases/1")
     version = version_of(page.text)
-    for data in ({"version": version}, {"version": version, "csrf": "forged"}):
+    forged = ({"version": version}, {"version": version, "csrf": "forged"})
+    for data in (*forged, {"version": version, "csrf": "é"}):
         for path in ("/cases/1/claim", "/cases/1/note", "/cases/1/decide", "/cases/1/reply"):
             r = post(c, path, data | {"text": "x", "action": "issue-code"})
             assert r.status_code == 403, path
     case = case_json("1")
     assert case["owner"] is None and case["status"] == "complete"
     assert not [e for e in case["events"] if e["actor"].startswith("staff:")]
+    # a version or page written in other Unicode digits is refused, not a server error
+    token = csrf_of(page.text)
+    assert post(c, "/cases/1/claim", {"version": "²", "csrf": token}).status_code == 403
+    assert get(c, "/cases?page=²").status_code == 200
+    # a login form's token in non-ASCII text is refused too (nobody logged in yet)
+    anonymous = client()
+    get(anonymous, "/login")
+    r = post(anonymous, "/login", {"login": "sato", "password": "x", "csrf": "é"})
+    assert r.status_code == 403
     # the right token goes through
-    r = post(c, "/cases/1/claim", {"version": version, "csrf": csrf_of(page.text)})
+    r = post(c, "/cases/1/claim", {"version": version, "csrf": token})
     assert r.status_code == 303
 
 

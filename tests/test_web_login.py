@@ -114,6 +114,16 @@ def test_trusted_proxies_must_be_addresses_and_the_header_needs_them(tmp_path):
         parse_config(DEFAULT_CONFIG + '[web]\ntrusted_proxies = ["proxy.local"]\n', "t", tmp_path)
     with pytest.raises(ConfigError, match="trusted_proxies"):
         parse_config(DEFAULT_CONFIG + '[web]\ntrusted_user_header = "X-User"\n', "t", tmp_path)
+    # "every address is our proxy" would believe any client's X-Forwarded-For and user header
+    for everyone in ("0.0.0.0/0", "::/0"):
+        with pytest.raises(ConfigError, match="trusted_proxies"):
+            parse_config(
+                DEFAULT_CONFIG + f'[web]\ntrusted_proxies = ["{everyone}"]\n', "t", tmp_path
+            )
+    # a session longer than a year is a typo, and past timedelta's range every login failed
+    for hours in ("1e11", "9000"):
+        with pytest.raises(ConfigError, match="session_hours"):
+            parse_config(DEFAULT_CONFIG + f"[web]\nsession_hours = {hours}\n", "t", tmp_path)
     # a TLS-only proxy without a user header is a plain deployment
     config = parse_config(
         DEFAULT_CONFIG + '[web]\ntrusted_proxies = ["10.0.0.0/8"]\n', "t", tmp_path

@@ -269,7 +269,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         )
 
     def _page_number(text: str | None) -> int:
-        return int(text) if text and text.isdigit() and 0 < int(text) < 10**6 else 1
+        number = _whole(text)
+        return number if number is not None and 0 < number < 10**6 else 1
 
     def _page_link(page: int) -> str:
         """This queue view's page `page`: the filters and the search stay in the link."""
@@ -349,10 +350,10 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         return redirect(f"/cases/{case_id}?done={done}", code=303)
 
     def _version() -> int | None:
-        text = request.form.get("version", "")
-        if not text.isdigit():
+        number = _whole(request.form.get("version"))
+        if number is None:
             raise Forbidden()
-        return int(text)
+        return number
 
     @app.post("/cases/<int:case_id>/claim")
     def claim(case_id: int) -> Response:
@@ -512,3 +513,9 @@ def _mail_view(raw: bytes, way: str, row: int, at: str, state: str) -> dict[str,
         "html": mail.content_type == "text/html",
         "files": [(i, a.filename, a.size) for i, a in enumerate(mail.attachments)],
     }
+
+
+def _whole(text: str | None) -> int | None:
+    """A page or version number from a request: ASCII digits only (`"²".isdigit()` is true,
+    and `int("²")` raises)."""
+    return int(text) if text and text.isascii() and text.isdigit() else None

@@ -60,7 +60,9 @@ def new_token() -> str:
 
 
 def same(a: str | None, b: str | None) -> bool:
-    return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+    """Constant-time equality of two tokens; text from a form may be any Unicode, which
+    `compare_digest` refuses as str, so both are compared as UTF-8."""
+    return bool(a) and bool(b) and hmac.compare_digest(str(a).encode(), str(b).encode())
 
 
 def start_session(ctx: Context, login: str) -> tuple[str, str]:
