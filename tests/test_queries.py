@@ -15,9 +15,14 @@ from mailbot.config import DEFAULT_CONFIG
 from mailbot.context import Context
 from mailbot.desk.report import build_report
 from mailbot.desk.staff import add_staff, assign
-from mailbot.store import Store
+from mailbot.store import MIGRATIONS, Store
 from mailbot.store.registers import operators_named, register_operator
-from mailbot.store.sqlite import _operator_name_keys
+from mailbot.store.sqlite import (
+    _PROCESSING_STARTS,
+    _STAFF_DESK,
+    _operator_name_keys,
+    run_script,
+)
 from tests.support.desk import make_desk
 from tests.support.schema import database_before
 
@@ -184,3 +189,31 @@ def test_the_name_keys_of_operators_registered_before_the_step_are_filled_in(tmp
     store = Store(path)
     assert [op["code"] for op in operators_named(store, "髙橋電力")] == ["A0001"]
     store.close()
+
+
+def test_a_database_from_before_the_staff_desk_opens_at_todays_schema(tmp_path: Path):
+    """Up to 34f1d6d, step 5 was what is step 6 now (the crash-loop breaker's counts, digests,
+    report rows): such a database at version 5 got "table processing_starts already exists"
+    and never the staff desk's tables. It now reaches the same schema as a new one."""
+    old = tmp_path / "old.db"
+    database_before(old, _STAFF_DESK)
+    conn = sqlite3.connect(old, isolation_level=None)
+    run_script(conn, _PROCESSING_STARTS)
+    conn.execute("PRAGMA user_version = 5")
+    conn.close()
+    new = tmp_path / "new.db"
+
+    def schema(path: Path) -> set[tuple[str, str]]:
+        store = Store(path)
+        assert store.schema_version == len(MIGRATIONS)
+        rows = store.conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+        columns = {
+            (table, c[1])
+            for (kind, table) in rows
+            if kind == "table"
+            for c in store.conn.execute(f"PRAGMA table_info('{table}')")
+        }
+        store.close()
+        return {(r[0], r[1]) for r in rows} | columns
+
+    assert schema(old) == schema(new)

@@ -135,6 +135,77 @@ def _order_keys(conn: sqlite3.Connection) -> None:
     )
 
 
+_STAFF_DESK = """
+    CREATE TABLE staff (
+        login TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN owner TEXT REFERENCES staff (login);
+    CREATE INDEX cases_owner ON cases (owner);
+    ALTER TABLE messages ADD COLUMN body_text TEXT;
+    ALTER TABLE messages ADD COLUMN attachment_names TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX IF NOT EXISTS messages_by_case ON messages (case_id);
+    CREATE VIRTUAL TABLE case_search USING fts5 (
+        subject, sender, company, body, attachments, tokenize = 'trigram'
+    );
+    INSERT INTO case_search (rowid, subject, sender, company, body, attachments)
+        SELECT id, coalesce(subject, ''), coalesce(sender, '') || ' ' || coalesce(sender_name, ''),
+               coalesce(operator_code, ''), '', '' FROM cases;
+    CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        login TEXT NOT NULL REFERENCES staff (login),
+        csrf TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+    );
+    CREATE TABLE login_failures (
+        at TEXT NOT NULL,
+        login TEXT NOT NULL,
+        client TEXT NOT NULL
+    );
+    CREATE INDEX login_failures_at ON login_failures (at);
+    """
+"""Step 5: staff accounts, owners, the search index and the web desk's sessions."""
+
+_PROCESSING_STARTS = """
+    CREATE TABLE processing_starts (
+        message INTEGER PRIMARY KEY REFERENCES messages (id),
+        starts INTEGER NOT NULL
+    );
+    ALTER TABLE messages ADD COLUMN digest TEXT;
+    CREATE INDEX messages_digest ON messages (digest);
+    CREATE TABLE report_rows (
+        report TEXT NOT NULL,
+        case_id INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        made_at TEXT NOT NULL,
+        PRIMARY KEY (report, case_id)
+    );
+    """
+"""Step 6 of a database made since the staff desk: the crash-loop breaker's counts, content
+digests and the rows a morning report listed."""
+
+
+def _step_six(conn: sqlite3.Connection) -> None:
+    """Step 6. Before the staff desk (up to 34f1d6d) `_PROCESSING_STARTS` was step 5, so a
+    database that version left at 5 has it and lacks `_STAFF_DESK`: it gets the staff desk
+    here instead, and both histories arrive at the same schema."""
+    had = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'processing_starts'"
+    ).fetchone()
+    run_script(conn, _STAFF_DESK if had else _PROCESSING_STARTS)
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """A migration step's statements, in the caller's transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE TABLE messages (
@@ -269,54 +340,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         PRIMARY KEY (case_id, occasion)
     );
     """,
-    """
-    CREATE TABLE staff (
-        login TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        password_hash TEXT NOT NULL,
-        disabled INTEGER NOT NULL DEFAULT 0,
-        created_at TEXT NOT NULL
-    );
-    ALTER TABLE cases ADD COLUMN owner TEXT REFERENCES staff (login);
-    CREATE INDEX cases_owner ON cases (owner);
-    ALTER TABLE messages ADD COLUMN body_text TEXT;
-    ALTER TABLE messages ADD COLUMN attachment_names TEXT NOT NULL DEFAULT '[]';
-    CREATE INDEX IF NOT EXISTS messages_by_case ON messages (case_id);
-    CREATE VIRTUAL TABLE case_search USING fts5 (
-        subject, sender, company, body, attachments, tokenize = 'trigram'
-    );
-    INSERT INTO case_search (rowid, subject, sender, company, body, attachments)
-        SELECT id, coalesce(subject, ''), coalesce(sender, '') || ' ' || coalesce(sender_name, ''),
-               coalesce(operator_code, ''), '', '' FROM cases;
-    CREATE TABLE web_sessions (
-        token_hash TEXT PRIMARY KEY,
-        login TEXT NOT NULL REFERENCES staff (login),
-        csrf TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        seen_at TEXT NOT NULL
-    );
-    CREATE TABLE login_failures (
-        at TEXT NOT NULL,
-        login TEXT NOT NULL,
-        client TEXT NOT NULL
-    );
-    CREATE INDEX login_failures_at ON login_failures (at);
-    """,
-    """
-    CREATE TABLE processing_starts (
-        message INTEGER PRIMARY KEY REFERENCES messages (id),
-        starts INTEGER NOT NULL
-    );
-    ALTER TABLE messages ADD COLUMN digest TEXT;
-    CREATE INDEX messages_digest ON messages (digest);
-    CREATE TABLE report_rows (
-        report TEXT NOT NULL,
-        case_id INTEGER NOT NULL,
-        version INTEGER NOT NULL,
-        made_at TEXT NOT NULL,
-        PRIMARY KEY (report, case_id)
-    );
-    """,
+    _STAFF_DESK,
+    _step_six,
     """
     CREATE INDEX cases_open ON cases (id) WHERE status NOT IN ('closed', 'ignored');
     CREATE INDEX cases_received ON cases (received_at);
@@ -445,9 +470,7 @@ class Store(Queries, DeskQueries):
                 if callable(script):
                     script(self.conn)
                 else:
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self.conn.execute(statement)
+                    run_script(self.conn, script)
                 self.conn.execute(f"PRAGMA user_version = {number}")
                 self.conn.execute("COMMIT")
             except BaseException:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailbot.store import MIGRATIONS
+from mailbot.store.sqlite import run_script
 
 
 def database_before(path: Path, step: str | Callable[[sqlite3.Connection], None]) -> None:
@@ -19,9 +20,7 @@ def database_before(path: Path, step: str | Callable[[sqlite3.Connection], None]
             if callable(script):
                 script(conn)
             else:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                run_script(conn, script)
             conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
     finally:
