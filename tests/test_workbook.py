@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 import zipfile
 from datetime import date, datetime
@@ -510,3 +511,33 @@ def test_a_far_away_cell_never_reaches_calamine():
     assert failure is None
     assert grids[0].cells[(1, 1)] == "事業者マスタ申請"
     assert wb._small_enough_for_calamine(to_bytes(operator_form()))
+
+
+def test_a_small_workbook_whose_cells_all_name_one_long_shared_string_is_not_opened():
+    """10,000 cells naming one 32,000-character shared string zip to a few dozen KB and pass
+    the cell count, but a reader copies the string into every cell (calamine asked for over a
+    gigabyte and ten seconds). The preflight counts what the cells would hold."""
+    strings = (
+        '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        f"<si><t>発電所名{'あ' * 32_000}</t></si></sst>"
+    ).encode()
+    cells = b"".join(
+        b'<row r="%d">' % r + b'<c t="s"><v>0</v></c>' * 100 + b"</row>" for r in range(1, 101)
+    )
+    data = rezip(
+        PLAIN,
+        add={"xl/sharedStrings.xml": strings},
+        replace=lambda name, body: (
+            re.sub(rb"<sheetData>.*</sheetData>", b"<sheetData>" + cells + b"</sheetData>", body)
+            if name == "xl/worksheets/sheet1.xml"
+            else body
+        ),
+    )
+    assert len(data) < 100_000
+    started = time.perf_counter()
+    problems = wb.inspect("form.xlsx", data)
+    assert time.perf_counter() - started < 5  # a hang guard, not a timing target
+    assert [p.kind for p in problems] == [wb.TOO_MANY_CELLS]
+    assert "naming shared strings" in problems[0].detail
+    # the real form, whose strings are short, still opens
+    assert wb.inspect("form.xlsx", PLAIN) == []

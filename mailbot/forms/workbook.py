@@ -86,6 +86,7 @@ class Limits:
     max_ratio: float = 100.0
     ratio_floor: int = 1024 * 1024
     max_cells: int = 50_000
+    max_shared_text: int = 128 * 1024 * 1024
     max_rows: int = 1_048_576
     max_columns: int = 16_384
 
@@ -233,6 +234,11 @@ def _inspect_zip(
         or extent.columns > limits.max_columns
     ):
         detail = f"{extent.cells} cells up to row {extent.rows}, column {extent.columns}"
+        found.append(problem(TOO_MANY_CELLS, filename, detail))
+    elif extent.shared_refs * extent.longest_shared > limits.max_shared_text:
+        # a reader copies a shared string into every cell that names it: 10,000 cells naming
+        # one 96 KB string are a 24 KB file that asks for a gigabyte
+        detail = f"{extent.shared_refs} cells naming shared strings of up to {extent.longest_shared} bytes"
         found.append(problem(TOO_MANY_CELLS, filename, detail))
     return found
 
@@ -476,6 +482,8 @@ class Extent:
     rows: int = 0
     columns: int = 0
     cells: int = 0
+    shared_refs: int = 0
+    longest_shared: int = 0
 
 
 def sheet_extent(xml: bytes) -> Extent:
@@ -483,7 +491,7 @@ def sheet_extent(xml: bytes) -> Extent:
     per cell): what decides whether a reader may open it. A reference written with character
     references (`&#88;FD1`) is read as the XML parser reads it; a prefixed `x:r` is not a
     reference, as for the readers."""
-    row = col = max_row = max_col = cells = 0
+    row = col = max_row = max_col = cells = shared = 0
     for match in _SHEET_TAG.finditer(xml):
         tag, attrs = match.group(1).lower(), match.group(2)
         if b"&#" in attrs:
@@ -509,6 +517,8 @@ def sheet_extent(xml: bytes) -> Extent:
             cells += 1
         else:
             cells += 1
+            if _attribute(attrs, b"t") == b"s":
+                shared += 1
             if ref and ref.group(1):
                 col = column_index_from_string(ref.group(1).decode().upper())
             else:
@@ -517,7 +527,19 @@ def sheet_extent(xml: bytes) -> Extent:
                 row = int(ref.group(2))
             row = max(row, 1)
         max_row, max_col = max(max_row, row), max(max_col, col)
-    return Extent(max_row, max_col, cells)
+    return Extent(max_row, max_col, cells, shared)
+
+
+_SHARED_ITEM = re.compile(rb"<(?:[\w.-]+:)?si\b", re.IGNORECASE)
+
+
+def _longest_shared(xml: bytes) -> int:
+    """An upper bound of the longest shared string's XML in a part: the gap from one `<si`
+    to the next (or to the end), found in one pass whether or not the items are closed."""
+    starts = [m.start() for m in _SHARED_ITEM.finditer(xml)]
+    if not starts:
+        return 0
+    return max(end - start for start, end in zip(starts, [*starts[1:], len(xml)], strict=True))
 
 
 _RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship\b([^>]*)>", re.IGNORECASE)
@@ -555,13 +577,21 @@ def _sheet_parts(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 
 def workbook_extent(archive: zipfile.ZipFile) -> Extent:
-    """The largest reach and the total cell count over every worksheet part."""
-    rows = columns = cells = 0
-    for info in _sheet_parts(archive):
+    """The largest reach and the total cell count over every worksheet part; the cells that
+    name a shared string, and the longest shared string in any other part (wherever a
+    relationship may have moved the shared strings)."""
+    rows = columns = cells = shared = 0
+    sheets = _sheet_parts(archive)
+    for info in sheets:
         extent = sheet_extent(archive.read(info))
         rows, columns = max(rows, extent.rows), max(columns, extent.columns)
         cells += extent.cells
-    return Extent(rows, columns, cells)
+        shared += extent.shared_refs
+    longest = max(
+        (_longest_shared(archive.read(i)) for i in archive.infolist() if i not in sheets),
+        default=0,
+    )
+    return Extent(rows, columns, cells, shared, longest)
 
 
 @lru_cache(maxsize=4)
