@@ -17,12 +17,21 @@ if TYPE_CHECKING:
     from mailbot.routing import Classification
 
 
+MESSAGE_LIMIT = 400
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One thing to fix. `field` is the label as the seed's form or template writes it."""
+    """One thing to fix. `field` is the label as the seed's form or template writes it. A
+    message quotes what the participant wrote (「記載：…」), so it is cut at MESSAGE_LIMIT: a
+    2 MB line must not go whole into the correction mail and the database."""
 
     field: str
     message: str
+
+    def __post_init__(self) -> None:
+        if len(self.message) > MESSAGE_LIMIT:
+            object.__setattr__(self, "message", self.message[: MESSAGE_LIMIT - 1] + "…")
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}

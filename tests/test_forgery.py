@@ -628,3 +628,20 @@ def test_an_application_from_an_8_bit_address_is_held_not_quarantined(desk: Cont
     assert case["status"] == "held"
     assert "英数字以外" in case["reason"]
     assert outbox(desk) == []
+
+
+def test_two_processes_never_send_the_same_outbox_at_once(desk: Context, monkeypatch):
+    """The daemon and a staff command both flush the outbox; each read the same due rows and
+    sent them, so a reply could go twice. One holds the database's sending turn; the other
+    leaves the mail due and it goes once."""
+    import mailbot.outbox.send as send
+
+    submit(desk, application())
+    assert [m["state"] for m in outbox(desk)] == ["pending"]
+    monkeypatch.setattr(send, "SEND_LOCK_WAIT", 0.1)
+    with send.sending_turn(desk.store.path, 0) as held:
+        assert held
+        assert flush_outbox(desk, make_sender(desk)) == (0, 0)
+    assert [m["state"] for m in outbox(desk)] == ["pending"]
+    assert flush_outbox(desk, make_sender(desk)) == (1, 0)
+    assert [m["state"] for m in outbox(desk)] == ["sent"]

@@ -39,6 +39,7 @@ from mailbot.longterm.supply_start import issue_supply_start_notice
 from mailbot.mail.compose import compose
 from mailbot.mail.render import addressee
 from mailbot.outbox.send import flush_outbox, make_sender
+from mailbot.outcome import MESSAGE_LIMIT
 from mailbot.procedures.objection import target_problems
 from mailbot.procedures.roadmap_objection import CATEGORIES as ROADMAP_CATEGORIES
 from mailbot.procedures.supply_start_objection import CATEGORIES as SUPPLY_START_CATEGORIES
@@ -1018,3 +1019,13 @@ def test_a_mismatch_answer_in_an_attached_file_is_an_answer(desk: Context, tmp_p
     case = submit(desk, answer, LONG)
     assert case["procedure"] == "mismatch_reply"
     assert case["status"] == "complete", case["problems"]
+
+
+def test_a_long_value_is_quoted_only_in_part(desk: Context, tmp_path: Path):
+    """A correction quotes what was written ("記載：…"); a 5,000-character 応札年度 must not go
+    whole into the mail and the case."""
+    sent_notice(desk, tmp_path)
+    case = submit(desk, objection_with(("応札年度：2023年度", "応札年度：" + "9" * 5000)), LONG)
+    [problem] = case["problems"]
+    assert problem["field"] == "応札年度"
+    assert len(problem["message"]) <= MESSAGE_LIMIT and problem["message"].endswith("…")

@@ -7,10 +7,13 @@ failures back off and retry, permanent ones are recorded on the case. It never r
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import sqlite3
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +34,7 @@ from mailbot.store.effect import Effect
 log = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = timedelta(days=2)
+SEND_LOCK_WAIT = 30.0
 
 
 Done = Callable[[int, "SendError | None"], None]
@@ -163,8 +167,39 @@ class _Recorder:
             self.sent += 1
 
 
+@contextmanager
+def sending_turn(database: Path, wait: float) -> Iterator[bool]:
+    """One sender at a time per database: the daemon and a staff command (`decide`, `ingest`)
+    both flush the outbox, and two of them would read the same due rows and send each mail
+    twice. True while this process holds the turn; False when another held it for `wait`
+    seconds (the mail stays due and goes with that sender or the next flush)."""
+    with open(f"{database}.send-lock", "a") as handle:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, int]:
-    """Send every due row. Returns (sent, failed-or-deferred)."""
+    """Send every due row, in this database's sending turn. Returns (sent, failed-or-deferred)."""
+    with sending_turn(ctx.store.path, SEND_LOCK_WAIT) as mine:
+        if not mine:
+            log.warning("another process is sending this outbox; its due mail goes with it")
+            return 0, 0
+        return _flush(ctx, sender, batch)
+
+
+def _flush(ctx: Context, sender: Sender, batch: int) -> tuple[int, int]:
     sent = failed = 0
     while True:
         rows = ctx.store.due_mail(ctx.now(), limit=batch)
