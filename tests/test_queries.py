@@ -217,3 +217,11 @@ def test_a_database_from_before_the_staff_desk_opens_at_todays_schema(tmp_path: 
         return {(r[0], r[1]) for r in rows} | columns
 
     assert schema(old) == schema(new)
+
+
+def test_the_staff_alert_budget_counts_events_through_an_index(desk: Context):
+    """Each refused reply or bounce counts the day's staff alerts over the whole desk: that
+    count read every event ever written."""
+    found = plans(desk, lambda: desk.store.count_events("staff_told_undeliverable", desk.now()))
+    ((sql, plan),) = found.items()
+    assert "USING COVERING INDEX events_kind_at" in plan, (sql, plan)

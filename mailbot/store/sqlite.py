@@ -366,6 +366,9 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     _thread_columns,
     _order_keys,
     _operator_name_keys,
+    """
+    CREATE INDEX events_kind_at ON events (kind, at);
+    """,
 ]
 
 
