@@ -139,20 +139,20 @@ def _sender(msg: Message, fallback: str | None) -> tuple[str, str, str]:
     if len(fields) != 1:
         return "", "", f"差出人欄（From）が {len(fields)} 個あります"
     found = _addresses(msg, "From", fallback)
-    written = " ".join(decode_header_value(_field_text(fields[0])[:200], fallback).split())
+
+    def written() -> str:
+        return " ".join(decode_header_value(_field_text(fields[0])[:200], fallback).split())
+
     if len(found) != 1:
-        return "", "", f"差出人欄（From: {written}）のアドレスが 1 つではありません"
+        return "", "", f"差出人欄（From: {written()}）のアドレスが 1 つではありません"
     display, addr = found[0]
     if not ADDR_SPEC.match(addr):
-        return "", "", f"差出人欄（From: {written}）にメールアドレスがありません"
+        return "", "", f"差出人欄（From: {written()}）にメールアドレスがありません"
     if not addr.isascii():
-        return (
-            "",
-            "",
-            (
-                f"差出人アドレス（{written}）に英数字以外の文字が含まれており、自動では返信できません"
-            ),
+        problem = (
+            f"差出人アドレス（{written()}）に英数字以外の文字が含まれており、自動では返信できません"
         )
+        return "", "", problem
     return display, addr, ""
 
 
