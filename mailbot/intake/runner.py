@@ -32,8 +32,9 @@ from mailbot.intake.mailboxes import Mailbox
 from mailbot.intake.mailboxes.maildir import MaildirMailbox
 from mailbot.intake.pipeline import Result, process_batch
 from mailbot.intake.readahead import ReadAhead, exit_with_parent
-from mailbot.outbox.send import Sender, flush_outbox, make_sender
+from mailbot.outbox.send import Sender, flush_outbox, fold_journal, make_sender, settle_journal
 from mailbot.store import Store, StoredMessage
+from mailbot.store.journal import SendJournal
 
 log = logging.getLogger(__name__)
 
@@ -290,12 +291,16 @@ class SendAlong:
     batch is checked, by a process of its own (forked before any thread starts) with its own
     database connection, instead of all at the end. It is the only sender until it is joined
     (the final flush comes after), and it sends only committed outbox rows, each recorded the
-    moment the server answers, as `flush_outbox` always does. A process, not a thread: its
-    waits on the SMTP server never queue behind the checking thread for the GIL."""
+    moment the server answers. A process, not a thread: its waits on the SMTP server never
+    queue behind the checking thread for the GIL. It records in the send journal
+    (mailbot/store/journal.py), not in the database, whose write lock the batches hold; this
+    process folds the journal into the database after each batch and settles it at the end."""
 
     def __init__(self, ctx: Context, sender: Sender) -> None:
         self.ctx, self.sender = ctx, sender
         self.sent = self.deferred = 0
+        self.journal: SendJournal | None = None
+        self.folded = 0
         fork = multiprocessing.get_context("fork")
         self._wakes, self._waker = fork.Pipe(duplex=False)
         self._reports, self._reporter = fork.Pipe(duplex=False)
@@ -307,13 +312,18 @@ class SendAlong:
         )
 
     def __enter__(self) -> SendAlong:
+        settle_journal(self.ctx)
         self.process.start()
         self._wakes.close()
         self._reporter.close()
+        self.journal = SendJournal(self.ctx.store.path)
         return self
 
     def wake(self) -> None:
-        """A batch was committed: its replies may go."""
+        """A batch was committed: the replies sent so far join their cases, and the batch's
+        replies may go."""
+        assert self.journal is not None
+        self.folded = fold_journal(self.ctx, self.journal, self.folded)
         with suppress(OSError):  # it has stopped: its report says why, at the end
             self._waker.send(False)
 
@@ -328,11 +338,23 @@ class SendAlong:
         finally:
             self._waker.close()
             self._reports.close()
+            if self.journal is not None:
+                self.journal.close()
+        self._settle(exc[0] is not None)
         if isinstance(report, BaseException):
             if exc[0] is None:
                 raise report
             return
         self.sent, self.deferred = report
+
+    def _settle(self, failing: bool) -> None:
+        """Every journalled send into the database, durably, before the run goes on."""
+        try:
+            settle_journal(self.ctx)
+        except StoreError as exc:
+            if not failing:
+                raise
+            log.warning("the send journal stays for the next sender to settle: %s", exc)
 
 
 def _send_along(
@@ -344,12 +366,15 @@ def _send_along(
     exit_with_parent(parent)
     sent = deferred = 0
     try:
-        with Context(ctx.config, Store(ctx.config.database), ctx.clock) as own:
+        with (
+            Context(ctx.config, Store(ctx.config.database), ctx.clock) as own,
+            SendJournal(own.store.path) as journal,
+        ):
             while not wakes.recv():
                 stop = False
                 while wakes.poll():
                     stop = wakes.recv() or stop
-                done = flush_outbox(own, sender)
+                done = flush_outbox(own, sender, journal=journal)
                 sent, deferred = sent + done[0], deferred + done[1]
                 if stop:
                     break

@@ -30,6 +30,7 @@ from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
 from mailbot.outbox.planner import retry_delay, undeliverable_into
 from mailbot.store import patiently
 from mailbot.store.effect import Effect
+from mailbot.store.journal import SendJournal
 
 log = logging.getLogger(__name__)
 
@@ -140,31 +141,71 @@ def make_sender(ctx: Context) -> Sender:
 
 @dataclass
 class _Recorder:
-    """Commits each send's result the moment the server answered it."""
+    """Commits each send's result the moment the server answered it: in the database, or,
+    for the sender that goes along, a reply the server took in the send journal."""
 
     ctx: Context
     rows: list[sqlite3.Row]
+    journal: SendJournal | None = None
     sent: int = 0
     failed: int = 0
 
     def __call__(self, index: int, error: SendError | None) -> None:
         """The server has answered: the record waits out another connection's long
         transaction (`patiently`), since a send that is not recorded goes out again."""
+        if error is None and self.journal is not None:
+            self.journal.record(self.rows[index]["id"], self.ctx.now())
+            self.sent += 1
+            return
         patiently(lambda: self._record(index, error), f"recording send {index}")
 
     def _record(self, index: int, error: SendError | None) -> None:
-        row, store = self.rows[index], self.ctx.store
+        row = self.rows[index]
         at = self.ctx.now()
-        with store.transaction():
+        with self.ctx.store.transaction():
             if error is not None:
                 self.failed += 1
                 _record_failure(self.ctx, row, error, at)
                 return
-            store.mark_sent(row["id"], at)
-            _note_on_case(self.ctx, row, at, "mail_sent", message_id=row["message_id"])
-            if row["kind"] in NOTICE_KINDS:
-                mark_notified(self.ctx, row["message_id"], at)
+            record_sent(self.ctx, row, at)
             self.sent += 1
+
+
+def record_sent(ctx: Context, row: sqlite3.Row, at: datetime) -> None:
+    """What a reply the server took leaves in the database (inside the caller's transaction):
+    the row sent, the case's history, and a notice's objection window from that day."""
+    ctx.store.mark_sent(row["id"], at)
+    _note_on_case(ctx, row, at, "mail_sent", message_id=row["message_id"])
+    if row["kind"] in NOTICE_KINDS:
+        mark_notified(ctx, row["message_id"], at)
+
+
+def fold_journal(ctx: Context, journal: SendJournal, after: int = 0) -> int:
+    """Records in the database, in one transaction, the journal's sends newer than entry
+    `after` that it does not know yet; returns the last entry folded. Folding twice, or
+    beside another process folding, records each send once (a row already sent is left)."""
+    entries = journal.entries(after)
+    if not entries:
+        return after
+    with ctx.store.transaction():
+        rows = ctx.store.outbox_rows({outbox_id for _, outbox_id, _ in entries})
+        done: set[int] = set()
+        for _, outbox_id, at in entries:
+            row = rows.get(outbox_id)
+            if row is not None and row["state"] == "pending" and outbox_id not in done:
+                record_sent(ctx, row, at)
+                done.add(outbox_id)
+    return entries[-1][0]
+
+
+def settle_journal(ctx: Context) -> None:
+    """Before any sender sends: the sends a stopped sender that went along left only in the
+    journal are folded (durably: this commit is a FULL one) and then dropped, so none of
+    them goes out again."""
+    with SendJournal(ctx.store.path, create=False) as journal:
+        last = fold_journal(ctx, journal)
+        if last:
+            journal.clear(last)
 
 
 @contextmanager
@@ -190,22 +231,31 @@ def sending_turn(database: Path, wait: float) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def flush_outbox(ctx: Context, sender: Sender, batch: int = 200) -> tuple[int, int]:
-    """Send every due row, in this database's sending turn. Returns (sent, failed-or-deferred)."""
+def flush_outbox(
+    ctx: Context, sender: Sender, batch: int = 200, journal: SendJournal | None = None
+) -> tuple[int, int]:
+    """Send every due row, in this database's sending turn. Returns (sent, failed-or-deferred).
+    With a `journal` (the sender that goes along) the replies the server takes are recorded
+    there; without one, what a stopped sender left there is settled first."""
     with sending_turn(ctx.store.path, SEND_LOCK_WAIT) as mine:
         if not mine:
             log.warning("another process is sending this outbox; its due mail goes with it")
             return 0, 0
-        return _flush(ctx, sender, batch)
+        if journal is None:
+            settle_journal(ctx)
+        return _flush(ctx, sender, batch, journal)
 
 
-def _flush(ctx: Context, sender: Sender, batch: int) -> tuple[int, int]:
+def _flush(
+    ctx: Context, sender: Sender, batch: int, journal: SendJournal | None
+) -> tuple[int, int]:
     sent = failed = 0
     while True:
-        rows = ctx.store.due_mail(ctx.now(), limit=batch)
+        skip = journal.recorded if journal is not None else ()
+        rows = ctx.store.due_mail(ctx.now(), limit=batch, skip=skip)
         if not rows:
             return sent, failed
-        recorder = _Recorder(ctx, rows)
+        recorder = _Recorder(ctx, rows, journal)
         handed_over = ctx.now()
         sender.send_many(
             [(r["message_id"], r["recipient"], stamp_date(r["raw"], handed_over)) for r in rows],

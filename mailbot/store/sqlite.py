@@ -17,7 +17,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -1281,14 +1281,28 @@ class Store(Queries, DeskQueries):
         )
         return int(cur.lastrowid or 0)
 
-    def due_mail(self, now: datetime, limit: int = 500) -> list[sqlite3.Row]:
+    def due_mail(
+        self, now: datetime, limit: int = 500, skip: Collection[int] = ()
+    ) -> list[sqlite3.Row]:
+        """`skip`: rows sent already but recorded only in the send journal so far."""
         t = _now_text(now)
         return self.execute(
             "SELECT id, case_id, kind, message_id, recipient, raw, attempts FROM outbox"
             " WHERE state = 'pending' AND send_at <= ?"
-            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
-            (t, t, limit),
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            " AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
+            (t, t, json.dumps(sorted(skip)), limit),
         ).fetchall()
+
+    def outbox_rows(self, ids: Collection[int]) -> dict[int, sqlite3.Row]:
+        """The outbox rows with these ids, by id, as `due_mail` gives them, with their state
+        (the send journal names rows by id)."""
+        rows = self.execute(
+            "SELECT id, case_id, kind, message_id, recipient, state FROM outbox"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(ids)),),
+        ).fetchall()
+        return {row["id"]: row for row in rows}
 
     def mark_sent(self, outbox_id: int, now: datetime) -> None:
         self.execute(

@@ -1,0 +1,190 @@
+"""Issue 17, the sender that goes along: it records each reply the server took in the send
+journal (a file of its own beside the database), because the database's write lock belongs to
+the batch being checked; the main process folds the journal into the database. A reply goes
+once, whoever stops where, and every sent reply joins its case's history once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import mailbot.store.sqlite as sqlite_store
+from mailbot.intake import runner
+from mailbot.intake.runner import READ_AHEAD_FROM
+from mailbot.outbox.send import MaildirSender, flush_outbox, fold_journal, make_sender
+from mailbot.store.journal import SendJournal, journal_path
+from tests.support.desk import make_desk, outbox
+from tests.test_run_loop import _backlog, _hold_write_lock, _Recording
+from tests.test_smtp_send import plan, smtp_desk
+from tests.test_trust import run_script
+
+SENT_AT = datetime.fromisoformat("2026-11-25T09:58:00+09:00")
+
+
+def _sent_events(ctx, case_id: int) -> list[dict]:
+    return [e for e in ctx.store.events(case_id) if e["kind"] == "mail_sent"]
+
+
+def test_a_journal_a_stopped_sender_left_is_settled_before_anything_is_sent_again(
+    tmp_path: Path, smtp_server
+):
+    """A sender that went along was killed after the server took two replies and the journal
+    recorded them, before the main process folded them: the next flush sends only the third,
+    records the two as sent when they were sent, and empties the journal."""
+    ctx = smtp_desk(tmp_path, smtp_server)
+    case_id = plan(ctx, ["a@example.co.jp", "b@example.co.jp", "c@example.co.jp"])
+    first, second, third = outbox(ctx)
+    with SendJournal(ctx.store.path) as journal:
+        journal.record(first["id"], SENT_AT)
+        journal.record(second["id"], SENT_AT)
+    assert flush_outbox(ctx, make_sender(ctx)) == (1, 0)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["c@example.co.jp"]]
+    rows = {r["id"]: r for r in outbox(ctx)}
+    assert all(r["state"] == "sent" for r in rows.values())
+    assert rows[first["id"]]["sent_at"] == rows[second["id"]]["sent_at"] == SENT_AT.isoformat()
+    assert sorted(e["detail"]["to"] for e in _sent_events(ctx, case_id)) == [
+        "a@example.co.jp",
+        "b@example.co.jp",
+        "c@example.co.jp",
+    ]
+    assert SendJournal(ctx.store.path).entries() == []
+    assert flush_outbox(ctx, make_sender(ctx)) == (0, 0)
+    assert rows[third["id"]]["sent_at"] != SENT_AT.isoformat()
+    ctx.close()
+
+
+def test_folding_again_or_beside_another_folder_records_each_send_once(tmp_path: Path, smtp_server):
+    ctx = smtp_desk(tmp_path, smtp_server)
+    case_id = plan(ctx, ["a@example.co.jp", "b@example.co.jp"])
+    first, _ = outbox(ctx)
+    with SendJournal(ctx.store.path) as journal:
+        journal.record(first["id"], SENT_AT)
+        journal.record(first["id"], SENT_AT)  # a repeat must not add a second record
+        assert fold_journal(ctx, journal) == 2
+        assert fold_journal(ctx, journal) == 2
+        assert fold_journal(ctx, journal, after=2) == 2
+    assert len(_sent_events(ctx, case_id)) == 1
+    assert [r["state"] for r in outbox(ctx)] == ["sent", "pending"]
+    ctx.close()
+
+
+def test_the_sender_that_goes_along_never_waits_for_the_batches_write_lock(
+    tmp_path: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+):
+    """Before: each record waited for the database's write lock, held by the batch being
+    checked, so most replies waited for the end of the drain. Now a long-held lock does not
+    stop a journalled flush: it is done while the lock is still held."""
+    monkeypatch.setattr(sqlite_store, "BUSY_SECONDS", 0.2)
+    ctx = smtp_desk(tmp_path, smtp_server)
+    plan(ctx, ["a@example.co.jp", "b@example.co.jp"])
+    holder = _hold_write_lock(ctx.store.path, 5.0)
+    with SendJournal(ctx.store.path) as journal:
+        assert flush_outbox(ctx, make_sender(ctx), journal=journal) == (2, 0)
+        assert holder.is_alive()
+        assert flush_outbox(ctx, make_sender(ctx), journal=journal) == (0, 0)
+        assert len(journal.entries()) == 2
+    holder.join()
+    assert len(smtp_server.messages) == 2
+    ctx.close()
+
+
+def test_a_backlog_s_replies_join_their_cases_once_and_the_journal_is_emptied(tmp_path: Path):
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    count = READ_AHEAD_FROM + 40
+    _backlog(ctx, count)
+    sender = _Recording(tmp_path / "sent")
+    summary = runner.run_once(ctx, sender)
+    replies = [r for r in outbox(ctx) if r["case_id"] is not None]
+    assert len(replies) == count
+    assert summary.sent == len(outbox(ctx))  # the replies and the staff report
+    assert {pid for pid, _ in sender.handed()} - {os.getpid()}  # sent along, by its process
+    for reply in replies:
+        [event] = _sent_events(ctx, reply["case_id"])
+        assert event["detail"]["message_id"] == reply["message_id"]
+    assert SendJournal(ctx.store.path).entries() == []
+    ctx.close()
+
+
+class _Delivered(MaildirSender):
+    """The real maildir sender, noting each mail in a log the moment it is delivered (a file
+    in the folder would not show a second delivery: it overwrites the first); `kill_after`
+    deliveries in all, it kills its run (main process first) right after the record."""
+
+    def __init__(self, path: Path, kill_after: int = 0) -> None:
+        super().__init__(path)
+        self.log, self.kill_after = path.parent / "delivered.log", kill_after
+
+    def send_many(self, items, done) -> None:
+        def answered(index, error) -> None:
+            if error is None:
+                with self.log.open("a") as log:
+                    log.write(f"{items[index][0]}\n")
+            done(index, error)
+            if self.kill_after and len(self.delivered()) >= self.kill_after:
+                os.kill(os.getppid(), signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        super().send_many(items, answered)
+
+    def delivered(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+KILLED_ALONG = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from mailbot.intake import runner
+    from tests.support.desk import make_desk
+    from tests.test_send_journal import _Delivered
+
+    root = Path(sys.argv[1])
+    runner.run_once(make_desk(root, "2026-11-20T10:00"), _Delivered(root / "sent", 25))
+    """
+)
+
+
+def test_a_run_killed_while_its_sender_goes_along_sends_no_reply_twice(tmp_path: Path):
+    """SIGKILL lands on the main process and its sender right after the journal took a
+    reply: the next run folds what the journal holds and sends only what was never sent."""
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    count = READ_AHEAD_FROM + 40
+    _backlog(ctx, count)
+    ctx.close()
+    killed = run_script(KILLED_ALONG, tmp_path, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert journal_path(tmp_path / "data" / "mailbot.db").exists()
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    assert len(SendJournal(ctx.store.path).entries()) >= 1
+    sender = _Delivered(tmp_path / "sent")
+    runner.run_once(ctx, sender)
+    delivered = sender.delivered()
+    assert len(delivered) == len(set(delivered))  # none delivered twice, across both runs
+    replies = [r for r in outbox(ctx) if r["case_id"] is not None]
+    assert len(replies) == count
+    assert all(r["state"] == "sent" for r in replies)
+    assert {r["message_id"] for r in outbox(ctx)} == set(delivered)
+    for reply in replies:
+        assert len(_sent_events(ctx, reply["case_id"])) == 1
+    assert SendJournal(ctx.store.path).entries() == []
+    ctx.close()
+
+
+def test_a_maildir_sender_records_in_the_journal_too(tmp_path: Path):
+    """The embedded default (Maildir out) goes along the same way."""
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    _backlog(ctx, 3)
+    runner.process_pending(ctx)
+    with SendJournal(ctx.store.path) as journal:
+        sent, _ = flush_outbox(ctx, MaildirSender(tmp_path / "out"), journal=journal)
+        assert sent == len(journal.entries()) == 3
+    assert all(r["state"] == "pending" for r in outbox(ctx))
+    flush_outbox(ctx, MaildirSender(tmp_path / "out"))
+    assert all(r["state"] == "sent" for r in outbox(ctx))
+    assert len(list((tmp_path / "out" / "new").iterdir())) == 3
+    ctx.close()
