@@ -324,6 +324,29 @@ def test_an_objection_that_arrived_in_time_is_in_time_however_late_it_is_fetched
     assert received["complete"].startswith("2026-10-26T16:45")
 
 
+def test_a_late_objection_is_refused_as_late_not_sent_back_for_corrections(
+    timed_desk, tmp_path: Path
+):
+    """「アセスメント結果を通知する電子メール受領日から5営業日以内であれば、電子メールにより異議申立を
+    実施することが可能です。」 (seed 004 §2.1.3): past the window no objection can be made, so a
+    late one with a badly written 受領日 is told it is late; a correction request would invite a
+    corrected objection that is just as late."""
+    desk, arrive = timed_desk
+    failed_notice(desk, tmp_path, "2026-10-19T10:00")
+    body = OBJECTION_BODY.replace("受領日 2026/10/19", "受領日 10月19日ごろ")
+    arrive(
+        objection("<late-and-wrong@takahashi-power.co.jp>", body),
+        datetime(2026, 10, 27, 9, 5, tzinfo=TOKYO),
+    )
+    desk.run("2026-10-28T10:00")
+
+    late = desk.reply_to("<late-and-wrong@takahashi-power.co.jp>")
+    assert "異議申立についてのご連絡" in subject(late) and "期限" in body_text(late)
+    assert "YYYY/MM/DD" not in body_text(late)
+    cases = desk.cases("2026-10-28T10:01")
+    assert [c["status"] for c in cases if c["procedure"].endswith("_objection")] == ["closed"]
+
+
 @pytest.mark.parametrize("backend", ["maildir", "dovecot"])
 def test_date_is_when_the_notice_is_sent_not_when_it_was_planned(
     backend, request, tmp_path: Path, capsys, monkeypatch

@@ -244,7 +244,7 @@ class Objection:
         if notice is not None:
             data["notice_id"] = notice["id"]
             refusal = self._refusal(notice, incoming.received_at.date())
-            if refusal and not problems:
+            if refusal:  # a late objection corrected would be as late: its problems do not matter
                 return Outcome(
                     status=Status.CLOSED,
                     operator_code=code,
