@@ -43,9 +43,10 @@ def test_migration_nine_fills_in_the_thread_of_mails_processed_before_it(
     case = _applied(desk)
     path = desk.store.path
     conn = desk.store.conn
-    conn.execute("DROP INDEX messages_waiting_by_key")  # steps 11 to 13, after this one
+    conn.execute("DROP INDEX messages_waiting_by_key")  # steps 11 to 14, after this one
     conn.execute("DROP INDEX operators_name_key")
     conn.execute("DROP INDEX events_kind_at")
+    conn.execute("DROP TABLE journal_folds")  # step 14
     conn.execute("ALTER TABLE operators DROP COLUMN name_key")
     for column in ("thread_references", "sender_name", "order_key", "answers_thread"):
         conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")

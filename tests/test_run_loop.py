@@ -17,6 +17,7 @@ import pytest
 
 from mailbot.context import Context
 from mailbot.intake import readahead, runner
+from mailbot.intake.pipeline import process_batch
 from mailbot.intake.runner import COMMIT_BATCH, READ_AHEAD_FROM, process_pending
 from mailbot.outbox.send import MaildirSender
 from mailbot.store import Store
@@ -446,4 +447,20 @@ def test_a_batch_is_cut_to_about_batch_seconds_of_work(
     assert max(sizes[1:]) <= 6  # 0.3 s at ≥ 50 ms a mail
     rows = ctx.store.execute("SELECT state FROM messages").fetchall()
     assert [r["state"] for r in rows] == ["done"] * count
+    ctx.close()
+
+
+def test_two_runs_at_once_process_each_mail_once(tmp_path: Path):
+    """Two `run --once` overlap (a cron job and a staff member): both list the same waiting
+    mail; the second to commit a batch finds it done and leaves it (before: 987 of 2,000
+    senders got two cases and two replies)."""
+    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    other = make_desk(tmp_path, "2026-11-20T10:00")
+    _backlog(ctx, 5)
+    listed = list(ctx.store.pending_messages())
+    assert len(process_pending(other)) == 5
+    assert process_batch(ctx, listed) == []
+    assert len(ctx.store.cases()) == 5
+    assert len([r for r in outbox(ctx) if r["case_id"] is not None]) == 5
+    other.close()
     ctx.close()

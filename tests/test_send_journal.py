@@ -5,6 +5,7 @@ once, whoever stops where, and every sent reply joins its case's history once.""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import textwrap
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import mailbot.store.sqlite as sqlite_store
+from mailbot.errors import StoreError
 from mailbot.intake import runner
 from mailbot.intake.runner import READ_AHEAD_FROM
 from mailbot.outbox.send import MaildirSender, flush_outbox, fold_journal, make_sender
@@ -40,8 +42,8 @@ def test_a_journal_a_stopped_sender_left_is_settled_before_anything_is_sent_agai
     case_id = plan(ctx, ["a@example.co.jp", "b@example.co.jp", "c@example.co.jp"])
     first, second, third = outbox(ctx)
     with SendJournal(ctx.store.path) as journal:
-        journal.record(first["id"], SENT_AT)
-        journal.record(second["id"], SENT_AT)
+        journal.record(first["id"], first["message_id"], SENT_AT)
+        journal.record(second["id"], second["message_id"], SENT_AT)
     assert flush_outbox(ctx, make_sender(ctx)) == (1, 0)
     assert [m.rcpt_tos for m in smtp_server.messages] == [["c@example.co.jp"]]
     rows = {r["id"]: r for r in outbox(ctx)}
@@ -59,17 +61,106 @@ def test_a_journal_a_stopped_sender_left_is_settled_before_anything_is_sent_agai
 
 
 def test_folding_again_or_beside_another_folder_records_each_send_once(tmp_path: Path, smtp_server):
+    """Two processes fold one journal (a run's main process and a staff command's flush):
+    each send joins its case once, however the folds interleave."""
     ctx = smtp_desk(tmp_path, smtp_server)
+    other = smtp_desk(tmp_path, smtp_server)
     case_id = plan(ctx, ["a@example.co.jp", "b@example.co.jp"])
     first, _ = outbox(ctx)
-    with SendJournal(ctx.store.path) as journal:
-        journal.record(first["id"], SENT_AT)
-        journal.record(first["id"], SENT_AT)  # a repeat must not add a second record
-        assert fold_journal(ctx, journal) == 2
-        assert fold_journal(ctx, journal) == 2
-        assert fold_journal(ctx, journal, after=2) == 2
+    with SendJournal(ctx.store.path) as journal, SendJournal(ctx.store.path) as others:
+        journal.record(first["id"], first["message_id"], SENT_AT)
+        journal.record(first["id"], first["message_id"], SENT_AT)  # a repeat adds no record
+        fold_journal(ctx, journal)
+        assert journal.entries() == []
+        # the other process read the entry before that fold cleared it, and folds it after
+        others.record(first["id"], first["message_id"], SENT_AT)
+        fold_journal(other, others)
     assert len(_sent_events(ctx, case_id)) == 1
     assert [r["state"] for r in outbox(ctx)] == ["sent", "pending"]
+    other.close()
+    ctx.close()
+
+
+def test_an_entry_that_names_another_reply_marks_nothing_sent(
+    tmp_path: Path, smtp_server, caplog: pytest.LogCaptureFixture
+):
+    """A database restored from a backup may give a journalled row id to another reply: the
+    entry's Message-ID must match, or nothing is marked sent and staff see a warning."""
+    ctx = smtp_desk(tmp_path, smtp_server)
+    plan(ctx, ["a@example.co.jp"])
+    [row] = outbox(ctx)
+    with SendJournal(ctx.store.path) as journal:
+        journal.record(row["id"], "<mailbot.0.restored@occto.or.jp>", SENT_AT)
+        journal.record(row["id"] + 1, row["message_id"], SENT_AT)
+        fold_journal(ctx, journal)
+        assert journal.entries() == []
+    assert [r["state"] for r in outbox(ctx)] == ["pending"]
+    assert "<mailbot.0.restored@occto.or.jp>" in caplog.text
+    assert flush_outbox(ctx, make_sender(ctx)) == (1, 0)
+    ctx.close()
+
+
+def test_a_sender_takes_no_reply_another_sender_journalled(tmp_path: Path, smtp_server):
+    """Two runs at once, each with a sender going along: the journal names what either sent
+    until it is folded, and neither sender takes such a reply as due (before: each skipped
+    only its own, and 3 replies went out 6 times)."""
+    ctx = smtp_desk(tmp_path, smtp_server)
+    plan(ctx, ["a@example.co.jp", "b@example.co.jp", "c@example.co.jp"])
+    first, second, _ = outbox(ctx)
+    with SendJournal(ctx.store.path) as theirs, SendJournal(ctx.store.path) as mine:
+        theirs.record(first["id"], first["message_id"], SENT_AT)
+        theirs.record(second["id"], second["message_id"], SENT_AT)
+        assert flush_outbox(ctx, make_sender(ctx), journal=mine) == (1, 0)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [["c@example.co.jp"]]
+    ctx.close()
+
+
+def test_the_sender_that_goes_along_sends_only_rows_a_synced_commit_covers(
+    tmp_path: Path, smtp_server
+):
+    """The batches are committed without a sync of their own: a reply may go only once the
+    commit that made its batch durable (the fold after the batch) has named it, so that a
+    power cut cannot take back a case whose reply went."""
+    ctx = smtp_desk(tmp_path, smtp_server)
+    plan(ctx, ["a@example.co.jp"])
+    [durable] = outbox(ctx)
+    with SendJournal(ctx.store.path) as journal:
+        upto = fold_journal(ctx, journal)
+        assert upto == durable["id"]
+        plan(ctx, ["b@example.co.jp"])
+        assert flush_outbox(ctx, make_sender(ctx), journal=journal, upto=upto) == (1, 0)
+        assert flush_outbox(ctx, make_sender(ctx), journal=journal, upto=upto) == (0, 0)
+        later = fold_journal(ctx, journal)
+        assert flush_outbox(ctx, make_sender(ctx), journal=journal, upto=later) == (1, 0)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [
+        ["a@example.co.jp"],
+        ["b@example.co.jp"],
+    ]
+    assert ctx.store.execute("SELECT folds FROM journal_folds").fetchone()[0] == 2
+    ctx.close()
+
+
+def test_each_wake_folds_the_journal_before_the_next_batch(tmp_path: Path, smtp_server):
+    """The drain's replies join their cases batch by batch, not only at the end of the run."""
+    ctx = smtp_desk(tmp_path, smtp_server)
+    case_id = plan(ctx, ["a@example.co.jp"])
+    [row] = outbox(ctx)
+    with runner.SendAlong(ctx, make_sender(ctx)) as along:
+        with SendJournal(ctx.store.path) as journal:
+            journal.record(row["id"], row["message_id"], SENT_AT)
+        along.wake()
+        assert [r["state"] for r in outbox(ctx)] == ["sent"]
+        assert len(_sent_events(ctx, case_id)) == 1
+    assert smtp_server.messages == []  # it was sent (by the journal's word), not sent again
+    ctx.close()
+
+
+def test_a_journal_that_cannot_be_opened_leaves_no_sender_behind(tmp_path: Path, smtp_server):
+    ctx = smtp_desk(tmp_path, smtp_server)
+    journal_path(ctx.store.path).mkdir()
+    with pytest.raises(StoreError, match="send journal"), runner.SendAlong(ctx, make_sender(ctx)):
+        pass
+    assert multiprocessing.active_children() == []
     ctx.close()
 
 
@@ -94,6 +185,8 @@ def test_the_sender_that_goes_along_never_waits_for_the_batches_write_lock(
 
 
 def test_a_backlog_s_replies_join_their_cases_once_and_the_journal_is_emptied(tmp_path: Path):
+    """Before the journal the forked sender waited out a batch per record and left a third
+    of the replies for the end; that is measured in bench/, this pins what it answers."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     count = READ_AHEAD_FROM + 40
     _backlog(ctx, count)
@@ -151,7 +244,8 @@ KILLED_ALONG = textwrap.dedent(
 
 def test_a_run_killed_while_its_sender_goes_along_sends_no_reply_twice(tmp_path: Path):
     """SIGKILL lands on the main process and its sender right after the journal took a
-    reply: the next run folds what the journal holds and sends only what was never sent."""
+    reply, before the main process could fold it: the next run folds what the journal holds
+    and sends only what was never sent."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     count = READ_AHEAD_FROM + 40
     _backlog(ctx, count)
@@ -160,7 +254,8 @@ def test_a_run_killed_while_its_sender_goes_along_sends_no_reply_twice(tmp_path:
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert journal_path(tmp_path / "data" / "mailbot.db").exists()
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
-    assert len(SendJournal(ctx.store.path).entries()) >= 1
+    left = {outbox_id for _, outbox_id, _, _ in SendJournal(ctx.store.path).entries()}
+    assert left and all(ctx.store.outbox_rows(left)[n]["state"] == "pending" for n in left)
     sender = _Delivered(tmp_path / "sent")
     runner.run_once(ctx, sender)
     delivered = sender.delivered()
@@ -176,7 +271,7 @@ def test_a_run_killed_while_its_sender_goes_along_sends_no_reply_twice(tmp_path:
 
 
 def test_a_maildir_sender_records_in_the_journal_too(tmp_path: Path):
-    """The embedded default (Maildir out) goes along the same way."""
+    """The embedded default (Maildir out) goes along the same way; the next flush settles."""
     ctx = make_desk(tmp_path, "2026-11-20T10:00")
     _backlog(ctx, 3)
     runner.process_pending(ctx)

@@ -113,13 +113,16 @@ def process_batch(
     batch loses the batch's effects but not its counted starts: the runner then takes those
     mails one at a time (`Store.start_batch`), so only a mail that stops the process twice
     on its own is ever set aside. `ready`
-    holds what the read-ahead worker prepared, mail by mail (None: prepare it here)."""
+    holds what the read-ahead worker prepared, mail by mail (None: prepare it here). A mail
+    another process finished since the batch was listed (two runs at once) is left to it."""
     _count_start(ctx, batch, +1)
     results: list[Result] = []
     try:
         with ctx.store.transaction():
+            pending = ctx.store.still_pending([stored.id for stored in batch])
             for n, stored in enumerate(batch):
-                results.append(_process_one(ctx, stored, ready[n] if n < len(ready) else None))
+                if stored.id in pending:
+                    results.append(_process_one(ctx, stored, ready[n] if n < len(ready) else None))
     except BaseException:
         _uncount(ctx, batch)
         raise

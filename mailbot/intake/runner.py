@@ -185,7 +185,9 @@ def process_pending(
     is answered at about the pace of one batch rather than after the whole backlog. Fresh
     mail never overtakes an earlier waiting mail of its own sender (`Store.fresh_messages`);
     the rest of it is the next backlog, once this one is done. `turns` lets the watchers
-    store between batches (`WriteTurns`)."""
+    store between batches (`WriteTurns`). What a killed run's sender left in the send journal
+    is settled first."""
+    settle_journal(ctx)
     results: list[Result] = []
     waiting = ctx.store.count_pending()
     pace = Pace()
@@ -300,7 +302,6 @@ class SendAlong:
         self.ctx, self.sender = ctx, sender
         self.sent = self.deferred = 0
         self.journal: SendJournal | None = None
-        self.folded = 0
         fork = multiprocessing.get_context("fork")
         self._wakes, self._waker = fork.Pipe(duplex=False)
         self._reports, self._reporter = fork.Pipe(duplex=False)
@@ -312,24 +313,25 @@ class SendAlong:
         )
 
     def __enter__(self) -> SendAlong:
-        settle_journal(self.ctx)
+        self.journal = SendJournal(self.ctx.store.path)
         self.process.start()
         self._wakes.close()
         self._reporter.close()
-        self.journal = SendJournal(self.ctx.store.path)
         return self
 
     def wake(self) -> None:
-        """A batch was committed: the replies sent so far join their cases, and the batch's
-        replies may go."""
+        """A batch was committed: the replies sent so far join their cases, in a commit that
+        makes the batch durable, and the sender may send every reply up to the newest outbox
+        row that commit covers."""
         assert self.journal is not None
-        self.folded = fold_journal(self.ctx, self.journal, self.folded)
+        durable = fold_journal(self.ctx, self.journal)
         with suppress(OSError):  # it has stopped: its report says why, at the end
-            self._waker.send(False)
+            self._waker.send(durable)
 
     def __exit__(self, *exc: object) -> None:
+        """The journal is left to the run's last flush, which settles it first."""
         with suppress(OSError):  # it has stopped already: its report says why
-            self._waker.send(True)
+            self._waker.send(None)
         self.process.join()
         try:
             report = self._reports.recv()
@@ -340,28 +342,19 @@ class SendAlong:
             self._reports.close()
             if self.journal is not None:
                 self.journal.close()
-        self._settle(exc[0] is not None)
         if isinstance(report, BaseException):
             if exc[0] is None:
                 raise report
             return
         self.sent, self.deferred = report
 
-    def _settle(self, failing: bool) -> None:
-        """Every journalled send into the database, durably, before the run goes on."""
-        try:
-            settle_journal(self.ctx)
-        except StoreError as exc:
-            if not failing:
-                raise
-            log.warning("the send journal stays for the next sender to settle: %s", exc)
-
 
 def _send_along(
     ctx: Context, sender: Sender, wakes: Connection, reports: Connection, parent: int
 ) -> None:
-    """The forked sender: flushes the outbox at each wake until told to stop, then reports
-    (sent, deferred) or the error that stopped it. It never uses the parent's connection."""
+    """The forked sender: at each wake, flushes the outbox up to the durable row the wake
+    names, until told to stop (None), then reports (sent, deferred) or the error that stopped
+    it. It never uses the parent's connection."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(parent)
     sent = deferred = 0
@@ -370,14 +363,18 @@ def _send_along(
             Context(ctx.config, Store(ctx.config.database), ctx.clock) as own,
             SendJournal(own.store.path) as journal,
         ):
-            while not wakes.recv():
+            durable = wakes.recv()
+            while durable is not None:
                 stop = False
                 while wakes.poll():
-                    stop = wakes.recv() or stop
-                done = flush_outbox(own, sender, journal=journal)
+                    newer = wakes.recv()
+                    stop = stop or newer is None
+                    durable = max(durable, newer or 0)
+                done = flush_outbox(own, sender, journal=journal, upto=durable)
                 sent, deferred = sent + done[0], deferred + done[1]
                 if stop:
                     break
+                durable = wakes.recv()
         report: object = (sent, deferred)
     except BaseException as exc:  # handed to the main process, which raises it
         report = exc

@@ -154,7 +154,8 @@ class _Recorder:
         """The server has answered: the record waits out another connection's long
         transaction (`patiently`), since a send that is not recorded goes out again."""
         if error is None and self.journal is not None:
-            self.journal.record(self.rows[index]["id"], self.ctx.now())
+            row = self.rows[index]
+            self.journal.record(row["id"], row["message_id"], self.ctx.now())
             self.sent += 1
             return
         patiently(lambda: self._record(index, error), f"recording send {index}")
@@ -180,32 +181,44 @@ def record_sent(ctx: Context, row: sqlite3.Row, at: datetime) -> None:
         mark_notified(ctx, row["message_id"], at)
 
 
-def fold_journal(ctx: Context, journal: SendJournal, after: int = 0) -> int:
-    """Records in the database, in one transaction, the journal's sends newer than entry
-    `after` that it does not know yet; returns the last entry folded. Folding twice, or
-    beside another process folding, records each send once (a row already sent is left)."""
-    entries = journal.entries(after)
-    if not entries:
-        return after
-    with ctx.store.transaction():
-        rows = ctx.store.outbox_rows({outbox_id for _, outbox_id, _ in entries})
+def fold_journal(ctx: Context, journal: SendJournal) -> int:
+    """Records the journal's sends in the database and drops them from the journal. The
+    commit is a FULL one and always writes, so it also makes every batch committed before it
+    durable: the newest outbox row it returns is one a power cut cannot take back, and the
+    sender that goes along sends no newer one. Folding twice, or beside another process
+    folding, records each send once (a row already sent is left alone); an entry whose row
+    is not the reply it names (a database restored from a backup) is left out, with a
+    warning, rather than marking another reply sent."""
+    entries = journal.entries()
+    with ctx.store.synced(), ctx.store.transaction():
+        rows = ctx.store.outbox_rows({outbox_id for _, outbox_id, _, _ in entries})
         done: set[int] = set()
-        for _, outbox_id, at in entries:
+        for _, outbox_id, message_id, at in entries:
             row = rows.get(outbox_id)
-            if row is not None and row["state"] == "pending" and outbox_id not in done:
+            if row is None or row["message_id"] != message_id:
+                log.warning(
+                    "%s: the journal names reply %s as sent, which is not outbox row %s here",
+                    journal.path,
+                    message_id,
+                    outbox_id,
+                )
+            elif row["state"] == "pending" and outbox_id not in done:
                 record_sent(ctx, row, at)
                 done.add(outbox_id)
-    return entries[-1][0]
+        ctx.store.note_journal_fold(ctx.now())
+        durable = ctx.store.newest_outbox_id()
+    if entries:
+        journal.clear(entries[-1][0])
+    return durable
 
 
 def settle_journal(ctx: Context) -> None:
-    """Before any sender sends: the sends a stopped sender that went along left only in the
-    journal are folded (durably: this commit is a FULL one) and then dropped, so none of
-    them goes out again."""
+    """What a killed run's sender left only in the journal joins the database (and leaves
+    the journal) before mail is processed or sent: a delivery report about such a reply finds
+    it sent, and no sender sends it again."""
     with SendJournal(ctx.store.path, create=False) as journal:
-        last = fold_journal(ctx, journal)
-        if last:
-            journal.clear(last)
+        if journal.entries():
+            fold_journal(ctx, journal)
 
 
 @contextmanager
@@ -232,27 +245,32 @@ def sending_turn(database: Path, wait: float) -> Iterator[bool]:
 
 
 def flush_outbox(
-    ctx: Context, sender: Sender, batch: int = 200, journal: SendJournal | None = None
+    ctx: Context,
+    sender: Sender,
+    batch: int = 200,
+    journal: SendJournal | None = None,
+    upto: int | None = None,
 ) -> tuple[int, int]:
     """Send every due row, in this database's sending turn. Returns (sent, failed-or-deferred).
     With a `journal` (the sender that goes along) the replies the server takes are recorded
-    there; without one, what a stopped sender left there is settled first."""
+    there, and only rows up to `upto` (durable) go; without one, what is left there is
+    settled first."""
     with sending_turn(ctx.store.path, SEND_LOCK_WAIT) as mine:
         if not mine:
             log.warning("another process is sending this outbox; its due mail goes with it")
             return 0, 0
         if journal is None:
             settle_journal(ctx)
-        return _flush(ctx, sender, batch, journal)
+        return _flush(ctx, sender, batch, journal, upto)
 
 
 def _flush(
-    ctx: Context, sender: Sender, batch: int, journal: SendJournal | None
+    ctx: Context, sender: Sender, batch: int, journal: SendJournal | None, upto: int | None
 ) -> tuple[int, int]:
     sent = failed = 0
     while True:
-        skip = journal.recorded if journal is not None else ()
-        rows = ctx.store.due_mail(ctx.now(), limit=batch, skip=skip)
+        skip = journal.named() if journal is not None else ()
+        rows = ctx.store.due_mail(ctx.now(), limit=batch, skip=skip, upto=upto)
         if not rows:
             return sent, failed
         recorder = _Recorder(ctx, rows, journal)

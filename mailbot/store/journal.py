@@ -4,13 +4,14 @@ reply the server accepted, instead of in the database.
 The database's write lock is the main process's for most of a drain (a batch's transaction
 is open while its mails are checked), so a sender recording each send there waited out one
 batch per reply, and half of the replies were left for after the last batch. The journal is a
-second SQLite file beside the database (`<database>.sends`) that only the sender writes, each
-entry committed with `synchronous=FULL` before the next reply goes, exactly as a send record in
-the database was: a process killed between the server's answer and that commit repeats at
-most the one reply in flight. The main process folds the entries into the database (the
-reply marked sent, its case's history, a notice's objection window) after each batch's
-commit; every sender folds what a killed run left before it sends anything, so no journalled
-reply goes out again.
+second SQLite file beside the database (`<database>.sends`) that senders write, each entry
+committed with `synchronous=FULL` before the next reply goes, exactly as a send record in the
+database was: a process killed between the server's answer and that commit repeats at most the
+one reply in flight. The main process folds the entries into the database (the reply marked
+sent, its case's history, a notice's objection window) after each batch's commit, in a FULL
+commit that also makes the batch durable before its replies go, and then drops them; a sender
+never takes a reply the journal names as due, and what a killed run left is folded before the
+next run processes anything.
 """
 
 from __future__ import annotations
@@ -30,16 +31,13 @@ def journal_path(database: Path) -> Path:
 
 
 class SendJournal:
-    """One connection to the journal file; entries are (seq, outbox row, sent at). `seq`
-    never goes back (AUTOINCREMENT), so a reader that remembers the last entry it folded
-    reads only newer ones even after another process cleared the folded ones. `recorded`:
-    the outbox rows recorded through this connection, which its sender must not take as
-    due again before they are folded."""
+    """One connection to the journal file; entries are (seq, outbox row, its Message-ID, sent
+    at). The Message-ID is checked when folding: an outbox row id alone could name another
+    reply in a database restored from a backup."""
 
     def __init__(self, database: Path, create: bool = True) -> None:
         self.path = journal_path(database)
         self.conn: sqlite3.Connection | None = None
-        self.recorded: set[int] = set()
         if not create and not self.path.exists():
             return
         try:
@@ -48,7 +46,7 @@ class SendJournal:
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS sent (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-                " outbox_id INTEGER NOT NULL, at TEXT NOT NULL)"
+                " outbox_id INTEGER NOT NULL, message_id TEXT NOT NULL, at TEXT NOT NULL)"
             )
         except sqlite3.Error as exc:
             self.close()
@@ -65,34 +63,40 @@ class SendJournal:
             self.conn.close()
             self.conn = None
 
-    def record(self, outbox_id: int, at: datetime) -> None:
+    def record(self, outbox_id: int, message_id: str, at: datetime) -> None:
         """Durable before it returns (the next reply may go only after it)."""
         assert self.conn is not None
         try:
             with self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self.conn.execute(
-                    "INSERT INTO sent (outbox_id, at) VALUES (?, ?)", (outbox_id, at.isoformat())
+                    "INSERT INTO sent (outbox_id, message_id, at) VALUES (?, ?, ?)",
+                    (outbox_id, message_id, at.isoformat()),
                 )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot record a send: {exc}") from exc
-        self.recorded.add(outbox_id)
 
-    def entries(self, after: int = 0) -> list[tuple[int, int, datetime]]:
-        """(seq, outbox row, sent at) of the entries newer than `after`, oldest first."""
+    def entries(self) -> list[tuple[int, int, str, datetime]]:
+        """(seq, outbox row, Message-ID, sent at) of every entry not yet folded, oldest first:
+        each sender's, not only this connection's (two runs may send from one outbox)."""
         if self.conn is None:
             return []
         try:
             rows = self.conn.execute(
-                "SELECT seq, outbox_id, at FROM sent WHERE seq > ? ORDER BY seq", (after,)
+                "SELECT seq, outbox_id, message_id, at FROM sent ORDER BY seq"
             ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot read the send journal: {exc}") from exc
-        return [(seq, outbox_id, datetime.fromisoformat(at)) for seq, outbox_id, at in rows]
+        return [(seq, row, mid, datetime.fromisoformat(at)) for seq, row, mid, at in rows]
+
+    def named(self) -> set[int]:
+        """The outbox rows the journal says were sent: no sender may take them as due."""
+        return {outbox_id for _, outbox_id, _, _ in self.entries()}
 
     def clear(self, upto: int) -> None:
         """Drops the entries up to `upto`: call only once their fold is durable (a FULL
-        commit of the database), since an entry dropped before that is a reply sent again."""
+        commit of the database), since an entry dropped before that is a reply sent again.
+        Entries written since (seq only grows: AUTOINCREMENT) stay."""
         if self.conn is None:
             return
         try:

@@ -369,6 +369,13 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE INDEX events_kind_at ON events (kind, at);
     """,
+    """
+    CREATE TABLE journal_folds (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        folds INTEGER NOT NULL,
+        at TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -491,6 +498,17 @@ class Store(Queries, DeskQueries):
             yield
         finally:
             self.conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def synced(self) -> Iterator[None]:
+        """Commits made durable on their own inside `deferred_sync` (synchronous=FULL): such a
+        commit syncs the whole WAL, so every deferred commit before it becomes durable too."""
+        level = self.conn.execute("PRAGMA synchronous").fetchone()[0]
+        self.conn.execute("PRAGMA synchronous=FULL")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA synchronous={int(level)}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -1282,17 +1300,40 @@ class Store(Queries, DeskQueries):
         return int(cur.lastrowid or 0)
 
     def due_mail(
-        self, now: datetime, limit: int = 500, skip: Collection[int] = ()
+        self, now: datetime, limit: int = 500, skip: Collection[int] = (), upto: int | None = None
     ) -> list[sqlite3.Row]:
-        """`skip`: rows sent already but recorded only in the send journal so far."""
+        """`skip`: rows sent already but recorded only in the send journal so far; `upto`: the
+        newest row known to be durable (the sender that goes along sends no other)."""
         t = _now_text(now)
         return self.execute(
             "SELECT id, case_id, kind, message_id, recipient, raw, attempts FROM outbox"
             " WHERE state = 'pending' AND send_at <= ?"
-            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?) AND id <= ?"
             " AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
-            (t, t, json.dumps(sorted(skip)), limit),
+            (t, t, upto if upto is not None else 2**63 - 1, json.dumps(sorted(skip)), limit),
         ).fetchall()
+
+    def note_journal_fold(self, now: datetime) -> None:
+        """A write in every fold of the send journal, so that the fold's FULL commit syncs the
+        WAL (a commit that wrote nothing syncs nothing)."""
+        self.execute(
+            "INSERT INTO journal_folds (id, folds, at) VALUES (1, 1, ?)"
+            " ON CONFLICT (id) DO UPDATE SET folds = folds + 1, at = excluded.at",
+            (_now_text(now),),
+        )
+
+    def newest_outbox_id(self) -> int:
+        return int(self.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
+
+    def still_pending(self, message_rows: Collection[int]) -> set[int]:
+        """Which of these messages no process has finished yet (two runs may list the same
+        waiting mail; whichever commits second must leave it)."""
+        rows = self.execute(
+            "SELECT id FROM messages WHERE state = 'stored'"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(message_rows)),),
+        ).fetchall()
+        return {row[0] for row in rows}
 
     def outbox_rows(self, ids: Collection[int]) -> dict[int, sqlite3.Row]:
         """The outbox rows with these ids, by id, as `due_mail` gives them, with their state
