@@ -273,10 +273,32 @@ class Grid:
 
     def range_of(self, row: int, col: int) -> Range:
         """The merged range holding the cell, or the cell alone."""
-        for rng in self.merged:
-            if rng[0] <= row <= rng[2] and rng[1] <= col <= rng[3]:
+        for rng in self._merged_on(row):
+            if rng[1] <= col <= rng[3]:
                 return rng
         return (row, col, row, col)
+
+    @cached_property
+    def _rows(self) -> dict[int, list[tuple[int, CellValue]]]:
+        """(column, value) of each row's cells, left to right: a check asks for a few rows
+        dozens of times, and scanning every cell for each was most of reading a form."""
+        rows: dict[int, list[tuple[int, CellValue]]] = {}
+        for (r, c), v in sorted(self.cells.items()):
+            rows.setdefault(r, []).append((c, v))
+        return rows
+
+    @cached_property
+    def _merged_by_row(self) -> dict[int, tuple[Range, ...]]:
+        """The merged ranges reaching each row asked about so far, in `merged` order (the
+        first range holding a cell wins, as Excel shows overlapping ranges)."""
+        return {}
+
+    def _merged_on(self, row: int) -> tuple[Range, ...]:
+        found = self._merged_by_row.get(row)
+        if found is None:
+            found = tuple(rng for rng in self.merged if rng[0] <= row <= rng[2])
+            self._merged_by_row[row] = found
+        return found
 
     def value(self, row: int, col: int) -> CellValue | None:
         """A cell inside a merged range shows the range's top-left value, as Excel does."""
@@ -286,20 +308,23 @@ class Grid:
     def row_after(self, row: int, col: int) -> list[tuple[int, CellValue]]:
         """Non-blank (column, value) pairs on `row` right of `col`, left to right; a range
         merged down from a row above counts at its first column on this row."""
-        items = {c: v for (r, c), v in self.cells.items() if r == row and c > col}
-        for top, left, bottom, right in self.merged:
-            if top < row <= bottom and right > col and (top, left) in self.cells:
+        items = {c: v for c, v in self._rows.get(row, ()) if c > col}
+        for top, left, _, right in self._merged_on(row):
+            if top < row and right > col and (top, left) in self.cells:
                 items.setdefault(max(left, col + 1), self.cells[(top, left)])
         return sorted(items.items())
 
     @cached_property
-    def label_index(self) -> tuple[tuple[int, int, str, str], ...]:
-        """(row, column, key, stem) of every text cell, row by row: computed once per sheet."""
-        return tuple(
-            (r, c, label_key(v), label_stem(v))
-            for (r, c), v in sorted(self.cells.items())
-            if isinstance(v, str)
-        )
+    def label_places(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+        """The first text cell (row by row) of each label key, and of each label stem:
+        computed once per sheet, so that finding a label is a lookup, not a scan."""
+        keys: dict[str, tuple[int, int]] = {}
+        stems: dict[str, tuple[int, int]] = {}
+        for place, v in sorted(self.cells.items()):
+            if isinstance(v, str):
+                keys.setdefault(label_key(v), place)
+                stems.setdefault(label_stem(v), place)
+        return keys, stems
 
 
 def _clean(value: Any) -> CellValue | None:
@@ -386,10 +411,10 @@ class Labels:
     def find(self, grid: Grid, label: str) -> Spot | None:
         """First cell (row by row) that is the label exactly, else first whose stem is."""
         keys = self._keys[label]
-        for exact in (True, False):
-            for row, col, key, stem in grid.label_index:
-                if (key if exact else stem) in keys:
-                    return Spot(label, grid.range_of(row, col))
+        for places in grid.label_places:
+            found = [places[key] for key in keys if key in places]
+            if found:
+                return Spot(label, grid.range_of(*min(found)))
         return None
 
 
@@ -672,7 +697,7 @@ class OpenedBook:
 
 
 def open_book(data: bytes, filename: str = "", limits: Limits = DEFAULT_LIMITS) -> OpenedBook:
-    """`inspect`, then (if it found nothing) every sheet as a Grid with its label index built;
+    """`inspect`, then (if it found nothing) every sheet as a Grid with its labels' places found;
     never raises."""
     problems = inspect(filename, data, limits)
     if problems:
@@ -681,7 +706,7 @@ def open_book(data: bytes, filename: str = "", limits: Limits = DEFAULT_LIMITS) 
     if failure is not None:
         return OpenedBook(limits, (failure,))
     for grid in grids:
-        grid.label_index  # noqa: B018 - built here so that it travels with the grid
+        grid.label_places  # noqa: B018 - built here so that it travels with the grid
     return OpenedBook(limits, grids=tuple(grids))
 
 
@@ -698,14 +723,23 @@ def read_form(
     """Each label's value: the first non-blank cell right of it on the sheet that carries most
     of the labels. Runs `inspect` first whatever the caller did (`opened`, read ahead under the
     same limits, stands for that); never raises."""
+    return _read_labels(data, Labels(labels, aliases), filename, form_name, limits, opened)
+
+
+def _read_labels(
+    data: bytes,
+    labels: Labels,
+    filename: str,
+    form_name: str,
+    limits: Limits,
+    opened: OpenedBook | None,
+) -> FormValues:
     book = opened if opened is not None and opened.limits == limits else None
     if book is None:
         book = open_book(data, filename, limits)
     if book.problems:
-        return FormValues(problems=book.problems, missing=tuple(labels))
-    grids = book.grids
-    known = Labels(labels, aliases)
-    return values_from_grids(grids, known, filename=filename, form_name=form_name)
+        return FormValues(problems=book.problems, missing=labels.labels)
+    return values_from_grids(book.grids, labels, filename=filename, form_name=form_name)
 
 
 def values_from_grids(
@@ -866,8 +900,9 @@ class FormRule:
         """The form's name and its other spellings (マスター), for picking the attachment."""
         return (self.name, *self.aliases)
 
-    @property
+    @cached_property
     def labels(self) -> Labels:
+        """Built once per loaded rules file, not once per mail."""
         return Labels([f.label for f in self.fields], {f.label: f.aliases for f in self.fields})
 
     def rule_for(self, label: str) -> FieldRule:
@@ -976,15 +1011,7 @@ def read_form_fields(
     """`read_form` driven by a FormRule: value fields as cells, `licenses` fields as the list of
     ライセンス区分 rows, `areas` fields as the list of ticked areas."""
     labels = form.labels
-    result = read_form(
-        data,
-        labels.labels,
-        aliases={f.label: f.aliases for f in form.fields},
-        filename=filename,
-        form_name=form.name,
-        limits=limits,
-        opened=opened,
-    )
+    result = _read_labels(data, labels, filename, form.name, limits, opened)
     if result.grid is None:
         return result
     values = dict(result.values)
