@@ -30,7 +30,7 @@ from mailbot.forms.fields import find_participation_categories
 from mailbot.mail import Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
 from mailbot.mail.parse import parse, returned_message_ids
-from mailbot.mail.trust import TrustRules, auth_verdict, load_trust_rules
+from mailbot.mail.trust import AuthVerdict, TrustRules, auth_verdict, load_trust_rules
 from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
 from mailbot.outcome import Incoming, Outcome
 from mailbot.procedures import registry
@@ -302,7 +302,8 @@ def check_mail(
         mailbox_address=stored.mailbox,
     )
     finished = case is not None and case["status"] in (Status.CLOSED, Status.IGNORED)
-    if dmarc_failed(mail, ctx.config):
+    verdict = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id)
+    if verdict.dmarc_failed:
         checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
         return held(
             case,
@@ -311,9 +312,7 @@ def check_mail(
             problems=checked.problems,
             data=checked.data,
         )
-    other = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id).judged_another(
-        mail.from_addr
-    )
+    other = verdict.judged_another(mail.from_addr)
     if other is not None:
         checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
         return held(
@@ -330,7 +329,7 @@ def check_mail(
         if _stranger(ctx, rules, mail, case):
             return stranger_held(case, mail.from_addr)
         return None
-    if case is not None and _unverified_redirect(rules, mail, ctx.config):
+    if case is not None and _unverified_redirect(rules, mail, verdict):
         return held(
             case,
             f"差出人を確認できないメールです（認証結果なし、返信先 {mail.reply_to} が"
@@ -438,13 +437,12 @@ def _stranger(ctx: Context, rules: TrustRules, mail: Mail, case: dict[str, Any])
     return True
 
 
-def _unverified_redirect(rules: TrustRules, mail: Mail, config: Config) -> bool:
+def _unverified_redirect(rules: TrustRules, mail: Mail, verdict: AuthVerdict) -> bool:
     """A mail whose answers would go elsewhere than its From, and our MTA's DMARC pass aligned
-    with that From does not vouch for it (SPF or DKIM pass prove nothing about From): what a
-    spoofed From looks like."""
+    with that From (`verdict`) does not vouch for it (SPF or DKIM pass prove nothing about
+    From): what a spoofed From looks like."""
     if not mail.reply_to or rules.same_party(mail.reply_to, mail.from_addr):
         return False
-    verdict = auth_verdict(mail.authentication_results, config.our_authserv_id)
     return not verdict.vouches_for(mail.from_addr)
 
 
