@@ -518,8 +518,8 @@ class _Walk:
             chosen = plain
         for i, walk in enumerate(walks):
             if i == chosen:
-                walk.finish()
-                self.plain.append(walk.text())
+                walk.finish()  # moves HTML beside plain text to attachments; the text stays
+                self.plain.append(texts[i])
             self.attachments.extend(walk.attachments)
             self.defects.extend(walk.defects)
             self.delivery_report |= walk.delivery_report
