@@ -511,6 +511,11 @@ class Extent:
     longest_shared: int = 0
 
 
+@lru_cache(maxsize=1024)
+def _column(letters: bytes) -> int:
+    return column_index_from_string(letters.decode().upper())
+
+
 def sheet_extent(xml: bytes) -> Extent:
     """The extent of one worksheet part, from its tags alone (no XML parser, no allocation
     per cell): what decides whether a reader may open it. A reference written with character
@@ -534,24 +539,32 @@ def sheet_extent(xml: bytes) -> Extent:
                 cells += (cols[1] - cols[0] + 1) * (rows[1] - rows[0] + 1) - 1
                 max_row, max_col = max(max_row, rows[1]), max(max_col, cols[1])
             continue
-        value = _attribute(attrs, b"r")
+        value = kind = None
+        for key, double, single in _ATTR_PAIR.findall(attrs):
+            if key == b"r" and value is None:
+                value = (double or single).strip().replace(b"$", b"")
+            elif key == b"t" and kind is None:
+                kind = (double or single).strip().replace(b"$", b"")
         ref = _REF_VALUE.fullmatch(value) if value is not None else None
+        cells += 1
         if tag == b"row":
             row = int(ref.group(2)) if ref and ref.group(2) else row + 1
             col = 0
-            cells += 1
         else:
-            cells += 1
-            if _attribute(attrs, b"t") == b"s":
+            if kind == b"s":
                 shared += 1
             if ref and ref.group(1):
-                col = column_index_from_string(ref.group(1).decode().upper())
+                col = _column(ref.group(1))
             else:
                 col += 1
             if ref and ref.group(2):
                 row = int(ref.group(2))
-            row = max(row, 1)
-        max_row, max_col = max(max_row, row), max(max_col, col)
+            if row < 1:
+                row = 1
+        if row > max_row:
+            max_row = row
+        if col > max_col:
+            max_col = col
     return Extent(max_row, max_col, cells, shared)
 
 
