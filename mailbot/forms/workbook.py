@@ -30,8 +30,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from defusedxml import DefusedXmlException
-from openpyxl import load_workbook
-from openpyxl.utils import column_index_from_string, get_column_letter
 from python_calamine import CalamineWorkbook
 
 from mailbot.errors import ConfigError
@@ -387,6 +385,8 @@ class Spot:
 
     @property
     def coordinate(self) -> str:
+        from openpyxl.utils import get_column_letter
+
         return f"{get_column_letter(self.range[1])}{self.range[0]}"
 
 
@@ -513,6 +513,10 @@ class Extent:
 
 @lru_cache(maxsize=1024)
 def _column(letters: bytes) -> int:
+    """openpyxl is imported only here and for the rare workbook calamine cannot read: the
+    intake reads forms without loading it (a tenth of a second at every command's start)."""
+    from openpyxl.utils import column_index_from_string
+
     return column_index_from_string(letters.decode().upper())
 
 
@@ -534,7 +538,7 @@ def sheet_extent(xml: bytes) -> Extent:
             if merged:
                 left, top, right, bottom = merged.groups()
                 right, bottom = right or left, bottom or top
-                cols = sorted(column_index_from_string(c.decode().upper()) for c in (left, right))
+                cols = sorted(_column(c) for c in (left, right))
                 rows = sorted(int(r) for r in (top, bottom))
                 cells += (cols[1] - cols[0] + 1) * (rows[1] - rows[0] + 1) - 1
                 max_row, max_col = max(max_row, rows[1]), max(max_col, cols[1])
@@ -661,6 +665,8 @@ def load_grids(data: bytes, filename: str = "") -> tuple[list[Grid], WorkbookPro
             return [grid_from_calamine(book.get_sheet_by_name(n)) for n in book.sheet_names], None
         except Exception:
             log.debug("%s: python-calamine could not read it; trying openpyxl", filename)
+    from openpyxl import load_workbook
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
