@@ -29,7 +29,7 @@ from mailbot.errors import QuarantineError, StoreError
 from mailbot.forms.fields import find_participation_categories
 from mailbot.mail import Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
-from mailbot.mail.parse import parse, returned_message_ids
+from mailbot.mail.parse import parse
 from mailbot.mail.trust import AuthVerdict, TrustRules, auth_verdict, load_trust_rules
 from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
 from mailbot.outcome import Incoming, Outcome
@@ -491,7 +491,7 @@ def _robot_mail(
     store = ctx.store
     reason = route.robot or ""
     if mail.is_delivery_report:
-        for mid, sent in _cited_sent_mails(ctx, stored.raw):
+        for mid, sent in _cited_sent_mails(ctx, stored.raw, mail.returned_ids):
             effect.event(sent["case_id"], "bot", "bounced", message_id=mid, key=stored.key)
             if sent["state"] == "sent":
                 effect.bounced.append((mid, "delivery status report received"))
@@ -525,7 +525,9 @@ def _robot_mail(
     return case_id
 
 
-def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+def _cited_sent_mails(
+    ctx: Context, raw: bytes, ids: tuple[str, ...] | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(Message-ID, outbox row) of each mail we sent that a delivery report returns: an id in
     our own format and domain (`compose.new_message_id`) that the outbox holds as sent. Anyone
     can write a bounce; one that cites no mail of ours marks nothing and tells no one. The id
@@ -533,7 +535,6 @@ def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str,
     own id); only a report that returns no headers is searched for any id of ours."""
     domain = re.escape(ctx.config.message_id_domain)
     ours = re.compile(r"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + r">", re.IGNORECASE)
-    ids = returned_message_ids(raw)
     if ids is None:
         ids = tuple(m.group(0) for m in ours.finditer(raw.decode("ascii", "replace")))
     for mid in dict.fromkeys(i for i in ids if ours.fullmatch(i)):
