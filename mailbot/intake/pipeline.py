@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.desk.mail_decisions import apply_report_reply, report_reply
 from mailbot.errors import QuarantineError, StoreError
@@ -75,12 +74,6 @@ def _thread_for(ctx: Context, mail: Mail) -> ThreadHit | None:
     if case is None:
         return None
     return ThreadHit(case_id=found[0], procedure=case["procedure"], outbound_kind=found[1])
-
-
-def dmarc_failed(mail: Mail, config: Config) -> bool:
-    """Our receiving MTA's verdict (the Authentication-Results header stamped with our own
-    authserv-id, mailbot/mail/trust.py) says the From domain's DMARC check failed."""
-    return auth_verdict(mail.authentication_results, config.our_authserv_id).dmarc_failed
 
 
 def _thread(mail: Mail, mailbox_address: str) -> Thread:
