@@ -18,6 +18,7 @@ import io
 import logging
 import posixpath
 import re
+import threading
 import tomllib
 import unicodedata
 import warnings
@@ -220,12 +221,13 @@ def _inspect_zip(
         found.append(problem(MACRO, filename, "vbaProject part or macroEnabled content type"))
     if WORKBOOK_PART not in names:
         found.append(problem(NOT_WORKBOOK, filename, f"no {WORKBOOK_PART}"))
-    dtd = next((info.filename for info in infos if _declares_dtd(archive, info)), None)
+    whole: dict[int, bytes] = {}
+    dtd = next((info.filename for info in infos if _declares_dtd(archive, info, whole)), None)
     if dtd is not None:
         found.append(problem(XML_DTD, filename, f"{dtd}: DOCTYPE or ENTITY declaration"))
     if found:
         return found
-    extent = _extent_of(data)
+    extent = _extent_of(data, archive, whole)
     if (
         extent.cells > limits.max_cells
         or extent.rows > limits.max_rows
@@ -244,12 +246,18 @@ def _inspect_zip(
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 
-def _declares_dtd(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    """Entity bombs (billion laughs) need a DOCTYPE, and Excel never writes one."""
+def _declares_dtd(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, whole: dict[int, bytes] | None = None
+) -> bool:
+    """Entity bombs (billion laughs) need a DOCTYPE, and Excel never writes one. A part no
+    longer than the prolog read is read whole, to the end and its CRC: it goes into `whole`
+    (by `id(info)`), so that the extent scan does not open and inflate it again."""
     if not info.filename.lower().endswith((".xml", ".rels", ".vml")):
         return False
     with archive.open(info) as part:
         head = part.read(PROLOG_BYTES)
+    if whole is not None and info.file_size <= PROLOG_BYTES:
+        whole[id(info)] = head
     root = _ROOT_START.search(head)
     prolog = head[: root.start()] if root else head
     return b"<!doctype" in prolog.lower() or b"<!entity" in prolog.lower()
@@ -593,7 +601,12 @@ def _attrs(raw: bytes) -> dict[str, str]:
     return {k.decode(): v.decode("utf-8", "replace") for k, v in _ATTR.findall(raw)}
 
 
-def _sheet_parts(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, whole: dict[int, bytes]) -> bytes:
+    found = whole.get(id(info))
+    return archive.read(info) if found is None else found
+
+
+def _sheet_parts(archive: zipfile.ZipFile, whole: dict[int, bytes]) -> list[zipfile.ZipInfo]:
     """Every part a reader may open as a worksheet: those under xl/worksheets/, and any part
     a relationship (from any .rels) or a content-type override names as one, wherever it
     lies: a sheet moved to xl/data/x.xml is still read."""
@@ -604,44 +617,64 @@ def _sheet_parts(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     for name, info in by_name.items():
         if name.endswith(".rels"):
             base = posixpath.dirname(posixpath.dirname(name))
-            for match in _RELATIONSHIP.finditer(archive.read(info)):
+            for match in _RELATIONSHIP.finditer(_read(archive, info, whole)):
                 attrs = _attrs(match.group(1))
                 if "worksheet" in attrs.get("Type", "").lower() and attrs.get("Target"):
                     target = attrs["Target"].replace("\\", "/")
                     path = target.lstrip("/") if target.startswith("/") else f"{base}/{target}"
                     wanted.add(posixpath.normpath(path).lstrip("/").lower())
         elif name == CONTENT_TYPES_PART.lower():
-            for match in _OVERRIDE.finditer(archive.read(info)):
+            for match in _OVERRIDE.finditer(_read(archive, info, whole)):
                 attrs = _attrs(match.group(1))
                 if "worksheet" in attrs.get("ContentType", "").lower():
                     wanted.add(attrs.get("PartName", "").lstrip("/").lower())
     return [by_name[n] for n in sorted(wanted) if n in by_name]
 
 
-def workbook_extent(archive: zipfile.ZipFile) -> Extent:
+def workbook_extent(archive: zipfile.ZipFile, whole: dict[int, bytes] | None = None) -> Extent:
     """The largest reach and the total cell count over every worksheet part; the cells that
     name a shared string, and the longest shared string in any other part (wherever a
-    relationship may have moved the shared strings)."""
+    relationship may have moved the shared strings). `whole`: parts already read whole."""
+    whole = {} if whole is None else whole
     rows = columns = cells = shared = 0
-    sheets = _sheet_parts(archive)
+    sheets = _sheet_parts(archive, whole)
     for info in sheets:
-        extent = sheet_extent(archive.read(info))
+        extent = sheet_extent(_read(archive, info, whole))
         rows, columns = max(rows, extent.rows), max(columns, extent.columns)
         cells += extent.cells
         shared += extent.shared_refs
     longest = max(
-        (_longest_shared(archive.read(i)) for i in archive.infolist() if i not in sheets),
+        (_longest_shared(_read(archive, i, whole)) for i in archive.infolist() if i not in sheets),
         default=0,
     )
     return Extent(rows, columns, cells, shared, longest)
 
 
-@lru_cache(maxsize=4)
-def _extent_of(data: bytes) -> Extent:
-    """`workbook_extent` of a workbook's bytes; `inspect` and the choice of reader both need
-    it, and scanning every sheet's XML was most of opening a form."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return workbook_extent(archive)
+_EXTENTS: dict[bytes, Extent] = {}
+_EXTENTS_KEPT = 4
+_EXTENTS_LOCK = threading.Lock()
+
+
+def _extent_of(
+    data: bytes, archive: zipfile.ZipFile | None = None, whole: dict[int, bytes] | None = None
+) -> Extent:
+    """`workbook_extent` of a workbook's bytes (`archive`: the one `inspect` has open on them,
+    with the parts it read whole); `inspect` and the choice of reader both need it, and
+    scanning every sheet's XML was most of opening a form, so the last few are kept."""
+    with _EXTENTS_LOCK:
+        kept = _EXTENTS.get(data)
+    if kept is not None:
+        return kept
+    if archive is None:
+        with zipfile.ZipFile(io.BytesIO(data)) as opened:
+            extent = workbook_extent(opened)
+    else:
+        extent = workbook_extent(archive, whole)
+    with _EXTENTS_LOCK:
+        _EXTENTS[data] = extent
+        while len(_EXTENTS) > _EXTENTS_KEPT:
+            del _EXTENTS[next(iter(_EXTENTS))]
+    return extent
 
 
 def _small_enough_for_calamine(data: bytes) -> bool:
