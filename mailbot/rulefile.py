@@ -38,6 +38,13 @@ def reread_on_change(loader: Callable[[Path], T]) -> Callable[[Path], T]:
     return load
 
 
+@functools.lru_cache(maxsize=64)
+def _joined(rules_dir: Path, name: str) -> Path:
+    """One Path per file: a new one each time (several a mail) had its string and hash made
+    again before the file could even be stat'ed."""
+    return rules_dir / name
+
+
 @dataclass(frozen=True)
 class RulesFile(Generic[T]):
     """One file of `rules/`: its name is spelled here and nowhere else, and every reader goes
@@ -55,7 +62,7 @@ class RulesFile(Generic[T]):
         object.__setattr__(self, "_cached", reread_on_change(self.parse))
 
     def path(self, rules_dir: Path) -> Path:
-        path = rules_dir / self.name
+        path = _joined(rules_dir, self.name)
         if self.fallback is not None and not path.exists():
             return self.fallback / self.name
         return path

@@ -51,7 +51,10 @@ def format_case_number(case_id: int) -> str:
 
 def single_line(text: str, limit: int = 200) -> str:
     """Make a value safe to put in a header: no CR/LF or other controls, bounded length."""
-    cleaned = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
+    if text.isprintable():  # no control, format or unassigned character: nothing to replace
+        cleaned = text
+    else:
+        cleaned = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
     cleaned = _SPACE.sub(" ", cleaned).strip()
     return cleaned[:limit]
 

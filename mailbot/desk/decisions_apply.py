@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from openpyxl import load_workbook
-
 from mailbot.context import Context
 from mailbot.desk.decisions import decide, refuse_out_of_state
 from mailbot.desk.report import (
@@ -85,6 +83,8 @@ class _Refused(Exception):
 
 
 def _read(path: Path) -> tuple[list[tuple[object, ...]], str]:
+    from openpyxl import load_workbook  # only here: every command's start imported it
+
     try:
         book = load_workbook(path, data_only=True, read_only=True)
     except Exception as exc:

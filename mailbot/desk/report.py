@@ -8,6 +8,7 @@ changed after the report was made.
 from __future__ import annotations
 
 import functools
+import re
 import statistics
 import unicodedata
 import uuid
@@ -18,7 +19,6 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from xlsxwriter import Workbook
 from xlsxwriter.format import Format
 from xlsxwriter.utility import xl_col_to_name
@@ -413,7 +413,15 @@ def _width(title: str, rows: list[Row], key: str) -> float:
 def cell_text(value: Any) -> Any:
     """A value as a worksheet may hold it: control characters a sender put in a subject or
     an address are dropped (openpyxl refuses them, and one such mail would stop the report)."""
-    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+    return _illegal_characters().sub("", value) if isinstance(value, str) else value
+
+
+@functools.cache
+def _illegal_characters() -> re.Pattern[str]:
+    """openpyxl's own list, imported when a report is written, not at every command's start."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE
 
 
 def render_html(report: Report, ctx: Context | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from mailbot.errors import ConfigError
@@ -28,13 +29,17 @@ class BodyField:
     aliases: tuple[str, ...] = ()
     multiline: bool = False
 
-    @property
+    @cached_property
     def spellings(self) -> tuple[str, ...]:
+        """Normalised once per loaded rules file, not once per line of every body."""
         return tuple(_squash(s) for s in (self.label, *self.aliases))
 
 
+_WHITESPACE = re.compile(r"\s+")
+
+
 def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", nfkc(text))
+    return _WHITESPACE.sub("", nfkc(text))
 
 
 def load_body_fields(path: Path) -> dict[str, tuple[BodyField, ...]]:

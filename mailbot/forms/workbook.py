@@ -18,6 +18,7 @@ import io
 import logging
 import posixpath
 import re
+import threading
 import tomllib
 import unicodedata
 import warnings
@@ -30,8 +31,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from defusedxml import DefusedXmlException
-from openpyxl import load_workbook
-from openpyxl.utils import column_index_from_string, get_column_letter
 from python_calamine import CalamineWorkbook
 
 from mailbot.errors import ConfigError
@@ -222,12 +221,13 @@ def _inspect_zip(
         found.append(problem(MACRO, filename, "vbaProject part or macroEnabled content type"))
     if WORKBOOK_PART not in names:
         found.append(problem(NOT_WORKBOOK, filename, f"no {WORKBOOK_PART}"))
-    dtd = next((info.filename for info in infos if _declares_dtd(archive, info)), None)
+    whole: dict[int, bytes] = {}
+    dtd = next((info.filename for info in infos if _declares_dtd(archive, info, whole)), None)
     if dtd is not None:
         found.append(problem(XML_DTD, filename, f"{dtd}: DOCTYPE or ENTITY declaration"))
     if found:
         return found
-    extent = _extent_of(data)
+    extent = _extent_of(data, archive, whole)
     if (
         extent.cells > limits.max_cells
         or extent.rows > limits.max_rows
@@ -246,12 +246,18 @@ def _inspect_zip(
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
 
 
-def _declares_dtd(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    """Entity bombs (billion laughs) need a DOCTYPE, and Excel never writes one."""
+def _declares_dtd(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, whole: dict[int, bytes] | None = None
+) -> bool:
+    """Entity bombs (billion laughs) need a DOCTYPE, and Excel never writes one. A part no
+    longer than the prolog read is read whole, to the end and its CRC: it goes into `whole`
+    (by `id(info)`), so that the extent scan does not open and inflate it again."""
     if not info.filename.lower().endswith((".xml", ".rels", ".vml")):
         return False
     with archive.open(info) as part:
         head = part.read(PROLOG_BYTES)
+    if whole is not None and info.file_size <= PROLOG_BYTES:
+        whole[id(info)] = head
     root = _ROOT_START.search(head)
     prolog = head[: root.start()] if root else head
     return b"<!doctype" in prolog.lower() or b"<!entity" in prolog.lower()
@@ -273,10 +279,32 @@ class Grid:
 
     def range_of(self, row: int, col: int) -> Range:
         """The merged range holding the cell, or the cell alone."""
-        for rng in self.merged:
-            if rng[0] <= row <= rng[2] and rng[1] <= col <= rng[3]:
+        for rng in self._merged_on(row):
+            if rng[1] <= col <= rng[3]:
                 return rng
         return (row, col, row, col)
+
+    @cached_property
+    def _rows(self) -> dict[int, list[tuple[int, CellValue]]]:
+        """(column, value) of each row's cells, left to right: a check asks for a few rows
+        dozens of times, and scanning every cell for each was most of reading a form."""
+        rows: dict[int, list[tuple[int, CellValue]]] = {}
+        for (r, c), v in sorted(self.cells.items()):
+            rows.setdefault(r, []).append((c, v))
+        return rows
+
+    @cached_property
+    def _merged_by_row(self) -> dict[int, tuple[Range, ...]]:
+        """The merged ranges reaching each row asked about so far, in `merged` order (the
+        first range holding a cell wins, as Excel shows overlapping ranges)."""
+        return {}
+
+    def _merged_on(self, row: int) -> tuple[Range, ...]:
+        found = self._merged_by_row.get(row)
+        if found is None:
+            found = tuple(rng for rng in self.merged if rng[0] <= row <= rng[2])
+            self._merged_by_row[row] = found
+        return found
 
     def value(self, row: int, col: int) -> CellValue | None:
         """A cell inside a merged range shows the range's top-left value, as Excel does."""
@@ -286,20 +314,23 @@ class Grid:
     def row_after(self, row: int, col: int) -> list[tuple[int, CellValue]]:
         """Non-blank (column, value) pairs on `row` right of `col`, left to right; a range
         merged down from a row above counts at its first column on this row."""
-        items = {c: v for (r, c), v in self.cells.items() if r == row and c > col}
-        for top, left, bottom, right in self.merged:
-            if top < row <= bottom and right > col and (top, left) in self.cells:
+        items = {c: v for c, v in self._rows.get(row, ()) if c > col}
+        for top, left, _, right in self._merged_on(row):
+            if top < row and right > col and (top, left) in self.cells:
                 items.setdefault(max(left, col + 1), self.cells[(top, left)])
         return sorted(items.items())
 
     @cached_property
-    def label_index(self) -> tuple[tuple[int, int, str, str], ...]:
-        """(row, column, key, stem) of every text cell, row by row: computed once per sheet."""
-        return tuple(
-            (r, c, label_key(v), label_stem(v))
-            for (r, c), v in sorted(self.cells.items())
-            if isinstance(v, str)
-        )
+    def label_places(self) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+        """The first text cell (row by row) of each label key, and of each label stem:
+        computed once per sheet, so that finding a label is a lookup, not a scan."""
+        keys: dict[str, tuple[int, int]] = {}
+        stems: dict[str, tuple[int, int]] = {}
+        for place, v in sorted(self.cells.items()):
+            if isinstance(v, str):
+                keys.setdefault(label_key(v), place)
+                stems.setdefault(label_stem(v), place)
+        return keys, stems
 
 
 def _clean(value: Any) -> CellValue | None:
@@ -362,6 +393,8 @@ class Spot:
 
     @property
     def coordinate(self) -> str:
+        from openpyxl.utils import get_column_letter
+
         return f"{get_column_letter(self.range[1])}{self.range[0]}"
 
 
@@ -386,10 +419,10 @@ class Labels:
     def find(self, grid: Grid, label: str) -> Spot | None:
         """First cell (row by row) that is the label exactly, else first whose stem is."""
         keys = self._keys[label]
-        for exact in (True, False):
-            for row, col, key, stem in grid.label_index:
-                if (key if exact else stem) in keys:
-                    return Spot(label, grid.range_of(row, col))
+        for places in grid.label_places:
+            found = [places[key] for key in keys if key in places]
+            if found:
+                return Spot(label, grid.range_of(*min(found)))
         return None
 
 
@@ -486,6 +519,15 @@ class Extent:
     longest_shared: int = 0
 
 
+@lru_cache(maxsize=1024)
+def _column(letters: bytes) -> int:
+    """openpyxl is imported only here and for the rare workbook calamine cannot read: the
+    intake reads forms without loading it (a tenth of a second at every command's start)."""
+    from openpyxl.utils import column_index_from_string
+
+    return column_index_from_string(letters.decode().upper())
+
+
 def sheet_extent(xml: bytes) -> Extent:
     """The extent of one worksheet part, from its tags alone (no XML parser, no allocation
     per cell): what decides whether a reader may open it. A reference written with character
@@ -504,29 +546,37 @@ def sheet_extent(xml: bytes) -> Extent:
             if merged:
                 left, top, right, bottom = merged.groups()
                 right, bottom = right or left, bottom or top
-                cols = sorted(column_index_from_string(c.decode().upper()) for c in (left, right))
+                cols = sorted(_column(c) for c in (left, right))
                 rows = sorted(int(r) for r in (top, bottom))
                 cells += (cols[1] - cols[0] + 1) * (rows[1] - rows[0] + 1) - 1
                 max_row, max_col = max(max_row, rows[1]), max(max_col, cols[1])
             continue
-        value = _attribute(attrs, b"r")
+        value = kind = None
+        for key, double, single in _ATTR_PAIR.findall(attrs):
+            if key == b"r" and value is None:
+                value = (double or single).strip().replace(b"$", b"")
+            elif key == b"t" and kind is None:
+                kind = (double or single).strip().replace(b"$", b"")
         ref = _REF_VALUE.fullmatch(value) if value is not None else None
+        cells += 1
         if tag == b"row":
             row = int(ref.group(2)) if ref and ref.group(2) else row + 1
             col = 0
-            cells += 1
         else:
-            cells += 1
-            if _attribute(attrs, b"t") == b"s":
+            if kind == b"s":
                 shared += 1
             if ref and ref.group(1):
-                col = column_index_from_string(ref.group(1).decode().upper())
+                col = _column(ref.group(1))
             else:
                 col += 1
             if ref and ref.group(2):
                 row = int(ref.group(2))
-            row = max(row, 1)
-        max_row, max_col = max(max_row, row), max(max_col, col)
+            if row < 1:
+                row = 1
+        if row > max_row:
+            max_row = row
+        if col > max_col:
+            max_col = col
     return Extent(max_row, max_col, cells, shared)
 
 
@@ -551,7 +601,12 @@ def _attrs(raw: bytes) -> dict[str, str]:
     return {k.decode(): v.decode("utf-8", "replace") for k, v in _ATTR.findall(raw)}
 
 
-def _sheet_parts(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, whole: dict[int, bytes]) -> bytes:
+    found = whole.get(id(info))
+    return archive.read(info) if found is None else found
+
+
+def _sheet_parts(archive: zipfile.ZipFile, whole: dict[int, bytes]) -> list[zipfile.ZipInfo]:
     """Every part a reader may open as a worksheet: those under xl/worksheets/, and any part
     a relationship (from any .rels) or a content-type override names as one, wherever it
     lies: a sheet moved to xl/data/x.xml is still read."""
@@ -562,44 +617,64 @@ def _sheet_parts(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     for name, info in by_name.items():
         if name.endswith(".rels"):
             base = posixpath.dirname(posixpath.dirname(name))
-            for match in _RELATIONSHIP.finditer(archive.read(info)):
+            for match in _RELATIONSHIP.finditer(_read(archive, info, whole)):
                 attrs = _attrs(match.group(1))
                 if "worksheet" in attrs.get("Type", "").lower() and attrs.get("Target"):
                     target = attrs["Target"].replace("\\", "/")
                     path = target.lstrip("/") if target.startswith("/") else f"{base}/{target}"
                     wanted.add(posixpath.normpath(path).lstrip("/").lower())
         elif name == CONTENT_TYPES_PART.lower():
-            for match in _OVERRIDE.finditer(archive.read(info)):
+            for match in _OVERRIDE.finditer(_read(archive, info, whole)):
                 attrs = _attrs(match.group(1))
                 if "worksheet" in attrs.get("ContentType", "").lower():
                     wanted.add(attrs.get("PartName", "").lstrip("/").lower())
     return [by_name[n] for n in sorted(wanted) if n in by_name]
 
 
-def workbook_extent(archive: zipfile.ZipFile) -> Extent:
+def workbook_extent(archive: zipfile.ZipFile, whole: dict[int, bytes] | None = None) -> Extent:
     """The largest reach and the total cell count over every worksheet part; the cells that
     name a shared string, and the longest shared string in any other part (wherever a
-    relationship may have moved the shared strings)."""
+    relationship may have moved the shared strings). `whole`: parts already read whole."""
+    whole = {} if whole is None else whole
     rows = columns = cells = shared = 0
-    sheets = _sheet_parts(archive)
+    sheets = _sheet_parts(archive, whole)
     for info in sheets:
-        extent = sheet_extent(archive.read(info))
+        extent = sheet_extent(_read(archive, info, whole))
         rows, columns = max(rows, extent.rows), max(columns, extent.columns)
         cells += extent.cells
         shared += extent.shared_refs
     longest = max(
-        (_longest_shared(archive.read(i)) for i in archive.infolist() if i not in sheets),
+        (_longest_shared(_read(archive, i, whole)) for i in archive.infolist() if i not in sheets),
         default=0,
     )
     return Extent(rows, columns, cells, shared, longest)
 
 
-@lru_cache(maxsize=4)
-def _extent_of(data: bytes) -> Extent:
-    """`workbook_extent` of a workbook's bytes; `inspect` and the choice of reader both need
-    it, and scanning every sheet's XML was most of opening a form."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return workbook_extent(archive)
+_EXTENTS: dict[bytes, Extent] = {}
+_EXTENTS_KEPT = 4
+_EXTENTS_LOCK = threading.Lock()
+
+
+def _extent_of(
+    data: bytes, archive: zipfile.ZipFile | None = None, whole: dict[int, bytes] | None = None
+) -> Extent:
+    """`workbook_extent` of a workbook's bytes (`archive`: the one `inspect` has open on them,
+    with the parts it read whole); `inspect` and the choice of reader both need it, and
+    scanning every sheet's XML was most of opening a form, so the last few are kept."""
+    with _EXTENTS_LOCK:
+        kept = _EXTENTS.get(data)
+    if kept is not None:
+        return kept
+    if archive is None:
+        with zipfile.ZipFile(io.BytesIO(data)) as opened:
+            extent = workbook_extent(opened)
+    else:
+        extent = workbook_extent(archive, whole)
+    with _EXTENTS_LOCK:
+        _EXTENTS[data] = extent
+        while len(_EXTENTS) > _EXTENTS_KEPT:
+            del _EXTENTS[next(iter(_EXTENTS))]
+    return extent
 
 
 def _small_enough_for_calamine(data: bytes) -> bool:
@@ -623,6 +698,8 @@ def load_grids(data: bytes, filename: str = "") -> tuple[list[Grid], WorkbookPro
             return [grid_from_calamine(book.get_sheet_by_name(n)) for n in book.sheet_names], None
         except Exception:
             log.debug("%s: python-calamine could not read it; trying openpyxl", filename)
+    from openpyxl import load_workbook
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -672,7 +749,7 @@ class OpenedBook:
 
 
 def open_book(data: bytes, filename: str = "", limits: Limits = DEFAULT_LIMITS) -> OpenedBook:
-    """`inspect`, then (if it found nothing) every sheet as a Grid with its label index built;
+    """`inspect`, then (if it found nothing) every sheet as a Grid with its labels' places found;
     never raises."""
     problems = inspect(filename, data, limits)
     if problems:
@@ -681,7 +758,7 @@ def open_book(data: bytes, filename: str = "", limits: Limits = DEFAULT_LIMITS) 
     if failure is not None:
         return OpenedBook(limits, (failure,))
     for grid in grids:
-        grid.label_index  # noqa: B018 - built here so that it travels with the grid
+        grid.label_places  # noqa: B018 - built here so that it travels with the grid
     return OpenedBook(limits, grids=tuple(grids))
 
 
@@ -698,14 +775,23 @@ def read_form(
     """Each label's value: the first non-blank cell right of it on the sheet that carries most
     of the labels. Runs `inspect` first whatever the caller did (`opened`, read ahead under the
     same limits, stands for that); never raises."""
+    return _read_labels(data, Labels(labels, aliases), filename, form_name, limits, opened)
+
+
+def _read_labels(
+    data: bytes,
+    labels: Labels,
+    filename: str,
+    form_name: str,
+    limits: Limits,
+    opened: OpenedBook | None,
+) -> FormValues:
     book = opened if opened is not None and opened.limits == limits else None
     if book is None:
         book = open_book(data, filename, limits)
     if book.problems:
-        return FormValues(problems=book.problems, missing=tuple(labels))
-    grids = book.grids
-    known = Labels(labels, aliases)
-    return values_from_grids(grids, known, filename=filename, form_name=form_name)
+        return FormValues(problems=book.problems, missing=labels.labels)
+    return values_from_grids(book.grids, labels, filename=filename, form_name=form_name)
 
 
 def values_from_grids(
@@ -866,8 +952,9 @@ class FormRule:
         """The form's name and its other spellings (マスター), for picking the attachment."""
         return (self.name, *self.aliases)
 
-    @property
+    @cached_property
     def labels(self) -> Labels:
+        """Built once per loaded rules file, not once per mail."""
         return Labels([f.label for f in self.fields], {f.label: f.aliases for f in self.fields})
 
     def rule_for(self, label: str) -> FieldRule:
@@ -976,15 +1063,7 @@ def read_form_fields(
     """`read_form` driven by a FormRule: value fields as cells, `licenses` fields as the list of
     ライセンス区分 rows, `areas` fields as the list of ticked areas."""
     labels = form.labels
-    result = read_form(
-        data,
-        labels.labels,
-        aliases={f.label: f.aliases for f in form.fields},
-        filename=filename,
-        form_name=form.name,
-        limits=limits,
-        opened=opened,
-    )
+    result = _read_labels(data, labels, filename, form.name, limits, opened)
     if result.grid is None:
         return result
     values = dict(result.values)

@@ -22,15 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mailbot.config import Config
 from mailbot.context import Context
 from mailbot.desk.mail_decisions import apply_report_reply, report_reply
 from mailbot.errors import QuarantineError, StoreError
 from mailbot.forms.fields import find_participation_categories
 from mailbot.mail import Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
-from mailbot.mail.parse import parse, returned_message_ids
-from mailbot.mail.trust import TrustRules, auth_verdict, load_trust_rules
+from mailbot.mail.parse import parse
+from mailbot.mail.trust import AuthVerdict, TrustRules, auth_verdict, load_trust_rules
 from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
 from mailbot.outcome import Incoming, Outcome
 from mailbot.procedures import registry
@@ -75,12 +74,6 @@ def _thread_for(ctx: Context, mail: Mail) -> ThreadHit | None:
     if case is None:
         return None
     return ThreadHit(case_id=found[0], procedure=case["procedure"], outbound_kind=found[1])
-
-
-def dmarc_failed(mail: Mail, config: Config) -> bool:
-    """Our receiving MTA's verdict (the Authentication-Results header stamped with our own
-    authserv-id, mailbot/mail/trust.py) says the From domain's DMARC check failed."""
-    return auth_verdict(mail.authentication_results, config.our_authserv_id).dmarc_failed
 
 
 def _thread(mail: Mail, mailbox_address: str) -> Thread:
@@ -305,7 +298,8 @@ def check_mail(
         mailbox_address=stored.mailbox,
     )
     finished = case is not None and case["status"] in (Status.CLOSED, Status.IGNORED)
-    if dmarc_failed(mail, ctx.config):
+    verdict = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id)
+    if verdict.dmarc_failed:
         checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
         return held(
             case,
@@ -314,9 +308,7 @@ def check_mail(
             problems=checked.problems,
             data=checked.data,
         )
-    other = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id).judged_another(
-        mail.from_addr
-    )
+    other = verdict.judged_another(mail.from_addr)
     if other is not None:
         checked = handler.check(incoming, ctx.for_handlers(), None if finished else case)
         return held(
@@ -333,7 +325,7 @@ def check_mail(
         if _stranger(ctx, rules, mail, case):
             return stranger_held(case, mail.from_addr)
         return None
-    if case is not None and _unverified_redirect(rules, mail, ctx.config):
+    if case is not None and _unverified_redirect(rules, mail, verdict):
         return held(
             case,
             f"差出人を確認できないメールです（認証結果なし、返信先 {mail.reply_to} が"
@@ -441,13 +433,12 @@ def _stranger(ctx: Context, rules: TrustRules, mail: Mail, case: dict[str, Any])
     return True
 
 
-def _unverified_redirect(rules: TrustRules, mail: Mail, config: Config) -> bool:
+def _unverified_redirect(rules: TrustRules, mail: Mail, verdict: AuthVerdict) -> bool:
     """A mail whose answers would go elsewhere than its From, and our MTA's DMARC pass aligned
-    with that From does not vouch for it (SPF or DKIM pass prove nothing about From): what a
-    spoofed From looks like."""
+    with that From (`verdict`) does not vouch for it (SPF or DKIM pass prove nothing about
+    From): what a spoofed From looks like."""
     if not mail.reply_to or rules.same_party(mail.reply_to, mail.from_addr):
         return False
-    verdict = auth_verdict(mail.authentication_results, config.our_authserv_id)
     return not verdict.vouches_for(mail.from_addr)
 
 
@@ -496,7 +487,7 @@ def _robot_mail(
     store = ctx.store
     reason = route.robot or ""
     if mail.is_delivery_report:
-        for mid, sent in _cited_sent_mails(ctx, stored.raw):
+        for mid, sent in _cited_sent_mails(ctx, stored.raw, mail.returned_ids):
             effect.event(sent["case_id"], "bot", "bounced", message_id=mid, key=stored.key)
             if sent["state"] == "sent":
                 effect.bounced.append((mid, "delivery status report received"))
@@ -530,7 +521,9 @@ def _robot_mail(
     return case_id
 
 
-def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+def _cited_sent_mails(
+    ctx: Context, raw: bytes, ids: tuple[str, ...] | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(Message-ID, outbox row) of each mail we sent that a delivery report returns: an id in
     our own format and domain (`compose.new_message_id`) that the outbox holds as sent. Anyone
     can write a bounce; one that cites no mail of ours marks nothing and tells no one. The id
@@ -538,7 +531,6 @@ def _cited_sent_mails(ctx: Context, raw: bytes) -> Iterator[tuple[str, dict[str,
     own id); only a report that returns no headers is searched for any id of ours."""
     domain = re.escape(ctx.config.message_id_domain)
     ours = re.compile(r"<mailbot\.\d+\.[0-9a-f]{32}@" + domain + r">", re.IGNORECASE)
-    ids = returned_message_ids(raw)
     if ids is None:
         ids = tuple(m.group(0) for m in ours.finditer(raw.decode("ascii", "replace")))
     for mid in dict.fromkeys(i for i in ids if ours.fullmatch(i)):

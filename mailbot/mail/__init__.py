@@ -40,6 +40,8 @@ class Mail:
     field names no single address (never filled from Sender or Reply-To).
     `authentication_results` holds every such header, topmost first, as written (never
     RFC 2047-decoded): `mailbot.mail.trust.auth_verdict` decides which one our MTA stamped.
+    `returned_ids`, for a delivery report only, holds the Message-ID of each mail it returns
+    (`mailbot.mail.parse.returned_message_ids`; None: it returns no headers at all).
     """
 
     message_id: str | None
@@ -66,6 +68,7 @@ class Mail:
     claimed_sender: str = ""
     sender_problem: str = ""
     defects: tuple[str, ...] = field(default=())
+    returned_ids: tuple[str, ...] | None = None
 
     @property
     def thread_ids(self) -> tuple[str, ...]:

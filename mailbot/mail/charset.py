@@ -54,6 +54,14 @@ JIS_TO_CP932 = str.maketrans(
     }
 )
 
+_JIS_ONLY = re.compile("[" + "".join(map(chr, JIS_TO_CP932)) + "]")
+
+
+def _as_cp932(text: str) -> str:
+    """`JIS_TO_CP932` applied: `str.translate` looks every character up (~200 us for a
+    5,000-character body), and a search for the six finds that most texts have none."""
+    return text.translate(JIS_TO_CP932) if _JIS_ONLY.search(text) else text
+
 
 def _jis_extension(error: UnicodeError) -> tuple[str, int]:
     """Error handler for the C codec: a two-byte pair it refuses (NEC row 13 ①㈱, the
@@ -100,10 +108,10 @@ def decode_jis(data: bytes) -> tuple[str, list[str]]:
     ):
         if escape.search(data):
             with contextlib.suppress(UnicodeDecodeError):
-                return data.decode(codec).translate(JIS_TO_CP932), []
+                return _as_cp932(data.decode(codec)), []
     if b"\x1b(J" not in data and b"\x1b(I" not in data:
         try:
-            return data.decode("iso2022_jp", "mailbot-jis-extension").translate(JIS_TO_CP932), []
+            return _as_cp932(data.decode("iso2022_jp", "mailbot-jis-extension")), []
         except UnicodeDecodeError:
             pass
     return decode_jis_bytewise(data)

@@ -31,13 +31,19 @@ TARGET_FIELDS = (
 answer's mail (表 2-1, 表 3-1)."""
 
 
+def _may_start_quote(line: str) -> bool:
+    """Every form of `_QUOTE_START` holds a colon or a run of dashes: the other lines (most of
+    a long quoted history) need not go through the pattern."""
+    return ":" in line or "：" in line or "---" in line
+
+
 def own_text(mail: Mail) -> str:
     """The body the participant wrote: quoted lines (`>`) and the quoted original below a
     reply header are left out, so our own mail quoted back is never read as their answer.
     A forwarded mail's text is kept: that is what they send us."""
     lines: list[str] = []
     for line in mail.text.split("\n"):
-        if _QUOTE_START.match(line):
+        if _may_start_quote(line) and _QUOTE_START.match(line):
             break
         if line.lstrip().startswith(">"):
             continue

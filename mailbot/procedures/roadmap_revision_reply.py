@@ -208,7 +208,10 @@ class RoadmapRevisionReply:
             )
         attachment = sheets[0]
         limits = Limits(max_bytes=ctx.config.limits.max_attachment_bytes)
-        unsafe = inspect(attachment.filename, attachment.data, limits)
+        opened = attachment.opened
+        if opened is not None and (opened.limits != limits or opened.problems):
+            opened = None  # read again here, so that a refusal names its step as always
+        unsafe = [] if opened is not None else inspect(attachment.filename, attachment.data, limits)
         if unsafe:
             return [Problem("添付ファイル", p.message) for p in unsafe], [], None
         if source is not None:
@@ -230,7 +233,10 @@ class RoadmapRevisionReply:
             revision_known=revision_known,
         )
         accepted = None if named.problems else named.revision
-        grids, failure = load_grids(attachment.data, attachment.filename)
+        if opened is not None:
+            grids, failure = list(opened.grids), None
+        else:
+            grids, failure = load_grids(attachment.data, attachment.filename)
         if failure:
             return [*named.problems, Problem("添付ファイル", failure.message)], named.remarks, None
         return named.problems + sheet_problems(rules, grids), named.remarks, accepted
