@@ -274,17 +274,21 @@ def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
         finally:
             mailbox.close()
     sender = sender or make_sender(ctx)
+    stopped: BaseException | None = None
     if ctx.store.count_pending() >= READ_AHEAD_FROM:
         with ReadAhead(ctx, start=True) as ahead, SendAlong(ctx, sender) as along:
             summary.results = process_pending(ctx, ahead, along.wake)
             summary.jobs = run_jobs(ctx)
         summary.sent, summary.deferred = along.sent, along.deferred
+        stopped = along.stopped
     else:
         summary.results = process_pending(ctx)
         summary.jobs = run_jobs(ctx)
     sent, deferred = flush_outbox(ctx, sender)
     summary.sent += sent
     summary.deferred += deferred
+    if stopped is not None:
+        raise stopped
     return summary
 
 
@@ -301,6 +305,7 @@ class SendAlong:
     def __init__(self, ctx: Context, sender: Sender) -> None:
         self.ctx, self.sender = ctx, sender
         self.sent = self.deferred = 0
+        self.stopped: BaseException | None = None
         self.journal: SendJournal | None = None
         fork = multiprocessing.get_context("fork")
         self._wakes, self._waker = fork.Pipe(duplex=False)
@@ -329,7 +334,9 @@ class SendAlong:
             self._waker.send(durable)
 
     def __exit__(self, *exc: object) -> None:
-        """The journal is left to the run's last flush, which settles it first."""
+        """The journal is left to the run's last flush, which settles it first; what stopped
+        the sender (`stopped`) is raised by the caller after that flush, so the replies it
+        left still go."""
         with suppress(OSError):  # it has stopped already: its report says why
             self._waker.send(None)
         self.process.join()
@@ -343,8 +350,7 @@ class SendAlong:
             if self.journal is not None:
                 self.journal.close()
         if isinstance(report, BaseException):
-            if exc[0] is None:
-                raise report
+            self.stopped = report
             return
         self.sent, self.deferred = report
 

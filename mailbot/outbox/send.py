@@ -212,13 +212,16 @@ def fold_journal(ctx: Context, journal: SendJournal) -> int:
     return durable
 
 
-def settle_journal(ctx: Context) -> None:
+def settle_journal(ctx: Context, durable: bool = False) -> int | None:
     """What a killed run's sender left only in the journal joins the database (and leaves
     the journal) before mail is processed or sent: a delivery report about such a reply finds
-    it sent, and no sender sends it again."""
+    it sent, and no sender sends it again. `durable`: fold (and so sync) even when the journal
+    is empty, and return the newest outbox row that commit covers (None when nothing was
+    folded)."""
     with SendJournal(ctx.store.path, create=False) as journal:
-        if journal.entries():
-            fold_journal(ctx, journal)
+        if durable or journal.entries():
+            return fold_journal(ctx, journal)
+    return None
 
 
 @contextmanager
@@ -252,15 +255,20 @@ def flush_outbox(
     upto: int | None = None,
 ) -> tuple[int, int]:
     """Send every due row, in this database's sending turn. Returns (sent, failed-or-deferred).
-    With a `journal` (the sender that goes along) the replies the server takes are recorded
-    there, and only rows up to `upto` (durable) go; without one, what is left there is
-    settled first."""
+    Only rows a synced commit covers go (`upto`): the batches are committed without a sync of
+    their own, and a reply must not go out for a case a power cut could take back. With a
+    `journal` (the sender that goes along) the replies the server takes are recorded there
+    and the caller names `upto`; without one, what is left there is settled first, in a
+    synced commit when anything is due."""
     with sending_turn(ctx.store.path, SEND_LOCK_WAIT) as mine:
         if not mine:
             log.warning("another process is sending this outbox; its due mail goes with it")
             return 0, 0
         if journal is None:
-            settle_journal(ctx)
+            due = bool(ctx.store.due_mail(ctx.now(), limit=1))
+            upto = settle_journal(ctx, durable=due)
+            if not due:
+                return 0, 0
         return _flush(ctx, sender, batch, journal, upto)
 
 
