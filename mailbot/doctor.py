@@ -233,6 +233,14 @@ def _database_rows(h: Health, path: Path) -> list[Check]:
             "none due" if h.due == 0 else f"{h.due} due, oldest due since {h.oldest_due}",
         ),
         Check(
+            "send journal",
+            OK if h.journalled == 0 else WARN,
+            "empty"
+            if h.journalled == 0
+            else f"{h.journalled} replies a stopped run sent are recorded only in"
+            f" {path.name}.sends; the next run or send records them (do not delete it)",
+        ),
+        Check(
             "undeliverable replies",
             OK if h.undeliverable == 0 else WARN,
             f"{h.undeliverable} (staff were told; see `mailbot cases`)"

@@ -6,6 +6,7 @@ import shutil
 import socket
 import sqlite3
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,20 @@ def test_doctor_checks_the_web_pages_the_desk_would_load(tmp_path: Path, capsys)
     assert main(["--config", cfg, "doctor", "--offline"]) == 0
     status, detail = doctor_rows(capsys.readouterr().out)["templates"]
     assert "6 web pages compile (1 of this folder's own)" in detail
+
+
+def test_doctor_names_replies_a_stopped_run_left_in_the_send_journal(tmp_path: Path, capsys):
+    """They show as due in the database until a run records them; deleting the journal
+    then would send them again, so the doctor says so."""
+    from mailbot.store.journal import SendJournal
+
+    cfg = write_config(tmp_path)
+    assert main(["--config", cfg, "cases"]) == 0
+    assert main(["--config", cfg, "doctor", "--offline"]) == 0
+    assert doctor_rows(capsys.readouterr().out)["send journal"] == ("ok", "empty")
+    db = tmp_path / "data" / "mailbot.db"
+    with SendJournal(db) as journal:
+        journal.record(1, "<mailbot.1.x@occto.or.jp>", datetime(2026, 11, 25, 10, 0))
+    assert main(["--config", cfg, "doctor", "--offline"]) == 0
+    status, detail = doctor_rows(capsys.readouterr().out)["send journal"]
+    assert status == "warn" and detail.startswith("1 replies") and "do not delete" in detail

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from mailbot.store.journal import journal_path
+
 
 @dataclass(frozen=True)
 class Health:
@@ -17,6 +19,7 @@ class Health:
     due: int
     oldest_due: str | None
     undeliverable: int
+    journalled: int = 0
 
 
 def read_health(path: Path, now: datetime) -> Health:
@@ -36,7 +39,19 @@ def read_health(path: Path, now: datetime) -> Health:
         ).fetchone()[0]
     finally:
         conn.close()
-    return Health(integrity, stored[0], stored[1], due[0], due[1], failed)
+    return Health(integrity, stored[0], stored[1], due[0], due[1], failed, _journalled(path))
+
+
+def _journalled(database: Path) -> int:
+    """Replies a stopped run sent and recorded only in its send journal (store/journal.py)."""
+    path = journal_path(database)
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM sent").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def backup_checked(source: sqlite3.Connection, target: Path) -> str:
