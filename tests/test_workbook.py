@@ -541,3 +541,96 @@ def test_a_small_workbook_whose_cells_all_name_one_long_shared_string_is_not_ope
     assert "naming shared strings" in problems[0].detail
     # the real form, whose strings are short, still opens
     assert wb.inspect("form.xlsx", PLAIN) == []
+
+
+# --- what the preflight sees must be what a reader sees (attacker review, session 6) --------
+
+FAR_CELL = b'<row><c r="XFD1048576" t="inlineStr"><is><t>far</t></is></c></row>'
+
+
+def _sheet_with(extra: bytes) -> bytes:
+    sheet = "xl/worksheets/sheet1.xml"
+    return rezip(
+        PLAIN,
+        replace=lambda n, b: (
+            b.replace(b"</sheetData>", extra + b"</sheetData>") if n == sheet else b
+        ),
+    )
+
+
+HIDDEN_FAR_CELLS = {
+    "behind a quote in a comment": b'<!-- <c x=" -->' + FAR_CELL + b'<!-- " -->',
+    "behind a quote in CDATA": b'<row><c t="inlineStr"><is><t><![CDATA[<c x="]]></t></is></c>'
+    b"</row>" + FAR_CELL + b'<row><c t="inlineStr"><is><t><![CDATA["]]></t></is></c></row>',
+    "behind a quote in a processing instruction": b'<?x <c x=" ?>' + FAR_CELL + b'<?x " ?>',
+    "under a non-ASCII prefix": FAR_CELL.replace(
+        b"<c ", '<ä:c xmlns:ä="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '.encode()
+    ).replace(b"</c>", "</ä:c>".encode()),
+}
+
+
+@pytest.mark.parametrize("how", list(HIDDEN_FAR_CELLS))
+def test_a_far_cell_cannot_hide_from_the_preflight(how: str) -> None:
+    """calamine keeps a sheet as a rectangle from A1 to its last cell: a cell at XFD1048576
+    asks for 549 GB and the process aborts (exit 134). A quote opened inside a comment, CDATA
+    or a processing instruction swallowed the real tags after it, and a non-ASCII namespace
+    prefix was not matched: the preflight counted 22 rows and handed the book to calamine."""
+    data = _sheet_with(HIDDEN_FAR_CELLS[how])
+    extent = wb._extent_of(data)
+    assert extent.rows >= 1_048_576 and extent.columns == 16_384
+    assert not wb._small_enough_for_calamine(data)
+
+
+def test_a_comment_left_open_counts_as_too_many_cells() -> None:
+    """A reader may read past an unclosed comment; the preflight cannot say what it reads."""
+    problems = wb.inspect("a.xlsx", _sheet_with(b"<!-- " + FAR_CELL))
+    assert [p.kind for p in problems] == [wb.TOO_MANY_CELLS]
+
+
+def test_a_merge_hidden_in_a_comment_is_counted() -> None:
+    hidden = b'<!-- <mergeCell x=" --><mergeCell ref="A1:CV3000"/><!-- " -->'
+    data = rezip(
+        PLAIN,
+        replace=lambda n, b: (
+            b.replace(b"</sheetData>", b"</sheetData><mergeCells>" + hidden + b"</mergeCells>")
+            if n == "xl/worksheets/sheet1.xml"
+            else b
+        ),
+    )
+    assert [p.kind for p in wb.inspect("a.xlsx", data)] == [wb.TOO_MANY_CELLS]
+
+
+@pytest.mark.parametrize(
+    "shadow",
+    ["XL/worksheets/sheet1.xml", "xl\\worksheets\\sheet1.xml", "/xl/worksheets/sheet1.xml"],
+)
+def test_two_parts_named_alike_are_refused(shadow: str) -> None:
+    """The preflight matched names case-blind and read the harmless copy; openpyxl opened the
+    real part (a merge of 300,000 cells)."""
+    with zipfile.ZipFile(io.BytesIO(PLAIN)) as z:
+        sheet = z.read("xl/worksheets/sheet1.xml")
+    data = rezip(PLAIN, add={shadow: sheet})
+    problems = wb.inspect("a.xlsx", data)
+    assert {p.kind for p in problems} == {wb.UNSAFE_PART_NAME}
+    assert any("two parts named" in p.detail for p in problems)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_part_compressed_other_than_excel_does_is_refused(method: int) -> None:
+    """zipfile inflates bzip2 and LZMA whole before it cuts to the declared size: a 6 KB file
+    declaring a 100-byte part took 841 MB."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(PLAIN)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+        dst.writestr("xl/notes.xml", b"<notes/>", compress_type=method)
+    problems = wb.inspect("事業者マスタ申込書.xlsx", out.getvalue())
+    assert [p.kind for p in problems] == [wb.UNSAFE_COMPRESSION]
+    assert "「事業者マスタ申込書.xlsx」" in problems[0].message
+
+
+def test_a_reference_spelled_with_zero_padded_character_references_is_read() -> None:
+    """An XML parser reads &#0000000088; as X whatever the zeros; the preflight must too."""
+    cell = b'<row><c r="&#0000000088;FD1048576" t="inlineStr"><is><t>far</t></is></c></row>'
+    extent = wb._extent_of(_sheet_with(cell))
+    assert extent.rows == 1_048_576 and extent.columns == 16_384

@@ -58,6 +58,7 @@ BROKEN_ZIP = "broken_zip"
 TOO_MANY_PARTS = "too_many_parts"
 ZIP_BOMB = "zip_bomb"
 UNSAFE_PART_NAME = "unsafe_part_name"
+UNSAFE_COMPRESSION = "unsafe_compression"
 MACRO = "macro"
 NOT_WORKBOOK = "not_workbook"
 XML_DTD = "xml_dtd"
@@ -129,6 +130,8 @@ _MESSAGES: dict[str, str] = {
     "申込書以外のシートや画像を含めず、.xlsx 形式で" + _RESEND,
     UNSAFE_PART_NAME: "{subject}は不正な構造を含むため、安全のため開封しておりません。"
     "申込書を Excel で開き、.xlsx 形式で" + _RESEND,
+    UNSAFE_COMPRESSION: "{subject}は Excel が使用しない圧縮形式を含むため、安全のため開封しておりません。"
+    "申込書を Excel で開き、.xlsx 形式で" + _RESEND,
     MACRO: "{subject}はマクロを含むブック（.xlsm 等）のため、受け付けておりません。"
     "マクロを含まない「Excel ブック（*.xlsx）」形式で" + _RESEND,
     NOT_WORKBOOK: "{subject}は Excel ブックではないため、内容を確認できませんでした。"
@@ -181,6 +184,25 @@ def inspect(filename: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> list
         return [problem(BROKEN_ZIP, filename, f"zip: {type(exc).__name__}: {exc}")]
 
 
+_EXCEL_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _part_key(name: str) -> str:
+    """A part's name as readers match it: either slash, no leading slash, any letter case."""
+    return name.replace("\\", "/").lstrip("/").lower()
+
+
+def _named_alike(infos: list[zipfile.ZipInfo]) -> str | None:
+    """The first part name that another part also has, once matched as readers match it."""
+    seen: set[str] = set()
+    for info in infos:
+        key = _part_key(info.filename)
+        if key in seen:
+            return info.filename
+        seen.add(key)
+    return None
+
+
 def _unsafe_name(name: str) -> bool:
     path = name.replace("\\", "/")
     return (
@@ -210,6 +232,14 @@ def _inspect_zip(
     bad_names = [info.filename for info in infos if _unsafe_name(info.filename)]
     if bad_names:
         found.append(problem(UNSAFE_PART_NAME, filename, f"part name {bad_names[0]!r}"))
+    alike = _named_alike(infos)
+    if alike:
+        # the preflight would read one of them and a reader the other
+        found.append(problem(UNSAFE_PART_NAME, filename, f"two parts named {alike!r}"))
+    packed = [i.filename for i in infos if i.compress_type not in _EXCEL_COMPRESSION]
+    if packed:
+        # zipfile inflates bzip2 and LZMA without a bound before it cuts to the declared size
+        found.append(problem(UNSAFE_COMPRESSION, filename, f"{packed[0]!r} is not deflated"))
     if any(info.flag_bits & 0x1 for info in infos):
         found.append(problem(ENCRYPTED, filename, "zip parts are encrypted"))
     if found:
@@ -480,7 +510,8 @@ def grid_from_calamine(sheet: Any) -> Grid:
 # A tag's attributes end at the first '>' outside quotes: a quoted '>' or a quoted "r='A1'"
 # inside another attribute must not end the tag or pass for its reference.
 _SHEET_TAG = re.compile(
-    rb"""<(?:[\w.-]+:)?(row|c|mergeCell)\b((?:[^>"']|"[^"]*"|'[^']*')*)>""", re.IGNORECASE
+    rb"""<(?:[^\s<>/!?:=\x22\x27]+:)?(row|c|mergeCell)\b((?:[^>"']|"[^"]*"|'[^']*')*)>""",
+    re.IGNORECASE,
 )
 _ATTR_PAIR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _MERGE_REF = re.compile(rb"([A-Za-z]{1,3})(\d{1,7})(?::([A-Za-z]{1,3})(\d{1,7}))?")
@@ -496,7 +527,7 @@ def _attribute(attrs: bytes, name: bytes) -> bytes | None:
     return None
 
 
-_CHAR_REF = re.compile(rb"&#(x[0-9A-Fa-f]{1,6}|[0-9]{1,7});")
+_CHAR_REF = re.compile(rb"&#(x[0-9A-Fa-f]{1,32}|[0-9]{1,32});")  # leading zeros count
 
 
 def _char(match: re.Match[bytes]) -> bytes:
@@ -532,9 +563,14 @@ def sheet_extent(xml: bytes) -> Extent:
     """The extent of one worksheet part, from its tags alone (no XML parser, no allocation
     per cell): what decides whether a reader may open it. A reference written with character
     references (`&#88;FD1`) is read as the XML parser reads it; a prefixed `x:r` is not a
-    reference, as for the readers."""
+    reference, as for the readers. Comments, CDATA and processing instructions are taken out
+    first (a quote inside one would hide the real tags after it); one left open counts as
+    too many cells."""
+    markup = _markup(xml)
+    if markup is None:
+        return Extent(cells=UNREADABLE_MERGE)
     row = col = max_row = max_col = cells = shared = 0
-    for match in _SHEET_TAG.finditer(xml):
+    for match in _SHEET_TAG.finditer(markup):
         tag, attrs = match.group(1).lower(), match.group(2)
         if b"&#" in attrs:
             attrs = _CHAR_REF.sub(_char, attrs)
@@ -580,20 +616,37 @@ def sheet_extent(xml: bytes) -> Extent:
     return Extent(max_row, max_col, cells, shared)
 
 
-_SHARED_ITEM = re.compile(rb"<(?:[\w.-]+:)?si\b", re.IGNORECASE)
+_SHARED_ITEM = re.compile(rb"<(?:[^\s<>/!?:=\x22\x27]+:)?si\b", re.IGNORECASE)
+
+
+_HIDDEN = re.compile(rb"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>", re.DOTALL)
+_OPENED = re.compile(rb"<!--|<!\[CDATA\[|<\?")
+
+
+def _markup(xml: bytes) -> bytes | None:
+    """The part as an XML parser sees its tags: comments, CDATA sections and processing
+    instructions (the XML declaration too) taken out; None when one is never closed."""
+    if b"<!" not in xml and b"<?" not in xml:
+        return xml
+    kept = _HIDDEN.sub(b"", xml)
+    return None if _OPENED.search(kept) else kept
 
 
 def _longest_shared(xml: bytes) -> int:
     """An upper bound of the longest shared string's XML in a part: the gap from one `<si`
     to the next (or to the end), found in one pass whether or not the items are closed."""
-    starts = [m.start() for m in _SHARED_ITEM.finditer(xml)]
+    markup = _markup(xml)
+    if markup is None:
+        return len(xml)
+    starts = [m.start() for m in _SHARED_ITEM.finditer(markup)]
     if not starts:
         return 0
-    return max(end - start for start, end in zip(starts, [*starts[1:], len(xml)], strict=True))
+    ends = [*starts[1:], len(markup)]
+    return max(end - start for start, end in zip(starts, ends, strict=True))
 
 
-_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship\b([^>]*)>", re.IGNORECASE)
-_OVERRIDE = re.compile(rb"<(?:[\w.-]+:)?Override\b([^>]*)>", re.IGNORECASE)
+_RELATIONSHIP = re.compile(rb"<(?:[^\s<>/!?:=\x22\x27]+:)?Relationship\b([^>]*)>", re.IGNORECASE)
+_OVERRIDE = re.compile(rb"<(?:[^\s<>/!?:=\x22\x27]+:)?Override\b([^>]*)>", re.IGNORECASE)
 _ATTR = re.compile(rb"""\b(Type|Target|PartName|ContentType)\s*=\s*["']([^"']*)["']""")
 
 
@@ -610,9 +663,7 @@ def _sheet_parts(archive: zipfile.ZipFile, whole: dict[int, bytes]) -> list[zipf
     """Every part a reader may open as a worksheet: those under xl/worksheets/, and any part
     a relationship (from any .rels) or a content-type override names as one, wherever it
     lies: a sheet moved to xl/data/x.xml is still read."""
-    by_name = {
-        info.filename.replace("\\", "/").lstrip("/").lower(): info for info in archive.infolist()
-    }
+    by_name = {_part_key(info.filename): info for info in archive.infolist()}
     wanted = {n for n in by_name if n.startswith("xl/worksheets/") and n.endswith(".xml")}
     for name, info in by_name.items():
         if name.endswith(".rels"):
