@@ -662,24 +662,28 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, whole: dict[int, byte
 def _sheet_parts(archive: zipfile.ZipFile, whole: dict[int, bytes]) -> list[zipfile.ZipInfo]:
     """Every part a reader may open as a worksheet: those under xl/worksheets/, and any part
     a relationship (from any .rels) or a content-type override names as one, wherever it
-    lies: a sheet moved to xl/data/x.xml is still read."""
-    by_name = {_part_key(info.filename): info for info in archive.infolist()}
+    lies: a sheet moved to xl/data/x.xml is still read. Parts named alike (`inspect` refuses
+    them) are all counted."""
+    by_name: dict[str, list[zipfile.ZipInfo]] = {}
+    for info in archive.infolist():
+        by_name.setdefault(_part_key(info.filename), []).append(info)
     wanted = {n for n in by_name if n.startswith("xl/worksheets/") and n.endswith(".xml")}
-    for name, info in by_name.items():
-        if name.endswith(".rels"):
-            base = posixpath.dirname(posixpath.dirname(name))
-            for match in _RELATIONSHIP.finditer(_read(archive, info, whole)):
-                attrs = _attrs(match.group(1))
-                if "worksheet" in attrs.get("Type", "").lower() and attrs.get("Target"):
-                    target = attrs["Target"].replace("\\", "/")
-                    path = target.lstrip("/") if target.startswith("/") else f"{base}/{target}"
-                    wanted.add(posixpath.normpath(path).lstrip("/").lower())
-        elif name == CONTENT_TYPES_PART.lower():
-            for match in _OVERRIDE.finditer(_read(archive, info, whole)):
-                attrs = _attrs(match.group(1))
-                if "worksheet" in attrs.get("ContentType", "").lower():
-                    wanted.add(attrs.get("PartName", "").lstrip("/").lower())
-    return [by_name[n] for n in sorted(wanted) if n in by_name]
+    for name, infos in by_name.items():
+        for info in infos:
+            if name.endswith(".rels"):
+                base = posixpath.dirname(posixpath.dirname(name))
+                for match in _RELATIONSHIP.finditer(_read(archive, info, whole)):
+                    attrs = _attrs(match.group(1))
+                    if "worksheet" in attrs.get("Type", "").lower() and attrs.get("Target"):
+                        target = attrs["Target"].replace("\\", "/")
+                        path = target.lstrip("/") if target.startswith("/") else f"{base}/{target}"
+                        wanted.add(posixpath.normpath(path).lstrip("/").lower())
+            elif name == CONTENT_TYPES_PART.lower():
+                for match in _OVERRIDE.finditer(_read(archive, info, whole)):
+                    attrs = _attrs(match.group(1))
+                    if "worksheet" in attrs.get("ContentType", "").lower():
+                        wanted.add(attrs.get("PartName", "").lstrip("/").lower())
+    return [info for name in sorted(wanted) for info in by_name.get(name, [])]
 
 
 def workbook_extent(archive: zipfile.ZipFile, whole: dict[int, bytes] | None = None) -> Extent:

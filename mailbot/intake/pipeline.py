@@ -107,7 +107,9 @@ def process_batch(
     mails one at a time (`Store.start_batch`), so only a mail that stops the process twice
     on its own is ever set aside. `ready`
     holds what the read-ahead worker prepared, mail by mail (None: prepare it here). A mail
-    another process finished since the batch was listed (two runs at once) is left to it."""
+    another process finished since the batch was listed (two runs at once) is left to it.
+    Each mail's log line comes after the commit: it says what is done, not what a kill may
+    still take back."""
     _count_start(ctx, batch, +1)
     results: list[Result] = []
     try:
@@ -119,6 +121,11 @@ def process_batch(
     except BaseException:
         _uncount(ctx, batch)
         raise
+    for result in results:
+        log.info(
+            "mail key=%s procedure=%s outcome=%s case=%s ms=%.1f",
+            *(result.key, result.procedure, result.outcome, result.case_id, result.ms),
+        )
     return results
 
 
@@ -140,14 +147,6 @@ def _process_one(ctx: Context, stored: StoredMessage, ready: Mail | None) -> Res
         case_id = _quarantine(ctx, stored, reason)
         result = Result(stored.key, "quarantined", reason, case_id, 0.0)
     ms = (time.perf_counter() - started) * 1000
-    log.info(
-        "mail key=%s procedure=%s outcome=%s case=%s ms=%.1f",
-        stored.key,
-        result.procedure,
-        result.outcome,
-        result.case_id,
-        ms,
-    )
     return Result(result.key, result.procedure, result.outcome, result.case_id, ms)
 
 

@@ -108,7 +108,55 @@ def huge_merge() -> bytes:
     )
 
 
+def far_cell_in_a_comment() -> bytes:
+    """A quote opened inside a comment, closed in another after the far cell: a tag scan
+    that does not know comments reads the real cell as the comment's attribute."""
+    return _sheet_with(
+        b'<!-- <c x=" --><row><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row><!-- " -->'
+    )
+
+
+def far_cell_foreign_prefix() -> bytes:
+    """The far cell in a namespace whose prefix is not ASCII: readers match the local name."""
+    prefix = "ä".encode()
+    return _sheet_with(
+        b"<row><"
+        + prefix
+        + b":c xmlns:"
+        + prefix
+        + b'="http://schemas.openxmlformats.org/spreadsheetml/2006/main" r="XFD1048576">'
+        + b"<v>1</v></"
+        + prefix
+        + b":c></row>"
+    )
+
+
+def part_named_alike() -> bytes:
+    """A harmless copy of the sheet under the same name in capitals, after the real one."""
+    form = to_bytes(operator_form())
+    with zipfile.ZipFile(io.BytesIO(form)) as z:
+        sheet = z.read(SHEET)
+    return rezip(far_cell_without_r(), add={SHEET.upper(): sheet})
+
+
+def bzip2_part() -> bytes:
+    """A part compressed with bzip2, which zipfile inflates whole before it checks the size."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(far_cell_without_r())) as src,
+        zipfile.ZipFile(out, "w") as dst,
+    ):
+        for info in src.infolist():
+            dst.writestr(info, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+        dst.writestr("xl/notes.xml", b"<notes/>" * 1000, compress_type=zipfile.ZIP_BZIP2)
+    return out.getvalue()
+
+
 WORKBOOK_ATTACKS: dict[str, Callable[[], bytes]] = {
+    "far_cell_in_a_comment": far_cell_in_a_comment,
+    "far_cell_foreign_prefix": far_cell_foreign_prefix,
+    "part_named_alike": part_named_alike,
+    "bzip2_part": bzip2_part,
     "far_cell_lowercase": far_cell_lowercase,
     "cells_without_r": cells_without_r,
     "far_cell_without_r": far_cell_without_r,
