@@ -124,7 +124,11 @@ def process_batch(
     for result in results:
         log.info(
             "mail key=%s procedure=%s outcome=%s case=%s ms=%.1f",
-            *(result.key, result.procedure, result.outcome, result.case_id, result.ms),
+            result.key,
+            result.procedure,
+            result.outcome,
+            result.case_id,
+            result.ms,
         )
     return results
 

@@ -300,7 +300,8 @@ class SendAlong:
     moment the server answers. A process, not a thread: its waits on the SMTP server never
     queue behind the checking thread for the GIL. It records in the send journal
     (mailbot/store/journal.py), not in the database, whose write lock the batches hold; this
-    process folds the journal into the database after each batch and settles it at the end."""
+    process folds the journal into the database after each batch (`wake`), and the run's last
+    flush folds what the sender recorded after the last one."""
 
     def __init__(self, ctx: Context, sender: Sender) -> None:
         self.ctx, self.sender = ctx, sender
