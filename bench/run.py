@@ -300,20 +300,54 @@ def drain_latency(backlog: int, probes: int) -> dict:
             stop.set()
             proc.terminate()
             proc.wait(timeout=60)
+        unanswered = _whereabouts(desk.root, [i for i in ids if i not in seen])
     times = [seen[i] - sent_at[i] for i in ids if i in seen]
     if len(times) < probes * 0.9:
-        raise RuntimeError(f"only {len(times)} of {probes} probes were answered")
+        raise RuntimeError(f"only {len(times)} of {probes} probes were answered: {unanswered}")
     q = statistics.quantiles(times, n=100, method="inclusive")
     return {
         "backlog": backlog,
         "probes": probes,
         "answered_probes": len(times),
+        "unanswered": unanswered,
         "p50_s": round(statistics.median(times), 3),
         "p99_s": round(q[98], 3),
         "max_s": round(max(times), 3),
         "drain_seconds": round(drained, 1),
         "peak_rss_mb": round(rss, 1),
     }
+
+
+def _whereabouts(root: Path, message_ids: list[str]) -> list[dict]:
+    """Where each unanswered probe stopped (stored? processed how? its replies' state), so that
+    a probe missing from a run can be told apart: a reply still waiting in the outbox after
+    the drain went quiet is a latency bug in the daemon, a mail never fetched is not."""
+    import sqlite3
+
+    conn = sqlite3.connect(root / "data" / "mailbot.db")
+    conn.row_factory = sqlite3.Row
+    found = []
+    try:
+        for mid in message_ids:
+            row = conn.execute(
+                "SELECT id, state, outcome, case_id, received_at, processed_at FROM messages"
+                " WHERE message_id IN (?, ?)",
+                (mid, mid.strip("<>")),
+            ).fetchone()
+            where: dict = {"message_id": mid, "message": dict(row) if row else None}
+            if row and row["case_id"]:
+                where["outbox"] = [
+                    dict(r)
+                    for r in conn.execute(
+                        "SELECT kind, state, send_at, sent_at, attempts, last_error FROM outbox"
+                        " WHERE case_id = ?",
+                        (row["case_id"],),
+                    )
+                ]
+            found.append(where)
+    finally:
+        conn.close()
+    return found
 
 
 def _wait_for_first_mail(log: Path, proc: subprocess.Popen) -> None:
@@ -693,8 +727,8 @@ def main() -> int:
             "p50 < 0.7, p99 < 1.5",
         ),
         (
-            f"latency p50 / p99 while {drain['backlog']:,} drain (s)",
-            f"{drain['p50_s']} / {drain['p99_s']}",
+            f"latency p50 / p99 while {drain['backlog']:,} drain (s), probes answered",
+            f"{drain['p50_s']} / {drain['p99_s']}, {drain['answered_probes']} of {drain['probes']}",
             "p50 ~0.5, p99 < 1",
         ),
         ("peak RSS, daemon over the drain (MB)", drain["peak_rss_mb"], "< 200"),
