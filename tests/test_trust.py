@@ -190,6 +190,39 @@ def test_hostile_workbooks_stay_under_a_memory_ceiling(tmp_path: Path):
     assert grown_mb < MEMORY_CEILING_MB
 
 
+DAMAGED_JIS = textwrap.dedent(
+    """
+    import base64, hashlib, random, resource, sys
+    from pathlib import Path
+    from tests.support.desk import make_desk
+    from mailbot.intake.runner import process_pending
+
+    ctx = make_desk(Path(sys.argv[1]), "2026-11-20T10:00")
+    body = b"\\x1b$B0!" + random.Random(7).randbytes(8 << 20)
+    raw = (
+        b"From: noise@example.net\\r\\nTo: code@occto.or.jp\\r\\nSubject: x\\r\\n"
+        b"MIME-Version: 1.0\\r\\nContent-Type: text/plain; charset=iso-2022-jp\\r\\n"
+        b"Content-Transfer-Encoding: base64\\r\\n\\r\\n" + base64.encodebytes(body)
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ctx.store.save_raw("code@occto.or.jp", [(hashlib.sha256(raw).hexdigest(), raw)], ctx.now())
+    results = process_pending(ctx)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(len(results), (after - before) // 1024)
+    """
+)
+
+
+def test_a_damaged_iso_2022_jp_body_stays_under_the_memory_ceiling(tmp_path: Path):
+    """8 MB of 8-bit bytes after one ESC $ B: read one byte at a time (a string and a list
+    entry per byte) it took ~0.5 GB; read a run at a time it is a case like any other."""
+    done = run_script(DAMAGED_JIS, tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, grown_mb = (int(x) for x in done.stdout.split())
+    assert count == 1
+    assert grown_mb < MEMORY_CEILING_MB
+
+
 CRASH = textwrap.dedent(
     """
     import os, sys
