@@ -145,22 +145,24 @@ def decode_jis_stdlib(data: bytes) -> tuple[str, list[str]]:
 _ESCAPE = rb"\x1b(?:\(B|\(J|\$@|\$B|\(I|\$\([DOPQ]|&@)"
 _KANA_RUN = re.compile(rb"[\x21-\x5f]+")
 _LINE_BREAKS = re.compile(rb"[\r\n]+")
-_NOT_JIS_BYTE = re.compile(rb"[^\x21-\x7e]")
-_BROKEN_END = re.compile(rb"[\x0e\x0f\r\n]|[\x21-\x7e]{2}|" + _ESCAPE)
-_PLAIN_END = {
-    "ascii": re.compile(rb"[\x0e\x0f]|" + _ESCAPE),
-    "kana": re.compile(rb"[\x21-\x5f\x0e\x0f]|" + _ESCAPE),
-    "kanji": re.compile(rb"[\x21-\x5f\x0e\x0f\r\n]|" + _ESCAPE),
-    "unsupported": re.compile(rb"[\x21-\x7e\x0e\x0f]|" + _ESCAPE),
-}
-"""Where a run of bytes each read as itself (ASCII) or as CP932 reads that one byte ends, per
-mode: where the mode can change or a byte means more. Searched for, not matched as a repeated
-group, which costs `re` memory per byte (1.3 GB for a 20 MB run)."""
+_JIS_OR_NOT = re.compile(rb"[\x21-\x7e]+|[^\x21-\x7e]+")
+_SHIFT_END = re.compile(rb"[\x0e\x0f]|" + _ESCAPE)
+_LINE_END = re.compile(rb"[\x0e\x0f\r\n]|" + _ESCAPE)
+_UNSUPPORTED_PLAIN_END = re.compile(rb"[\x21-\x7e\x0e\x0f]|" + _ESCAPE)
+"""Where a stretch read one way ends: at an escape, SO or SI (and at a line break where it
+ends a two-byte run). Searched for, not matched as a repeated group, which costs `re` memory
+per byte (1.3 GB for a 20 MB run)."""
 
 _ONE_BYTE = str.maketrans(
     {b: bytes((b,)).decode("cp932", errors="replace") for b in range(0x80, 0x100)}
 )
 _HIGH_BIT = bytes((b | 0x80) for b in range(0x80)) + bytes(range(0x80, 0x100))
+_KANA_TEXT = str.maketrans(
+    {
+        b: bytes((b | 0x80 if 0x21 <= b <= 0x5F else b,)).decode("cp932", errors="replace")
+        for b in (*range(0x21, 0x60), *range(0x80, 0x100))
+    }
+)
 _SJIS_LEAD = bytes(
     ((j + 1) >> 1) + (0x70 if j <= 0x5E else 0xB0) if 0x21 <= j <= 0x7E else 0 for j in range(256)
 )
@@ -185,10 +187,11 @@ def _jis_run_to_sjis(run: bytes) -> bytearray:
 def decode_jis_bytewise(data: bytes) -> tuple[str, list[str]]:
     """Damaged or unusual ISO-2022-JP, read as far as it goes: half-width kana (ESC ( I, SO/SI),
     JIS-Roman as ASCII, a line break ending a two-byte run, U+FFFD for what cannot be read.
-    A run of bytes that reads alike is taken in one step, and the text is joined as it grows,
-    so time and memory follow the size of the text, not the number of bytes (20 MB of 8-bit
-    bytes after one ESC $ B took 12 s and 1.2 GB read one byte at a time; that reader is
-    tests/support/jis_oracle.py, and tests/test_charset_jis.py holds the two to one answer)."""
+    A stretch read one way (up to an escape, SO, SI or line break) is one step, and the text is
+    joined as it grows, so memory follows the text: 20 MB of 8-bit bytes after one ESC $ B took
+    1.2 GB (and 12 s) read a byte at a time. Time stays linear, with a step per two-byte run and
+    broken byte inside a kanji stretch. The byte-at-a-time reader is tests/support/
+    jis_oracle.py; tests/test_charset_jis.py holds the two to one answer."""
     chunks: list[str] = []
     out: list[str] = []
     defects: set[str] = set()
@@ -247,30 +250,44 @@ def decode_jis_bytewise(data: bytes) -> tuple[str, list[str]]:
             continue
         if mode == "kanji" and not shifted:
             pair = data[i : i + 3]
-            if len(pair) > 1 and 0x21 <= pair[0] <= 0x7E and 0x21 <= pair[1] <= 0x7E:
-                if len(pair) == 2 or not 0x21 <= pair[2] <= 0x7E:
-                    pending += _jis_pair_to_sjis(pair[0], pair[1])
-                    i += 2
-                    continue
-                stop = _NOT_JIS_BYTE.search(data, i)
-                end = i + ((stop.start() if stop else n) - i) // 2 * 2
-                pending += _jis_run_to_sjis(data[i:end])
-                i = end
+            if (
+                0x21 <= byte <= 0x7E
+                and len(pair) > 1
+                and 0x21 <= pair[1] <= 0x7E
+                and (len(pair) == 2 or not 0x21 <= pair[2] <= 0x7E)
+            ):
+                pending += _jis_pair_to_sjis(byte, pair[1])
+                i += 2
                 continue
-            flush()
-            stop = _BROKEN_END.search(data, i)
+            stop = _LINE_END.search(data, i)
             end = stop.start() if stop else n
-            out.append("\ufffd" * (end - i))
-            defects.add("iso-2022-jp: broken two-byte sequence")
+            for run in _JIS_OR_NOT.finditer(data, i, end):
+                size = run.end() - run.start()
+                if 0x21 <= data[run.start()] <= 0x7E:
+                    pairs = size & ~1
+                    if pairs == 2:
+                        pending += _jis_pair_to_sjis(data[run.start()], data[run.start() + 1])
+                    elif pairs:
+                        pending += _jis_run_to_sjis(data[run.start() : run.start() + pairs])
+                    if not size & 1:
+                        continue
+                    size = 1
+                flush()
+                out.append("\ufffd" * size)
+                defects.add("iso-2022-jp: broken two-byte sequence")
             i = end
             continue
-        if (mode == "kana" or shifted) and 0x21 <= byte <= 0x5F:
+        if mode == "kana" or (shifted and mode != "unsupported"):
+            stop = (_LINE_END if mode == "kanji" else _SHIFT_END).search(data, i)
+            end = stop.start() if stop else n
+            text = data[i:end].decode("latin-1").translate(_KANA_TEXT)
+        elif shifted and 0x21 <= byte <= 0x5F:
             run = _KANA_RUN.match(data, i)
             assert run is not None
             pending += run.group().translate(_HIGH_BIT)
             i = run.end()
             continue
-        if mode == "unsupported" and 0x21 <= byte <= 0x7E and i + 1 < n:
+        elif mode == "unsupported" and 0x21 <= byte <= 0x7E and i + 1 < n:
             flush()
             count = 1
             i += 2
@@ -279,10 +296,12 @@ def decode_jis_bytewise(data: bytes) -> tuple[str, list[str]]:
                 i += 2
             out.append("\ufffd" * count)
             continue
+        else:
+            end_of = _UNSUPPORTED_PLAIN_END if mode == "unsupported" else _SHIFT_END
+            stop = end_of.search(data, i + 1)
+            end = stop.start() if stop else n
+            text = data[i:end].decode("latin-1").translate(_ONE_BYTE)
         flush()
-        stop = _PLAIN_END["kana" if shifted and mode == "ascii" else mode].search(data, i + 1)
-        end = stop.start() if stop else n
-        text = data[i:end].decode("latin-1").translate(_ONE_BYTE)
         if "\ufffd" in text:
             defects.add("iso-2022-jp: characters outside CP932 replaced")
         out.append(text)
