@@ -324,7 +324,9 @@ def _whereabouts(root: Path, message_ids: list[str]) -> list[dict]:
     the drain went quiet is a latency bug in the daemon, a mail never fetched is not."""
     import sqlite3
 
-    conn = sqlite3.connect(root / "data" / "mailbot.db")
+    if not message_ids:
+        return []
+    conn = sqlite3.connect(f"file:{root / 'mailbot.db'}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     found = []
     try:
