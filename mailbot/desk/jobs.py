@@ -107,6 +107,8 @@ def run_due_jobs(ctx: Context) -> list[str]:
     for spec in due_jobs(ctx, specs, now):
         try:
             with ctx.store.transaction():
+                if not due_jobs(ctx, [spec], now):
+                    continue  # another run (a `run --once` beside the daemon) did it just now
                 JOBS[spec.name](ctx, spec, now)
                 ctx.store.set_job_run(spec.name, now)
         except StoreError:
