@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, datetime
 from pathlib import Path
 
@@ -132,6 +133,40 @@ def test_two_runs_at_once_send_the_daily_report_once(
         other.close()
     assert "daily_report" in raced[0]
     assert len(outbox(desk, "daily_report")) == 1
+
+
+def test_the_daily_report_is_read_without_holding_the_write_lock(
+    desk: Context, monkeypatch: pytest.MonkeyPatch
+):
+    """The report of 30,000 open cases takes ~3 s to read and write out; the web desk and a
+    run beside this one must be able to write meanwhile. Before, the whole job ran inside
+    BEGIN IMMEDIATE. The report still lists the cases it was read with."""
+    from mailbot.desk import report
+
+    real = report.read_report
+    could_write: list[bool] = []
+
+    def read_while_another_writes(ctx: Context) -> report.Report:
+        other = sqlite3.connect(desk.config.database, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            could_write.append(True)
+        except sqlite3.OperationalError:
+            could_write.append(False)
+        finally:
+            other.close()
+        read.append(real(ctx))
+        return read[-1]
+
+    read: list[report.Report] = []
+    case_id = correction_case(desk)
+    monkeypatch.setattr(report, "read_report", read_while_another_writes)
+    set_now(desk, "2026-11-17T08:40")
+    assert "daily_report" in run_due_jobs(desk)
+    assert could_write == [True]
+    assert len(outbox(desk, "daily_report")) == 1
+    assert list(desk.store.report_cases(read[0].key)) == [case_id]
 
 
 def test_restart_catches_up_once_not_per_missed_day(desk: Context):

@@ -131,8 +131,20 @@ def _local(text: str | None, tz: Any) -> datetime | None:
 
 
 def build_report(ctx: Context) -> Report:
-    """Per-row lookups that repeat across rows (calendar, operator, procedure name, allowed
-    actions) are made once per distinct value: 30,000 open rows share a few hundred."""
+    """The report, and which cases (at which version) it lists recorded for `decisions apply`."""
+    report = read_report(ctx)
+    record_rows(ctx, report)
+    return report
+
+
+def record_rows(ctx: Context, report: Report) -> None:
+    ctx.store.record_report(report.key, ctx.now(), [(r.case_id, r.version) for r in report.rows])
+
+
+def read_report(ctx: Context) -> Report:
+    """The report, read only: the daily job reads it before taking the write lock. Per-row
+    lookups that repeat across rows (calendar, operator, procedure name, allowed actions) are
+    made once per distinct value: 30,000 open rows share a few hundred."""
     tz = ctx.calendar.tz
     now = ctx.now().astimezone(tz)
     today = now.date()
@@ -193,7 +205,6 @@ def build_report(ctx: Context) -> Report:
     ]
     quarantined = ctx.store.quarantined_messages()
     key = f"mailbot-report:{uuid.uuid4().hex}"
-    ctx.store.record_report(key, ctx.now(), [(r.case_id, r.version) for r in rows])
     return Report(
         key=key,
         made_at=now,

@@ -511,6 +511,23 @@ class Store(Queries, DeskQueries):
             self.conn.execute(f"PRAGMA synchronous={int(level)}")
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that must agree with each other, without the write lock: a deferred
+        transaction sees one state of the database (WAL) while other processes write. Inside
+        a transaction it is that transaction's own view."""
+        if self._depth or self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """One atomic unit. Nested use is a savepoint inside the outer transaction: it rolls
         back alone when it raises (one mail of a group-committed batch), and is made durable
