@@ -31,10 +31,11 @@ TOKENS = st.one_of(
     st.sampled_from([b"a", b"\\", b"~", b" ", b"\r\n", b"\n", b"\x0e", b"\x0f", b"\x00", b"\x1b"]),
     st.binary(min_size=1, max_size=2),
 )
+JIS_BYTES = st.lists(TOKENS, max_size=24).map(b"".join)
 
 
 @settings(max_examples=3000)
-@given(st.lists(TOKENS, max_size=24).map(b"".join))
+@given(JIS_BYTES)
 @example(b"\x1b$B-!\x1b(B")
 @example(b"\x1b$B\x1b(Babc")
 @example(b"\x1b$B0!\n0!\x1b(B")
@@ -77,7 +78,7 @@ def test_damaged_runs_still_come_out_as_before() -> None:
 
 
 @settings(max_examples=3000)
-@given(st.lists(TOKENS, max_size=24).map(b"".join))
+@given(JIS_BYTES)
 @example(b"\x1b$B!\x80!\x1b(B")
 @example(b"\x1b$(D!\x1b(Babc\n")
 @example(b"\x1b$B\x0e!`\n!\x0f!!\x1b(B")
