@@ -10,7 +10,6 @@ import pytest
 
 from mailbot.clock import TOKYO
 from mailbot.context import Context
-from mailbot.desk import jobs
 from mailbot.desk.jobs import run_due_jobs
 from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.outbox.planner import Thread, plan_reply
@@ -113,22 +112,25 @@ def test_two_runs_at_once_send_the_daily_report_once(
     desk: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """A second run on the same database (a `run --once` from cron beside the daemon) can run
-    the jobs between this run's look at what is due and its write transaction; staff still
-    get one report. Before, each run sent its own."""
+    the jobs while this run reads its report, before it takes the write lock; staff still get
+    one report, because whether the job is due is looked at again under that lock. Before,
+    each run sent its own."""
+    from mailbot.desk import report
+
     other = make_desk(tmp_path, "2026-11-17T08:40")
     set_now(desk, "2026-11-17T08:40")
-    looked = jobs.due_jobs
+    real = report.read_report
     raced: list[list[str]] = []
 
-    def look_then_race(ctx: Context, specs: list, now: datetime) -> list:
-        found = looked(ctx, specs, now)
+    def read_while_another_runs(ctx: Context) -> report.Report:
+        found = real(ctx)
         if ctx is desk and not raced:
             raced.append(run_due_jobs(other))
         return found
 
-    monkeypatch.setattr(jobs, "due_jobs", look_then_race)
+    monkeypatch.setattr(report, "read_report", read_while_another_runs)
     try:
-        assert run_due_jobs(desk) == []
+        assert "daily_report" not in run_due_jobs(desk)
     finally:
         other.close()
     assert "daily_report" in raced[0]

@@ -45,6 +45,33 @@ def test_a_failed_transaction_leaves_nothing(store):
     assert store.execute("SELECT count(*) FROM events").fetchone()[0] == 0
 
 
+def test_a_snapshot_reads_one_state_while_another_connection_writes(store, tmp_path):
+    """The daily report is read in a snapshot, outside the write lock: its rows and its
+    counts must come from one state of the database even when a case arrives meanwhile."""
+    other = Store(tmp_path / "m.db")
+    try:
+        with store.snapshot():
+            before = store.case_counts()
+            with other.transaction():
+                other.create_case(NOW, procedure="objection", status="received", sender="a@b")
+            assert store.case_counts() == before
+        assert store.case_counts() != before
+    finally:
+        other.close()
+
+
+def test_a_write_inside_a_snapshot_is_refused_plainly(store):
+    with (
+        store.snapshot(),
+        pytest.raises(RuntimeError, match="inside a snapshot"),
+        store.transaction(),
+    ):
+        pass
+    with store.transaction(), store.snapshot():
+        store.create_case(NOW, procedure="objection", status="received", sender="a@b")
+    assert store.case_counts()
+
+
 def test_case_update_bumps_version_and_keeps_json(store):
     with store.transaction():
         case_id = store.create_case(

@@ -514,7 +514,9 @@ class Store(Queries, DeskQueries):
     def snapshot(self) -> Iterator[None]:
         """Reads that must agree with each other, without the write lock: a deferred
         transaction sees one state of the database (WAL) while other processes write. Inside
-        a transaction it is that transaction's own view."""
+        a transaction it is that transaction's own view. A `transaction()` inside it is a
+        programming error and says so (RuntimeError, which a job logs and retries, rather
+        than SQLite's "cannot start a transaction", a StoreError that ends the run)."""
         if self._depth or self.conn.in_transaction:
             yield
             return
@@ -548,6 +550,8 @@ class Store(Queries, DeskQueries):
             finally:
                 self._depth -= 1
             return
+        if self.conn.in_transaction:
+            raise RuntimeError("a write transaction inside a snapshot: reads only there")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
