@@ -75,6 +75,7 @@ def test_damaged_runs_still_come_out_as_before() -> None:
     text, defects = decode_jis(b"\x1b$B0!\x0e\x1b(Bok")
     assert (text, defects) == decode_jis_stdlib(b"\x1b$B0!\x0e\x1b(Bok")
     assert "ok" in text
+    assert (text, defects) == ("亜\x0eok", [])  # the stdlib codec keeps SO as a control
 
 
 @settings(max_examples=3000)

@@ -156,13 +156,9 @@ per byte (1.3 GB for a 20 MB run)."""
 _ONE_BYTE = str.maketrans(
     {b: bytes((b,)).decode("cp932", errors="replace") for b in range(0x80, 0x100)}
 )
-_HIGH_BIT = bytes((b | 0x80) for b in range(0x80)) + bytes(range(0x80, 0x100))
-_KANA_TEXT = str.maketrans(
-    {
-        b: bytes((b | 0x80 if 0x21 <= b <= 0x5F else b,)).decode("cp932", errors="replace")
-        for b in (*range(0x21, 0x60), *range(0x80, 0x100))
-    }
-)
+_KANA_TEXT = _ONE_BYTE | {b: bytes((b | 0x80,)).decode("cp932") for b in range(0x21, 0x60)}
+"""Half-width kana (ESC ( I, SO): 0x21-0x5F read as CP932 reads the byte with its high bit set.
+Each byte reads on its own, so a kana stretch is one `str.translate`."""
 _SJIS_LEAD = bytes(
     ((j + 1) >> 1) + (0x70 if j <= 0x5E else 0xB0) if 0x21 <= j <= 0x7E else 0 for j in range(256)
 )
@@ -284,9 +280,8 @@ def decode_jis_bytewise(data: bytes) -> tuple[str, list[str]]:
         elif shifted and 0x21 <= byte <= 0x5F:
             run = _KANA_RUN.match(data, i)
             assert run is not None
-            pending += run.group().translate(_HIGH_BIT)
-            i = run.end()
-            continue
+            end = run.end()
+            text = data[i:end].decode("latin-1").translate(_KANA_TEXT)
         elif mode == "unsupported" and 0x21 <= byte <= 0x7E and i + 1 < n:
             flush()
             count = 1
