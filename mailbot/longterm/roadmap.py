@@ -25,6 +25,10 @@ PREMISE_CONTENT_MIN = 4
 _HEADING = re.compile(r"[<＜]\s*前提条件\s*[>＞]")
 _SENTENCE = re.compile(r"[\n。．・／;；]")
 _FILLER = re.compile(r"[\s、，,:：()（）「」『』\[\]【】<>＜＞\-・/]")
+# An item's own wording found in the text stands for the item as one character of the private
+# use area (U+E000 + the item's index): it names the item without being content.
+_ITEM_MARK = 0xE000
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class RoadmapRules:
     columns: tuple[str, ...]
     rows: tuple[str, ...]
     premises: tuple[tuple[str, tuple[str, ...]], ...]
-    premise_wordings: tuple[str, ...]
+    premise_wordings: tuple[tuple[str, int], ...]
     reminder_business_days_before_deadline: int
     mismatch_reminder_business_days: int
 
@@ -53,7 +57,10 @@ def load_roadmap_rules(path: Path) -> RoadmapRules:
             rows=tuple(d["rows"]),
             premises=tuple((p["item"], tuple(p["keywords"])) for p in d["premises"]),
             premise_wordings=tuple(
-                w for p in d["premises"] for w in (p.get("as_written"), p["item"]) if w
+                (w, i)
+                for i, p in enumerate(d["premises"])
+                for w in (p.get("as_written"), p["item"])
+                if w
             ),
             reminder_business_days_before_deadline=int(d["reminder_business_days_before_deadline"]),
             mismatch_reminder_business_days=int(d["mismatch_reminder_business_days"]),
@@ -234,25 +241,33 @@ def sheet_problems(rules: RoadmapRules, grids: list[Grid]) -> list[Problem]:
 
 
 def uncovered_premises(rules: RoadmapRules, text: str) -> list[str]:
-    """The 図3-3 minimum items with no content: an item is covered by a sentence that names it
-    (one of its keywords) and says something more than keywords. The ‹前提条件› heading, the
-    form's own 注 and the items' own wording copied back are not content."""
-    text = _HEADING.sub("\n", nfkc(text))
-    for wording in sorted(rules.premise_wordings, key=len, reverse=True):
-        text = text.replace(nfkc(wording), "\n")
+    """The 図3-3 minimum items with no content; returns their names.
+
+    An item is covered by a sentence that names it — one of its keywords, or its own wording
+    as the form's 注 lists it, used as a label (「・前提条件：国内水素サプライチェーンの整備」) —
+    and says something more than keywords and wordings. The ‹前提条件› heading, the form's own
+    注 and the items' wording copied back alone are not content. The wording names its item
+    rather than vanishing: the fifth item's wording 「前提条件」 is all that names it in a
+    sentence written the seed's way."""
+    text = _HEADING.sub("\n", _PRIVATE_USE.sub("", nfkc(text)))
+    for wording, index in sorted(rules.premise_wordings, key=lambda w: len(w[0]), reverse=True):
+        text = text.replace(nfkc(wording), chr(_ITEM_MARK + index))
     every_keyword = sorted({nfkc(w) for _item, words in rules.premises for w in words}, key=len)
     sentences = [s for s in _SENTENCE.split(text) if "最低限記載" not in s]
 
     def says_more(sentence: str) -> bool:
-        rest = sentence
+        rest = _PRIVATE_USE.sub("", sentence)
         for word in reversed(every_keyword):
             rest = rest.replace(word, "")
         return len(_FILLER.sub("", rest)) >= PREMISE_CONTENT_MIN
 
+    def names(sentence: str, index: int, words: tuple[str, ...]) -> bool:
+        return chr(_ITEM_MARK + index) in sentence or any(nfkc(w) in sentence for w in words)
+
     return [
         item
-        for item, words in rules.premises
-        if not any(says_more(s) for s in sentences if any(nfkc(w) in s for w in words))
+        for index, (item, words) in enumerate(rules.premises)
+        if not any(says_more(s) for s in sentences if names(s, index, words))
     ]
 
 

@@ -1,0 +1,112 @@
+"""Seed 004's remaining words (issue 23): what a provider in the long-term auction is told about
+its roadmap, its supply start and its objections, each rule next to the seed line it comes from
+(copied from seeds/004_*.txt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbot.config import RULES_DIR
+from mailbot.context import Context
+from mailbot.forms.workbook import load_grids
+from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
+from tests.support.desk import desk_with_operators, load_sources, outbox, submit_to
+from tests.support.forms import roadmap_workbook
+from tests.support.jpmail import XLSX, build
+from tests.support.servers import LONG
+
+ROADMAP_RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")
+PROVIDER = "ichiro@takahashi-power.co.jp"
+ROADMAP_SUBJECT = "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂有無の回答"
+TARGET = (  # 表3-1 ■対象となる電源, filled in for the sample source
+    "■対象となる電源\n・事業者コード：A1B2\n"
+    "・事業者情報に登録している事業者名称および担当者名：株式会社髙橋電力　髙橋一郎\n"
+    "・容量を提供する電源等の区分：安定電源\n・電源等識別番号：L0000000001\n"
+    "・電源等の名称：髙橋火力発電所1号機\n・応札年度：2023年度\n"
+)
+REVISED = (
+    "電力広域的運営推進機関 担当者様\n・改訂後の脱炭素化ロードマップを提出します。\n\n" + TARGET
+)
+UNREVISED = (
+    "電力広域的運営推進機関 担当者様\n・本年度の脱炭素化ロードマップの改訂はありません。\n\n"
+    + TARGET
+)
+ROADMAP_FILE = "L2023_A1B2_髙橋火力発電所1号機_D3_R1.xlsx"
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Context:
+    ctx = desk_with_operators(tmp_path, now="2027-02-02T09:30")
+    load_sources(ctx, tmp_path)
+    yield ctx
+    ctx.close()
+
+
+def roadmap_answer(body: str, attachments: list | None = None, **kwargs: object) -> bytes:
+    return build(
+        ROADMAP_SUBJECT, body, from_addr=PROVIDER, to=LONG, attachments=attachments or [], **kwargs
+    )
+
+
+# --- point 1: the five minimum 前提条件 items written the seed's way (図3-3 注) ------------------
+
+# 図3-3 注: 「注) 以下の5つの項目は最低限記載すること。 ・落札電源に係る建設工事の期間（環境アセス
+# の期間を含む） ・各段階での脱炭素化技術、脱炭素比率、各脱炭素比率での運転開始時期 ・脱炭素比率を
+# 向上させる改修投資を行う場合の長期脱炭素電源オークションでの落札の時期 ・使用する脱炭素燃料(水素・
+# アンモニアはグレー・ブルー・グリーンの種別を含む。…) ・前提条件」 — each item as the form lists it,
+# followed by what the provider plans.
+SEED_ITEMS = (
+    (
+        "落札電源に係る建設工事の期間（環境アセスの期間を含む）",
+        "・落札電源に係る建設工事の期間（環境アセスの期間を含む）：2024年度〜2028年度",
+    ),
+    (
+        "各段階での脱炭素化技術、脱炭素比率、各脱炭素比率での運転開始時期",
+        "・各段階での脱炭素化技術、脱炭素比率、各脱炭素比率での運転開始時期："
+        "2030年度に水素10%混焼で運転開始、2040年度に水素50%混焼",
+    ),
+    (
+        "脱炭素比率を向上させる改修投資を行う場合の長期脱炭素電源オークションでの落札の時期",
+        "・脱炭素比率を向上させる改修投資を行う場合の長期脱炭素電源オークションでの落札の時期："
+        "2035年度の応札を予定",
+    ),
+    (
+        "使用する脱炭素燃料（水素・アンモニアはグレー・ブルー・グリーンの種別を含む）",
+        "・使用する脱炭素燃料(水素・アンモニアはグレー・ブルー・グリーンの種別を含む。合成メタンは"
+        "原料となる水素のグレー・ブルー・グリーンの種別を含む。なお、合成メタンは、原料となるCO2の"
+        "情報（調達先、回収方法等）についても、今後の政策動向によっては、記載を求める場合があります。）："
+        "ブルー水素、2040年代よりグリーン水素",
+    ),
+    ("前提条件", "・前提条件：国内水素サプライチェーンの整備、水素価格の低下"),
+)
+SEED_WAY = "\n".join(line for _item, line in SEED_ITEMS)
+
+
+@pytest.mark.parametrize(("item", "line"), SEED_ITEMS, ids=[f"item{i}" for i in range(1, 6)])
+def test_each_minimum_item_written_after_its_own_wording_is_covered(item, line):
+    """「注) 以下の5つの項目は最低限記載すること。」 (図3-3): an item written after its own wording,
+    as the form lists it, is that item; the fifth item's wording is literally 「・前提条件」."""
+    assert item not in uncovered_premises(ROADMAP_RULES, "<前提条件>\n" + line)
+
+
+def test_the_five_items_written_the_seeds_way_pass():
+    assert uncovered_premises(ROADMAP_RULES, "<前提条件>\n" + SEED_WAY) == []
+    grids, _ = load_grids(roadmap_workbook(SEED_WAY))
+    assert sheet_problems(ROADMAP_RULES, grids) == []
+
+
+def test_the_fifth_items_wording_alone_is_still_not_content():
+    """「・前提条件」 with nothing after it names the item but says nothing of it."""
+    others = "\n".join(line for _item, line in SEED_ITEMS[:4])
+    assert uncovered_premises(ROADMAP_RULES, f"<前提条件>\n{others}\n・前提条件") == ["前提条件"]
+
+
+def test_a_roadmap_written_the_seeds_way_gets_a_receipt(desk: Context):
+    """The answer of 表3-1 with a roadmap whose 前提条件 lists the five items the seed's way is
+    accepted (no 不備), so it can reach the assessment."""
+    raw = roadmap_answer(REVISED, [(ROADMAP_FILE, roadmap_workbook(SEED_WAY), XLSX)])
+    case = submit_to(desk, raw, LONG)
+    assert case["status"] == "complete", case["problems"]
+    assert [m["kind"] for m in outbox(desk)] == ["receipt"]
