@@ -266,7 +266,8 @@ def test_an_objection_whose_code_differs_from_the_subject_is_corrected(desk: Con
 
 
 def test_an_objection_to_a_pass_is_refused(desk: Context):
-    issue_supply_start_notice(desk, "L0000000001", 2029, 2027, date(2025, 1, 10))
+    # a later start changed before 1 April of the main auction's year affects no curve: 合格
+    issue_supply_start_notice(desk, "L0000000001", 2027, 2028, date(2023, 3, 31))
     set_now(desk, "2026-11-30T09:00")
     flush_outbox(desk, make_sender(desk))
     set_now(desk, "2026-12-01T10:00")

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.config import RULES_DIR
+from mailbot.clock import Clock, parse_instant
+from mailbot.config import RULES_DIR, load_config
 from mailbot.context import Context
 from mailbot.forms.workbook import load_grids
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
-from tests.support.desk import desk_with_operators, load_sources, outbox, submit_to
+from mailbot.store.registers import source as find_source
+from tests.support.cycle import Desk, maildir_desk
+from tests.support.desk import SOURCES_CSV, desk_with_operators, load_sources, outbox, submit_to
 from tests.support.forms import roadmap_workbook
 from tests.support.jpmail import XLSX, build
 from tests.support.servers import LONG
@@ -110,3 +113,73 @@ def test_a_roadmap_written_the_seeds_way_gets_a_receipt(desk: Context):
     case = submit_to(desk, raw, LONG)
     assert case["status"] == "complete", case["problems"]
     assert [m["kind"] for m in outbox(desk)] == ["receipt"]
+
+
+# --- point 7: `assess supply-start` checks its arguments against the register -------------------
+# The rule (no seed line states it): the change assessed starts from the registered
+# 供給力提供開始時期 (registered FY2027 for L0000000001); the new start is recorded when the notice
+# is planned; one change gets one notice, a second only after an accepted objection.
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Desk:
+    desk = maildir_desk(tmp_path, monkeypatch, capsys)
+    path = tmp_path / "sources.csv"
+    path.write_text(SOURCES_CSV, encoding="utf-8-sig")
+    desk.out("2026-11-30T08:00", "sources", "import", str(path))
+    return desk
+
+
+def assess(desk: Desk, now: str, from_fy: str, to_fy: str = "2030", *extra: str) -> int:
+    desk.capsys.readouterr()
+    return desk.cli(
+        now,
+        "assess",
+        "supply-start",
+        "L0000000001",
+        "--from-fy",
+        from_fy,
+        "--to-fy",
+        to_fy,
+        "--changed-on",
+        "2024/06/10",
+        *extra,
+    )
+
+
+def registered_start() -> int:
+    ctx = Context.open(load_config(None), Clock(parse_instant("2026-12-01T10:00")))
+    try:
+        found = find_source(ctx.store, "L0000000001")
+        assert found is not None
+        return int(found["supply_start_fy"])
+    finally:
+        ctx.close()
+
+
+def test_a_start_other_than_the_registered_one_is_refused(cli: Desk, tmp_path: Path):
+    assert assess(cli, "2026-11-30T10:00", "2028") == 5
+    err = cli.capsys.readouterr().err
+    assert "FY2027" in err and "--from-fy 2028" in err
+    assert cli.mails("アセスメント結果通知書") == []
+    assert registered_start() == 2027
+
+
+def test_the_new_start_is_registered_when_the_notice_is_planned(cli: Desk, tmp_path: Path):
+    assert assess(cli, "2026-11-30T10:00", "2027") == 0
+    assert registered_start() == 2030
+    assert assess(cli, "2026-12-01T10:00", "2030", "2031") == 0  # the next change starts there
+
+
+def test_the_same_assessment_twice_mails_one_notice(cli: Desk):
+    assert assess(cli, "2026-11-30T10:00", "2027") == 0
+    assert assess(cli, "2026-11-30T10:05", "2027") == 5
+    assert "assessed already" in cli.capsys.readouterr().err
+    assert len(cli.mails("アセスメント結果通知書")) == 1
+
+
+def test_a_reassessment_needs_an_accepted_objection(cli: Desk):
+    assert assess(cli, "2026-11-30T10:00", "2027") == 0
+    assert assess(cli, "2026-12-01T10:00", "2027", "2030", "--reassessment") == 5
+    assert "objection-accepted" in cli.capsys.readouterr().err
+    assert cli.mails("再審査") == []

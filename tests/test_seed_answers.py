@@ -23,6 +23,8 @@ from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.desk.report import build_report, write_xlsx
 from mailbot.forms.workbook import load_grids
+from mailbot.longterm.assessment import assess_supply_start
+from mailbot.longterm.market import MARKET_RULES
 from mailbot.longterm.outbound import (
     roadmap_targets,
     start_mismatch_inquiry,
@@ -44,6 +46,7 @@ from mailbot.procedures.objection import target_problems
 from mailbot.procedures.roadmap_objection import CATEGORIES as ROADMAP_CATEGORIES
 from mailbot.procedures.supply_start_objection import CATEGORIES as SUPPLY_START_CATEGORIES
 from mailbot.store.registers import RegisterImportError, import_sources
+from mailbot.store.registers import source as find_source
 from tests.support.cycle import Desk, maildir_desk, server_desk, subject
 from tests.support.desk import (
     SOURCES_CSV,
@@ -631,7 +634,7 @@ def test_an_earlier_start_keeps_the_period_at_fy2027(desk: Context, tmp_path: Pa
     """「供給力提供開始時期が早まった場合でも、2026年度以前への制度適用期間の前倒しはできません。」
     (seed 004 §2.1 注1)"""
     load_sources(desk, tmp_path)
-    issued = issue_supply_start_notice(desk, "L0000000001", 2028, 2025, date(2024, 6, 10))
+    issued = issue_supply_start_notice(desk, "L0000000001", 2027, 2025, date(2024, 6, 10))
     assert issued.assessment.result == "合格"
     for text in notice_texts(desk):
         assert "前倒し" in text
@@ -662,13 +665,17 @@ def test_no_operation_date_is_made_up_from_the_change_date(desk: Context, tmp_pa
 def test_replaced_capacity_is_left_out_of_the_penalty(desk: Context, tmp_path: Path):
     """「※2：電源差替を行った場合は、差替を行った容量を除く」 (図2-2)"""
     load_sources(desk, tmp_path)
-    whole = issue_supply_start_notice(desk, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    whole = assess_supply_start(
+        MARKET_RULES.load(RULES_DIR),
+        find_source(desk.store, "L0000000001"),
+        2027,
+        2030,
+        date(2024, 6, 10),
+    )
     part = issue_supply_start_notice(
         desk, "L0000000001", 2027, 2030, date(2024, 6, 10), replaced_kw=40_000
     )
-    assert (
-        part.assessment.total_penalty_yen * 100_000 == whole.assessment.total_penalty_yen * 60_000
-    )
+    assert part.assessment.total_penalty_yen * 100_000 == whole.total_penalty_yen * 60_000
     assert part.assessment.capacity_kw == 100_000  # 契約容量(kW) on the notice stays the contract's
 
 

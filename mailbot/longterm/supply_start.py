@@ -1,6 +1,10 @@
 """Issuing a supply-start アセスメント結果通知 (seed 004 §2.1.2, 図2-6): assess, open the notice's
-case, record the notice (what objections are matched against), render the PDF and plan the mail
-inside the sending window, all in one transaction.
+case, record the notice (what objections are matched against) and the source's new start in the
+register, render the PDF and plan the mail inside the sending window, all in one transaction.
+
+Staff's arguments are checked against the register first: the change assessed starts from the
+registered 供給力提供開始時期, a change is assessed (and its notice mailed) once, and a
+re-assessment follows an accepted objection to the latest notice.
 
 The objection deadline is set when the mail actually goes out (mailbot/outbox/notified.py).
 """
@@ -110,12 +114,15 @@ def issue_supply_start_notice(
     now = ctx.now()
     rows = detail_rows(assessment, applied_on)
     with ctx.store.transaction():
+        _check_against_register(ctx, source_id, from_fy, to_fy, changed_on, reassessment)
+        ctx.store.set_supply_start(source_id, to_fy, now)
         number = next_notice_number(ctx)
         title = TITLE.replace("）", "・再審査）") if reassessment else TITLE
         data: dict[str, Any] = assessment.as_data() | {
             "notice_number": number,
             "applied_on": applied_on.isoformat() if applied_on else None,
             "example_market": market.example,
+            "reassessment": reassessment,
         }
         case_id, notice_id = plan_notice(
             ctx,
@@ -145,6 +152,62 @@ def issue_supply_start_notice(
                 objection_subject=OBJECTION_SUBJECT,
                 data=data,
                 actor=f"staff:{by}",
+                events=[
+                    (
+                        "supply_start_registered",
+                        {"source_id": source_id, "from_fy": from_fy, "to_fy": to_fy},
+                    )
+                ],
             ),
         )
     return IssuedNotice(case_id, notice_id, number, assessment, market.example)
+
+
+def _check_against_register(
+    ctx: Context, source_id: str, from_fy: int, to_fy: int, changed_on: date, reassessment: bool
+) -> None:
+    """Refuses (AssessmentError, exit 5) what does not fit the register: an assessment whose
+    start before the change is not the registered 供給力提供開始時期 (the provider registered
+    the change in the 容量市場システム, seed 004 §2.1.1, and the assessment follows it); the
+    same change (start before and after, 変更申請日) assessed again; a re-assessment that follows
+    no accepted objection to the latest notice, or is of another change than that notice's.
+    Runs inside the notice's transaction, so two runs at once cannot both pass it."""
+    notices = ctx.store.notices_of("supply_start", source_id)
+    if reassessment:
+        if not notices:
+            raise AssessmentError(
+                f"{source_id} has no supply-start notice: a re-assessment follows one"
+            )
+        latest = notices[-1]
+        number = latest["data"].get("notice_number", "")
+        if not ctx.store.objection_accepted(latest["id"]):
+            raise AssessmentError(
+                f"no objection to 通知No {number} ({source_id}) was accepted: a re-assessment"
+                " follows an accepted one (decide CASE objection-accepted)"
+            )
+        before, after = latest["data"].get("from_fy"), latest["data"].get("to_fy")
+        if (from_fy, to_fy) != (before, after):
+            raise AssessmentError(
+                f"通知No {number} assessed the change FY{before}→FY{after}: re-assess that one"
+                f" (--from-fy {before} --to-fy {after})"
+            )
+        return
+    for notice in notices:
+        d = notice["data"]
+        if (d.get("from_fy"), d.get("to_fy"), d.get("changed_on")) == (
+            from_fy,
+            to_fy,
+            changed_on.isoformat(),
+        ):
+            raise AssessmentError(
+                f"{source_id}: the change FY{from_fy}→FY{to_fy} of {changed_on:%Y/%m/%d} was"
+                f" assessed already (通知No {d.get('notice_number', '')}); a second notice follows"
+                " only an accepted objection (--reassessment)"
+            )
+    source = find_source(ctx.store, source_id)
+    registered = (source or {}).get("supply_start_fy")
+    if registered is not None and from_fy != int(registered):
+        raise AssessmentError(
+            f"--from-fy {from_fy} is not the registered 供給力提供開始時期 of {source_id}:"
+            f" FY{registered} (the start before the change)"
+        )

@@ -72,6 +72,22 @@ class Queries:
         out["data"] = json.loads(out["data"])
         return out
 
+    def notices_of(self, kind: str, source_id: str) -> list[dict[str, Any]]:
+        """Every notice of `kind` sent about the source, oldest first, data decoded."""
+        rows = self.execute(
+            "SELECT * FROM notices WHERE kind = ? AND source_id = ? ORDER BY id", (kind, source_id)
+        ).fetchall()
+        return [dict(r) | {"data": json.loads(r["data"])} for r in rows]
+
+    def objection_accepted(self, notice_id: int) -> bool:
+        """Staff accepted an objection to this notice (異議申立を認める)."""
+        row = self.execute(
+            "SELECT 1 FROM cases WHERE json_extract(data, '$.notice_id') = ?"
+            " AND json_extract(data, '$.objection_result') = 'accepted' LIMIT 1",
+            (notice_id,),
+        ).fetchone()
+        return row is not None
+
     def notice_count(self) -> int:
         return int(self.execute("SELECT count(*) FROM notices").fetchone()[0])
 
@@ -272,6 +288,13 @@ class Queries:
     def roadmap_sources(self) -> list[dict[str, Any]]:
         rows = self.execute("SELECT * FROM sources WHERE roadmap_target = 1 ORDER BY source_id")
         return [dict(r) for r in rows]
+
+    def set_supply_start(self, source_id: str, fiscal_year: int, now: datetime) -> None:
+        """The source's 供給力提供開始時期 after an assessed change."""
+        self.execute(
+            "UPDATE sources SET supply_start_fy = ?, updated_at = ? WHERE source_id = ?",
+            (fiscal_year, now.isoformat(timespec="seconds"), source_id),
+        )
 
     def set_roadmap_revision(self, source_id: str, revision: int) -> None:
         self.execute(
