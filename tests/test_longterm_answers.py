@@ -4,6 +4,7 @@ its roadmap, its supply start and its objections, each rule next to the seed lin
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,19 @@ from mailbot.clock import Clock, parse_instant
 from mailbot.config import RULES_DIR, load_config
 from mailbot.context import Context
 from mailbot.forms.workbook import load_grids
+from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.store.registers import source as find_source
 from tests.support.cycle import Desk, maildir_desk
-from tests.support.desk import SOURCES_CSV, desk_with_operators, load_sources, outbox, submit_to
+from tests.support.desk import (
+    SOURCES_CSV,
+    body_text,
+    desk_with_operators,
+    load_sources,
+    outbox,
+    set_now,
+    submit_to,
+)
 from tests.support.forms import roadmap_workbook
 from tests.support.jpmail import XLSX, build
 from tests.support.servers import LONG
@@ -183,3 +193,62 @@ def test_a_reassessment_needs_an_accepted_objection(cli: Desk):
     assert assess(cli, "2026-12-01T10:00", "2027", "2030", "--reassessment") == 5
     assert "objection-accepted" in cli.capsys.readouterr().err
     assert cli.mails("再審査") == []
+
+
+# --- point 5: 受付日時 is the mail's own arrival, on every receipt -------------------------------
+# The receipt says when *this* mail came in: an answer joins the case of our inquiry (opened
+# when we asked), a corrected mail joins the case of the first one.
+
+
+def receipt_time(ctx: Context) -> str:
+    [line] = [
+        line
+        for line in body_text(outbox(ctx, "receipt")[-1]["raw"]).splitlines()
+        if line.startswith("■受付日時")
+    ]
+    return line
+
+
+def test_a_roadmap_answer_is_received_when_it_came_not_when_we_asked(desk: Context):
+    set_now(desk, "2027-02-01T10:00")
+    start_roadmap_campaign(desk, date(2027, 2, 26))
+    set_now(desk, "2027-02-02T09:30")
+    case = submit_to(desk, roadmap_answer(UNREVISED), LONG)
+    assert case["status"] == "complete", case["problems"]
+    assert receipt_time(desk) == "■受付日時　　2027年2月2日（火） 09:30"
+
+
+def test_a_corrected_answer_is_received_when_the_correction_came(desk: Context):
+    set_now(desk, "2027-02-02T09:30")
+    first = submit_to(desk, roadmap_answer(REVISED), LONG)  # no roadmap attached
+    assert first["status"] == "needs_correction"
+    [correction] = outbox(desk, "correction")
+    set_now(desk, "2027-02-03T14:05")
+    again = submit_to(
+        desk,
+        roadmap_answer(
+            REVISED,
+            [(ROADMAP_FILE, roadmap_workbook(), XLSX)],
+            in_reply_to=correction["message_id"],
+        ),
+        LONG,
+    )
+    assert again["id"] == first["id"] and again["status"] == "complete", again["problems"]
+    assert receipt_time(desk) == "■受付日時　　2027年2月3日（水） 14:05"
+
+
+def test_a_mismatch_answer_is_received_when_it_came(desk: Context):
+    set_now(desk, "2027-02-01T10:00")
+    case_id = start_mismatch_inquiry(desk, "L0000000001", "燃料種が一致しません。")
+    [inquiry] = outbox(desk, "mismatch_inquiry")
+    set_now(desk, "2027-02-02T11:20")
+    raw = build(
+        "Re: 脱炭素化ロードマップの不一致に係るお問い合わせ",
+        "電源等情報の燃料種を修正いたしました。",
+        from_addr=PROVIDER,
+        to=LONG,
+        in_reply_to=inquiry["message_id"],
+    )
+    case = submit_to(desk, raw, LONG)
+    assert case["id"] == case_id and case["status"] == "complete", case["problems"]
+    assert receipt_time(desk) == "■受付日時　　2027年2月2日（火） 11:20"

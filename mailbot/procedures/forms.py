@@ -89,9 +89,12 @@ def receipt_or_correction(
     operator_code: str | None = None,
 ) -> Outcome:
     """A complete application gets a receipt and a due date by service level; an incomplete
-    one gets one correction request that lists every problem."""
+    one gets one correction request that lists every problem. The receipt's 受付日時 is this
+    mail's own arrival (`received_at`), never the case's: an answer joins the case of our
+    inquiry, and a corrected mail the case of the first one."""
     expected = ctx.address_for(incoming.classification.expected_mailbox or "code")
     common = {
+        "received_at": incoming.received_at.astimezone(ctx.calendar.tz),
         "wrong_mailbox": wrong_mailbox,
         "expected_address": expected,
         "attachment_names": attachment_list,
