@@ -46,12 +46,14 @@ def remarks_of(case: dict[str, Any]) -> list[dict[str, str]]:
 @dataclass(frozen=True)
 class Reply:
     """A mail to plan. `window` mails (notices, reminders) wait for the sending window;
-    receipts and correction requests go at once."""
+    receipts and correction requests go at once. `to` replaces the thread's recipient; `cc`
+    are copied (Cc header and SMTP envelope)."""
 
     kind: str
     template: str
     context: dict[str, Any] = field(default_factory=dict)
     to: str | None = None
+    cc: tuple[str, ...] = ()
     attachments: tuple[OutgoingAttachment, ...] = ()
     window: bool = False
     in_reply: bool = True

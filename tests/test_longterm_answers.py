@@ -8,17 +8,24 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 
 from mailbot.clock import Clock, parse_instant
-from mailbot.config import RULES_DIR, load_config
+from mailbot.config import DEFAULT_CONFIG, RULES_DIR, load_config, parse_config
 from mailbot.context import Context
+from mailbot.desk.decisions import decide
+from mailbot.errors import PermanentSendError
 from mailbot.forms.workbook import load_grids
 from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
+from mailbot.longterm.supply_start import issue_supply_start_notice
+from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
+from mailbot.store.registers import import_operators
 from mailbot.store.registers import source as find_source
-from tests.support.cycle import Desk, maildir_desk
+from tests.support.cycle import Desk, maildir_desk, subject
 from tests.support.desk import (
     SOURCES_CSV,
+    as_message,
     body_text,
     desk_with_operators,
     load_sources,
@@ -28,7 +35,7 @@ from tests.support.desk import (
 )
 from tests.support.forms import roadmap_workbook
 from tests.support.jpmail import XLSX, build
-from tests.support.servers import LONG
+from tests.support.servers import LONG, SmtpCapture, free_port
 
 ROADMAP_RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")
 PROVIDER = "ichiro@takahashi-power.co.jp"
@@ -252,3 +259,137 @@ def test_a_mismatch_answer_is_received_when_it_came(desk: Context):
     case = submit_to(desk, raw, LONG)
     assert case["id"] == case_id and case["status"] == "complete", case["problems"]
     assert receipt_time(desk) == "■受付日時　　2027年2月2日（火） 11:20"
+
+
+# --- point 6: objection results go to the registered address, the objector in Cc ---------------
+# 「異議申立の妥当性が認められた場合、本機関より異議申立に係る審査に合格した旨の電子メールが、
+# 事業者情報登録時に容量提供事業者が容量市場システムに登録したメールアドレスに送付されます。」
+# (seed 004 §2.1.4; §3.1.7 the same for roadmaps)
+
+COLLEAGUE = "jiro@takahashi-power.co.jp"
+OBJECTION_SUBJECT = "【長期脱炭素電源オークション/A1B2】供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立"
+OBJECTION_BODY = (  # 表2-1 記載項目, filled in
+    "電力広域的運営推進機関 ご担当者様\n以下のアセスメント結果について、異議申立を行います。\n\n"
+    "■アセスメント結果受領日 2027/02/02\n■対象となる電源等\n・事業者コード：A1B2\n"
+    "・事業者情報に登録している事業者名称および担当者名：株式会社髙橋電力　髙橋次郎\n"
+    "・容量を提供する電源等の区分：安定電源\n・電源等識別番号：L0000000001\n"
+    "・電源等の名称：髙橋火力発電所1号機\n・応札年度：2023年度\n"
+    "■異議申立の内容\n変更申請日は2023/03/28であり、メインオークションの開催年度より前です。\n"
+)
+TAKAHASHI_OPERATOR = (
+    "事業者コード,事業者名称,事業者名略称,郵便番号,住所,ドメイン名,連絡者メール,ライセンス区分\n"
+    "A1B2,株式会社髙橋電力,髙橋電力_容,101-0021,東京都千代田区外神田1-1-1,takahashi-power.co.jp,"
+    f"{PROVIDER},発電\n"
+)
+
+
+def objection_judged(ctx: Context, tmp_path: Path, action: str, reason: str) -> dict:
+    """A 不合格 notice sent to the registered address, an objection from a colleague at the
+    provider's domain, and staff's decision: the outbox row of the result."""
+    path = tmp_path / "takahashi.csv"
+    path.write_text(TAKAHASHI_OPERATOR, encoding="utf-8")
+    import_operators(ctx.store, path, ctx.now())
+    issue_supply_start_notice(ctx, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    flush_outbox(ctx, make_sender(ctx))
+    set_now(ctx, "2027-02-03T10:00")
+    raw = build(
+        OBJECTION_SUBJECT, OBJECTION_BODY, from_addr=COLLEAGUE, from_name="髙橋 次郎", to=LONG
+    )
+    case = submit_to(ctx, raw, LONG)
+    assert case["status"] == "complete", case["problems"]
+    decide(ctx, case["id"], action, reason=reason, by="佐藤")
+    [result] = outbox(ctx, "objection_result")
+    return result
+
+
+@pytest.mark.parametrize("action", ["objection-accepted", "objection-rejected"])
+def test_the_result_goes_to_the_registered_address_with_the_objector_in_cc(
+    desk: Context, tmp_path: Path, action: str
+):
+    result = objection_judged(desk, tmp_path, action, "変更申請日を確認しました。")
+    assert result["recipient"] == PROVIDER
+    head = as_message(result["raw"])
+    assert head["To"] == PROVIDER and head["Cc"] == COLLEAGUE
+    assert "髙橋 一郎 様" in body_text(result["raw"])
+
+
+def test_the_registered_objector_is_not_copied_to_themselves(desk: Context, tmp_path: Path):
+    issue_supply_start_notice(desk, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    flush_outbox(desk, make_sender(desk))
+    set_now(desk, "2027-02-03T10:00")
+    raw = build(OBJECTION_SUBJECT, OBJECTION_BODY, from_addr=PROVIDER, to=LONG)
+    case = submit_to(desk, raw, LONG)
+    decide(desk, case["id"], "objection-accepted", reason="", by="佐藤")
+    [result] = outbox(desk, "objection_result")
+    assert result["recipient"] == PROVIDER and as_message(result["raw"])["Cc"] is None
+
+
+def test_a_copied_party_is_an_smtp_envelope_recipient(tmp_path: Path, smtp_server: SmtpCapture):
+    """A Cc header alone delivers nothing: the copy goes out as its own RCPT TO."""
+    config = DEFAULT_CONFIG.split("[outgoing]")[0] + smtp_server.outgoing_config()
+    config += '\n[staff]\naddresses = ["capacity-desk@occto.or.jp"]\n'
+    ctx = Context.open(
+        parse_config(config, "<test>", tmp_path), Clock(parse_instant("2027-02-02T09:30"))
+    )
+    try:
+        load_sources(ctx, tmp_path)
+        objection_judged(ctx, tmp_path, "objection-accepted", "")
+        set_now(ctx, "2027-02-03T10:05")
+        flush_outbox(ctx, make_sender(ctx))
+        [delivered] = [
+            m for m in smtp_server.messages if "異議申立に係る審査結果" in subject(m.data)
+        ]
+        assert delivered.rcpt_tos == [PROVIDER, COLLEAGUE]
+    finally:
+        ctx.close()
+
+
+class RefusingHandler:
+    """aiosmtpd refusing RCPT TO for some addresses (550), recording the envelopes it took."""
+
+    def __init__(self, refused: set[str]) -> None:
+        self.refused = refused
+        self.envelopes: list[list[str]] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address in self.refused:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(list(envelope.rcpt_tos))
+        return "250 OK"
+
+
+@pytest.mark.parametrize(
+    ("refused", "outcome"),
+    [
+        ({COLLEAGUE}, None),  # the copy refused: the mail reached its To, it is sent
+        ({PROVIDER}, PermanentSendError),  # the To refused: failed for good, whoever got a copy
+    ],
+)
+def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: set[str], outcome):
+    handler = RefusingHandler(refused)
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        config = parse_config(
+            DEFAULT_CONFIG.split("[outgoing]")[0]
+            + f'[outgoing]\nbackend = "smtp"\nhost = "127.0.0.1"\nport = {controller.port}\n'
+            'security = "none"\ntimeout = 10\n',
+            "<test>",
+            tmp_path,
+        )
+        raw = (
+            f"From: youryou_rikuase_long@occto.or.jp\r\nTo: {PROVIDER}\r\nCc: {COLLEAGUE}\r\n"
+            "Subject: x\r\n\r\nx\r\n"
+        ).encode()
+        results: dict[int, object] = {}
+        SmtpSender(config.outgoing, "youryou_rikuase_long@occto.or.jp").send_many(
+            [("<1@x>", PROVIDER, raw)], results.__setitem__
+        )
+    finally:
+        controller.stop()
+    assert handler.envelopes == [[a for a in (PROVIDER, COLLEAGUE) if a not in refused]]
+    assert results[0] is None if outcome is None else isinstance(results[0], outcome)

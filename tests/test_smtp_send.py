@@ -45,7 +45,12 @@ def plan(ctx: Context, recipients: list[str]) -> int:
             reply = Reply(
                 "receipt",
                 "receipt",
-                {"wrong_mailbox": False, "next_steps": "", "attachment_names": []},
+                {
+                    "received_at": now,
+                    "wrong_mailbox": False,
+                    "next_steps": "",
+                    "attachment_names": [],
+                },
             )
             plan_reply(ctx, case, reply, Thread(recipient=to, message_id="<q@example.jp>"), now)
     return case_id

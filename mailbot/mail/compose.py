@@ -16,7 +16,8 @@ from email import policy
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime, formataddr, getaddresses
 
 from mailbot.text import single_line
 
@@ -38,6 +39,15 @@ def new_message_id(domain: str, case_id: int | None) -> str:
 def _address(addr: str, name: str = "") -> Address:
     local, _, domain = addr.partition("@")
     return Address(display_name=single_line(name, 100), username=local, domain=domain)
+
+
+def envelope_recipients(raw: bytes, recipient: str) -> list[str]:
+    """Where a mail composed here goes over SMTP: its outbox recipient (the To) and every
+    address of its Cc header. A header alone delivers nothing: without these RCPT TO lines a
+    copied party sees its name on the mail and never gets it."""
+    head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw.split(b"\r\n\r\n", 1)[0])
+    copied = [addr for _name, addr in getaddresses(head.get_all("Cc", [])) if "@" in addr]
+    return list(dict.fromkeys([recipient, *copied]))
 
 
 def compose(

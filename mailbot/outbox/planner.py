@@ -92,6 +92,7 @@ def reply_into(
     ping-pong); the effect then carries an event that says so."""
     now = effect.now
     recipient = (reply.to or thread.recipient or case.get("sender") or "").lower()
+    cc = tuple(dict.fromkeys(a.lower() for a in reply.cc if a and a.lower() != recipient))
     if not recipient:
         effect.event(case["id"], "bot", "reply_skipped", kind=reply.kind, why="no recipient")
         return None
@@ -127,6 +128,7 @@ def reply_into(
         references=thread.references if reply.in_reply else (),
         charset=ctx.config.outgoing.charset,
         attachments=reply.attachments,
+        cc=cc,
     )
     effect.mails.append(mail)
     effect.event(
@@ -135,6 +137,7 @@ def reply_into(
         "mail_planned",
         kind=reply.kind,
         to=recipient,
+        **({"cc": list(cc)} if cc else {}),
         message_id=mail.message_id,
         subject=subject,
     )

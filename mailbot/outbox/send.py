@@ -25,7 +25,7 @@ from mailbot.config import OutgoingConfig
 from mailbot.context import Context
 from mailbot.errors import PermanentSendError, SendError, TransientSendError
 from mailbot.intake.mailboxes.maildir import deliver
-from mailbot.mail.compose import stamp_date
+from mailbot.mail.compose import envelope_recipients, stamp_date
 from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
 from mailbot.outbox.planner import retry_delay, undeliverable_into
 from mailbot.store import patiently
@@ -95,7 +95,7 @@ class SmtpSender:
         client: aiosmtplib.SMTP | None = None
         where = f"{self.config.host}:{self.config.port}"
         try:
-            for index, (_message_id, recipient, raw) in enumerate(items):
+            for index, (message_id, recipient, raw) in enumerate(items):
                 if client is None or not client.is_connected:
                     try:
                         client = await self._connect()
@@ -105,9 +105,18 @@ class SmtpSender:
                             done(rest, error)
                         return
                 try:
-                    await client.sendmail(self.envelope_from, [recipient], raw)
+                    refused, _reply = await client.sendmail(
+                        self.envelope_from, envelope_recipients(raw, recipient), raw
+                    )
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     done(index, _classify(exc, recipient))
+                    continue
+                mine = refused.pop(recipient, None)  # the To refused, a Cc took it
+                for copied, answer in refused.items():
+                    log.warning("%s: copy to %s refused: %s", message_id, copied, answer.message)
+                if mine is not None:
+                    refusal = aiosmtplib.SMTPRecipientRefused(mine.code, mine.message, recipient)
+                    done(index, _classify(refusal, recipient))
                     continue
                 done(index, None)
         finally:

@@ -306,6 +306,7 @@ class Objection:
         accepted = action == "objection-accepted"
         if not accepted and not reason:
             raise DecisionError("objection-rejected needs --reason: the participant is told why")
+        to, cc, person = result_recipients(case, ctx)
         return Outcome(
             status=Status.DECIDED if accepted else Status.CLOSED,
             data={"objection_result": "accepted" if accepted else "rejected"},
@@ -317,9 +318,32 @@ class Objection:
                         "accepted": accepted,
                         "reason": reason or "",
                         "label": self.subject_label,
-                    },
+                    }
+                    | ({"recipient_name": person} if to else {}),
+                    to=to,
+                    cc=cc,
                     window=True,
                 )
             ],
             events=[(action, {"reason": reason or ""})],
         )
+
+
+def result_recipients(case: dict[str, Any], ctx: Reader) -> tuple[str | None, tuple[str, ...], str]:
+    """Where the result of an objection goes: (To, Cc, the name the mail opens with).
+
+    「異議申立に係る審査に合格した旨の電子メールが、事業者情報登録時に容量提供事業者が容量市場
+    システムに登録したメールアドレスに送付されます。」 (seed 004 §2.1.4, §3.1.7): the address
+    registered for the source (its notice went there), else the operator's; the objector in Cc
+    when they wrote from another address. (None, (), "") when nothing is registered or the
+    objector is the registered address: the reply then goes to the objector, in their thread."""
+    source = ctx.store.source(case.get("source_id") or "") or {}
+    registered = (source.get("contact_email") or "").strip()
+    person = source.get("contact_person") or ""
+    if not registered:
+        operator = ctx.store.operator(case.get("operator_code") or "") or {}
+        registered, person = (operator.get("contact_email") or "").strip(), ""
+    objector = (case.get("sender") or "").strip()
+    if not registered or registered.lower() == objector.lower():
+        return None, (), ""
+    return registered, ((objector,) if objector else ()), person
