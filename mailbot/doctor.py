@@ -63,6 +63,7 @@ def rules_files() -> tuple[RulesFile[Any], ...]:
     from mailbot.longterm.market import MARKET_RULES
     from mailbot.longterm.notice_pdf import OPERATOR_RULES
     from mailbot.longterm.roadmap import ROADMAP_RULES
+    from mailbot.longterm.topics import TOPIC_RULES
     from mailbot.mail.trust import TRUST_RULES
     from mailbot.procedures.licenses import LICENSE_RULES
     from mailbot.routing import ROUTING_RULES
@@ -74,6 +75,7 @@ def rules_files() -> tuple[RulesFile[Any], ...]:
         LICENSE_RULES,
         BODY_FIELDS,
         ROADMAP_RULES,
+        TOPIC_RULES,
         SCHEDULE_RULES,
         TRUST_RULES,
         MARKET_RULES,

@@ -393,3 +393,69 @@ def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: set[str],
         controller.stop()
     assert handler.envelopes == [[a for a in (PROVIDER, COLLEAGUE) if a not in refused]]
     assert results[0] is None if outcome is None else isinstance(results[0], outcome)
+
+
+# --- points 16, 17: mails seed 004 answers though they are no procedure -------------------------
+
+PDF = "application/pdf"
+
+
+def mail_to_the_desk(subject_text: str, body: str, attachments: list | None = None) -> bytes:
+    return build(subject_text, body, from_addr=PROVIDER, to=LONG, attachments=attachments or [])
+
+
+def test_evidence_sent_before_the_request_is_not_received(desk: Context):
+    """「なお、証憑等の審査は制度適用期間開始前年度の所定の審査期間に実施するため、本機関からの
+    提出依頼より前に証憑等を提出しても、本機関では受領できないことにご注意ください。」
+    (seed 004 §2 注2)"""
+    raw = mail_to_the_desk(
+        "供給力提供開始の証憑の提出について（L0000000001）",
+        "髙橋火力発電所1号機は供給力の提供を開始しましたので、証憑を添付にて提出いたします。",
+        [("運転開始報告書.pdf", b"%PDF-1.4 evidence", PDF)],
+    )
+    case = submit_to(desk, raw, LONG)
+    assert case["status"] == "unrecognized"
+    assert "供給力提供開始の証憑の提出" in case["reason"]
+    [reply] = outbox(desk, "topic_guidance")
+    assert outbox(desk, "guidance") == []
+    text = body_text(reply["raw"])
+    assert "本機関からの提出依頼より前に" in text and "本機関では受領できません" in text
+    assert "制度適用期間開始の前年度" in text
+
+
+def test_a_start_timing_change_asked_for_by_mail_is_pointed_to_the_system(desk: Context):
+    """「容量提供開始事業者が、供給力の提供開始時期を変更したい場合は『容量市場業務マニュアル 長期
+    脱炭素電源オークション（電源等差替・市場退出・契約の変更・登録情報の変更業務編）』の『4.3 事業者・
+    電源等情報・期待容量の変更』を参照して、供給力提供開始時期の変更を行ってください。」 (seed 004
+    §2.1.1); 「…変更のタイミングに応じてペナルティを科します。」 (§2 <ペナルティ概要>, 図2-2)"""
+    raw = mail_to_the_desk(
+        "供給力提供開始時期の変更のお願い",
+        "髙橋火力発電所1号機の供給力提供開始時期を2027年度から2028年度に変更したく、ご連絡いたします。",
+    )
+    case = submit_to(desk, raw, LONG)
+    assert case["status"] == "unrecognized"
+    [reply] = outbox(desk, "topic_guidance")
+    text = body_text(reply["raw"])
+    assert "電源等差替・市場退出・契約の変更・登録情報の変更業務編" in text
+    assert "『4.3 事業者・電源等情報・期待容量の変更』" in text and "容量市場システム" in text
+    assert "電子メールでは承っておりません" in text
+    assert "5%" in text and "10%" in text and "変更を行った日" in text
+
+
+def test_one_mail_raising_both_gets_one_reply_with_both(desk: Context):
+    raw = mail_to_the_desk(
+        "運転開始時期の変更について",
+        "運転開始時期を延期することになりました。証憑を添付にて提出いたします。",
+    )
+    submit_to(desk, raw, LONG)
+    [reply] = outbox(desk, "topic_guidance")
+    text = body_text(reply["raw"])
+    assert "■供給力提供開始の証憑の提出について" in text
+    assert "■供給力提供開始時期の変更について" in text
+
+
+def test_other_mail_still_gets_the_generic_guidance(desk: Context):
+    submit_to(
+        desk, mail_to_the_desk("お問い合わせ", "容量市場の手続きについて教えてください。"), LONG
+    )
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]

@@ -22,7 +22,15 @@ from mailbot.text import format_case_number
 log = logging.getLogger(__name__)
 
 AUTOMATIC_KINDS = frozenset(
-    {"receipt", "correction", "guidance", "held", "refusal", "roadmap_to_ministry"}
+    {
+        "receipt",
+        "correction",
+        "guidance",
+        "topic_guidance",
+        "held",
+        "refusal",
+        "roadmap_to_ministry",
+    }
 )
 
 

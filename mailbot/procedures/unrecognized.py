@@ -1,5 +1,7 @@
 """Mail that matches no procedure: a row in the staff queue and, at most once per sender per
-day, a guidance reply listing the subjects we accept."""
+day, a guidance reply listing the subjects we accept — or, when the mail raises a topic seed
+004 answers (`mailbot.longterm.topics`: evidence sent before the desk asked for it, a change
+of the supply start asked for by mail), a reply that says what the seed says of it."""
 
 from __future__ import annotations
 
@@ -7,8 +9,12 @@ from typing import Any
 
 from mailbot.context import Reader
 from mailbot.errors import DecisionError
+from mailbot.longterm.topics import TOPIC_RULES, topics_raised
 from mailbot.outcome import Incoming, Outcome, Reply
+from mailbot.procedures.common import own_text
 from mailbot.states import Status
+
+REASON = "件名から手続きを特定できません"
 
 
 class Unrecognized:
@@ -18,19 +24,26 @@ class Unrecognized:
     def check(self, incoming: Incoming, ctx: Reader, case: dict[str, Any] | None) -> Outcome:
         now = ctx.now()
         start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        sender = incoming.mail.from_addr
-        sent = ctx.store.auto_replies_since(sender, start_of_day, kind="guidance")
+        mail = incoming.mail
+        topics = topics_raised(
+            TOPIC_RULES.load(ctx.config.rules_dir), mail.subject or "", own_text(mail)
+        )
+        kind = "topic_guidance" if topics else "guidance"
+        sent = ctx.store.auto_replies_since(mail.from_addr, start_of_day, kind=kind)
         replies = []
         events: list[tuple[str, dict[str, Any]]] = []
         if sent < ctx.routing.guidance_per_sender_per_day:
-            replies.append(Reply(kind="guidance", template="guidance"))
+            context = {"topics": [{"id": t.id, "name": t.name} for t in topics]}
+            replies.append(Reply(kind=kind, template=kind, context=context if topics else {}))
         else:
-            events.append(("guidance_skipped", {"why": "already sent to this sender today"}))
+            events.append((f"{kind}_skipped", {"why": "already sent to this sender today"}))
+        if topics:
+            events.append(("topics_raised", {"topics": [t.id for t in topics]}))
         return Outcome(
             status=Status.UNRECOGNIZED,
             replies=replies,
             events=events,
-            reason="件名から手続きを特定できません",
+            reason=REASON + ("（" + "・".join(t.name for t in topics) + "）" if topics else ""),
         )
 
     def decide(

@@ -1,0 +1,72 @@
+"""Mails that are no procedure of seed 004 but ask for something the seed says is done another
+way: evidence of the supply start sent before the desk asked for it (§2 注2), and a change of
+the 供給力提供開始時期 asked for by mail (§2.1.1). Recognised by words (`rules/longterm_topics.toml`)
+so that the sender is told what the seed says instead of the generic guidance.
+
+Pure: takes the subject and the sender's own text, returns the topics they raise.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbot.config import RULES_DIR
+from mailbot.errors import ConfigError
+from mailbot.rulefile import RulesFile
+from mailbot.text import nfkc
+
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """`all_of`: groups of words; the mail raises the topic when it has one word of each."""
+
+    id: str
+    name: str
+    seed: str
+    all_of: tuple[tuple[str, ...], ...]
+
+    def raised_by(self, text: str) -> bool:
+        return all(any(_fold(word) in text for word in group) for group in self.all_of)
+
+
+def _fold(text: str) -> str:
+    return _SPACE.sub("", nfkc(text))
+
+
+def load_topics(path: Path) -> tuple[Topic, ...]:
+    try:
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+        topics = tuple(
+            Topic(
+                id=str(t["id"]),
+                name=str(t["name"]),
+                seed=str(t.get("seed", "")),
+                all_of=tuple(tuple(str(w) for w in group) for group in t["all_of"]),
+            )
+            for t in d.get("topics", [])
+        )
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(str(path), f"not valid topics: {exc}") from exc
+    for topic in topics:
+        if not re.fullmatch(r"[a-z0-9_]+", topic.id):
+            raise ConfigError(str(path), f"topic id {topic.id!r}: use a-z, 0-9 and _ only")
+        if not topic.all_of or not all(topic.all_of):
+            raise ConfigError(str(path), f"topic {topic.id}: all_of needs non-empty word groups")
+    return topics
+
+
+def topics_raised(topics: tuple[Topic, ...], subject: str, own_text: str) -> list[Topic]:
+    """The topics the mail raises, in the file's order. Quoted text is not the sender's own
+    and is left out by the caller (`own_text`)."""
+    text = _fold(f"{subject}\n{own_text}")
+    return [topic for topic in topics if topic.raised_by(text)]
+
+
+# A deployment whose rules/ predates this file reads the shipped one (`mailbot init DIR` again
+# adds its own copy, keeping every file staff edited).
+TOPIC_RULES = RulesFile("longterm_topics.toml", load_topics, fallback=RULES_DIR)
