@@ -18,6 +18,7 @@ from mailbot.errors import PermanentSendError
 from mailbot.forms.workbook import load_grids
 from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
+from mailbot.longterm.roadmap_assessment import issue_roadmap_notice
 from mailbot.longterm.supply_start import issue_supply_start_notice
 from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
 from mailbot.store.registers import import_operators
@@ -459,3 +460,63 @@ def test_other_mail_still_gets_the_generic_guidance(desk: Context):
         desk, mail_to_the_desk("お問い合わせ", "容量市場の手続きについて教えてください。"), LONG
     )
     assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+
+
+# --- points 13, 14, 15: the seed's words on the roadmap inquiry, the answer and the upload -------
+
+
+def inquiry_text(ctx: Context) -> str:
+    set_now(ctx, "2027-02-01T10:00")
+    start_roadmap_campaign(ctx, date(2027, 2, 26))
+    [ours] = [m for m in outbox(ctx, "roadmap_inquiry") if m["recipient"] == PROVIDER]
+    return body_text(ours["raw"]).replace("\n", "")
+
+
+def test_the_inquiry_says_what_not_revising_without_reason_may_cost(desk: Context):
+    """「必要な改訂を行っていない場合は、資源エネルギー庁より合理的な理由の有無を確認する場合が
+    あります。また、合理的な理由なくロードマップを改訂していない場合、約款第33条第3項に示す契約の
+    解除となる可能性があります。」 (seed 004 §3.1.1 注)"""
+    text = inquiry_text(desk)
+    assert (
+        "必要な改訂を行っていない場合は、資源エネルギー庁より合理的な理由の有無を確認する場合があります。"
+        in text
+    )
+    assert (
+        "合理的な理由なくロードマップを改訂していない場合、約款第33条第3項に示す契約の解除となる可能性があります。"
+        in text
+    )
+
+
+def test_an_answer_without_revision_is_reviewed_by_the_ministry(desk: Context):
+    """「改訂がない場合、技術開発の進歩等を考慮し、公表済みの最新の脱炭素化ロードマップの改訂要否に
+    ついて資源エネルギー庁が審査します。修正が必要と判断された場合は、資源エネルギー庁より修正依頼が
+    電子メールにて送付されます。」 (seed 004 §3.1.3)"""
+    case = submit_to(desk, roadmap_answer(UNREVISED), LONG)
+    assert case["status"] == "complete", case["problems"]
+    text = body_text(outbox(desk, "receipt")[0]["raw"]).replace("\n", "")
+    assert (
+        "公表済みの最新の脱炭素化ロードマップの改訂要否について資源エネルギー庁が審査します。"
+        in text
+    )
+    assert "資源エネルギー庁より修正依頼が電子メールにて送付されます。" in text
+    assert "必要に応じてご連絡いたします" not in text
+
+
+def test_a_revised_roadmap_is_said_to_be_published(desk: Context):
+    """「脱炭素化ロードマップを改訂した場合は、改訂後の脱炭素化ロードマップが本機関のホームページに
+    掲載されます。」 (seed 004 §3 注); 「なお、本機関へ提出された最新版の脱炭素化ロードマップは、後日、
+    本機関 HP に公表されます。」 (§3.1.8)"""
+    assert "改訂後の脱炭素化ロードマップが本機関のホームページに掲載されます。" in inquiry_text(
+        desk
+    )
+    set_now(desk, "2027-02-02T09:30")
+    raw = roadmap_answer(REVISED, [(ROADMAP_FILE, roadmap_workbook(), XLSX)])
+    case = submit_to(desk, raw, LONG)
+    assert case["status"] == "complete", case["problems"]
+    receipt = body_text(outbox(desk, "receipt")[0]["raw"]).replace("\n", "")
+    assert "改訂後の脱炭素化ロードマップは本機関のホームページに掲載されます。" in receipt
+    issued = issue_roadmap_notice(desk, case["id"], "pass", by="佐藤")
+    assert issued.upload_reminder
+    [notice] = outbox(desk, "assessment_notice")
+    text = body_text(notice["raw"]).replace("\n", "")
+    assert "最新版の脱炭素化ロードマップは、後日、本機関ホームページに公表されます。" in text

@@ -31,6 +31,21 @@ from mailbot.states import Status
 from mailbot.text import nfkc
 
 REQUIRED = TARGET_FIELDS
+# What follows an answer (seed 004 §3.1.3): 資源エネルギー庁 reviews it either way and sends any
+# correction request itself, by mail; a revised roadmap is published on the 本機関 HP (§3 注).
+NEXT_STEPS = {
+    "revised": (
+        "改訂後の脱炭素化ロードマップは資源エネルギー庁が審査します。修正が必要と判断された場合は、"
+        "資源エネルギー庁より修正依頼が電子メールにて送付されます。"
+        "修正依頼内容に疑義がある場合は、資源エネルギー庁にお問い合わせください。"
+        "なお、改訂後の脱炭素化ロードマップは本機関のホームページに掲載されます。"
+    ),
+    "unrevised": (
+        "改訂がない場合は、技術開発の進歩等を考慮し、公表済みの最新の脱炭素化ロードマップの改訂要否について"
+        "資源エネルギー庁が審査します。修正が必要と判断された場合は、資源エネルギー庁より修正依頼が"
+        "電子メールにて送付されます。修正依頼内容に疑義がある場合は、資源エネルギー庁にお問い合わせください。"
+    ),
+}
 OPEN_CAMPAIGN_STATES = ("awaiting_reply", "needs_correction", "complete", "held")
 
 
@@ -125,12 +140,7 @@ class RoadmapRevisionReply:
             incoming,
             problems,
             data,
-            next_steps=(
-                "改訂後の脱炭素化ロードマップは資源エネルギー庁が審査します。修正が必要と判断された場合は、"
-                "資源エネルギー庁より修正依頼が電子メールにて送付されます。"
-                if data.get("answer") == "revised"
-                else "ご回答内容を確認のうえ、必要に応じてご連絡いたします。"
-            ),
+            next_steps=NEXT_STEPS.get(data.get("answer") or "", ""),
             wrong_mailbox=incoming.classification.wrong_mailbox,
             attachment_list=[a.filename for a in mail.attachments],
             operator_code=code or None,
