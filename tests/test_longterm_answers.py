@@ -34,11 +34,13 @@ from tests.support.desk import (
     set_now,
     submit_to,
 )
-from tests.support.forms import roadmap_workbook
+from tests.support.forms import operator_form, roadmap_workbook, to_bytes
 from tests.support.jpmail import XLSX, build
+from tests.support.samples import TAKAHASHI
 from tests.support.servers import LONG, SmtpCapture, free_port
 
 ROADMAP_RULES = load_roadmap_rules(RULES_DIR / "roadmap.toml")
+CODE = "code@occto.or.jp"
 PROVIDER = "ichiro@takahashi-power.co.jp"
 ROADMAP_SUBJECT = "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂有無の回答"
 TARGET = (  # 表3-1 ■対象となる電源, filled in for the sample source
@@ -520,3 +522,24 @@ def test_a_revised_roadmap_is_said_to_be_published(desk: Context):
     [notice] = outbox(desk, "assessment_notice")
     text = body_text(notice["raw"]).replace("\n", "")
     assert "最新版の脱炭素化ロードマップは、後日、本機関ホームページに公表されます。" in text
+
+
+def test_a_corrected_code_application_is_received_when_the_correction_came(desk: Context):
+    """The same on code@: the corrected application joins the first one's case."""
+    body = "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『発動指令電源（電源）』です。\n"
+    mail = "ichiro@takahashi-denryoku.co.jp"
+    first = submit_to(desk, build("【容量市場向け事業者コード申請】", body, from_addr=mail), CODE)
+    assert first["status"] == "needs_correction"  # no 事業者マスタ申込書 attached
+    [correction] = outbox(desk, "correction")
+    set_now(desk, "2027-02-04T16:40")
+    form = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI))
+    raw = build(
+        "Re: 【容量市場向け事業者コード申請】",
+        body,
+        from_addr=mail,
+        attachments=[("事業者マスタ申込書.xlsx", form, XLSX)],
+        in_reply_to=correction["message_id"],
+    )
+    again = submit_to(desk, raw, CODE)
+    assert again["id"] == first["id"] and again["status"] == "complete", again["problems"]
+    assert receipt_time(desk) == "■受付日時　　2027年2月4日（木） 16:40"
