@@ -16,6 +16,7 @@ from mailbot.context import Context
 from mailbot.desk.decisions import decide
 from mailbot.errors import PermanentSendError
 from mailbot.forms.workbook import load_grids
+from mailbot.longterm.assessment import AssessmentError
 from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.longterm.roadmap_assessment import issue_roadmap_notice
@@ -543,3 +544,23 @@ def test_a_corrected_code_application_is_received_when_the_correction_came(desk:
     again = submit_to(desk, raw, CODE)
     assert again["id"] == first["id"] and again["status"] == "complete", again["problems"]
     assert receipt_time(desk) == "■受付日時　　2027年2月4日（木） 16:40"
+
+
+def test_a_reassessment_is_of_the_change_the_objection_was_about(desk: Context, tmp_path: Path):
+    with pytest.raises(AssessmentError, match="no supply-start notice"):
+        issue_supply_start_notice(
+            desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
+        )
+    objection_judged(desk, tmp_path, "objection-accepted", "変更申請日を確認しました。")
+    with pytest.raises(AssessmentError, match="FY2027→FY2030"):
+        issue_supply_start_notice(
+            desk, "L0000000001", 2027, 2031, date(2023, 3, 28), reassessment=True
+        )
+    again = issue_supply_start_notice(
+        desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
+    )
+    assert again.assessment.result == "合格"
+    with pytest.raises(AssessmentError, match="objection-accepted"):  # once per accepted objection
+        issue_supply_start_notice(
+            desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
+        )
