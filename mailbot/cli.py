@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,6 @@ def cmd_decisions_apply(args: argparse.Namespace) -> int:
 
     with _context(args) as ctx:
         results = apply_workbook(ctx, Path(args.file), by=args.by)
-        sent, deferred = flush_outbox(ctx, make_sender(ctx))
     print_table(
         ("行", "受付番号", "判断", "結果", "メール"),
         (
@@ -232,9 +231,10 @@ def cmd_decisions_apply(args: argparse.Namespace) -> int:
         highlight=[not r.ok for r in results],
     )
     applied = sum(1 for r in results if r.ok)
+    queued = sum(r.mails for r in results if r.ok)
     print(
         f"{applied} decision(s) applied, {len(results) - applied} refused; "
-        f"{sent} mail(s) sent now, {deferred} waiting"
+        f"{queued} mail(s) queued in the outbox ({QUEUED})"
     )
     return 0 if applied == len(results) else 1
 
@@ -292,12 +292,9 @@ def cmd_case(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
         result = decide(ctx, _case_id(args.case), args.action, args.arg, args.reason, by=args.by)
-        when = _send_notice(ctx, result.case_id) if result.mails else ""
+        when = _queued_notice(ctx, result.case_id) if result.mails else ""
     issued = f"{result.issued}; " if result.issued else ""
-    if not result.mails:
-        mail = "no mail to the participant"
-    else:
-        mail = "the mail was sent" if when == "sent" else f"the mail {when} (sending window)"
+    mail = f"the mail {when}" if result.mails else "no mail to the participant"
     print(
         f"{format_case_number(result.case_id)}: {action_label(result.action)} ({result.action})"
         f" → {status_label(result.status)}; {issued}{mail}"
@@ -320,10 +317,9 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
         deadline = parse_day(args.deadline, "--deadline")
         result = start_roadmap_campaign(ctx, deadline, args.year, by=staff_name(args.by))
-        sent, deferred = flush_outbox(ctx, make_sender(ctx))
     print(
-        f"roadmap campaign: {result.planned} inquiry mail(s) planned, {result.already} already "
-        f"asked, {sent} sent now, {deferred} waiting for the sending window"
+        f"roadmap campaign: {result.planned} inquiry mail(s) queued in the outbox ({QUEUED}), "
+        f"{result.already} already asked"
     )
     for line in result.skipped:
         print(f"  skipped {line}")
@@ -365,19 +361,22 @@ def cmd_campaign_unanswered(args: argparse.Namespace) -> int:
 def cmd_inquiry(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
         case_id = start_mismatch_inquiry(ctx, args.source, args.text, by=staff_name(args.by))
-        sent, deferred = flush_outbox(ctx, make_sender(ctx))
-    print(
-        f"{format_case_number(case_id)}: mismatch inquiry planned; {sent} sent now, {deferred} waiting"
-    )
+        when = _queued_notice(ctx, case_id)
+    print(f"{format_case_number(case_id)}: mismatch inquiry planned; the mail {when}")
     return 0
 
 
-def _send_notice(ctx: Context, case_id: int) -> str:
-    """Send what is due now; say when the case's newest mail (its notice) goes out."""
-    flush_outbox(ctx, make_sender(ctx))
+QUEUED = "`mailbot run` sends them"
+
+
+def _queued_notice(ctx: Context, case_id: int) -> str:
+    """When the case's newest mail (its notice), queued in the outbox, goes out. Staff commands
+    only queue: `mailbot run` sends, so they never need the mail server's password and a
+    refused login never follows a decision already applied (issue 24)."""
     row = ctx.store.latest_outbox(case_id)
-    when = row["send_at"][:16].replace("T", " ")
-    return "sent" if row["state"] == "sent" else f"goes out at {when}"
+    if datetime.fromisoformat(row["send_at"]) <= ctx.now():
+        return "waits in the outbox; `mailbot run` sends it now"
+    return f"goes out at {row['send_at'][:16].replace('T', ' ')} (sending window)"
 
 
 def cmd_assess(args: argparse.Namespace) -> int:
@@ -395,7 +394,7 @@ def cmd_assess(args: argparse.Namespace) -> int:
             reassessment=args.reassessment,
             replaced_kw=args.replaced_kw,
         )
-        when = _send_notice(ctx, issued.case_id)
+        when = _queued_notice(ctx, issued.case_id)
     a = issued.assessment
     print(
         f"{format_case_number(issued.case_id)}: 通知No {issued.number}  {a.source_id}  "
@@ -427,7 +426,7 @@ def cmd_assess_roadmap(args: argparse.Namespace) -> int:
             by=staff_name(args.by),
             reassessment=args.reassessment,
         )
-        when = _send_notice(ctx, issued.case_id)
+        when = _queued_notice(ctx, issued.case_id)
     print(
         f"{format_case_number(issued.case_id)}: 通知No {issued.number}  result {issued.result}"
         f"{'  (with the upload reminder)' if issued.upload_reminder else ''}; the notice {when}"

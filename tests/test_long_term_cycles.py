@@ -69,7 +69,9 @@ def test_roadmap_campaign_from_roster_to_assessment(cli_desk: Desk, tmp_path: Pa
     desk = cli_desk
     load_sources(desk, tmp_path)
     printed = desk.out("2026-12-01T10:00", "campaign", "roadmap", "--deadline", "2026-12-18")
-    assert "2 inquiry mail(s) planned" in printed
+    assert "2 inquiry mail(s) queued in the outbox" in printed
+    assert not desk.mails(INQUIRY)  # staff commands only queue: `mailbot run` sends
+    desk.run("2026-12-01T10:00")
     assert len(desk.mails(INQUIRY)) == 2
     ours = ichiros_inquiry(desk)
     assert ROADMAP_FILE.removesuffix(".xlsx") in body_text(ours)
@@ -176,7 +178,7 @@ def test_supply_start_assessment_objection_and_reassessment(cli_desk: Desk, tmp_
     desk = cli_desk
     load_sources(desk, tmp_path)
     printed = desk.assess_supply_start("2026-11-30T10:00", "2024/06/10")
-    assert "result 不合格" in printed and "the notice sent" in printed
+    assert "result 不合格" in printed and "the notice waits in the outbox" in printed
     [notice] = desk.mails("アセスメント結果通知書（供給力提供開始時期の遵守）")
     assert "2026年12月7日まで" in body_text(notice)
     text = pdf_text(notice, tmp_path)
@@ -211,6 +213,7 @@ def test_mismatch_inquiry_reminder_and_answer(cli_desk: Desk, tmp_path: Path):
     text = "提出された脱炭素化ロードマップの燃料種（バイオマス）と電源等情報（LNG）が一致しません。"
     printed = desk.out("2026-12-01T10:00", "inquiry", "mismatch", "L0000000002", "--text", text)
     assert "mismatch inquiry planned" in printed
+    desk.run("2026-12-01T10:00")
     [inquiry] = desk.mails("不一致に係るお問い合わせ")
     assert text in body_text(inquiry)
     for now in ("2026-12-03T09:30", "2026-12-04T09:30", "2026-12-07T09:30", "2026-12-07T15:00"):
@@ -242,6 +245,7 @@ def test_unrevised_answer_then_a_failed_roadmap_and_its_objection(cli_desk: Desk
     desk = cli_desk
     load_sources(desk, tmp_path)
     desk.out("2026-12-01T10:00", "campaign", "roadmap", "--deadline", "2026-12-18")
+    desk.run("2026-12-01T10:00")
     ours = ichiros_inquiry(desk)
     desk.send(
         answer(
@@ -257,6 +261,7 @@ def test_unrevised_answer_then_a_failed_roadmap_and_its_objection(cli_desk: Desk
     number = f"MB-{case['id']:06d}"
     printed = desk.out("2026-12-03T10:00", "assess", "roadmap", number, "--result", "fail")
     assert "result 不合格" in printed and "upload reminder" not in printed
+    desk.run("2026-12-03T10:00")
     [notice] = desk.mails("アセスメント結果通知書（脱炭素化ロードマップの遵守）")
     assert "不合格" in pdf_text(notice, tmp_path)
     desk.send(

@@ -235,8 +235,8 @@ def settle_journal(ctx: Context, durable: bool = False) -> int | None:
 
 @contextmanager
 def sending_turn(database: Path, wait: float) -> Iterator[bool]:
-    """One sender at a time per database: the daemon and a staff command (`decide`, `ingest`)
-    both flush the outbox, and two of them would read the same due rows and send each mail
+    """One sender at a time per database: the daemon and `run --once` or `ingest` (from cron
+    or by hand) all flush the outbox, and two of them would read the same due rows and send each mail
     twice. True while this process holds the turn; False when another held it for `wait`
     seconds (the mail stays due and goes with that sender or the next flush)."""
     with open(f"{database}.send-lock", "a") as handle:

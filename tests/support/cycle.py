@@ -40,8 +40,9 @@ class Desk:
 
     def assess_supply_start(self, now: str, changed_on: str, *extra: str) -> str:
         """`assess supply-start` of the sample source L0000000001 for FY2027–2030, whose
-        supply start was changed on `changed_on`: what it printed."""
-        return self.out(
+        supply start was changed on `changed_on`: what it printed. The command only queues the
+        notice; `run --once` at the same moment sends it, as the daemon would."""
+        printed = self.out(
             now,
             "assess",
             "supply-start",
@@ -54,6 +55,8 @@ class Desk:
             changed_on,
             *extra,
         )
+        self.run(now)
+        return printed
 
     def run(self, now: str) -> None:
         assert self.cli(now, "run", "--once") == 0
