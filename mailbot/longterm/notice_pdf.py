@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 
 from reportlab.lib import colors
@@ -24,6 +25,10 @@ from mailbot.errors import ConfigError
 from mailbot.rulefile import RulesFile
 
 FONT = "MailbotJapanese"
+FONTS_DIR = Path(str(files("mailbot") / "fonts"))
+"""Fonts shipped in the package: IPAexGothic (ipaexg.ttf) with its licence, the IPA Font
+License v1.0, which allows redistribution unchanged with the licence attached."""
+SHIPPED_FONT = "ipaexg.ttf"
 
 
 @dataclass(frozen=True)
@@ -65,17 +70,30 @@ def _parse_operator(path: Path) -> OperatorBlock:
 OPERATOR_RULES = RulesFile("operator.toml", _parse_operator)
 
 
+def font_path(entry: str) -> Path:
+    """An entry of `notice.fonts`: an absolute path is a font on this machine; a bare name
+    (`ipaexg.ttf`) is one shipped in the package's fonts/ folder."""
+    path = Path(entry)
+    return path if path.is_absolute() else FONTS_DIR / path
+
+
 @cache
 def register_font(candidates: tuple[str, ...]) -> str:
-    for candidate in candidates:
-        if Path(candidate).is_file():
-            pdfmetrics.registerFont(TTFont(FONT, candidate))
-            return candidate
+    """Registers the first of `candidates` that exists, else the font shipped with mailbot, and
+    returns its path. Raises ConfigError when none is there (a package whose fonts/ folder was
+    stripped). The shipped font is the last resort, so a fresh machine with no Japanese font
+    installed (and a deployment folder whose rules/operator.toml lists only system fonts)
+    still prints the notice."""
+    tried = [font_path(c) for c in candidates]
+    for path in [*tried, FONTS_DIR / SHIPPED_FONT]:
+        if path.is_file():
+            pdfmetrics.registerFont(TTFont(FONT, str(path)))
+            return str(path)
     raise ConfigError(
         "rules/operator.toml: notice.fonts",
         "no Japanese TrueType font found (tried: "
-        + ", ".join(candidates)
-        + "); install fonts-ipaexfont-gothic or list a font there",
+        + ", ".join(str(p) for p in [*tried, FONTS_DIR / SHIPPED_FONT])
+        + "); reinstall mailbot or list a font there",
     )
 
 
