@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from mailbot.config import DEFAULT_CONFIG, RULES_DIR, TEMPLATES_DIR
+from mailbot.config import DEFAULT_CONFIG, RULES_DIR, TEMPLATES_DIR, load_config
+from mailbot.desk.service_files import refuse_unsafe_path, service_files
 
 SAMPLES_DIR = Path(str(files("mailbot") / "samples"))
 
@@ -72,9 +73,15 @@ def _copy_tree(source: Path, target: Path, root: Path, result: InitResult) -> No
 
 
 def init_deployment(folder: Path) -> InitResult:
-    """Write config.toml, rules/, templates/ and samples/ into `folder`; keep what exists."""
+    """Write config.toml, rules/, templates/, samples/ and deploy/ (the service files, made
+    from the folder's config.toml as it then is) into `folder`; keep what exists. data/ is
+    created, since the units' ReadWritePaths must exist when they start.
+
+    Raises ConfigError when an existing config.toml does not load."""
     result = InitResult()
+    refuse_unsafe_path(folder.resolve())
     folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()
     config = folder / "config.toml"
     if config.exists():
         result.kept.append("config.toml")
@@ -84,6 +91,15 @@ def init_deployment(folder: Path) -> InitResult:
     _copy_tree(RULES_DIR, folder / "rules", folder, result)
     _copy_tree(TEMPLATES_DIR, folder / "templates", folder, result)
     _copy_tree(SAMPLES_DIR, folder / "samples", folder, result)
+    (folder / "data").mkdir(exist_ok=True)
+    for name, text in service_files(folder, load_config(str(config))).items():
+        dest = folder / "deploy" / name
+        if dest.exists():
+            result.kept.append(f"deploy/{name}")
+            continue
+        dest.parent.mkdir(exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+        result.written.append(f"deploy/{name}")
     return result
 
 
