@@ -460,6 +460,48 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    """`mailbot restore FILE` / `mailbot restore --refetch` (README, Operations)."""
+    from mailbot.doctor import stamp
+    from mailbot.intake.restore import restore_backup, restore_refetch
+
+    if (args.file is None) == (not args.refetch):
+        raise UsageError("restore: give the backup FILE, or --refetch alone")
+    config = load_config(args.config)
+    if args.refetch:
+        restored = restore_refetch(config)
+    else:
+        restored = restore_backup(config, Path(args.file), stamp(Clock.from_option(args.now).now()))
+        taken = restored.backup.marks[0].taken_at if restored.backup.marks else ""
+        print(
+            f"{config.database}: restored from {args.file}"
+            f" (schema {restored.backup.schema_version}{', taken ' + taken if taken else ''})"
+        )
+        if restored.replaced is not None:
+            print(f"the database it replaced is kept as {restored.replaced}")
+    print_table(
+        ("mailbox", "mail stored after the backup, waiting again", "note"),
+        (
+            (r.mailbox, "-" if r.error else r.waiting_again, r.error or "; ".join(r.notes))
+            for r in restored.mailboxes
+        ),
+        highlight=[bool(r.error) for r in restored.mailboxes],
+    )
+    if restored.sent_after:
+        print(
+            f"{len(restored.sent_after)} repl(ies) went out after the backup (the replaced"
+            " database says); the mails they answered are answered again:"
+        )
+        for sent_at, recipient, subject in restored.sent_after:
+            print(f"  {sent_at[:16].replace('T', ' ')}  {recipient}  {subject}")
+    failed = [r for r in restored.mailboxes if r.error]
+    if failed:
+        print("run `mailbot restore --refetch` once those mailboxes can be reached")
+    else:
+        print("next: mailbot run (it fetches and answers that mail again)")
+    return 1 if failed else 0
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     """What the pipeline reads from one raw mail (SPEC §9), without storing it."""
     config = load_config(args.config)
@@ -717,6 +759,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backup", help="a consistent copy of the database, safe while running")
     p.add_argument("file", nargs="?", help="new file (default: beside the database, dated)")
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser(
+        "restore", help="put a backup in place; mail stored after it is fetched again"
+    )
+    p.add_argument("file", nargs="?", help="a file `mailbot backup` wrote")
+    p.add_argument(
+        "--refetch",
+        action="store_true",
+        help="only make the mail the database lacks waiting again (a mailbox unreachable before)",
+    )
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("inquiry", help="inquiries to providers")
     c = p.add_subparsers(dest="kind", required=True)

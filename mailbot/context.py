@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import IO
 
 from mailbot.businessdays import CALENDAR_RULES, BusinessCalendar
 from mailbot.clock import Clock
@@ -18,6 +19,7 @@ from mailbot.errors import ConfigError
 from mailbot.mail.render import Renderer
 from mailbot.routing import Routing, load_routing
 from mailbot.store import Store
+from mailbot.store.restore import hold_shared
 from mailbot.store.view import StoreView
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,9 @@ class Context:
     clock: Clock
     routing: Routing = field(init=False)
     renderer: Renderer = field(init=False)
+    in_use: IO[str] | None = None
+    """The shared lock on the database (`store.restore.hold_shared`) that `open` takes, so
+    that `mailbot restore` never swaps the files under a process."""
 
     def __post_init__(self) -> None:
         if not self.config.templates_dir.is_dir():
@@ -41,10 +46,18 @@ class Context:
 
     @classmethod
     def open(cls, config: Config, clock: Clock) -> Context:
-        return cls(config=config, store=Store(config.database), clock=clock)
+        lock = hold_shared(config.database)
+        try:
+            return cls(config=config, store=Store(config.database), clock=clock, in_use=lock)
+        except BaseException:
+            lock.close()
+            raise
 
     def close(self) -> None:
         self.store.close()
+        if self.in_use is not None:
+            self.in_use.close()
+            self.in_use = None
 
     def __enter__(self) -> Context:
         return self

@@ -368,14 +368,19 @@ def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Chec
 
 
 def backup(ctx: Context, target: Path) -> int:
-    """SQLite's online backup: a consistent snapshot even while another process writes.
-    Returns the size in bytes of the copy, which is checked before this returns."""
+    """SQLite's online backup: a consistent snapshot even while another process writes, with
+    what each mailbox had given the store recorded in it (`store.restore.record_marks`), so
+    that `mailbot restore` can have every mail stored later fetched again. Returns the size in
+    bytes of the copy, which is checked before this returns."""
+    from mailbot.store.restore import record_marks
+
     if target.exists():
         raise MailbotError(f"{target}: exists; give a new file name")
     target.parent.mkdir(parents=True, exist_ok=True)
     result = backup_checked(ctx.store.conn, target)
     if result != "ok":
         raise MailbotError(f"{target}: the copy failed its integrity check: {result}")
+    record_marks(target, ctx.now())
     return target.stat().st_size
 
 

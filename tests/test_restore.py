@@ -1,0 +1,178 @@
+"""`mailbot restore` loses no mail (issue 24: 「`mailbot backup` then a restore loses every mail
+stored after the backup, silently (the server already flagged them `$MailbotStored`…)」), on a
+Maildir desk and on a real Dovecot; and it never swaps the database under a running process,
+nor puts back a file that is not a whole, known database."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mailbot.cli import main
+from mailbot.clock import Clock
+from mailbot.config import load_config
+from mailbot.context import Context
+from mailbot.intake.mailboxes.imap import KEYWORD
+from tests.support.jpmail import build
+from tests.support.servers import STAFF, Dovecot, SmtpCapture, user_for, write_desk_config
+
+
+def question(n: int, to: str = "code@occto.or.jp") -> bytes:
+    return build(
+        "お問い合わせ",
+        f"問い合わせ {n} です。",
+        from_addr=f"sender{n}@example.co.jp",
+        from_name=f"差出人{n}",
+        to=to,
+        message_id=f"<restore.{n}@example.co.jp>",
+    )
+
+
+def stored(database: Path) -> set[tuple[str, str]]:
+    with sqlite3.connect(database) as conn:
+        return set(conn.execute("SELECT mailbox, key FROM messages").fetchall())
+
+
+def message_ids(database: Path) -> list[str]:
+    with sqlite3.connect(database) as conn:
+        return sorted(r[0] for r in conn.execute("SELECT message_id FROM messages").fetchall())
+
+
+@pytest.fixture
+def maildir_desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILBOT_NOW", raising=False)
+    return tmp_path
+
+
+def deliver(root: Path, *mails: bytes) -> None:
+    for raw in mails:
+        path = root / "in.eml"
+        path.write_bytes(raw)
+        assert main(["deliver", str(path)]) == 0
+
+
+def test_restore_on_maildir_fetches_every_mail_stored_after_the_backup(maildir_desk: Path, capsys):
+    root = maildir_desk
+    database = root / "data" / "mailbot.db"
+    deliver(root, question(1), question(2, "youryou_rikuase_long@occto.or.jp"))
+    assert main(["--now", "2026-11-25T10:00", "run", "--once"]) == 0
+    assert main(["--now", "2026-11-25T10:05", "backup", "backup.db"]) == 0
+    deliver(root, question(3), question(4, "youryou_rikuase_long@occto.or.jp"), question(5))
+    assert main(["--now", "2026-11-25T10:10", "run", "--once"]) == 0
+    before = stored(database)
+    assert len(before) == 5
+    capsys.readouterr()
+
+    assert main(["--now", "2026-11-25T10:20", "restore", "backup.db"]) == 0
+    out = capsys.readouterr().out
+    assert "code@occto.or.jp\t2\t" in out and "youryou_rikuase_long@occto.or.jp\t1\t" in out
+    assert "3 repl(ies) went out after the backup" in out and "sender3@example.co.jp" in out
+    assert len(stored(database)) == 2
+    assert Path(f"{database}.replaced-20261125-102000").is_file()  # never deleted
+
+    assert main(["--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    assert stored(database) == before  # every mail again, under its own key
+    assert message_ids(database) == [f"<restore.{n}@example.co.jp>" for n in range(1, 6)]
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 5
+    capsys.readouterr()
+    assert main(["restore", "--refetch"]) == 0  # nothing more to fetch: harmless again
+    assert "code@occto.or.jp\t0\t" in capsys.readouterr().out
+
+
+def test_restore_on_dovecot_unflags_the_uids_stored_after_the_backup(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpCapture, capsys
+):
+    config = str(write_desk_config(tmp_path, dovecot, smtp_server))
+    database = tmp_path / "mailbot.db"
+    cli = ["--config", config]
+    for n in (1, 2):
+        dovecot.append(user_for(question(n)), question(n))
+    assert main([*cli, "--now", "2026-11-25T10:00", "run", "--once"]) == 0
+    backup = tmp_path / "backup.db"
+    assert main([*cli, "--now", "2026-11-25T10:05", "backup", str(backup)]) == 0
+    with sqlite3.connect(backup) as conn:
+        [(validity, high, count)] = conn.execute(
+            "SELECT uidvalidity, high_uid, stored FROM backup_marks"
+            " WHERE mailbox = 'code@occto.or.jp'"
+        ).fetchall()
+    assert (high, count) == (2, 2) and validity
+    for n in (3, 4, 5):
+        dovecot.append("code", question(n))
+    assert main([*cli, "--now", "2026-11-25T10:10", "run", "--once"]) == 0
+    before = stored(database)
+    assert len(before) == 5
+    assert all(KEYWORD.encode() in flags for flags in dovecot.flags("code").values())
+    answered = [m for m in smtp_server.messages if STAFF not in m.rcpt_tos]
+    assert len(answered) == 5
+    capsys.readouterr()
+
+    assert main([*cli, "--now", "2026-11-25T10:20", "restore", str(backup)]) == 0
+    assert "code@occto.or.jp\t3\t" in capsys.readouterr().out
+    flags = dovecot.flags("code")
+    assert [uid for uid, f in sorted(flags.items()) if KEYWORD.encode() not in f] == [3, 4, 5]
+
+    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    assert stored(database) == before
+    assert message_ids(database) == [f"<restore.{n}@example.co.jp>" for n in range(1, 6)]
+    assert all(KEYWORD.encode() in f for f in dovecot.flags("code").values())
+    again = [m for m in smtp_server.messages if STAFF not in m.rcpt_tos][len(answered) :]
+    # The replies of 3–5 go out again (documented: their case numbers may now be others').
+    assert sorted(m.rcpt_tos[0] for m in again) == [f"sender{n}@example.co.jp" for n in (3, 4, 5)]
+
+
+def test_restore_refuses_while_a_process_has_the_database_open(maildir_desk: Path, capsys):
+    root = maildir_desk
+    deliver(root, question(1))
+    assert main(["--now", "2026-11-25T10:00", "run", "--once"]) == 0
+    assert main(["--now", "2026-11-25T10:05", "backup", "backup.db"]) == 0
+    deliver(root, question(2))
+    assert main(["--now", "2026-11-25T10:10", "run", "--once"]) == 0
+    before = stored(root / "data" / "mailbot.db")
+    capsys.readouterr()
+    with Context.open(load_config(None), Clock.from_option("2026-11-25T10:15")):
+        assert main(["restore", "backup.db"]) == 5
+        assert "a mailbot process has the database open" in capsys.readouterr().err
+    assert stored(root / "data" / "mailbot.db") == before
+    assert not list((root / "data").glob("mailbot.db.replaced-*"))
+
+
+def test_restore_refuses_a_damaged_or_foreign_or_newer_file(maildir_desk: Path, capsys):
+    root = maildir_desk
+    deliver(root, question(1))
+    assert main(["--now", "2026-11-25T10:00", "run", "--once"]) == 0
+    assert main(["--now", "2026-11-25T10:05", "backup", "backup.db"]) == 0
+    database = root / "data" / "mailbot.db"
+    before = database.read_bytes()
+
+    damaged = root / "damaged.db"
+    data = bytearray((root / "backup.db").read_bytes())
+    data[4096 * 2 : 4096 * 2 + 512] = b"\xff" * 512  # a page of the tables broken
+    damaged.write_bytes(bytes(data))
+    newer = root / "newer.db"
+    shutil.copyfile(root / "backup.db", newer)
+    with sqlite3.connect(newer) as conn:
+        conn.execute("PRAGMA user_version = 9999")
+    foreign = root / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("PRAGMA user_version = 3")
+    text = root / "notes.txt"
+    text.write_text("not a database\n" * 100, encoding="utf-8")
+    capsys.readouterr()
+    for path, why in (
+        (damaged, ""),
+        (newer, "schema version 9999; this mailbot runs versions 1 to"),
+        (foreign, "not a mailbot database"),
+        (text, "not"),
+    ):
+        assert main(["restore", str(path)]) == 5, path
+        err = capsys.readouterr().err
+        assert err.startswith(f"mailbot: {path}: ") and why in err, err
+    assert main(["restore", str(root / "missing.db")]) == 4
+    assert main(["restore"]) == 2
+    assert database.read_bytes() == before
