@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,14 @@ from mailbot.config import load_config
 from mailbot.context import Context
 from mailbot.intake.mailboxes.imap import KEYWORD
 from tests.support.jpmail import build
-from tests.support.servers import STAFF, Dovecot, SmtpCapture, user_for, write_desk_config
+from tests.support.servers import (
+    DOVEADM,
+    STAFF,
+    Dovecot,
+    SmtpCapture,
+    user_for,
+    write_desk_config,
+)
 
 
 def question(n: int, to: str = "code@occto.or.jp") -> bytes:
@@ -176,3 +184,90 @@ def test_restore_refuses_a_damaged_or_foreign_or_newer_file(maildir_desk: Path, 
     assert main(["restore", str(root / "missing.db")]) == 4
     assert main(["restore"]) == 2
     assert database.read_bytes() == before
+
+
+def _server_desk(tmp_path: Path, dovecot: Dovecot, smtp: SmtpCapture, **box: object) -> list[str]:
+    """A desk whose code@ mailbox has `box` settings (e.g. move_to); youryou as usual."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[storage]\ndatabase = "{tmp_path / "mailbot.db"}"\n\n'
+        + dovecot.mailbox_config("code", "code@occto.or.jp", **box)
+        + "\n"
+        + dovecot.mailbox_config("youryou", "youryou_rikuase_long@occto.or.jp")
+        + "\n"
+        + smtp.outgoing_config()
+        + f'\n[staff]\naddresses = ["{STAFF}"]\n',
+        encoding="utf-8",
+    )
+    return ["--config", str(path)]
+
+
+def dovecot_admin(dovecot: Dovecot) -> list[str]:
+    return [str(DOVEADM), "-c", str(dovecot.conf)]
+
+
+def _backup_then_more(cli: list[str], dovecot: Dovecot, tmp_path: Path) -> Path:
+    for n in (1, 2):
+        dovecot.append("code", question(n))
+    assert main([*cli, "--now", "2026-11-25T10:00", "run", "--once"]) == 0
+    backup = tmp_path / "backup.db"
+    assert main([*cli, "--now", "2026-11-25T10:05", "backup", str(backup)]) == 0
+    for n in (3, 4):
+        dovecot.append("code", question(n))
+    assert main([*cli, "--now", "2026-11-25T10:10", "run", "--once"]) == 0
+    return backup
+
+
+def test_restore_moves_back_what_move_to_took_after_the_backup(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpCapture, capsys
+):
+    """With `move_to`, stored mail leaves the folder: its UIDs there are no key of ours, so
+    the mail the restored store lacks is found by content and moved back."""
+    cli = _server_desk(tmp_path, dovecot, smtp_server, move_to="Processed")
+    backup = _backup_then_more(cli, dovecot, tmp_path)
+    database = tmp_path / "mailbot.db"
+    before = message_ids(database)
+    assert dovecot.count("code") == 0 and dovecot.count("code", "Processed") == 4
+    capsys.readouterr()
+
+    assert main([*cli, "--now", "2026-11-25T10:20", "restore", str(backup)]) == 0
+    assert "2 moved back from Processed" in capsys.readouterr().out
+    assert dovecot.count("code") == 2 and dovecot.count("code", "Processed") == 2
+    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    assert message_ids(database) == before
+    assert dovecot.count("code") == 0 and dovecot.count("code", "Processed") == 4
+
+
+def test_restore_matches_by_content_when_the_server_renumbered_the_folder(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpCapture, capsys
+):
+    cli = _server_desk(tmp_path, dovecot, smtp_server)
+    backup = _backup_then_more(cli, dovecot, tmp_path)
+    database = tmp_path / "mailbot.db"
+    before = message_ids(database)
+    subprocess.run(
+        [
+            *dovecot_admin(dovecot),
+            "mailbox",
+            "update",
+            "-u",
+            "code",
+            "--uid-validity",
+            "4242",
+            "INBOX",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    capsys.readouterr()
+
+    assert main([*cli, "--now", "2026-11-25T10:20", "restore", str(backup)]) == 0
+    out = capsys.readouterr().out
+    assert "code@occto.or.jp\t2\t" in out and "→ 4242: matched by content" in out
+    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    # 3 and 4 come back under the new UIDVALIDITY's keys; 1 and 2 keep their stored ones
+    assert message_ids(database) == before
+    assert sorted(k for _, k in stored(database) if k.startswith("imap:4242:")) == [
+        "imap:4242:3",
+        "imap:4242:4",
+    ]

@@ -7,15 +7,20 @@ again, so the next `mailbot run` fetches, stores and processes it:
 - Maildir: such a file in cur/ (acked: the S flag) goes back to new/, as the MTA left it;
 - IMAP: such a message loses `$MailbotStored`. With the `\\Flagged` fallback (a server that
   takes no keywords), where people may flag mail themselves, only UIDs above the backup's
-  high-water mark are touched. A folder whose UIDVALIDITY changed since the backup, and mail
-  a `move_to` folder holds, cannot be matched to keys; each is reported for staff instead.
+  high-water mark are touched. A folder whose UIDVALIDITY changed since the backup, and the
+  `move_to` folder stored mail is moved to, cannot be matched by key: there marked mail is
+  matched by content (SHA-256) against the store, and what it lacks is unmarked (and moved
+  back into the folder).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from mailbot.config import Config, MailboxConfig
 from mailbot.errors import MailbotError, MailboxError
@@ -30,6 +35,7 @@ from mailbot.store.restore import (
     replace_database,
     sent_after,
     stored_keys,
+    stored_shas,
 )
 
 
@@ -65,41 +71,75 @@ def refetch_maildir(path: Path, keys: set[str]) -> int:
     return moved
 
 
-def refetch_imap(box: MailboxConfig, mark: Mark | None, keys: set[str]) -> Refetched:
+LOOK_BACK = timedelta(days=7)
+"""How far before the backup a mail matched by content (a renumbered folder, a `move_to`
+folder) may have arrived and still be found: one stored only after the backup had arrived at
+most this long before it."""
+
+
+def _marked(client: Any, marker: str, since: date | None) -> list[int]:
+    from mailbot.intake.mailboxes.imap import KEYWORD
+
+    criteria: list[Any] = ["KEYWORD", KEYWORD] if marker == KEYWORD else ["FLAGGED"]
+    return sorted(client.search(criteria + (["SINCE", since] if since else [])))
+
+
+def _not_stored(client: Any, uids: list[int], shas: set[str]) -> list[int]:
+    """Of `uids` in the selected folder, those whose bytes the store does not hold."""
+    lost = []
+    for start in range(0, len(uids), 50):
+        chunk = uids[start : start + 50]
+        for uid, item in client.fetch(chunk, ["BODY.PEEK[]"]).items():
+            raw = item.get(b"BODY[]")
+            if raw is not None and hashlib.sha256(raw).hexdigest() not in shas:
+                lost.append(uid)
+    return sorted(lost)
+
+
+def refetch_imap(
+    box: MailboxConfig, mark: Mark | None, keys: set[str], shas: set[str]
+) -> Refetched:
     """Takes the stored marker off every message of the folder whose key is not in `keys`
-    (see the module's docstring for the `\\Flagged` fallback). Raises MailboxError when the
-    server cannot be reached or refuses."""
+    (see the module's docstring for the `\\Flagged` fallback). Where keys cannot tell (the
+    server renumbered the folder since the backup; mail moved to `move_to`), marked mail that
+    arrived from LOOK_BACK before the backup on is compared by content (`shas`, the SHA-256 of
+    every stored mail) and what the store lacks is unmarked (and moved back to the folder).
+    Raises MailboxError when the server cannot be reached or refuses."""
     from mailbot.intake.mailboxes.imap import KEYWORD, ImapMailbox
 
     result = Refetched(box.address)
     mailbox = ImapMailbox.from_config(box)
+    taken = datetime.fromisoformat(mark.taken_at) if mark and mark.taken_at else None
+    since = (taken - LOOK_BACK).date() if taken else None
     try:
         client = mailbox.client
-        validity = mailbox.uidvalidity
+        validity, marker = mailbox.uidvalidity, mailbox.marker
         if mark is not None and mark.uidvalidity not in (None, validity):
+            lost = _not_stored(client, _marked(client, marker, since), shas)
             result.notes.append(
-                f"UIDVALIDITY of {box.folder} is {validity}, the backup's {mark.uidvalidity}:"
-                " the server renumbered the folder; mail stored after the backup cannot be"
-                " told from the rest (make it unread-by-mailbot by removing the"
-                f" {mailbox.marker} flag from what arrived after {mark.taken_at})"
+                f"UIDVALIDITY {mark.uidvalidity} → {validity}: matched by content"
+                + (f" since {since}" if since else "")
             )
-            return result
-        high = mark.high_uid if mark is not None else 0
-        flagged = client.search(["KEYWORD", KEYWORD] if mailbox.marker == KEYWORD else ["FLAGGED"])
-        lost = [
-            uid
-            for uid in sorted(flagged)
-            if f"imap:{validity}:{uid}" not in keys and (mailbox.marker == KEYWORD or uid > high)
-        ]
+        else:
+            high = mark.high_uid if mark is not None else 0
+            lost = [
+                uid
+                for uid in _marked(client, marker, None)
+                if f"imap:{validity}:{uid}" not in keys and (marker == KEYWORD or uid > high)
+            ]
         for start in range(0, len(lost), 500):
-            client.remove_flags(lost[start : start + 500], [mailbox.marker], silent=True)
+            client.remove_flags(lost[start : start + 500], [marker], silent=True)
         result.waiting_again = len(lost)
-        if box.move_to:
-            result.notes.append(
-                f"stored mail is moved to {box.move_to}: the mail moved there after"
-                f" {mark.taken_at if mark else 'the backup'} is not fetched again; move it"
-                f" back to {box.folder} without the {mailbox.marker} flag"
-            )
+        if box.move_to and client.folder_exists(box.move_to):
+            client.select_folder(box.move_to)
+            moved = _not_stored(client, _marked(client, marker, since), shas)
+            if moved:
+                client.remove_flags(moved, [marker], silent=True)
+                client.copy(moved, box.folder)
+                client.delete_messages(moved, silent=True)
+                client.uid_expunge(moved)
+            result.waiting_again += len(moved)
+            result.notes.append(f"{len(moved)} moved back from {box.move_to}")
     except MailboxError:
         raise
     except Exception as exc:
@@ -110,7 +150,10 @@ def refetch_imap(box: MailboxConfig, mark: Mark | None, keys: set[str]) -> Refet
 
 
 def refetch_all(
-    mailboxes: tuple[MailboxConfig, ...], marks: dict[str, Mark], keys_of: dict[str, set[str]]
+    mailboxes: tuple[MailboxConfig, ...],
+    marks: dict[str, Mark],
+    keys_of: dict[str, set[str]],
+    shas: set[str],
 ) -> list[Refetched]:
     """Each configured mailbox, one result each; a mailbox that cannot be reached is an error
     on its row, and the others still go."""
@@ -122,7 +165,7 @@ def refetch_all(
             results.append(Refetched(box.address, refetch_maildir(box.path, keys)))
             continue
         try:
-            results.append(refetch_imap(box, marks.get(box.address), keys))
+            results.append(refetch_imap(box, marks.get(box.address), keys, shas))
         except MailboxError as exc:
             results.append(Refetched(box.address, error=str(exc)))
     return results
@@ -146,9 +189,10 @@ def _refetch(config: Config) -> list[Refetched]:
     try:
         marks, _ = read_marks(store.conn)
         keys_of = {box.address: stored_keys(store.conn, box.address) for box in config.mailboxes}
+        shas = stored_shas(store.conn)
     finally:
         store.close()
-    return refetch_all(config.mailboxes, {m.mailbox: m for m in marks}, keys_of)
+    return refetch_all(config.mailboxes, {m.mailbox: m for m in marks}, keys_of, shas)
 
 
 def restore_backup(config: Config, backup: Path, stamp: str) -> Restored:

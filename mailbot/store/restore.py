@@ -156,6 +156,11 @@ def stored_keys(conn: sqlite3.Connection, mailbox: str) -> set[str]:
     }
 
 
+def stored_shas(conn: sqlite3.Connection) -> set[str]:
+    """The SHA-256 of every stored mail, to match mail by content where keys cannot."""
+    return {row[0] for row in conn.execute("SELECT sha256 FROM messages")}
+
+
 def sent_after(database: Path, taken_at: str) -> list[tuple[str, str, str]] | None:
     """(sent_at, recipient, subject) of each reply the database `database` (the one a restore
     replaced) sent after `taken_at`: those mails' replies go out again once the mail they
