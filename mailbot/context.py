@@ -50,7 +50,8 @@ class Context:
         try:
             return cls(config=config, store=Store(config.database), clock=clock, in_use=lock)
         except BaseException:
-            lock.close()
+            if lock is not None:
+                lock.close()
             raise
 
     def close(self) -> None:

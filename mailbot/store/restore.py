@@ -184,13 +184,18 @@ def lock_path(database: Path) -> Path:
     return Path(f"{database}.in-use")
 
 
-def hold_shared(database: Path) -> IO[str]:
+def hold_shared(database: Path) -> IO[str] | None:
     """The lock every process holds while it has the database open (`Context.open`): shared,
     so runs, the web desk and staff commands go side by side, and a restore, which needs it
     alone, is refused while any of them runs. Blocks while a restore swaps the files. Returns
-    the open lock file; closing it releases the lock."""
-    database.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path(database), "a")  # noqa: SIM115 (held for the context's life)
+    the open lock file (closing it releases the lock), or None where the lock file cannot be
+    made (a read-only folder, where no restore can write either): opening the database then
+    says what is wrong, as it did before the lock."""
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path(database), "a")  # noqa: SIM115 (held for the context's life)
+    except OSError:
+        return None
     fcntl.flock(handle, fcntl.LOCK_SH)
     return handle
 
