@@ -271,3 +271,25 @@ def test_restore_matches_by_content_when_the_server_renumbered_the_folder(
         "imap:4242:3",
         "imap:4242:4",
     ]
+
+
+def test_a_mailbox_unreachable_during_the_restore_is_finished_by_refetch(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpCapture, capsys
+):
+    cli = _server_desk(tmp_path, dovecot, smtp_server)
+    backup = _backup_then_more(cli, dovecot, tmp_path)
+    database = tmp_path / "mailbot.db"
+    before = message_ids(database)
+    dovecot.stop()
+    capsys.readouterr()
+
+    assert main([*cli, "--now", "2026-11-25T10:20", "restore", str(backup)]) == 1
+    out = capsys.readouterr().out
+    assert "restored from" in out and "run `mailbot restore --refetch` once" in out
+    assert len(stored(database)) == 2  # the database is restored all the same
+
+    dovecot.start()
+    assert main([*cli, "restore", "--refetch"]) == 0
+    assert "code@occto.or.jp\t2\t" in capsys.readouterr().out
+    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    assert message_ids(database) == before

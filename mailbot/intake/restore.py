@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbot.config import Config, MailboxConfig
-from mailbot.errors import MailbotError, MailboxError
+from mailbot.errors import ConfigError, MailbotError, MailboxError
 from mailbot.intake.mailboxes.maildir import ensure_maildir
 from mailbot.store import Store
 from mailbot.store.restore import (
@@ -166,7 +166,7 @@ def refetch_all(
             continue
         try:
             results.append(refetch_imap(box, marks.get(box.address), keys, shas))
-        except MailboxError as exc:
+        except (MailboxError, ConfigError) as exc:  # unreachable, or its password_env unset
             results.append(Refetched(box.address, error=str(exc)))
     return results
 
