@@ -103,3 +103,49 @@ def test_systemd_analyze_verify_accepts_both_units(deployed: Path):
     )
     # verify exits 0 on a directive it ignores; every such complaint is printed, so none may be
     assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
+
+
+def test_nginx_accepts_the_proxy_example(deployed: Path, tmp_path: Path):
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    openssl = shutil.which("openssl")
+    if nginx is None or openssl is None:
+        pytest.skip(
+            "nginx (or openssl) is not installed: the proxy example was not parsed by nginx"
+        )
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=desk.example.jp",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    site = (deployed / "deploy" / "nginx-mailbot-web.conf").read_text(encoding="utf-8")
+    site = site.replace("/etc/ssl/certs/desk.example.jp.pem", str(tmp_path / "cert.pem"))
+    site = site.replace("/etc/ssl/private/desk.example.jp.key", str(tmp_path / "key.pem"))
+    (tmp_path / "site.conf").write_text(site, encoding="utf-8")
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\nevents {{}}\n"
+        f"http {{ access_log off; include {tmp_path / 'site.conf'}; }}\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "syntax is ok" in done.stderr, done.stderr
