@@ -462,16 +462,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """`mailbot restore FILE` / `mailbot restore --refetch` (README, Operations)."""
-    from mailbot.doctor import stamp
     from mailbot.intake.restore import restore_backup, restore_refetch
 
     if (args.file is None) == (not args.refetch):
         raise UsageError("restore: give the backup FILE, or --refetch alone")
     config = load_config(args.config)
     if args.refetch:
-        restored = restore_refetch(config)
+        restored = restore_refetch(config, Clock.from_option(args.now))
     else:
-        restored = restore_backup(config, Path(args.file), stamp(Clock.from_option(args.now).now()))
+        restored = restore_backup(config, Path(args.file), Clock.from_option(args.now))
         taken = restored.backup.marks[0].taken_at if restored.backup.marks else ""
         print(
             f"{config.database}: restored from {args.file}"
@@ -487,18 +486,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
         ),
         highlight=[bool(r.error) for r in restored.mailboxes],
     )
-    if restored.sent_after:
+    print(
+        f"{restored.processed} mail(s) processed again; {restored.adopted} repl(ies) that"
+        " went out after the backup recorded as sent, not sent again"
+    )
+    if restored.replaced_unreadable:
+        print("the replaced database cannot be read: every reply to that mail goes again")
+    if restored.unmatched:
         print(
-            f"{len(restored.sent_after)} repl(ies) went out after the backup (the replaced"
-            " database says); the mails they answered are answered again:"
+            f"{len(restored.unmatched)} repl(ies) sent after the backup are not repeated as"
+            " they were (a case number or the text differs); those participants get the new"
+            " one with the next `mailbot run`:"
         )
-        for sent_at, recipient, subject in restored.sent_after:
-            print(f"  {sent_at[:16].replace('T', ' ')}  {recipient}  {subject}")
+        for sent in restored.unmatched:
+            print(f"  {sent.sent_at[:16].replace('T', ' ')}  {sent.recipient}  {sent.subject}")
     failed = [r for r in restored.mailboxes if r.error]
     if failed:
         print("run `mailbot restore --refetch` once those mailboxes can be reached")
     else:
-        print("next: mailbot run (it fetches and answers that mail again)")
+        print("next: mailbot run (it sends what is new)")
     return 1 if failed else 0
 
 

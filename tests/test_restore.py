@@ -5,9 +5,11 @@ nor puts back a file that is not a whole, known database."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ from mailbot.clock import Clock
 from mailbot.config import load_config
 from mailbot.context import Context
 from mailbot.intake.mailboxes.imap import KEYWORD
+from tests.support.desk import SOURCES_CSV, body_text
 from tests.support.jpmail import build
+from tests.support.samples import SAMPLES_DIR
 from tests.support.servers import (
     DOVEADM,
     STAFF,
@@ -75,18 +79,22 @@ def test_restore_on_maildir_fetches_every_mail_stored_after_the_backup(maildir_d
     assert len(before) == 5
     capsys.readouterr()
 
+    replies = sorted(p.name for p in (root / "data" / "outbox" / "new").iterdir())
+
     assert main(["--now", "2026-11-25T10:20", "restore", "backup.db"]) == 0
     out = capsys.readouterr().out
     assert "code@occto.or.jp\t2\t" in out and "youryou_rikuase_long@occto.or.jp\t1\t" in out
-    assert "3 repl(ies) went out after the backup" in out and "sender3@example.co.jp" in out
-    assert len(stored(database)) == 2
+    assert "3 mail(s) processed again; 3 repl(ies) that went out after the backup" in out
     assert Path(f"{database}.replaced-20261125-102000").is_file()  # never deleted
-
-    assert main(["--now", "2026-11-25T10:30", "run", "--once"]) == 0
     assert stored(database) == before  # every mail again, under its own key
     assert message_ids(database) == [f"<restore.{n}@example.co.jp>" for n in range(1, 6)]
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM cases").fetchone()[0] == 5
+        assert conn.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone() == (0,)
+
+    assert main(["--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    assert sorted(p.name for p in (root / "data" / "outbox" / "new").iterdir()) == replies
+    assert stored(database) == before
     capsys.readouterr()
     assert main(["restore", "--refetch"]) == 0  # nothing more to fetch: harmless again
     assert "code@occto.or.jp\t0\t" in capsys.readouterr().out
@@ -120,17 +128,19 @@ def test_restore_on_dovecot_unflags_the_uids_stored_after_the_backup(
     capsys.readouterr()
 
     assert main([*cli, "--now", "2026-11-25T10:20", "restore", str(backup)]) == 0
-    assert "code@occto.or.jp\t3\t" in capsys.readouterr().out
-    flags = dovecot.flags("code")
-    assert [uid for uid, f in sorted(flags.items()) if KEYWORD.encode() not in f] == [3, 4, 5]
-
-    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    out = capsys.readouterr().out
+    assert "code@occto.or.jp\t3\t" in out  # UIDs 3–5 unflagged, then fetched again
+    assert "3 mail(s) processed again; 3 repl(ies) that went out after the backup" in out
     assert stored(database) == before
     assert message_ids(database) == [f"<restore.{n}@example.co.jp>" for n in range(1, 6)]
     assert all(KEYWORD.encode() in f for f in dovecot.flags("code").values())
-    again = [m for m in smtp_server.messages if STAFF not in m.rcpt_tos][len(answered) :]
-    # The replies of 3–5 go out again (documented: their case numbers may now be others').
-    assert sorted(m.rcpt_tos[0] for m in again) == [f"sender{n}@example.co.jp" for n in (3, 4, 5)]
+
+    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    assert [m for m in smtp_server.messages if STAFF not in m.rcpt_tos] == answered  # none twice
+    with sqlite3.connect(database) as conn:
+        threads = {r[0] for r in conn.execute("SELECT message_id FROM outbox").fetchall()}
+    # the replies on record are the very mails that went, so an answer to one finds its thread
+    assert {message_from_bytes(m.data)["Message-ID"] for m in answered} <= threads
 
 
 def test_restore_refuses_while_a_process_has_the_database_open(maildir_desk: Path, capsys):
@@ -231,10 +241,9 @@ def test_restore_moves_back_what_move_to_took_after_the_backup(
     capsys.readouterr()
 
     assert main([*cli, "--now", "2026-11-25T10:20", "restore", str(backup)]) == 0
-    assert "2 moved back from Processed" in capsys.readouterr().out
-    assert dovecot.count("code") == 2 and dovecot.count("code", "Processed") == 2
-    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
-    assert message_ids(database) == before
+    out = capsys.readouterr().out
+    assert "code@occto.or.jp\t2\t2 moved back from Processed" in out
+    assert message_ids(database) == before  # moved back, fetched, stored, moved again
     assert dovecot.count("code") == 0 and dovecot.count("code", "Processed") == 4
 
 
@@ -264,7 +273,6 @@ def test_restore_matches_by_content_when_the_server_renumbered_the_folder(
     assert main([*cli, "--now", "2026-11-25T10:20", "restore", str(backup)]) == 0
     out = capsys.readouterr().out
     assert "code@occto.or.jp\t2\t" in out and "→ 4242: matched by content" in out
-    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
     # 3 and 4 come back under the new UIDVALIDITY's keys; 1 and 2 keep their stored ones
     assert message_ids(database) == before
     assert sorted(k for _, k in stored(database) if k.startswith("imap:4242:")) == [
@@ -289,7 +297,81 @@ def test_a_mailbox_unreachable_during_the_restore_is_finished_by_refetch(
     assert len(stored(database)) == 2  # the database is restored all the same
 
     dovecot.start()
-    assert main([*cli, "restore", "--refetch"]) == 0
-    assert "code@occto.or.jp\t2\t" in capsys.readouterr().out
-    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    answered = [m for m in smtp_server.messages if STAFF not in m.rcpt_tos]
+    assert main([*cli, "--now", "2026-11-25T10:25", "restore", "--refetch"]) == 0
+    out = capsys.readouterr().out
+    assert "code@occto.or.jp\t2\t" in out and "2 repl(ies) that went out after" in out
     assert message_ids(database) == before
+    assert main([*cli, "--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    assert [m for m in smtp_server.messages if STAFF not in m.rcpt_tos] == answered
+
+
+def test_a_notice_planned_before_the_backup_and_sent_after_it_is_not_sent_again(
+    maildir_desk: Path, capsys
+):
+    """The restored outbox still holds it as due; the replaced database shows the same
+    Message-ID sent: recorded as sent at that time, never mailed twice."""
+    root = maildir_desk
+    assert main(["operators", "import", str(SAMPLES_DIR / "operators.csv")]) == 0
+    deliver(root, (SAMPLES_DIR / "01_operator_code_complete.eml").read_bytes())
+    assert main(["--now", "2026-11-25T17:50", "run", "--once"]) == 0
+    assert main(["--now", "2026-11-25T18:00", "decide", "MB-000001", "issue-code"]) == 0
+    assert main(["--now", "2026-11-25T18:05", "backup", "backup.db"]) == 0
+    assert main(["--now", "2026-11-26T09:00", "run", "--once"]) == 0  # the code notice goes
+    outbox = root / "data" / "outbox" / "new"
+    replies = participant_mail(outbox)
+    capsys.readouterr()
+
+    assert main(["--now", "2026-11-26T10:00", "restore", "backup.db"]) == 0
+    out = capsys.readouterr().out
+    assert "0 mail(s) processed again; 1 repl(ies) that went out after the backup" in out
+    assert main(["--now", "2026-11-26T10:05", "run", "--once"]) == 0
+    # The morning report to staff (an attachment: never the same bytes) goes again.
+    assert participant_mail(outbox) == replies
+    capsys.readouterr()
+    assert main(["case", "MB-000001", "--json"]) == 0
+    case = json.loads(capsys.readouterr().out)
+    [notice] = [r for r in case["outbox"] if r["kind"] == "code_notice"]
+    assert notice["state"] == "sent" and notice["sent_at"].startswith("2026-11-26T09:00")
+
+
+def test_a_reply_that_would_differ_goes_again_and_staff_are_told(maildir_desk: Path, capsys):
+    """A case created after the backup by staff (an inquiry) is gone with the restore, so the
+    mail after it gets another case number: its reply is not the one that went, and goes."""
+    root = maildir_desk
+    deliver(root, question(1))
+    assert main(["--now", "2026-11-25T10:00", "run", "--once"]) == 0
+    assert main(["--now", "2026-11-25T10:05", "backup", "backup.db"]) == 0
+    (root / "sources.csv").write_text(SOURCES_CSV, encoding="utf-8-sig")
+    assert main(["--now", "2026-11-25T10:06", "sources", "import", "sources.csv"]) == 0
+    assert (
+        main(
+            ["--now", "2026-11-25T10:07", "inquiry", "mismatch", "L0000000002", "--text", "不一致"]
+        )
+        == 0
+    )
+    deliver(root, question(2))
+    assert main(["--now", "2026-11-25T10:10", "run", "--once"]) == 0
+    outbox = root / "data" / "outbox" / "new"
+    sent = len(list(outbox.iterdir()))
+    capsys.readouterr()
+
+    assert main(["--now", "2026-11-25T10:20", "restore", "backup.db"]) == 0
+    out = capsys.readouterr().out
+    assert "1 mail(s) processed again; 0 repl(ies) that went out" in out
+    assert "2 repl(ies) sent after the backup are not repeated as they were" in out
+    assert "sender2@example.co.jp  【ご案内】" in out  # it was told MB-000003
+    assert "hanako@tohoku-green.jp" in out  # the inquiry, gone with its case
+    assert main(["--now", "2026-11-25T10:30", "run", "--once"]) == 0
+    [again] = _newest(outbox, sent)
+    assert "sender2@example.co.jp" in message_from_bytes(again.read_bytes())["To"]
+    assert "MB-000002" in body_text(again.read_bytes())  # the number that stands now
+
+
+def participant_mail(outbox: Path) -> list[str]:
+    return sorted(p.name for p in outbox.iterdir() if STAFF.encode() not in p.read_bytes())
+
+
+def _newest(folder: Path, known: int) -> list[Path]:
+    paths = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    return paths[known:]

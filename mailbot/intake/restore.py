@@ -22,18 +22,25 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mailbot.clock import Clock
 from mailbot.config import Config, MailboxConfig
+from mailbot.context import Context
 from mailbot.errors import ConfigError, MailbotError, MailboxError
 from mailbot.intake.mailboxes.maildir import ensure_maildir
+from mailbot.outbox.send import record_sent
 from mailbot.store import Store
 from mailbot.store.restore import (
     BackupFile,
     Mark,
+    SentBefore,
+    adopt_sent,
+    body_of,
     check_backup,
     database_alone,
+    pending_replies,
     read_marks,
     replace_database,
-    sent_after,
+    sent_replies,
     stored_keys,
     stored_shas,
 )
@@ -177,9 +184,15 @@ class Restored:
     replaced: Path | None
     """Where the database the backup replaced was kept (None: there was none)."""
     mailboxes: list[Refetched]
-    sent_after: list[tuple[str, str, str]] | None = None
-    """Replies the replaced database sent after the backup (sent_at, recipient, subject): the
-    mails they answered are answered again. None when it could not be read (or none was)."""
+    processed: int = 0
+    """Mails fetched and processed again by the restore itself."""
+    adopted: int = 0
+    """Replies recorded as sent, not sent again: the replaced database shows them sent after
+    the backup, by Message-ID or as the same text to the same recipient."""
+    unmatched: list[SentBefore] = field(default_factory=list)
+    """Replies sent after the backup that no reply planned now repeats (a case number or the
+    text differs): their recipients get the new one with the next `mailbot run`."""
+    replaced_unreadable: bool = False
 
 
 def _refetch(config: Config) -> list[Refetched]:
@@ -195,11 +208,67 @@ def _refetch(config: Config) -> list[Refetched]:
     return refetch_all(config.mailboxes, {m.mailbox: m for m in marks}, keys_of, shas)
 
 
-def restore_backup(config: Config, backup: Path, stamp: str) -> Restored:
+def _fetch_and_process(ctx: Context, reached: set[str]) -> int:
+    """What `run --once` does before it sends: each mailbox in `reached` fetched, every stored
+    mail processed, the jobs due run (a reminder the replaced database sent is planned again
+    here, so that `settle_sent_before` finds it). Returns how many mails were processed."""
+    from mailbot.intake.runner import open_mailbox, process_pending, receive, run_jobs
+
+    for box in ctx.config.mailboxes:
+        if box.address not in reached:
+            continue
+        mailbox = open_mailbox(box)
+        try:
+            receive(ctx.store, mailbox, ctx.now)
+        finally:
+            mailbox.close()
+    processed = len(process_pending(ctx))
+    run_jobs(ctx)
+    return processed
+
+
+def settle_sent_before(ctx: Context, sent: list[SentBefore]) -> tuple[int, list[SentBefore]]:
+    """Replies the replaced database sent after the backup are not sent twice: a pending row
+    with the Message-ID of one (planned before the backup, sent after it), or planned anew
+    with the same recipient, subject and text (the same mail answered the same way), is
+    recorded as sent at the time it went, with the bytes and Message-ID that went (so the
+    participant's answer finds its thread). Returns how many, and the sent replies no row
+    matched. One synced transaction."""
+    by_id = {s.message_id: s for s in sent}
+    used: set[str] = set()
+    adopted = 0
+    with ctx.store.synced(), ctx.store.transaction():
+        rows = pending_replies(ctx.store.conn)
+        pending_ids = {row["message_id"] for row in rows}
+        by_content: dict[tuple[str, str, bytes], SentBefore] = {}
+        for s in sent:
+            if s.message_id not in pending_ids:
+                by_content.setdefault((s.recipient, s.subject, body_of(s.raw)), s)
+        for row in rows:
+            match = by_id.get(row["message_id"])
+            if match is None:
+                match = by_content.get((row["recipient"], row["subject"], body_of(row["raw"])))
+                if match is None or match.message_id in used:
+                    continue
+                adopt_sent(ctx.store.conn, row["id"], match)
+            used.add(match.message_id)
+            record_sent(
+                ctx,
+                dict(row) | {"message_id": match.message_id},
+                datetime.fromisoformat(match.sent_at),
+            )
+            adopted += 1
+    return adopted, [s for s in sent if s.message_id not in used]
+
+
+def restore_backup(config: Config, backup: Path, clock: Clock) -> Restored:
     """Checks `backup` (integrity, schema version), puts it in place of the configured
-    database while no other mailbot process has it open, and makes every mail stored after
-    the backup waiting again in its mailbox. A mailbox that cannot be reached is an error on
-    its row: the database is restored all the same, and `restore_refetch` does the rest later.
+    database while no other mailbot process has it open, makes every mail stored after the
+    backup waiting again in its mailbox, then fetches and processes those mails and runs the
+    jobs due (as `run --once` would, without sending) and records as sent each reply the
+    replaced database shows already sent (`settle_sent_before`), so `mailbot run` sends only
+    what is new. A mailbox that cannot be reached is an error on its row: the database is
+    restored all the same, and `restore_refetch` does the rest later.
 
     Raises MailbotError when the backup is unfit or the database is in use; OSError when the
     backup cannot be read."""
@@ -207,16 +276,44 @@ def restore_backup(config: Config, backup: Path, stamp: str) -> Restored:
     if backup.resolve() == config.database.resolve():
         raise MailbotError(f"{backup}: that is the database itself")
     with database_alone(config.database):
-        replaced = replace_database(config.database, backup, stamp)
-        taken = max((m.taken_at for m in checked.marks), default="")
-        again = sent_after(replaced, taken) if replaced is not None and taken else None
-        return Restored(checked, replaced, _refetch(config), again)
+        replaced = replace_database(config.database, backup, clock.now().strftime("%Y%m%d-%H%M%S"))
+        restored = Restored(checked, replaced, _refetch(config))
+        return _finish(config, clock, restored, replaced, checked.marks)
 
 
-def restore_refetch(config: Config) -> Restored:
-    """Only the second step of a restore, again: for a mailbox that could not be reached then.
-    Harmless at any time (a mail the database holds is never made waiting)."""
+def _finish(
+    config: Config,
+    clock: Clock,
+    restored: Restored,
+    replaced: Path | None,
+    marks: tuple[Mark, ...],
+) -> Restored:
+    """Under `database_alone`, once the mailboxes are done: the mail fetched and processed,
+    and the replies the replaced database shows sent recorded as sent."""
+    taken = max((m.taken_at for m in marks), default="")
+    sent = sent_replies(replaced, taken) if replaced is not None and taken else []
+    restored.replaced_unreadable = sent is None
+    with Context(config, Store(config.database), clock) as ctx:
+        reached = {r.mailbox for r in restored.mailboxes if r.error is None}
+        restored.processed = _fetch_and_process(ctx, reached)
+        restored.adopted, restored.unmatched = settle_sent_before(ctx, sent or [])
+    return restored
+
+
+def restore_refetch(config: Config, clock: Clock) -> Restored:
+    """The steps of a restore after the swap, again: for a mailbox that could not be reached
+    then. The replaced database is the newest `<database>.replaced-*` beside it. Harmless at
+    any time: a mail the database holds is never made waiting, a reply is recorded as sent
+    only when that database shows it sent."""
     if not config.database.is_file():
         raise MailbotError(f"{config.database}: no database to compare the mailboxes with")
     with database_alone(config.database):
-        return Restored(None, None, _refetch(config))
+        store = Store(config.database)
+        try:
+            marks, recorded = read_marks(store.conn)
+        finally:
+            store.close()
+        kept = sorted(config.database.parent.glob(f"{config.database.name}.replaced-*"))
+        replaced = next((p for p in reversed(kept) if not p.name.endswith(("-wal", "-shm"))), None)
+        restored = Restored(None, replaced, _refetch(config))
+        return _finish(config, clock, restored, replaced, tuple(marks) if recorded else ())

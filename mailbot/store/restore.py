@@ -161,15 +161,32 @@ def stored_shas(conn: sqlite3.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT sha256 FROM messages")}
 
 
-def sent_after(database: Path, taken_at: str) -> list[tuple[str, str, str]] | None:
-    """(sent_at, recipient, subject) of each reply the database `database` (the one a restore
-    replaced) sent after `taken_at`: those mails' replies go out again once the mail they
-    answered is fetched again. None when that database cannot be read."""
+@dataclass(frozen=True)
+class SentBefore:
+    """A reply the replaced database records as sent after the backup."""
+
+    message_id: str
+    recipient: str
+    subject: str
+    raw: bytes
+    sent_at: str
+
+
+def body_of(raw: bytes) -> bytes:
+    """A planned or sent mail's bytes below its header block: what a reader sees, the same
+    for a reply planned twice from the same mail (its Message-ID and Date are headers)."""
+    cut = raw.find(b"\r\n\r\n")
+    return raw[cut + 4 :] if cut >= 0 else raw
+
+
+def sent_replies(database: Path, taken_at: str) -> list[SentBefore] | None:
+    """Every reply the database `database` (the one a restore replaced) sent after
+    `taken_at`. None when it cannot be read."""
     try:
         conn = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
         try:
             rows = conn.execute(
-                "SELECT sent_at, recipient, subject FROM outbox"
+                "SELECT message_id, recipient, subject, raw, sent_at FROM outbox"
                 " WHERE state = 'sent' AND sent_at > ? ORDER BY sent_at, id",
                 (taken_at,),
             ).fetchall()
@@ -177,7 +194,25 @@ def sent_after(database: Path, taken_at: str) -> list[tuple[str, str, str]] | No
             conn.close()
     except sqlite3.Error:
         return None
-    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+    return [SentBefore(str(r[0]), str(r[1]), str(r[2]), bytes(r[3]), str(r[4])) for r in rows]
+
+
+def pending_replies(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every reply not yet sent, as `Store.due_mail` gives them, with subject and raw."""
+    return conn.execute(
+        "SELECT id, case_id, kind, message_id, recipient, subject, raw, attempts FROM outbox"
+        " WHERE state = 'pending' ORDER BY id"
+    ).fetchall()
+
+
+def adopt_sent(conn: sqlite3.Connection, outbox_id: int, sent: SentBefore) -> None:
+    """The pending row `outbox_id` becomes the mail `sent` that already went out (its
+    Message-ID and bytes), inside the caller's transaction, so a participant's answer to
+    that mail finds its thread."""
+    conn.execute(
+        "UPDATE outbox SET message_id = ?, raw = ? WHERE id = ?",
+        (sent.message_id, sent.raw, outbox_id),
+    )
 
 
 def lock_path(database: Path) -> Path:
