@@ -246,8 +246,8 @@ def database_alone(database: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise MailbotError(
-                f"{database}: a mailbot process has the database open (mailbot run, mailbot"
-                " web or a staff command): stop it, then restore"
+                f"{database}: a mailbot process has the database open (mailbot run, a staff"
+                " command or a web desk request): stop it, then restore"
             ) from None
         try:
             yield
