@@ -196,6 +196,7 @@ def test_the_same_assessment_twice_mails_one_notice(cli: Desk):
     assert assess(cli, "2026-11-30T10:00", "2027") == 0
     assert assess(cli, "2026-11-30T10:05", "2027") == 5
     assert "assessed already" in cli.capsys.readouterr().err
+    cli.run("2026-11-30T10:06")  # `assess` only queues: the run sends
     assert len(cli.mails("アセスメント結果通知書")) == 1
 
 
