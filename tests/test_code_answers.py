@@ -1,0 +1,277 @@
+"""Issue 23's code-application answers (seed 000): one 事業者コード per company at decision
+time on every desk, the 系統コード stated in its notice, no company's code told to a stranger,
+the register in the forms the checks compare, two forms in one mail, and the seed's words on
+クライアント証明書 and on changing contact details. Real pipeline, real SQLite, the CLI as
+staff run it, the report workbook and the web desk."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from mailbot.cli import main
+from mailbot.clock import Clock, parse_instant
+from mailbot.config import load_config
+from mailbot.context import Context
+from mailbot.desk.decisions import decide
+from mailbot.desk.staff import add_staff
+from mailbot.desk.web.app import create_app
+from mailbot.errors import DecisionError
+from mailbot.store.registers import operator, operators_named
+from tests.support.desk import body_text, desk_with_operators, outbox, submit_to
+from tests.support.forms import operator_form, plant_form, to_bytes
+from tests.support.jpmail import XLSX, build
+from tests.support.samples import SAMPLES_DIR, TAKAHASHI
+
+CODE = "code@occto.or.jp"
+SENDER = "ichiro@takahashi-denryoku.co.jp"
+BODY = "添付の通り、『容量市場向け事業者コード』を申請します。\n参加区分は、『安定電源』です。\n"
+GRID_BODY = (
+    "添付の通り、『容量市場向けアグリゲータ用系統コード』を申請します。\n"
+    "参加区分は、『発動指令電源（電源）』です。\n"
+)
+SAME_LICENSE = "ライセンス区分が同一の場合、事業者コードを複数取得する必要はありません"
+
+
+def application(fields: dict | None = None, **kwargs) -> bytes:
+    form = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI | (fields or {})))
+    kwargs.setdefault("from_addr", SENDER)
+    kwargs.setdefault("from_name", "髙橋 一郎")
+    return build(
+        "【容量市場向け事業者コード申請】株式会社髙橋電力",
+        BODY,
+        attachments=kwargs.pop("attachments", [("事業者マスタ申込書.xlsx", form, XLSX)]),
+        **kwargs,
+    )
+
+
+def grid(fields: dict | None = None, **kwargs) -> bytes:
+    kwargs.setdefault("from_addr", "taro@example.co.jp")
+    return build(
+        "【容量市場向けアグリゲータ用系統コード申請】",
+        GRID_BODY,
+        attachments=[("発電所マスタ申込書.xlsx", to_bytes(plant_form(fields)), XLSX)],
+        **kwargs,
+    )
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Context:
+    ctx = desk_with_operators(tmp_path)
+    yield ctx
+    ctx.close()
+
+
+def submit(ctx: Context, raw: bytes) -> dict:
+    return submit_to(ctx, raw, CODE)
+
+
+# Point 3: one company, one code of a license, whichever desk decides ------------------------
+
+
+@pytest.fixture
+def cli_desk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The same application sent twice, two days apart, with new Message-IDs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILBOT_NOW", raising=False)
+    assert (
+        main(
+            ["--now", "2026-11-24T08:00", "operators", "import", str(SAMPLES_DIR / "operators.csv")]
+        )
+        == 0
+    )
+    for n, day in ((1, "24"), (2, "26")):
+        path = tmp_path / f"apply{n}.eml"
+        path.write_bytes(application(message_id=f"<apply.{n}@takahashi-denryoku.co.jp>"))
+        assert main(["--now", f"2026-11-{day}T09:30", "ingest", str(path)]) == 0
+    return tmp_path
+
+
+def test_a_resent_application_is_linked_to_the_first_and_shown_to_staff(cli_desk: Path, capsys):
+    """The rule: a second open application of the same 事業者名称 is linked to the first (an
+    event and a staff remark on it), so staff see one company twice before deciding."""
+    ctx = Context.open(load_config(None), Clock(parse_instant("2026-11-26T10:00")))
+    try:
+        first, second = ctx.store.case(1), ctx.store.case(2)
+        assert first["status"] == second["status"] == "complete"
+        assert second["data"]["same_company_cases"] == [1]
+        [remark] = [r for r in second["data"]["remarks"] if "MB-000001" in r["message"]]
+        assert remark["field"] == "事業者名称"
+        assert any(e["kind"] == "same_company_application" for e in ctx.store.events(2))
+    finally:
+        ctx.close()
+    capsys.readouterr()
+    assert main(["--now", "2026-11-26T10:00", "case", "MB-000002"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"備考（担当者のみ）: 事業者名称: .*MB-000001", text), text
+    assert main(["--now", "2026-11-26T10:00", "report", "--xlsx", "report.xlsx"]) == 0
+    sheet = load_workbook(cli_desk / "report.xlsx")["未処理案件"]
+    header = [c.value for c in sheet[1]]
+    rows = {r[header.index("受付番号")]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert "MB-000001" in str(rows["MB-000002"][header.index("不備・確認事項")])
+
+
+def test_the_second_code_for_one_company_is_refused_on_every_desk(cli_desk: Path, capsys):
+    """Seed 000 参考資料: 「※ライセンス区分が同一の場合、事業者コードを複数取得する必要はありません。」
+    The rule holds when staff decide, too: once MB-000001 is issued, issuing MB-000002 (the same
+    company, the same 発電 license) is refused by `decide` (exit 5), by `decisions apply`, and
+    by the web desk — all through one function — and the register keeps one code."""
+    assert main(["--now", "2026-11-26T10:00", "decide", "MB-000001", "issue-code"]) == 0
+    capsys.readouterr()
+    assert main(["--now", "2026-11-26T10:05", "decide", "MB-000002", "issue-code"]) == 5
+    err = capsys.readouterr().err
+    assert "株式会社髙橋電力 は既に事業者コード 1235" in err and SAME_LICENSE in err, err
+
+    assert main(["--now", "2026-11-26T10:10", "report", "--xlsx", "report.xlsx"]) == 0
+    book = load_workbook(cli_desk / "report.xlsx")
+    sheet = book["未処理案件"]
+    header = [c.value for c in sheet[1]]
+    for row in sheet.iter_rows(min_row=2):
+        if row[header.index("受付番号")].value == "MB-000002":
+            row[header.index("判断")].value = "issue-code"
+    book.save(cli_desk / "report.xlsx")
+    capsys.readouterr()
+    assert main(["--now", "2026-11-26T10:15", "decisions", "apply", "report.xlsx"]) == 1
+    assert SAME_LICENSE in capsys.readouterr().out
+
+    config = load_config(None)
+    ctx = Context.open(config, Clock(parse_instant("2026-11-26T10:20")))
+    try:
+        add_staff(ctx, "sato", "佐藤", "sato-password-1")
+    finally:
+        ctx.close()
+    web = create_app(config, Clock(parse_instant("2026-11-26T10:20"))).test_client()
+    page = web.get("/login", base_url="https://localhost").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    web.post(
+        "/login",
+        data={"login": "sato", "password": "sato-password-1", "csrf": token},
+        base_url="https://localhost",
+    )
+    page = web.get("/cases/2", base_url="https://localhost").text
+    assert "【備考・担当者のみ】" in page and "MB-000001" in page
+    answer = web.post(
+        "/cases/2/decide",
+        data={
+            "csrf": re.search(r'name="csrf" value="([^"]+)"', page).group(1),
+            "version": re.search(r'name="version" value="(\d+)"', page).group(1),
+            "action": "issue-code",
+            "arg": "",
+        },
+        base_url="https://localhost",
+    )
+    assert answer.status_code == 409 and SAME_LICENSE in answer.text
+
+    ctx = Context.open(config, Clock(parse_instant("2026-11-26T10:30")))
+    try:
+        assert [op["code"] for op in operators_named(ctx.store, "株式会社髙橋電力")] == ["1235"]
+        assert ctx.store.case(2)["status"] == "complete"
+    finally:
+        ctx.close()
+
+
+def test_a_code_registered_after_the_receipt_still_stops_a_second_one(desk: Context, tmp_path):
+    """The rule at decision time, not only at intake: the register learns of the company's
+    発電 code (an import) after its application was received; issuing another is refused."""
+    case = submit(desk, application())
+    assert case["status"] == "complete"
+    from mailbot.store.registers import import_operators
+
+    csv = tmp_path / "more.csv"
+    csv.write_text(
+        "事業者コード,事業者名称,ドメイン名,連絡者メール,ライセンス区分\n"
+        "7777,株式会社 髙橋電力,takahashi-denryoku.co.jp,ichiro@takahashi-denryoku.co.jp,小売\n",
+        encoding="utf-8",
+    )
+    import_operators(desk.store, csv, desk.now())
+    with pytest.raises(DecisionError, match=f"既に事業者コード 7777.*{SAME_LICENSE}"):
+        decide(desk, case["id"], "issue-code", by="staff")
+
+
+# Point 2: the 系統コード notice carries the 系統コード ------------------------------------------
+
+
+def test_the_grid_code_notice_states_the_issued_grid_code(desk: Context):
+    """Seed 000: 「申請から最大3週間程度で系統コードを通知いたします。」 and its example
+    「1YA22 ※新規取得が必要」. Staff give the code (the seed has no rule to make one:
+    「実際に発番されるコードは、申請毎に異なります」); it is registered, unique, and stated."""
+    case = submit(desk, grid())
+    assert case["status"] == "complete", case["problems"]
+    [receipt] = outbox(desk, "receipt")
+    assert "申請から最大3週間程度で系統コードを通知いたします。" in body_text(receipt["raw"])
+    with pytest.raises(DecisionError, match="系統コードを指定してください"):
+        decide(desk, case["id"], "issue-code", by="staff")
+    with pytest.raises(DecisionError, match="系統コードの形式"):
+        decide(desk, case["id"], "issue-code", "1YA2", by="staff")
+    decide(desk, case["id"], "issue-code", "１ｙａ２２", by="staff")
+    [notice] = outbox(desk, "code_notice")
+    assert "■系統コード　　　　1YA22" in body_text(notice["raw"])
+    assert desk.store.grid_codes_of("1234") == [
+        {
+            "grid_code": "1YA22",
+            "plant_name": "アグリ1234301",
+            "area": "東京",
+            "issued_at": "2026-11-20T10:00:00+09:00",
+        }
+    ]
+    assert "アグリ1234301" in operator(desk.store, "1234")["grid_codes"]
+    other = submit(
+        desk,
+        grid({"発電所名略称": "アグリ1234302"}, message_id="<second@example.co.jp>"),
+    )
+    with pytest.raises(DecisionError, match="系統コード 1YA22 は既に使われています"):
+        decide(desk, other["id"], "issue-code", "1YA22", by="staff")
+
+
+# Point 8: no company's code to a stranger who names it --------------------------------------
+
+
+def test_a_stranger_naming_a_registered_company_is_held_not_told_its_code(desk: Context):
+    """The rule: a code found by 事業者名称 alone is told only to a sender at the registered
+    operator's ドメイン名 (or its registered contact); anyone else is held for staff."""
+    case = submit(
+        desk,
+        application(
+            {
+                "事業者名称": "広域電力株式会社",
+                "ドメイン名": "evil.example",
+                "連絡者メール": "eve@evil.example",
+            },
+            from_addr="eve@evil.example",
+        ),
+    )
+    assert case["status"] == "held"
+    assert "1234" in case["reason"]
+    assert outbox(desk, "code_not_needed") == []
+    for mail in outbox(desk):
+        assert "1234" not in body_text(mail["raw"])
+
+
+# Point 9: the register keeps what the checks compare ----------------------------------------
+
+
+def test_the_register_keeps_the_normalised_forms(desk: Context, tmp_path: Path):
+    """The rule: the checks compare 郵便番号 as NNN-NNNN and the 略称's 「_容」 after NFKC;
+    the register keeps those forms, from an issued code and from an import alike."""
+    case = submit(
+        desk, application({"郵便番号": "１３５－００６１", "事業者名略称": "広域機関＿容"})
+    )
+    assert case["status"] == "complete", case["problems"]
+    decide(desk, case["id"], "issue-code", "5678", by="staff")
+    issued = operator(desk.store, "5678")
+    assert issued["postal_code"] == "135-0061"
+    assert issued["short_name"] == "広域機関_容"
+    from mailbot.store.registers import import_operators
+
+    csv = tmp_path / "raw.csv"
+    csv.write_text(
+        "事業者コード,事業者名称,事業者名略称,郵便番号\n"
+        "ＡＢ１２,東北グリーン発電株式会社,東北グリーン＿容,９８０－０８１１\n",
+        encoding="utf-8",
+    )
+    import_operators(desk.store, csv, desk.now())
+    imported = operator(desk.store, "AB12")
+    assert (imported["short_name"], imported["postal_code"]) == ("東北グリーン_容", "980-0811")
