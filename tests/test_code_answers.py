@@ -275,3 +275,45 @@ def test_the_register_keeps_the_normalised_forms(desk: Context, tmp_path: Path):
     import_operators(desk.store, csv, desk.now())
     imported = operator(desk.store, "AB12")
     assert (imported["short_name"], imported["postal_code"]) == ("東北グリーン_容", "980-0811")
+
+
+# Point 4: two forms in one mail ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flawed_first", [True, False])
+def test_two_differing_forms_ask_which_counts_in_either_order(desk: Context, flawed_first):
+    """The rule: never pick one of two 事業者マスタ申込書 silently. One valid, one with a wrong
+    略称: whatever their order, the correction request names both files and asks which one
+    counts."""
+    good = (
+        "事業者マスタ申込書.xlsx",
+        to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI)),
+        XLSX,
+    )
+    bad = (
+        "事業者マスタ申込書(2).xlsx",
+        to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI | {"事業者名略称": "髙橋"})),
+        XLSX,
+    )
+    case = submit(desk, application(attachments=[bad, good] if flawed_first else [good, bad]))
+    assert case["status"] == "needs_correction"
+    assert [p["field"] for p in case["problems"]] == ["添付ファイル"]
+    [mail] = outbox(desk, "correction")
+    text = body_text(mail["raw"])
+    assert "「事業者マスタ申込書.xlsx」" in text and "「事業者マスタ申込書(2).xlsx」" in text
+    assert "記載内容が異なります" in text
+
+
+def test_two_identical_forms_are_one_application(desk: Context):
+    """The same form attached twice says one thing: the application is complete."""
+    form = to_bytes(operator_form(licenses=("発電",), fields=TAKAHASHI))
+    case = submit(
+        desk,
+        application(
+            attachments=[
+                ("事業者マスタ申込書.xlsx", form, XLSX),
+                ("事業者マスタ申込書_控.xlsx", form, XLSX),
+            ]
+        ),
+    )
+    assert case["status"] == "complete", case["problems"]
