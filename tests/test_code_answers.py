@@ -317,3 +317,64 @@ def test_two_identical_forms_are_one_application(desk: Context):
         ),
     )
     assert case["status"] == "complete", case["problems"]
+
+
+# Point 18: クライアント証明書 and contact changes, in the seed's words ---------------------------
+
+
+def _unwrapped(text: str) -> str:
+    """A mail body with its lines joined back (the template wraps long sentences)."""
+    return re.sub(r"\r?\n[　 ]*", "", text)
+
+
+def test_the_code_notice_carries_the_seeds_words_on_client_certificates(desk: Context):
+    """Seed 000: 「事業者が容量市場システムにアクセスするためには、事業者コード毎に「クライアント
+    証明書」が必要となります。クライアント証明書を発行する認証局である三菱電機インフォメーション
+    ネットワーク株式会社から「クライアント証明書」を購入し、…」, the four steps of 「「クライアント
+    証明書」取得手続きの流れ」, and 「各コードの登録情報（担当者・連絡先等）変更手続きは、当該システム
+    を利用して行います。」"""
+    case = submit(desk, application())
+    decide(desk, case["id"], "issue-code", by="staff")
+    [notice] = outbox(desk, "code_notice")
+    text = _unwrapped(body_text(notice["raw"]))
+    for seed_line in (
+        "事業者が容量市場システムにアクセスするためには、事業者コード毎に「クライアント証明書」が必要となります。",
+        "クライアント証明書を発行する認証局である三菱電機インフォメーションネットワーク株式会社から"
+        "「クライアント証明書」を購入し、容量市場システムへのアクセスを予定しているPCへインストールしてください。",
+        "「Enterprise Premium 企業内審査登録審査局設置申込書」を取得してください。",
+        "http://www.eppcert.jp/occto/occto.html",
+        "「クライアント証明書発行依頼書フォーマット」をメールに添付して送付します。",
+        "クライアント証明書（電子証明書）の発行開始までに5営業日程度かかります。",
+        "https://www.occto.or.jp/occtosystem2/client_shoumeisho.html",
+        "各コードの登録情報（担当者・連絡先等）変更手続きは、当該システムを利用して行います。",
+        "https://www.occto.or.jp/occtosystem2/riyoushinsei/index.html",
+    ):
+        assert seed_line in text, seed_line
+
+
+def test_a_contact_change_by_mail_is_told_where_it_is_done(desk: Context):
+    """Seed 000: 「各コードの登録情報（担当者・連絡先等）変更手続きは、当該システムを利用して
+    行います。」 A mail to code@ asking to change the registered contact is answered with that
+    (rules/contact_change.toml), not with the subject guidance; other mail still gets guidance."""
+    case = submit(
+        desk,
+        build(
+            "担当者変更のお願い",
+            "事業者コード1234の連絡者を 山田 から 佐藤 に変更したく、ご対応をお願いいたします。",
+            from_addr="taro@example.co.jp",
+        ),
+    )
+    assert case["status"] == "unrecognized"
+    assert outbox(desk, "guidance") == []
+    [mail] = outbox(desk, "contact_change")
+    text = _unwrapped(body_text(mail["raw"]))
+    assert (
+        "各コードの登録情報（担当者・連絡先等）変更手続きは、広域機関システムを利用して行います。"
+        in text
+    )
+    assert "https://www.occto.or.jp/occtosystem2/riyoushinsei/index.html" in text
+    submit(
+        desk,
+        build("容量市場の申込方法について", "教えてください。", from_addr="new@other.example.jp"),
+    )
+    assert len(outbox(desk, "guidance")) == 1
