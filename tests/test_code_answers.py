@@ -378,3 +378,29 @@ def test_a_contact_change_by_mail_is_told_where_it_is_done(desk: Context):
         build("容量市場の申込方法について", "教えてください。", from_addr="new@other.example.jp"),
     )
     assert len(outbox(desk, "guidance")) == 1
+
+
+def test_grid_codes_issued_before_the_desk_are_imported_and_taken(desk: Context, tmp_path: Path):
+    """The rule: a 系統コード is issued once. The register's optional 発番済系統コード column
+    (beside SPEC §9's columns, which stay as they are) carries codes issued before mailbot;
+    staff cannot issue one of them again, and a malformed one stops the import."""
+    from mailbot.store.registers import RegisterImportError, import_operators
+
+    csv = tmp_path / "with_codes.csv"
+    csv.write_text(
+        (SAMPLES_DIR / "operators.csv").read_text(encoding="utf-8").splitlines()[0]
+        + ",系統コード,発番済系統コード\n"
+        "1234,広域電力株式会社,広域電力_容,135-0061,東京都江東区豊洲6-2-15,example.co.jp,"
+        "taro@example.co.jp,発電,アグリ1234301,１Ｘ２２２;1YA22\n",
+        encoding="utf-8",
+    )
+    import_operators(desk.store, csv, desk.now())
+    assert operator(desk.store, "1234")["issued_grid_codes"] == ["1X222", "1YA22"]
+    case = submit(desk, grid({"発電所名略称": "アグリ1234302"}))
+    assert case["status"] == "complete", case["problems"]
+    with pytest.raises(DecisionError, match="系統コード 1X222 は既に使われています"):
+        decide(desk, case["id"], "issue-code", "1x222", by="staff")
+    decide(desk, case["id"], "issue-code", "1YA23", by="staff")
+    csv.write_text(csv.read_text(encoding="utf-8").replace("1YA22", "1YA-22"), encoding="utf-8")
+    with pytest.raises(RegisterImportError, match="発番済系統コード '1YA-22'"):
+        import_operators(desk.store, csv, desk.now())

@@ -284,9 +284,15 @@ class Queries:
         return [dict(r) for r in rows]
 
     def grid_code_issued(self, grid_code: str) -> bool:
-        """Is this 系統コード in the register (or named by a decision recorded before the
-        register kept them)?"""
+        """Is this 系統コード in the register: issued by a decision (`grid_codes`), imported
+        (the operators' 発番済系統コード column), or named by a decision recorded before the
+        register kept them?"""
         if self.execute("SELECT 1 FROM grid_codes WHERE grid_code = ?", (grid_code,)).fetchone():
+            return True
+        if self.execute(
+            "SELECT 1 FROM operators, json_each(operators.issued_grid_codes) WHERE value = ?",
+            (grid_code,),
+        ).fetchone():
             return True
         row = self.execute(
             "SELECT 1 FROM cases WHERE json_extract(data, '$.issued_grid_code') = ?", (grid_code,)

@@ -18,7 +18,12 @@ from typing import Any
 
 from mailbot.console import progress
 from mailbot.errors import MailbotError
-from mailbot.forms.fields import normalise_code, normalise_postal_code, participation_category
+from mailbot.forms.fields import (
+    is_grid_code,
+    normalise_code,
+    normalise_postal_code,
+    participation_category,
+)
 from mailbot.store.sqlite import Store
 from mailbot.text import name_key, nfkc
 
@@ -33,6 +38,7 @@ OPERATOR_COLUMNS = {
     "ライセンス区分": "licenses",
     "エリア": "areas",
     "系統コード": "grid_codes",
+    "発番済系統コード": "issued_grid_codes",
 }
 OPERATOR_REQUIRED = ("事業者コード", "事業者名称")
 SOURCE_COLUMNS = {
@@ -58,7 +64,7 @@ SOURCE_REQUIRED = (
     "契約容量(kW)",
     "供給力提供開始時期",
 )
-LIST_FIELDS = ("licenses", "areas", "grid_codes")
+LIST_FIELDS = ("licenses", "areas", "grid_codes", "issued_grid_codes")
 INT_FIELDS = ("auction_year", "capacity_kw", "supply_start_fy", "roadmap_target")
 _CODE = re.compile(r"^[0-9A-Z]{4}$")
 
@@ -150,6 +156,11 @@ def _operator(row: dict[str, Any], where: str) -> None:
         raise RegisterImportError(
             f"{where}: 事業者コード {row['code']!r} is not 4 digits or capital letters"
         )
+    for grid_code in row["issued_grid_codes"]:
+        if not is_grid_code(grid_code):
+            raise RegisterImportError(
+                f"{where}: 発番済系統コード {grid_code!r} is not 5 digits or capital letters"
+            )
 
 
 def normalised_operator(row: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +180,8 @@ def normalised_operator(row: dict[str, Any]) -> dict[str, Any]:
         if out[key]:
             out[key] = out[key].lower()
     out["name"] = out["name"] or ""
+    if "issued_grid_codes" in row:
+        out["issued_grid_codes"] = [normalise_code(c) for c in row["issued_grid_codes"]]
     return out
 
 

@@ -385,6 +385,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         issued_at TEXT NOT NULL
     );
     CREATE INDEX grid_codes_operator ON grid_codes (operator_code);
+    ALTER TABLE operators ADD COLUMN issued_grid_codes TEXT NOT NULL DEFAULT '[]';
     """,
 ]
 
