@@ -23,7 +23,7 @@ from mailbot.procedures.licenses import (
     verdict,
 )
 from mailbot.states import Status
-from mailbot.text import format_case_number, name_key
+from mailbot.text import format_case_number, name_key, single_line
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -152,7 +152,7 @@ class OperatorCodeApplication:
             ):
                 return forms.held(
                     case,
-                    f"事業者名称「{values.get('事業者名称')}」は登録済みの事業者（事業者コード "
+                    f"事業者名称「{single_line(str(values.get('事業者名称')), 60)}」は登録済みの事業者（事業者コード "
                     f"{decision.serving_code}）と同じですが、差出人（{mail.from_addr}）は"
                     "その事業者の登録ドメイン・連絡先ではありません。コードを伝えずに保留しています",
                     problems=problems,
@@ -239,7 +239,7 @@ class OperatorCodeApplication:
         return (
             Problem(
                 "事業者名称",
-                f"同じ事業者名称（{name.strip()}）の事業者コード申請 {numbers} が処理中です。"
+                f"同じ事業者名称（{single_line(name, 60)}）の事業者コード申請 {numbers} が処理中です。"
                 "同一事業者への二重発番にご注意ください。",
             ),
             others,
