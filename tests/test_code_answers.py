@@ -138,19 +138,7 @@ def test_the_second_code_for_one_company_is_refused_on_every_desk(cli_desk: Path
     assert SAME_LICENSE in capsys.readouterr().out
 
     config = load_config(None)
-    ctx = Context.open(config, Clock(parse_instant("2026-11-26T10:20")))
-    try:
-        add_staff(ctx, "sato", "佐藤", "sato-password-1")
-    finally:
-        ctx.close()
-    web = create_app(config, Clock(parse_instant("2026-11-26T10:20"))).test_client()
-    page = web.get("/login", base_url="https://localhost").text
-    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    web.post(
-        "/login",
-        data={"login": "sato", "password": "sato-password-1", "csrf": token},
-        base_url="https://localhost",
-    )
+    web = _web_login(config, "2026-11-26T10:20")
     page = web.get("/cases/2", base_url="https://localhost").text
     assert "【備考・担当者のみ】" in page and "MB-000001" in page
     answer = web.post(
@@ -224,6 +212,54 @@ def test_the_grid_code_notice_states_the_issued_grid_code(desk: Context):
     )
     with pytest.raises(DecisionError, match="系統コード 1YA22 は既に使われています"):
         decide(desk, other["id"], "issue-code", "1YA22", by="staff")
+
+
+def _web_login(config, now: str):
+    ctx = Context.open(config, Clock(parse_instant(now)))
+    try:
+        add_staff(ctx, "sato", "佐藤", "sato-password-1")
+    finally:
+        ctx.close()
+    web = create_app(config, Clock(parse_instant(now))).test_client()
+    page = web.get("/login", base_url="https://localhost").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    web.post(
+        "/login",
+        data={"login": "sato", "password": "sato-password-1", "csrf": token},
+        base_url="https://localhost",
+    )
+    return web
+
+
+def test_the_web_desk_asks_for_the_grid_code_and_passes_it(tmp_path: Path, monkeypatch):
+    """「1YA22 ※新規取得が必要」 (seed 000): on a 系統コード application the web desk's value
+    field asks for the issued 系統コード, and the notice states what staff typed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILBOT_NOW", raising=False)
+    now = "2026-11-24T10:00"
+    assert main(["--now", now, "operators", "import", str(SAMPLES_DIR / "operators.csv")]) == 0
+    (tmp_path / "grid.eml").write_bytes(grid())
+    assert main(["--now", now, "ingest", str(tmp_path / "grid.eml")]) == 0
+    web = _web_login(load_config(None), now)
+    page = web.get("/cases/1", base_url="https://localhost").text
+    assert "発番した系統コード（必須、例：1YA22）" in page
+    answer = web.post(
+        "/cases/1/decide",
+        data={
+            "csrf": re.search(r'name="csrf" value="([^"]+)"', page).group(1),
+            "version": re.search(r'name="version" value="(\d+)"', page).group(1),
+            "action": "issue-code",
+            "arg": "1YA22",
+        },
+        base_url="https://localhost",
+    )
+    assert answer.status_code == 303, answer.text
+    ctx = Context.open(load_config(None), Clock(parse_instant(now)))
+    try:
+        [notice] = outbox(ctx, "code_notice")
+        assert "■系統コード　　　　1YA22" in body_text(notice["raw"])
+    finally:
+        ctx.close()
 
 
 # Point 8: no company's code to a stranger who names it --------------------------------------
