@@ -300,6 +300,8 @@ def test_the_register_keeps_the_normalised_forms(desk: Context, tmp_path: Path):
     issued = operator(desk.store, "5678")
     assert issued["postal_code"] == "135-0061"
     assert issued["short_name"] == "広域機関_容"
+    [notice] = outbox(desk, "code_notice")
+    assert "■事業者名略称　　広域機関_容" in body_text(notice["raw"])
     from mailbot.store.registers import import_operators
 
     csv = tmp_path / "raw.csv"

@@ -23,7 +23,7 @@ from mailbot.procedures.licenses import (
     verdict,
 )
 from mailbot.states import Status
-from mailbot.text import format_case_number, name_key, single_line
+from mailbot.text import format_case_number, name_key, nfkc, single_line
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -113,6 +113,13 @@ def operator_form_remarks(values: dict[str, Any]) -> list[Problem]:
             Problem("連絡者メール", f"連絡者メールのドメインがドメイン名（{domain}）と異なります。")
         )
     return r + forms.contact_remarks(values)
+
+
+def normalised_short_name(form: dict[str, Any]) -> str | None:
+    """The 略称 as the register keeps it (NFKC: 「広域機関＿容」 → 「広域機関_容」), which the
+    notice states: the participant is told the form the seed writes (「例：広域機関_容」)."""
+    value = form.get("事業者名略称")
+    return nfkc(str(value)).strip() if value else value
 
 
 class OperatorCodeApplication:
@@ -306,7 +313,7 @@ class OperatorCodeApplication:
                     "operator_code_notice",
                     {
                         "code": code,
-                        "form": form,
+                        "form": form | {"事業者名略称": normalised_short_name(form)},
                         "licenses": licenses,
                         "category": case["data"].get("category"),
                         "negawatt": DEMAND_RESPONSE in licenses,
