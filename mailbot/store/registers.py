@@ -167,8 +167,8 @@ def normalised_operator(row: dict[str, Any]) -> dict[str, Any]:
     """An operator's row in the forms the checks compare: takes the register fields as
     written (a form, an import) and returns them NFKC-folded and stripped, the 郵便番号 as
     NNN-NNNN (`１３５－００６１` → `135-0061`), the 略称's mark half-width (`広域機関＿容` →
-    `広域機関_容`), addresses lower case. What the register keeps is then what a later check,
-    a notice or an export reads, never the applicant's keystrokes."""
+    `広域機関_容`), ドメイン名 and 連絡者メール in lower case. What the register keeps is
+    what a later check, a notice or an export reads, never the applicant's keystrokes."""
     out = dict(row)
     out["code"] = normalise_code(row["code"])
     for key in ("name", "short_name", "address", "postal_code", "domain", "contact_email"):
