@@ -76,6 +76,9 @@ class Outcome:
     """(事業者コード, 発電所名略称, エリア, the issued 系統コード)"""
     new_case: bool = False
     attach_to: int | None = None
+    linked_cases: tuple[str, list[int]] | None = None
+    """(event kind, other case ids): each of those cases gets that event naming this case (as
+    MB-…), so a link shows in both histories (the same company's second application)."""
 
 
 @dataclass(frozen=True)

@@ -101,12 +101,17 @@ def test_a_resent_application_is_linked_to_the_first_and_shown_to_staff(cli_desk
         [remark] = [r for r in second["data"]["remarks"] if "MB-000001" in r["message"]]
         assert remark["field"] == "事業者名称"
         assert any(e["kind"] == "same_company_application" for e in ctx.store.events(2))
+        [back] = [e for e in ctx.store.events(1) if e["kind"] == "same_company_application"]
+        assert back["detail"]["cases"] == ["MB-000002"]
     finally:
         ctx.close()
     capsys.readouterr()
     assert main(["--now", "2026-11-26T10:00", "case", "MB-000002"]) == 0
     text = capsys.readouterr().out
     assert re.search(r"備考（担当者のみ）: 事業者名称: .*MB-000001", text), text
+    assert "same_company_application  cases=MB-000001" in text
+    assert main(["--now", "2026-11-26T10:00", "case", "MB-000001"]) == 0
+    assert "same_company_application  cases=MB-000002" in capsys.readouterr().out
     assert main(["--now", "2026-11-26T10:00", "report", "--xlsx", "report.xlsx"]) == 0
     sheet = load_workbook(cli_desk / "report.xlsx")["未処理案件"]
     header = [c.value for c in sheet[1]]

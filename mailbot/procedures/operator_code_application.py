@@ -203,9 +203,9 @@ class OperatorCodeApplication:
             attachment_list=attachment_names(mail),
         )
         if data.get("same_company_cases"):
-            outcome.events.append(
-                ("same_company_application", {"cases": data["same_company_cases"]})
-            )
+            numbers = [format_case_number(i) for i in data["same_company_cases"]]
+            outcome.events.append(("same_company_application", {"cases": numbers}))
+            outcome.linked_cases = ("same_company_application", data["same_company_cases"])
         return outcome
 
     @staticmethod
