@@ -65,6 +65,7 @@ def rules_files() -> tuple[RulesFile[Any], ...]:
     from mailbot.longterm.roadmap import ROADMAP_RULES
     from mailbot.longterm.topics import TOPIC_RULES
     from mailbot.mail.trust import TRUST_RULES
+    from mailbot.procedures.contact_change import CONTACT_CHANGE_RULES
     from mailbot.procedures.licenses import LICENSE_RULES
     from mailbot.routing import ROUTING_RULES
 
@@ -73,6 +74,7 @@ def rules_files() -> tuple[RulesFile[Any], ...]:
         ROUTING_RULES,
         FORM_RULES,
         LICENSE_RULES,
+        CONTACT_CHANGE_RULES,
         BODY_FIELDS,
         ROADMAP_RULES,
         TOPIC_RULES,

@@ -72,9 +72,13 @@ class Outcome:
     complete_on: date | None = None
     due: date | None = None
     register_operator: dict[str, Any] | None = None
-    register_grid_code: tuple[str, str, str] | None = None
+    register_grid_code: tuple[str, str, str, str] | None = None
+    """(事業者コード, 発電所名略称, エリア, the issued 系統コード)"""
     new_case: bool = False
     attach_to: int | None = None
+    linked_cases: tuple[str, list[int]] | None = None
+    """(event kind, other case ids): each of those cases gets that event naming this case (as
+    MB-…), so a link shows in both histories (the same company's second application)."""
 
 
 @dataclass(frozen=True)

@@ -283,7 +283,7 @@ def test_grid_application_from_outside_the_operator_is_held(desk: Context):
 
 def test_a_serial_already_issued_in_that_area_is_refused(desk: Context):
     first = submit(desk, grid())
-    decide(desk, first["id"], "issue-code", by="staff")
+    decide(desk, first["id"], "issue-code", "1YA22", by="staff")
     again = submit(desk, grid(message_id="<again@example.co.jp>"))
     assert "発電所名略称" in fields_of(again)
     assert "既に使用されております" in again["problems"][0]["message"]

@@ -104,10 +104,14 @@ def test_full_cycle(cli_desk: Desk) -> None:
     assert grid_case["status"] == "complete", grid_case["problems"]
     assert grid_case["operator_code"] == code
 
-    assert desk.cli("2026-11-30T10:00", "decide", "MB-000002", "issue-code", "--by", "佐藤") == 0
+    assert (
+        desk.cli("2026-11-30T10:00", "decide", "MB-000002", "issue-code", "1YA22", "--by", "佐藤")
+        == 0
+    )
     desk.run("2026-11-30T10:01")
     [grid_notice] = [r for r in desk.replies() if "系統コードのお知らせ" in subject(r)]
     assert f"■発電所名略称　　　アグリ{code}301" in body_text(grid_notice)
+    assert "■系統コード　　　　1YA22" in body_text(grid_notice)
     assert desk.cases("2026-11-30T10:02")[1]["status"] == "closed"
 
     before = len(desk.replies())

@@ -184,7 +184,7 @@ def test_doctor_renders_every_mail_template_of_a_deployment(tmp_path: Path, caps
     capsys.readouterr()
     assert main(["--config", cfg, "doctor", "--offline"]) == 0
     status, detail = doctor_rows(capsys.readouterr().out)["templates"]
-    assert status == "ok" and "23 mails render" in detail
+    assert status == "ok" and "24 mails render" in detail
     mail = folder / "templates" / "mail"
     receipt = mail / "receipt.txt.j2"
     text = receipt.read_text(encoding="utf-8")
@@ -210,7 +210,7 @@ def test_a_wrong_rules_path_fails_each_rules_row_and_the_rest_still_runs(tmp_pat
     assert main(["--config", cfg, "doctor", "--offline"]) == 1
     rows = doctor_rows(capsys.readouterr().out)
     rules_rows = {name: row for name, row in rows.items() if name.startswith("rules/")}
-    assert len(rules_rows) == len(rules_files()) == 11
+    assert len(rules_rows) == len(rules_files()) == 12
     assert all(status == "FAIL" for status, _ in rules_rows.values())
     assert "rulez/calendar.toml: not found" in rules_rows["rules/calendar.toml"][1]
     assert rows["templates"][0] == "ok"

@@ -136,3 +136,24 @@ def test_a_workbook_from_anyone_else_is_not_applied(report, capsys, why, sender,
     assert status_of(capsys, 1) == "complete", why
     assert not [m for m in sent(root) if "事業者コードのお知らせ" in subject(m.as_bytes())]
     assert not [m for m in sent(root) if "判断の反映結果" in subject(m.as_bytes())]
+
+
+def test_a_second_code_for_one_company_is_refused_by_mail_too(report, capsys):
+    """Seed 000 参考資料: 「※ライセンス区分が同一の場合、事業者コードを複数取得する必要はありません。」
+    The register learns of 髙橋電力's 発電 code after the report was made: the row staff mail
+    back is refused in the same words `decide` uses, and no code notice goes out."""
+    root, report_id, book = report
+    csv = root / "takahashi.csv"
+    csv.write_text(
+        "事業者コード,事業者名称,ドメイン名,連絡者メール,ライセンス区分\n"
+        "7777,株式会社髙橋電力,takahashi-denryoku.co.jp,ichiro@takahashi-denryoku.co.jp,発電\n",
+        encoding="utf-8",
+    )
+    assert cli("2026-11-25T09:00", "operators", "import", str(csv)) == 0
+    answer(root, report_id, book)
+    assert status_of(capsys, 1) == "complete"
+    assert not [m for m in sent(root) if "事業者コードのお知らせ" in subject(m.as_bytes())]
+    [result] = [m for m in sent(root) if "判断の反映結果" in subject(m.as_bytes())]
+    body = result.get_payload(decode=True).decode("utf-8")
+    assert "既に事業者コード 7777" in body
+    assert "ライセンス区分が同一の場合、事業者コードを複数取得する必要はありません" in body

@@ -375,6 +375,17 @@ def is_operator_code(text: object) -> bool:
     return folded is not None and _OPERATOR_CODE.fullmatch(folded) is not None
 
 
+_GRID_CODE = re.compile(r"[0-9A-Z]{5}")
+
+
+def is_grid_code(text: object) -> bool:
+    """系統コード: 5 characters, digits or capital letters, as seed 000 writes every one
+    (「風力 : 1X222」, 「1YA22 ※新規取得が必要」); full-width input is folded first. The seed
+    gives no rule to derive one (「実際に発番されるコードは、申請毎に異なります」): staff give it."""
+    folded = _text(text)
+    return folded is not None and _GRID_CODE.fullmatch(folded) is not None
+
+
 def area_name(text: object) -> str | None:
     """The area a participant named, canonical: `東京`, `東京エリア`, `東　京` → 東京.
     Utility company names (東京電力パワーグリッド) are not areas and give None."""

@@ -30,7 +30,7 @@ from mailbot.forms.workbook import FORM_RULES, open_book
 from mailbot.forms.workbook import Limits as WorkbookLimits
 from mailbot.mail import Mail
 from mailbot.mail.parse import parse
-from mailbot.procedures.common import named_form, pick_form
+from mailbot.procedures.common import named_forms, pick_form
 from mailbot.store import StoredMessage
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def prepare(
     mail = parse(raw)
     if any(d.startswith("unparseable:") for d in mail.defects):
         return mail
-    named = [a for names in form_names if (a := named_form(mail, names)) is not None]
+    named = [a for names in form_names for a in named_forms(mail, names)]
     fallback = pick_form(mail, ())
     picked = {id(a) for a in named or ([fallback] if fallback is not None else [])}
     if not picked:

@@ -332,6 +332,10 @@ def outcome_effect(
         effect.event(case["id"], actor, "problems", problems=problems)
     for kind, detail in outcome.events:
         effect.event(case["id"], actor, kind, **detail)
+    if outcome.linked_cases:
+        kind, others = outcome.linked_cases
+        for other in others:
+            effect.event(other, actor, kind, cases=[format_case_number(case["id"])])
     for reply in outcome.replies:
         reply_into(ctx, effect, case, reply, thread)
     return effect

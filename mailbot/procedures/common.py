@@ -60,21 +60,22 @@ def spreadsheets(mail: Mail) -> list[Attachment]:
     return [a for a in mail.attachments if a.filename.lower().endswith(SPREADSHEET_SUFFIXES)]
 
 
-def named_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
-    """A spreadsheet whose name carries a hint (事業者マスタ…)."""
-    for attachment in spreadsheets(mail):
-        name = nfkc(attachment.filename).replace("ー", "")
-        if any(nfkc(h).replace("ー", "") in name for h in name_hints):
-            return attachment
-    return None
+def named_forms(mail: Mail, name_hints: tuple[str, ...]) -> list[Attachment]:
+    """The spreadsheets whose name carries a hint (事業者マスタ…), in the mail's order."""
+    hints = [nfkc(h).replace("ー", "") for h in name_hints]
+    return [
+        attachment
+        for attachment in spreadsheets(mail)
+        if any(h in nfkc(attachment.filename).replace("ー", "") for h in hints)
+    ]
 
 
 def pick_form(mail: Mail, name_hints: tuple[str, ...]) -> Attachment | None:
     """The attached form: a spreadsheet whose name carries a hint (事業者マスタ…), else the only
     spreadsheet, else a file whose content looks like a workbook whatever its name."""
-    named = named_form(mail, name_hints)
-    if named is not None:
-        return named
+    named = named_forms(mail, name_hints)
+    if named:
+        return named[0]
     sheets = spreadsheets(mail)
     if len(sheets) >= 1:
         return sheets[0]

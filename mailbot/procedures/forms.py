@@ -13,13 +13,13 @@ from typing import Any
 from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
-from mailbot.forms.workbook import FORM_RULES, read_form_fields
+from mailbot.forms.workbook import FORM_RULES, FormRule, read_form_fields
 from mailbot.forms.workbook import Limits as WorkbookLimits
-from mailbot.mail import Mail
+from mailbot.mail import Attachment, Mail
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
-from mailbot.procedures.common import pick_form
+from mailbot.procedures.common import named_forms, pick_form
 from mailbot.states import Status
-from mailbot.text import format_case_number, nfkc
+from mailbot.text import format_case_number, nfkc, single_line
 
 
 def jsonable(values: dict[str, Any] | None) -> dict[str, Any]:
@@ -214,6 +214,9 @@ def read_form(
     must look like is for the procedure to say.
     """
     form = FORM_RULES.load(ctx.config.rules_dir)[form_id]
+    named = named_forms(mail, form.names)
+    if len(named) > 1:
+        return _read_several(ctx, named, form)
     attachment = pick_form(mail, form.names)
     if attachment is None:
         return (
@@ -226,6 +229,44 @@ def read_form(
             ],
             None,
         )
+    return _read_one(ctx, attachment, form)
+
+
+SEVERAL_FORMS_READ = 5
+
+
+def _read_several(
+    ctx: Reader, attachments: list[Attachment], form: FormRule
+) -> tuple[dict[str, Any], list[Problem], str | None]:
+    """Several attachments named like the form: each is read, and one of them counts only
+    when all say the same. Picking one silently would make the answer depend on the order
+    of the attachments; when they differ, the participant is asked which one counts, naming
+    every file (the names are theirs: one line each). More than `SEVERAL_FORMS_READ` are
+    not read at all (a mail of a hundred small forms must not cost a hundred reads)."""
+    if len(attachments) <= SEVERAL_FORMS_READ:
+        results = [_read_one(ctx, a, form) for a in attachments]
+        first = results[0]
+        if all(r[0] == first[0] and r[1] == first[1] for r in results[1:]):
+            return first
+    names = "、".join(f"「{single_line(a.filename, 120)}」" for a in attachments)
+    return (
+        {},
+        [
+            Problem(
+                "添付ファイル",
+                f"{form.name}が{len(attachments)}つ添付されており（{names}）、記載内容が異なります。"
+                f"どちらの{form.name}でのお申込みかをご返信にてお知らせいただくか、"
+                f"有効な{form.name}1つのみを添付のうえ、改めてお送りください。",
+            )
+        ],
+        None,
+    )
+
+
+def _read_one(
+    ctx: Reader, attachment: Attachment, form: FormRule
+) -> tuple[dict[str, Any], list[Problem], str | None]:
+    """One attachment inspected, then read by the form's labels (see `read_form`)."""
     limits = WorkbookLimits(max_bytes=ctx.config.limits.max_attachment_bytes)
     result = read_form_fields(
         attachment.data,

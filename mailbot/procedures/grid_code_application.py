@@ -134,6 +134,28 @@ def plant_problems(
     return p, code, facts
 
 
+def issued_grid_code(ctx: Reader, arg: str | None) -> str:
+    """The 系統コード staff issue, folded (NFKC, upper case). Raises DecisionError when none
+    is given, when it is not a 系統コード's shape or when it is in the register already.
+    Seed 000 says the code is notified (「申請から最大3週間程度で系統コードを通知いたします。」)
+    and shows one (「1YA22 ※新規取得が必要」) but gives no rule to make one
+    (「実際に発番されるコードは、申請毎に異なります」): staff give it, as ARG of `decide`, the
+    report's value column or the web desk's value field."""
+    if not arg or not arg.strip():
+        raise DecisionError(
+            "発番した系統コードを指定してください（例：1YA22。decide の ARG、"
+            "レポートの「判断の値（コード等）」列、または Web の値欄）"
+        )
+    grid_code = fields.normalise_code(arg)
+    if not fields.is_grid_code(grid_code):
+        raise DecisionError(
+            f"「{grid_code}」は系統コードの形式（数字または英大文字5文字、例：1YA22）ではありません"
+        )
+    if forms.grid_code_in_use(ctx, grid_code):
+        raise DecisionError(f"系統コード {grid_code} は既に使われています")
+    return grid_code
+
+
 def _pending_plant_name(ctx: Reader, name: str, case: dict[str, Any] | None) -> bool:
     data = ctx.store.case_data_of(
         "grid_code_application", ("complete", "held"), case["id"] if case else 0
@@ -182,7 +204,7 @@ class GridCodeApplication:
             incoming,
             problems,
             {"category": category, "form": forms.jsonable(values), "remarks": remarks} | facts,
-            next_steps="内容を確認のうえ、お申込みから3週間程度で系統コードを通知いたします。",
+            next_steps="内容を確認のうえ、申請から最大3週間程度で系統コードを通知いたします。",
             wrong_mailbox=incoming.classification.wrong_mailbox,
             attachment_list=attachment_names(mail),
             operator_code=code,
@@ -200,9 +222,7 @@ class GridCodeApplication:
         registered = ctx.store.operator(code)
         if registered and plant in registered["grid_codes"]:
             raise DecisionError(f"発電所名 {plant} は事業者コード {code} に登録済みです")
-        grid_code = nfkc(arg).strip().upper() if arg else None
-        if grid_code and forms.grid_code_in_use(ctx, grid_code):
-            raise DecisionError(f"系統コード {grid_code} は既に使われています")
+        grid_code = issued_grid_code(ctx, arg)
         return Outcome(
             status=Status.CLOSED,
             data={"issued_grid_code": grid_code, "issued_plant_name": plant},
@@ -221,5 +241,5 @@ class GridCodeApplication:
                 )
             ],
             events=[("grid_code_issued", {"plant_name": plant, "grid_code": grid_code})],
-            register_grid_code=(code, plant, case["data"].get("area") or ""),
+            register_grid_code=(code, plant, case["data"].get("area") or "", grid_code),
         )

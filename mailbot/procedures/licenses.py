@@ -71,4 +71,34 @@ def verdict(
     return LicenseVerdict(row["none"], None)
 
 
+def _kinds(licenses: list[str]) -> set[str]:
+    names = {normalise_license(name) for name in licenses}
+    kinds = set()
+    if names & GENERATION_OR_RETAIL:
+        kinds.add("generation_or_retail")
+    if DEMAND_RESPONSE in names:
+        kinds.add("demand_response")
+    return kinds
+
+
+def serving_held_code(
+    table: LicenseTable,
+    category: str | None,
+    held: list[tuple[str, list[str]]],
+    applying: list[str],
+) -> str | None:
+    """The held code that already serves an application, or None. Takes the 参加区分 (None
+    when unknown), the (code, licenses) the company holds and the ライセンス区分 the new code
+    would carry. A code serves when the 参考資料 table says no new code is needed for the
+    参加区分, or when it carries the same kind of ライセンス区分 as the new one would (発電 and
+    小売 are one kind there): 「ライセンス区分が同一の場合、事業者コードを複数取得する必要は
+    ありません」. Staff issuing a code meet this rule as the intake did."""
+    if category in table.needed:
+        found = verdict(table, category, held).serving_code
+        if found:
+            return found
+    wanted = _kinds(applying)
+    return next((code for code, licenses in held if _kinds(licenses) & wanted), None)
+
+
 LICENSE_RULES = RulesFile("licenses.toml", load_license_table)

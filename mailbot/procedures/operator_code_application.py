@@ -11,13 +11,19 @@ from typing import Any
 from mailbot.context import Reader
 from mailbot.errors import DecisionError
 from mailbot.forms import fields
-from mailbot.mail import Mail
 from mailbot.mail.trust import load_trust_rules
 from mailbot.outcome import Incoming, Outcome, Problem, Reply
 from mailbot.procedures import forms
 from mailbot.procedures.common import attachment_names, own_text, says, sender_belongs
-from mailbot.procedures.licenses import DEMAND_RESPONSE, LICENSE_RULES, LicenseTable, verdict
+from mailbot.procedures.licenses import (
+    DEMAND_RESPONSE,
+    LICENSE_RULES,
+    LicenseTable,
+    serving_held_code,
+    verdict,
+)
 from mailbot.states import Status
+from mailbot.text import format_case_number, name_key, nfkc, single_line
 
 STATEMENT = "容量市場向け事業者コード"
 FORM_NAME = "事業者マスタ申込書"
@@ -109,6 +115,13 @@ def operator_form_remarks(values: dict[str, Any]) -> list[Problem]:
     return r + forms.contact_remarks(values)
 
 
+def normalised_short_name(form: dict[str, Any]) -> str | None:
+    """The 略称 as the register keeps it (NFKC: 「広域機関＿容」 → 「広域機関_容」), which the
+    notice states: the participant is told the form the seed writes (「例：広域機関_容」)."""
+    value = form.get("事業者名略称")
+    return nfkc(str(value)).strip() if value else value
+
+
 class OperatorCodeApplication:
     id = "operator_code_application"
     actions = ("issue-code", "reject")
@@ -132,10 +145,26 @@ class OperatorCodeApplication:
             data["remarks"] = [r.as_dict() for r in operator_form_remarks(values)]
         if case is not None and not sender_belongs(ctx, mail.from_addr, None, case):
             return forms.stranger_held(case, mail.from_addr, problems=problems, data=data)
+        if values:
+            linked = self._same_company_open(ctx, values, case)
+            if linked:
+                data["remarks"].append(linked[0].as_dict())
+                data["same_company_cases"] = linked[1]
         if category and values:
             table = LICENSE_RULES.load(ctx.config.rules_dir)
-            held = self._held_codes(ctx, mail, values)
+            held = self._held_codes(ctx, mail.from_addr, values)
             decision = verdict(table, category, [(op["code"], op["licenses"]) for op in held])
+            if decision.serving_code and not self._sender_is_of(
+                ctx, mail.from_addr, decision.serving_code
+            ):
+                return forms.held(
+                    case,
+                    f"事業者名称「{single_line(str(values.get('事業者名称')), 60)}」は登録済みの事業者（事業者コード "
+                    f"{decision.serving_code}）と同じですが、差出人（{mail.from_addr}）は"
+                    "その事業者の登録ドメイン・連絡先ではありません。コードを伝えずに保留しています",
+                    problems=problems,
+                    data=data | {"serving_code": decision.serving_code},
+                )
             if decision.serving_code:
                 return Outcome(
                     status=Status.CLOSED,
@@ -164,7 +193,7 @@ class OperatorCodeApplication:
                     )
                 )
             data["license_applied_for"] = decision.apply_for
-        return forms.receipt_or_correction(
+        outcome = forms.receipt_or_correction(
             ctx,
             incoming,
             problems,
@@ -173,16 +202,81 @@ class OperatorCodeApplication:
             wrong_mailbox=cls.wrong_mailbox,
             attachment_list=attachment_names(mail),
         )
+        if data.get("same_company_cases"):
+            numbers = [format_case_number(i) for i in data["same_company_cases"]]
+            outcome.events.append(("same_company_application", {"cases": numbers}))
+            outcome.linked_cases = ("same_company_application", data["same_company_cases"])
+        return outcome
 
     @staticmethod
-    def _held_codes(ctx: Reader, mail: Mail, values: dict[str, Any]) -> list[dict[str, Any]]:
+    def _held_codes(ctx: Reader, sender: str, values: dict[str, Any]) -> list[dict[str, Any]]:
         """Codes the applicant holds: same 事業者名称, or the same mail domain."""
         free_mail = load_trust_rules(ctx.config.rules_dir).free_mail
-        found = {op["code"]: op for op in ctx.store.operators_for_sender(mail.from_addr, free_mail)}
+        found = {op["code"]: op for op in ctx.store.operators_for_sender(sender, free_mail)}
         name = values.get("事業者名称")
         if isinstance(name, str) and name.strip():
             found |= {op["code"]: op for op in ctx.store.operators_named(name)}
         return list(found.values())
+
+    @staticmethod
+    def _sender_is_of(ctx: Reader, sender: str, code: str) -> bool:
+        """Is `sender` the registered contact of operator `code`, or in its ドメイン名? A code
+        found by 事業者名称 alone is anyone's to name in a form: telling it to a sender of
+        another domain would hand one company's code to whoever writes its name."""
+        free_mail = load_trust_rules(ctx.config.rules_dir).free_mail
+        return any(op["code"] == code for op in ctx.store.operators_for_sender(sender, free_mail))
+
+    @staticmethod
+    def _same_company_open(
+        ctx: Reader, values: dict[str, Any], case: dict[str, Any] | None
+    ) -> tuple[Problem, list[int]] | None:
+        """Another open application of the same 事業者名称 (folded as the register folds
+        names): a staff remark naming it, and its case ids, or None. Two open applications
+        of one company are one code at most (seed 000 参考資料: 「ライセンス区分が同一の場合、
+        事業者コードを複数取得する必要はありません」); staff see the link before deciding."""
+        name = values.get("事業者名称")
+        if not isinstance(name, str) or not name.strip():
+            return None
+        others = ctx.store.open_applications_named(
+            "operator_code_application", name_key(name), case["id"] if case else 0
+        )
+        if not others:
+            return None
+        numbers = "、".join(format_case_number(i) for i in others)
+        return (
+            Problem(
+                "事業者名称",
+                f"同じ事業者名称（{single_line(name, 60)}）の事業者コード申請 {numbers} が処理中です。"
+                "同一事業者への二重発番にご注意ください。",
+            ),
+            others,
+        )
+
+    def _refuse_second_code(
+        self, ctx: Reader, case: dict[str, Any], form: dict[str, Any], licenses: list[str]
+    ) -> None:
+        """Raises DecisionError when the company (its 事業者名称 folded, or the case's sender
+        by mail domain, as the intake matches) already holds a code that serves: the rule of
+        the intake holds at the decision too (seed 000 参考資料: 「※ライセンス区分が同一の場合、
+        事業者コードを複数取得する必要はありません。」), so a resent application, or two cases
+        of one company, never get two codes. Every desk (CLI, workbook, web, mail) decides
+        through `decide`, hence through here."""
+        held = self._held_codes(ctx, str(case.get("sender") or ""), form)
+        table = LICENSE_RULES.load(ctx.config.rules_dir)
+        serving = serving_held_code(
+            table,
+            case["data"].get("category"),
+            [(op["code"], op["licenses"]) for op in held],
+            licenses,
+        )
+        if serving is None:
+            return
+        op = next(o for o in held if o["code"] == serving)
+        raise DecisionError(
+            f"{op['name']} は既に事業者コード {serving}（ライセンス区分：{'、'.join(op['licenses'])}）"
+            "を取得済みです。ライセンス区分が同一の場合、事業者コードを複数取得する必要はありません"
+            "（お断りする場合は「お断り（理由を通知）」を選んでください）"
+        )
 
     def decide(
         self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader
@@ -198,6 +292,7 @@ class OperatorCodeApplication:
             raise DecisionError(f"事業者コード {code} は既に使われています")
         form = case["data"].get("form", {})
         licenses = [str(x) for x in form.get("ライセンス区分", [])]
+        self._refuse_second_code(ctx, case, form, licenses)
         register = {
             "code": code,
             "name": form.get("事業者名称") or case.get("sender_name") or "",
@@ -218,7 +313,7 @@ class OperatorCodeApplication:
                     "operator_code_notice",
                     {
                         "code": code,
-                        "form": form,
+                        "form": form | {"事業者名略称": normalised_short_name(form)},
                         "licenses": licenses,
                         "category": case["data"].get("category"),
                         "negawatt": DEMAND_RESPONSE in licenses,

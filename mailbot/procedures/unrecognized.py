@@ -1,7 +1,9 @@
 """Mail that matches no procedure: a row in the staff queue and, at most once per sender per
-day, a guidance reply listing the subjects we accept — or, when the mail raises a topic seed
-004 answers (`mailbot.longterm.topics`: evidence sent before the desk asked for it, a change
-of the supply start asked for by mail), a reply that says what the seed says of it."""
+day, a guidance reply listing the subjects we accept — or, for a request to code@ to change a
+code's registered contact details, where that change is made (`contact_change`, seed 000), or,
+when the mail raises a topic seed 004 answers (`mailbot.longterm.topics`: evidence sent before
+the desk asked for it, a change of the supply start asked for by mail), a reply that says what
+the seed says of it."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from mailbot.errors import DecisionError
 from mailbot.longterm.topics import TOPIC_RULES, topics_raised
 from mailbot.outcome import Incoming, Outcome, Reply
 from mailbot.procedures.common import own_text
+from mailbot.procedures.contact_change import CONTACT_CHANGE_RULES, asks_contact_change
 from mailbot.states import Status
 
 REASON = "件名から手続きを特定できません"
+CONTACT_CHANGE_REASON = "登録情報（担当者・連絡先等）の変更依頼: 広域機関システムでの手続きを案内"
 
 
 class Unrecognized:
@@ -25,10 +29,24 @@ class Unrecognized:
         now = ctx.now()
         start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         mail = incoming.mail
-        topics = topics_raised(
-            TOPIC_RULES.load(ctx.config.rules_dir), mail.subject or "", own_text(mail)
+        mailbox = incoming.mailbox_address.rsplit("@", 1)[0].lower()
+        contact_change = asks_contact_change(
+            CONTACT_CHANGE_RULES.load(ctx.config.rules_dir), mail, mailbox
         )
-        kind = "topic_guidance" if topics else "guidance"
+        topics = (
+            []
+            if contact_change
+            else topics_raised(
+                TOPIC_RULES.load(ctx.config.rules_dir), mail.subject or "", own_text(mail)
+            )
+        )
+        if contact_change:
+            kind, reason = "contact_change", CONTACT_CHANGE_REASON
+        elif topics:
+            kind = "topic_guidance"
+            reason = REASON + "（" + "・".join(t.name for t in topics) + "）"
+        else:
+            kind, reason = "guidance", REASON
         sent = ctx.store.auto_replies_since(mail.from_addr, start_of_day, kind=kind)
         replies = []
         events: list[tuple[str, dict[str, Any]]] = []
@@ -39,12 +57,7 @@ class Unrecognized:
             events.append((f"{kind}_skipped", {"why": "already sent to this sender today"}))
         if topics:
             events.append(("topics_raised", {"topics": [t.id for t in topics]}))
-        return Outcome(
-            status=Status.UNRECOGNIZED,
-            replies=replies,
-            events=events,
-            reason=REASON + ("（" + "・".join(t.name for t in topics) + "）" if topics else ""),
-        )
+        return Outcome(status=Status.UNRECOGNIZED, replies=replies, events=events, reason=reason)
 
     def decide(
         self, case: dict[str, Any], action: str, arg: str | None, reason: str | None, ctx: Reader

@@ -94,7 +94,8 @@ class Effect:
     now: datetime
     case: CaseWrite | None = None
     register_operator: dict[str, Any] | None = None
-    register_grid_code: tuple[str, str, str] | None = None
+    register_grid_code: tuple[str, str, str, str] | None = None
+    """(事業者コード, 発電所名略称, エリア, the issued 系統コード)"""
     events: list[Event] = field(default_factory=list)
     mails: list[PlannedMail] = field(default_factory=list)
     bounced: list[tuple[str, str]] = field(default_factory=list)

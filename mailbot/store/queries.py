@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+from mailbot.text import name_key
+
 
 class Queries:
     """Mixed into `Store`; every method runs on the store's one connection."""
@@ -249,6 +251,17 @@ class Queries:
         )
         return [r[0] or "" for r in rows]
 
+    def open_applications_named(self, procedure: str, key: str, except_case: int) -> list[int]:
+        """Open cases of `procedure` (but one) whose form's 事業者名称 folds to `key`
+        (`text.name_key`): the same company applying twice. Reads the open cases only."""
+        rows = self.execute(
+            "SELECT id, json_extract(data, '$.form.\"事業者名称\"') FROM cases"
+            " WHERE status NOT IN ('closed', 'ignored') AND procedure = ? AND id != ?"
+            " ORDER BY id",
+            (procedure, except_case),
+        )
+        return [int(r[0]) for r in rows if isinstance(r[1], str) and name_key(r[1]) == key]
+
     def campaign_case_exists(self, source_id: str, year: int) -> bool:
         return (
             self.execute(
@@ -271,10 +284,29 @@ class Queries:
         return [dict(r) for r in rows]
 
     def grid_code_issued(self, grid_code: str) -> bool:
+        """Is this 系統コード in the register: issued by a decision (`grid_codes`), imported
+        (the operators' 発番済系統コード column), or named by a decision recorded before the
+        register kept them?"""
+        if self.execute("SELECT 1 FROM grid_codes WHERE grid_code = ?", (grid_code,)).fetchone():
+            return True
+        if self.execute(
+            "SELECT 1 FROM operators, json_each(operators.issued_grid_codes) WHERE value = ?",
+            (grid_code,),
+        ).fetchone():
+            return True
         row = self.execute(
             "SELECT 1 FROM cases WHERE json_extract(data, '$.issued_grid_code') = ?", (grid_code,)
         ).fetchone()
         return row is not None
+
+    def grid_codes_of(self, operator_code: str) -> list[dict[str, Any]]:
+        """The 系統コード issued to an operator, with the 発電所名略称 each identifies."""
+        rows = self.execute(
+            "SELECT grid_code, plant_name, area, issued_at FROM grid_codes"
+            " WHERE operator_code = ? ORDER BY issued_at, grid_code",
+            (operator_code,),
+        )
+        return [dict(r) for r in rows]
 
     # registers
     def operator_codes(self) -> set[str]:

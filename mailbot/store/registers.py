@@ -18,7 +18,12 @@ from typing import Any
 
 from mailbot.console import progress
 from mailbot.errors import MailbotError
-from mailbot.forms.fields import normalise_code, participation_category
+from mailbot.forms.fields import (
+    is_grid_code,
+    normalise_code,
+    normalise_postal_code,
+    participation_category,
+)
 from mailbot.store.sqlite import Store
 from mailbot.text import name_key, nfkc
 
@@ -33,6 +38,7 @@ OPERATOR_COLUMNS = {
     "ライセンス区分": "licenses",
     "エリア": "areas",
     "系統コード": "grid_codes",
+    "発番済系統コード": "issued_grid_codes",
 }
 OPERATOR_REQUIRED = ("事業者コード", "事業者名称")
 SOURCE_COLUMNS = {
@@ -58,7 +64,7 @@ SOURCE_REQUIRED = (
     "契約容量(kW)",
     "供給力提供開始時期",
 )
-LIST_FIELDS = ("licenses", "areas", "grid_codes")
+LIST_FIELDS = ("licenses", "areas", "grid_codes", "issued_grid_codes")
 INT_FIELDS = ("auction_year", "capacity_kw", "supply_start_fy", "roadmap_target")
 _CODE = re.compile(r"^[0-9A-Z]{4}$")
 
@@ -145,14 +151,38 @@ def import_operators(store: Store, path: Path, now: datetime) -> ImportSummary:
 
 
 def _operator(row: dict[str, Any], where: str) -> None:
-    row["code"] = normalise_code(row["code"])
+    row.update(normalised_operator(row))
     if not _CODE.match(row["code"]):
         raise RegisterImportError(
             f"{where}: 事業者コード {row['code']!r} is not 4 digits or capital letters"
         )
+    for grid_code in row["issued_grid_codes"]:
+        if not is_grid_code(grid_code):
+            raise RegisterImportError(
+                f"{where}: 発番済系統コード {grid_code!r} is not 5 digits or capital letters"
+            )
+
+
+def normalised_operator(row: dict[str, Any]) -> dict[str, Any]:
+    """An operator's row in the forms the checks compare: takes the register fields as
+    written (a form, an import) and returns them NFKC-folded and stripped, the 郵便番号 as
+    NNN-NNNN (`１３５－００６１` → `135-0061`), the 略称's mark half-width (`広域機関＿容` →
+    `広域機関_容`), ドメイン名 and 連絡者メール in lower case. What the register keeps is
+    what a later check, a notice or an export reads, never the applicant's keystrokes."""
+    out = dict(row)
+    out["code"] = normalise_code(row["code"])
+    for key in ("name", "short_name", "address", "postal_code", "domain", "contact_email"):
+        value = row.get(key)
+        out[key] = (nfkc(str(value)).strip() or None) if value is not None else None
+    if out["postal_code"]:
+        out["postal_code"] = normalise_postal_code(out["postal_code"]) or out["postal_code"]
     for key in ("contact_email", "domain"):
-        if row[key]:
-            row[key] = row[key].lower()
+        if out[key]:
+            out[key] = out[key].lower()
+    out["name"] = out["name"] or ""
+    if "issued_grid_codes" in row:
+        out["issued_grid_codes"] = [normalise_code(c) for c in row["issued_grid_codes"]]
+    return out
 
 
 def _import(
@@ -291,9 +321,8 @@ def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> No
     """A code staff just issued joins the register (inside the caller's transaction)."""
     row = {
         k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
-        for k, v in fields.items()
+        for k, v in normalised_operator(fields).items()
     }
-    row["code"] = normalise_code(row["code"])
     row["name_key"] = name_key(row["name"])
     _insert(
         store,
@@ -302,7 +331,13 @@ def register_operator(store: Store, fields: dict[str, Any], now: datetime) -> No
     )
 
 
-def register_grid_code(store: Store, code: str, plant_name: str, area: str, now: datetime) -> None:
+def register_grid_code(
+    store: Store, code: str, plant_name: str, area: str, grid_code: str, now: datetime
+) -> None:
+    """An issued 系統コード joins the register (inside the caller's transaction): the
+    発電所名略称 in the operator's 系統コード list (SPEC §9 keeps that column as the plant
+    names), and the code itself in `grid_codes`, whose key refuses a second use of it.
+    Raises MailbotError when the operator is not registered."""
     op = operator(store, code)
     if op is None:
         raise MailbotError(f"事業者コード {code} is not in the register")
@@ -319,5 +354,16 @@ def register_grid_code(store: Store, code: str, plant_name: str, area: str, now:
             "grid_codes": json.dumps(grid, ensure_ascii=False),
             "areas": json.dumps(areas, ensure_ascii=False),
             "updated_at": now.isoformat(timespec="seconds"),
+        },
+    )
+    _insert(
+        store,
+        "grid_codes",
+        {
+            "grid_code": grid_code,
+            "operator_code": code,
+            "plant_name": plant_name,
+            "area": area or None,
+            "issued_at": now.isoformat(timespec="seconds"),
         },
     )

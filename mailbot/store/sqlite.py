@@ -376,6 +376,17 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         at TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE grid_codes (
+        grid_code TEXT PRIMARY KEY,
+        operator_code TEXT NOT NULL,
+        plant_name TEXT NOT NULL,
+        area TEXT,
+        issued_at TEXT NOT NULL
+    );
+    CREATE INDEX grid_codes_operator ON grid_codes (operator_code);
+    ALTER TABLE operators ADD COLUMN issued_grid_codes TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 
 

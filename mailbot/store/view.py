@@ -35,6 +35,9 @@ class StoreView:
     ) -> list[str]:
         return self._store.case_data_of(procedure, statuses, except_case)
 
+    def open_applications_named(self, procedure: str, key: str, except_case: int) -> list[int]:
+        return self._store.open_applications_named(procedure, key, except_case)
+
     def latest_notice(self, kind: str, source_id: str) -> dict[str, Any] | None:
         return self._store.latest_notice(kind, source_id)
 

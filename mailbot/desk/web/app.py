@@ -30,6 +30,7 @@ from mailbot.desk.web.timeline import timeline
 from mailbot.errors import MailbotError
 from mailbot.mail.parse import parse
 from mailbot.mail.render import jdate, jdatetime
+from mailbot.outcome import remarks_of
 from mailbot.procedures import registry
 from mailbot.states import LABELS, OPEN, Status, action_label, allowed_actions
 from mailbot.store.registers import operator as find_operator
@@ -328,6 +329,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             status=status,
             case=case,
             row=row,
+            remarks=remarks_of(case),
             number=format_case_number(case_id),
             procedure_name=c.routing.name_of(case["procedure"]),
             mails=_mails(c, case_id),
