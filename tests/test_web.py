@@ -353,12 +353,15 @@ def test_the_queue_filters_and_searches(desk):
     assert numbers(get(c, "/cases?owner=me").text) == ["MB-000002"]
     assert "MB-000002" not in numbers(get(c, "/cases?owner=none").text)
     assert numbers(get(c, "/cases?procedure=unrecognized").text) == ["MB-000003", "MB-000004"]
-    # overdue first: on 4 Dec the complete application (due 2 Dec) leads the queue
+    # overdue first: on 4 Dec the complete application (due 2 Dec) is overdue, and so are the
+    # two questions of 25 Nov, undated but 9 days old, red as the workbook colours them from
+    # day 5 (issue 26: "Questions sink"): they turned red on 29 Nov, before the 2 Dec due date
     late = create_app(load_config(None), Clock(parse_instant("2026-12-04T09:00"))).test_client()
     login(late, "sato")
     queue = numbers(get(late, "/cases").text)
-    assert queue[0] == "MB-000001"
-    assert numbers(get(late, "/cases?overdue=1").text) == ["MB-000001"]
+    assert queue[:3] == ["MB-000003", "MB-000004", "MB-000001"]
+    assert numbers(get(late, "/cases?overdue=1").text) == ["MB-000003", "MB-000004", "MB-000001"]
+    assert 'class="overdue"' in get(late, "/cases?procedure=unrecognized").text
 
 
 def test_the_queue_is_paged_with_its_filters_kept_in_the_links(desk):
@@ -396,7 +399,11 @@ def test_the_queue_is_paged_with_its_filters_kept_in_the_links(desk):
     assert [len(p) for p in pages] == [100, 100, 48]
     seen = [n for p in pages for n in p]
     assert len(set(seen)) == 248 and "MB-000003" not in seen
-    assert seen[:2] == ["MB-000001", "MB-000002"]  # due dates first, then by number
+    # the 82 open undated cases came in 5 days ago: red, as the workbook colours them, so
+    # overdue and first (issue 26); then the open ones by date: MB-000002 (undated, red from
+    # 29 Nov) before MB-000001 (due 2 Dec); the closed ones last
+    assert seen[:82] == [f"MB-{n + 5:06d}" for n in range(246) if n % 3 == 0]
+    assert seen[82:84] == ["MB-000002", "MB-000001"]
     beyond = get(c, "/cases?show=all&procedure=operator_code_application&page=9")
     assert beyond.status_code == 302 and beyond.headers["Location"].endswith("page=3")
     searched = get(c, "/cases?q=一括申請&status=complete").text

@@ -28,7 +28,7 @@ from mailbot.config import TEMPLATES_DIR
 from mailbot.context import Context
 from mailbot.procedures import registry
 from mailbot.states import LABELS, Status, action_label, allowed_actions
-from mailbot.store.registers import operator as find_operator
+from mailbot.store.registers import party
 from mailbot.text import format_case_number
 
 QUEUE_SHEET = "未処理案件"
@@ -155,10 +155,7 @@ def read_report(ctx: Context) -> Report:
     due_date = functools.cache(lambda text: date.fromisoformat(text[:10]))
     procedure_name = functools.cache(ctx.routing.name_of)
 
-    @functools.cache
-    def party_of(code: str) -> str:
-        op = find_operator(ctx.store, code)
-        return f"{code} {op['name']}" if op else code
+    names: dict[str, str | None] = {}
 
     @functools.cache
     def actions_of(procedure: str, status: str) -> tuple[str, ...]:
@@ -167,7 +164,6 @@ def read_report(ctx: Context) -> Report:
 
     for case in ctx.store.open_cases_for_report():
         due = due_date(str(case["due"])) if case.get("due") else None
-        party = case.get("operator_code") or ""
         received = _local(case["received_at"], tz)
         rows.append(
             Row(
@@ -175,7 +171,7 @@ def read_report(ctx: Context) -> Report:
                 id=format_case_number(case["id"]),
                 procedure=case["procedure"],
                 procedure_name=procedure_name(case["procedure"]),
-                party=party_of(party) if party else "",
+                party=party(ctx.store, case, names),
                 sender=case.get("sender") or "",
                 subject=case.get("subject") or "",
                 received=received,

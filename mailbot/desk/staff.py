@@ -135,6 +135,24 @@ def add_note(ctx: Context, case_id: int, text: str, *, by: str) -> None:
         ctx.store.add_event(case_id, ctx.now(), actor(by), "note", text=text)
 
 
+def mark_handled(
+    ctx: Context, case_id: int, *, by: str, expected_version: int | None = None
+) -> None:
+    """The participant's unanswered mail needs no answer (a thank-you, a question answered by
+    phone): the case stops waiting on us, and reminders to the participant may go again.
+    Raises DecisionError when nothing on the case waits."""
+    now = ctx.now()
+    with ctx.store.transaction():
+        _open_case(ctx, case_id, expected_version)
+        since = ctx.store.waiting_on_us([case_id]).get(case_id)
+        if since is None:
+            raise DecisionError(
+                f"{format_case_number(case_id)}には未対応の参加者のメールはありません"
+            )
+        ctx.store.update_case(case_id, now)
+        ctx.store.add_event(case_id, now, actor(by), "handled", since=since)
+
+
 @dataclass(frozen=True)
 class ReplyResult:
     case_id: int

@@ -30,6 +30,7 @@ from mailbot.mail.parse import parse
 from mailbot.store.desk import DeskQueries
 from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
+from mailbot.store.waiting import PARTICIPANT_WAITS, WaitingQueries, waiting_since_sql
 from mailbot.text import name_key
 
 log = logging.getLogger(__name__)
@@ -449,7 +450,7 @@ SEARCH_CASE_CHARS = 1_000_000
 BLOB_PIECE = 1024 * 1024
 
 
-class Store(Queries, DeskQueries):
+class Store(Queries, DeskQueries, WaitingQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
@@ -992,12 +993,20 @@ class Store(Queries, DeskQueries):
         status: str | None = None,
         procedure: str | None = None,
         overdue_only: bool = False,
+        view: str | None = None,
+        age_overdue_days: int = 5,
     ) -> tuple[int, list[dict[str, Any]]]:
-        """One page of the staff queue and how many cases match: overdue open cases first
-        (due before `today`, an ISO date), then by due date, cases without one last, then by
-        number. Filtering, counting and ordering happen in SQLite so a page of 100,000 cases
-        decodes only its own rows. `ids` are a search's hits; `owner` is a login, or `none`
-        for cases nobody has."""
+        """One page of the staff queue and how many cases match. Overdue open cases come first,
+        then the cases that wait on us (`waiting_since`, see store/waiting.py), then the open
+        and then the finished ones by their date: the due date, or for a case without one the day it turns overdue, which
+        is `age_overdue_days` after its oldest unanswered mail (else after it came in), as the
+        report workbook colours it; then by number. Each row carries `waiting_since`.
+
+        `view`: None for all that match; `desk` for the default desk (cases waiting on the
+        participant left out unless the participant wrote); `participant` for just those;
+        `waiting` for the cases that wait on us. Filtering, counting and ordering happen in
+        SQLite so a page of 100,000 cases decodes only its own rows. `ids` are a search's hits;
+        `owner` is a login, or `none` for cases nobody has."""
         where, params = ["1"], []
         if ids is not None:
             where.append("id IN (SELECT value FROM json_each(?))")
@@ -1015,19 +1024,36 @@ class Store(Queries, DeskQueries):
         if procedure:
             where.append("procedure = ?")
             params.append(procedure)
-        overdue = (
-            "(status NOT IN ('closed', 'ignored') AND coalesce(due, '') != ''"
-            " AND substr(due, 1, 10) < ?)"
+        waiting_col = (
+            f"CASE WHEN status NOT IN ('closed', 'ignored') THEN {waiting_since_sql()} END"
         )
+        inner = f"SELECT *, {waiting_col} AS waiting_since FROM cases WHERE {' AND '.join(where)}"
+        shift = f"+{max(0, int(age_overdue_days) - 1)} days"
+        key = (
+            "(CASE WHEN coalesce(due, '') != '' THEN substr(due, 1, 10)"
+            " ELSE date(substr(coalesce(waiting_since, received_at), 1, 10), ?) END)"
+        )
+        overdue = f"(status NOT IN ('closed', 'ignored') AND {key} < ?)"
+        outer, outer_params = ["1"], []
+        waits = "status IN (" + ",".join(f"'{s}'" for s in PARTICIPANT_WAITS) + ")"
+        if view == "desk":
+            outer.append(f"(NOT {waits} OR waiting_since IS NOT NULL)")
+        elif view == "participant":
+            outer.append(f"({waits} AND waiting_since IS NULL)")
+        elif view == "waiting":
+            outer.append("waiting_since IS NOT NULL")
         if overdue_only:
-            where.append(overdue)
-            params.append(today)
-        clause = " AND ".join(where)
-        total = self.execute(f"SELECT count(*) FROM cases WHERE {clause}", params).fetchone()[0]
+            outer.append(overdue)
+            outer_params += [shift, today]
+        clause = " AND ".join(outer)
+        total = self.execute(
+            f"SELECT count(*) FROM ({inner}) WHERE {clause}", [*params, *outer_params]
+        ).fetchone()[0]
         rows = self.execute(
-            f"SELECT * FROM cases WHERE {clause} ORDER BY {overdue} DESC,"
-            " coalesce(due, '') = '', substr(due, 1, 10), id LIMIT ? OFFSET ?",
-            [*params, today, limit, offset],
+            f"SELECT * FROM ({inner}) WHERE {clause} ORDER BY {overdue} DESC,"
+            f" waiting_since IS NULL, status IN ('closed', 'ignored'), {key}, id"
+            " LIMIT ? OFFSET ?",
+            [*params, *outer_params, shift, today, shift, limit, offset],
         )
         return total, [self._decode(r) for r in rows]
 
@@ -1421,7 +1447,9 @@ class Store(Queries, DeskQueries):
         (the form's fields), which a report of 30,000 rows would decode for nothing."""
         rows = self.execute(
             "SELECT id, procedure, status, sender, operator_code, subject, received_at, due,"
-            " problems, json_extract(data, '$.remarks') AS remarks, version, owner"
+            " problems, json_extract(data, '$.remarks') AS remarks, version, owner,"
+            " coalesce(json_extract(data, '$.form.\"事業者名称\"'),"
+            " json_extract(data, '$.form.\"事業者名称(発電所所有者)\"')) AS form_company"
             " FROM cases WHERE status NOT IN ('closed', 'ignored') ORDER BY id"
         )
         out = []

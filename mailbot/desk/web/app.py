@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,7 +23,8 @@ from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
 from mailbot.desk.decisions import StaleCase, decide
-from mailbot.desk.staff import add_note, assign, check_password, reply
+from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
+from mailbot.desk.staff import add_note, assign, check_password, mark_handled, reply
 from mailbot.desk.web import security
 from mailbot.desk.web.stats import build_stats
 from mailbot.desk.web.timeline import timeline
@@ -32,7 +33,7 @@ from mailbot.mail.parse import parse
 from mailbot.mail.render import jdate, jdatetime
 from mailbot.procedures import registry
 from mailbot.states import LABELS, OPEN, Status, action_label, allowed_actions
-from mailbot.store.registers import operator as find_operator
+from mailbot.store.registers import party
 from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_SIZE = 100
+VIEWS = {
+    "": "対応が必要な案件（参加者の対応待ちを除く）",
+    "waiting": "要対応（参加者からの新着メール）のみ",
+    "participant": "参加者の対応待ち（修正依頼中・回答待ち）",
+}
 THROTTLED = (
     "ログインの失敗が続いたため、しばらく受け付けません。"
     "15分ほど待ってから、またはこのIDで以前ログインしたブラウザからお試しください。"
@@ -52,6 +58,7 @@ NOTICES = {
     "noted": "メモを追加しました（参加者には送信されません）。",
     "decided": "判断を記録しました。送信するメールは送信キューに入りました。",
     "replied": "返信を送信キューに入れました。",
+    "handled": "参加者のメールを対応済みにしました（返信はしていません）。",
 }
 
 
@@ -227,6 +234,10 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         query = args.get("q", "").strip()[:200]
         status = args.get("status", "")
         show = args.get("show", "open")
+        view = args.get("view", "")
+        if view not in VIEWS:
+            view = ""
+        filtered = query or status or owner or args.get("procedure") or show == "all"
         today = c.now().astimezone(c.calendar.tz).date()
         page = _page_number(args.get("page"))
         total, found = c.store.queue_page(
@@ -239,6 +250,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             status=status or None,
             procedure=args.get("procedure") or None,
             overdue_only=bool(args.get("overdue")),
+            view=view or (None if filtered else "desk"),
+            age_overdue_days=AGE_OVERDUE_DAYS,
         )
         last = max(1, -(-total // PAGE_SIZE))
         if page > last:
@@ -262,10 +275,14 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
                 "owner": owner,
                 "overdue": bool(args.get("overdue")),
                 "show": show,
+                "view": view,
             },
+            views=list(VIEWS.items()),
             statuses=[(s.value, LABELS[s]) for s in Status],
             procedures=[(pid, c.routing.name_of(pid)) for pid in sorted(registry())],
             staff=c.store.staff_list(),
+            age_soon=AGE_SOON_DAYS,
+            age_overdue=AGE_OVERDUE_DAYS,
         )
 
     def _page_number(text: str | None) -> int:
@@ -290,6 +307,9 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         due = date.fromisoformat(str(case["due"])[:10]) if case.get("due") else None
         left = days_left(due) if due else None
         open_case = Status(case["status"]) in OPEN
+        waiting = case.get("waiting_since")
+        anchor = _local_date(c, waiting or case["received_at"])
+        age = (today - anchor).days if anchor and open_case and not due else None
         return {
             "id": case["id"],
             "number": format_case_number(case["id"]),
@@ -301,7 +321,12 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             "received": case["received_at"],
             "due": due,
             "days_left": left,
-            "overdue": bool(open_case and due and due < today),
+            "overdue": bool(open_case and due and due < today)
+            or (age is not None and age >= AGE_OVERDUE_DAYS),
+            "soon": bool(left is not None and 0 <= left <= 1)
+            or (age is not None and AGE_SOON_DAYS <= age < AGE_OVERDUE_DAYS),
+            "age_days": age,
+            "waiting_since": waiting,
         }
 
     @app.get("/cases/<int:case_id>")
@@ -321,6 +346,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             if handler and Status(case["status"]) in OPEN
             else ()
         )
+        case["waiting_since"] = c.store.waiting_on_us([case_id]).get(case_id)
         row = _queue_row(c, case)
         accounts = c.store.staff_list()
         return render(
@@ -380,6 +406,15 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
     def note(case_id: int) -> Response:
         text = request.form.get("text", "")
         return _act(case_id, "noted", lambda: add_note(ctx(), case_id, text, by=g.session.login))
+
+    @app.post("/cases/<int:case_id>/handled")
+    def handled(case_id: int) -> Response:
+        version = _version()
+        return _act(
+            case_id,
+            "handled",
+            lambda: mark_handled(ctx(), case_id, by=g.session.login, expected_version=version),
+        )
 
     @app.post("/cases/<int:case_id>/decide")
     def decision(case_id: int) -> Response:
@@ -460,15 +495,9 @@ def _status_label(status: str) -> str:
 
 
 def _party(c: Context, case: dict[str, Any]) -> str:
-    """Looked up once per operator per request: a queue page of 100 rows is mostly a few
+    """Register look-ups are cached per request: a queue page of 100 rows is mostly a few
     operators, and each lookup is a query."""
-    code = case.get("operator_code") or ""
-    names: dict[str, str | None] = g.setdefault("operator_names", {})
-    if code and code not in names:
-        op = find_operator(c.store, code)
-        names[code] = op["name"] if op else None
-    name = names.get(code) or case.get("sender_name") or ""
-    return f"{code} {name}".strip()
+    return party(c.store, case, g.setdefault("operator_names", {}))
 
 
 def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
@@ -513,6 +542,19 @@ def _mail_view(raw: bytes, way: str, row: int, at: str, state: str) -> dict[str,
         "html": mail.content_type == "text/html",
         "files": [(i, a.filename, a.size) for i, a in enumerate(mail.attachments)],
     }
+
+
+def _local_date(c: Context, text: str | None) -> date | None:
+    """The local (desk) day of a stored instant."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(c.calendar.tz).date()
 
 
 def _whole(text: str | None) -> int | None:
