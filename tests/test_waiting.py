@@ -167,3 +167,22 @@ def test_the_cli_lists_the_case_as_new_in_aligned_columns_and_marks_it_handled(
     assert "対応済み" in capsys.readouterr().out
     assert main(["--now", "2026-11-26T12:00", "cases"]) == 0
     assert "新着" not in capsys.readouterr().out.splitlines()[1]
+
+
+def test_the_report_marks_the_case_and_links_it_to_the_desk(desk, tmp_path):
+    from openpyxl import load_workbook
+
+    from mailbot.desk.report import QUEUE_SHEET, build_report, write_xlsx
+
+    case = flawed_case(desk)
+    correction = outbox(desk, "correction")[0]["message_id"]
+    set_now(desk, "2026-11-26T11:00")
+    submit_to(desk, follow_up(desk, correction, "至急ご回答を。"), CODE)
+    report = build_report(desk)
+    [row] = [r for r in report.rows if r.case_id == case["id"]]
+    assert row.new_mail == "新着（11/26 11:00受信）"
+    path = tmp_path / "report.xlsx"
+    write_xlsx(report, path)
+    cell = load_workbook(path)[QUEUE_SHEET]["A2"]
+    assert cell.value == "MB-000001"
+    assert cell.hyperlink.target == "https://desk.example/cases/1"
