@@ -30,6 +30,7 @@ from mailbot.mail.parse import parse
 from mailbot.store.desk import DeskQueries
 from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
+from mailbot.store.searchfold import case_number, fold
 from mailbot.store.waiting import PARTICIPANT_WAITS, WaitingQueries, waiting_since_sql
 from mailbot.text import name_key
 
@@ -198,6 +199,21 @@ def _step_six(conn: sqlite3.Connection) -> None:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'processing_starts'"
     ).fetchone()
     run_script(conn, _STAFF_DESK if had else _PROCESSING_STARTS)
+
+
+def _fold_search_index(conn: sqlite3.Connection) -> None:
+    """The search index folded (`searchfold.fold`) as queries now are: each row rewritten
+    from its own stored text."""
+    rows = conn.execute(
+        "SELECT rowid, subject, sender, company, body, attachments FROM case_search"
+    ).fetchall()
+    for row in rows:
+        conn.execute("DELETE FROM case_search WHERE rowid = ?", (row[0],))
+        conn.execute(
+            "INSERT INTO case_search (rowid, subject, sender, company, body, attachments)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (row[0], *(fold(value or "") for value in row[1:])),
+        )
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -377,6 +393,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         at TEXT NOT NULL
     );
     """,
+    _fold_search_index,
 ]
 
 
@@ -1182,11 +1199,11 @@ class Store(Queries, DeskQueries, WaitingQueries):
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 case_id,
-                "\n".join(subjects),
-                f"{case['sender'] or ''} {case['sender_name'] or ''}",
-                "\n".join(dict.fromkeys(c for c in company if c)),
-                "\n".join(bodies),
-                "\n".join(files),
+                fold("\n".join(subjects)),
+                fold(f"{case['sender'] or ''} {case['sender_name'] or ''}"),
+                fold("\n".join(dict.fromkeys(c for c in company if c))),
+                fold("\n".join(bodies)),
+                fold("\n".join(files)),
             ),
         )
 
@@ -1211,10 +1228,12 @@ class Store(Queries, DeskQueries, WaitingQueries):
 
     def search_cases(self, text: str) -> set[int]:
         """Cases whose subject, sender, company, body or attachment names contain every
-        whitespace-separated term. Terms of 3+ characters use the trigram index; shorter ones
-        (a 2-character name such as 東電) fall back to LIKE over the same columns."""
+        whitespace-separated term, or that a term names by its 受付番号 (MB-000082, 82).
+        The query is folded as the index is (`searchfold.fold`: NFKC, case, 異体字). Terms of
+        3+ characters use the trigram index; shorter ones (a 2-character name such as 東電)
+        fall back to LIKE over the same columns."""
         found: set[int] | None = None
-        for term in text.split():
+        for term in fold(text).split():
             if len(term) >= 3:
                 phrase = '"' + term.replace('"', '""') + '"'
                 rows = self.execute(
@@ -1233,6 +1252,12 @@ class Store(Queries, DeskQueries, WaitingQueries):
                     (like,) * 5,
                 )
             ids = {r[0] for r in rows}
+            number = case_number(term)
+            if (
+                number is not None
+                and self.execute("SELECT 1 FROM cases WHERE id = ?", (number,)).fetchone()
+            ):
+                ids.add(number)
             found = ids if found is None else found & ids
         return found or set()
 
