@@ -25,7 +25,7 @@ from mailbot.context import Context
 from mailbot.desk.decisions import StaleCase, decide
 from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
 from mailbot.desk.staff import add_note, assign, check_password, mark_handled, reply
-from mailbot.desk.web import security
+from mailbot.desk.web import casepage, security
 from mailbot.desk.web.stats import build_stats
 from mailbot.desk.web.timeline import timeline
 from mailbot.errors import MailbotError
@@ -349,14 +349,20 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         case["waiting_since"] = c.store.waiting_on_us([case_id]).get(case_id)
         row = _queue_row(c, case)
         accounts = c.store.staff_list()
+        mails = _mails(c, case_id)
+        problems, remarks = casepage.loose_notes(case)
         return render(
             "case",
+            latest=casepage.latest_incoming(mails),
+            form_rows=casepage.form_rows(case),
+            loose_problems=problems,
+            loose_remarks=remarks,
             status=status,
             case=case,
             row=row,
             number=format_case_number(case_id),
             procedure_name=c.routing.name_of(case["procedure"]),
-            mails=_mails(c, case_id),
+            mails=mails,
             events=timeline(c, case_id, {a["login"]: a["name"] for a in accounts}),
             actions=[(a, action_label(a)) for a in actions],
             staff=[a for a in accounts if not a["disabled"]],
