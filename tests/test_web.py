@@ -330,15 +330,19 @@ def test_a_reply_goes_through_the_outbox_with_the_case_number(desk):
     sent = [
         message_from_bytes(p.read_bytes())
         for p in (desk / "data" / "outbox" / "new").iterdir()
-        if "MB-000003" in subject(p.read_bytes())
-        and "お問い合わせについて" in subject(p.read_bytes())
+        if "MB-000003" in subject(p.read_bytes()) and "Re: " in subject(p.read_bytes())
     ]
     assert len(sent) == 1
     assert sent[0]["To"] == "info@shinki-sannyu.example.jp"
-    assert text in sent[0].get_payload(decode=True).decode(sent[0].get_content_charset())
+    # issue 26: "a human reply's subject and body read as a person's": the participant's own
+    # subject, no internal label, no 自動受付システム, the staff member's name
+    assert subject(bytes(sent[0])) == "【受付番号 MB-000003】Re: 容量市場の申込方法について"
+    body = sent[0].get_payload(decode=True).decode(sent[0].get_content_charset())
+    assert text in body and "受付窓口の佐藤です" in body and "担当：佐藤" in body
+    assert "自動受付システム" not in body and "手続きを特定できない" not in body
     events = case_json("3")["events"]
     assert [e["actor"] for e in events if e["kind"] == "staff_reply"] == ["staff:sato"]
-    assert "お問い合わせについてのご連絡" in get(c, "/cases/3").text
+    assert "Re: 容量市場の申込方法について" in get(c, "/cases/3").text
 
 
 def test_the_queue_filters_and_searches(desk):
@@ -529,7 +533,7 @@ def test_the_week_of_test_week_done_from_the_web(tmp_path, monkeypatch):
     assert r.status_code == 303
     cli("2026-11-25T10:31", "run", "--once")
     assert len(mails("事業者コードのお知らせ")) == 1
-    assert len(mails("お問い合わせについてのご連絡")) == 1
+    assert len(mails("Re: 容量市場の申込方法について")) == 1
 
     for now in ("2026-11-26T08:50", "2026-11-27T09:10", "2026-11-30T08:31", "2026-12-01T09:30"):
         cli(now, "run", "--once")

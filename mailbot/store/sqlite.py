@@ -28,6 +28,7 @@ from mailbot.errors import StoreBusy, StoreError
 from mailbot.mail.arrival import arrival_time
 from mailbot.mail.parse import parse
 from mailbot.store.desk import DeskQueries
+from mailbot.store.deskwork import DESK_WORK, DeskWork
 from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
 from mailbot.store.searchfold import case_number, fold
@@ -394,6 +395,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     """,
     _fold_search_index,
+    DESK_WORK,
 ]
 
 
@@ -467,7 +469,7 @@ SEARCH_CASE_CHARS = 1_000_000
 BLOB_PIECE = 1024 * 1024
 
 
-class Store(Queries, DeskQueries, WaitingQueries):
+class Store(Queries, DeskQueries, WaitingQueries, DeskWork):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,8 +23,10 @@ from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
 from mailbot.desk.decisions import StaleCase, decide
+from mailbot.desk.preview import preview
+from mailbot.desk.replies import case_fields, render_reply, reply_names
 from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
-from mailbot.desk.staff import add_note, assign, check_password, mark_handled, reply
+from mailbot.desk.staff import MAX_REPLY, add_note, assign, check_password, mark_handled, reply_and
 from mailbot.desk.web import casepage, security
 from mailbot.desk.web.stats import build_stats
 from mailbot.desk.web.timeline import timeline
@@ -43,6 +45,7 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_SIZE = 100
+PRESENCE = timedelta(minutes=2)
 VIEWS = {
     "": "対応が必要な案件（参加者の対応待ちを除く）",
     "waiting": "要対応（参加者からの新着メール）のみ",
@@ -334,7 +337,12 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         return _case_page(case_id, notice=NOTICES.get(request.args.get("done", "")))
 
     def _case_page(
-        case_id: int, *, notice: str | None = None, error: str | None = None, status: int = 200
+        case_id: int,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+        reply_text: str | None = None,
     ) -> Response:
         c = ctx()
         case = c.store.case(case_id)
@@ -349,11 +357,30 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         case["waiting_since"] = c.store.waiting_on_us([case_id]).get(case_id)
         row = _queue_row(c, case)
         accounts = c.store.staff_list()
+        login = g.session.login
+        with c.store.transaction():
+            c.store.saw_case(case_id, login, c.now())
+        names = {a["login"]: a["name"] for a in accounts}
+        others = c.store.case_viewers(case_id, c.now() - PRESENCE, besides=login)
+        canned, reply_text = None, reply_text if reply_text is not None else None
+        wanted = request.args.get("template", "")
+        if wanted and request.method == "GET":
+            try:
+                canned = render_reply(c.config, wanted, _reply_fields(c, case))
+                reply_text = canned.body
+            except KeyError:
+                raise NotFound() from None
+        if reply_text is None:
+            reply_text = c.store.draft(case_id, login) or ""
         mails = _mails(c, case_id)
         problems, remarks = casepage.loose_notes(case)
         return render(
             "case",
             latest=casepage.latest_incoming(mails),
+            viewers=[f"{names.get(v, v)}（{v}）" for v in others],
+            reply_text=reply_text,
+            canned=canned,
+            canned_names=[(n, _canned_title(c, n, case)) for n in reply_names(c.config)],
             form_rows=casepage.form_rows(case),
             loose_problems=problems,
             loose_remarks=remarks,
@@ -428,10 +455,9 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         action = request.form.get("action", "")
         arg = request.form.get("arg", "").strip() or None
         reason = request.form.get("reason", "").strip() or None
-        return _act(
-            case_id,
-            "decided",
-            lambda: decide(
+
+        def work() -> Any:
+            return decide(
                 ctx(),
                 case_id,
                 action,
@@ -440,18 +466,90 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
                 by=g.session.login,
                 expected_version=version,
                 reason_hint="「理由」欄に記入してください",
-            ),
+            )
+
+        if request.form.get("step") == "preview":
+            return _confirm(
+                case_id,
+                work,
+                kind="decide",
+                title=f"判断「{action_label(action)}」の確認",
+                fields={"action": action, "arg": arg or "", "reason": reason or ""},
+                version=version,
+            )
+        return _act(case_id, "decided", work)
+
+    def _confirm(
+        case_id: int,
+        work: Callable[[], Any],
+        *,
+        kind: str,
+        title: str,
+        fields: dict[str, str],
+        version: int | None,
+    ) -> Response:
+        """The confirmation step: what `work` would mail, and when, before it is done."""
+        c = ctx()
+        case = c.store.case(case_id)
+        if case is None:
+            raise NotFound()
+        try:
+            mails = preview(c, work)
+        except StaleCase as exc:
+            return _case_page(case_id, error=_stale(exc), status=409)
+        except MailbotError as exc:
+            return _case_page(case_id, error=str(exc), status=409)
+        return render(
+            "confirm",
+            case=case,
+            number=format_case_number(case_id),
+            kind=kind,
+            title=title,
+            fields=fields,
+            version=version,
+            mails=mails,
+            kind_label=_mail_kind,
         )
 
     @app.post("/cases/<int:case_id>/reply")
     def answer(case_id: int) -> Response:
+        """The typed text is kept as the staff member's draft first, so a refusal (409) or a
+        reload shows it again; it is dropped once the reply is planned."""
         version = _version()
-        text = request.form.get("text", "")
-        return _act(
-            case_id,
-            "replied",
-            lambda: reply(ctx(), case_id, text, by=g.session.login, expected_version=version),
-        )
+        text = request.form.get("text", "")[: MAX_REPLY * 2]
+        claim = request.form.get("claim") == "1"
+        close = request.form.get("then") == "close"
+        c, login = ctx(), g.session.login
+        if c.store.case(case_id) is None:
+            raise NotFound()
+        with c.store.transaction():
+            c.store.save_draft(case_id, login, text, c.now())
+
+        def work() -> Any:
+            return reply_and(
+                c, case_id, text, by=login, expected_version=version, claim=claim, close=close
+            )
+
+        if request.form.get("step") == "preview":
+            return _confirm(
+                case_id,
+                work,
+                kind="reply",
+                title="返信の確認",
+                fields={
+                    "text": text,
+                    "claim": "1" if claim else "",
+                    "then": request.form.get("then", ""),
+                },
+                version=version,
+            )
+
+        def send() -> None:
+            work()
+            with c.store.transaction():
+                c.store.drop_draft(case_id, login)
+
+        return _act(case_id, "replied", send)
 
     @app.get("/cases/<int:case_id>/<any(in, out):way>/<int:row>/<int:index>")
     def attachment(case_id: int, way: str, row: int, index: int) -> Response:
@@ -481,6 +579,56 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         return render("stats", stats=build_stats(ctx()))
 
     return app
+
+
+def _reply_fields(c: Context, case: dict[str, Any]) -> dict[str, Any]:
+    account = c.store.staff(g.session.login)
+    return case_fields(
+        case,
+        case_number=format_case_number(case["id"]),
+        procedure_name=c.routing.name_of(case["procedure"]),
+        party=_party(c, case),
+        staff_name=account["name"] if account else g.session.login,
+    )
+
+
+def _canned_title(c: Context, name: str, case: dict[str, Any]) -> str:
+    try:
+        return render_reply(c.config, name, _reply_fields(c, case)).title
+    except Exception:
+        return f"{name}（表示できません）"
+
+
+MAIL_KINDS = {
+    "receipt": "受付のお知らせ",
+    "correction": "ご修正のお願い",
+    "correction_reminder": "ご修正のお願い（再送）",
+    "code_notice": "事業者コードの通知",
+    "operator_code_notice": "事業者コードの通知",
+    "grid_code_notice": "系統コードの通知",
+    "code_not_needed": "コード不要のお知らせ",
+    "rejection": "お断りのご連絡",
+    "held": "確認中のお知らせ",
+    "guidance": "ご案内",
+    "staff_reply": "担当者からの返信",
+    "objection_result": "異議申立の結果",
+    "objection_refused": "異議申立を受け付けられない旨",
+    "refusal": "異議申立を受け付けられない旨",
+    "reassessment_notice": "再アセスメント結果通知",
+    "supply_start": "供給力提供開始時期の通知",
+    "roadmap": "ロードマップ遵守の通知",
+    "assessment_notice": "アセスメント結果通知",
+    "roadmap_inquiry": "ロードマップ改訂要否の確認",
+    "roadmap_reminder": "ロードマップ回答期限のお知らせ",
+    "roadmap_to_ministry": "資源エネルギー庁への送付",
+    "mismatch_inquiry": "不一致に係る問合せ",
+    "mismatch_reminder": "不一致に係る問合せ（再送）",
+}
+"""Our mails by kind, in the words staff use (the outbox's kind is an internal id)."""
+
+
+def _mail_kind(kind: str | None) -> str:
+    return MAIL_KINDS.get(kind or "", kind or "")
 
 
 def _stale(exc: StaleCase) -> str:
