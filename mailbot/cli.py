@@ -325,14 +325,18 @@ def cmd_decide(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
         result = decide(ctx, _case_id(args.case), args.action, args.arg, args.reason, by=args.by)
         when = _send_notice(ctx, result.case_id) if result.mails else ""
-    issued = f"{result.issued}; " if result.issued else ""
+        goes = ctx.store.latest_outbox(result.case_id) if result.mails else None
+    issued = f"{result.issued}。" if result.issued else ""
     if not result.mails:
-        mail = "no mail to the participant"
+        mail = "参加者へのメールはありません"
+    elif when == "sent":
+        mail = "参加者へのメールを送信しました"
     else:
-        mail = "the mail was sent" if when == "sent" else f"the mail {when} (sending window)"
+        at = (goes or {}).get("send_at", "")[:16].replace("T", " ").replace("-", "/")
+        mail = f"参加者へのメールは {at} に送信します（送信時間帯を待っています）"
     print(
-        f"{format_case_number(result.case_id)}: {action_label(result.action)} ({result.action})"
-        f" → {status_label(result.status)}; {issued}{mail}"
+        f"{format_case_number(result.case_id)}: {action_label(result.action)}"
+        f" → {status_label(result.status)}。{issued}{mail}。"
     )
     return 0
 

@@ -112,3 +112,22 @@ def test_who_else_has_the_case_open_is_shown_before_typing(desk):
     later = create_app(load_config(None), Clock(parse_instant("2026-11-25T09:03"))).test_client()
     assert "もこの案件を開いています" not in get(login(later, "suzuki"), "/cases/2").text
     assert NOW == "2026-11-25T09:00"
+
+
+def test_the_case_page_speaks_japanese_not_internal_ids(desk):
+    """Issue 26: "English and ids leak: timeline participant_message,
+    operator_code_application, receipt; issue-code beside buttons"."""
+    c = login(client(), "sato")
+    page = get(c, "/cases/1").text
+    page = re.sub(r"<(script|style|pre)\b.*?</\1>", "", page, flags=re.S)
+    visible = re.sub(r"<[^>]+>", " ", page)
+    for internal in (
+        "participant_message",
+        "operator_code_application",
+        "receipt",
+        "issue-code",
+        "mail_planned",
+        "mail_received",
+    ):
+        assert internal not in visible, internal
+    assert "受付のお知らせ" in visible and "コード発番・通知" in visible

@@ -29,7 +29,7 @@ from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
 from mailbot.desk.staff import MAX_REPLY, add_note, assign, check_password, mark_handled, reply_and
 from mailbot.desk.web import casepage, security
 from mailbot.desk.web.stats import build_stats
-from mailbot.desk.web.timeline import timeline
+from mailbot.desk.web.timeline import mail_kind, timeline
 from mailbot.errors import MailbotError
 from mailbot.mail.parse import parse
 from mailbot.mail.render import jdate, jdatetime
@@ -76,7 +76,9 @@ def page_environment(config: Config) -> Environment:
         autoescape=True,
     )
     env.filters.update(jdate=jdate, jdatetime=jdatetime)
-    env.globals.update(status_label=_status_label, format_case_number=format_case_number)
+    env.globals.update(
+        status_label=_status_label, format_case_number=format_case_number, mail_kind=mail_kind
+    )
     return env
 
 
@@ -508,7 +510,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             fields=fields,
             version=version,
             mails=mails,
-            kind_label=_mail_kind,
+            kind_label=mail_kind,
         )
 
     @app.post("/cases/<int:case_id>/reply")
@@ -597,38 +599,6 @@ def _canned_title(c: Context, name: str, case: dict[str, Any]) -> str:
         return render_reply(c.config, name, _reply_fields(c, case)).title
     except Exception:
         return f"{name}（表示できません）"
-
-
-MAIL_KINDS = {
-    "receipt": "受付のお知らせ",
-    "correction": "ご修正のお願い",
-    "correction_reminder": "ご修正のお願い（再送）",
-    "code_notice": "事業者コードの通知",
-    "operator_code_notice": "事業者コードの通知",
-    "grid_code_notice": "系統コードの通知",
-    "code_not_needed": "コード不要のお知らせ",
-    "rejection": "お断りのご連絡",
-    "held": "確認中のお知らせ",
-    "guidance": "ご案内",
-    "staff_reply": "担当者からの返信",
-    "objection_result": "異議申立の結果",
-    "objection_refused": "異議申立を受け付けられない旨",
-    "refusal": "異議申立を受け付けられない旨",
-    "reassessment_notice": "再アセスメント結果通知",
-    "supply_start": "供給力提供開始時期の通知",
-    "roadmap": "ロードマップ遵守の通知",
-    "assessment_notice": "アセスメント結果通知",
-    "roadmap_inquiry": "ロードマップ改訂要否の確認",
-    "roadmap_reminder": "ロードマップ回答期限のお知らせ",
-    "roadmap_to_ministry": "資源エネルギー庁への送付",
-    "mismatch_inquiry": "不一致に係る問合せ",
-    "mismatch_reminder": "不一致に係る問合せ（再送）",
-}
-"""Our mails by kind, in the words staff use (the outbox's kind is an internal id)."""
-
-
-def _mail_kind(kind: str | None) -> str:
-    return MAIL_KINDS.get(kind or "", kind or "")
 
 
 def _stale(exc: StaleCase) -> str:

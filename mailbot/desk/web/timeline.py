@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailbot.context import Context
-from mailbot.states import LABELS, Status
+from mailbot.states import LABELS, Status, action_label
 
 KIND_LABELS = {
     "opened": "案件を作成",
@@ -36,6 +36,12 @@ KIND_LABELS = {
     "held": "保留",
     "objection_refused": "異議申立を受付不可と判定",
     "roadmap_correction": "ロードマップ修正の案内",
+    "participant_message": "参加者からメール（案件に追加）",
+    "reminder": "督促メールを送信キューへ",
+    "handled": "参加者のメールを対応済みに（返信なし）",
+    "notice_sent": "通知書を送付",
+    "message_id_collision": "同じMessage-IDの別メールを受信",
+    "retried": "メールを再処理",
 }
 DETAIL_LABELS = {
     "action": "判断",
@@ -53,8 +59,23 @@ DETAIL_LABELS = {
     "kind": "種類",
     "procedure": "手続き",
     "status": "状態",
+    "occasion": "督促の区切り",
+    "since": "未対応のメールの受信",
+    "message": "メール",
 }
 HIDDEN = {"key", "message_id", "mailbox", "outbox", "problems", "defects"}
+
+
+class _ProcedureNames(dict):
+    """procedure id → its name, looked up as asked."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__()
+        self._ctx = ctx
+
+    def __missing__(self, key: str) -> str:
+        self[key] = self._ctx.routing.name_of(key)
+        return self[key]
 
 
 @dataclass(frozen=True)
@@ -75,12 +96,50 @@ def who(actor: str, names: dict[str, str]) -> str:
     return actor
 
 
-def _value(key: str, value: Any) -> str:
+MAIL_KINDS = {
+    "receipt": "受付のお知らせ",
+    "correction": "ご修正のお願い",
+    "correction_reminder": "ご修正のお願い（再送）",
+    "code_notice": "事業者コードの通知",
+    "operator_code_notice": "事業者コードの通知",
+    "grid_code_notice": "系統コードの通知",
+    "code_not_needed": "コード不要のお知らせ",
+    "rejection": "お断りのご連絡",
+    "held": "確認中のお知らせ",
+    "guidance": "ご案内",
+    "staff_reply": "担当者からの返信",
+    "objection_result": "異議申立の結果",
+    "objection_refused": "異議申立を受け付けられない旨",
+    "refusal": "異議申立を受け付けられない旨",
+    "assessment_notice": "アセスメント結果通知",
+    "reassessment_notice": "再アセスメント結果通知",
+    "supply_start": "供給力提供開始時期の通知",
+    "roadmap": "ロードマップ遵守の通知",
+    "roadmap_inquiry": "ロードマップ改訂要否の確認",
+    "roadmap_reminder": "ロードマップ回答期限のお知らせ",
+    "roadmap_to_ministry": "資源エネルギー庁への送付",
+    "mismatch_inquiry": "不一致に係る問合せ",
+    "mismatch_reminder": "不一致に係る問合せ（再送）",
+}
+"""Our mails by kind, in the words staff use (the outbox's kind is an internal id)."""
+
+
+def mail_kind(kind: str | None) -> str:
+    return MAIL_KINDS.get(kind or "", kind or "")
+
+
+def _value(key: str, value: Any, names: dict[str, str] | None = None) -> str:
     if key in ("old", "new", "status") and isinstance(value, str):
         try:
             return LABELS[Status(value)]
         except ValueError:
             return value
+    if key == "kind" and isinstance(value, str):
+        return mail_kind(value)
+    if key == "action" and isinstance(value, str):
+        return action_label(value)
+    if key == "procedure" and isinstance(value, str) and names is not None:
+        return names[value]
     if value is None:
         return "なし"
     if isinstance(value, list):
@@ -89,11 +148,14 @@ def _value(key: str, value: Any) -> str:
 
 
 def timeline(ctx: Context, case_id: int, names: dict[str, str]) -> list[Entry]:
+    """The case's events as staff read them: what happened, by whom, with the details in
+    their Japanese names (mail kinds, decisions, procedures, statuses), never internal ids."""
+    procedures = _ProcedureNames(ctx)
     out = []
     for event in ctx.store.events(case_id):
         detail = event["detail"]
         items = [
-            (DETAIL_LABELS.get(k, k), _value(k, v))
+            (DETAIL_LABELS.get(k, k), _value(k, v, procedures))
             for k, v in detail.items()
             if k not in HIDDEN
             and v not in ("", [], {})
