@@ -186,3 +186,24 @@ def test_the_report_marks_the_case_and_links_it_to_the_desk(desk, tmp_path):
     cell = load_workbook(path)[QUEUE_SHEET]["A2"]
     assert cell.value == "MB-000001"
     assert cell.hyperlink.target == "https://desk.example/cases/1"
+
+
+def test_the_morning_mails_link_the_desk(desk):
+    """Issue 26: "`[web] base_url` → the morning report, digest and staff alerts link each
+    case" ("The morning mails link nowhere and tell staff to run commands")."""
+    from mailbot.outbox.planner import undeliverable_into
+    from mailbot.store.effect import Effect
+
+    case = flawed_case(desk)
+    set_now(desk, "2026-11-26T08:40")
+    run_due_jobs(desk)
+    report = body_text(outbox(desk, "daily_report")[-1]["raw"])
+    assert "https://desk.example/cases" in report
+    effect = Effect(desk.now())
+    row = desk.store.outbox_row(outbox(desk, "correction")[0]["id"])
+    undeliverable_into(effect, desk, row, "550 no such user")
+    desk.store.apply(effect)
+    alert = body_text(outbox(desk, "staff_undeliverable")[-1]["raw"])
+    assert f"https://desk.example/cases/{case['id']}" in alert
+    assert "■種類　　　不備のご連絡（修正のお願い）" in alert
+    assert "mailbot case" not in alert

@@ -230,7 +230,9 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> Write:
         workbook,
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
-    subject, body = ctx.renderer.mail("daily_report", {"today": today})
+    subject, body = ctx.renderer.mail(
+        "daily_report", {"today": today, "desk_url": ctx.config.web.base_url or ""}
+    )
     html = render_html(report, ctx)
     mails = [
         staff_mail(

@@ -29,12 +29,12 @@ from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
 from mailbot.desk.staff import MAX_REPLY, add_note, assign, check_password, mark_handled, reply_and
 from mailbot.desk.web import casepage, security
 from mailbot.desk.web.stats import build_stats
-from mailbot.desk.web.timeline import mail_kind, timeline
+from mailbot.desk.web.timeline import timeline
 from mailbot.errors import MailbotError
 from mailbot.mail.parse import parse
 from mailbot.mail.render import jdate, jdatetime
 from mailbot.procedures import registry
-from mailbot.states import LABELS, OPEN, Status, action_label, allowed_actions
+from mailbot.states import LABELS, OPEN, Status, action_label, allowed_actions, mail_kind
 from mailbot.store.registers import party
 from mailbot.text import format_case_number
 

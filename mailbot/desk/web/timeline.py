@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailbot.context import Context
-from mailbot.states import LABELS, Status, action_label
+from mailbot.states import LABELS, Status, action_label, mail_kind
 
 KIND_LABELS = {
     "opened": "案件を作成",
@@ -94,38 +94,6 @@ def who(actor: str, names: dict[str, str]) -> str:
         login = actor.removeprefix("staff:")
         return f"{names[login]}（{login}）" if login in names else login
     return actor
-
-
-MAIL_KINDS = {
-    "receipt": "受付のお知らせ",
-    "correction": "ご修正のお願い",
-    "correction_reminder": "ご修正のお願い（再送）",
-    "code_notice": "事業者コードの通知",
-    "operator_code_notice": "事業者コードの通知",
-    "grid_code_notice": "系統コードの通知",
-    "code_not_needed": "コード不要のお知らせ",
-    "rejection": "お断りのご連絡",
-    "held": "確認中のお知らせ",
-    "guidance": "ご案内",
-    "staff_reply": "担当者からの返信",
-    "objection_result": "異議申立の結果",
-    "objection_refused": "異議申立を受け付けられない旨",
-    "refusal": "異議申立を受け付けられない旨",
-    "assessment_notice": "アセスメント結果通知",
-    "reassessment_notice": "再アセスメント結果通知",
-    "supply_start": "供給力提供開始時期の通知",
-    "roadmap": "ロードマップ遵守の通知",
-    "roadmap_inquiry": "ロードマップ改訂要否の確認",
-    "roadmap_reminder": "ロードマップ回答期限のお知らせ",
-    "roadmap_to_ministry": "資源エネルギー庁への送付",
-    "mismatch_inquiry": "不一致に係る問合せ",
-    "mismatch_reminder": "不一致に係る問合せ（再送）",
-}
-"""Our mails by kind, in the words staff use (the outbox's kind is an internal id)."""
-
-
-def mail_kind(kind: str | None) -> str:
-    return MAIL_KINDS.get(kind or "", kind or "")
 
 
 def _value(key: str, value: Any, names: dict[str, str] | None = None) -> str:
