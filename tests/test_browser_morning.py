@@ -12,6 +12,7 @@ canned reply after previewing it. The README's screenshots come from this walk
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,26 @@ def test_the_morning_walk(morning: str, tmp_path: Path):
             expect(rows.first).to_contain_text("新着・要対応")
             expect(rows.nth(1)).not_to_contain_text("新着")
             sato.screenshot(path=shots / "queue.png", full_page=True)
+
+            # the keyboard (our one script, allowed by its hash in the CSP)
+            refused: list[str] = []
+            sato.on(
+                "console",
+                lambda m: refused.append(m.text) if "Content Security" in m.text else None,
+            )
+            sato.keyboard.press("j")
+            expect(rows.first).to_have_class(re.compile(r"\bselected\b"))
+            sato.keyboard.press("Enter")
+            expect(sato).to_have_url(f"{served}/cases/2")
+            sato.keyboard.press("r")
+            expect(sato.locator("#reply-text")).to_be_focused()
+            sato.goto(f"{served}/cases/1")
+            sato.keyboard.press("c")
+            expect(sato.locator(".notice")).to_have_text("担当になりました。")
+            sato.goto(f"{served}/cases")
+            sato.keyboard.press("/")
+            expect(sato.get_by_label("検索")).to_be_focused()
+            assert refused == []
 
             # search: 髙橋 from 高橋, and a case by its number
             sato.get_by_label("検索").fill("高橋")

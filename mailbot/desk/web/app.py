@@ -8,7 +8,9 @@ else changed the case is refused instead of applied twice. Decisions go through
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -17,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, g, redirect, request
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from markupsafe import Markup
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
 from mailbot.clock import Clock
@@ -40,9 +43,14 @@ from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
 
+KEYS_JS = (TEMPLATES_DIR / "web" / "keys.js").read_text(encoding="utf-8")
+"""The desk's one script (keyboard shortcuts), always the packaged copy, inlined into every
+page and allowed by its hash alone: no other script, inline or fetched, can run."""
 CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "script-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(KEYS_JS.encode("utf-8")).digest()).decode("ascii")
+    + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_SIZE = 100
 PRESENCE = timedelta(minutes=2)
@@ -77,7 +85,10 @@ def page_environment(config: Config) -> Environment:
     )
     env.filters.update(jdate=jdate, jdatetime=jdatetime)
     env.globals.update(
-        status_label=_status_label, format_case_number=format_case_number, mail_kind=mail_kind
+        status_label=_status_label,
+        format_case_number=format_case_number,
+        mail_kind=mail_kind,
+        keys_js=Markup(KEYS_JS),
     )
     return env
 
