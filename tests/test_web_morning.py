@@ -131,3 +131,24 @@ def test_the_case_page_speaks_japanese_not_internal_ids(desk):
     ):
         assert internal not in visible, internal
     assert "受付のお知らせ" in visible and "コード発番・通知" in visible
+
+
+def test_stats_show_workload_per_staff_and_service_levels_per_procedure(desk):
+    c = login(client(), "sato")
+    page = get(c, "/cases/1").text
+    assert post(c, "/cases/1/claim", form(page)).status_code == 303
+    page = get(c, "/cases/1").text
+    assert post(c, "/cases/1/decide", form(page, action="issue-code")).status_code == 303
+    page = get(c, "/cases/3").text
+    assert (
+        post(c, "/cases/3/reply", form(page, text="ご案内します。", claim="1")).status_code == 303
+    )
+    html = get(c, "/stats").text
+    table = html[html.index('id="workload"') : html.index("</table>", html.index('id="workload"'))]
+    cells = lambda who: re.findall(r"<td>([^<]*)</td>", table.split(who, 1)[1].split("</tr>")[0])  # noqa: E731
+    # sato: MB-000001 decided (closed, so no longer open) and MB-000003 taken: one open case,
+    # two answers (a decision and a reply) within 14 days
+    assert cells("佐藤（sato）") == ["1", "0", "0", "2"]
+    assert cells("未割当") == ["2", "0", "0", "0"]  # MB-000002 and MB-000004, nobody's
+    levels = html[html.index('id="levels"') :]
+    assert "容量市場向け事業者コード申請" in levels and "100%" in levels

@@ -77,3 +77,56 @@ class DeskWork:
             (outbox_id,),
         )
         return [dict(r) for r in rows]
+
+    def workload(self, *, today: str, since: str) -> list[dict]:
+        """Per 担当 (login, or '' for nobody): open cases, those waiting on us, those past
+        their due date (`today`, a local ISO date), and the replies and decisions the login
+        made at or after `since` (an instant)."""
+        from mailbot.store.waiting import waiting_since_sql
+
+        rows = self.execute(
+            "SELECT coalesce(owner, '') AS owner, count(*) AS open,"
+            f" coalesce(sum({waiting_since_sql('c')} IS NOT NULL), 0) AS waiting,"
+            " coalesce(sum(coalesce(c.due, '') != '' AND substr(c.due, 1, 10) < ?), 0) AS overdue"
+            " FROM cases c WHERE c.status NOT IN ('closed', 'ignored')"
+            " GROUP BY coalesce(owner, '')",
+            (today,),
+        )
+        found = {r["owner"]: dict(r) | {"done": 0} for r in rows}
+        for row in self.execute(
+            "SELECT substr(actor, 7) AS login, count(*) FROM events"
+            " WHERE actor LIKE 'staff:%' AND kind IN ('staff_reply', 'decision', 'handled')"
+            " AND julianday(at) >= julianday(?) GROUP BY actor",
+            (since,),
+        ):
+            found.setdefault(
+                row[0], {"owner": row[0], "open": 0, "waiting": 0, "overdue": 0, "done": 0}
+            )["done"] = row[1]
+        return sorted(found.values(), key=lambda r: (r["owner"] == "", r["owner"]))
+
+    def service_levels_by_procedure(
+        self, *, today: str, offset_minutes: int, open_statuses: list[str]
+    ) -> dict[str, dict[str, int]]:
+        """procedure → {kept, late, pending, overdue}: the cases with a due date, by whether
+        their first decision came by it (or, undecided, whether it has passed)."""
+        shift = f"{int(offset_minutes):+d} minutes"
+        marks = ",".join("?" * len(open_statuses))
+        rows = self.execute(
+            "SELECT c.procedure, CASE"
+            " WHEN d.first IS NOT NULL THEN"
+            "  CASE WHEN date(d.first, ?) <= substr(c.due, 1, 10) THEN 'kept' ELSE 'late' END"
+            f" WHEN c.status IN ({marks}) THEN"
+            "  CASE WHEN substr(c.due, 1, 10) < ? THEN 'overdue' ELSE 'pending' END"
+            " END AS level, count(*)"
+            " FROM cases c LEFT JOIN (SELECT case_id, min(at) AS first FROM events"
+            "  WHERE kind = 'decision' GROUP BY case_id) d ON d.case_id = c.id"
+            " WHERE coalesce(c.due, '') != '' GROUP BY c.procedure, level",
+            (shift, *open_statuses, today),
+        )
+        out: dict[str, dict[str, int]] = {}
+        for procedure, level, count in rows:
+            if level is not None:
+                out.setdefault(procedure, {"kept": 0, "late": 0, "pending": 0, "overdue": 0})[
+                    level
+                ] = count
+        return out

@@ -31,7 +31,7 @@ from mailbot.desk.replies import case_fields, render_reply, reply_names
 from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
 from mailbot.desk.staff import MAX_REPLY, add_note, assign, check_password, mark_handled, reply_and
 from mailbot.desk.web import casepage, security
-from mailbot.desk.web.stats import build_stats
+from mailbot.desk.web.stats import build_stats, build_tables
 from mailbot.desk.web.timeline import timeline
 from mailbot.errors import MailbotError
 from mailbot.mail.parse import parse
@@ -589,7 +589,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
 
     @app.get("/stats")
     def stats() -> Response:
-        return render("stats", stats=build_stats(ctx()))
+        workload, levels = build_tables(ctx())
+        return render("stats", stats=build_stats(ctx()), workload=workload, levels=levels)
 
     return app
 
