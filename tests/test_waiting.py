@@ -207,3 +207,16 @@ def test_the_morning_mails_link_the_desk(desk):
     assert f"https://desk.example/cases/{case['id']}" in alert
     assert "■種類　　　不備のご連絡（修正のお願い）" in alert
     assert "mailbot case" not in alert
+
+
+@pytest.mark.parametrize("bad", ["javascript:alert(1)", "desk.example", "https://d.example/?x=1"])
+def test_a_base_url_is_an_http_address(tmp_path, bad):
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="web.base_url"):
+        parse_config(DEFAULT_CONFIG + f'\n[web]\nbase_url = "{bad}"\n', "<test>", tmp_path)
+    good = parse_config(
+        DEFAULT_CONFIG + '\n[web]\nbase_url = "https://desk.example/"\n', "<test>", tmp_path
+    )
+    assert good.case_url(82) == "https://desk.example/cases/82"
