@@ -214,7 +214,7 @@ def test_a_base_url_is_an_http_address(tmp_path, bad):
     from mailbot.config import DEFAULT_CONFIG, parse_config
     from mailbot.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="web.base_url"):
+    with pytest.raises(ConfigError, match=r"web\.base_url"):
         parse_config(DEFAULT_CONFIG + f'\n[web]\nbase_url = "{bad}"\n', "<test>", tmp_path)
     good = parse_config(
         DEFAULT_CONFIG + '\n[web]\nbase_url = "https://desk.example/"\n', "<test>", tmp_path
