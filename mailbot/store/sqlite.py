@@ -1065,16 +1065,26 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork):
             outer.append(overdue)
             outer_params += [shift, today]
         clause = " AND ".join(outer)
-        total = self.execute(
-            f"SELECT count(*) FROM ({inner}) WHERE {clause}", [*params, *outer_params]
-        ).fetchone()[0]
+        # one pass: the cases are read and `waiting_since` worked out once (a materialised
+        # CTE), the count rides along as a window over the same rows
         rows = self.execute(
-            f"SELECT * FROM ({inner}) WHERE {clause} ORDER BY {overdue} DESC,"
+            f"WITH q AS MATERIALIZED ({inner}) SELECT *, count(*) OVER () AS total_rows"
+            f" FROM q WHERE {clause} ORDER BY {overdue} DESC,"
             f" waiting_since IS NULL, status IN ('closed', 'ignored'), {key}, id"
             " LIMIT ? OFFSET ?",
             [*params, *outer_params, shift, today, shift, limit, offset],
-        )
-        return total, [self._decode(r) for r in rows]
+        ).fetchall()
+        if rows:
+            total = rows[0]["total_rows"]
+        else:
+            total = self.execute(
+                f"WITH q AS MATERIALIZED ({inner}) SELECT count(*) FROM q WHERE {clause}",
+                [*params, *outer_params],
+            ).fetchone()[0]
+        decoded = [self._decode(r) for r in rows]
+        for case in decoded:
+            case.pop("total_rows", None)
+        return total, decoded
 
     def cases_as_json(
         self, fields: Sequence[str], *, open_only: bool = False, owner: str | None = None
