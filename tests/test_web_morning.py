@@ -152,3 +152,28 @@ def test_stats_show_workload_per_staff_and_service_levels_per_procedure(desk):
     assert cells("未割当") == ["2", "0", "0", "0"]  # MB-000002 and MB-000004, nobody's
     levels = html[html.index('id="levels"') :]
     assert "容量市場向け事業者コード申請" in levels and "100%" in levels
+
+
+def test_a_canned_reply_staff_broke_is_reported_on_the_page(desk):
+    """A deployment's own canned reply (templates/replies/) is used before the shipped ones;
+    one that does not render (or reaches beyond the sandbox) says so instead of failing the
+    page."""
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+
+    own = desk / "own-templates" / "replies"
+    own.mkdir(parents=True)
+    (own / "broken.txt.j2").write_text(
+        "{% block title %}壊れた定型文{% endblock %}{% block body %}{{ case_number.__class__.__mro__ }}{% endblock %}",
+        encoding="utf-8",
+    )
+    config = parse_config(
+        DEFAULT_CONFIG + '\n[paths]\ntemplates = "own-templates"\n', "<test>", desk
+    )
+    c = login(create_app(config, Clock(parse_instant(NOW))).test_client(), "sato")
+    assert "broken（表示できません）" in get(c, "/cases/2").text
+    page = get(c, "/cases/2?template=broken")
+    assert page.status_code == 200
+    assert (
+        "定型文「broken」を表示できません" in page.text
+        and "object" not in re.findall(r'id="reply-text">([^<]*)<', page.text)[0]
+    )

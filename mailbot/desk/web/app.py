@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, g, redirect, request
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, TemplateError
 from markupsafe import Markup
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
@@ -355,8 +355,9 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         notice: str | None = None,
         error: str | None = None,
         status: int = 200,
-        reply_text: str | None = None,
     ) -> Response:
+        """The case page. The reply box holds, in this order: the canned reply asked for
+        (`?template=NAME`), else the staff member's kept draft, else nothing."""
         c = ctx()
         case = c.store.case(case_id)
         if case is None:
@@ -375,7 +376,7 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             c.store.saw_case(case_id, login, c.now())
         names = {a["login"]: a["name"] for a in accounts}
         others = c.store.case_viewers(case_id, c.now() - PRESENCE, besides=login)
-        canned, reply_text = None, reply_text if reply_text is not None else None
+        canned, reply_text = None, None
         wanted = request.args.get("template", "")
         if wanted and request.method == "GET":
             try:
@@ -383,6 +384,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
                 reply_text = canned.body
             except KeyError:
                 raise NotFound() from None
+            except TemplateError as exc:
+                error = f"定型文「{wanted}」を表示できません（{type(exc).__name__}: {exc}）"
         if reply_text is None:
             reply_text = c.store.draft(case_id, login) or ""
         mails = _mails(c, case_id)
