@@ -161,6 +161,8 @@ def test_the_cli_lists_the_case_as_new_in_aligned_columns_and_marks_it_handled(
     ]
     assert len(set(starts)) == 1
     assert lines[-1] == "2件（うち要対応 1件）"
+    assert main(["--now", "2026-11-26T12:00", "case", "MB-000001"]) == 0
+    assert "要対応: 参加者のメール（2026/11/26 11:00 受信）に未対応" in capsys.readouterr().out
     assert (
         main(["--now", "2026-11-26T12:00", "handled", f"MB-{case['id']:06d}", "--by", "sato"]) == 0
     )
