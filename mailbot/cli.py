@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,7 @@ def cmd_cases(args: argparse.Namespace) -> int:
         cases = find_cases(ctx, open_only=args.open, search=args.search, owner=args.owner)
         names = {c["procedure"]: ctx.routing.name_of(c["procedure"]) for c in cases}
         waiting = ctx.store.waiting_on_us([c["id"] for c in cases])
-        received = {c["id"]: local_time(ctx, c["received_at"]) for c in cases}
+        received = {c["id"]: _local_time(ctx, c["received_at"]) for c in cases}
     lines = aligned_lines(
         (
             "受付番号",
@@ -195,12 +195,10 @@ def cmd_cases(args: argparse.Namespace) -> int:
     return 0
 
 
-def local_time(ctx: Context, text: str | None) -> str:
+def _local_time(ctx: Context, text: str | None) -> str:
     """A stored instant as staff read it: 2026/11/25 10:00, desk time."""
     if not text:
         return ""
-    from datetime import datetime
-
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is not None:
         moment = moment.astimezone(ctx.calendar.tz)

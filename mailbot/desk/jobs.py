@@ -135,12 +135,6 @@ def _today(ctx: Context, now: datetime) -> date:
     return now.astimezone(ctx.calendar.tz).date()
 
 
-def due_rows(ctx: Context, today: date, within: int) -> tuple[list[dict], list[dict]]:
-    """(overdue, due within `within` business days) among open cases, soonest first."""
-    overdue, soon, _waiting = digest_rows(ctx, today, within)
-    return overdue, soon
-
-
 def digest_rows(
     ctx: Context, today: date, within: int
 ) -> tuple[list[dict], list[dict], list[dict]]:
