@@ -63,6 +63,14 @@ def test_a_409_keeps_the_typed_reply_and_a_reload_shows_it_again(desk):
     assert typed in refused.text
     assert typed in get(b, "/cases/3").text  # a reload: the draft is kept on the server
     assert typed not in get(a, "/cases/3").text  # per staff member
+    # a draft saved without sending, kept for a reload
+    later = typed + "（追記）"
+    saved = post(b, "/cases/3/reply", form(get(b, "/cases/3").text, text=later, step="draft"))
+    assert saved.status_code == 303 and "drafted" in saved.headers["Location"]
+    assert (
+        later in get(b, "/cases/3").text
+        and "返信の下書きを保存しました" in get(b, "/cases/3?done=drafted").text
+    )
     fresh = get(b, "/cases/3").text
     assert post(b, "/cases/3/reply", form(fresh, text=typed, step="send")).status_code == 303
     assert 'id="reply-text"></textarea>' in get(b, "/cases/3").text  # sent: the draft is gone

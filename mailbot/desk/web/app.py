@@ -70,6 +70,7 @@ NOTICES = {
     "decided": "判断を記録しました。送信するメールは送信キューに入りました。",
     "replied": "返信を送信キューに入れました。",
     "handled": "参加者のメールを対応済みにしました（返信はしていません）。",
+    "drafted": "返信の下書きを保存しました（送信はしていません）。",
 }
 
 
@@ -546,6 +547,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
                 c, case_id, text, by=login, expected_version=version, claim=claim, close=close
             )
 
+        if request.form.get("step") == "draft":
+            return redirect(f"/cases/{case_id}?done=drafted#reply", code=303)
         if request.form.get("step") == "preview":
             return _confirm(
                 case_id,
