@@ -20,7 +20,7 @@ from typing import Any
 
 from mailbot.clock import Clock
 from mailbot.config import load_config
-from mailbot.console import print_table
+from mailbot.console import aligned_lines, print_table
 from mailbot.context import Context
 from mailbot.desk.decisions import decide, staff_name
 from mailbot.desk.staff import (
@@ -30,6 +30,7 @@ from mailbot.desk.staff import (
     backfill_search,
     disable_staff,
     find_cases,
+    mark_handled,
     set_password,
 )
 from mailbot.errors import (
@@ -149,6 +150,8 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
+    """Text mode: columns aligned by display width, cases waiting on us marked 要対応
+    (`--json` is the stable interface of SPEC §9)."""
     if args.json:
         return _cases_json(args)
     with _context(args) as ctx:
@@ -156,23 +159,50 @@ def cmd_cases(args: argparse.Namespace) -> int:
             backfill_search(ctx)
         cases = find_cases(ctx, open_only=args.open, search=args.search, owner=args.owner)
         names = {c["procedure"]: ctx.routing.name_of(c["procedure"]) for c in cases}
-    print_table(
-        ("受付番号", "手続き", "状態", "事業者コード", "期限", "不備", "差出人"),
+        waiting = ctx.store.waiting_on_us([c["id"] for c in cases])
+        received = {c["id"]: _local_time(ctx, c["received_at"]) for c in cases}
+    lines = aligned_lines(
+        (
+            "受付番号",
+            "要対応",
+            "手続き",
+            "状態",
+            "事業者コード",
+            "担当",
+            "受付日時",
+            "期限",
+            "不備",
+            "差出人",
+        ),
         (
             (
                 format_case_number(case["id"]),
+                "新着" if case["id"] in waiting else "",
                 names.get(case["procedure"], case["procedure"]),
                 status_label(case["status"]),
                 case["operator_code"] or "-",
-                (case["due"] or "")[:10],
+                case.get("owner") or "未割当",
+                received[case["id"]],
+                (case["due"] or "")[:10].replace("-", "/"),
                 len(case["problems"]),
                 case["sender"] or "",
             )
             for case in cases
         ),
     )
-    print(f"{len(cases)} case(s)")
+    print("\n".join(lines))
+    print(f"{len(cases)}件（うち要対応 {len(waiting)}件）")
     return 0
+
+
+def _local_time(ctx: Context, text: str | None) -> str:
+    """A stored instant as staff read it: 2026/11/25 10:00, desk time."""
+    if not text:
+        return ""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(ctx.calendar.tz)
+    return moment.strftime("%Y/%m/%d %H:%M")
 
 
 def _cases_json(args: argparse.Namespace) -> int:
@@ -292,12 +322,18 @@ def cmd_case(args: argparse.Namespace) -> int:
 def cmd_decide(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
         result = decide(ctx, _case_id(args.case), args.action, args.arg, args.reason, by=args.by)
-        when = _queued_notice(ctx, result.case_id) if result.mails else ""
-    issued = f"{result.issued}; " if result.issued else ""
-    mail = f"the mail {when}" if result.mails else "no mail to the participant"
+        goes = ctx.store.latest_outbox(result.case_id) if result.mails else None
+    issued = f"{result.issued}。" if result.issued else ""
+    if goes is None:
+        mail = "参加者へのメールはありません"
+    elif datetime.fromisoformat(goes["send_at"]) <= ctx.now():
+        mail = "参加者へのメールは送信待ちです（`mailbot run` が送信します）"
+    else:
+        at = goes["send_at"][:16].replace("T", " ").replace("-", "/")
+        mail = f"参加者へのメールは {at} に送信します（送信時間帯を待っています）"
     print(
-        f"{format_case_number(result.case_id)}: {action_label(result.action)} ({result.action})"
-        f" → {status_label(result.status)}; {issued}{mail}"
+        f"{format_case_number(result.case_id)}: {action_label(result.action)}"
+        f" → {status_label(result.status)}。{issued}{mail}。"
     )
     return 0
 
@@ -576,6 +612,14 @@ def cmd_note(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_handled(args: argparse.Namespace) -> int:
+    with _context(args) as ctx:
+        case_id = _case_id(args.case)
+        mark_handled(ctx, case_id, by=staff_name(args.by))
+    print(f"{format_case_number(case_id)}: 参加者のメールを対応済みにしました（返信なし）")
+    return 0
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     from mailbot.desk.web.server import serve
 
@@ -617,6 +661,13 @@ def add_desk_commands(sub: Any) -> None:
     p.add_argument("text")
     p.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
     p.set_defaults(func=cmd_note)
+
+    p = sub.add_parser(
+        "handled", help="a participant's unanswered mail needs no reply: the case stops 要対応"
+    )
+    p.add_argument("case", help="case number (12 or MB-000012)")
+    p.add_argument("--by", help="staff name for the history (default: MAILBOT_STAFF or login)")
+    p.set_defaults(func=cmd_handled)
 
     p = sub.add_parser("web", help="serve the staff desk over HTTP (config [web])")
     p.add_argument("--host", help="address to listen on (default: [web] host, 127.0.0.1)")

@@ -14,6 +14,7 @@ import importlib.resources
 import ipaddress
 import os
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from math import inf
 from pathlib import Path
@@ -114,6 +115,7 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
             "session_max_hours": "positive_number",
             "trusted_proxies": "str_list",
             "trusted_user_header": "str",
+            "base_url": "str",
         },
     ),
     "trust": ("table", {"authserv_ids": "str_list"}),
@@ -257,6 +259,7 @@ class WebConfig:
     session_max_hours: float = 12.0
     trusted_proxies: tuple[str, ...] = ()
     trusted_user_header: str | None = None
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,10 @@ class Config:
         vouches; `mailbot doctor` warns): a host name under our own domain proves nothing
         when the receiving MTA stamps another id and leaves a forged one in place."""
         return authserv_id.strip().lower().rstrip(".") in self.authserv_ids
+
+    def case_url(self, case_id: int) -> str | None:
+        """The web desk's page of a case, when `[web] base_url` says where the desk is."""
+        return f"{self.web.base_url}/cases/{int(case_id)}" if self.web.base_url else None
 
     @property
     def message_id_domain(self) -> str:
@@ -429,6 +436,15 @@ def _web(table: dict[str, Any]) -> WebConfig:
                 "web.trusted_proxies",
                 f"{entry!r} is every address: any client could name itself or a staff user",
             )
+    base_url = _get(table, "base_url", where, str, None)
+    if base_url is not None:
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(
+                "web.base_url",
+                f"{base_url!r} is not an http(s) address such as https://desk.example/",
+            )
+        base_url = base_url.rstrip("/")
     for key in ("session_hours", "session_max_hours"):
         if _get(table, key, where, float, 0) > MAX_SESSION_HOURS:
             raise ConfigError(f"web.{key}", f"must be at most {MAX_SESSION_HOURS} (a year)")
@@ -442,6 +458,7 @@ def _web(table: dict[str, Any]) -> WebConfig:
         ),
         trusted_proxies=tuple(proxies),
         trusted_user_header=header,
+        base_url=base_url,
     )
 
 

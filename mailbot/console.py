@@ -7,6 +7,7 @@ out as tab-separated lines (easy to grep or cut) and progress stays silent.
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -39,6 +40,32 @@ def print_table(
         style = "red" if highlight and index < len(highlight) and highlight[index] else None
         table.add_row(*row, style=style)
     Console().print(table)
+
+
+def display_width(text: str) -> int:
+    """Columns a text takes on a terminal or in a fixed-width font: full-width (East Asian
+    Wide/Fullwidth) characters two, combining marks none, the rest one."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+    return width
+
+
+def aligned_lines(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """The table as lines whose columns line up by display width (Japanese text takes two
+    columns a character), two spaces apart; tabs and line breaks in values become spaces."""
+    table = [list(headers)] + [
+        [("" if v is None else str(v)).replace("\t", " ").replace("\n", " ") for v in row]
+        for row in rows
+    ]
+    widths = [max(display_width(row[i]) for row in table) for i in range(len(headers))]
+    lines = []
+    for row in table:
+        cells = [v + " " * (widths[i] - display_width(v)) for i, v in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    return lines
 
 
 @contextmanager

@@ -127,9 +127,10 @@ def _templates(config: Config) -> Check:
     names = sorted(
         name
         for name in (str(p.relative_to(TEMPLATES_DIR)) for p in TEMPLATES_DIR.rglob("*.j2"))
-        if not name.startswith("web/")
+        if not name.startswith(("web/", "replies/"))
     )
     problems, pages = _web_pages(config)
+    replies = _canned_replies(config, problems)
     for name in names:
         try:
             template = env.get_template(name)
@@ -151,8 +152,24 @@ def _templates(config: Config) -> Check:
     if problems:
         return Check("templates", FAIL, f"{folder}: " + "; ".join(problems[:3]))
     return Check(
-        "templates", OK, f"{len(names)} compile, {rendered} mails render, {pages} ({folder})"
+        "templates",
+        OK,
+        f"{len(names)} compile, {rendered} mails render, {pages}, {replies} ({folder})",
     )
+
+
+def _canned_replies(config: Config, problems: list[str]) -> str:
+    """Every canned reply of the desk (templates/replies/) rendered with a sample case, as
+    the desk renders it; what fails goes into `problems`. Returns a summary."""
+    from mailbot.desk.replies import render_reply, reply_names, sample_fields
+
+    names = reply_names(config)
+    for name in names:
+        try:
+            render_reply(config, name, sample_fields())
+        except Exception as exc:
+            problems.append(f"replies/{name}.txt.j2: does not render: {type(exc).__name__}: {exc}")
+    return f"{len(names)} canned replies render"
 
 
 def _web_pages(config: Config) -> tuple[list[str], str]:

@@ -118,3 +118,36 @@ def allowed_actions(actions: tuple[str, ...], status: str) -> tuple[str, ...]:
 
 def status_label(status: str) -> str:
     return LABELS[Status(status)]
+
+
+MAIL_KINDS = {
+    "receipt": "受付のお知らせ",
+    "correction": "不備のご連絡（修正のお願い）",
+    "correction_reminder": "ご修正のお願い（再送）",
+    "code_notice": "事業者コードの通知",
+    "operator_code_notice": "事業者コードの通知",
+    "grid_code_notice": "系統コードの通知",
+    "code_not_needed": "コード不要のお知らせ",
+    "rejection": "お断りのご連絡",
+    "held": "確認中のお知らせ",
+    "guidance": "ご案内",
+    "staff_reply": "担当者からの返信",
+    "objection_result": "異議申立の結果",
+    "objection_refused": "異議申立を受け付けられない旨",
+    "refusal": "異議申立を受け付けられない旨",
+    "assessment_notice": "アセスメント結果通知",
+    "reassessment_notice": "再アセスメント結果通知",
+    "supply_start": "供給力提供開始時期の通知",
+    "roadmap": "ロードマップ遵守の通知",
+    "roadmap_inquiry": "ロードマップ改訂要否の確認",
+    "roadmap_reminder": "ロードマップ回答期限のお知らせ",
+    "roadmap_to_ministry": "資源エネルギー庁への送付",
+    "mismatch_inquiry": "不一致に係る問合せ",
+    "mismatch_reminder": "不一致に係る問合せ（再送）",
+}
+"""Our mails by kind, in the words staff use (the outbox's kind is an internal id)."""
+
+
+def mail_kind(kind: str | None) -> str:
+    """Our mail's kind as staff name it (the internal id when it has no name)."""
+    return MAIL_KINDS.get(kind or "", kind or "")

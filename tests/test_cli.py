@@ -187,8 +187,9 @@ def test_decide_says_what_it_issued_and_when_the_mail_goes(desk_dir: Path, capsy
     capsys.readouterr()
     assert main(["--now", "2026-11-25T18:00", "decide", "MB-000001", "issue-code", "4321"]) == 0
     assert capsys.readouterr().out == (
-        "MB-000001: コード発番・通知 (issue-code) → 完了; 事業者コード 4321;"
-        " the mail goes out at 2026-11-26 09:00 (sending window)\n"
+        # issue 26: "English and ids leak: … CLI 「→ 完了; the mail was sent」"
+        "MB-000001: コード発番・通知 → 完了。事業者コード 4321。"
+        "参加者へのメールは 2026/11/26 09:00 に送信します（送信時間帯を待っています）。\n"
     )
     assert main(["--now", NOW, "decide", "MB-000001", "reject"]) == 5
     assert capsys.readouterr().err == (

@@ -145,7 +145,7 @@ def test_the_second_code_for_one_company_is_refused_on_every_desk(cli_desk: Path
     config = load_config(None)
     web = _web_login(config, "2026-11-26T10:20")
     page = web.get("/cases/2", base_url="https://localhost").text
-    assert "【備考・担当者のみ】" in page and "MB-000001" in page
+    assert "備考（担当者のみ" in page and "MB-000001" in page
     answer = web.post(
         "/cases/2/decide",
         data={

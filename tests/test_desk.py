@@ -130,6 +130,17 @@ def test_a_note_is_kept_in_the_history_and_never_mailed(desk, capsys):
         ("shinki-sannyu", [3]),  # sender address
         ("佐々木", [2]),  # sender display name
         ("髙橋", [1]),  # two characters: shorter than a trigram, the LIKE fallback
+        # issue 26: "高橋 finds nothing where 髙橋 finds 29; ｴﾅｼﾞｰ nothing where エナジー
+        # finds 61": 異体字, half-width kana and case fold alike in the index and the query
+        ("高橋電力", [1]),
+        ("高橋", [1]),
+        ("ｴﾅｼﾞｰ", [2]),
+        ("SHINKI-SANNYU", [3]),
+        # "Search cannot find MB-000082 (unless the number is in a subject)"
+        ("MB-000003", [3]),
+        ("mb-000002", [2]),
+        ("ＭＢ－０００００１", [1]),
+        ("MB-000099", []),
         ("容量市場 書類", [3]),  # every term must match
         ("存在しない語句", []),
         ('"', []),

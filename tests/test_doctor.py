@@ -230,7 +230,7 @@ def test_doctor_checks_the_web_pages_the_desk_would_load(tmp_path: Path, capsys)
     capsys.readouterr()
     assert main(["--config", cfg, "doctor", "--offline"]) == 0
     status, detail = doctor_rows(capsys.readouterr().out)["templates"]
-    assert status == "ok" and "6 web pages compile (0 of this folder's own)" in detail
+    assert status == "ok" and "7 web pages compile (0 of this folder's own)" in detail
     web.mkdir()
     (web / "case.html.j2").write_text("{% extends 'web/base.html.j2' %}{% block x %}", "utf-8")
     assert main(["--config", cfg, "doctor", "--offline"]) == 1
@@ -240,7 +240,7 @@ def test_doctor_checks_the_web_pages_the_desk_would_load(tmp_path: Path, capsys)
     shutil.copy(TEMPLATES_DIR / "web" / "case.html.j2", web / "case.html.j2")
     assert main(["--config", cfg, "doctor", "--offline"]) == 0
     status, detail = doctor_rows(capsys.readouterr().out)["templates"]
-    assert "6 web pages compile (1 of this folder's own)" in detail
+    assert "7 web pages compile (1 of this folder's own)" in detail
 
 
 def test_doctor_names_replies_a_stopped_run_left_in_the_send_journal(tmp_path: Path, capsys):

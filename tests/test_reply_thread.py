@@ -49,6 +49,8 @@ def test_migration_nine_fills_in_the_thread_of_mails_processed_before_it(
     conn.execute("DROP TABLE journal_folds")  # step 14
     conn.execute("DROP TABLE grid_codes")  # step 15
     conn.execute("ALTER TABLE operators DROP COLUMN issued_grid_codes")
+    conn.execute("DROP TABLE reply_drafts")  # step 17 (16 refolds the search index)
+    conn.execute("DROP TABLE case_viewers")
     conn.execute("ALTER TABLE operators DROP COLUMN name_key")
     for column in ("thread_references", "sender_name", "order_key", "answers_thread"):
         conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")

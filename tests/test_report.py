@@ -124,10 +124,12 @@ def test_rows_without_a_due_date_are_marked_by_their_age(tmp_path: Path) -> None
         for received in ("2026-11-24T09:00", "2026-11-23T09:00", "2026-11-19T09:00"):
             add_case(ctx, Status.HELD, received, due=None, procedure="unrecognized")
     rows = queue_rows(ctx, tmp_path, 3)
-    assert [r["経過日数"].value for r in rows] == [1, 2, 6]
-    assert [r["受付番号"].fill.fill_type for r in rows] == [None, "solid", "solid"]
+    # the oldest first, as the web queue orders them (issue 26: "Undated cases sort by the
+    # age of the oldest unanswered mail")
+    assert [r["経過日数"].value for r in rows] == [6, 2, 1]
+    assert [r["受付番号"].fill.fill_type for r in rows] == ["solid", "solid", None]
     assert rows[1]["受付番号"].fill.start_color.rgb.endswith("FFEB9C")
-    assert rows[2]["受付番号"].fill.start_color.rgb.endswith("FFC7CE")
+    assert rows[0]["受付番号"].fill.start_color.rgb.endswith("FFC7CE")
     ctx.close()
 
 

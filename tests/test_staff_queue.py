@@ -100,8 +100,8 @@ def test_decide_without_the_smtp_password_queues_and_run_sends_it_once(
     capsys.readouterr()
     assert main(["--now", "2026-11-26T10:00", "decide", "MB-000001", "issue-code"]) == 0
     out = capsys.readouterr().out
-    assert "→ 完了; 事業者コード" in out
-    assert "the mail waits in the outbox; `mailbot run` sends it now" in out
+    assert "→ 完了。事業者コード" in out
+    assert "参加者へのメールは送信待ちです（`mailbot run` が送信します）" in out
     assert len(smtp.messages) == 1
     assert _outbox(root)[-1][1] == "pending"
 

@@ -78,6 +78,12 @@ def case_text(ctx: Context, case_id: int) -> str:
         lines.append(f"  不備: {problem['field']}: {problem['message']}")
     for remark in remarks_of(case):
         lines.append(f"  備考（担当者のみ）: {remark['field']}: {remark['message']}")
+    waiting = ctx.store.waiting_on_us([case_id]).get(case_id)
+    if waiting:
+        lines.append(
+            f"  要対応: 参加者のメール（{_when(waiting, ctx)} 受信）に未対応"
+            "（返信するか mailbot handled まで、この参加者への督促は止めています）"
+        )
     received = ctx.store.messages_of_case(case_id)
     sent = ctx.store.outbox_mails_of_case(case_id)
     for number, row in enumerate(received, start=1):

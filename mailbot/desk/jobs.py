@@ -30,7 +30,7 @@ from mailbot.procedures import registry
 from mailbot.rulefile import RulesFile
 from mailbot.states import LABELS, Status
 from mailbot.store.effect import Effect
-from mailbot.store.registers import operator as find_operator
+from mailbot.store.registers import party
 from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
@@ -135,38 +135,50 @@ def _today(ctx: Context, now: datetime) -> date:
     return now.astimezone(ctx.calendar.tz).date()
 
 
-def _party(ctx: Context, case: dict[str, Any]) -> str:
-    if case.get("operator_code"):
-        op = find_operator(ctx.store, case["operator_code"])
-        name = op["name"] if op else ""
-        return f"{case['operator_code']} {name}".strip()
-    return case.get("sender") or ""
-
-
-def due_rows(ctx: Context, today: date, within: int) -> tuple[list[dict], list[dict]]:
-    """(overdue, due within `within` business days) among open cases, soonest first."""
-    overdue, soon = [], []
+def digest_rows(
+    ctx: Context, today: date, within: int
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """(overdue, due within `within` business days, waiting on us) among open cases: the
+    first two soonest first, the last by how long the participant's mail has waited."""
+    overdue, soon, waiting = [], [], []
+    names: dict[str, str | None] = {}
+    waits = ctx.store.waiting_on_us()
     for case in ctx.store.cases(open_only=True):
-        if not case.get("due"):
+        due = date.fromisoformat(str(case["due"])[:10]) if case.get("due") else None
+        if due is None and case["id"] not in waits:
             continue
-        due = date.fromisoformat(str(case["due"])[:10])
-        left = ctx.calendar.business_days_between(today, due)
+        left = ctx.calendar.business_days_between(today, due) if due else None
         row = {
+            "case_id": case["id"],
             "case_number": format_case_number(case["id"]),
             "procedure_name": ctx.routing.name_of(case["procedure"]),
-            "party": _party(ctx, case),
+            "party": party(ctx.store, case, names),
             "owner": case.get("owner") or "",
             "due": due,
             "days_left": left,
             "status_name": LABELS[Status(case["status"])],
+            "waiting_since": _local_moment(ctx, waits.get(case["id"])),
+            "url": ctx.config.case_url(case["id"]) or "",
         }
+        if case["id"] in waits:
+            waiting.append(row)
+        if due is None:
+            continue
         if due < today:
             overdue.append(row)
-        elif left <= within:
+        elif left is not None and left <= within:
             soon.append(row)
     overdue.sort(key=lambda r: r["due"])
     soon.sort(key=lambda r: r["due"])
-    return overdue, soon
+    waiting.sort(key=lambda r: (r["waiting_since"], r["case_id"]))
+    return overdue, soon, waiting
+
+
+def _local_moment(ctx: Context, text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment.astimezone(ctx.calendar.tz) if moment.tzinfo else moment
 
 
 def _nothing() -> None:
@@ -178,10 +190,16 @@ def staff_digest(ctx: Context, spec: JobSpec, now: datetime) -> Write:
         return _nothing
     today = _today(ctx, now)
     within = int(spec.options.get("due_within_business_days", 1))
-    overdue, soon = due_rows(ctx, today, within)
-    if not overdue and not soon:
+    overdue, soon, waiting = digest_rows(ctx, today, within)
+    if not overdue and not soon and not waiting:
         return _nothing
-    context = {"today": today, "within": within, "overdue": overdue, "due_soon": soon}
+    context = {
+        "today": today,
+        "within": within,
+        "overdue": overdue,
+        "due_soon": soon,
+        "waiting": waiting,
+    }
     subject, body = ctx.renderer.mail("staff_digest", context)
     mails = [
         staff_mail(ctx, "staff_digest", address, subject, body, now)
@@ -206,7 +224,9 @@ def daily_report(ctx: Context, spec: JobSpec, now: datetime) -> Write:
         workbook,
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
-    subject, body = ctx.renderer.mail("daily_report", {"today": today})
+    subject, body = ctx.renderer.mail(
+        "daily_report", {"today": today, "desk_url": ctx.config.web.base_url or ""}
+    )
     html = render_html(report, ctx)
     mails = [
         staff_mail(
@@ -240,10 +260,19 @@ def _reminder_thread(ctx: Context, case: dict[str, Any]) -> Thread:
 
 
 def _remind(ctx: Context, case: dict[str, Any], occasion: str, reply: Reply, now: datetime) -> None:
+    """Remind once per occasion, except a participant whose own mail nobody has answered
+    (on this case or another): the occasion is left unclaimed, so the reminder goes on the
+    first run after staff answer or mark the mail handled, if it is still due then."""
+    thread = _reminder_thread(ctx, case)
+    recipient = thread.recipient or case.get("sender") or ""
+    if ctx.store.waiting_on_us([case["id"]]) or (
+        recipient and ctx.store.recipient_waits_on_us(recipient)
+    ):
+        return
     if not ctx.store.claim_reminder(case["id"], occasion, now):
         return
     effect = Effect(now)
-    if reply_into(ctx, effect, case, reply, _reminder_thread(ctx, case)) is not None:
+    if reply_into(ctx, effect, case, reply, thread) is not None:
         effect.event(case["id"], "bot", "reminder", occasion=occasion)
     ctx.store.apply(effect)
 

@@ -28,7 +28,7 @@ from mailbot.config import TEMPLATES_DIR
 from mailbot.context import Context
 from mailbot.procedures import registry
 from mailbot.states import LABELS, Status, action_label, allowed_actions
-from mailbot.store.registers import operator as find_operator
+from mailbot.store.registers import party
 from mailbot.text import format_case_number
 
 QUEUE_SHEET = "未処理案件"
@@ -43,6 +43,7 @@ COLUMNS = (
     ("received", "受付日時"),
     ("age_days", "経過日数"),
     ("status_name", "状態"),
+    ("new_mail", "要対応"),
     ("missing", "不備・確認事項"),
     ("due", "期限"),
     ("days_left", "残り営業日"),
@@ -91,6 +92,8 @@ class Row:
     argument: str = ""
     comment: str = ""
     age_days: int = 0
+    new_mail: str = ""
+    url: str = ""
 
     @property
     def overdue(self) -> bool:
@@ -155,31 +158,32 @@ def read_report(ctx: Context) -> Report:
     due_date = functools.cache(lambda text: date.fromisoformat(text[:10]))
     procedure_name = functools.cache(ctx.routing.name_of)
 
-    @functools.cache
-    def party_of(code: str) -> str:
-        op = find_operator(ctx.store, code)
-        return f"{code} {op['name']}" if op else code
+    names: dict[str, str | None] = {}
 
     @functools.cache
     def actions_of(procedure: str, status: str) -> tuple[str, ...]:
         handler = handlers.get(procedure)
         return allowed_actions(tuple(handler.actions), status) if handler else ()
 
+    waiting = ctx.store.waiting_on_us()
     for case in ctx.store.open_cases_for_report():
         due = due_date(str(case["due"])) if case.get("due") else None
-        party = case.get("operator_code") or ""
         received = _local(case["received_at"], tz)
+        since = _local(waiting.get(case["id"]), tz)
+        anchor = since or received
         rows.append(
             Row(
                 case_id=case["id"],
                 id=format_case_number(case["id"]),
                 procedure=case["procedure"],
                 procedure_name=procedure_name(case["procedure"]),
-                party=party_of(party) if party else "",
+                party=party(ctx.store, case, names),
                 sender=case.get("sender") or "",
                 subject=case.get("subject") or "",
                 received=received,
-                age_days=(today - received.date()).days if received else 0,
+                age_days=(today - anchor.date()).days if anchor else 0,
+                new_mail=f"新着（{since:%m/%d %H:%M}受信）" if since else "",
+                url=ctx.config.case_url(case["id"]) or "",
                 status_name=LABELS[Status(case["status"])],
                 missing="\n".join(
                     [f"{p['field']}: {p['message']}" for p in case["problems"]]
@@ -192,7 +196,17 @@ def read_report(ctx: Context) -> Report:
                 owner=case.get("owner") or "",
             )
         )
-    rows.sort(key=lambda r: (r.due is None, r.due or date.max, r.case_id))
+    # the web queue's order: overdue first, then the cases waiting on us, then by the due
+    # date, or for an undated case the day it turns red (AGE_OVERDUE_DAYS after its oldest
+    # unanswered mail, else after it came in)
+    rows.sort(
+        key=lambda r: (
+            not r.overdue,
+            not r.new_mail,
+            r.due or today - timedelta(days=r.age_days - AGE_OVERDUE_DAYS + 1),
+            r.case_id,
+        )
+    )
     counts = Counter(ctx.store.case_counts())
     week_start = today - timedelta(days=today.weekday())
     start = datetime.combine(week_start, datetime.min.time(), ctx.calendar.tz).isoformat()
@@ -349,7 +363,9 @@ def _queue_sheet(book: Workbook, report: Report) -> None:
         highlight = "overdue" if row.overdue else "soon" if row.due_soon else ""
         for column, key in enumerate(keys):
             value = getattr(row, key)
-            if highlight or (value is not None and value != ""):
+            if key == "id" and row.url:
+                ws.write_url(index, column, row.url, styles.get((column, highlight)), value)
+            elif highlight or (value is not None and value != ""):
                 _write(ws, index, column, value, styles.get((column, highlight)))
 
 

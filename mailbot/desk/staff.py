@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from mailbot.context import Context
-from mailbot.desk.decisions import current_case
+from mailbot.desk.decisions import current_case, decide
 from mailbot.errors import DecisionError, MailbotError
 from mailbot.mail.parse import parse
 from mailbot.outbox.planner import case_thread, plan_reply
@@ -135,6 +135,24 @@ def add_note(ctx: Context, case_id: int, text: str, *, by: str) -> None:
         ctx.store.add_event(case_id, ctx.now(), actor(by), "note", text=text)
 
 
+def mark_handled(
+    ctx: Context, case_id: int, *, by: str, expected_version: int | None = None
+) -> None:
+    """The participant's unanswered mail needs no answer (a thank-you, a question answered by
+    phone): the case stops waiting on us, and reminders to the participant may go again.
+    Raises DecisionError when nothing on the case waits."""
+    now = ctx.now()
+    with ctx.store.transaction():
+        _open_case(ctx, case_id, expected_version)
+        since = ctx.store.waiting_on_us([case_id]).get(case_id)
+        if since is None:
+            raise DecisionError(
+                f"{format_case_number(case_id)}には未対応の参加者のメールはありません"
+            )
+        ctx.store.update_case(case_id, now)
+        ctx.store.add_event(case_id, now, actor(by), "handled", since=since)
+
+
 @dataclass(frozen=True)
 class ReplyResult:
     case_id: int
@@ -159,10 +177,16 @@ def reply(
             raise DecisionError(
                 f"{format_case_number(case_id)}には返信先（送信者のアドレス）がありません"
             )
+        account = ctx.store.staff(by)
+        context = {
+            "text": text,
+            "staff_name": account["name"] if account else by,
+            "topic": reply_topic(thread.subject or case.get("subject") or ""),
+        }
         outbox_id = plan_reply(
             ctx,
             case,
-            Reply(kind="staff_reply", template="staff_reply", context={"text": text}),
+            Reply(kind="staff_reply", template="staff_reply", context=context),
             thread,
             now,
         )
@@ -173,6 +197,41 @@ def reply(
         ctx.store.update_case(case_id, now)
         ctx.store.add_event(case_id, now, actor(by), "staff_reply", text=text, outbox=outbox_id)
     return ReplyResult(case_id, outbox_id)
+
+
+_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fw|fwd|aw|sv)\s*[:：]\s*)+", re.IGNORECASE)
+_CASE_TAG = re.compile(r"【受付番号\s*MB-\d+】\s*")
+
+
+def reply_topic(subject: str) -> str:
+    """What a staff reply's subject answers: the participant's subject without the Re:/Fw:
+    prefixes and our 【受付番号 …】 tag (the reply puts its own in front), on one line."""
+    topic = " ".join(subject.split())
+    topic = _CASE_TAG.sub("", _REPLY_PREFIX.sub("", topic)).strip()
+    topic = _REPLY_PREFIX.sub("", topic).strip()
+    return topic[:120] or "お問い合わせの件"
+
+
+def reply_and(
+    ctx: Context,
+    case_id: int,
+    text: str,
+    *,
+    by: str,
+    expected_version: int | None = None,
+    claim: bool = False,
+    close: bool = False,
+) -> ReplyResult:
+    """One step of the desk: reply, and in the same transaction take the case (担当) and/or
+    end it (対応終了). The version is checked once, before anything changes."""
+    with ctx.store.transaction():
+        case = _open_case(ctx, case_id, expected_version)
+        if claim and case.get("owner") != by:
+            assign(ctx, case_id, by, by=by)
+        result = reply(ctx, case_id, text, by=by)
+        if close:
+            decide(ctx, case_id, "close", by=by)
+    return result
 
 
 def backfill_search(ctx: Context) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.mail.compose import OutgoingAttachment, compose, new_message_id
 from mailbot.outcome import Outcome, Reply
-from mailbot.states import check_transition
+from mailbot.states import check_transition, mail_kind
 from mailbot.store.effect import CaseWrite, Effect, PlannedMail, case_after
 from mailbot.text import format_case_number
 
@@ -268,10 +268,11 @@ def undeliverable_into(
         "staff_undeliverable",
         {
             "case_number": format_case_number(case_id),
-            "kind": row["kind"],
+            "kind": mail_kind(row["kind"]),
             "recipient": row["recipient"],
             "subject": row["subject"],
             "error": error,
+            "url": ctx.config.case_url(case_id) or "",
         },
     )
     effect.mails += [

@@ -367,3 +367,35 @@ def register_grid_code(
             "issued_at": now.isoformat(timespec="seconds"),
         },
     )
+
+
+FORM_COMPANY_FIELDS = ("事業者名称", "事業者名称(発電所所有者)")
+"""The form fields that name the applicant company, in the order they are looked at."""
+
+
+def form_company(case: dict[str, Any]) -> str:
+    """The company the case's form names (`form_company` when a query selected it, else the
+    decoded `data`), or ""."""
+    if case.get("form_company"):
+        return str(case["form_company"])
+    data = case.get("data")
+    form = data.get("form") if isinstance(data, dict) else None
+    if isinstance(form, dict):
+        for field in FORM_COMPANY_FIELDS:
+            if isinstance(form.get(field), str) and form[field].strip():
+                return form[field].strip()
+    return ""
+
+
+def party(store: Store, case: dict[str, Any], names: dict[str, str | None] | None = None) -> str:
+    """The 事業者 staff see for a case, the same in the web queue, the report and the digest:
+    its 事業者コード and the registered company's name, else the company its form names, else
+    nothing (never the sender's personal name or address). `names` caches register look-ups
+    across the rows of one listing."""
+    names = {} if names is None else names
+    code = case.get("operator_code") or ""
+    if code and code not in names:
+        found = operator(store, code)
+        names[code] = found["name"] if found else None
+    name = (names.get(code) if code else None) or form_company(case)
+    return f"{code} {name}".strip()

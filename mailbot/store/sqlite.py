@@ -28,8 +28,11 @@ from mailbot.errors import StoreBusy, StoreError
 from mailbot.mail.arrival import arrival_time
 from mailbot.mail.parse import parse
 from mailbot.store.desk import DeskQueries
+from mailbot.store.deskwork import DESK_WORK, DeskWork
 from mailbot.store.effect import Effect
 from mailbot.store.queries import Queries
+from mailbot.store.searchfold import case_number, fold
+from mailbot.store.waiting import PARTICIPANT_WAITS, WaitingQueries, waiting_since_sql
 from mailbot.text import name_key
 
 log = logging.getLogger(__name__)
@@ -197,6 +200,21 @@ def _step_six(conn: sqlite3.Connection) -> None:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'processing_starts'"
     ).fetchone()
     run_script(conn, _STAFF_DESK if had else _PROCESSING_STARTS)
+
+
+def _fold_search_index(conn: sqlite3.Connection) -> None:
+    """The search index folded (`searchfold.fold`) as queries now are: each row rewritten
+    from its own stored text."""
+    rows = conn.execute(
+        "SELECT rowid, subject, sender, company, body, attachments FROM case_search"
+    ).fetchall()
+    for row in rows:
+        conn.execute("DELETE FROM case_search WHERE rowid = ?", (row[0],))
+        conn.execute(
+            "INSERT INTO case_search (rowid, subject, sender, company, body, attachments)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (row[0], *(fold(value or "") for value in row[1:])),
+        )
 
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -387,6 +405,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     CREATE INDEX grid_codes_operator ON grid_codes (operator_code);
     ALTER TABLE operators ADD COLUMN issued_grid_codes TEXT NOT NULL DEFAULT '[]';
     """,
+    _fold_search_index,
+    DESK_WORK,
 ]
 
 
@@ -460,7 +480,7 @@ SEARCH_CASE_CHARS = 1_000_000
 BLOB_PIECE = 1024 * 1024
 
 
-class Store(Queries, DeskQueries):
+class Store(Queries, DeskQueries, WaitingQueries, DeskWork):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
@@ -1003,12 +1023,20 @@ class Store(Queries, DeskQueries):
         status: str | None = None,
         procedure: str | None = None,
         overdue_only: bool = False,
+        view: str | None = None,
+        age_overdue_days: int = 5,
     ) -> tuple[int, list[dict[str, Any]]]:
-        """One page of the staff queue and how many cases match: overdue open cases first
-        (due before `today`, an ISO date), then by due date, cases without one last, then by
-        number. Filtering, counting and ordering happen in SQLite so a page of 100,000 cases
-        decodes only its own rows. `ids` are a search's hits; `owner` is a login, or `none`
-        for cases nobody has."""
+        """One page of the staff queue and how many cases match. Overdue open cases come first,
+        then the cases that wait on us (`waiting_since`, see store/waiting.py), then the open
+        and then the finished ones by their date: the due date, or for a case without one the day it turns overdue, which
+        is `age_overdue_days` after its oldest unanswered mail (else after it came in), as the
+        report workbook colours it; then by number. Each row carries `waiting_since`.
+
+        `view`: None for all that match; `desk` for the default desk (cases waiting on the
+        participant left out unless the participant wrote); `participant` for just those;
+        `waiting` for the cases that wait on us. Filtering, counting and ordering happen in
+        SQLite so a page of 100,000 cases decodes only its own rows. `ids` are a search's hits;
+        `owner` is a login, or `none` for cases nobody has."""
         where, params = ["1"], []
         if ids is not None:
             where.append("id IN (SELECT value FROM json_each(?))")
@@ -1026,21 +1054,48 @@ class Store(Queries, DeskQueries):
         if procedure:
             where.append("procedure = ?")
             params.append(procedure)
-        overdue = (
-            "(status NOT IN ('closed', 'ignored') AND coalesce(due, '') != ''"
-            " AND substr(due, 1, 10) < ?)"
+        waiting_col = (
+            f"CASE WHEN status NOT IN ('closed', 'ignored') THEN {waiting_since_sql()} END"
         )
+        inner = f"SELECT *, {waiting_col} AS waiting_since FROM cases WHERE {' AND '.join(where)}"
+        shift = f"+{max(0, int(age_overdue_days) - 1)} days"
+        key = (
+            "(CASE WHEN coalesce(due, '') != '' THEN substr(due, 1, 10)"
+            " ELSE date(substr(coalesce(waiting_since, received_at), 1, 10), ?) END)"
+        )
+        overdue = f"(status NOT IN ('closed', 'ignored') AND {key} < ?)"
+        outer, outer_params = ["1"], []
+        waits = "status IN (" + ",".join(f"'{s}'" for s in PARTICIPANT_WAITS) + ")"
+        if view == "desk":
+            outer.append(f"(NOT {waits} OR waiting_since IS NOT NULL)")
+        elif view == "participant":
+            outer.append(f"({waits} AND waiting_since IS NULL)")
+        elif view == "waiting":
+            outer.append("waiting_since IS NOT NULL")
         if overdue_only:
-            where.append(overdue)
-            params.append(today)
-        clause = " AND ".join(where)
-        total = self.execute(f"SELECT count(*) FROM cases WHERE {clause}", params).fetchone()[0]
+            outer.append(overdue)
+            outer_params += [shift, today]
+        clause = " AND ".join(outer)
+        # one pass: the cases are read and `waiting_since` worked out once (a materialised
+        # CTE), the count rides along as a window over the same rows
         rows = self.execute(
-            f"SELECT * FROM cases WHERE {clause} ORDER BY {overdue} DESC,"
-            " coalesce(due, '') = '', substr(due, 1, 10), id LIMIT ? OFFSET ?",
-            [*params, today, limit, offset],
-        )
-        return total, [self._decode(r) for r in rows]
+            f"WITH q AS MATERIALIZED ({inner}) SELECT *, count(*) OVER () AS total_rows"
+            f" FROM q WHERE {clause} ORDER BY {overdue} DESC,"
+            f" waiting_since IS NULL, status IN ('closed', 'ignored'), {key}, id"
+            " LIMIT ? OFFSET ?",
+            [*params, *outer_params, shift, today, shift, limit, offset],
+        ).fetchall()
+        if rows:
+            total = rows[0]["total_rows"]
+        else:
+            total = self.execute(
+                f"WITH q AS MATERIALIZED ({inner}) SELECT count(*) FROM q WHERE {clause}",
+                [*params, *outer_params],
+            ).fetchone()[0]
+        decoded = [self._decode(r) for r in rows]
+        for case in decoded:
+            case.pop("total_rows", None)
+        return total, decoded
 
     def cases_as_json(
         self, fields: Sequence[str], *, open_only: bool = False, owner: str | None = None
@@ -1167,11 +1222,11 @@ class Store(Queries, DeskQueries):
             " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 case_id,
-                "\n".join(subjects),
-                f"{case['sender'] or ''} {case['sender_name'] or ''}",
-                "\n".join(dict.fromkeys(c for c in company if c)),
-                "\n".join(bodies),
-                "\n".join(files),
+                fold("\n".join(subjects)),
+                fold(f"{case['sender'] or ''} {case['sender_name'] or ''}"),
+                fold("\n".join(dict.fromkeys(c for c in company if c))),
+                fold("\n".join(bodies)),
+                fold("\n".join(files)),
             ),
         )
 
@@ -1196,10 +1251,12 @@ class Store(Queries, DeskQueries):
 
     def search_cases(self, text: str) -> set[int]:
         """Cases whose subject, sender, company, body or attachment names contain every
-        whitespace-separated term. Terms of 3+ characters use the trigram index; shorter ones
-        (a 2-character name such as 東電) fall back to LIKE over the same columns."""
+        whitespace-separated term, or that a term names by its 受付番号 (MB-000082, 82).
+        The query is folded as the index is (`searchfold.fold`: NFKC, case, 異体字). Terms of
+        3+ characters use the trigram index; shorter ones (a 2-character name such as 東電)
+        fall back to LIKE over the same columns."""
         found: set[int] | None = None
-        for term in text.split():
+        for term in fold(text).split():
             if len(term) >= 3:
                 phrase = '"' + term.replace('"', '""') + '"'
                 rows = self.execute(
@@ -1218,6 +1275,12 @@ class Store(Queries, DeskQueries):
                     (like,) * 5,
                 )
             ids = {r[0] for r in rows}
+            number = case_number(term)
+            if (
+                number is not None
+                and self.execute("SELECT 1 FROM cases WHERE id = ?", (number,)).fetchone()
+            ):
+                ids.add(number)
             found = ids if found is None else found & ids
         return found or set()
 
@@ -1432,7 +1495,9 @@ class Store(Queries, DeskQueries):
         (the form's fields), which a report of 30,000 rows would decode for nothing."""
         rows = self.execute(
             "SELECT id, procedure, status, sender, operator_code, subject, received_at, due,"
-            " problems, json_extract(data, '$.remarks') AS remarks, version, owner"
+            " problems, json_extract(data, '$.remarks') AS remarks, version, owner,"
+            " coalesce(json_extract(data, '$.form.\"事業者名称\"'),"
+            " json_extract(data, '$.form.\"事業者名称(発電所所有者)\"')) AS form_company"
             " FROM cases WHERE status NOT IN ('closed', 'ignored') ORDER BY id"
         )
         out = []

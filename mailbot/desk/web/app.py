@@ -8,41 +8,57 @@ else changed the case is refused instead of applied twice. Decisions go through
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, g, redirect, request
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, TemplateError
+from markupsafe import Markup
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
 from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
 from mailbot.desk.decisions import StaleCase, decide
-from mailbot.desk.staff import add_note, assign, check_password, reply
-from mailbot.desk.web import security
-from mailbot.desk.web.stats import build_stats
+from mailbot.desk.preview import preview
+from mailbot.desk.replies import case_fields, render_reply, reply_names
+from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
+from mailbot.desk.staff import MAX_REPLY, add_note, assign, check_password, mark_handled, reply_and
+from mailbot.desk.web import casepage, security
+from mailbot.desk.web.stats import build_stats, build_tables
 from mailbot.desk.web.timeline import timeline
 from mailbot.errors import MailbotError
 from mailbot.mail.parse import parse
 from mailbot.mail.render import jdate, jdatetime
-from mailbot.outcome import remarks_of
 from mailbot.procedures import registry
-from mailbot.states import LABELS, OPEN, Status, action_label, allowed_actions
-from mailbot.store.registers import operator as find_operator
+from mailbot.states import LABELS, OPEN, Status, action_label, allowed_actions, mail_kind
+from mailbot.store.registers import party
 from mailbot.text import format_case_number
 
 log = logging.getLogger(__name__)
 
+KEYS_JS = (TEMPLATES_DIR / "web" / "keys.js").read_text(encoding="utf-8")
+"""The desk's one script (keyboard shortcuts), always the packaged copy, inlined into every
+page and allowed by its hash alone: no other script, inline or fetched, can run."""
 CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "script-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(KEYS_JS.encode("utf-8")).digest()).decode("ascii")
+    + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_SIZE = 100
+PRESENCE = timedelta(minutes=2)
+VIEWS = {
+    "": "対応が必要な案件（参加者の対応待ちを除く）",
+    "waiting": "要対応（参加者からの新着メール）のみ",
+    "participant": "参加者の対応待ち（修正依頼中・回答待ち）",
+}
 THROTTLED = (
     "ログインの失敗が続いたため、しばらく受け付けません。"
     "15分ほど待ってから、またはこのIDで以前ログインしたブラウザからお試しください。"
@@ -53,6 +69,8 @@ NOTICES = {
     "noted": "メモを追加しました（参加者には送信されません）。",
     "decided": "判断を記録しました。送信するメールは送信キューに入りました。",
     "replied": "返信を送信キューに入れました。",
+    "handled": "参加者のメールを対応済みにしました（返信はしていません）。",
+    "drafted": "返信の下書きを保存しました（送信はしていません）。",
 }
 
 
@@ -67,7 +85,12 @@ def page_environment(config: Config) -> Environment:
         autoescape=True,
     )
     env.filters.update(jdate=jdate, jdatetime=jdatetime)
-    env.globals.update(status_label=_status_label, format_case_number=format_case_number)
+    env.globals.update(
+        status_label=_status_label,
+        format_case_number=format_case_number,
+        mail_kind=mail_kind,
+        keys_js=Markup(KEYS_JS),
+    )
     return env
 
 
@@ -228,6 +251,10 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         query = args.get("q", "").strip()[:200]
         status = args.get("status", "")
         show = args.get("show", "open")
+        view = args.get("view", "")
+        if view not in VIEWS:
+            view = ""
+        filtered = query or status or owner or args.get("procedure") or show == "all"
         today = c.now().astimezone(c.calendar.tz).date()
         page = _page_number(args.get("page"))
         total, found = c.store.queue_page(
@@ -240,6 +267,8 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             status=status or None,
             procedure=args.get("procedure") or None,
             overdue_only=bool(args.get("overdue")),
+            view=view or (None if filtered else "desk"),
+            age_overdue_days=AGE_OVERDUE_DAYS,
         )
         last = max(1, -(-total // PAGE_SIZE))
         if page > last:
@@ -263,10 +292,14 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
                 "owner": owner,
                 "overdue": bool(args.get("overdue")),
                 "show": show,
+                "view": view,
             },
+            views=list(VIEWS.items()),
             statuses=[(s.value, LABELS[s]) for s in Status],
             procedures=[(pid, c.routing.name_of(pid)) for pid in sorted(registry())],
             staff=c.store.staff_list(),
+            age_soon=AGE_SOON_DAYS,
+            age_overdue=AGE_OVERDUE_DAYS,
         )
 
     def _page_number(text: str | None) -> int:
@@ -291,6 +324,9 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         due = date.fromisoformat(str(case["due"])[:10]) if case.get("due") else None
         left = days_left(due) if due else None
         open_case = Status(case["status"]) in OPEN
+        waiting = case.get("waiting_since")
+        anchor = _local_date(c, waiting or case["received_at"])
+        age = (today - anchor).days if anchor and open_case and not due else None
         return {
             "id": case["id"],
             "number": format_case_number(case["id"]),
@@ -302,7 +338,12 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             "received": case["received_at"],
             "due": due,
             "days_left": left,
-            "overdue": bool(open_case and due and due < today),
+            "overdue": bool(open_case and due and due < today)
+            or (age is not None and age >= AGE_OVERDUE_DAYS),
+            "soon": bool(left is not None and 0 <= left <= 1)
+            or (age is not None and AGE_SOON_DAYS <= age < AGE_OVERDUE_DAYS),
+            "age_days": age,
+            "waiting_since": waiting,
         }
 
     @app.get("/cases/<int:case_id>")
@@ -310,8 +351,14 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         return _case_page(case_id, notice=NOTICES.get(request.args.get("done", "")))
 
     def _case_page(
-        case_id: int, *, notice: str | None = None, error: str | None = None, status: int = 200
+        case_id: int,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        status: int = 200,
     ) -> Response:
+        """The case page. The reply box holds, in this order: the canned reply asked for
+        (`?template=NAME`), else the staff member's kept draft, else nothing."""
         c = ctx()
         case = c.store.case(case_id)
         if case is None:
@@ -322,17 +369,44 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             if handler and Status(case["status"]) in OPEN
             else ()
         )
+        case["waiting_since"] = c.store.waiting_on_us([case_id]).get(case_id)
         row = _queue_row(c, case)
         accounts = c.store.staff_list()
+        login = g.session.login
+        with c.store.transaction():
+            c.store.saw_case(case_id, login, c.now())
+        names = {a["login"]: a["name"] for a in accounts}
+        others = c.store.case_viewers(case_id, c.now() - PRESENCE, besides=login)
+        canned, reply_text = None, None
+        wanted = request.args.get("template", "")
+        if wanted and request.method == "GET":
+            try:
+                canned = render_reply(c.config, wanted, _reply_fields(c, case))
+                reply_text = canned.body
+            except KeyError:
+                raise NotFound() from None
+            except TemplateError as exc:
+                error = f"定型文「{wanted}」を表示できません（{type(exc).__name__}: {exc}）"
+        if reply_text is None:
+            reply_text = c.store.draft(case_id, login) or ""
+        mails = _mails(c, case_id)
+        problems, remarks = casepage.loose_notes(case)
         return render(
             "case",
+            latest=casepage.latest_incoming(mails),
+            viewers=[f"{names.get(v, v)}（{v}）" for v in others],
+            reply_text=reply_text,
+            canned=canned,
+            canned_names=[(n, _canned_title(c, n, case)) for n in reply_names(c.config)],
+            form_rows=casepage.form_rows(case),
+            loose_problems=problems,
+            loose_remarks=remarks,
             status=status,
             case=case,
             row=row,
-            remarks=remarks_of(case),
             number=format_case_number(case_id),
             procedure_name=c.routing.name_of(case["procedure"]),
-            mails=_mails(c, case_id),
+            mails=mails,
             events=timeline(c, case_id, {a["login"]: a["name"] for a in accounts}),
             actions=[(a, action_label(a)) for a in actions],
             staff=[a for a in accounts if not a["disabled"]],
@@ -383,16 +457,24 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
         text = request.form.get("text", "")
         return _act(case_id, "noted", lambda: add_note(ctx(), case_id, text, by=g.session.login))
 
+    @app.post("/cases/<int:case_id>/handled")
+    def handled(case_id: int) -> Response:
+        version = _version()
+        return _act(
+            case_id,
+            "handled",
+            lambda: mark_handled(ctx(), case_id, by=g.session.login, expected_version=version),
+        )
+
     @app.post("/cases/<int:case_id>/decide")
     def decision(case_id: int) -> Response:
         version = _version()
         action = request.form.get("action", "")
         arg = request.form.get("arg", "").strip() or None
         reason = request.form.get("reason", "").strip() or None
-        return _act(
-            case_id,
-            "decided",
-            lambda: decide(
+
+        def work() -> Any:
+            return decide(
                 ctx(),
                 case_id,
                 action,
@@ -401,18 +483,92 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
                 by=g.session.login,
                 expected_version=version,
                 reason_hint="「理由」欄に記入してください",
-            ),
+            )
+
+        if request.form.get("step") == "preview":
+            return _confirm(
+                case_id,
+                work,
+                kind="decide",
+                title=f"判断「{action_label(action)}」の確認",
+                fields={"action": action, "arg": arg or "", "reason": reason or ""},
+                version=version,
+            )
+        return _act(case_id, "decided", work)
+
+    def _confirm(
+        case_id: int,
+        work: Callable[[], Any],
+        *,
+        kind: str,
+        title: str,
+        fields: dict[str, str],
+        version: int | None,
+    ) -> Response:
+        """The confirmation step: what `work` would mail, and when, before it is done."""
+        c = ctx()
+        case = c.store.case(case_id)
+        if case is None:
+            raise NotFound()
+        try:
+            mails = preview(c, work)
+        except StaleCase as exc:
+            return _case_page(case_id, error=_stale(exc), status=409)
+        except MailbotError as exc:
+            return _case_page(case_id, error=str(exc), status=409)
+        return render(
+            "confirm",
+            case=case,
+            number=format_case_number(case_id),
+            kind=kind,
+            title=title,
+            fields=fields,
+            version=version,
+            mails=mails,
+            kind_label=mail_kind,
         )
 
     @app.post("/cases/<int:case_id>/reply")
     def answer(case_id: int) -> Response:
+        """The typed text is kept as the staff member's draft first, so a refusal (409) or a
+        reload shows it again; it is dropped once the reply is planned."""
         version = _version()
-        text = request.form.get("text", "")
-        return _act(
-            case_id,
-            "replied",
-            lambda: reply(ctx(), case_id, text, by=g.session.login, expected_version=version),
-        )
+        text = request.form.get("text", "")[: MAX_REPLY * 2]
+        claim = request.form.get("claim") == "1"
+        close = request.form.get("then") == "close"
+        c, login = ctx(), g.session.login
+        if c.store.case(case_id) is None:
+            raise NotFound()
+        with c.store.transaction():
+            c.store.save_draft(case_id, login, text, c.now())
+
+        def work() -> Any:
+            return reply_and(
+                c, case_id, text, by=login, expected_version=version, claim=claim, close=close
+            )
+
+        if request.form.get("step") == "draft":
+            return redirect(f"/cases/{case_id}?done=drafted#reply", code=303)
+        if request.form.get("step") == "preview":
+            return _confirm(
+                case_id,
+                work,
+                kind="reply",
+                title="返信の確認",
+                fields={
+                    "text": text,
+                    "claim": "1" if claim else "",
+                    "then": request.form.get("then", ""),
+                },
+                version=version,
+            )
+
+        def send() -> None:
+            work()
+            with c.store.transaction():
+                c.store.drop_draft(case_id, login)
+
+        return _act(case_id, "replied", send)
 
     @app.get("/cases/<int:case_id>/<any(in, out):way>/<int:row>/<int:index>")
     def attachment(case_id: int, way: str, row: int, index: int) -> Response:
@@ -439,9 +595,28 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
 
     @app.get("/stats")
     def stats() -> Response:
-        return render("stats", stats=build_stats(ctx()))
+        workload, levels = build_tables(ctx())
+        return render("stats", stats=build_stats(ctx()), workload=workload, levels=levels)
 
     return app
+
+
+def _reply_fields(c: Context, case: dict[str, Any]) -> dict[str, Any]:
+    account = c.store.staff(g.session.login)
+    return case_fields(
+        case,
+        case_number=format_case_number(case["id"]),
+        procedure_name=c.routing.name_of(case["procedure"]),
+        party=_party(c, case),
+        staff_name=account["name"] if account else g.session.login,
+    )
+
+
+def _canned_title(c: Context, name: str, case: dict[str, Any]) -> str:
+    try:
+        return render_reply(c.config, name, _reply_fields(c, case)).title
+    except Exception:
+        return f"{name}（表示できません）"
 
 
 def _stale(exc: StaleCase) -> str:
@@ -462,15 +637,9 @@ def _status_label(status: str) -> str:
 
 
 def _party(c: Context, case: dict[str, Any]) -> str:
-    """Looked up once per operator per request: a queue page of 100 rows is mostly a few
+    """Register look-ups are cached per request: a queue page of 100 rows is mostly a few
     operators, and each lookup is a query."""
-    code = case.get("operator_code") or ""
-    names: dict[str, str | None] = g.setdefault("operator_names", {})
-    if code and code not in names:
-        op = find_operator(c.store, code)
-        names[code] = op["name"] if op else None
-    name = names.get(code) or case.get("sender_name") or ""
-    return f"{code} {name}".strip()
+    return party(c.store, case, g.setdefault("operator_names", {}))
 
 
 def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
@@ -515,6 +684,19 @@ def _mail_view(raw: bytes, way: str, row: int, at: str, state: str) -> dict[str,
         "html": mail.content_type == "text/html",
         "files": [(i, a.filename, a.size) for i, a in enumerate(mail.attachments)],
     }
+
+
+def _local_date(c: Context, text: str | None) -> date | None:
+    """The local (desk) day of a stored instant."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(c.calendar.tz).date()
 
 
 def _whole(text: str | None) -> int | None:

@@ -80,3 +80,57 @@ def build_stats(ctx: Context) -> list[Chart]:
         ),
         _chart("サービスレベル（期限のある案件）", [(k, sla.get(k, 0)) for k in SLA_LABELS]),
     ]
+
+
+@dataclass(frozen=True)
+class Workload:
+    who: str
+    open: int
+    waiting: int
+    overdue: int
+    done: int
+
+
+@dataclass(frozen=True)
+class ProcedureLevel:
+    procedure: str
+    kept: int
+    late: int
+    pending: int
+    overdue: int
+
+    @property
+    def kept_share(self) -> str:
+        """Of the cases decided, the share decided by their due date (％), or "-"."""
+        decided = self.kept + self.late
+        return f"{100 * self.kept / decided:.0f}%" if decided else "-"
+
+
+def build_tables(ctx: Context) -> tuple[list[Workload], list[ProcedureLevel]]:
+    """Workload per 担当 (open, 要対応, overdue; replies, decisions and mails marked handled
+    in the last DAYS days) and service levels per procedure."""
+    now = ctx.now().astimezone(ctx.calendar.tz)
+    today = now.date()
+    since = now - timedelta(days=DAYS)
+    names = {a["login"]: a["name"] for a in ctx.store.staff_list()}
+    work = [
+        Workload(
+            who=f"{names[r['owner']]}（{r['owner']}）"
+            if r["owner"] in names
+            else r["owner"] or "未割当",
+            open=r["open"],
+            waiting=r["waiting"],
+            overdue=r["overdue"],
+            done=r["done"],
+        )
+        for r in ctx.store.workload(today=today.isoformat(), since=since.isoformat())
+    ]
+    offset = now.utcoffset() or timedelta(0)
+    levels = ctx.store.service_levels_by_procedure(
+        today=today.isoformat(),
+        offset_minutes=int(offset.total_seconds() // 60),
+        open_statuses=sorted(s.value for s in OPEN),
+    )
+    return work, [
+        ProcedureLevel(ctx.routing.name_of(p), **counts) for p, counts in sorted(levels.items())
+    ]

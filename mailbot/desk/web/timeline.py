@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailbot.context import Context
-from mailbot.states import LABELS, Status
+from mailbot.states import LABELS, Status, action_label, mail_kind
 
 KIND_LABELS = {
     "opened": "案件を作成",
@@ -37,6 +37,12 @@ KIND_LABELS = {
     "held": "保留",
     "objection_refused": "異議申立を受付不可と判定",
     "roadmap_correction": "ロードマップ修正の案内",
+    "participant_message": "参加者からメール（案件に追加）",
+    "reminder": "督促メールを送信キューへ",
+    "handled": "参加者のメールを対応済みに（返信なし）",
+    "notice_sent": "通知書を送付",
+    "message_id_collision": "同じMessage-IDの別メールを受信",
+    "retried": "メールを再処理",
 }
 DETAIL_LABELS = {
     "action": "判断",
@@ -55,8 +61,23 @@ DETAIL_LABELS = {
     "kind": "種類",
     "procedure": "手続き",
     "status": "状態",
+    "occasion": "督促の区切り",
+    "since": "未対応のメールの受信",
+    "message": "メール",
 }
 HIDDEN = {"key", "message_id", "mailbox", "outbox", "problems", "defects"}
+
+
+class _ProcedureNames(dict):
+    """procedure id → its name, looked up as asked."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__()
+        self._ctx = ctx
+
+    def __missing__(self, key: str) -> str:
+        self[key] = self._ctx.routing.name_of(key)
+        return self[key]
 
 
 @dataclass(frozen=True)
@@ -77,12 +98,18 @@ def who(actor: str, names: dict[str, str]) -> str:
     return actor
 
 
-def _value(key: str, value: Any) -> str:
+def _value(key: str, value: Any, names: dict[str, str] | None = None) -> str:
     if key in ("old", "new", "status") and isinstance(value, str):
         try:
             return LABELS[Status(value)]
         except ValueError:
             return value
+    if key == "kind" and isinstance(value, str):
+        return mail_kind(value)
+    if key == "action" and isinstance(value, str):
+        return action_label(value)
+    if key == "procedure" and isinstance(value, str) and names is not None:
+        return names[value]
     if value is None:
         return "なし"
     if isinstance(value, list):
@@ -91,11 +118,14 @@ def _value(key: str, value: Any) -> str:
 
 
 def timeline(ctx: Context, case_id: int, names: dict[str, str]) -> list[Entry]:
+    """The case's events as staff read them: what happened, by whom, with the details in
+    their Japanese names (mail kinds, decisions, procedures, statuses), never internal ids."""
+    procedures = _ProcedureNames(ctx)
     out = []
     for event in ctx.store.events(case_id):
         detail = event["detail"]
         items = [
-            (DETAIL_LABELS.get(k, k), _value(k, v))
+            (DETAIL_LABELS.get(k, k), _value(k, v, procedures))
             for k, v in detail.items()
             if k not in HIDDEN
             and v not in ("", [], {})
