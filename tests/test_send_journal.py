@@ -253,7 +253,8 @@ def test_a_run_killed_while_its_sender_goes_along_sends_no_reply_twice(tmp_path:
     killed = run_script(KILLED_ALONG, tmp_path, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert journal_path(tmp_path / "data" / "mailbot.db").exists()
-    ctx = make_desk(tmp_path, "2026-11-20T10:00")
+    # restarted minutes later: the killed run's clock ran on, so it planned replies after 10:00
+    ctx = make_desk(tmp_path, "2026-11-20T10:10")
     assert SendJournal(ctx.store.path).entries()  # what the killed run's sender left
     sender = _Delivered(tmp_path / "sent")
     runner.run_once(ctx, sender)
