@@ -119,6 +119,17 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "trust": ("table", {"authserv_ids": "str_list"}),
+    "monitoring": (
+        "table",
+        {
+            "listen": "str",
+            "metrics_token_env": "str",
+            "metrics_token_file": "str",
+            "trusted_networks": "str_list",
+            "mailbox_alert_minutes": "positive_number",
+            "reply_due_minutes": "positive_number",
+        },
+    ),
 }
 """Every table and key a config may hold, with the kind of value each takes. One schema:
 `validate` checks a parsed file against it before anything is built from it."""
@@ -262,6 +273,27 @@ class WebConfig:
     base_url: str | None = None
 
 
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """`[monitoring]`: /healthz and /metrics (README "Operations").
+
+    `listen` ("HOST:PORT") makes `mailbot run` serve both itself (the web desk always serves
+    them). /metrics answers a bearer token (from `metrics_token_env` or `metrics_token_file`)
+    or a peer in `trusted_networks` (default: loopback only). A mailbox unreadable for
+    `mailbox_alert_minutes` is mailed to `[staff] addresses` (then at most hourly) and makes
+    /healthz fail, as does a reply due for `reply_due_minutes` and not sent."""
+
+    listen: tuple[str, int] | None = None
+    metrics_token: str | None = field(default=None, repr=False)
+    token_problem: str | None = None
+    trusted_networks: tuple[str, ...] = LOOPBACK
+    mailbox_alert_minutes: float = 15.0
+    reply_due_minutes: float = 30.0
+
+
 @dataclass(frozen=True)
 class Config:
     database: Path
@@ -274,6 +306,7 @@ class Config:
     source: str
     web: WebConfig = WebConfig()
     authserv_ids: tuple[str, ...] = ()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     def mailbox_for(self, address: str) -> MailboxConfig | None:
         address = address.lower()
@@ -462,6 +495,66 @@ def _web(table: dict[str, Any]) -> WebConfig:
     )
 
 
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError("monitoring.listen", f"must be HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _networks(entries: list[str], where: str) -> tuple[str, ...]:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(where, f"{entry!r} is not an IP address or network") from None
+    return tuple(entries)
+
+
+def _metrics_token(table: dict[str, Any], base: Path) -> dict[str, str | None]:
+    """The bearer token of /metrics, or why it cannot be read (told when /metrics is asked,
+    so a missing secret never stops mail)."""
+    where = "monitoring"
+    if "metrics_token_env" in table and "metrics_token_file" in table:
+        raise ConfigError(where, "metrics_token_env and metrics_token_file: give one")
+    if "metrics_token_env" in table:
+        name = _get(table, "metrics_token_env", where, str)
+        value = os.environ.get(name, "").strip()
+        if not value:
+            return {"token_problem": f"metrics_token_env: environment variable {name} is not set"}
+        return {"metrics_token": value}
+    if "metrics_token_file" in table:
+        path = base / _get(table, "metrics_token_file", where, str)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return {"token_problem": f"metrics_token_file: {path}: {exc.strerror}"}
+        if not value:
+            return {"token_problem": f"metrics_token_file: {path} is empty"}
+        return {"metrics_token": value}
+    return {}
+
+
+def _monitoring(table: dict[str, Any], base: Path) -> MonitoringConfig:
+    where = "monitoring"
+    listen = _get(table, "listen", where, str, None)
+    return MonitoringConfig(
+        listen=_listen(listen) if listen is not None else None,
+        **_metrics_token(table, base),  # type: ignore[arg-type]
+        trusted_networks=_networks(
+            _get(table, "trusted_networks", where, list, list(LOOPBACK)),
+            "monitoring.trusted_networks",
+        ),
+        mailbox_alert_minutes=_get(
+            table, "mailbox_alert_minutes", where, float, MonitoringConfig.mailbox_alert_minutes
+        ),
+        reply_due_minutes=_get(
+            table, "reply_due_minutes", where, float, MonitoringConfig.reply_due_minutes
+        ),
+    )
+
+
 def parse_config(text: str, source: str, base: Path) -> Config:
     try:
         data = tomllib.loads(text)
@@ -509,6 +602,7 @@ def parse_config(text: str, source: str, base: Path) -> Config:
             a.strip().lower().rstrip(".")
             for a in _get(data.get("trust", {}), "authserv_ids", "trust", list, [])
         ),
+        monitoring=_monitoring(data.get("monitoring", {}), base),
     )
 
 

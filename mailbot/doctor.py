@@ -27,6 +27,7 @@ from mailbot.context import Context
 from mailbot.errors import MailbotError
 from mailbot.rulefile import RulesFile
 from mailbot.store.health import Health, backup_checked, read_health
+from mailbot.store.monitor import MailboxStatus, read_mailbox_statuses
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 RESOLVE_TIMEOUT = 5.0
@@ -235,9 +236,30 @@ def _database(config: Config, now: datetime) -> list[Check]:
         ]
     try:
         health = read_health(path, now)
+        statuses = read_mailbox_statuses(path)
     except sqlite3.Error as exc:
         return [Check("database integrity", FAIL, f"{path}: {exc}")]
-    return _database_rows(health, path)
+    return _database_rows(health, path) + [
+        _reading(box.address, statuses.get(box.address), now, config) for box in config.mailboxes
+    ]
+
+
+def _reading(address: str, status: MailboxStatus | None, now: datetime, config: Config) -> Check:
+    """How the run last read a mailbox (`mailbox_status`): FAIL once it has been unreadable
+    for `[monitoring] mailbox_alert_minutes` (staff are mailed then), WARN before."""
+    name = f"reading {address}"
+    if status is None:
+        return Check(name, OK, "no read recorded yet (`mailbot run` records each one)")
+    if status.failing_since is None:
+        return Check(name, OK, f"read at {status.last_ok_at}")
+    minutes = status.failing_for(now) / 60
+    late = minutes >= config.monitoring.mailbox_alert_minutes
+    detail = (
+        f"unreadable since {status.failing_since} ({minutes:.0f} min, {status.failure_kind}):"
+        f" {status.last_error}"
+        + (f"; staff told at {status.alerted_at}" if status.alerted_at else "")
+    )
+    return Check(name, FAIL if late else WARN, " ".join(detail.split()))
 
 
 def _database_rows(h: Health, path: Path) -> list[Check]:

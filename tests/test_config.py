@@ -116,7 +116,7 @@ username = "code"
         ),
         (
             MAILDIR_BOX + OUTGOING + "[whatever]\n",
-            "whatever: unknown table (known: storage, mailboxes, outgoing, staff, limits, paths, web, trust)",
+            "whatever: unknown table (known: storage, mailboxes, outgoing, staff, limits, paths, web, trust, monitoring)",
         ),
         (
             MAILDIR_BOX + 'host = "imap.example.jp"\n' + OUTGOING,
@@ -130,6 +130,24 @@ username = "code"
         (
             MAILDIR_BOX + '[outgoing]\nbackend = "smtp"\nhost = "h"\nsecurity = "tls"\n',
             "outgoing.security: must be one of ssl, starttls, none",
+        ),
+        (
+            MAILDIR_BOX + OUTGOING + '[monitoring]\nlisten = "9108"\n',
+            "monitoring.listen: must be HOST:PORT, got '9108'",
+        ),
+        (
+            MAILDIR_BOX + OUTGOING + '[monitoring]\ntrusted_networks = ["intranet"]\n',
+            "monitoring.trusted_networks: 'intranet' is not an IP address or network",
+        ),
+        (
+            MAILDIR_BOX
+            + OUTGOING
+            + '[monitoring]\nmetrics_token_env = "T"\nmetrics_token_file = "t"\n',
+            "monitoring: metrics_token_env and metrics_token_file: give one",
+        ),
+        (
+            MAILDIR_BOX + OUTGOING + "[monitoring]\nmailbox_alert_minutes = 0\n",
+            "monitoring.mailbox_alert_minutes: must be a number above 0, got 0",
         ),
     ],
 )
@@ -176,3 +194,27 @@ def test_a_missing_password_env_stops_only_what_logs_in(
         "mailbot: mailbox code@occto.or.jp: password_env: environment variable"
         " MAILBOT_TEST_NO_SUCH_PASSWORD is not set\n"
     )
+
+
+def test_every_monitoring_key_is_documented_and_every_documented_one_exists():
+    """README "Configuration" and config.example.toml name each `[monitoring]` key of the
+    schema, and nothing else (a documented key the schema refuses would be exit 3)."""
+    import re
+
+    from mailbot.config import SCHEMA
+
+    root = Path(__file__).resolve().parent.parent
+    keys = set(SCHEMA["monitoring"][1])
+    lines = root.joinpath("README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(next(line for line in lines if line.startswith("| `[monitoring]` |")))
+    end = start + 1
+    while lines[end].startswith("| |"):
+        end += 1
+    rows = lines[start:end]
+    documented = {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[2])}
+    assert documented == keys
+    example = root.joinpath("config.example.toml").read_text(encoding="utf-8")
+    section = example.split("\n[monitoring]\n", 1)[1].split("\n[", 1)[0]
+    in_example = set(re.findall(r"^#? ?([a-z_]+) =", section, flags=re.MULTILINE))
+    assert in_example == keys
+    assert parse_config(example, "example", root).monitoring.mailbox_alert_minutes == 15

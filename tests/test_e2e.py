@@ -87,9 +87,11 @@ def test_run_once_over_imap_and_smtp_answers_every_sample_once(
     assert db(tmp_path).execute("SELECT count(*) FROM messages").fetchone()[0] == len(sent_ids)
 
 
-def start_run(config: Path, log: Path) -> subprocess.Popen:
+def start_run(config: Path, log: Path, now: str | None = None) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("MAILBOT_NOW", None)
+    if now is not None:
+        env["MAILBOT_NOW"] = now
     return subprocess.Popen(
         [sys.executable, "-m", "mailbot", "--config", str(config), "-v", "run"],
         stdout=log.open("ab"),

@@ -51,6 +51,7 @@ def test_migration_nine_fills_in_the_thread_of_mails_processed_before_it(
     conn.execute("ALTER TABLE operators DROP COLUMN issued_grid_codes")
     conn.execute("DROP TABLE reply_drafts")  # step 17 (16 refolds the search index)
     conn.execute("DROP TABLE case_viewers")
+    conn.execute("DROP TABLE mailbox_status")  # step 18
     conn.execute("ALTER TABLE operators DROP COLUMN name_key")
     for column in ("thread_references", "sender_name", "order_key", "answers_thread"):
         conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")

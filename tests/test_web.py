@@ -118,9 +118,13 @@ def outbox_subjects() -> list[str]:
 
 
 def test_nothing_but_login_answers_without_a_session(desk):
+    """…and the probes of README "Operations" (/healthz; /metrics to loopback or a token),
+    which show counts and times only (tests/test_monitoring.py)."""
     c = client()
     app = c.application
-    routes = [r for r in app.url_map.iter_rules() if r.endpoint != "login"]
+    routes = [
+        r for r in app.url_map.iter_rules() if r.endpoint not in ("login", "healthz", "metrics")
+    ]
     assert len(routes) >= 9
     for rule in routes:
         path = re.sub(r"<int:[a-z_]+>", "1", rule.rule).replace("<any(in, out):way>", "in")

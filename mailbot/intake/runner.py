@@ -27,11 +27,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mailbot.config import MailboxConfig
 from mailbot.console import counter
 from mailbot.context import Context
-from mailbot.errors import MailbotError, StoreBusy, StoreError
+from mailbot.errors import ConfigError, MailbotError, MailboxError, StoreBusy, StoreError
 from mailbot.intake.mailboxes import Mailbox
 from mailbot.intake.mailboxes.maildir import MaildirMailbox
 from mailbot.intake.pipeline import Result, process_batch
 from mailbot.intake.readahead import ReadAhead, exit_with_parent
+from mailbot.intake.reading import ReadingState, alert_unreadable, record_read
 from mailbot.outbox.send import Sender, flush_outbox, fold_journal, make_sender, settle_journal
 from mailbot.store import Store, StoredMessage
 from mailbot.store.journal import SendJournal
@@ -47,15 +48,17 @@ BATCH_SECONDS = 5.0
 READ_AHEAD_FROM = 2 * COMMIT_BATCH  # a backlog this long is parsed ahead on the second core
 FRESH_BATCH = 4  # mails that arrived during a drain, taken ahead of its next batch at most
 PUSH_SLICE = 30.0  # IDLE is renewed (and the box re-checked) this often even when nothing comes
+STOP_SECONDS = 0.5  # how long a stopping daemon waits for its watchers
 
 
-def open_mailbox(box: MailboxConfig) -> Mailbox:
+def open_mailbox(box: MailboxConfig, stop: threading.Event | None = None) -> Mailbox:
+    """The mailbox of a `[[mailboxes]]` entry; `stop` cuts its reconnect backoff short."""
     if box.backend == "maildir":
         assert box.path is not None
         return MaildirMailbox(box.address, box.path, box.poll_interval)
     from mailbot.intake.mailboxes.imap import ImapMailbox
 
-    return ImapMailbox.from_config(box)
+    return ImapMailbox.from_config(box, stop=stop)
 
 
 class WriteTurns:
@@ -175,9 +178,11 @@ def process_pending(
     ahead: ReadAhead | None = None,
     committed: Callable[[], None] | None = None,
     turns: WriteTurns | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Result]:
     """Process every stored message; a backlog (first run on a full mailbox) shows progress.
-    `committed` is called after each batch's commit (the sender that goes along wakes).
+    `committed` is called after each batch's commit (the sender that goes along wakes);
+    `stop` (the daemon's SIGTERM) ends the drain after the batch in hand.
 
     The backlog is what was waiting when the drain began, taken in arrival order. Mail stored
     while it drains (the watchers of `mailbot run` keep storing) is fresh: before each backlog
@@ -205,6 +210,8 @@ def process_pending(
             else:
                 prepared = ((batch, []) for batch in groups)
             for batch, ready in prepared:
+                if stop is not None and stop.is_set():
+                    return results
                 results.extend(_fresh_first(ctx, horizon, committed, turns))
                 started = time.monotonic()
                 with turns.batch() if turns else nullcontext():
@@ -266,13 +273,32 @@ def run_jobs(ctx: Context) -> list[str]:
 
 
 def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
+    """Reads every mailbox, processes, runs the due jobs, sends. A mailbox that cannot be
+    read is recorded (and, once unreadable long enough, told to staff) while the others and
+    the rest of the run go on; its error is raised at the end."""
     summary = RunSummary()
+    unreadable: MailbotError | None = None
     for box_config in ctx.config.mailboxes:
-        mailbox = open_mailbox(box_config)
         try:
-            summary.received += receive(ctx.store, mailbox, ctx.now)
-        finally:
-            mailbox.close()
+            mailbox = open_mailbox(box_config)
+            try:
+                summary.received += receive(ctx.store, mailbox, ctx.now)
+            finally:
+                mailbox.close()
+        except StoreError:
+            raise
+        except (MailbotError, OSError) as exc:
+            record_read(ctx, box_config.address, exc)
+            if isinstance(exc, ConfigError):
+                raise
+            unreadable = unreadable or (
+                exc
+                if isinstance(exc, MailbotError)
+                else MailboxError(f"{box_config.address}: {exc}")
+            )
+            continue
+        record_read(ctx, box_config.address, None)
+    alert_unreadable(ctx)
     sender = sender or make_sender(ctx)
     stopped: BaseException | None = None
     if ctx.store.count_pending() >= READ_AHEAD_FROM:
@@ -289,6 +315,8 @@ def run_once(ctx: Context, sender: Sender | None = None) -> RunSummary:
     summary.deferred += deferred
     if stopped is not None:
         raise stopped
+    if unreadable is not None:
+        raise unreadable
     return summary
 
 
@@ -409,14 +437,16 @@ class _Watcher(threading.Thread):
 
     def run(self) -> None:
         store = Store(self.ctx.config.database)
+        reading = ReadingState(self.box.address, store, self.ctx.now)
         mailbox: Mailbox | None = None
         try:
             while not self.stop_event.is_set():
                 try:
                     if mailbox is None:
-                        mailbox = open_mailbox(self.box)
+                        mailbox = open_mailbox(self.box, self.stop_event)
                     if receive(store, mailbox, self.ctx.now, self.turns):
                         self.wake.set()
+                    reading.ok()
                     if mailbox.pushes:
                         mailbox.wait(timeout=PUSH_SLICE, stop=self.stop_event)
                     else:
@@ -429,15 +459,30 @@ class _Watcher(threading.Thread):
                     self.wake.set()
                     return
                 except (MailbotError, OSError) as exc:
-                    log.warning("mailbox %s: %s; retrying", self.box.address, exc)
                     if mailbox is not None:
                         mailbox.close()
                         mailbox = None
-                    self.stop_event.wait(5.0)
+                    if self.stop_event.is_set():
+                        return
+                    delay = reading.failed(exc)
+                    self.wake.set()  # the main loop looks at the alert that may now be due
+                    self.stop_event.wait(delay)
         finally:
             if mailbox is not None:
                 mailbox.close()
             store.close()
+
+
+def _join(watchers: list[_Watcher], seconds: float) -> None:
+    """Waits up to `seconds` in all for the watchers to end. One still blocked in a socket
+    call (a server that accepts and never answers holds a read until its timeout) is left
+    behind: it is a daemon thread, so it ends with the process, and what it was doing is
+    safe to cut (mail is acknowledged only after it is committed)."""
+    deadline = time.monotonic() + seconds
+    for watcher in watchers:
+        watcher.join(timeout=max(0.0, deadline - time.monotonic()))
+        if watcher.is_alive():
+            log.info("mailbox %s: still waiting on its server; left behind", watcher.box.address)
 
 
 def start_scheduler(ctx: Context, wake: threading.Event, tick: float) -> BackgroundScheduler:
@@ -464,8 +509,8 @@ def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) 
     """The daemon. The replies of each committed batch go at once, not after the whole
     backlog, through a database connection of their own: a recorded send is a FULL commit,
     which the drain's deferred-sync commits on the main connection are not."""
-    sender = sender or make_sender(ctx)
     wake, stop = threading.Event(), threading.Event()
+    sender = sender or make_sender(ctx, stop=stop)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping after the current step", signum)
@@ -484,14 +529,18 @@ def run_forever(ctx: Context, sender: Sender | None = None, tick: float = 30.0) 
         with Context(ctx.config, Store(ctx.config.database), ctx.clock) as sending:
             while not stop.is_set():
                 wake.clear()
-                process_pending(ctx, committed=lambda: flush_outbox(sending, sender), turns=turns)
+                process_pending(
+                    ctx, committed=lambda: flush_outbox(sending, sender), turns=turns, stop=stop
+                )
+                if stop.is_set():
+                    break
                 run_jobs(ctx)
+                alert_unreadable(ctx)
                 flush_outbox(ctx, sender)
                 wake.wait(timeout=tick)
     finally:
         scheduler.shutdown(wait=False)
-    for watcher in watchers:
-        watcher.join(timeout=10)
+    _join(watchers, STOP_SECONDS)
     failed = [w.error for w in watchers if w.error]
     if failed:
         raise failed[0]

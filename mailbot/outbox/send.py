@@ -11,9 +11,10 @@ import fcntl
 import logging
 import sqlite3
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 GIVE_UP_AFTER = timedelta(days=2)
 SEND_LOCK_WAIT = 30.0
+STOP_POLL = 0.1
 
 
 Done = Callable[[int, "SendError | None"], None]
@@ -72,6 +74,9 @@ class SmtpSender:
     config: OutgoingConfig
     envelope_from: str
     ssl_context: ssl.SSLContext | None = None
+    stop: threading.Event | None = None
+    """The daemon's SIGTERM: a connection attempt in progress is given up (the rows stay due,
+    untouched), so a server that never answers does not hold the shutdown for `timeout`."""
 
     def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
         asyncio.run(self._send_many(items, done))
@@ -91,6 +96,22 @@ class SmtpSender:
             await client.login(cfg.username, cfg.password)
         return client
 
+    async def _connect_unless_stopped(self) -> aiosmtplib.SMTP:
+        """`_connect`, given up when `stop` is set meanwhile (looked at every STOP_POLL s)."""
+        if self.stop is None:
+            return await self._connect()
+        if self.stop.is_set():
+            raise _Stopped
+        connecting = asyncio.ensure_future(self._connect())
+        while not connecting.done():
+            await asyncio.wait({connecting}, timeout=STOP_POLL)
+            if self.stop.is_set() and not connecting.done():
+                connecting.cancel()
+                with suppress(asyncio.CancelledError, aiosmtplib.SMTPException, OSError):
+                    await connecting
+                raise _Stopped
+        return connecting.result()
+
     async def _send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
         client: aiosmtplib.SMTP | None = None
         where = f"{self.config.host}:{self.config.port}"
@@ -98,7 +119,9 @@ class SmtpSender:
             for index, (message_id, recipient, raw) in enumerate(items):
                 if client is None or not client.is_connected:
                     try:
-                        client = await self._connect()
+                        client = await self._connect_unless_stopped()
+                    except _Stopped:
+                        return
                     except (aiosmtplib.SMTPException, OSError) as exc:
                         error = _classify(exc, where)
                         for rest in range(index, len(items)):
@@ -127,6 +150,10 @@ class SmtpSender:
                     client.close()
 
 
+class _Stopped(Exception):
+    """The daemon is stopping: no connection is made, the rows stay due."""
+
+
 def _classify(exc: BaseException, what: str) -> SendError:
     code = getattr(exc, "code", None)
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
@@ -138,14 +165,16 @@ def _classify(exc: BaseException, what: str) -> SendError:
     return TransientSendError(message, code if isinstance(code, int) else None)
 
 
-def make_sender(ctx: Context) -> Sender:
+def make_sender(ctx: Context, stop: threading.Event | None = None) -> Sender:
+    """The configured sender; `stop` lets the daemon's SIGTERM cut an SMTP connection
+    attempt short."""
     cfg = ctx.config.outgoing
     if cfg.backend == "maildir":
         assert cfg.path is not None
         return MaildirSender(cfg.path)
     cfg.require_password()
     envelope = cfg.username if cfg.username and "@" in cfg.username else ctx.address_for("code")
-    return SmtpSender(cfg, envelope)
+    return SmtpSender(cfg, envelope, stop=stop)
 
 
 @dataclass
@@ -298,7 +327,7 @@ def _flush(
         )
         sent += recorder.sent
         failed += recorder.failed
-        if len(rows) < batch or recorder.failed:
+        if len(rows) < batch or recorder.failed or recorder.sent < len(rows):
             return sent, failed
 
 

@@ -30,6 +30,8 @@ from mailbot.mail.parse import parse
 from mailbot.store.desk import DeskQueries
 from mailbot.store.deskwork import DESK_WORK, DeskWork
 from mailbot.store.effect import Effect
+from mailbot.store.monitor import MIGRATION as MONITOR_MIGRATION
+from mailbot.store.monitor import MonitorQueries
 from mailbot.store.queries import Queries
 from mailbot.store.searchfold import case_number, fold
 from mailbot.store.waiting import PARTICIPANT_WAITS, WaitingQueries, waiting_since_sql
@@ -407,6 +409,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     _fold_search_index,
     DESK_WORK,
+    MONITOR_MIGRATION,
 ]
 
 
@@ -480,7 +483,7 @@ SEARCH_CASE_CHARS = 1_000_000
 BLOB_PIECE = 1024 * 1024
 
 
-class Store(Queries, DeskQueries, WaitingQueries, DeskWork):
+class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:

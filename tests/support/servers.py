@@ -310,3 +310,47 @@ def user_for(raw: bytes) -> str:
     from email import message_from_bytes
 
     return "youryou" if LONG in (message_from_bytes(raw)["To"] or "") else "code"
+
+
+class Blackhole:
+    """A server that takes every connection and never says a word (a firewall that drops
+    after the handshake, a hung server): a client waits for a greeting until its own timeout.
+    `accepted` counts the connections taken."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.held.append(conn)
+
+    @property
+    def accepted(self) -> int:
+        with self._lock:
+            return len(self.held)
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.accepted >= count:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+        with self._lock:
+            for conn in self.held:
+                conn.close()

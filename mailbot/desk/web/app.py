@@ -30,7 +30,7 @@ from mailbot.desk.preview import preview
 from mailbot.desk.replies import case_fields, render_reply, reply_names
 from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
 from mailbot.desk.staff import MAX_REPLY, add_note, assign, check_password, mark_handled, reply_and
-from mailbot.desk.web import casepage, security
+from mailbot.desk.web import casepage, monitoring, security
 from mailbot.desk.web.stats import build_stats, build_tables
 from mailbot.desk.web.timeline import timeline
 from mailbot.errors import MailbotError
@@ -126,8 +126,13 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
     def _client() -> str:
         return proxies.client(request.remote_addr, request.headers.getlist("X-Forwarded-For"))
 
+    monitoring.add_access_log(app)
+    monitoring.add_routes(app, config, clock)
+
     @app.before_request
     def _authenticate() -> Response | None:
+        if request.endpoint in monitoring.PUBLIC_ENDPOINTS:
+            return None
         g.session = None
         g.new_cookie = None
         token = request.cookies.get(security.SESSION_COOKIE)

@@ -20,6 +20,7 @@ def serve(config: Config, now: str | None, *, host: str, port: int) -> int:
     with Context.open(config, clock) as ctx:  # migrates the database before the first request
         backfill_search(ctx)
     app = create_app(config, clock)
+    logging.getLogger("mailbot.access").setLevel(logging.INFO)
     log.info("serving the staff desk on http://%s:%s/", host, port)
     waitress_serve(app, host=host, port=port, threads=4, ident="mailbot")
     return 0

@@ -80,6 +80,7 @@ class ImapMailbox:
         timeout: float = 30.0,
         max_backoff: float = 60.0,
         attempts: int = 6,
+        stop: threading.Event | None = None,
     ) -> None:
         self.address = address
         self.host, self.port, self.security = host, port, security
@@ -89,6 +90,8 @@ class ImapMailbox:
         self.timeout = timeout
         self.max_backoff = max_backoff
         self.attempts = attempts
+        self.stop = stop
+        self._connected_once = False
         self._client: IMAPClient | None = None
         self.uidvalidity = 0
         self.marker = KEYWORD
@@ -127,8 +130,18 @@ class ImapMailbox:
 
     @property
     def client(self) -> IMAPClient:
+        """The session, opened when needed. A first connection that fails is not retried
+        here (`_retry` is for a session that broke): the caller's own backoff (the watcher's,
+        capped, logged once) decides when to try again."""
         if self._client is None:
-            self._client = self._connect()
+            if not self._connected_once:
+                try:
+                    self._client = self._connect()
+                except RETRYABLE as exc:
+                    raise MailboxError(f"{self!r}: cannot connect: {exc}") from exc
+            else:
+                self._client = self._connect()
+            self._connected_once = True
         return self._client
 
     def _drop(self) -> None:
@@ -151,13 +164,22 @@ class ImapMailbox:
                 self._drop()
                 if attempt == self.attempts:
                     raise MailboxError(f"{self!r}: {what} failed {attempt} times: {exc}") from exc
-                log.warning("%r: %s failed (%s); reconnecting in %.1f s", self, what, exc, delay)
-                time.sleep(delay * random.uniform(0.8, 1.2))
+                log.info("%r: %s failed (%s); reconnecting in %.1f s", self, what, exc, delay)
+                if self._pause(delay * random.uniform(0.8, 1.2)):
+                    raise MailboxError(f"{self!r}: {what}: stopped while reconnecting") from exc
                 delay = min(delay * 2, self.max_backoff)
             except IMAPClientError as exc:
                 self._drop()
                 raise MailboxError(f"{self!r}: {what}: the server said {exc}") from exc
         raise AssertionError("unreachable")
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep between tries, cut short by `stop` (SIGTERM must not wait out a backoff).
+        True when stopped."""
+        if self.stop is None:
+            time.sleep(seconds)
+            return False
+        return self.stop.wait(seconds)
 
     def _waiting_uids(self) -> list[int]:
         self.client.noop()
@@ -281,7 +303,9 @@ class ImapMailbox:
     def wait(self, timeout: float, stop: threading.Event | None = None) -> bool:
         if not self.can_idle:
             self._retry("poll", lambda: self.client)
-            time.sleep(min(timeout, self.poll_interval))
+            if stop is not None:
+                return not stop.wait(min(timeout, self.poll_interval))
+            self._pause(min(timeout, self.poll_interval))
             return True
 
         def idle() -> bool:
