@@ -61,8 +61,8 @@ def rules_files() -> tuple[RulesFile[Any], ...]:
     from mailbot.desk.jobs import SCHEDULE_RULES
     from mailbot.forms.bodyfields import BODY_FIELDS
     from mailbot.forms.workbook import FORM_RULES
+    from mailbot.identity import OPERATOR_RULES
     from mailbot.longterm.market import MARKET_RULES
-    from mailbot.longterm.notice_pdf import OPERATOR_RULES
     from mailbot.longterm.roadmap import ROADMAP_RULES
     from mailbot.longterm.topics import TOPIC_RULES
     from mailbot.mail.trust import TRUST_RULES
@@ -87,7 +87,8 @@ def rules_files() -> tuple[RulesFile[Any], ...]:
 
 
 def _rules(config: Config) -> list[Check]:
-    from mailbot.longterm.notice_pdf import load_operator, register_font
+    from mailbot.identity import load_operator
+    from mailbot.longterm.notice_pdf import register_font
 
     rules = config.rules_dir
     out = []

@@ -18,7 +18,7 @@ import re
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from mailbot.mail import Mail
 from mailbot.mail.loops import NO_SENDER, no_reply_reason
 from mailbot.mail.parse import parse
 from mailbot.mail.trust import AuthVerdict, TrustRules, auth_verdict, load_trust_rules
-from mailbot.outbox.planner import Thread, outcome_effect, undeliverable_into
+from mailbot.outbox.planner import Thread, outcome_effect, thread_root, undeliverable_into
 from mailbot.outcome import Incoming, Outcome
 from mailbot.procedures import registry
 from mailbot.procedures.common import own_text
@@ -76,7 +76,7 @@ def _thread_for(ctx: Context, mail: Mail) -> ThreadHit | None:
     return ThreadHit(case_id=found[0], procedure=case["procedure"], outbound_kind=found[1])
 
 
-def _thread(mail: Mail, mailbox_address: str) -> Thread:
+def _thread(mail: Mail, mailbox_address: str, dmarc_pass: bool) -> Thread:
     return Thread(
         message_id=mail.message_id,
         references=mail.references,
@@ -84,6 +84,7 @@ def _thread(mail: Mail, mailbox_address: str) -> Thread:
         recipient_name=single_line(mail.from_name, 60),
         subject=single_line(mail.subject, 200),
         mailbox_address=mailbox_address,
+        dmarc_pass=dmarc_pass,
     )
 
 
@@ -370,12 +371,19 @@ def plan_effect(
         _note_collision(effect, case["id"], route.collision, mail)
         effect.message = _finish(stored, mail, route, case["id"], "message on the case")
         return effect, Result(stored.key, procedure, "message", case["id"])
+    if case is not None and checked.new_case:
+        root = thread_root(case)
+        checked = replace(checked, data=checked.data | {"thread_root": root})
+        checked.events.append(("in_thread", {"root": root, "case": case["id"]}))
+    dmarc_pass = auth_verdict(mail.authentication_results, ctx.config.our_authserv_id).vouches_for(
+        mail.from_addr
+    )
     effect = outcome_effect(
         ctx,
         checked,
         case_id=checked.attach_to or (case["id"] if case and not checked.new_case else None),
         procedure=procedure,
-        thread=_thread(mail, stored.mailbox),
+        thread=_thread(mail, stored.mailbox, dmarc_pass),
         actor="bot",
         now=effect.now,
         new_case_fields=_case_fields(mail, stored.mailbox, stored.received_at),
@@ -392,6 +400,7 @@ def plan_effect(
         sender=mail.from_addr,
         attachments=[a.filename for a in mail.attachments],
         **({"defects": list(mail.defects)} if mail.defects else {}),
+        **({"dmarc_pass": True} if dmarc_pass else {}),
     )
     _note_collision(effect, case_id, route.collision, mail)
     effect.message = _finish(stored, mail, route, case_id, checked.status)

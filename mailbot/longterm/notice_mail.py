@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from mailbot.context import Context
-from mailbot.longterm.notice_pdf import NoticeDocument, load_operator, render_notice
+from mailbot.identity import load_operator
+from mailbot.longterm.notice_pdf import NoticeDocument, render_notice
 from mailbot.mail.compose import OutgoingAttachment
 from mailbot.outbox.notified import OBJECTION_WINDOW_BUSINESS_DAYS
 from mailbot.outbox.planner import Thread, apply_outcome

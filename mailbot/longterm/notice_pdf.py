@@ -5,8 +5,7 @@ viewers, so a notice is never produced without a real font."""
 from __future__ import annotations
 
 import io
-import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib.resources import files
@@ -22,52 +21,13 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from mailbot.errors import ConfigError
-from mailbot.rulefile import RulesFile
+from mailbot.identity import OperatorBlock
 
 FONT = "MailbotJapanese"
 FONTS_DIR = Path(str(files("mailbot") / "fonts"))
 """Fonts shipped in the package: IPAexGothic (ipaexg.ttf) with its licence, the IPA Font
 License v1.0, which allows redistribution unchanged with the licence attached."""
 SHIPPED_FONT = "ipaexg.ttf"
-
-
-@dataclass(frozen=True)
-class OperatorBlock:
-    name: str
-    postal_code: str
-    address: str
-    department: str
-    phone: str
-    email: str
-    fonts: tuple[str, ...]
-
-
-def load_operator(rules_dir: Path, default_email: str) -> OperatorBlock:
-    """The operator's block of rules/operator.toml; its mail address defaults to the desk's."""
-    block = OPERATOR_RULES.load(rules_dir)
-    return block if block.email else replace(block, email=default_email)
-
-
-def _parse_operator(path: Path) -> OperatorBlock:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        op = data["operator"]
-        return OperatorBlock(
-            name=op["name"],
-            postal_code=op["postal_code"],
-            address=op["address"],
-            department=op["department"],
-            phone=op["phone"],
-            email=op.get("email") or "",
-            fonts=tuple(data.get("notice", {}).get("fonts", [])),
-        )
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from exc
-    except (KeyError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), f"missing or malformed: {exc}") from exc
-
-
-OPERATOR_RULES = RulesFile("operator.toml", _parse_operator)
 
 
 def font_path(entry: str) -> Path:

@@ -133,7 +133,8 @@ def _addresses(msg: Message, name: str, fallback: str | None = None) -> list[tup
 def _sender(msg: Message, fallback: str | None) -> tuple[str, str, str]:
     """(name, address, problem) of the author: the one well-formed address of the one From
     field, the domain our MTA's DMARC check judged. Anything else (no From, two From fields,
-    two addresses, none well-formed) names no sender, and `problem` says why for staff:
+    two addresses, none well-formed, a NUL or other control character in the address: a reply
+    would go to that byte string) names no sender, and `problem` says why for staff:
     Sender and Reply-To are never read in its place, nobody checked them."""
     fields = msg.get_all("From", [])
     if len(fields) != 1:
@@ -146,6 +147,9 @@ def _sender(msg: Message, fallback: str | None) -> tuple[str, str, str]:
     if len(found) != 1:
         return "", "", f"差出人欄（From: {written()}）のアドレスが 1 つではありません"
     display, addr = found[0]
+    if CONTROL.search(addr):
+        problem = f"差出人アドレス（{written()!r}）に制御文字が含まれており、自動では返信できません"
+        return "", "", problem
     if not ADDR_SPEC.match(addr):
         return "", "", f"差出人欄（From: {written()}）にメールアドレスがありません"
     if not addr.isascii():

@@ -25,6 +25,8 @@ class TrustRules:
     robot_subjects: tuple[re.Pattern[str], ...]
     robot_senders: tuple[re.Pattern[str], ...]
     free_mail: frozenset[str]
+    automatic_per_case: int = 6
+    automatic_per_thread: int = 8
 
     def robot_subject(self, subject: str) -> str | None:
         """The out-of-office marker the subject starts with (after Re:/Fw: kept by robots)."""
@@ -73,11 +75,22 @@ def _load(path: Path) -> TrustRules:
     domains = data.get("free_mail", {}).get("domains", [])
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise ConfigError(f"{path}: free_mail.domains", "must be a list of domains")
+    loops = data.get("loops", {})
     return TrustRules(
         robot_subjects=_patterns(robots.get("subjects", []), f"{path}: robots.subjects"),
         robot_senders=_patterns(robots.get("senders", []), f"{path}: robots.senders"),
         free_mail=frozenset(d.strip().lower() for d in domains if d.strip()),
+        automatic_per_case=_limit(loops, "automatic_per_case", path),
+        automatic_per_thread=_limit(loops, "automatic_per_thread", path),
     )
+
+
+def _limit(table: object, key: str, path: Path) -> int:
+    default = getattr(TrustRules, key)
+    value = table.get(key, default) if isinstance(table, dict) else default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{path}: loops.{key}", "must be a whole number above 0")
+    return value
 
 
 def load_trust_rules(rules_dir: Path) -> TrustRules:

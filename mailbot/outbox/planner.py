@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbot.context import Context
+from mailbot.identity import load_window
 from mailbot.mail.compose import OutgoingAttachment, compose, new_message_id
+from mailbot.mail.quoting import quotable
+from mailbot.mail.trust import load_trust_rules
 from mailbot.outcome import Outcome, Reply
 from mailbot.states import check_transition, mail_kind
 from mailbot.store.effect import CaseWrite, Effect, PlannedMail, case_after
@@ -32,6 +35,9 @@ AUTOMATIC_KINDS = frozenset(
         "roadmap_to_ministry",
     }
 )
+# Context keys whose values staff wrote (a decision's reason, a reply, an inquiry): quoted as
+# written in every mail. Everything else a context holds may be the sender's (`quotable`).
+STAFF_WRITTEN = frozenset({"text", "reason", "inquiry"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Thread:
     recipient_name: str = ""
     subject: str = ""
     mailbox_address: str | None = None
+    dmarc_pass: bool = False
 
 
 def case_thread(ctx: Context, case_id: int) -> Thread:
@@ -51,25 +58,57 @@ def case_thread(ctx: Context, case_id: int) -> Thread:
     kept it when the mail was processed."""
     row = ctx.store.latest_done_message(case_id)
     case = ctx.store.case(case_id) or {}
+    recipient = case.get("sender") or (row["sender"] if row else None)
+    dmarc_pass = _dmarc_passed(ctx, case_id, recipient or "")
     if row is None:
         return Thread(
-            recipient=case.get("sender"),
+            recipient=recipient,
             recipient_name=case.get("sender_name") or "",
             subject=case.get("subject") or "",
             mailbox_address=case.get("mailbox"),
+            dmarc_pass=dmarc_pass,
         )
     return Thread(
         message_id=row["message_id"],
         references=tuple(row["references"]),
-        recipient=case.get("sender") or row["sender"],
+        recipient=recipient,
         recipient_name=case.get("sender_name") or row["sender_name"] or "",
         subject=row["subject"] or "",
         mailbox_address=row["mailbox"],
+        dmarc_pass=dmarc_pass,
     )
 
 
-def base_context(ctx: Context, case: dict[str, Any], thread: Thread) -> dict[str, Any]:
+def _dmarc_passed(ctx: Context, case_id: int, sender: str) -> bool:
+    """Whether the latest mail `sender` wrote on the case passed our MTA's DMARC check for
+    its From domain (recorded on its `mail_received` event when it was processed)."""
+    for event in reversed(ctx.store.events(case_id)):
+        if event["kind"] == "mail_received" and event["detail"].get("sender") == sender:
+            return bool(event["detail"].get("dmarc_pass"))
+    return False
+
+
+def verified(ctx: Context, thread: Thread, recipient: str) -> bool:
+    """A recipient the desk may quote: the author of the mail answered (never another
+    address), whose mail our MTA's DMARC check passed for its From domain, at a domain in the
+    operators' register (ドメイン名) that is no free-mail domain. Anyone else may be a third
+    party whose address a stranger wrote in From:."""
+    if not thread.dmarc_pass or recipient != (thread.recipient or "").lower():
+        return False
+    domain = recipient.rsplit("@", 1)[-1]
+    if load_trust_rules(ctx.config.rules_dir).is_free_mail(domain):
+        return False
+    return ctx.store.operator_domain_registered(domain)
+
+
+def base_context(
+    ctx: Context, case: dict[str, Any], thread: Thread, from_addr: str
+) -> dict[str, Any]:
+    """What every case mail's template may use. `sender_name` and `window` are the window
+    (窓口) the mailbox `from_addr` signs as (rules/operator.toml)."""
     routing = ctx.routing
+    box = ctx.config.mailbox_for(from_addr)
+    window = load_window(ctx.config.rules_dir, box.local_part if box else "code")
     return {
         "case": case,
         "case_number": format_case_number(case["id"]),
@@ -77,13 +116,37 @@ def base_context(ctx: Context, case: dict[str, Any], thread: Thread) -> dict[str
         "recipient_name": thread.recipient_name,
         "original_subject": thread.subject,
         "now": ctx.now(),
-        "sender_name": ctx.config.outgoing.from_name,
+        "sender_name": window.name,
+        "window": {
+            "name": window.name,
+            "signature": list(window.signature),
+            "address": from_addr,
+        },
         "addresses": {box.local_part: box.address for box in ctx.config.mailboxes},
         "accepted_subjects": [
             {"name": rule.name, "subject": rule.subject, "address": ctx.address_for(rule.mailbox)}
             for rule, _ in routing.subjects
         ],
     }
+
+
+def render_context(
+    ctx: Context,
+    case: dict[str, Any],
+    reply: Reply,
+    thread: Thread,
+    recipient: str,
+    from_addr: str,
+) -> dict[str, Any]:
+    """The one place a case mail's context is built. For a recipient the desk has not
+    `verified`, nothing of the sender's goes out as written: their display name and subject
+    are left out and every link or mail address in what is quoted (attachment names, form
+    values, problem messages that echo them) is replaced (`mail.quoting.quotable`); what
+    staff wrote (`STAFF_WRITTEN`) stays."""
+    context = base_context(ctx, case, thread, from_addr) | reply.context
+    if verified(ctx, thread, recipient):
+        return context
+    return quotable(context, ctx.config.own_addresses, STAFF_WRITTEN)
 
 
 def send_time(ctx: Context, reply: Reply, now: datetime) -> datetime:
@@ -117,11 +180,13 @@ def reply_into(
                 why=f"{sent_today} automatic replies to {recipient} today",
             )
             return None
-    context = base_context(ctx, case, thread) | reply.context
-    subject, body = ctx.renderer.mail(reply.template, context)
+        if _loop_capped(ctx, effect, case, reply, recipient):
+            return None
     from_addr = thread.mailbox_address or ctx.address_for(
         ctx.routing.get(case["procedure"]).mailbox if ctx.routing.get(case["procedure"]) else "code"
     )
+    context = render_context(ctx, case, reply, thread, recipient, from_addr)
+    subject, body = ctx.renderer.mail(reply.template, context)
     mail = _planned(
         ctx,
         case["id"],
@@ -150,6 +215,60 @@ def reply_into(
         subject=subject,
     )
     return mail
+
+
+LOOP_TOLD = "staff_told_loop"
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def thread_root(case: dict[str, Any]) -> int:
+    """The case a thread began with: a case opened by a mail written in another case's thread
+    keeps that case's root in its data."""
+    return int((case.get("data") or {}).get("thread_root") or case["id"])
+
+
+def _loop_capped(
+    ctx: Context, effect: Effect, case: dict[str, Any], reply: Reply, recipient: str
+) -> bool:
+    """Whether the automatic mails on this case, or in its thread, reached the limits of
+    rules/trust.toml `[loops]`, whoever they went to (SPEC §8: no loops). A robot answering
+    each of our mails from a new address is a new stranger each time, with a case and a daily
+    budget of its own; only these counts end it. The mail is then not planned (an event says
+    why) and staff are told once per thread."""
+    rules = load_trust_rules(ctx.config.rules_dir)
+    root = thread_root(case)
+    on_case, in_thread = ctx.store.automatic_mails(AUTOMATIC_KINDS, case["id"], root)
+    planned = [m for m in effect.mails if m.kind in AUTOMATIC_KINDS]
+    on_case += sum(m.case_id == case["id"] for m in planned)
+    in_thread += len(planned)
+    if on_case < rules.automatic_per_case and in_thread < rules.automatic_per_thread:
+        return False
+    why = (
+        f"{on_case} automatic mails on this case (limit {rules.automatic_per_case})"
+        if on_case >= rules.automatic_per_case
+        else f"{in_thread} automatic mails in the thread of "
+        f"{format_case_number(root)} (limit {rules.automatic_per_thread})"
+    )
+    effect.event(case["id"], "bot", "reply_suppressed", kind=reply.kind, why=why)
+    told = any(e.kind == LOOP_TOLD and e.case_id == root for e in effect.events)
+    if told or ctx.store.count_events(LOOP_TOLD, EVER, root):
+        return True
+    subject, body = ctx.renderer.mail(
+        "staff_loop_stopped",
+        {
+            "case_number": format_case_number(root),
+            "this_case_number": format_case_number(case["id"]),
+            "recipient": recipient,
+            "why": why,
+            "sent": in_thread,
+        },
+    )
+    effect.mails += [
+        staff_mail(ctx, "staff_loop_stopped", address, subject, body, effect.now)
+        for address in ctx.config.staff_addresses
+    ]
+    effect.event(root, "bot", LOOP_TOLD, case=case["id"], why=why)
+    return True
 
 
 def plan_reply(

@@ -66,11 +66,14 @@ def stranger_held(
     data: dict[str, Any] | None = None,
 ) -> Outcome:
     """A mail on someone else's case: a case of its own for staff, naming both senders, and
-    nothing of it merged into the case it names (what the checks found stays on it)."""
+    nothing of it merged into the case it names (what the checks found stays on it). A
+    stranger writing on a held case is not answered at all: a robot answering our held notice
+    from a new address each time would otherwise be answered for ever."""
     return held(
         case,
         f"案件 {format_case_number(case['id'])} の差出人（{case.get('sender')}）とは別の差出人"
         f"（{sender}）からのメールです。案件には反映していません",
+        answer=case.get("status") != Status.HELD,
         problems=problems,
         data=data,
     )

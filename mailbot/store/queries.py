@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from typing import Any
 
@@ -311,6 +311,36 @@ class Queries:
     # registers
     def operator_codes(self) -> set[str]:
         return {r[0] for r in self.execute("SELECT code FROM operators")}
+
+    def operator_domain_registered(self, domain: str) -> bool:
+        """Whether `domain` (or a domain it is a subdomain of) is an operator's registered
+        ドメイン名."""
+        domain = domain.strip().lower().rstrip(".")
+        row = self.execute(
+            "SELECT 1 FROM operators WHERE domain = ?"
+            " OR (length(domain) > 0 AND substr(?, -length(domain) - 1) = '.' || domain) LIMIT 1",
+            (domain, domain),
+        ).fetchone()
+        return row is not None
+
+    def automatic_mails(
+        self, kinds: Collection[str], case_id: int, thread_root: int
+    ) -> tuple[int, int]:
+        """(on the case, in its thread) counts of mails of `kinds` planned: the thread is the
+        case `thread_root` and every case opened by a mail written in its thread
+        (`in_thread` events)."""
+        marks = ", ".join("?" for _ in kinds)
+        on_case = self.execute(
+            f"SELECT count(*) FROM outbox WHERE case_id = ? AND kind IN ({marks})",
+            (case_id, *kinds),
+        ).fetchone()[0]
+        in_thread = self.execute(
+            f"SELECT count(*) FROM outbox WHERE kind IN ({marks}) AND (case_id = ? OR case_id IN"
+            " (SELECT case_id FROM events WHERE kind = 'in_thread'"
+            " AND json_extract(detail, '$.root') = ?))",
+            (*kinds, thread_root, thread_root),
+        ).fetchone()[0]
+        return int(on_case), int(in_thread)
 
     def operator_code_exists(self, code: str) -> bool:
         return (

@@ -1,0 +1,150 @@
+"""What of a stranger's text a mail from the desk may carry (README "Security").
+
+Anyone can write a From: at a domain that publishes no DMARC policy, so an automatic reply is
+a mail the operator sends, from its own address, to whomever a stranger names. Such a reply
+must carry no link or address of the stranger's: the operator would be mailing their
+phishing text to a third party. `quotable` is applied to the whole render context of every
+mail to a recipient the desk has not verified; templates need no care of their own.
+
+Pure: text in, text out. Links are found in each character's NFKC form (a full-width
+`ｈｔｔｐｓ：／／` is a link to a mail reader that folds widths), after the invisible
+characters that would split one (`text.visible`) are gone.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from mailbot.text import visible
+
+URL_MARK = "［URL省略］"
+ADDRESS_MARK = "［メールアドレス省略］"
+# Where a link or address written without spaces in Japanese text ends: whitespace, the
+# brackets and punctuation that close a quotation, and anything a URL cannot hold raw.
+_STOP = r"\s<>\"'「」『』【】（）()\[\]{}、，,;；"
+_DOT = r"[.。]"
+_LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
+_SCHEME_URL = rf"[a-z][a-z0-9+.\-]{{1,15}}:/{{1,3}}[^{_STOP}]*"
+_ADDRESS = rf"[a-z0-9!#$%&*+/=?^_`{{|}}~.\-]+@[^{_STOP}:@。]+"
+_HOST = rf"(?<![a-z0-9_\-.])(?:{_LABEL}{_DOT})+(?:[a-z]{{2,63}}|xn--[a-z0-9\-]+)(?![a-z0-9_\-])"
+_FOUND = re.compile(
+    rf"(?P<url>{_SCHEME_URL})|(?P<address>{_ADDRESS})|(?P<host>{_HOST}(?:[/:][^{_STOP}]*)?)",
+    re.IGNORECASE,
+)
+# `name.xlsx` is a file, not a host: extensions that are no top-level domain (.zip is one).
+FILE_EXTENSIONS = frozenset(
+    [
+        "xlsx",
+        "xlsm",
+        "xls",
+        "xltx",
+        "csv",
+        "pdf",
+        "doc",
+        "docx",
+        "ppt",
+        "pptx",
+        "txt",
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "tif",
+        "tiff",
+        "bmp",
+        "eml",
+        "msg",
+        "json",
+        "xml",
+        "htm",
+        "html",
+        "lzh",
+        "7z",
+        "gz",
+    ]
+)
+
+
+def _folded(text: str) -> tuple[str, list[int]]:
+    """`text` with each character in its NFKC form, and for each folded character the index of
+    the character it came from (so a match maps back onto the text as written)."""
+    out: list[str] = []
+    origin: list[int] = []
+    for index, ch in enumerate(text):
+        folded = ch if ch.isascii() else unicodedata.normalize("NFKC", ch)
+        out.append(folded)
+        origin.extend([index] * len(folded))
+    return "".join(out), origin
+
+
+def _is_file_name(found: str) -> bool:
+    head, _, extension = found.rpartition(".")
+    return "." not in head and "。" not in head and extension.lower() in FILE_EXTENSIONS
+
+
+def defang(text: str, own: Collection[str] = ()) -> str:
+    """`text` with every link (`https://…`, `hxxp://…`, `www.example.com`, `evil.example/x`,
+    in any width) replaced by URL_MARK and every mail address by ADDRESS_MARK, except the
+    addresses in `own` (lower case): the desk's own, which a reply names on purpose."""
+    text = visible(text)
+    folded, origin = _folded(text)
+    out: list[str] = []
+    at = 0
+    for found in _FOUND.finditer(folded):
+        value = found.group(0).rstrip(".。")
+        if found.group("host") and _is_file_name(value):
+            continue
+        if found.group("address") and value.lower() in own:
+            continue
+        start = origin[found.start()]
+        end = origin[found.start() + len(value) - 1] + 1
+        if start < at:
+            continue
+        out.append(text[at:start])
+        out.append(ADDRESS_MARK if found.group("address") else URL_MARK)
+        at = end
+    if not out:
+        return text
+    out.append(text[at:])
+    return "".join(out)
+
+
+# What a reply prints of the stranger by name: left out, not defanged, for an unverified
+# recipient (the addressee becomes ご担当者様 and the receipt's ■件名 line goes).
+LEFT_OUT = ("recipient_name", "original_subject")
+
+
+def quotable(
+    context: Mapping[str, Any], own: Collection[str], staff_keys: Collection[str]
+) -> dict[str, Any]:
+    """The render context of a mail to an unverified recipient: the sender's display name and
+    subject (`LEFT_OUT`) emptied, and every other string, however deep in dicts and lists
+    (the case, form values, attachment names, problem messages that quote what was written),
+    `defang`ed. Values under `staff_keys` at the top level are what staff wrote (a reason, a
+    reply) and stay as they are."""
+    out: dict[str, Any] = {}
+    for key, value in context.items():
+        if key in LEFT_OUT:
+            out[key] = ""
+        elif key in staff_keys:
+            out[key] = value
+        else:
+            out[key] = _walk(value, own)
+    return out
+
+
+def _walk(value: Any, own: Collection[str]) -> Any:
+    if isinstance(value, str):
+        return defang(value, own)
+    if isinstance(value, Mapping):
+        return {k: _walk(v, own) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return (
+            [_walk(v, own) for v in value]
+            if isinstance(value, list)
+            else tuple(_walk(v, own) for v in value)
+        )
+    return value
