@@ -367,7 +367,89 @@ def trust_attack(kind: str, n: int = 0) -> bytes:
         return build(
             "お問い合わせ", "ご確認ください。", from_addr=f"hidden{n}@example.net"
         ).replace(b"From: ", f"From: {name[n % 2]} <hidden{n}@example.net>\r\nX-Was: ".encode(), 1)
+    if kind == "phishing_name":
+        lure = f"【重要】口座確認 {hostile_token(sorted(TOKEN_FORMS)[n % len(TOKEN_FORMS)], LURE)}"
+        return application_from(
+            f"victim{n}@no-dmarc.example", from_name=f"{lure} で再認証してください", subject=lure
+        )
+    if kind == "control_from":
+        return control_from(CONTROL_CHARS[n % len(CONTROL_CHARS)], n)
     raise ValueError(kind)
+
+
+# Issue 25.1: a link or an address in every form a mail reader may make a link of.
+LURE = "lurezz"
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+TOKEN_FORMS: dict[str, Callable[[str], str]] = {
+    "https": lambda d: f"https://{d}.example/login",
+    "hxxp": lambda d: f"hxxp://{d}.example/x",
+    "www": lambda d: f"www.{d}.com",
+    "bare_host_path": lambda d: f"{d}.example/reset",
+    "address": lambda d: f"info@{d}.example",
+    "mailto": lambda d: f"mailto:{d}@mail.example",
+    "fullwidth_url": lambda d: _fullwidth(f"https://{d}.example/x"),
+    "fullwidth_address": lambda d: _fullwidth(f"info@{d}.example"),
+    "zero_width_inside": lambda d: f"ht\u200btps://{d}.example",
+    "ideographic_dot": lambda d: f"www.{d}。com",
+}
+
+
+def hostile_token(form: str, label: str) -> str:
+    """A link or address of `form` (TOKEN_FORMS) whose host or local part is `label`."""
+    return TOKEN_FORMS[form](label)
+
+
+def application_from(sender: str, **kwargs) -> bytes:
+    """The seed's application, with its form, from `sender` (`build`'s keywords)."""
+    form = to_bytes(operator_form())
+    subject = kwargs.pop("subject", "")
+    return build(
+        f"{APPLY_SUBJECT}{subject}",
+        APPLY_BODY,
+        from_addr=sender,
+        charset="utf-8",
+        attachments=[("事業者マスタ申込書.xlsx", form, XLSX)],
+        **kwargs,
+    )
+
+
+# Issue 23.10: a From whose address carries a NUL or another control character.
+CONTROL_CHARS = ("\x00", "\x01", "\x1b", "\x7f")
+
+
+def control_from(char: str, n: int = 0) -> bytes:
+    raw = build(APPLY_SUBJECT, APPLY_BODY, from_addr=f"ctl{n}-placeholder@example.co.jp")
+    return raw.replace(f"ctl{n}-placeholder@".encode(), f"ctl{n}{char}x@".encode())
+
+
+# Issue 25.2: a ticket robot answering in the thread from a new address each round.
+LOOP_ROBOT_VARIANTS = (
+    "first_thread_new_plus_address",
+    "first_thread_new_domain",
+    "latest_thread_new_plus_address",
+)
+
+
+def robot_round(variant: str, n: int, *, first: dict, latest: dict) -> bytes:
+    """Round `n` of a reply robot: an answer to our first mail of the thread (`first`, an
+    outbox row) or to our latest (`latest`), from a new plus-address at a free-mail domain or
+    from a new domain, with none of the headers robots should send."""
+    answered = latest if variant.startswith("latest") else first
+    sender = f"ticket+{n}@yahoo.co.jp" if "plus" in variant else f"ticket@helpdesk{n}.example"
+    return build(
+        f"Re: {answered['subject']}",
+        f"お問い合わせを受け付けました（チケット番号 #{1000 + n}）。担当者より回答いたします。",
+        from_addr=sender,
+        from_name="サポートセンター",
+        in_reply_to=answered["message_id"],
+        references=(answered["message_id"],),
+        message_id=f"<ticket.{variant}.{n}@robot.example>",
+    )
 
 
 TRUST_ATTACKS = (
@@ -387,6 +469,8 @@ TRUST_ATTACKS = (
     "forged_bounce",
     "raw_rfc2231_name",
     "hidden_address_name",
+    "phishing_name",
+    "control_from",
 )
 
 
