@@ -14,11 +14,15 @@
 4. hostile: ≥ 1,000 mutated and malicious mails through the pipeline: no crash, each stored
    as a case with a reason, no injected header in any reply. The attack classes of issue 11
    (workbooks that fool a size guard, formulas, robots, foreign Reply-To, unreadable senders,
-   deep nesting, echoed names, Outlook Message-IDs, reused Message-IDs) are counted class by
-   class with what each must never do.
+   deep nesting, echoed names, Outlook Message-IDs, reused Message-IDs) and of issue 25 (a
+   phishing display name and subject from a domain with no DMARC, a NUL or control character
+   in From) are counted class by class with what each must never do.
 5. trust scenarios: a complete application followed by what strangers and robots send into
    its thread (a question, an out-of-office reply, another free-mail user's form, a spoofed
    From with a foreign Reply-To): no case wiped, none hijacked.
+6. reply robots (issue 25.2): a ticket robot answering each thread 12 times from a new
+   address each round: never more automatic mails in a thread than rules/trust.toml allows,
+   staff told at most once per thread.
 
 Writes bench/results/reliability.json.
 """
@@ -47,9 +51,12 @@ from bench.corpus import mails  # noqa: E402
 from bench.run import ENV, append_all, replies, servers, start_run  # noqa: E402
 from tests.support.hostile import (  # noqa: E402
     ATTACKS,
+    LOOP_ROBOT_VARIANTS,
+    LURE,
     OUT_OF_OFFICE,
     TRUST_ATTACKS,
     hostile_mails,
+    robot_round,
 )
 from tests.support.samples import samples  # noqa: E402
 from tests.support.servers import Dovecot, SmtpCapture  # noqa: E402
@@ -390,7 +397,26 @@ def attack_classes(ctx, tmp: Path, kinds: Counter) -> dict:
         for case in {c for _, _, c in by_kind.get("hidden_address_name", [])}
         if "@" in ((ctx.store.case(case) or {}).get("sender_name") or "")
     )
+    result["phishing_name"]["failed_links_in_replies"] = sum(
+        1 for rcpt, raw in outbox if rcpt.endswith("@no-dmarc.example") and _carries_link(raw)
+    )
+    result["control_from"]["failed_answered"] = sum(
+        1 for _, _, case in by_kind.get("control_from", []) if case in replied
+    )
+    result["control_from"]["failed_not_held"] = sum(
+        1 for _, status, _ in by_kind.get("control_from", []) if status != "held"
+    )
     return result
+
+
+def _carries_link(raw: bytes) -> bool:
+    """The reply, decoded and NFKC'd, names the stranger's lure host or any `://` link."""
+    import unicodedata
+
+    from tests.support.desk import body_text
+
+    text = unicodedata.normalize("NFKC", body_text(raw)).lower()
+    return LURE in text or "://" in text
 
 
 def _kind_from_key(key: str) -> str:
@@ -487,6 +513,65 @@ def trust_scenarios(rounds: int) -> dict:
     }
 
 
+def reply_robots(threads: int, rounds: int = 12) -> dict:
+    """Issue 25.2: a ticket robot answers each thread `rounds` times, from a new plus-address
+    at a free-mail domain or a new domain each round, to our first or our latest mail, with
+    none of the headers robots should send. Counts, per thread, our automatic mails (never
+    above rules/trust.toml `automatic_per_thread`) and the staff alerts (at most one)."""
+    from mailbot.intake.runner import process_pending
+    from mailbot.mail.trust import load_trust_rules
+    from tests.support.desk import make_desk
+    from tests.support.hostile import application_from
+
+    per_thread: list[int] = []
+    alerts: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = make_desk(Path(tmp), "2026-11-20T10:00")
+        cap = load_trust_rules(ctx.config.rules_dir).automatic_per_thread
+        staff = set(ctx.config.staff_addresses)
+
+        def feed(raw: bytes) -> int:
+            key = f"r:{hashlib.sha256(raw).hexdigest()}"
+            ctx.store.save_raw("code@occto.or.jp", [(key, raw)], ctx.now())
+            [result] = process_pending(ctx)
+            return result.case_id
+
+        for t in range(threads):
+            variant = LOOP_ROBOT_VARIANTS[t % len(LOOP_ROBOT_VARIANTS)]
+            root = feed(application_from(f"applicant{t}@company{t}.example"))
+            first = ctx.store.execute("SELECT max(id) FROM outbox").fetchone()[0]
+            for n in range(rounds):
+                ours = [
+                    dict(r)
+                    for r in ctx.store.execute(
+                        "SELECT message_id, subject, recipient FROM outbox WHERE id >= ?"
+                        " ORDER BY id",
+                        (first,),
+                    ).fetchall()
+                    if r["recipient"] not in staff
+                ]
+                feed(robot_round(variant, t * 100 + n, first=ours[0], latest=ours[-1]))
+            rows = ctx.store.execute(
+                "SELECT recipient, kind FROM outbox WHERE id >= ?", (first,)
+            ).fetchall()
+            per_thread.append(sum(1 for r in rows if r["recipient"] not in staff))
+            told = ctx.store.execute(
+                "SELECT count(*) FROM events WHERE kind = 'staff_told_loop' AND case_id = ?",
+                (root,),
+            ).fetchone()[0]
+            alerts.append(told)
+        ctx.close()
+    return {
+        "threads": threads,
+        "rounds_per_thread": rounds,
+        "robot_mails": threads * rounds,
+        "cap_per_thread": cap,
+        "most_mails_in_a_thread": max(per_thread),
+        "threads_over_cap": sum(1 for n in per_thread if n > cap),
+        "staff_told_per_thread_at_most": max(alerts),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -514,6 +599,8 @@ def main() -> int:
     bad = hostile(n_hostile)
     print("trust scenarios …", flush=True)
     trust = trust_scenarios(n_scenarios)
+    print("reply robots …", flush=True)
+    robots = reply_robots(n_scenarios // 2)
     result = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -531,6 +618,7 @@ def main() -> int:
         "dovecot_restart": restart,
         "hostile": bad,
         "trust_scenarios": trust,
+        "reply_robots": robots,
         "seconds": round(time.perf_counter() - started, 1),
     }
     for key in (
@@ -550,6 +638,7 @@ def main() -> int:
     print(f"dovecot restart      {restart}")
     print(f"hostile              {bad}")
     print(f"trust scenarios      {trust}")
+    print(f"reply robots         {robots}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reliability-quick.json" if args.quick else "reliability.json"
     (RESULTS / name).write_text(
@@ -574,6 +663,8 @@ def main() -> int:
         or trust["cases_wiped"]
         or trust["cases_hijacked"]
         or trust["replies_to_reply_to"]
+        or robots["threads_over_cap"]
+        or robots["staff_told_per_thread_at_most"] > 1
     )
     print("FAILED" if failed else "all guarantees held")
     return 1 if failed else 0
