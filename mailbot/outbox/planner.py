@@ -158,9 +158,10 @@ def send_time(ctx: Context, reply: Reply, now: datetime) -> datetime:
 def reply_into(
     ctx: Context, effect: Effect, case: dict[str, Any], reply: Reply, thread: Thread
 ) -> PlannedMail | None:
-    """Render and compose one mail into `effect`. None when it has no recipient or when the
+    """Render and compose one mail into `effect`. None when it has no recipient, when the
     per-sender budget of automatic replies for the day is spent (two robots must never
-    ping-pong); the effect then carries an event that says so."""
+    ping-pong) or when the case or its thread reached its automatic mails (`_loop_capped`);
+    the effect then carries an event that says so. The context is `render_context`'s."""
     now = effect.now
     recipient = (reply.to or thread.recipient or case.get("sender") or "").lower()
     cc = tuple(dict.fromkeys(a.lower() for a in reply.cc if a and a.lower() != recipient))

@@ -27,6 +27,8 @@ KIND_LABELS = {
     "quarantined": "隔離",
     "reply_skipped": "返信を見送り",
     "reply_suppressed": "自動返信を抑止",
+    "in_thread": "別の案件のスレッドへのメールから作成",
+    "staff_told_loop": "自動返信の上限を担当者へメールで通知",
     "code_issued": "事業者コードを発行",
     "grid_code_issued": "系統コードを発行",
     "code_not_needed": "コード不要と判定",
@@ -64,6 +66,9 @@ DETAIL_LABELS = {
     "occasion": "督促の区切り",
     "since": "未対応のメールの受信",
     "message": "メール",
+    "root": "スレッドの最初の案件",
+    "case": "案件",
+    "dmarc_pass": "DMARC 合格",
 }
 HIDDEN = {"key", "message_id", "mailbox", "outbox", "problems", "defects"}
 
