@@ -169,6 +169,9 @@ def test_staff_text_is_sent_as_written_to_anyone(desk: Context):
         ("evil.example/reset", ""),
         ("ht\u200btps://evil.example", ""),
         ("evil。com", ""),
+        ("evil\u00ad.example/x", ""),
+        ("evil\u2024example", ""),
+        ("192.0.2.1/login", ""),
     ],
 )
 def test_defang_replaces_every_form_of_a_link_or_address(written: str, kept: str):

@@ -8,7 +8,7 @@ mail to a recipient the desk has not verified; templates need no care of their o
 
 Pure: text in, text out. Links are found in each character's NFKC form (a full-width
 `ｈｔｔｐｓ：／／` is a link to a mail reader that folds widths), after the invisible
-characters that would split one (`text.visible`) are gone.
+characters that would split one (`text.visible`, and every other format character) are gone.
 """
 
 from __future__ import annotations
@@ -30,9 +30,18 @@ _LABEL = r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?"
 _SCHEME_URL = rf"[a-z][a-z0-9+.\-]{{1,15}}:/{{1,3}}[^{_STOP}]*"
 _ADDRESS = rf"[a-z0-9!#$%&*+/=?^_`{{|}}~.\-]+@[^{_STOP}:@。]+"
 _HOST = rf"(?<![a-z0-9_\-.])(?:{_LABEL}{_DOT})+(?:[a-z]{{2,63}}|xn--[a-z0-9\-]+)(?![a-z0-9_\-])"
+_IPV4 = rf"(?<![0-9.])(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}[/:][^{_STOP}]*"
 _FOUND = re.compile(
-    rf"(?P<url>{_SCHEME_URL})|(?P<address>{_ADDRESS})|(?P<host>{_HOST}(?:[/:][^{_STOP}]*)?)",
+    rf"(?P<url>{_SCHEME_URL})|(?P<address>{_ADDRESS})"
+    rf"|(?P<host>{_HOST}(?:[/:][^{_STOP}]*)?|{_IPV4})",
     re.IGNORECASE,
+)
+# Characters a reader does not show (format characters: zero-width, soft hyphen, bidi marks,
+# variation selectors, tags; invisible fillers): gone before links are looked for, since a
+# link written with one inside still reads, and may be followed, as the link.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]"
 )
 # `name.xlsx` is a file, not a host: extensions that are no top-level domain (.zip is one).
 FILE_EXTENSIONS = frozenset(
@@ -89,7 +98,7 @@ def defang(text: str, own: Collection[str] = ()) -> str:
     """`text` with every link (`https://…`, `hxxp://…`, `www.example.com`, `evil.example/x`,
     in any width) replaced by URL_MARK and every mail address by ADDRESS_MARK, except the
     addresses in `own` (lower case): the desk's own, which a reply names on purpose."""
-    text = visible(text)
+    text = _INVISIBLE.sub("", visible(text))
     folded, origin = _folded(text)
     out: list[str] = []
     at = 0

@@ -396,6 +396,7 @@ TOKEN_FORMS: dict[str, Callable[[str], str]] = {
     "fullwidth_address": lambda d: _fullwidth(f"info@{d}.example"),
     "zero_width_inside": lambda d: f"ht\u200btps://{d}.example",
     "ideographic_dot": lambda d: f"www.{d}。com",
+    "soft_hyphen_inside": lambda d: f"{d}\u00ad.example/x",
 }
 
 
