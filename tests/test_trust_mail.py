@@ -358,21 +358,25 @@ def test_long_term_mail_is_signed_as_seed_004_s_notices_name_the_window(desk: Co
 
 
 def test_the_window_is_configurable_per_mailbox(tmp_path: Path):
+    """Staff's own words in the signature (a link to the operator's site included) are the
+    desk's, not the sender's: they go to unverified senders as written."""
     rules = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules)
     path = rules / "operator.toml"
-    path.write_text(
-        path.read_text(encoding="utf-8").replace(
-            'name = "電力広域的運営推進機関 運用部 マスター担当"',
-            'name = "電力広域的運営推進機関 運用部 コード担当"',
-        ),
-        encoding="utf-8",
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        'name = "電力広域的運営推進機関 運用部 マスター担当"',
+        'name = "電力広域的運営推進機関 運用部 コード担当"',
+    ).replace(
+        'signature = ["電力広域的運営推進機関 運用部 マスター担当", "〒135-0061 東京都江東区豊洲6-2-15"]',
+        'signature = ["電力広域的運営推進機関 運用部 コード担当", "https://www.occto.or.jp/"]',
     )
+    path.write_text(text, encoding="utf-8")
     ctx = desk_with_operators(tmp_path, extra_config=f'\n[paths]\nrules = "{rules}"\n')
     submit(ctx, application())
-    assert "電力広域的運営推進機関 運用部 コード担当でございます。" in body_text(
-        outbox(ctx)[0]["raw"]
-    )
+    body = body_text(outbox(ctx)[0]["raw"])
+    assert "電力広域的運営推進機関 運用部 コード担当でございます。" in body
+    assert "https://www.occto.or.jp/" in body.splitlines()
     ctx.close()
 
 

@@ -127,18 +127,18 @@ LEFT_OUT = ("recipient_name", "original_subject")
 
 
 def quotable(
-    context: Mapping[str, Any], own: Collection[str], staff_keys: Collection[str]
+    context: Mapping[str, Any], own: Collection[str], desk_keys: Collection[str]
 ) -> dict[str, Any]:
     """The render context of a mail to an unverified recipient: the sender's display name and
     subject (`LEFT_OUT`) emptied, and every other string, however deep in dicts and lists
     (the case, form values, attachment names, problem messages that quote what was written),
-    `defang`ed. Values under `staff_keys` at the top level are what staff wrote (a reason, a
-    reply) and stay as they are."""
+    `defang`ed. Values under `desk_keys` at the top level are what the desk wrote (a reason or
+    reply staff typed, its own signature) and stay as they are."""
     out: dict[str, Any] = {}
     for key, value in context.items():
         if key in LEFT_OUT:
             out[key] = ""
-        elif key in staff_keys:
+        elif key in desk_keys:
             out[key] = value
         else:
             out[key] = _walk(value, own)

@@ -35,9 +35,12 @@ AUTOMATIC_KINDS = frozenset(
         "roadmap_to_ministry",
     }
 )
-# Context keys whose values staff wrote (a decision's reason, a reply, an inquiry): quoted as
-# written in every mail. Everything else a context holds may be the sender's (`quotable`).
-STAFF_WRITTEN = frozenset({"text", "reason", "inquiry"})
+# Context keys whose values the desk wrote: what staff typed (a decision's reason, a reply, an
+# inquiry) and the desk's own words (its window and signature, addresses, accepted subjects).
+# Quoted as written in every mail; everything else a context holds may be the sender's.
+DESK_WRITTEN = frozenset(
+    {"text", "reason", "inquiry", "window", "sender_name", "addresses", "accepted_subjects"}
+)
 
 
 @dataclass(frozen=True)
@@ -142,11 +145,11 @@ def render_context(
     `verified`, nothing of the sender's goes out as written: their display name and subject
     are left out and every link or mail address in what is quoted (attachment names, form
     values, problem messages that echo them) is replaced (`mail.quoting.quotable`); what
-    staff wrote (`STAFF_WRITTEN`) stays."""
+    the desk wrote (`DESK_WRITTEN`: what staff typed, its own signature) stays."""
     context = base_context(ctx, case, thread, from_addr) | reply.context
     if verified(ctx, thread, recipient):
         return context
-    return quotable(context, ctx.config.own_addresses, STAFF_WRITTEN)
+    return quotable(context, ctx.config.own_addresses, DESK_WRITTEN)
 
 
 def send_time(ctx: Context, reply: Reply, now: datetime) -> datetime:
