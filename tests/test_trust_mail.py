@@ -244,6 +244,28 @@ def test_no_stranger_link_or_address_in_any_automatic_mail_to_an_unverified_send
     ctx.close()
 
 
+def test_a_reminder_days_later_quotes_no_link_of_an_unverified_sender(desk: Context):
+    """The correction reminder (a job, days later) echoes the problems again: it is built by
+    the same context builder as the correction request."""
+    from mailbot.desk.jobs import run_due_jobs
+    from tests.support.desk import set_now
+
+    lure = "https://evil.example/pay"
+    case = submit(
+        desk,
+        application(fields={"事業者名略称": f"{lure} 髙橋", "連絡者メール": "pay@evil.example"}),
+    )
+    assert case["status"] == "needs_correction"
+    set_now(desk, "2026-11-30T09:30")
+    run_due_jobs(desk)
+    [reminder] = outbox(desk, "correction_reminder")
+    texts = [body_text(m["raw"]) for m in participant_mails(desk)]
+    assert len(texts) == 2 and "【事業者名略称】" in texts[1]
+    for text in texts:
+        assert "evil.example" not in unicodedata.normalize("NFKC", text)
+    assert reminder["recipient"] == CORP
+
+
 # --- issue 25.2: a robot answering from a new address each round ---------------------------
 
 
