@@ -13,9 +13,10 @@ characters that would split one (`text.visible`, and every other format characte
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mailbot.text import visible
@@ -77,7 +78,7 @@ FILE_EXTENSIONS = frozenset(
 )
 
 
-def _folded(text: str) -> tuple[str, list[int]]:
+def _folded(text: str) -> tuple[str, Sequence[int]]:
     """`text` with each character in its NFKC form, and for each folded character the index of
     the character it came from (so a match maps back onto the text as written)."""
     out: list[str] = []
@@ -94,12 +95,31 @@ def _is_file_name(found: str) -> bool:
     return "." not in head and "。" not in head and extension.lower() in FILE_EXTENSIONS
 
 
-def defang(text: str, own: Collection[str] = ()) -> str:
+def defang(text: str, own: frozenset[str] = frozenset()) -> str:
     """`text` with every link (`https://…`, `hxxp://…`, `www.example.com`, `evil.example/x`,
     in any width) replaced by URL_MARK and every mail address by ADDRESS_MARK, except the
     addresses in `own` (lower case): the desk's own, which a reply names on purpose."""
+    if not _CANDIDATE.search(text):
+        return text
+    return _defang(text, own)
+
+
+# A link or an address needs a dot (an ideographic one only before a letter or digit: it ends
+# most Japanese sentences) or an at sign, in some width: text without one is left as it is
+# without being looked at closer.
+_CANDIDATE = re.compile("[.@．｡＠﹫․﹒]|。[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]")
+
+
+@functools.lru_cache(maxsize=8192)
+def _defang(text: str, own: frozenset[str]) -> str:
     text = _INVISIBLE.sub("", visible(text))
-    folded, origin = _folded(text)
+    if text.isascii():
+        folded, origin = text, range(len(text))
+    else:
+        folded = unicodedata.normalize("NFKC", text)
+        if not _FOUND.search(folded):
+            return text
+        folded, origin = _folded(text)
     out: list[str] = []
     at = 0
     for found in _FOUND.finditer(folded):
@@ -127,7 +147,7 @@ LEFT_OUT = ("recipient_name", "original_subject")
 
 
 def quotable(
-    context: Mapping[str, Any], own: Collection[str], desk_keys: Collection[str]
+    context: Mapping[str, Any], own: frozenset[str], desk_keys: Collection[str]
 ) -> dict[str, Any]:
     """The render context of a mail to an unverified recipient: the sender's display name and
     subject (`LEFT_OUT`) emptied, and every other string, however deep in dicts and lists
@@ -145,7 +165,7 @@ def quotable(
     return out
 
 
-def _walk(value: Any, own: Collection[str]) -> Any:
+def _walk(value: Any, own: frozenset[str]) -> Any:
     if isinstance(value, str):
         return defang(value, own)
     if isinstance(value, Mapping):
