@@ -43,7 +43,7 @@ REGISTERED = (
 )
 TRUST_OURS = '\n[trust]\nauthserv_ids = ["mx.occto.or.jp"]\n'
 DMARC_PASS = "mx.occto.or.jp; spf=pass smtp.mailfrom={d}; dmarc=pass header.from={d}"
-OWN = {CODE, LONG}
+OWN = frozenset({CODE, LONG})
 
 
 @pytest.fixture
