@@ -416,3 +416,50 @@ def test_an_operator_toml_without_windows_signs_with_the_seeds_words(tmp_path: P
         outbox(ctx)[0]["raw"]
     )
     ctx.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "says"),
+    [
+        (
+            "trust.toml",
+            "automatic_per_case = 6",
+            "automatic_per_case = 0",
+            "loops.automatic_per_case",
+        ),
+        (
+            "trust.toml",
+            "automatic_per_thread = 8",
+            "automatic_per_thread = true",
+            "loops.automatic_per_thread",
+        ),
+        (
+            "operator.toml",
+            'name = "電力広域的運営推進機関 企画部"',
+            "",
+            "windows.youryou_rikuase_long",
+        ),
+        (
+            "operator.toml",
+            'signature = ["電力広域的運営推進機関 運用部',
+            'signature = [1, "',
+            "windows.code",
+        ),
+    ],
+)
+def test_a_wrong_loop_limit_or_window_is_a_configuration_error(
+    tmp_path: Path, name: str, old: str, new: str, says: str
+):
+    from mailbot.errors import ConfigError
+    from mailbot.identity import OPERATOR_RULES
+    from mailbot.mail.trust import TRUST_RULES
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    path = rules / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    loader = TRUST_RULES if name == "trust.toml" else OPERATOR_RULES
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        loader.load(rules)
