@@ -463,3 +463,27 @@ def test_a_wrong_loop_limit_or_window_is_a_configuration_error(
     loader = TRUST_RULES if name == "trust.toml" else OPERATOR_RULES
     with pytest.raises(ConfigError, match=re.escape(says)):
         loader.load(rules)
+
+
+def test_loop_alerts_to_staff_are_bounded_per_day(tmp_path: Path):
+    """A stranger can start threads too: each thread that reaches its cap tells staff once,
+    and no more than ALERTS_PER_DAY threads a day do (the rest say so on their case)."""
+    from mailbot.outbox.planner import ALERTS_PER_DAY
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    path = rules / "trust.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("automatic_per_thread = 8", "automatic_per_thread = 1"), "utf-8")
+    ctx = desk_with_operators(tmp_path, extra_config=f'\n[paths]\nrules = "{rules}"\n')
+    for t in range(ALERTS_PER_DAY + 2):
+        submit(ctx, application(f"applicant{t}@company{t}.example"))
+        [receipt] = [
+            m for m in outbox(ctx, "receipt") if m["recipient"].startswith(f"applicant{t}@")
+        ]
+        submit(ctx, robot_round("first_thread_new_domain", t, first=receipt, latest=receipt))
+    alerts = [m for m in outbox(ctx) if m["kind"] == "staff_loop_stopped"]
+    assert len(alerts) == ALERTS_PER_DAY * len(ctx.config.staff_addresses)
+    withheld = ctx.store.count_events("staff_alert_withheld", ctx.now().replace(year=2000))
+    assert withheld == 2
+    ctx.close()

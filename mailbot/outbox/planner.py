@@ -238,7 +238,8 @@ def _loop_capped(
     rules/trust.toml `[loops]`, whoever they went to (SPEC §8: no loops). A robot answering
     each of our mails from a new address is a new stranger each time, with a case and a daily
     budget of its own; only these counts end it. The mail is then not planned (an event says
-    why) and staff are told once per thread."""
+    why) and staff are told once per thread, and by at most ALERTS_PER_DAY such mails a day
+    (a stranger can start threads too; past it the events on the cases say what happened)."""
     rules = load_trust_rules(ctx.config.rules_dir)
     root = thread_root(case)
     on_case, in_thread = ctx.store.automatic_mails(AUTOMATIC_KINDS, case["id"], root)
@@ -254,8 +255,13 @@ def _loop_capped(
         f"{format_case_number(root)} (limit {rules.automatic_per_thread})"
     )
     effect.event(case["id"], "bot", "reply_suppressed", kind=reply.kind, why=why)
-    told = any(e.kind == LOOP_TOLD and e.case_id == root for e in effect.events)
-    if told or ctx.store.count_events(LOOP_TOLD, EVER, root):
+    told = [e for e in effect.events if e.kind == LOOP_TOLD]
+    if any(e.case_id == root for e in told) or ctx.store.count_events(LOOP_TOLD, EVER, root):
+        return True
+    if ctx.store.count_events(LOOP_TOLD, effect.now - ALERT_INTERVAL) + len(told) >= ALERTS_PER_DAY:
+        effect.event(
+            root, "bot", "staff_alert_withheld", reason=f"{ALERTS_PER_DAY} alerts within a day"
+        )
         return True
     subject, body = ctx.renderer.mail(
         "staff_loop_stopped",
@@ -264,7 +270,6 @@ def _loop_capped(
             "this_case_number": format_case_number(case["id"]),
             "recipient": recipient,
             "why": why,
-            "sent": in_thread,
         },
     )
     effect.mails += [
