@@ -242,7 +242,7 @@ class OutgoingConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     charset: str = "utf-8"
-    from_name: str = "電力広域的運営推進機関 容量市場 受付窓口"
+    from_name: str = ""
     message_id_domain: str | None = None
     timeout: float = 30.0
     password_problem: str | None = None

@@ -442,7 +442,7 @@ def test_one_sender_name_and_one_honorific_in_every_reply(desk: Context):
         assert f"{CODE_WINDOW}でございます。" in text
         assert CODE_WINDOW in text.rstrip().splitlines()[-5:], "the signature"
         decoded = message_from_bytes(mail["raw"], policy=policy.default)["From"]
-        assert decoded.addresses[0].display_name.split() == NAME.split()
+        assert decoded.addresses[0].display_name.split() == CODE_WINDOW.split()
         assert "送信専用" not in text
         assert "{事業者コード}" not in text and "{" not in text
     guidance = body_text(outbox(desk, "guidance")[0]["raw"])

@@ -365,6 +365,7 @@ def test_code_mail_is_signed_as_seed_000_names_its_window(desk: Context):
     signature = text.rstrip().splitlines()[-5:]
     assert window in signature and "E-Mail：code@occto.or.jp" in signature
     assert INVENTED not in text
+    assert from_name(outbox(desk)[0]["raw"]) == window
 
 
 def test_long_term_mail_is_signed_as_seed_004_s_notices_name_the_window(desk: Context):
@@ -377,6 +378,28 @@ def test_long_term_mail_is_signed_as_seed_004_s_notices_name_the_window(desk: Co
     assert f"E-Mail：{LONG}" in lines
     assert "電力広域的運営推進機関 企画部でございます。" in text
     assert INVENTED not in text
+    assert from_name(outbox(desk)[0]["raw"]) == "電力広域的運営推進機関 企画部"
+
+
+def from_name(raw: bytes) -> str:
+    from email import message_from_bytes, policy
+
+    name = message_from_bytes(raw, policy=policy.default)["From"].addresses[0].display_name
+    return " ".join(name.split())  # the stdlib keeps the space between encoded words too
+
+
+def test_from_name_in_the_config_names_every_mailbox_s_from(tmp_path: Path):
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.context import Context as Ctx
+    from tests.support.desk import Clock, parse_instant
+
+    text = DEFAULT_CONFIG.replace("[outgoing]\n", '[outgoing]\nfrom_name = "容量市場 窓口"\n', 1)
+    ctx = Ctx.open(parse_config(text, "<test>", tmp_path), Clock(parse_instant("2026-11-20T10:00")))
+    submit(ctx, application())
+    raw = outbox(ctx)[0]["raw"]
+    assert from_name(raw) == "容量市場 窓口"
+    assert "電力広域的運営推進機関 運用部 マスター担当でございます。" in body_text(raw)
+    ctx.close()
 
 
 def test_the_window_is_configurable_per_mailbox(tmp_path: Path):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mailbot.context import Context
-from mailbot.identity import load_window
+from mailbot.identity import Window, load_window
 from mailbot.mail.compose import OutgoingAttachment, compose, new_message_id
 from mailbot.mail.quoting import quotable
 from mailbot.mail.trust import load_trust_rules
@@ -110,8 +110,7 @@ def base_context(
     """What every case mail's template may use. `sender_name` and `window` are the window
     (窓口) the mailbox `from_addr` signs as (rules/operator.toml)."""
     routing = ctx.routing
-    box = ctx.config.mailbox_for(from_addr)
-    window = load_window(ctx.config.rules_dir, box.local_part if box else "code")
+    window = _window_of(ctx, from_addr)
     return {
         "case": case,
         "case_number": format_case_number(case["id"]),
@@ -131,6 +130,11 @@ def base_context(
             for rule, _ in routing.subjects
         ],
     }
+
+
+def _window_of(ctx: Context, from_addr: str) -> Window:
+    box = ctx.config.mailbox_for(from_addr)
+    return load_window(ctx.config.rules_dir, box.local_part if box else "code")
 
 
 def render_context(
@@ -334,11 +338,13 @@ def _planned(
     now: datetime,
     **options: Any,
 ) -> PlannedMail:
-    """One mail composed under a Message-ID fixed now (`options`: compose's own keywords)."""
+    """One mail composed under a Message-ID fixed now (`options`: compose's own keywords).
+    The From header's name is `[outgoing] from_name` when set, else the window the mailbox
+    `from_addr` signs as."""
     message_id = new_message_id(ctx.config.message_id_domain, case_id)
     raw = compose(
         from_addr=from_addr,
-        from_name=ctx.config.outgoing.from_name,
+        from_name=ctx.config.outgoing.from_name or _window_of(ctx, from_addr).name,
         to=recipient,
         subject=subject,
         body=body,
