@@ -172,6 +172,8 @@ def test_staff_text_is_sent_as_written_to_anyone(desk: Context):
         ("evil\u00ad.example/x", ""),
         ("evil\u2024example", ""),
         ("192.0.2.1/login", ""),
+        ("https://evil/x", ""),
+        ("ｈｔｔｐ：／／evil", ""),
     ],
 )
 def test_defang_replaces_every_form_of_a_link_or_address(written: str, kept: str):

@@ -105,9 +105,9 @@ def defang(text: str, own: frozenset[str] = frozenset()) -> str:
 
 
 # A link or an address needs a dot (an ideographic one only before a letter or digit: it ends
-# most Japanese sentences) or an at sign, in some width: text without one is left as it is
-# without being looked at closer.
-_CANDIDATE = re.compile("[.@．｡＠﹫․﹒]|。[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]")
+# most Japanese sentences), an at sign or a colon (`https://intranet/x`), in some width: text
+# without one is left as it is without being looked at closer.
+_CANDIDATE = re.compile("[.@:．｡＠﹫․﹒：]|。[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]")
 
 
 @functools.lru_cache(maxsize=8192)

@@ -397,6 +397,7 @@ TOKEN_FORMS: dict[str, Callable[[str], str]] = {
     "zero_width_inside": lambda d: f"ht\u200btps://{d}.example",
     "ideographic_dot": lambda d: f"www.{d}。com",
     "soft_hyphen_inside": lambda d: f"{d}\u00ad.example/x",
+    "dotless_host": lambda d: f"https://{d}/x",
 }
 
 
