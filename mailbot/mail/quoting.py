@@ -147,16 +147,19 @@ LEFT_OUT = ("recipient_name", "original_subject")
 
 
 def quotable(
-    context: Mapping[str, Any], own: frozenset[str], desk_keys: Collection[str]
+    context: Mapping[str, Any],
+    own: frozenset[str],
+    desk_keys: Collection[str],
+    left_out: Collection[str] = LEFT_OUT,
 ) -> dict[str, Any]:
     """The render context of a mail to an unverified recipient: the sender's display name and
-    subject (`LEFT_OUT`) emptied, and every other string, however deep in dicts and lists
+    subject (`left_out`) emptied, and every other string, however deep in dicts and lists
     (the case, form values, attachment names, problem messages that quote what was written),
     `defang`ed. Values under `desk_keys` at the top level are what the desk wrote (a reason or
     reply staff typed, its own signature) and stay as they are."""
     out: dict[str, Any] = {}
     for key, value in context.items():
-        if key in LEFT_OUT:
+        if key in left_out:
             out[key] = ""
         elif key in desk_keys:
             out[key] = value

@@ -15,7 +15,7 @@ from typing import Any
 from mailbot.context import Context
 from mailbot.identity import Window, load_window
 from mailbot.mail.compose import OutgoingAttachment, compose, new_message_id
-from mailbot.mail.quoting import quotable
+from mailbot.mail.quoting import LEFT_OUT, quotable
 from mailbot.mail.trust import load_trust_rules
 from mailbot.outcome import Outcome, Reply
 from mailbot.states import check_transition, mail_kind
@@ -153,7 +153,10 @@ def render_context(
     context = base_context(ctx, case, thread, from_addr) | reply.context
     if verified(ctx, thread, recipient):
         return context
-    return quotable(context, ctx.config.own_addresses, DESK_WRITTEN)
+    # a name the reply brings itself is the register's (an objection result addressed to the
+    # source's registered contact), not what the sender wrote in From:
+    left_out = [key for key in LEFT_OUT if key not in reply.context]
+    return quotable(context, ctx.config.own_addresses, DESK_WRITTEN, left_out)
 
 
 def send_time(ctx: Context, reply: Reply, now: datetime) -> datetime:
