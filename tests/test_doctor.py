@@ -184,7 +184,7 @@ def test_doctor_renders_every_mail_template_of_a_deployment(tmp_path: Path, caps
     capsys.readouterr()
     assert main(["--config", cfg, "doctor", "--offline"]) == 0
     status, detail = doctor_rows(capsys.readouterr().out)["templates"]
-    assert status == "ok" and "25 mails render" in detail
+    assert status == "ok" and "26 mails render" in detail
     mail = folder / "templates" / "mail"
     receipt = mail / "receipt.txt.j2"
     text = receipt.read_text(encoding="utf-8")
