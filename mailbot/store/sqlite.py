@@ -475,6 +475,7 @@ class StoredMessage:
     batched: int = 0
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BLOB_IO_BYTES = 1024 * 1024
 # What of a mail's text the search index keeps: a sender who replies to their own case with
 # megabytes of text must not make every later change of that case rewrite megabytes.
@@ -1257,9 +1258,11 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
         whitespace-separated term, or that a term names by its 受付番号 (MB-000082, 82).
         The query is folded as the index is (`searchfold.fold`: NFKC, case, 異体字). Terms of
         3+ characters use the trigram index; shorter ones (a 2-character name such as 東電)
-        fall back to LIKE over the same columns."""
+        fall back to LIKE over the same columns. NUL and other control characters are no part
+        of a term: FTS5 reads a query string only to its first NUL, so three NULs left the
+        phrase's quote open ("unterminated string")."""
         found: set[int] | None = None
-        for term in fold(text).split():
+        for term in _CONTROL.sub(" ", fold(text)).split():
             if len(term) >= 3:
                 phrase = '"' + term.replace('"', '""') + '"'
                 rows = self.execute(
