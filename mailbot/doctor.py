@@ -391,6 +391,19 @@ def _authserv_ids(config: Config) -> str:
     return ", ".join(config.authserv_ids)
 
 
+def _clear_text(config: Config) -> str:
+    """Servers whose password goes in clear text (`allow_plaintext = true`: a loopback host
+    needs no permission, any other one is refused at load without it)."""
+    servers = [*config.mailboxes, config.outgoing]
+    named = [f"{s.host}:{s.port}" for s in servers if s.allow_plaintext and s.security == "none"]
+    if named:
+        raise _Warning(
+            f"passwords go in clear text (allow_plaintext = true) to {', '.join(named)}: "
+            "anyone on the path reads them; use ssl or starttls"
+        )
+    return "no password is sent in clear text to another host"
+
+
 def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Check]:
     """Every check, each its own row; reads only (no Context: opening one would create the
     database and stop at the first broken rules file)."""
@@ -398,6 +411,7 @@ def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Chec
         Check("configuration", OK, f"{config.source}"),
         *_rules(config),
         _row("trust: authserv_ids", lambda: _authserv_ids(config)),
+        _row("clear-text passwords", lambda: _clear_text(config)),
         _templates(config),
         *_database(config, now),
     ]
