@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from mailbot.errors import StoreBusy, StoreError
 from mailbot.mail.arrival import arrival_time
 from mailbot.mail.parse import parse
+from mailbot.private import narrow, private_file
 from mailbot.store.desk import DeskQueries
 from mailbot.store.deskwork import DESK_WORK, DeskWork
 from mailbot.store.effect import Effect
@@ -436,6 +437,13 @@ def _delivered(item: tuple[str, bytes] | tuple[str, bytes, datetime | None]) -> 
     return item[2] if len(item) > 2 else None  # type: ignore[misc]
 
 
+def narrow_companions(database: Path) -> None:
+    """A database's -wal and -shm made before its file was private (`private.narrow`): SQLite
+    creates new ones with the database file's mode, but keeps those it finds."""
+    for suffix in ("-wal", "-shm"):
+        narrow(database.with_name(database.name + suffix))
+
+
 BUSY_SECONDS = 30.0  # how long a write waits for another connection's transaction
 PATIENCE_SECONDS = 600.0  # how long `patiently` tries again
 
@@ -488,10 +496,11 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(path)
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
+            narrow_companions(path)
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
