@@ -162,13 +162,20 @@ class Queries:
         return [(r[0], r[1]) for r in rows]
 
     # messages (mail in)
-    def messages_of_case(self, case_id: int) -> list[dict[str, Any]]:
+    def received_of_case(self, case_id: int, text_chars: int) -> list[dict[str, Any]]:
+        """The case's mails in, oldest first, as staff read them and never the raw bytes:
+        `shown` (mail/shown.py; None for a mail processed before schema step 15) and the
+        first `text_chars` + 1 characters of the body text (`text`, None when none was
+        kept), so the caller sees whether there is more."""
         rows = self.execute(
-            "SELECT id, raw, mailbox, received_at, state, outcome FROM messages"
-            " WHERE case_id = ? ORDER BY id",
-            (case_id,),
+            "SELECT id, mailbox, received_at, state, outcome, shown,"
+            " substr(body_text, 1, ?) AS text FROM messages WHERE case_id = ? ORDER BY id",
+            (text_chars + 1, case_id),
         )
         return [dict(r) for r in rows]
+
+    def set_message_shown(self, message_row: int, shown: str) -> None:
+        self.execute("UPDATE messages SET shown = ? WHERE id = ?", (shown, message_row))
 
     def outbox_mails_of_case(self, case_id: int) -> list[dict[str, Any]]:
         rows = self.execute(

@@ -141,6 +141,15 @@ def _order_keys(conn: sqlite3.Connection) -> None:
     )
 
 
+_SHOWN = """
+    ALTER TABLE messages ADD COLUMN shown TEXT;
+    """
+"""Step 15: what staff are shown of a processed mail beside `body_text` (sender, recipients,
+subject, HTML or not, attachments by name, size and type: `mail/shown.py`), kept when it is
+processed so that a case page never parses raw mail. Mails processed before it get theirs
+the first time their case is shown (`desk/mailview.py`), one parse each, rather than here:
+a database of 100,000 mails would parse them all during the upgrade."""
+
 _STAFF_DESK = """
     CREATE TABLE staff (
         login TEXT PRIMARY KEY,
@@ -411,6 +420,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     _fold_search_index,
     DESK_WORK,
     MONITOR_MIGRATION,
+    _SHOWN,
 ]
 
 
@@ -827,11 +837,13 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
         digest: str | None = None,
         references: Sequence[str] | None = None,
         sender_name: str | None = None,
+        shown: str | None = None,
     ) -> None:
         """`text` and `attachment_names` (the parsed body and file names) feed the case's
         full-text search row, written in the same transaction as the case; `references` and
         `sender_name` (with the Message-ID, subject and sender) are the thread a later reply
-        answers in (`latest_done_message`)."""
+        answers in (`latest_done_message`); `text` and `shown` are what staff read of the
+        mail (`received_of_case`)."""
         names = json.dumps(list(attachment_names), ensure_ascii=False)
         thread = json.dumps(list(references)) if references is not None else None
         self.execute(
@@ -840,7 +852,7 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
             " subject = coalesce(?, subject), body_text = coalesce(?, body_text),"
             " attachment_names = ?, digest = coalesce(?, digest),"
             " thread_references = coalesce(?, thread_references),"
-            " sender_name = coalesce(?, sender_name) WHERE id = ?",
+            " sender_name = coalesce(?, sender_name), shown = coalesce(?, shown) WHERE id = ?",
             (
                 state,
                 case_id,
@@ -854,6 +866,7 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
                 digest,
                 thread,
                 sender_name,
+                shown,
                 message_row,
             ),
         )
@@ -970,6 +983,7 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
                     digest=finish.digest,
                     references=finish.references,
                     sender_name=finish.sender_name,
+                    shown=finish.shown,
                 )
         return planned
 

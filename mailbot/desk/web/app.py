@@ -27,6 +27,7 @@ from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
 from mailbot.desk.decisions import StaleCase, decide
+from mailbot.desk.mailview import received_mails
 from mailbot.desk.preview import preview
 from mailbot.desk.replies import case_fields, render_reply, reply_names
 from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
@@ -54,6 +55,7 @@ CSP = (
     + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_SIZE = 100
+SHOWN_TEXT_CHARS = 200_000
 MAX_BODY_BYTES = 256 * 1024
 # A number from a URL or a form: up to 18 ASCII digits, so it fits SQLite's 64-bit integers
 # (a larger id raised OverflowError binding it) and int() never sees 4,300+ digits (ValueError).
@@ -665,10 +667,12 @@ def _party(c: Context, case: dict[str, Any]) -> str:
 
 
 def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
-    """Every mail of the case, in and out, oldest first, as text with its attachments."""
-    out: list[dict[str, Any]] = []
-    for m in c.store.messages_of_case(case_id):
-        out.append(_mail_view(bytes(m["raw"]), "in", m["id"], m["received_at"], m["state"]))
+    """Every mail of the case, in and out, oldest first, as text with its attachments. Mails
+    in are read from what was kept when they were processed (`desk.mailview`), their text up
+    to SHOWN_TEXT_CHARS; mails out are ours and parsed."""
+    out: list[dict[str, Any]] = [
+        _received_view(m) for m in received_mails(c, case_id, SHOWN_TEXT_CHARS)
+    ]
     for o in c.store.outbox_for_case(case_id):
         raw = c.store.outbox_raw(o["id"]) or b""
         view = _mail_view(bytes(raw), "out", o["id"], o["created_at"], o["state"])
@@ -676,6 +680,28 @@ def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
         out.append(view)
     out.sort(key=lambda v: (v["at"] or "", v["way"] == "out"))
     return out
+
+
+def _received_view(m: dict[str, Any]) -> dict[str, Any]:
+    if m["cut"]:
+        text = m["text"] + (
+            f"\n\n（本文が長いため、先頭の {SHOWN_TEXT_CHARS:,} 文字のみ表示しています。"
+            "全文は mailbot case で確認できます。）"
+        )
+    else:
+        text = m["text"]
+    return {
+        "way": "in",
+        "row": m["id"],
+        "at": m["received_at"],
+        "state": m["state"],
+        "subject": m["subject"],
+        "from": m["from"],
+        "to": m["to"],
+        "text": text,
+        "html": m["html"],
+        "files": [(i, name, size) for i, (name, size, _type) in enumerate(m["files"])],
+    }
 
 
 def _mail_view(raw: bytes, way: str, row: int, at: str, state: str) -> dict[str, Any]:
