@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import test_web
+from tests.support.hostile import MALFORMED_REQUESTS
 from tests.test_web import client, csrf_of, get, login, post
 
 desk = test_web.desk
@@ -67,6 +68,24 @@ def test_a_case_number_past_sqlite_integers_is_404_in_japanese(desk):
     token = csrf_of(get(c, "/cases/1").text)
     r = post(c, "/cases/99999999999999999999/claim", {"csrf": token, "version": "1"})
     _japanese_refusal(r, 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form"),
+    [pytest.param(m, p, f, id=kind) for kind, m, p, f in MALFORMED_REQUESTS],
+)
+def test_the_hostile_corpus_of_requests_is_refused_in_japanese(desk, method, path, form):
+    """A search or a page number is read leniently (200: NULs are no part of a term, a page
+    past the last is page one); anything else is refused, in Japanese."""
+    c = login(client(), "sato")
+    if method == "GET":
+        r = get(c, path)
+    else:
+        r = post(c, path, form | {"csrf": csrf_of(get(c, "/cases/1").text)})
+    lenient = path.startswith("/cases?")
+    assert r.status_code in ((200,) if lenient else (400, 404)), (path, r.status_code)
+    if not lenient:
+        _japanese_refusal(r, r.status_code)
 
 
 def test_a_method_the_route_does_not_take_is_405_in_japanese(desk):
