@@ -19,6 +19,10 @@
 5. trust scenarios: a complete application followed by what strangers and robots send into
    its thread (a question, an out-of-office reply, another free-mail user's form, a spoofed
    From with a foreign Reply-To): no case wiped, none hijacked.
+6. desk attacks (issue 25): files readable by other users after a day's work under umask
+   022, clear-text passwords to remote servers, 200 MB bodies and a connection flood against
+   a real waitress server, the hostile corpus of malformed requests, and a case page over a
+   thread of eight large mails (timed, beside what parsing them all takes).
 
 Writes bench/results/reliability.json.
 """
@@ -487,6 +491,218 @@ def trust_scenarios(rounds: int) -> dict:
     }
 
 
+def desk_attacks(quick: bool) -> dict:
+    """Issue 25's attacks on the host and the web desk, each with its count and what it must
+    never do (every `failed_*` count must be 0): files readable by other users after a day's
+    work under umask 022, clear-text passwords to a remote server, oversized bodies and a
+    connection flood against a real waitress server, the malformed requests of the hostile
+    corpus, and one participant's thread of large mails against the case page (timed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        return {
+            "file_modes": _file_modes(root / "modes"),
+            "plaintext_passwords": _plaintext_configs(root / "plain"),
+            **_web_attacks(root / "web", quick),
+        }
+
+
+def _file_modes(root: Path) -> dict:
+    root.mkdir()
+    samples_dir = ROOT / "mailbot" / "samples"
+    commands = [
+        ["deliver", *map(str, sorted(samples_dir.glob("*.eml")))],
+        ["run", "--once"],
+        ["report", "--xlsx", "out/queue.xlsx", "--html", "out/queue.html"],
+        ["backup"],
+    ]
+    under_022 = ["sh", "-c", 'umask 022 && exec "$@"', "sh"]
+    for command in commands:
+        subprocess.run(
+            [*under_022, sys.executable, "-m", "mailbot", "--now", "2026-11-25T10:00", *command],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+    paths = list(root.rglob("*"))
+    wide = [p for p in paths if p.stat().st_mode & 0o077]
+    return {"files_and_folders": len(paths), "failed_readable_by_others": len(wide)}
+
+
+def _plaintext_configs(root: Path) -> dict:
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.errors import ConfigError
+
+    hosts = ["imap.example.jp", "192.0.2.10", "[2001:db8::1]", "localhost.example.jp", "10.0.0.1"]
+    loaded = 0
+    for host in hosts:
+        text = DEFAULT_CONFIG.replace(
+            'backend = "maildir"\npath = "data/outbox"',
+            f'backend = "smtp"\nhost = "{host}"\nsecurity = "none"\npassword = "secret"',
+        )
+        try:
+            parse_config(text, "bench", root)
+            loaded += 1
+        except ConfigError:
+            continue
+    return {"configs": len(hosts), "failed_loaded": loaded}
+
+
+def _web_attacks(root: Path, quick: bool) -> dict:
+    import socket
+    import threading
+
+    from mailbot.clock import Clock, parse_instant
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.context import Context
+    from mailbot.desk.staff import add_staff
+    from mailbot.desk.web.app import create_app
+    from mailbot.desk.web.server import CONNECTIONS_PER_CLIENT, build_server
+    from tests.support.hostile import MALFORMED_REQUESTS
+
+    root.mkdir()
+    config = parse_config(DEFAULT_CONFIG, "bench", root)
+    clock = Clock(parse_instant("2026-11-25T10:00"))
+    with Context.open(config, clock) as ctx:
+        add_staff(ctx, "sato", "佐藤", "sato-password-1")
+        thread_size = _large_thread(ctx, 8, (2 if quick else 19) * 1024 * 1024)
+    app = create_app(config, clock)
+    server = build_server(app, config, host="127.0.0.1", port=0)
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    port = server.effective_port
+
+    def talk(sock: socket.socket, request: bytes) -> bytes:
+        data = b""
+        try:
+            sock.sendall(request)
+            while chunk := sock.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+        return data
+
+    oversize = 20
+    answered_413 = 0
+    for _ in range(oversize):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            answered_413 += talk(
+                sock,
+                b"POST /login HTTP/1.1\r\nHost: desk\r\nContent-Length: 209715200\r\n\r\n",
+            ).startswith(b"HTTP/1.1 413")
+    flood = [
+        socket.create_connection(("127.0.0.1", port), timeout=20)
+        for _ in range(CONNECTIONS_PER_CLIENT * 4)
+    ]
+    answers = [
+        talk(sock, b"GET /login HTTP/1.1\r\nHost: desk\r\nConnection: close\r\n\r\n")
+        for sock in flood
+    ]
+    for sock in flood:
+        sock.close()
+    sockets = server._map
+    server.trigger.pull_trigger(lambda: [d.close() for d in list(sockets.values())])
+    runner.join(20)
+    server.task_dispatcher.shutdown()
+
+    client = _staff_client(app)
+    csrf = _csrf(client.get("/cases/1", base_url="https://localhost").text)
+    server_errors = 0
+    for _kind, method, path, form in MALFORMED_REQUESTS:
+        if method == "GET":
+            r = client.get(path, base_url="https://localhost")
+        else:
+            r = client.post(path, data=form | {"csrf": csrf}, base_url="https://localhost")
+        server_errors += r.status_code >= 500
+    views = 5
+    started = time.perf_counter()
+    for _ in range(views):
+        assert client.get("/cases/1", base_url="https://localhost").status_code == 200
+    page_ms = (time.perf_counter() - started) / views * 1000
+    return {
+        "oversized_bodies": {
+            "requests": oversize,
+            "body_bytes_sent": 0,
+            "failed_not_refused_from_headers": oversize - answered_413,
+        },
+        "connection_flood": {
+            "connections": len(flood),
+            "served": sum(a.startswith(b"HTTP/1.1 200") for a in answers),
+            "refused_429": sum(a.startswith(b"HTTP/1.1 429") for a in answers),
+            "failed_served_over_cap": max(
+                0, sum(a.startswith(b"HTTP/1.1 200") for a in answers) - CONNECTIONS_PER_CLIENT
+            ),
+        },
+        "malformed_requests": {
+            "requests": len(MALFORMED_REQUESTS),
+            "failed_server_errors": server_errors,
+        },
+        "large_thread": thread_size | {"case_page_ms": round(page_ms, 1)},
+    }
+
+
+def _large_thread(ctx, count: int, size: int) -> dict:
+    """`count` mails of `size` bytes of attachment each on one case (the case number in the
+    subject), and what parsing them all takes: what every view of the case cost before
+    issue 25 point 7."""
+    from mailbot.intake.runner import process_pending
+    from mailbot.mail.parse import parse
+    from tests.support.jpmail import build
+
+    raws = [
+        build(
+            "ご相談" if n == 0 else "Re: ご相談 [MB-000001]",
+            f"{n} 通目です。",
+            from_addr="heavy@example.jp",
+            charset="utf-8",
+            attachments=[(f"資料{n}.pdf", random.randbytes(size), "application/pdf")],
+        )
+        for n in range(count)
+    ]
+    for n, raw in enumerate(raws):
+        ctx.store.save_raw("code@occto.or.jp", [(f"heavy:{n}", raw)], ctx.now())
+        process_pending(ctx)
+    started = time.perf_counter()
+    for raw in raws:
+        parse(raw)
+    parse_ms = (time.perf_counter() - started) * 1000
+    on_case = ctx.store.execute("SELECT count(*) FROM messages WHERE case_id = 1").fetchone()[0]
+    return {
+        "mails": count,
+        "mb_each": round(len(raws[0]) / 1024 / 1024, 1),
+        "on_one_case": on_case,
+        "parsing_them_all_ms": round(parse_ms, 1),
+    }
+
+
+def _staff_client(app):
+    client = app.test_client()
+    page = client.get("/login", base_url="https://localhost").text
+    client.post(
+        "/login",
+        data={"login": "sato", "password": "sato-password-1", "csrf": _csrf(page)},
+        base_url="https://localhost",
+    )
+    return client
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    return found.group(1) if found else ""
+
+
+def _desk_attack_failures(attacks: dict) -> int:
+    """Every `failed_*` count of the desk attacks (each must be 0)."""
+    return sum(
+        v
+        for entry in attacks.values()
+        if isinstance(entry, dict)
+        for k, v in entry.items()
+        if k.startswith("failed_") and isinstance(v, int)
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -495,9 +711,16 @@ def main() -> int:
         action="store_true",
         help="only the kills of run --once with its helpers, merged into reliability.json",
     )
+    parser.add_argument(
+        "--desk-attacks-only",
+        action="store_true",
+        help="only issue 25's desk attacks, merged into reliability.json",
+    )
     args = parser.parse_args()
     if args.batch_kills_only:
         return batch_kills_only(args.quick)
+    if args.desk_attacks_only:
+        return desk_attacks_only(args.quick)
     n_crash, n_kills, n_hostile, n_scenarios = (
         (120, 6, 200, 5) if args.quick else (500, 20, 1000, 40)
     )
@@ -514,6 +737,8 @@ def main() -> int:
     bad = hostile(n_hostile)
     print("trust scenarios …", flush=True)
     trust = trust_scenarios(n_scenarios)
+    print("desk attacks …", flush=True)
+    desk = desk_attacks(args.quick)
     result = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -531,6 +756,7 @@ def main() -> int:
         "dovecot_restart": restart,
         "hostile": bad,
         "trust_scenarios": trust,
+        "desk_attacks": desk,
         "seconds": round(time.perf_counter() - started, 1),
     }
     for key in (
@@ -550,6 +776,7 @@ def main() -> int:
     print(f"dovecot restart      {restart}")
     print(f"hostile              {bad}")
     print(f"trust scenarios      {trust}")
+    print(f"desk attacks         {desk}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reliability-quick.json" if args.quick else "reliability.json"
     (RESULTS / name).write_text(
@@ -574,6 +801,7 @@ def main() -> int:
         or trust["cases_wiped"]
         or trust["cases_hijacked"]
         or trust["replies_to_reply_to"]
+        or _desk_attack_failures(desk)
     )
     print("FAILED" if failed else "all guarantees held")
     return 1 if failed else 0
@@ -604,6 +832,22 @@ def batch_kills_only(quick: bool) -> int:
     print(f"batch kills          {soak}")
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     failed = _soak_failed(soak)
+    print("FAILED" if failed else "all guarantees held")
+    return 1 if failed else 0
+
+
+def desk_attacks_only(quick: bool) -> int:
+    """Re-run only the desk attacks and merge them into the results file, marked with their
+    own time; the other figures stay those of the last full run."""
+    path = RESULTS / ("reliability-quick.json" if quick else "reliability.json")
+    result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    print("desk attacks …", flush=True)
+    desk = desk_attacks(quick)
+    desk["when"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    result["desk_attacks"] = desk
+    print(f"desk attacks         {desk}")
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    failed = _desk_attack_failures(desk)
     print("FAILED" if failed else "all guarantees held")
     return 1 if failed else 0
 
