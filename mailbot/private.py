@@ -78,14 +78,21 @@ def narrow(path: Path) -> None:
 
 
 def _opener(path: str, flags: int) -> int:
+    """os.open giving a new file FILE_MODE exactly; an existing file of ours becomes
+    FILE_MODE too, one owned by another account is left as it is."""
     handle = os.open(path, flags, FILE_MODE)
-    os.fchmod(handle, FILE_MODE)
+    try:
+        if os.fstat(handle).st_uid == os.geteuid():
+            os.fchmod(handle, FILE_MODE)
+    except OSError:
+        os.close(handle)
+        raise
     return handle
 
 
 def open_private(path: Path, mode: str = "wb", **kwargs: Any) -> IO[Any]:
     """`open(path, mode)` for a file that is 0600 from its first byte (its folder created
-    0700 when missing); an existing file opened through it becomes 0600 too."""
+    0700 when missing); an existing file of ours opened through it becomes 0600 too."""
     private_dir(path.parent)
     return open(path, mode, opener=_opener, **kwargs)
 
