@@ -93,7 +93,16 @@ def test_a_method_the_route_does_not_take_is_405_in_japanese(desk):
     _japanese_refusal(c.put("/cases", base_url="https://localhost"), 405)
 
 
-ROUTES = ["/", "/login", "/cases", "/cases/1", "/cases/4", "/stats", "/cases/4/in/4/0"]
+ROUTES = [
+    "/",
+    "/login",
+    "/cases",
+    "/cases/1",
+    "/cases/4",
+    "/stats",
+    "/cases/4/in/4/0",
+    "/cases/4/out/4/0",
+]
 PARAMETERS = ["q", "page", "status", "procedure", "owner", "overdue", "show", "done", "x"]
 VALUES = st.one_of(
     st.text(max_size=40),
@@ -122,3 +131,35 @@ def sato(desk):
 def test_no_query_string_gives_a_server_error(sato, route, query):
     r = sato.get(route, query_string=query, base_url="https://localhost")
     assert r.status_code < 500, (route, query, r.text[:300])
+
+
+FORM_VALUES = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet="0123456789", min_size=1, max_size=30),
+    st.sampled_from(["\x00", "issue-code", "reject", "close", "9" * 5000, "sato", "none"]),
+)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    action=st.sampled_from(["claim", "assign", "note", "decide", "reply"]),
+    fields=st.dictionaries(
+        st.sampled_from(["version", "action", "arg", "reason", "owner", "text"]),
+        FORM_VALUES,
+        max_size=5,
+    ),
+    current_version=st.booleans(),
+)
+def test_no_form_gives_a_server_error(sato, action, fields, current_version):
+    """Every case action with arbitrary fields, with the page's CSRF token (and, half the
+    time, the version the page shows, so the fields reach the action itself)."""
+    page = get(sato, "/cases/2").text
+    data = fields | {"csrf": csrf_of(page)}
+    if current_version:
+        data["version"] = re.search(r'name="version" value="(\d+)"', page).group(1)
+    r = post(sato, f"/cases/2/{action}", data)
+    assert r.status_code < 500, (action, data, r.text[:300])
