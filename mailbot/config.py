@@ -117,6 +117,7 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
             "trusted_proxies": "str_list",
             "trusted_user_header": "str",
             "base_url": "str",
+            "connections_per_client": "positive_int",
         },
     ),
     "trust": ("table", {"authserv_ids": "str_list"}),
@@ -274,6 +275,7 @@ class WebConfig:
     trusted_proxies: tuple[str, ...] = ()
     trusted_user_header: str | None = None
     base_url: str | None = None
+    connections_per_client: int = 16
 
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -533,6 +535,9 @@ def _web(table: dict[str, Any]) -> WebConfig:
         trusted_proxies=tuple(proxies),
         trusted_user_header=header,
         base_url=base_url,
+        connections_per_client=_get(
+            table, "connections_per_client", where, int, WebConfig.connections_per_client
+        ),
     )
 
 

@@ -1,7 +1,7 @@
 """What a stranger's connections can make the web desk hold (issue 25, point 4), on a real
 waitress server on loopback: a body over the desk's limit is refused from its headers, before
 any of it is read (waitress used to store up to 1 GiB first), and one client holds at most
-`CONNECTIONS_PER_CLIENT` connections."""
+`[web] connections_per_client` connections."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from mailbot.clock import Clock, parse_instant
 from mailbot.config import DEFAULT_CONFIG, parse_config
 from mailbot.desk.web.app import MAX_BODY_BYTES, create_app
-from mailbot.desk.web.server import CONNECTIONS_PER_CLIENT, build_server
+from mailbot.desk.web.server import build_server
 
 RESET = b"(reset)"
 WAIT = 20.0  # a socket that hears nothing for this long fails the test instead of hanging
@@ -42,9 +42,12 @@ def serving(tmp_path: Path, extra: str = "") -> Iterator[int]:
         server.task_dispatcher.shutdown()
 
 
+PER_CLIENT = 5
+
+
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[int]:
-    with serving(tmp_path) as port:
+    with serving(tmp_path, f"[web]\nconnections_per_client = {PER_CLIENT}\n") as port:
         yield port
 
 
@@ -123,7 +126,7 @@ def get_login(sock: socket.socket) -> bytes:
 
 
 def test_one_client_holds_at_most_its_share_of_connections(desk: int):
-    held = [connect(desk) for _ in range(CONNECTIONS_PER_CLIENT)]
+    held = [connect(desk) for _ in range(PER_CLIENT)]
     for sock in held:  # each is served (and so accepted before the next one below)
         assert get_login(sock).startswith(b"HTTP/1.1 200")
     extra = connect(desk)
@@ -147,8 +150,9 @@ def test_one_client_holds_at_most_its_share_of_connections(desk: int):
 
 
 def test_a_trusted_proxy_carries_more_connections(tmp_path: Path):
-    with serving(tmp_path, '[web]\ntrusted_proxies = ["127.0.0.1"]\n') as port:
-        held = [connect(port) for _ in range(CONNECTIONS_PER_CLIENT + 4)]
+    extra = f'[web]\nconnections_per_client = {PER_CLIENT}\ntrusted_proxies = ["127.0.0.1"]\n'
+    with serving(tmp_path, extra) as port:
+        held = [connect(port) for _ in range(PER_CLIENT + 4)]
         for sock in held:
             assert get_login(sock).startswith(b"HTTP/1.1 200")
         for sock in held:

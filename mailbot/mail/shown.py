@@ -1,7 +1,7 @@
 """What staff are shown of a received mail beside its body text: who sent it, to whom, the
 subject, whether it was HTML, and each attachment by name, size and type.
 
-Kept with the mail when it is processed (`messages.shown`, schema step 15) so that a case
+Kept when the mail is processed (`mail_views.shown`, schema step 15) so that a case
 page and `mailbot case` read a few hundred bytes per mail instead of parsing the raw mail on
 every view: eight 20 MB mails on one thread made each view of that case 3.5 s and 249 MB.
 """
@@ -15,7 +15,7 @@ from mailbot.mail import Mail
 
 
 def shown_of(mail: Mail) -> str:
-    """The JSON kept in `messages.shown` for `mail`."""
+    """The JSON kept in `mail_views.shown` for `mail`."""
     return json.dumps(
         {
             "subject": mail.subject,
@@ -30,7 +30,7 @@ def shown_of(mail: Mail) -> str:
 
 
 def read_shown(text: str) -> dict[str, Any]:
-    """`messages.shown` back as a dict."""
+    """`mail_views.shown` back as a dict."""
     found = json.loads(text)
     return {
         "subject": found.get("subject", ""),

@@ -4,8 +4,8 @@ waitress reads a whole request body (into a temporary file past 512 KB) before t
 it, and by default takes bodies up to 1 GiB and 100 connections from anyone. So the app's own
 limit is given to waitress too: a Content-Length over it is answered 413 from the headers,
 before a byte of the body is read, and a chunked body is cut off at the limit. Each client
-(an IPv6 client as its /64, as the login throttle counts) holds at most
-`CONNECTIONS_PER_CLIENT` of the `CONNECTIONS` connections: one more is answered 429 and
+(an IPv6 client as its /64, as the login throttle counts) holds at most `[web]
+connections_per_client` of the `CONNECTIONS` connections: one more is answered 429 and
 closed, so one address cannot take every connection from staff. A trusted proxy
 (`[web] trusted_proxies`) carries everyone's connections and is not capped.
 """
@@ -31,7 +31,6 @@ from mailbot.desk.web.security import TrustedProxies
 log = logging.getLogger(__name__)
 
 CONNECTIONS = 100
-CONNECTIONS_PER_CLIENT = 8
 THREADS = 4
 _REFUSAL_TEXT = "同時接続数の上限を超えました。しばらくしてからお試しください。".encode()
 REFUSAL = (
@@ -68,16 +67,18 @@ def build_server(app: Flask, config: Config, *, host: str, port: int) -> Any:
         max_request_body_size=MAX_BODY_BYTES + 1,  # waitress refuses a body of this or more
         connection_limit=CONNECTIONS,
     )
-    channel = guarded_channel(TrustedProxies.of(config.web.trusted_proxies))
+    channel = guarded_channel(
+        TrustedProxies.of(config.web.trusted_proxies), config.web.connections_per_client
+    )
     for listener in list(sockets.values()):
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = channel
     return server
 
 
-def guarded_channel(proxies: TrustedProxies) -> type[HTTPChannel]:
+def guarded_channel(proxies: TrustedProxies, per_client: int) -> type[HTTPChannel]:
     """waitress's connection, refused at once (429, closed) when its client already holds
-    CONNECTIONS_PER_CLIENT others. Counted from the server's open channels, so a closed
+    `per_client` others. Counted from the server's open channels, so a closed
     connection needs no bookkeeping to be released."""
 
     class GuardedChannel(HTTPChannel):
@@ -94,7 +95,7 @@ def guarded_channel(proxies: TrustedProxies) -> type[HTTPChannel]:
                 and other.addr
                 and proxies.client(other.addr[0], []) == client
             )
-            if held > CONNECTIONS_PER_CLIENT:
+            if held > per_client:
                 log.warning("web desk: %s holds %d connections; refused one more", client, held)
                 with contextlib.suppress(OSError):  # best effort: the client may be gone
                     sock.send(REFUSAL)
