@@ -34,6 +34,7 @@ port = 8080
 secure_cookies = true         # cookies over HTTPS only
 session_hours = 10            # idle time after which a session ends
 session_max_hours = 12        # a session ends this long after its login, however busy
+connections_per_client = 16   # connections one address may hold (a trusted proxy: no cap)
 # trusted_proxies = ["127.0.0.1"]         # the reverse proxy: its X-Forwarded-For names the client
 # trusted_user_header = "X-Remote-User"   # believe the proxy's user header (needs trusted_proxies)
 # base_url = "https://desk.example.lan"   # the report, digest and alerts link each case here
