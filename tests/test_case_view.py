@@ -51,7 +51,7 @@ def test_the_case_page_and_mailbot_case_show_what_was_kept(desk: Path, capsys):
     assert f"添付: {HOSTILE}.xlsx (14 bytes, application/octet-stream)" in text
 
 
-def test_a_mail_processed_before_step_15_is_parsed_once_then_kept(desk: Path):
+def test_a_mail_processed_before_step_19_is_parsed_once_then_kept(desk: Path):
     with database(desk) as db:
         db.execute("DELETE FROM mail_views WHERE case_id = 4")
     c = login(client(), "sato")

@@ -3,7 +3,7 @@ decoded (body as text, attachments listed by name and size), and its history. Ma
 read from what was kept when they were processed (`desk.mailview`), not parsed again.
 
 Reads only, beyond keeping once what staff are shown of a mail processed before schema
-step 15. Values are written as staff write them (dates as 2026/11/25 10:00, lists joined),
+step 19. Values are written as staff write them (dates as 2026/11/25 10:00, lists joined),
 never as Python reprs.
 """
 

@@ -3,7 +3,7 @@ from what was kept when each was processed (`mail_views`: the body text and what
 `mail.shown` keeps), never by parsing the raw mails: a participant's eight 20 MB mails made
 every view of their case parse 160 MB (3.5 s, 249 MB).
 
-A mail processed before schema step 15 (or quarantined) has no view yet: it is parsed once,
+A mail processed before schema step 19 (or quarantined) has no view yet: it is parsed once,
 the first time its case is shown, and what was read is kept for every later view.
 """
 

@@ -1,7 +1,7 @@
 """What staff are shown of a received mail beside its body text: who sent it, to whom, the
 subject, whether it was HTML, and each attachment by name, size and type.
 
-Kept when the mail is processed (`mail_views.shown`, schema step 15) so that a case
+Kept when the mail is processed (`mail_views.shown`, schema step 19) so that a case
 page and `mailbot case` read a few hundred bytes per mail instead of parsing the raw mail on
 every view: eight 20 MB mails on one thread made each view of that case 3.5 s and 249 MB.
 """

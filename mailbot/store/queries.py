@@ -163,7 +163,7 @@ class Queries:
 
     # messages (mail in)
     def mail_views_of_case(self, case_id: int, text_chars: int) -> list[dict[str, Any]]:
-        """The case's mails in that have a view (`mail_views`, schema step 15), oldest
+        """The case's mails in that have a view (`mail_views`, schema step 19), oldest
         first, as staff read them: `id`, `mailbox`, `received_at`, `state`, `outcome`,
         `shown` (mail/shown.py) and the first `text_chars` + 1 characters of the body
         (`text`), so the caller sees whether there is more. Never reads past a raw mail."""
@@ -176,7 +176,7 @@ class Queries:
         return [dict(r) for r in rows]
 
     def messages_without_view(self, case_id: int) -> list[int]:
-        """The case's mails processed before schema step 15 (or quarantined): no view yet.
+        """The case's mails processed before schema step 19 (or quarantined): no view yet.
         Answered from the indexes alone."""
         rows = self.execute(
             "SELECT id FROM messages WHERE case_id = ?"

@@ -153,7 +153,7 @@ _MAIL_VIEWS = """
     );
     CREATE INDEX mail_views_case ON mail_views (case_id);
     """
-"""Step 15: what staff are shown of a processed mail (sender, recipients, subject, HTML or
+"""Step 19: what staff are shown of a processed mail (sender, recipients, subject, HTML or
 not, attachments by name, size and type: `mail/shown.py`; the body text; where and how it
 ended), kept when it is processed so that a case page never parses raw mail. A table of its
 own: every column of `messages` after `raw` is reached only by walking the raw mail's chain
