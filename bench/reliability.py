@@ -23,6 +23,10 @@
 6. reply robots (issue 25.2): a ticket robot answering each thread 12 times from a new
    address each round: never more automatic mails in a thread than rules/trust.toml allows,
    staff told at most once per thread.
+7. desk attacks (issue 25): files readable by other users after a day's work under umask
+   022, clear-text passwords to remote servers, 200 MB bodies and a connection flood against
+   a real waitress server, the hostile corpus of malformed requests, and a case page over a
+   thread of eight large mails (timed, beside what parsing them all takes).
 
 Writes bench/results/reliability.json.
 """
@@ -572,6 +576,235 @@ def reply_robots(threads: int, rounds: int = 12) -> dict:
     }
 
 
+def desk_attacks(quick: bool) -> dict:
+    """Issue 25's attacks on the host and the web desk, each with its count and what it must
+    never do (every `failed_*` count must be 0): files readable by other users after a day's
+    work under umask 022, clear-text passwords to a remote server, oversized bodies and a
+    connection flood against a real waitress server, the malformed requests of the hostile
+    corpus, and one participant's thread of large mails against the case page (timed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        return {
+            "file_modes": _file_modes(root / "modes"),
+            "plaintext_passwords": _plaintext_configs(root / "plain"),
+            **_web_attacks(root / "web", quick),
+        }
+
+
+def _file_modes(root: Path) -> dict:
+    root.mkdir()
+    samples_dir = ROOT / "mailbot" / "samples"
+    commands = [
+        ["deliver", *map(str, sorted(samples_dir.glob("*.eml")))],
+        ["run", "--once"],
+        ["report", "--xlsx", "out/queue.xlsx", "--html", "out/queue.html"],
+        ["backup"],
+    ]
+    under_022 = ["sh", "-c", 'umask 022 && exec "$@"', "sh"]
+    for command in commands:
+        subprocess.run(
+            [*under_022, sys.executable, "-m", "mailbot", "--now", "2026-11-25T10:00", *command],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+    paths = list(root.rglob("*"))
+    wide = [p for p in paths if p.stat().st_mode & 0o077]
+    return {"files_and_folders": len(paths), "failed_readable_by_others": len(wide)}
+
+
+def _plaintext_configs(root: Path) -> dict:
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.errors import ConfigError
+
+    hosts = ["imap.example.jp", "192.0.2.10", "[2001:db8::1]", "localhost.example.jp", "10.0.0.1"]
+    loaded = 0
+    for host in hosts:
+        text = DEFAULT_CONFIG.replace(
+            'backend = "maildir"\npath = "data/outbox"',
+            f'backend = "smtp"\nhost = "{host}"\nsecurity = "none"\npassword = "secret"',
+        )
+        try:
+            parse_config(text, "bench", root)
+            loaded += 1
+        except ConfigError:
+            continue
+    return {"configs": len(hosts), "failed_loaded": loaded}
+
+
+def _web_attacks(root: Path, quick: bool) -> dict:
+    import socket
+    import threading
+
+    from mailbot.clock import Clock, parse_instant
+    from mailbot.config import DEFAULT_CONFIG, parse_config
+    from mailbot.context import Context
+    from mailbot.desk.staff import add_staff
+    from mailbot.desk.web.app import create_app
+    from mailbot.desk.web.server import build_server
+    from tests.support.hostile import MALFORMED_REQUESTS
+
+    root.mkdir()
+    config = parse_config(DEFAULT_CONFIG, "bench", root)
+    clock = Clock(parse_instant("2026-11-25T10:00"))
+    with Context.open(config, clock) as ctx:
+        add_staff(ctx, "sato", "佐藤", "sato-password-1")
+        thread_size = _large_thread(ctx, 8, (2 if quick else 19) * 1024 * 1024)
+    app = create_app(config, clock)
+    per_client = config.web.connections_per_client
+    server = build_server(app, config, host="127.0.0.1", port=0)
+    runner = threading.Thread(target=server.run, daemon=True)
+    runner.start()
+    port = server.effective_port
+
+    def talk(sock: socket.socket, request: bytes) -> bytes:
+        data = b""
+        try:
+            sock.sendall(request)
+            while chunk := sock.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+        return data
+
+    oversize = 20
+    answered_413 = 0
+    for _ in range(oversize):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            answered_413 += talk(
+                sock,
+                b"POST /login HTTP/1.1\r\nHost: desk\r\nContent-Length: 209715200\r\n\r\n",
+            ).startswith(b"HTTP/1.1 413")
+    held = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(per_client)]
+    answers = [_served(sock) for sock in held]  # kept open: each now holds its place
+    for _ in range(per_client * 3):
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            answers.append(
+                talk(sock, b"GET /login HTTP/1.1\r\nHost: desk\r\nConnection: close\r\n\r\n")
+            )
+    for sock in held:
+        sock.close()
+    sockets = server._map
+    server.trigger.pull_trigger(lambda: [d.close() for d in list(sockets.values())])
+    runner.join(20)
+    server.task_dispatcher.shutdown()
+
+    client = _staff_client(app)
+    csrf = _csrf(client.get("/cases/1", base_url="https://localhost").text)
+    server_errors = 0
+    for _kind, method, path, form in MALFORMED_REQUESTS:
+        if method == "GET":
+            r = client.get(path, base_url="https://localhost")
+        else:
+            r = client.post(path, data=form | {"csrf": csrf}, base_url="https://localhost")
+        server_errors += r.status_code >= 500
+    views = 5
+    started = time.perf_counter()
+    for _ in range(views):
+        assert client.get("/cases/1", base_url="https://localhost").status_code == 200
+    page_ms = (time.perf_counter() - started) / views * 1000
+    return {
+        "oversized_bodies": {
+            "requests": oversize,
+            "body_bytes_sent": 0,
+            "failed_not_refused_from_headers": oversize - answered_413,
+        },
+        "connection_flood": {
+            "connections": len(answers),
+            "served": sum(a.startswith(b"HTTP/1.1 200") for a in answers),
+            "refused_429": sum(a.startswith(b"HTTP/1.1 429") for a in answers),
+            "failed_served_over_cap": max(
+                0, sum(a.startswith(b"HTTP/1.1 200") for a in answers) - per_client
+            ),
+        },
+        "malformed_requests": {
+            "requests": len(MALFORMED_REQUESTS),
+            "failed_server_errors": server_errors,
+        },
+        "large_thread": thread_size | {"case_page_ms": round(page_ms, 1)},
+    }
+
+
+def _served(sock) -> bytes:
+    """One GET /login on a kept-alive connection: the response head and its body."""
+    sock.sendall(b"GET /login HTTP/1.1\r\nHost: desk\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data and (chunk := sock.recv(65536)):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    ]
+    while len(body) < (lengths[0] if lengths else 0) and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def _large_thread(ctx, count: int, size: int) -> dict:
+    """`count` mails of `size` bytes of attachment each on one case (the case number in the
+    subject), and what parsing them all takes: what every view of the case cost before
+    issue 25 point 7."""
+    from mailbot.intake.runner import process_pending
+    from mailbot.mail.parse import parse
+    from tests.support.jpmail import build
+
+    raws = [
+        build(
+            "ご相談" if n == 0 else "Re: ご相談 [MB-000001]",
+            f"{n} 通目です。",
+            from_addr="heavy@example.jp",
+            charset="utf-8",
+            attachments=[(f"資料{n}.pdf", random.randbytes(size), "application/pdf")],
+        )
+        for n in range(count)
+    ]
+    for n, raw in enumerate(raws):
+        ctx.store.save_raw("code@occto.or.jp", [(f"heavy:{n}", raw)], ctx.now())
+        process_pending(ctx)
+    started = time.perf_counter()
+    for raw in raws:
+        parse(raw)
+    parse_ms = (time.perf_counter() - started) * 1000
+    on_case = ctx.store.execute("SELECT count(*) FROM messages WHERE case_id = 1").fetchone()[0]
+    return {
+        "mails": count,
+        "mb_each": round(len(raws[0]) / 1024 / 1024, 1),
+        "on_one_case": on_case,
+        "parsing_them_all_ms": round(parse_ms, 1),
+    }
+
+
+def _staff_client(app):
+    client = app.test_client()
+    page = client.get("/login", base_url="https://localhost").text
+    client.post(
+        "/login",
+        data={"login": "sato", "password": "sato-password-1", "csrf": _csrf(page)},
+        base_url="https://localhost",
+    )
+    return client
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    return found.group(1) if found else ""
+
+
+def _desk_attack_failures(attacks: dict) -> int:
+    """Every `failed_*` count of the desk attacks (each must be 0)."""
+    return sum(
+        v
+        for entry in attacks.values()
+        if isinstance(entry, dict)
+        for k, v in entry.items()
+        if k.startswith("failed_") and isinstance(v, int)
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -580,9 +813,16 @@ def main() -> int:
         action="store_true",
         help="only the kills of run --once with its helpers, merged into reliability.json",
     )
+    parser.add_argument(
+        "--desk-attacks-only",
+        action="store_true",
+        help="only issue 25's desk attacks, merged into reliability.json",
+    )
     args = parser.parse_args()
     if args.batch_kills_only:
         return batch_kills_only(args.quick)
+    if args.desk_attacks_only:
+        return desk_attacks_only(args.quick)
     n_crash, n_kills, n_hostile, n_scenarios = (
         (120, 6, 200, 5) if args.quick else (500, 20, 1000, 40)
     )
@@ -601,6 +841,8 @@ def main() -> int:
     trust = trust_scenarios(n_scenarios)
     print("reply robots …", flush=True)
     robots = reply_robots(n_scenarios // 2)
+    print("desk attacks …", flush=True)
+    desk = desk_attacks(args.quick)
     result = {
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -619,6 +861,7 @@ def main() -> int:
         "hostile": bad,
         "trust_scenarios": trust,
         "reply_robots": robots,
+        "desk_attacks": desk,
         "seconds": round(time.perf_counter() - started, 1),
     }
     for key in (
@@ -639,6 +882,7 @@ def main() -> int:
     print(f"hostile              {bad}")
     print(f"trust scenarios      {trust}")
     print(f"reply robots         {robots}")
+    print(f"desk attacks         {desk}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reliability-quick.json" if args.quick else "reliability.json"
     (RESULTS / name).write_text(
@@ -665,6 +909,7 @@ def main() -> int:
         or trust["replies_to_reply_to"]
         or robots["threads_over_cap"]
         or robots["staff_told_per_thread_at_most"] > 1
+        or _desk_attack_failures(desk)
     )
     print("FAILED" if failed else "all guarantees held")
     return 1 if failed else 0
@@ -695,6 +940,22 @@ def batch_kills_only(quick: bool) -> int:
     print(f"batch kills          {soak}")
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     failed = _soak_failed(soak)
+    print("FAILED" if failed else "all guarantees held")
+    return 1 if failed else 0
+
+
+def desk_attacks_only(quick: bool) -> int:
+    """Re-run only the desk attacks and merge them into the results file, marked with their
+    own time; the other figures stay those of the last full run."""
+    path = RESULTS / ("reliability-quick.json" if quick else "reliability.json")
+    result = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    print("desk attacks …", flush=True)
+    desk = desk_attacks(quick)
+    desk["when"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    result["desk_attacks"] = desk
+    print(f"desk attacks         {desk}")
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    failed = _desk_attack_failures(desk)
     print("FAILED" if failed else "all guarantees held")
     return 1 if failed else 0
 

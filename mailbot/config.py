@@ -70,6 +70,7 @@ _SERVER_KEYS = {
     "username": "str",
     "password": "str",
     "password_env": "str",
+    "allow_plaintext": "bool",
 }
 """What a mailbox and the outgoing server both take: a Maildir path, or a server to log in to."""
 
@@ -116,6 +117,7 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
             "trusted_proxies": "str_list",
             "trusted_user_header": "str",
             "base_url": "str",
+            "connections_per_client": "positive_int",
         },
     ),
     "trust": ("table", {"authserv_ids": "str_list"}),
@@ -220,6 +222,7 @@ class MailboxConfig:
     move_to: str | None = None
     poll_interval: float = 60.0
     password_problem: str | None = None
+    allow_plaintext: bool = False
 
     def require_password(self) -> None:
         """A missing `password_env` stops only what logs in, so `cases`, `report` and the
@@ -246,6 +249,7 @@ class OutgoingConfig:
     message_id_domain: str | None = None
     timeout: float = 30.0
     password_problem: str | None = None
+    allow_plaintext: bool = False
 
     def require_password(self) -> None:
         if self.password_problem:
@@ -271,6 +275,7 @@ class WebConfig:
     trusted_proxies: tuple[str, ...] = ()
     trusted_user_header: str | None = None
     base_url: str | None = None
+    connections_per_client: int = 16
 
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
@@ -373,7 +378,43 @@ def _security(table: dict[str, Any], where: str, default: str) -> str:
     return value
 
 
-SERVER_ONLY = ("host", "port", "security", "username", "password", "password_env")
+def _plaintext(table: dict[str, Any], where: str, security: str) -> dict[str, bool]:
+    """`security = "none"` sends the password as written to whoever is on the path: allowed
+    to a loopback host (a local relay), and elsewhere only with `allow_plaintext = true` in
+    that server's table, which `mailbot doctor` then reports as a warning.
+
+    Raises ConfigError for a password to another host in clear text without it."""
+    allowed = _get(table, "allow_plaintext", where, bool, False)
+    host = _get(table, "host", where, str)
+    has_password = "password" in table or "password_env" in table
+    if security == "none" and has_password and not allowed and not is_loopback(host):
+        raise ConfigError(
+            f"{where}.security",
+            f'"none" would send the password in clear text to {host}; use "ssl" or '
+            '"starttls", or set allow_plaintext = true in this table',
+        )
+    return {"allow_plaintext": allowed}
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1, as written (a name is never resolved for this)."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+SERVER_ONLY = (
+    "host",
+    "port",
+    "security",
+    "username",
+    "password",
+    "password_env",
+    "allow_plaintext",
+)
 BACKEND_ONLY = {
     "maildir": (*SERVER_ONLY, "folder", "move_to"),
     "imap": ("path",),
@@ -413,6 +454,7 @@ def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
             security=security,
             username=_get(table, "username", where, str),
             **_password(table, where),
+            **_plaintext(table, where, security),
             folder=_get(table, "folder", where, str, "INBOX"),
             move_to=_get(table, "move_to", where, str, None),
             poll_interval=_get(table, "poll_interval", where, float, 60.0),
@@ -446,6 +488,7 @@ def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
             security=security,
             username=_get(table, "username", where, str, None),
             **_password(table, where),
+            **_plaintext(table, where, security),
             **common,
         )
     raise ConfigError("outgoing.backend", f"must be 'maildir' or 'smtp', got {backend!r}")
@@ -492,6 +535,9 @@ def _web(table: dict[str, Any]) -> WebConfig:
         trusted_proxies=tuple(proxies),
         trusted_user_header=header,
         base_url=base_url,
+        connections_per_client=_get(
+            table, "connections_per_client", where, int, WebConfig.connections_per_client
+        ),
     )
 
 

@@ -25,8 +25,10 @@ import aiosmtplib
 from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig
 from mailbot.context import Context
 from mailbot.errors import MailbotError
+from mailbot.private import too_open
 from mailbot.rulefile import RulesFile
 from mailbot.store.health import Health, backup_checked, read_health
+from mailbot.store.journal import SUFFIX as JOURNAL_SUFFIX
 from mailbot.store.monitor import MailboxStatus, read_mailbox_statuses
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -392,6 +394,51 @@ def _authserv_ids(config: Config) -> str:
     return ", ".join(config.authserv_ids)
 
 
+def _clear_text(config: Config) -> str:
+    """Servers whose password goes in clear text (`allow_plaintext = true`: a loopback host
+    needs no permission, any other one is refused at load without it)."""
+    servers = [*config.mailboxes, config.outgoing]
+    named = [f"{s.host}:{s.port}" for s in servers if s.allow_plaintext and s.security == "none"]
+    if named:
+        raise _Warning(
+            f"passwords go in clear text (allow_plaintext = true) to {', '.join(named)}: "
+            "anyone on the path reads them; use ssl or starttls"
+        )
+    return "no password is sent in clear text to another host"
+
+
+def private_paths(config: Config) -> list[Path]:
+    """What holds participants' mail or staff secrets, wherever it exists: the database's
+    folder, the database and its -wal/-shm, the send journal and its lock, backups beside the
+    database, and the outgoing Maildir (folders and files)."""
+    db = config.database
+    paths = [db.parent]
+    for name in (db.name, f"{db.name}{JOURNAL_SUFFIX}"):
+        paths += [db.with_name(name + suffix) for suffix in ("", "-wal", "-shm")]
+    paths.append(db.with_name(f"{db.name}.send-lock"))
+    paths += sorted(db.parent.glob("mailbot-backup-*.db"))
+    if config.outgoing.backend == "maildir" and config.outgoing.path is not None:
+        outbox = config.outgoing.path
+        paths += [outbox, *(outbox / sub for sub in ("tmp", "new", "cur"))]
+        paths += sorted(p for sub in ("new", "cur") for p in (outbox / sub).glob("*"))
+    return [p for p in paths if p.exists()]
+
+
+def _file_modes(config: Config) -> str:
+    """Warns on each of `private_paths` that group or others may read (mailbot creates them
+    0600/0700; a wider one was made by an older version, by hand, or by another program)."""
+    found = private_paths(config)
+    wide = [(p, mode) for p in found if (mode := too_open(p)) is not None]
+    if wide:
+        shown = ", ".join(f"{p} {mode}" for p, mode in wide[:5])
+        more = f" and {len(wide) - 5} more" if len(wide) > 5 else ""
+        raise _Warning(
+            f"readable by other users on this host: {shown}{more}; "
+            "chmod 600 the files and 700 the folders (mailbot creates them so)"
+        )
+    return f"{len(found)} files and folders, none readable by other users"
+
+
 def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Check]:
     """Every check, each its own row; reads only (no Context: opening one would create the
     database and stop at the first broken rules file)."""
@@ -399,6 +446,8 @@ def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Chec
         Check("configuration", OK, f"{config.source}"),
         *_rules(config),
         _row("trust: authserv_ids", lambda: _authserv_ids(config)),
+        _row("clear-text passwords", lambda: _clear_text(config)),
+        _row("file modes", lambda: _file_modes(config)),
         _templates(config),
         *_database(config, now),
     ]
@@ -418,7 +467,6 @@ def backup(ctx: Context, target: Path) -> int:
 
     if target.exists():
         raise MailbotError(f"{target}: exists; give a new file name")
-    target.parent.mkdir(parents=True, exist_ok=True)
     result = backup_checked(ctx.store.conn, target)
     if result != "ok":
         raise MailbotError(f"{target}: the copy failed its integrity check: {result}")

@@ -74,6 +74,10 @@ username = "code"
             "limits.auto_replies_per_sender_per_day: must be a whole number above 0, got 0",
         ),
         (
+            MAILDIR_BOX + OUTGOING + "[web]\nconnections_per_client = 0\n",
+            "web.connections_per_client: must be a whole number above 0, got 0",
+        ),
+        (
             "limits = [1, 2]\n" + MAILDIR_BOX + OUTGOING,
             "limits: must be a table ([limits]), got [1, 2]",
         ),

@@ -53,6 +53,7 @@ def test_migration_nine_fills_in_the_thread_of_mails_processed_before_it(
     conn.execute("DROP TABLE case_viewers")
     conn.execute("DROP TABLE mailbox_status")  # step 18
     conn.execute("ALTER TABLE operators DROP COLUMN name_key")
+    conn.execute("DROP TABLE mail_views")  # step 19
     for column in ("thread_references", "sender_name", "order_key", "answers_thread"):
         conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
     conn.execute(f"PRAGMA user_version = {MIGRATIONS.index(_thread_columns)}")

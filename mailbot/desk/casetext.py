@@ -1,7 +1,9 @@
 """`mailbot case ID`: one case as staff read it, in text — its facts, every mail in and out
-decoded (body as text, attachments listed by name and size), and its history.
+decoded (body as text, attachments listed by name and size), and its history. Mails in are
+read from what was kept when they were processed (`desk.mailview`), not parsed again.
 
-Reads only. Values are written as staff write them (dates as 2026/11/25 10:00, lists joined),
+Reads only, beyond keeping once what staff are shown of a mail processed before schema
+step 19. Values are written as staff write them (dates as 2026/11/25 10:00, lists joined),
 never as Python reprs.
 """
 
@@ -12,8 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from mailbot.context import Context
+from mailbot.desk.mailview import received_mails
 from mailbot.errors import MailbotError
-from mailbot.mail import Mail
 from mailbot.mail.parse import parse
 from mailbot.outcome import remarks_of
 from mailbot.states import status_label
@@ -44,14 +46,11 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _mail_lines(mail: Mail) -> list[str]:
-    lines = [f"{INDENT}件名: {mail.subject}"]
-    for attachment in mail.attachments:
-        lines.append(
-            f"{INDENT}添付: {attachment.filename or '(名前なし)'}"
-            f" ({attachment.size:,} bytes, {attachment.content_type})"
-        )
-    body = mail.text.strip("\n")
+def _mail_lines(subject: str, files: list[tuple[str, int, str]], text: str) -> list[str]:
+    lines = [f"{INDENT}件名: {subject}"]
+    for name, size, content_type in files:
+        lines.append(f"{INDENT}添付: {name or '(名前なし)'} ({size:,} bytes, {content_type})")
+    body = text.strip("\n")
     lines.append("")
     lines += [f"{INDENT}{line}".rstrip() for line in body.splitlines()] or [f"{INDENT}(本文なし)"]
     lines.append("")
@@ -84,17 +83,16 @@ def case_text(ctx: Context, case_id: int) -> str:
             f"  要対応: 参加者のメール（{_when(waiting, ctx)} 受信）に未対応"
             "（返信するか mailbot handled まで、この参加者への督促は止めています）"
         )
-    received = ctx.store.messages_of_case(case_id)
+    received = received_mails(ctx, case_id)
     sent = ctx.store.outbox_mails_of_case(case_id)
     for number, row in enumerate(received, start=1):
-        mail = parse(bytes(row["raw"]))
         lines.append("")
         lines.append(
             f"受信メール {number}/{len(received)}  {_when(row['received_at'], ctx)}"
-            f"  {mail.from_addr or '?'} → {row['mailbox']}"
+            f"  {row['from_addr'] or '?'} → {row['mailbox']}"
             + (f"  [{row['state']}: {row['outcome']}]" if row["state"] != "done" else "")
         )
-        lines += _mail_lines(mail)
+        lines += _mail_lines(row["subject"], row["files"], row["text"])
     for number, row in enumerate(sent, start=1):
         mail = parse(bytes(row["raw"]))
         if row["state"] == "sent":
@@ -108,7 +106,11 @@ def case_text(ctx: Context, case_id: int) -> str:
             f"送信メール {number}/{len(sent)}  {_when(row['created_at'], ctx)}"
             f"  → {row['recipient']}  ({row['kind']}, {state})"
         )
-        lines += _mail_lines(mail)
+        lines += _mail_lines(
+            mail.subject,
+            [(a.filename, a.size, a.content_type) for a in mail.attachments],
+            mail.text,
+        )
     lines.append("")
     lines.append("経緯:")
     for event in ctx.store.events(case_id):

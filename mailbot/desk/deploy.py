@@ -8,13 +8,13 @@ exists is overwritten: staff edits in rules/ must survive a second `init`.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
 from mailbot.config import DEFAULT_CONFIG, RULES_DIR, TEMPLATES_DIR, load_config
 from mailbot.desk.service_files import refuse_unsafe_path, service_files
+from mailbot.private import private_dir, write_private
 
 SAMPLES_DIR = Path(str(files("mailbot") / "samples"))
 
@@ -34,6 +34,7 @@ port = 8080
 secure_cookies = true         # cookies over HTTPS only
 session_hours = 10            # idle time after which a session ends
 session_max_hours = 12        # a session ends this long after its login, however busy
+connections_per_client = 16   # connections one address may hold (a trusted proxy: no cap)
 # trusted_proxies = ["127.0.0.1"]         # the reverse proxy: its X-Forwarded-For names the client
 # trusted_user_header = "X-Remote-User"   # believe the proxy's user header (needs trusted_proxies)
 # base_url = "https://desk.example.lan"   # the report, digest and alerts link each case here
@@ -68,8 +69,7 @@ def _copy_tree(source: Path, target: Path, root: Path, result: InitResult) -> No
         if dest.exists():
             result.kept.append(name)
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(item, dest)
+        write_private(private_dir(dest.parent) / dest.name, item.read_bytes())
         result.written.append(name)
 
 
@@ -81,25 +81,24 @@ def init_deployment(folder: Path) -> InitResult:
     Raises ConfigError when an existing config.toml does not load."""
     result = InitResult()
     refuse_unsafe_path(folder.resolve())
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     folder = folder.resolve()
     config = folder / "config.toml"
     if config.exists():
         result.kept.append("config.toml")
     else:
-        config.write_text(CONFIG, encoding="utf-8")
+        write_private(config, CONFIG.encode("utf-8"))
         result.written.append("config.toml")
     _copy_tree(RULES_DIR, folder / "rules", folder, result)
     _copy_tree(TEMPLATES_DIR, folder / "templates", folder, result)
     _copy_tree(SAMPLES_DIR, folder / "samples", folder, result)
-    (folder / "data").mkdir(exist_ok=True)
+    private_dir(folder / "data")
     for name, text in service_files(folder, load_config(str(config))).items():
         dest = folder / "deploy" / name
         if dest.exists():
             result.kept.append(f"deploy/{name}")
             continue
-        dest.parent.mkdir(exist_ok=True)
-        dest.write_text(text, encoding="utf-8")
+        write_private(private_dir(dest.parent) / dest.name, text.encode("utf-8"))
         result.written.append(f"deploy/{name}")
     return result
 

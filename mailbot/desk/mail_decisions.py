@@ -21,6 +21,7 @@ from mailbot.forms.workbook import inspect
 from mailbot.mail import Attachment, Mail
 from mailbot.mail.trust import auth_verdict
 from mailbot.outbox.planner import staff_mail
+from mailbot.private import write_private
 from mailbot.store import StoredMessage
 from mailbot.store.effect import Effect, MessageFinish
 
@@ -63,7 +64,7 @@ def apply_report_reply(
     else:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "report.xlsx"
-            path.write_bytes(workbook.data)
+            write_private(path, workbook.data)
             try:
                 results = apply_workbook(ctx, path, by=sender)
             except MailbotError as exc:

@@ -26,6 +26,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from mailbot.config import TEMPLATES_DIR
 from mailbot.context import Context
+from mailbot.private import private_file, write_private
 from mailbot.procedures import registry
 from mailbot.states import LABELS, Status, action_label, allowed_actions
 from mailbot.store.registers import party
@@ -278,8 +279,7 @@ def write_xlsx(report: Report, path: Path) -> None:
     a report, and a failed one leaves the previous file. XlsxWriter keeps each sheet's rows in
     a temporary file in the same folder until the workbook is closed (closing removes them), so
     a failed workbook is closed too, then deleted."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
+    partial = private_file(path.with_name(f".{path.name}.partial"))
     book = Workbook(
         str(partial),
         {
@@ -467,5 +467,4 @@ def render_html(report: Report, ctx: Context | None = None) -> str:
 
 
 def write_html(report: Report, path: Path, ctx: Context | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report, ctx), encoding="utf-8")
+    write_private(path, render_html(report, ctx).encode("utf-8"))

@@ -29,6 +29,7 @@ from mailbot.intake.mailboxes.maildir import deliver
 from mailbot.mail.compose import envelope_recipients, stamp_date
 from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
 from mailbot.outbox.planner import retry_delay, undeliverable_into
+from mailbot.private import open_private
 from mailbot.store import patiently
 from mailbot.store.effect import Effect
 from mailbot.store.journal import SendJournal
@@ -268,7 +269,7 @@ def sending_turn(database: Path, wait: float) -> Iterator[bool]:
     or by hand) all flush the outbox, and two of them would read the same due rows and send each mail
     twice. True while this process holds the turn; False when another held it for `wait`
     seconds (the mail stays due and goes with that sender or the next flush)."""
-    with open(f"{database}.send-lock", "a") as handle:
+    with open_private(database.with_name(database.name + ".send-lock"), "a") as handle:
         deadline = time.monotonic() + wait
         while True:
             try:

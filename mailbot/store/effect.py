@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mailbot.mail.shown import shown_of
+
 if TYPE_CHECKING:
     from mailbot.mail import Mail
 
@@ -51,7 +53,8 @@ class PlannedMail:
 @dataclass(frozen=True)
 class MessageFinish:
     """How the stored raw mail ends (`messages` row), with what the parse read from it: the
-    search row's text and the thread a later reply answers in."""
+    search row's text, the thread a later reply answers in, and what staff are shown of it
+    (`shown`, mail/shown.py)."""
 
     message_row: int
     state: str
@@ -65,6 +68,7 @@ class MessageFinish:
     digest: str | None = None
     references: tuple[str, ...] | None = None
     sender_name: str | None = None
+    shown: str | None = None
 
     @classmethod
     def done(
@@ -84,6 +88,7 @@ class MessageFinish:
             digest=digest,
             references=mail.references,
             sender_name=mail.from_name,
+            shown=shown_of(mail),
         )
 
 

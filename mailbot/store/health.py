@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from mailbot.private import private_file
 from mailbot.store.journal import journal_path
 
 
@@ -55,8 +56,9 @@ def _journalled(database: Path) -> int:
 
 
 def backup_checked(source: sqlite3.Connection, target: Path) -> str:
-    """SQLite's online backup into `target`; returns the copy's integrity check result."""
-    copy = sqlite3.connect(target)
+    """SQLite's online backup into `target` (created 0600: it is the whole database);
+    returns the copy's integrity check result."""
+    copy = sqlite3.connect(private_file(target))
     try:
         source.backup(copy, pages=1024)
         return str(copy.execute("PRAGMA integrity_check").fetchone()[0])

@@ -21,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 from mailbot.errors import StoreError
-from mailbot.store.sqlite import BUSY_SECONDS
+from mailbot.private import private_file
+from mailbot.store.sqlite import BUSY_SECONDS, narrow_companions
 
 SUFFIX = ".sends"
 
@@ -41,14 +42,16 @@ class SendJournal:
         if not create and not self.path.exists():
             return
         try:
+            private_file(self.path)
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_SECONDS)
             self.conn.execute("PRAGMA journal_mode=WAL")
+            narrow_companions(self.path)
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS sent (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
                 " outbox_id INTEGER NOT NULL, message_id TEXT NOT NULL, at TEXT NOT NULL)"
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             self.close()
             raise StoreError(f"{self.path}: cannot open the send journal: {exc}") from exc
 

@@ -162,13 +162,48 @@ class Queries:
         return [(r[0], r[1]) for r in rows]
 
     # messages (mail in)
-    def messages_of_case(self, case_id: int) -> list[dict[str, Any]]:
+    def mail_views_of_case(self, case_id: int, text_chars: int) -> list[dict[str, Any]]:
+        """The case's mails in that have a view (`mail_views`, schema step 19), oldest
+        first, as staff read them: `id`, `mailbox`, `received_at`, `state`, `outcome`,
+        `shown` (mail/shown.py) and the first `text_chars` + 1 characters of the body
+        (`text`), so the caller sees whether there is more. Never reads past a raw mail."""
         rows = self.execute(
-            "SELECT id, raw, mailbox, received_at, state, outcome FROM messages"
-            " WHERE case_id = ? ORDER BY id",
-            (case_id,),
+            "SELECT v.message AS id, m.mailbox, v.received_at, v.state, v.outcome, v.shown,"
+            " substr(v.text, 1, ?) AS text FROM mail_views v JOIN messages m ON m.id = v.message"
+            " WHERE v.case_id = ? ORDER BY v.message",
+            (text_chars + 1, case_id),
         )
         return [dict(r) for r in rows]
+
+    def messages_without_view(self, case_id: int) -> list[int]:
+        """The case's mails processed before schema step 19 (or quarantined): no view yet.
+        Answered from the indexes alone."""
+        rows = self.execute(
+            "SELECT id FROM messages WHERE case_id = ?"
+            " AND id NOT IN (SELECT message FROM mail_views WHERE case_id = ?) ORDER BY id",
+            (case_id, case_id),
+        )
+        return [r[0] for r in rows]
+
+    def message_text_missing(self, message_row: int) -> bool:
+        """Whether the mail's body text was never kept (processed before schema step 5)."""
+        row = self.execute(
+            "SELECT body_text IS NULL FROM messages WHERE id = ?", (message_row,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def keep_mail_view(self, message_row: int, shown: str, text: str) -> None:
+        """What staff are shown of a mail with a case, with where and how it ended (copied
+        from its row, which is read past its raw bytes this once)."""
+        self.execute(
+            "INSERT INTO mail_views (message, case_id, received_at, state, outcome, shown, text)"
+            " SELECT id, case_id, received_at, state, outcome, ?, ? FROM messages"
+            " WHERE id = ? AND case_id IS NOT NULL"
+            " ON CONFLICT (message) DO UPDATE SET case_id = excluded.case_id,"
+            " received_at = excluded.received_at, state = excluded.state,"
+            " outcome = excluded.outcome, shown = excluded.shown, text = excluded.text",
+            (shown, text, message_row),
+        )
 
     def outbox_mails_of_case(self, case_id: int) -> list[dict[str, Any]]:
         rows = self.execute(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from mailbot.errors import MailbotError
+from mailbot.private import open_private, private_file
 from mailbot.store.sqlite import MIGRATIONS
 
 
@@ -227,8 +228,7 @@ def hold_shared(database: Path) -> IO[str] | None:
     made (a read-only folder, where no restore can write either): opening the database then
     says what is wrong, as it did before the lock."""
     try:
-        database.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path(database), "a")  # noqa: SIM115 (held for the context's life)
+        handle = open_private(lock_path(database), "a")  # held for the context's life
     except OSError:
         return None
     fcntl.flock(handle, fcntl.LOCK_SH)
@@ -240,8 +240,7 @@ def database_alone(database: Path) -> Iterator[None]:
     """The database to this process alone for a restore.
 
     Raises MailbotError when another mailbot process has it open."""
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path(database), "a") as handle:
+    with open_private(lock_path(database), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -277,7 +276,7 @@ def replace_database(database: Path, backup: Path, stamp: str) -> Path | None:
             if source.exists():
                 os.replace(source, Path(f"{kept}{suffix}"))
     incoming = database.with_name(f"{database.name}.restoring")
-    shutil.copyfile(backup, incoming)
+    shutil.copyfile(backup, private_file(incoming))  # copyfile keeps the 0600 it finds
     with open(incoming, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(incoming, database)

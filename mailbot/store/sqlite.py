@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from mailbot.errors import StoreBusy, StoreError
 from mailbot.mail.arrival import arrival_time
 from mailbot.mail.parse import parse
+from mailbot.private import narrow, private_file
 from mailbot.store.desk import DeskQueries
 from mailbot.store.deskwork import DESK_WORK, DeskWork
 from mailbot.store.effect import Effect
@@ -139,6 +140,26 @@ def _order_keys(conn: sqlite3.Connection) -> None:
         ],
     )
 
+
+_MAIL_VIEWS = """
+    CREATE TABLE mail_views (
+        message INTEGER PRIMARY KEY REFERENCES messages (id),
+        case_id INTEGER NOT NULL,
+        received_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT,
+        shown TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX mail_views_case ON mail_views (case_id);
+    """
+"""Step 19: what staff are shown of a processed mail (sender, recipients, subject, HTML or
+not, attachments by name, size and type: `mail/shown.py`; the body text; where and how it
+ended), kept when it is processed so that a case page never parses raw mail. A table of its
+own: every column of `messages` after `raw` is reached only by walking the raw mail's chain
+of overflow pages (reading `state` of eight 26 MB mails took 0.3 s). Mails processed before
+this step get theirs the first time their case is shown (`desk/mailview.py`), one parse
+each, rather than here: a database of 100,000 mails would parse them all in the upgrade."""
 
 _STAFF_DESK = """
     CREATE TABLE staff (
@@ -410,6 +431,7 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     _fold_search_index,
     DESK_WORK,
     MONITOR_MIGRATION,
+    _MAIL_VIEWS,
 ]
 
 
@@ -434,6 +456,13 @@ def _now_text(now: datetime) -> str:
 
 def _delivered(item: tuple[str, bytes] | tuple[str, bytes, datetime | None]) -> datetime | None:
     return item[2] if len(item) > 2 else None  # type: ignore[misc]
+
+
+def narrow_companions(database: Path) -> None:
+    """A database's -wal and -shm made before its file was private (`private.narrow`): SQLite
+    creates new ones with the database file's mode, but keeps those it finds."""
+    for suffix in ("-wal", "-shm"):
+        narrow(database.with_name(database.name + suffix))
 
 
 BUSY_SECONDS = 30.0  # how long a write waits for another connection's transaction
@@ -475,6 +504,7 @@ class StoredMessage:
     batched: int = 0
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BLOB_IO_BYTES = 1024 * 1024
 # What of a mail's text the search index keeps: a sender who replies to their own case with
 # megabytes of text must not make every later change of that case rewrite megabytes.
@@ -487,10 +517,11 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(path)
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_SECONDS)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA journal_mode=WAL")
+            narrow_companions(path)
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -817,11 +848,13 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
         digest: str | None = None,
         references: Sequence[str] | None = None,
         sender_name: str | None = None,
+        shown: str | None = None,
     ) -> None:
         """`text` and `attachment_names` (the parsed body and file names) feed the case's
         full-text search row, written in the same transaction as the case; `references` and
         `sender_name` (with the Message-ID, subject and sender) are the thread a later reply
-        answers in (`latest_done_message`)."""
+        answers in (`latest_done_message`); `text` and `shown` are what staff read of the
+        mail (`keep_mail_view`; a mail without them, or without a case, loses its view)."""
         names = json.dumps(list(attachment_names), ensure_ascii=False)
         thread = json.dumps(list(references)) if references is not None else None
         self.execute(
@@ -847,6 +880,10 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
                 message_row,
             ),
         )
+        if shown is not None and case_id is not None:
+            self.keep_mail_view(message_row, shown, text or "")
+        else:
+            self.execute("DELETE FROM mail_views WHERE message = ?", (message_row,))
         if case_id is not None:
             self._index_case(case_id)
 
@@ -896,6 +933,7 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
             (message_row,),
         )
         self.execute("DELETE FROM processing_starts WHERE message = ?", (message_row,))
+        self.execute("DELETE FROM mail_views WHERE message = ?", (message_row,))
 
     def raw_of(self, message_row: int) -> bytes:
         return self.execute("SELECT raw FROM messages WHERE id = ?", (message_row,)).fetchone()[0]
@@ -960,6 +998,7 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
                     digest=finish.digest,
                     references=finish.references,
                     sender_name=finish.sender_name,
+                    shown=finish.shown,
                 )
         return planned
 
@@ -1257,9 +1296,11 @@ class Store(Queries, DeskQueries, WaitingQueries, DeskWork, MonitorQueries):
         whitespace-separated term, or that a term names by its 受付番号 (MB-000082, 82).
         The query is folded as the index is (`searchfold.fold`: NFKC, case, 異体字). Terms of
         3+ characters use the trigram index; shorter ones (a 2-character name such as 東電)
-        fall back to LIKE over the same columns."""
+        fall back to LIKE over the same columns. NUL and other control characters are no part
+        of a term: FTS5 reads a query string only to its first NUL, so three NULs left the
+        phrase's quote open ("unterminated string")."""
         found: set[int] | None = None
-        for term in fold(text).split():
+        for term in _CONTROL.sub(" ", fold(text)).split():
             if len(term) >= 3:
                 phrase = '"' + term.replace('"', '""') + '"'
                 rows = self.execute(

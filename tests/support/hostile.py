@@ -521,3 +521,21 @@ def hostile_mails(count: int, seed: int = 13) -> Iterator[tuple[str, bytes]]:
             )
         else:
             yield "mutated", _mutate(rng.choice(base), rng)
+
+
+MALFORMED_REQUESTS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+    ("nul_search", "GET", "/cases?q=%00%00%00", {}),
+    ("nul_in_a_term", "GET", "/cases?q=%E9%AB%99%00%E6%A9%8B%00", {}),
+    ("page_5000_digits", "GET", "/cases?page=" + "9" * 5000, {}),
+    ("page_unicode_digit", "GET", "/cases?page=%C2%B2", {}),
+    ("case_id_past_int64", "GET", "/cases/99999999999999999999", {}),
+    ("case_id_5000_digits", "GET", "/cases/" + "9" * 5000, {}),
+    ("attachment_index_past_int64", "GET", "/cases/1/in/1/99999999999999999999", {}),
+    ("version_5000_digits", "POST", "/cases/1/claim", {"version": "9" * 5000}),
+    ("version_unicode_digit", "POST", "/cases/1/claim", {"version": "²"}),
+    ("version_missing", "POST", "/cases/1/claim", {}),
+    ("post_to_a_case_past_int64", "POST", "/cases/99999999999999999999/claim", {"version": "1"}),
+)
+"""Requests a logged-in staff member's browser, a scanner or a typo sends to the web desk
+(issue 25, point 6): (kind, method, path, form fields besides the CSRF token). Each must be
+answered 400 or 404 with a Japanese page, never a 500."""

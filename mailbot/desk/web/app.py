@@ -20,12 +20,14 @@ from urllib.parse import quote, urlencode
 from flask import Flask, Response, g, redirect, request
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, TemplateError
 from markupsafe import Markup
-from werkzeug.exceptions import Forbidden, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from mailbot.clock import Clock
 from mailbot.config import TEMPLATES_DIR, Config
 from mailbot.context import Context
 from mailbot.desk.decisions import StaleCase, decide
+from mailbot.desk.mailview import received_mails
 from mailbot.desk.preview import preview
 from mailbot.desk.replies import case_fields, render_reply, reply_names
 from mailbot.desk.report import AGE_OVERDUE_DAYS, AGE_SOON_DAYS
@@ -53,6 +55,18 @@ CSP = (
     + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PAGE_SIZE = 100
+SHOWN_TEXT_CHARS = 200_000
+MAX_BODY_BYTES = 256 * 1024
+# A number from a URL or a form: up to 18 ASCII digits, so it fits SQLite's 64-bit integers
+# (a larger id raised OverflowError binding it) and int() never sees 4,300+ digits (ValueError).
+MAX_DIGITS = 18
+ERRORS = {
+    400: "リクエストの内容が正しくありません。ページを読み込み直してから、もう一度操作してください。",
+    403: "この操作は受け付けられません（フォームの有効期限切れの可能性があります。ページを読み込み直してください）。",
+    404: "ページが見つかりません。",
+    405: "このページではその操作はできません。",
+    413: "送信内容が大きすぎます。",
+}
 PRESENCE = timedelta(minutes=2)
 VIEWS = {
     "": "対応が必要な案件（参加者の対応待ちを除く）",
@@ -97,7 +111,8 @@ def page_environment(config: Config) -> Environment:
 def create_app(config: Config, clock: Clock | None = None) -> Flask:
     clock = clock or Clock()
     app = Flask(__name__, static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.url_map.converters["int"] = RowNumber
     env = page_environment(config)
     web = config.web
     proxies = security.TrustedProxies.of(web.trusted_proxies)
@@ -184,14 +199,16 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _error(exc: HTTPException) -> Response:
-        messages = {
-            403: "この操作は受け付けられません（フォームの有効期限切れの可能性があります。ページを読み込み直してください）。",
-            404: "ページが見つかりません。",
-            413: "送信内容が大きすぎます。",
-            429: THROTTLED,
-        }
-        text = messages.get(exc.code or 500, exc.description or "エラーが発生しました。")
-        return render("error", status=exc.code or 500, message=text)
+        code = exc.code or 500
+        text = (ERRORS | {429: THROTTLED}).get(code, "エラーが発生しました。")
+        return render("error", status=code, message=text)
+
+    @app.errorhandler(Exception)
+    def _failure(exc: Exception) -> Response:
+        """A bug or a failed database: logged with its traceback, answered in the desk's own
+        words (Flask's page is English and names the exception)."""
+        log.exception("web desk: %s %s failed", request.method, request.path)
+        return render("error", status=500, message="エラーが発生しました。")
 
     @app.route("/login", methods=["GET", "POST"], endpoint="login")
     def login() -> Response:
@@ -430,10 +447,12 @@ def create_app(config: Config, clock: Clock | None = None) -> Flask:
             return _case_page(case_id, error=str(exc), status=409)
         return redirect(f"/cases/{case_id}?done={done}", code=303)
 
-    def _version() -> int | None:
+    def _version() -> int:
+        """The case version the form was drawn at: a form without one, or with anything but
+        a whole number, is no form of ours (400)."""
         number = _whole(request.form.get("version"))
         if number is None:
-            raise Forbidden()
+            raise BadRequest()
         return number
 
     @app.post("/cases/<int:case_id>/claim")
@@ -648,10 +667,12 @@ def _party(c: Context, case: dict[str, Any]) -> str:
 
 
 def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
-    """Every mail of the case, in and out, oldest first, as text with its attachments."""
-    out: list[dict[str, Any]] = []
-    for m in c.store.messages_of_case(case_id):
-        out.append(_mail_view(bytes(m["raw"]), "in", m["id"], m["received_at"], m["state"]))
+    """Every mail of the case, in and out, oldest first, as text with its attachments. Mails
+    in are read from what was kept when they were processed (`desk.mailview`), their text up
+    to SHOWN_TEXT_CHARS; mails out are ours and parsed."""
+    out: list[dict[str, Any]] = [
+        _received_view(m) for m in received_mails(c, case_id, SHOWN_TEXT_CHARS)
+    ]
     for o in c.store.outbox_for_case(case_id):
         raw = c.store.outbox_raw(o["id"]) or b""
         view = _mail_view(bytes(raw), "out", o["id"], o["created_at"], o["state"])
@@ -659,6 +680,28 @@ def _mails(c: Context, case_id: int) -> list[dict[str, Any]]:
         out.append(view)
     out.sort(key=lambda v: (v["at"] or "", v["way"] == "out"))
     return out
+
+
+def _received_view(m: dict[str, Any]) -> dict[str, Any]:
+    if m["cut"]:
+        text = m["text"] + (
+            f"\n\n（本文が長いため、先頭の {SHOWN_TEXT_CHARS:,} 文字のみ表示しています。"
+            "全文は mailbot case で確認できます。）"
+        )
+    else:
+        text = m["text"]
+    return {
+        "way": "in",
+        "row": m["id"],
+        "at": m["received_at"],
+        "state": m["state"],
+        "subject": m["subject"],
+        "from": m["from"],
+        "to": m["to"],
+        "text": text,
+        "html": m["html"],
+        "files": [(i, name, size) for i, (name, size, _type) in enumerate(m["files"])],
+    }
 
 
 def _mail_view(raw: bytes, way: str, row: int, at: str, state: str) -> dict[str, Any]:
@@ -705,6 +748,18 @@ def _local_date(c: Context, text: str | None) -> date | None:
 
 
 def _whole(text: str | None) -> int | None:
-    """A page or version number from a request: ASCII digits only (`"²".isdigit()` is true,
-    and `int("²")` raises)."""
-    return int(text) if text and text.isascii() and text.isdigit() else None
+    """A page or version number from a request: up to MAX_DIGITS ASCII digits, else None
+    (`"²".isdigit()` is true, and `int("²")` raises)."""
+    if text and len(text) <= MAX_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+class RowNumber(IntegerConverter):
+    """Flask's `<int:…>` in the desk's URLs, bounded: an id of more than MAX_DIGITS digits
+    matches no route (404) instead of reaching SQLite or int()."""
+
+    def to_python(self, value: str) -> int:
+        if len(value) > MAX_DIGITS:
+            raise ValidationError()
+        return int(super().to_python(value))

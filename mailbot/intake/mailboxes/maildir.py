@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailbot.intake.mailboxes import RawMessage
+from mailbot.private import private_dir, write_private
 
 
 def ensure_maildir(path: Path) -> None:
     for sub in ("tmp", "new", "cur"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        private_dir(path / sub)
 
 
 def _unique(name: str) -> str:
@@ -81,7 +82,7 @@ def deliver(path: Path, data: bytes, unique: str) -> Path:
     """Put a message into a Maildir the way an MTA does (write to tmp/, rename into new/)."""
     ensure_maildir(path)
     tmp = path / "tmp" / unique
-    tmp.write_bytes(data)
+    write_private(tmp, data)
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     target = path / "new" / unique
