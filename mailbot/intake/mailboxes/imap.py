@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient
@@ -26,6 +27,15 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from mailbot.config import MailboxConfig
 from mailbot.errors import MailboxError
 from mailbot.intake.mailboxes import RawMessage
+from mailbot.mailauth import (
+    TokenError,
+    Tokens,
+    certificate_problem,
+    sasl_string,
+    server_answer,
+    tls_context,
+    tokens_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +72,11 @@ class ImapMailbox:
             "folder": box.folder,
             "move_to": box.move_to,
             "poll_interval": box.poll_interval,
+            "ca_file": box.ca_file,
         }
+        if box.oauth2 is not None:
+            settings["mechanism"] = box.oauth2.mechanism
+            settings["tokens"] = tokens_for(box.oauth2, box.username or "")
         return cls(**(settings | overrides))
 
     def __init__(
@@ -81,8 +95,15 @@ class ImapMailbox:
         max_backoff: float = 60.0,
         attempts: int = 6,
         stop: threading.Event | None = None,
+        ca_file: Path | None = None,
+        tokens: Tokens | None = None,
+        mechanism: str = "xoauth2",
     ) -> None:
+        """`tokens`: log in with an OAuth2 access token (SASL `mechanism`) instead of the
+        password; `ca_file`: trust only this CA bundle for the server's certificate."""
         self.address = address
+        self.ca_file = ca_file
+        self.tokens, self.mechanism = tokens, mechanism
         self.host, self.port, self.security = host, port, security
         self.username, self._password = username, password
         self.folder, self.move_to = folder, move_to
@@ -101,19 +122,78 @@ class ImapMailbox:
     def __repr__(self) -> str:
         return f"ImapMailbox({self.username}@{self.host}:{self.port}/{self.folder})"
 
-    def _connect(self) -> IMAPClient:
-        client = IMAPClient(
-            self.host,
-            port=self.port,
-            ssl=self.security == "ssl",
-            timeout=self.timeout,
-            use_uid=True,
-        )
+    @property
+    def where(self) -> str:
+        return f"imap {self.host}:{self.port}"
+
+    def _open(self) -> IMAPClient:
+        """The connection, TLS verified against `ca_file` (or the system's CAs). A certificate
+        the client does not trust is a MailboxError at once, in one line: retrying cannot
+        fix it."""
+        context = tls_context(self.ca_file) if self.security != "none" else None
         try:
+            client = IMAPClient(
+                self.host,
+                port=self.port,
+                ssl=self.security == "ssl",
+                ssl_context=context,
+                timeout=self.timeout,
+                use_uid=True,
+            )
             if self.security == "starttls":
-                client.starttls(ssl.create_default_context())
+                try:
+                    client.starttls(context)
+                except BaseException:
+                    client.shutdown()
+                    raise
+        except OSError as exc:
+            problem = certificate_problem(exc, self.where)
+            if problem:
+                raise MailboxError(f"mailbox {self.address}: {problem}") from exc
+            raise
+        return client
+
+    def _login(self, client: IMAPClient) -> None:
+        if self.tokens is None:
             client.login(self.username, self._password)
+            return
+        answer = ""
+        for attempt in (1, 2):
+            try:
+                token = self.tokens.get() if attempt == 1 else self.tokens.renew()
+            except TokenError as exc:
+                raise MailboxError(
+                    f"mailbox {self.address}: no OAuth2 token for {self.username}: {exc}"
+                ) from exc
+            said: list[bytes] = []
+
+            def respond(challenge: bytes, token: str = token, said: list[bytes] = said) -> bytes:
+                if said or challenge:
+                    said.append(challenge)
+                    return b""
+                said.append(b"")
+                return sasl_string(self.mechanism, self.username, token, self.host, self.port)
+
+            try:
+                client.sasl_login(self.mechanism.upper(), respond)
+                return
+            except LoginError as exc:
+                challenge = next((c for c in said[1:] if c), b"")
+                final = " ".join(str(exc).split())
+                answer = f"{server_answer(challenge)}; {final}" if challenge else final
+        raise MailboxError(
+            f"mailbox {self.address}: {self.where} refused the OAuth2 token for"
+            f" {self.username} ({self.mechanism.upper()}): {answer}"
+        )
+
+    def _connect(self) -> IMAPClient:
+        client = self._open()
+        try:
+            self._login(client)
             selected = client.select_folder(self.folder)
+        except MailboxError:
+            client.shutdown()
+            raise
         except LoginError as exc:
             client.shutdown()
             raise MailboxError(f"{self!r}: login refused: {exc}") from exc

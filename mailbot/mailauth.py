@@ -1,0 +1,370 @@
+"""Logging in to the mail servers: TLS contexts (`ca_file`), and OAuth2 access tokens for
+SASL XOAUTH2 / OAUTHBEARER from Microsoft's identity platform (msal, client credentials),
+Google (a refresh token, or a service account with domain-wide delegation) or any program
+that prints one (`token_command`).
+
+A token is cached per login settings and renewed `RENEW_BEFORE` seconds before it expires,
+and once more when a server refuses it (revoked early, or a clock off). Secrets are read from
+the environment or a file when a token is fetched, never logged, never in an error message.
+This module opens no mailbox and sends nothing: imap.py and send.py call it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from mailbot.config import GOOGLE_TOKEN_URI, OAuth2Config
+from mailbot.errors import MailbotError
+
+RENEW_BEFORE = 300.0
+"""Seconds before its expiry a cached token is replaced: a login never starts with a token
+about to lapse mid-session."""
+JWT_LIFETIME = 3600
+
+
+class TokenError(MailbotError):
+    """No access token could be had: the endpoint refused, a secret is missing, the command
+    failed. The message is one line and names no secret."""
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The system's trust store, or only the CA bundle in `ca_file` (a private CA).
+    Raises MailbotError when the file cannot be read as certificates."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise MailbotError(f"ca_file {ca_file}: cannot be read as PEM certificates: {exc}") from exc
+
+
+def certificate_problem(exc: BaseException, what: str) -> str | None:
+    """One line for a TLS certificate the client did not trust, else None: `what` is the
+    server ("imap host:port")."""
+    while exc is not None and not isinstance(exc, ssl.SSLCertVerificationError):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if exc is None:
+        return None
+    reason = getattr(exc, "verify_message", None) or str(exc)
+    return (
+        f"certificate verify failed for {what} ({reason}) — set ca_file to the CA that "
+        "signed the server's certificate"
+    )
+
+
+def sasl_string(mechanism: str, user: str, token: str, host: str = "", port: int = 0) -> bytes:
+    """The client's first SASL message, unencoded: XOAUTH2 (Google's and Microsoft's) or
+    OAUTHBEARER (RFC 7628)."""
+    if mechanism == "oauthbearer":
+        name = user.replace("=", "=3D").replace(",", "=2C")
+        where = f"host={host}\x01port={port}\x01" if host else ""
+        return f"n,a={name},\x01{where}auth=Bearer {token}\x01\x01".encode()
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def server_answer(challenge: bytes) -> str:
+    """What an XOAUTH2/OAUTHBEARER error challenge says (base64 JSON: status, schemes,
+    scope), as one short line; the raw text when it is not that."""
+    text = challenge.decode("utf-8", "replace").strip()
+    try:
+        decoded = json.loads(base64.b64decode(text, validate=True) if text else b"{}")
+    except (ValueError, TypeError):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return " ".join(text.split())[:200]
+    if isinstance(decoded, dict):
+        return " ".join(f"{k}={v}" for k, v in decoded.items())[:200]
+    return str(decoded)[:200]
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str
+    expires_at: float
+
+
+class TokenSource(Protocol):
+    def fetch(self, now: float) -> Token:
+        """A fresh token (never a cached one). Raises TokenError."""
+        ...
+
+
+def _secret(env: str | None, file: Path | None, what: str) -> str:
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise TokenError(f"{what}: environment variable {env} is not set")
+        return value.strip()
+    if file:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise TokenError(f"{what}: {file}: {exc.strerror}") from exc
+    raise TokenError(f"{what}: not configured")
+
+
+def _endpoint_error(what: str, answer: dict[str, Any]) -> TokenError:
+    error = answer.get("error") or "no access_token in the answer"
+    description = str(answer.get("error_description") or "").splitlines()
+    detail = f": {description[0][:200]}" if description and description[0] else ""
+    return TokenError(f"{what} refused: {error}{detail}")
+
+
+class MicrosoftSource:
+    """Client credentials (app-only) through msal: a client secret, or a certificate (a PEM
+    private key with its certificate, or with `certificate_thumbprint`). msal discovers the
+    token endpoint from the authority's OpenID configuration; an authority other than
+    Microsoft's (a test's loopback server, a national cloud's proxy) skips instance
+    discovery."""
+
+    def __init__(self, config: OAuth2Config) -> None:
+        self.config = config
+        self._app: Any = None
+
+    def _credential(self) -> str | dict[str, str]:
+        cfg = self.config
+        if cfg.certificate_file is None:
+            return _secret(cfg.client_secret_env, cfg.client_secret_file, "client secret")
+        try:
+            pem = cfg.certificate_file.read_bytes()
+        except OSError as exc:
+            raise TokenError(f"certificate_file {cfg.certificate_file}: {exc.strerror}") from exc
+        thumbprint = cfg.certificate_thumbprint or _thumbprint(pem, cfg.certificate_file)
+        return {"private_key": pem.decode("ascii", "replace"), "thumbprint": thumbprint}
+
+    def _application(self) -> Any:
+        import msal
+
+        if self._app is None:
+            cfg = self.config
+            custom = not (cfg.authority or "").startswith("https://login.microsoftonline.com/")
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    cfg.client_id,
+                    client_credential=self._credential(),
+                    authority=cfg.authority,
+                    instance_discovery=False if custom else None,
+                    verify=str(cfg.ca_file) if cfg.ca_file else True,
+                    timeout=cfg.timeout,
+                )
+            except ValueError as exc:
+                raise TokenError(f"authority {cfg.authority}: {_first_line(exc)}") from exc
+            except OSError as exc:
+                raise TokenError(f"authority {cfg.authority}: {_first_line(exc)}") from exc
+        return self._app
+
+    def fetch(self, now: float) -> Token:
+        app = self._application()
+        app.remove_tokens_for_client()
+        try:
+            answer = app.acquire_token_for_client(scopes=[self.config.scope])
+        except (OSError, ValueError) as exc:
+            raise TokenError(
+                f"token endpoint of {self.config.authority}: {_first_line(exc)}"
+            ) from exc
+        if "access_token" not in answer:
+            raise _endpoint_error(f"token endpoint of {self.config.authority}", answer)
+        return Token(answer["access_token"], now + float(answer.get("expires_in", 3600)))
+
+
+def _thumbprint(pem: bytes, path: Path) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        certificate = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise TokenError(
+            f"certificate_file {path}: holds no certificate; set certificate_thumbprint"
+        ) from exc
+    return hashlib.sha1(certificate.public_bytes(Encoding.DER)).hexdigest().upper()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _post(url: str, form: dict[str, str], config: OAuth2Config, what: str) -> dict[str, Any]:
+    import requests
+
+    try:
+        response = requests.post(
+            url,
+            data=form,
+            timeout=config.timeout,
+            verify=str(config.ca_file) if config.ca_file else True,
+        )
+    except requests.RequestException as exc:
+        raise TokenError(f"{what} {url}: {_first_line(exc)}") from exc
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"error": f"HTTP {response.status_code}, not JSON"}
+    if not isinstance(answer, dict):
+        answer = {"error": f"HTTP {response.status_code}, not a JSON object"}
+    if response.status_code != 200 or "access_token" not in answer:
+        raise _endpoint_error(f"{what} {url}", answer)
+    return answer
+
+
+class GoogleSource:
+    """A user's refresh token (an installed app's consent, kept in env/file), or a service
+    account key with domain-wide delegation acting as `subject` (default: the login's user)
+    through a signed JWT (RFC 7523, RS256), both exchanged at `token_uri`."""
+
+    def __init__(self, config: OAuth2Config, user: str) -> None:
+        self.config = config
+        self.user = user
+
+    def fetch(self, now: float) -> Token:
+        cfg = self.config
+        if cfg.service_account_file is not None:
+            key = self._service_account()
+            uri = cfg.token_uri or key.get("token_uri") or GOOGLE_TOKEN_URI
+            form = {
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": self._assertion(key, uri, now),
+            }
+        else:
+            uri = cfg.token_uri or GOOGLE_TOKEN_URI
+            form = {
+                "grant_type": "refresh_token",
+                "client_id": cfg.client_id or "",
+                "client_secret": _secret(
+                    cfg.client_secret_env, cfg.client_secret_file, "client secret"
+                ),
+                "refresh_token": _secret(
+                    cfg.refresh_token_env, cfg.refresh_token_file, "refresh token"
+                ),
+            }
+        answer = _post(uri, form, cfg, "token endpoint")
+        return Token(answer["access_token"], now + float(answer.get("expires_in", 3600)))
+
+    def _service_account(self) -> dict[str, Any]:
+        path = self.config.service_account_file
+        try:
+            key = json.loads(path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
+        except (OSError, ValueError) as exc:
+            raise TokenError(f"service_account_file {path}: cannot be read as a key") from exc
+        if not isinstance(key, dict) or not key.get("client_email") or not key.get("private_key"):
+            raise TokenError(f"service_account_file {path}: no client_email or private_key")
+        return key
+
+    def _assertion(self, key: dict[str, Any], uri: str, now: float) -> str:
+        import jwt
+
+        claims = {
+            "iss": key["client_email"],
+            "sub": self.config.subject or self.user,
+            "scope": self.config.scope,
+            "aud": uri,
+            "iat": int(now),
+            "exp": int(now) + JWT_LIFETIME,
+        }
+        headers = {"kid": key["private_key_id"]} if key.get("private_key_id") else None
+        try:
+            return jwt.encode(claims, key["private_key"], algorithm="RS256", headers=headers)
+        except (ValueError, TypeError, jwt.PyJWTError) as exc:
+            raise TokenError(
+                f"service_account_file {self.config.service_account_file}: private_key cannot sign"
+            ) from exc
+
+
+class CommandSource:
+    """Any program that prints a token: plain text (kept `token_lifetime` seconds), or a JSON
+    object with `access_token` and `expires_in`. Run without a shell; its stderr's last line
+    is the reason when it fails."""
+
+    def __init__(self, config: OAuth2Config) -> None:
+        self.config = config
+
+    def fetch(self, now: float) -> Token:
+        cfg = self.config
+        name = cfg.token_command[0]
+        try:
+            done = subprocess.run(
+                list(cfg.token_command),
+                capture_output=True,
+                timeout=cfg.timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise TokenError(f"token_command {name}: {_first_line(exc)}") from exc
+        if done.returncode != 0:
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            why = lines[-1][:200] if lines else "no message"
+            raise TokenError(f"token_command {name} exited {done.returncode}: {why}")
+        text = done.stdout.decode("utf-8", "replace").strip()
+        lifetime = cfg.token_lifetime
+        if text.startswith("{"):
+            try:
+                answer = json.loads(text)
+            except ValueError as exc:
+                raise TokenError(f"token_command {name}: printed invalid JSON") from exc
+            text = str(answer.get("access_token") or "")
+            lifetime = float(answer.get("expires_in", lifetime))
+        if not text or any(c.isspace() for c in text):
+            raise TokenError(f"token_command {name}: printed no token (one line expected)")
+        return Token(text, now + lifetime)
+
+
+class Tokens:
+    """The cached token of one login's settings: `get` renews it `RENEW_BEFORE` seconds
+    before expiry; `renew` fetches a new one at once (after a server refused the cached one).
+    Thread-safe: the watchers of several mailboxes and the sender share it. `clock`: the
+    seconds since the epoch, injected by tests."""
+
+    def __init__(self, source: TokenSource, clock: Callable[[], float] = time.time) -> None:
+        self.source = source
+        self.clock = clock
+        self._token: Token | None = None
+        self._lock = threading.Lock()
+        self.fetched = 0
+
+    def get(self) -> str:
+        with self._lock:
+            now = self.clock()
+            if self._token is None or now >= self._token.expires_at - RENEW_BEFORE:
+                self._token = self.source.fetch(now)
+                self.fetched += 1
+            return self._token.value
+
+    def renew(self) -> str:
+        with self._lock:
+            self._token = None
+        return self.get()
+
+
+_SHARED: dict[tuple[OAuth2Config, str], Tokens] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def tokens_for(config: OAuth2Config, user: str) -> Tokens:
+    """The process's one token cache for these settings: a Microsoft app's token serves every
+    mailbox it may open, so the IMAP watchers and the sender share it; a Google login's
+    depends on the user it acts as."""
+    key = (config, user if config.provider == "google" else "")
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = Tokens(make_source(config, user))
+        return _SHARED[key]
+
+
+def make_source(config: OAuth2Config, user: str) -> TokenSource:
+    if config.provider == "microsoft":
+        return MicrosoftSource(config)
+    if config.provider == "google":
+        return GoogleSource(config, user)
+    return CommandSource(config)
