@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosmtplib
 
-from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig
+from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig, OutgoingConfig
 from mailbot.context import Context
 from mailbot.errors import MailbotError
 from mailbot.rulefile import RulesFile
@@ -314,9 +314,12 @@ def _mailbox(box: MailboxConfig, resolve: Resolver) -> Check:
             detail = mailbox.probe()
         finally:
             mailbox.close()
+        if box.oauth2 is not None:
+            detail += f", {box.oauth2.mechanism.upper()} with a {box.oauth2.provider} token"
         return Check(name, OK, f"{where} {detail}")
     except (MailbotError, OSError) as exc:
-        return Check(name, FAIL, f"{where}: {' '.join(str(exc).split())}")
+        text = " ".join(str(exc).split()).removeprefix(f"mailbox {box.address}: ")
+        return Check(name, FAIL, text if where in text else f"{where}: {text}")
 
 
 class Resolver:
@@ -349,15 +352,30 @@ class Resolver:
             pool.shutdown(wait=False)
 
 
-def _outgoing(config: Config, resolve: Resolver) -> Check:
+def _outgoing(config: Config, resolve: Resolver) -> list[Check]:
+    """The `[outgoing]` server, and each mailbox's own SMTP login (`[mailboxes.outgoing]`):
+    connected, TLS verified, logged in (an OAuth2 login fetches its token first)."""
     cfg = config.outgoing
     if cfg.backend == "maildir":
-        return Check("outgoing", OK, f"Maildir {cfg.path}")
+        return [Check("outgoing", OK, f"Maildir {cfg.path}")]
+    rows = [_smtp("outgoing", cfg, resolve)]
+    for box in config.mailboxes:
+        if box.outgoing is not None:
+            rows.append(_smtp(f"outgoing for {box.address}", box.outgoing, resolve))
+    return rows
+
+
+def _smtp(name: str, cfg: OutgoingConfig, resolve: Resolver) -> Check:
+    from mailbot.mailauth import certificate_problem, tls_context
+    from mailbot.outbox.send import smtp_login
+
+    where = f"smtp {cfg.host}:{cfg.port}"
     try:
         cfg.require_password()
         resolve(cfg.host or "localhost")
+        context = tls_context(cfg.ca_file) if cfg.security != "none" else None
     except MailbotError as exc:
-        return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
+        return Check(name, FAIL, f"{where}: {exc}")
 
     async def probe() -> str:
         client = aiosmtplib.SMTP(
@@ -365,20 +383,22 @@ def _outgoing(config: Config, resolve: Resolver) -> Check:
             port=cfg.port,
             use_tls=cfg.security == "ssl",
             start_tls=cfg.security == "starttls",
+            tls_context=context,
             timeout=min(cfg.timeout, CONNECT_TIMEOUT),
         )
         await client.connect()
         try:
-            if cfg.username and cfg.password is not None:
-                await client.login(cfg.username, cfg.password)
-            return "connected" + (" and logged in" if cfg.username else "")
+            how = await smtp_login(client, cfg)
+            return "connected" + (f" and logged in {how}" if how else "")
         finally:
             await client.quit()
 
     try:
-        return Check("outgoing", OK, f"smtp {cfg.host}:{cfg.port}: {asyncio.run(probe())}")
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
+        return Check(name, OK, f"{where}: {asyncio.run(probe())}")
+    except (aiosmtplib.SMTPException, OSError, MailbotError) as exc:
+        text = " ".join(str(getattr(exc, "message", None) or exc).split())
+        text = certificate_problem(exc, where) or text.removeprefix(f"{cfg.name}: ")
+        return Check(name, FAIL, text if where in text else f"{where}: {text}")
 
 
 def _authserv_ids(config: Config) -> str:
@@ -404,7 +424,7 @@ def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Chec
     if servers:
         resolve = Resolver()
         checks += [_mailbox(box, resolve) for box in config.mailboxes]
-        checks.append(_outgoing(config, resolve))
+        checks += _outgoing(config, resolve)
     return checks
 
 

@@ -154,8 +154,7 @@ class MicrosoftSource:
                     client_credential=self._credential(),
                     authority=cfg.authority,
                     instance_discovery=False if custom else None,
-                    verify=str(cfg.ca_file) if cfg.ca_file else True,
-                    timeout=cfg.timeout,
+                    http_client=_session(cfg),
                 )
             except ValueError as exc:
                 raise TokenError(f"authority {cfg.authority}: {_first_line(exc)}") from exc
@@ -177,6 +176,23 @@ class MicrosoftSource:
         return Token(answer["access_token"], now + float(answer.get("expires_in", 3600)))
 
 
+def _session(config: OAuth2Config) -> Any:
+    """An HTTP session that checks the token endpoint against `ca_file` (when set) even
+    where REQUESTS_CA_BUNDLE is set (requests lets that variable replace a session's own
+    `verify`), with the configured timeout on every request. Proxies still come from the
+    environment."""
+    import requests
+
+    class Session(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", config.timeout)
+            if config.ca_file:
+                kwargs["verify"] = str(config.ca_file)
+            return super().request(method, url, **kwargs)
+
+    return Session()
+
+
 def _thumbprint(pem: bytes, path: Path) -> str:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -191,6 +207,9 @@ def _thumbprint(pem: bytes, path: Path) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    problem = certificate_problem(exc, "the token endpoint")
+    if problem:
+        return problem.replace("set ca_file", "set the oauth2 table's ca_file")
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
 
@@ -199,12 +218,7 @@ def _post(url: str, form: dict[str, str], config: OAuth2Config, what: str) -> di
     import requests
 
     try:
-        response = requests.post(
-            url,
-            data=form,
-            timeout=config.timeout,
-            verify=str(config.ca_file) if config.ca_file else True,
-        )
+        response = _session(config).post(url, data=form)
     except requests.RequestException as exc:
         raise TokenError(f"{what} {url}: {_first_line(exc)}") from exc
     try:

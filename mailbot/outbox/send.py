@@ -127,7 +127,7 @@ async def _sasl(client: aiosmtplib.SMTP, mechanism: str, initial: bytes) -> None
     if response.code != 235:
         said = " ".join(response.message.split())
         raise aiosmtplib.SMTPAuthenticationError(
-            response.code, f"{challenge}; {said}" if challenge else said
+            response.code, f"{said} ({challenge})" if challenge else said
         )
 
 

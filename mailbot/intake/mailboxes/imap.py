@@ -180,7 +180,7 @@ class ImapMailbox:
             except LoginError as exc:
                 challenge = next((c for c in said[1:] if c), b"")
                 final = " ".join(str(exc).split())
-                answer = f"{server_answer(challenge)}; {final}" if challenge else final
+                answer = f"{final} ({server_answer(challenge)})" if challenge else final
         raise MailboxError(
             f"mailbox {self.address}: {self.where} refused the OAuth2 token for"
             f" {self.username} ({self.mechanism.upper()}): {answer}"
