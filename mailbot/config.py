@@ -678,6 +678,8 @@ def _mailbox(
         )
     if backend == "imap":
         security = _security(table, where, "ssl")
+        if _get(table, "auth", where, str, "password") == "none":
+            raise ConfigError(f"{where}.auth", 'an IMAP mailbox logs in: "password" or "oauth2"')
         return MailboxConfig(
             address=address,
             backend=backend,
@@ -723,9 +725,8 @@ def _mailbox_outgoing(
         ca_file=_path(table, "ca_file", where, base) or outgoing.ca_file,
         envelope_from=address,
         name=f"mailboxes {address} outgoing",
-        password_problem=None,
-        oauth2=None,
-        **_credentials(table, where, base, auth, shared=outgoing.oauth2),
+        **{"password_problem": None, "oauth2": None}
+        | _credentials(table, where, base, auth, shared=outgoing.oauth2),
     )
 
 

@@ -266,8 +266,13 @@ def _connect_error(exc: BaseException, cfg: OutgoingConfig) -> SendError:
         return TransientSendError(f"{cfg.name}: {problem}")
     if isinstance(exc, TokenError):
         return TransientSendError(f"{cfg.name}: no OAuth2 token for {cfg.username}: {exc}")
-    if isinstance(exc, aiosmtplib.SMTPAuthenticationError) and exc.message.startswith(cfg.name):
-        return TransientSendError(exc.message, exc.code)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        if exc.message.startswith(f"{cfg.name}: "):
+            return TransientSendError(exc.message, exc.code)
+        said = " ".join(exc.message.split())
+        return TransientSendError(
+            f"{cfg.name}: {where} refused the login of {cfg.username}: {exc.code} {said}", exc.code
+        )
     error = _classify(exc, where)
     return TransientSendError(str(error), error.code)
 

@@ -352,7 +352,7 @@ class SmtpCapture:
                 ok = isinstance(data, LoginPassword) and known.get(data.login.decode()) == (
                     data.password.decode()
                 )
-                return AuthResult(success=ok, auth_data=data if ok else None)
+                return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
             options = {"authenticator": authenticator, "auth_require_tls": False}
         if check_token is None:
