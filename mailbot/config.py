@@ -70,7 +70,9 @@ _SERVER_KEYS = {
     "username": "str",
     "password": "str",
     "password_env": "str",
+    "password_file": "str",
     "ca_file": "str",
+    "allow_plaintext": "bool",
     "auth": "str",
     "oauth2": "table",
 }
@@ -108,7 +110,9 @@ MAILBOX_OUTGOING_KEYS = {
     "username": "str",
     "password": "str",
     "password_env": "str",
+    "password_file": "str",
     "ca_file": "str",
+    "allow_plaintext": "bool",
     "auth": "str",
     "oauth2": "table",
 }
@@ -489,8 +493,20 @@ def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any =
     return value
 
 
-def _password(table: dict[str, Any], where: str) -> dict[str, str | None]:
-    """The password, or why there is none (checked when mailbot logs in, not at load)."""
+def _password(table: dict[str, Any], where: str, base: Path) -> dict[str, str | None]:
+    """The password, or why there is none (checked when mailbot logs in, not at load):
+    `password_env` (an environment variable), `password_file` (its first line; a file only
+    the desk's user reads) or `password`. Two of them are refused."""
+    given = [k for k in ("password", "password_env", "password_file") if k in table]
+    if len(given) > 1:
+        raise ConfigError(f"{where}.{given[1]}", f"give one of {', '.join(given)}")
+    if "password_file" in table:
+        file = base / _get(table, "password_file", where, str)
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            return {"password": None, "password_problem": f"password_file: {file}: {exc.strerror}"}
+        return {"password": lines[0] if lines else ""}
     if "password_env" in table:
         name = _get(table, "password_env", where, str)
         if name not in os.environ:
@@ -500,6 +516,28 @@ def _password(table: dict[str, Any], where: str) -> dict[str, str | None]:
             }
         return {"password": os.environ[name]}
     return {"password": _get(table, "password", where, str, None)}
+
+
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+
+
+def _plaintext(table: dict[str, Any], where: str, host: str | None, security: str) -> None:
+    """`security = "none"` sends the password or token in clear: only to this machine
+    (127.0.0.0/8, ::1, localhost) unless `allow_plaintext = true` says the network between
+    is trusted."""
+    if security != "none" or _get(table, "allow_plaintext", where, bool, False):
+        return
+    name = (host or "").strip("[]").lower()
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name in LOOPBACK_NAMES
+    if not loopback:
+        raise ConfigError(
+            f"{where}.security",
+            f'"none" sends the login in clear to {host}: use "ssl" or "starttls", or set'
+            " allow_plaintext = true for a trusted network",
+        )
 
 
 def _security(table: dict[str, Any], where: str, default: str) -> str:
@@ -516,7 +554,9 @@ SERVER_ONLY = (
     "username",
     "password",
     "password_env",
+    "password_file",
     "ca_file",
+    "allow_plaintext",
     "auth",
     "oauth2",
 )
@@ -636,7 +676,7 @@ def _credentials(
     if auth not in AUTH:
         raise ConfigError(f"{where}.auth", f"must be one of {', '.join(AUTH)}")
     if auth != "password":
-        for key in ("password", "password_env"):
+        for key in ("password", "password_env", "password_file"):
             if key in table:
                 raise ConfigError(f"{where}.{key}", f'not used with auth = "{auth}"')
     if auth != "oauth2" and "oauth2" in table:
@@ -651,7 +691,7 @@ def _credentials(
         return {"auth": auth, "oauth2": oauth2, "password": None}
     if auth == "none":
         return {"auth": auth, "password": None}
-    return {"auth": auth, **_password(table, where)}
+    return {"auth": auth, **_password(table, where, base)}
 
 
 def _mailbox(
@@ -680,6 +720,7 @@ def _mailbox(
         security = _security(table, where, "ssl")
         if _get(table, "auth", where, str, "password") == "none":
             raise ConfigError(f"{where}.auth", 'an IMAP mailbox logs in: "password" or "oauth2"')
+        _plaintext(table, where, _get(table, "host", where, str), security)
         return MailboxConfig(
             address=address,
             backend=backend,
@@ -708,10 +749,12 @@ def _mailbox_outgoing(
         raise ConfigError(where, 'is used with [outgoing] backend = "smtp"')
     security = _security(table, where, outgoing.security)
     host = _get(table, "host", where, str, outgoing.host)
+    if "host" in table or "security" in table:
+        _plaintext(table, where, host, security)
     same_server = host == outgoing.host and security == outgoing.security
     default_port = outgoing.port if same_server else (465 if security == "ssl" else 587)
     auth = _get(table, "auth", where, str, outgoing.auth)
-    if auth == "password" and "password" not in table and "password_env" not in table:
+    if auth == "password" and not {"password", "password_env", "password_file"} & set(table):
         raise ConfigError(
             f"{where}.password_env",
             'is required: this login\'s own password (or auth = "oauth2" or "none")',
@@ -749,6 +792,7 @@ def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
         )
     if backend == "smtp":
         security = _security(table, where, "starttls")
+        _plaintext(table, where, _get(table, "host", where, str), security)
         return OutgoingConfig(
             backend=backend,
             host=_get(table, "host", where, str),

@@ -382,3 +382,15 @@ def make_source(config: OAuth2Config, user: str) -> TokenSource:
     if config.provider == "google":
         return GoogleSource(config, user)
     return CommandSource(config)
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker or sender starts with fresh locks: one a thread of the parent held at
+    the fork would never be released in the child."""
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()
+    for tokens in _SHARED.values():
+        tokens._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -317,6 +317,23 @@ MS = '\n[mailboxes.oauth2]\nprovider = "microsoft"\ntenant = "t"\nclient_id = "c
             MAILDIR_BOX + 'ca_file = "ca.pem"\n' + OUTGOING,
             'mailboxes[0].ca_file: not used with backend = "maildir"',
         ),
+        (
+            IMAP_BOX + 'security = "none"\n' + OUTGOING,
+            'mailboxes[0].security: "none" sends the login in clear to imap.example.jp: use'
+            ' "ssl" or "starttls", or set allow_plaintext = true for a trusted network',
+        ),
+        (
+            MAILDIR_BOX + SMTP + 'security = "none"\n',
+            'outgoing.security: "none" sends the login in clear to smtp.example.jp',
+        ),
+        (
+            MAILDIR_BOX + '[mailboxes.outgoing]\nhost = "10.0.0.1"\nsecurity = "none"\n' + SMTP,
+            'mailboxes[0].outgoing.security: "none" sends the login in clear to 10.0.0.1',
+        ),
+        (
+            IMAP_BOX + 'password = "x"\npassword_file = "pw"\n' + OUTGOING,
+            "mailboxes[0].password_file: give one of password, password_file",
+        ),
     ],
 )
 def test_a_bad_server_login_is_one_line_and_exit_3(
@@ -359,3 +376,23 @@ def test_server_login_keys_resolve_paths_defaults_and_a_mailboxs_own_login(tmp_p
     assert own.oauth2 is not None and own.oauth2.service_account_file == tmp_path / "sa.json"
     assert own.oauth2.scope == "https://mail.google.com/" and own.oauth2.token_uri is None
     assert config.outgoing.auth == "password" and config.outgoing.oauth2 is None
+
+
+def test_password_file_and_plaintext_to_this_machine_or_when_allowed(tmp_path: Path):
+    (tmp_path / "imap-password").write_text("s3cret\n", encoding="utf-8")
+    config = parse_config(
+        IMAP_BOX
+        + 'password_file = "imap-password"\nsecurity = "none"\nallow_plaintext = true\n'
+        + '[outgoing]\nbackend = "smtp"\nhost = "::1"\nsecurity = "none"\n'
+        + 'username = "code"\npassword_file = "missing"\n',
+        "<t>",
+        tmp_path,
+    )
+    assert config.mailboxes[0].password == "s3cret"
+    assert config.outgoing.password is None
+    assert config.outgoing.password_problem == (
+        f"password_file: {tmp_path / 'missing'}: No such file or directory"
+    )
+    for host in ("127.0.0.1", "localhost", "[::1]"):
+        text = MAILDIR_BOX + f'[outgoing]\nbackend = "smtp"\nhost = "{host}"\nsecurity = "none"\n'
+        assert parse_config(text, "<t>", tmp_path).outgoing.security == "none"
