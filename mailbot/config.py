@@ -36,6 +36,8 @@ path = "data/inbox/code"
 # security = "ssl"
 # username = "code"
 # password_env = "MAILBOT_IMAP_PASSWORD_CODE"
+# ca_file = "certs/ca.pem"        # a private CA
+# auth = "oauth2"                 # Microsoft 365, Gmail: an [mailboxes.oauth2] table (README)
 
 [[mailboxes]]
 address = "youryou_rikuase_long@occto.or.jp"
@@ -51,6 +53,7 @@ path = "data/outbox"
 # security = "starttls"
 # username = "code@occto.or.jp"
 # password_env = "MAILBOT_SMTP_PASSWORD"
+# auth = "oauth2"                 # with an [outgoing.oauth2] table (README)
 
 [staff]
 addresses = ["capacity-desk@occto.or.jp"]

@@ -409,3 +409,24 @@ def test_doctor_fetches_each_token_and_logs_in(
     assert rows["outgoing"].detail.startswith(
         f"smtp 127.0.0.1:{smtp.port} refused the OAuth2 token for code@occto.or.jp (XOAUTH2): "
     )
+
+
+def test_a_token_endpoint_whose_certificate_is_not_trusted_says_so(
+    tmp_path: Path, token_server: TokenServer, test_ca: TestCA
+) -> None:
+    config = desk(
+        tmp_path,
+        '[[mailboxes]]\naddress = "code@occto.or.jp"\nbackend = "imap"\nhost = "127.0.0.1"\n'
+        'username = "code"\nauth = "oauth2"\n'
+        + microsoft(token_server, test_ca, "mailboxes.oauth2", ca_file=""),
+        '[outgoing]\nbackend = "maildir"\npath = "out"\n',
+    )
+    oauth2 = config.mailboxes[0].oauth2
+    assert oauth2 is not None and oauth2.ca_file is None
+    with pytest.raises(TokenError) as untrusted:
+        Tokens(MicrosoftSource(oauth2)).get()
+    assert str(untrusted.value) == (
+        f"authority {token_server.authority}: certificate verify failed for the token endpoint"
+        " (unable to get local issuer certificate) — set the oauth2 table's ca_file to the CA"
+        " that signed the server's certificate"
+    )
