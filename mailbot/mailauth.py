@@ -30,6 +30,10 @@ from mailbot.errors import MailbotError
 RENEW_BEFORE = 300.0
 """Seconds before its expiry a cached token is replaced: a login never starts with a token
 about to lapse mid-session."""
+RENEW_AFTER_REFUSAL = 60.0
+"""A refused token is replaced only if it was fetched at least this long ago: one fetched
+seconds before would come back the same, and a daemon retrying a refused login every few
+seconds must not hammer the token endpoint (Entra ID throttles such loops)."""
 JWT_LIFETIME = 3600
 
 
@@ -336,7 +340,7 @@ class CommandSource:
 
 class Tokens:
     """The cached token of one login's settings: `get` renews it `RENEW_BEFORE` seconds
-    before expiry; `renew` fetches a new one at once (after a server refused the cached one).
+    before expiry; `renew` fetches a new one at once after a server refused the cached one.
     Thread-safe: the watchers of several mailboxes and the sender share it. `clock`: the
     seconds since the epoch, injected by tests."""
 
@@ -344,19 +348,28 @@ class Tokens:
         self.source = source
         self.clock = clock
         self._token: Token | None = None
+        self._fetched_at = 0.0
         self._lock = threading.Lock()
         self.fetched = 0
 
     def get(self) -> str:
+        """The cached token, or a new one when there is none or it expires within
+        RENEW_BEFORE seconds. Raises TokenError."""
         with self._lock:
             now = self.clock()
             if self._token is None or now >= self._token.expires_at - RENEW_BEFORE:
                 self._token = self.source.fetch(now)
+                self._fetched_at = now
                 self.fetched += 1
             return self._token.value
 
-    def renew(self) -> str:
+    def renew(self) -> str | None:
+        """A new token in place of one a server refused; None when the cached one was
+        fetched less than RENEW_AFTER_REFUSAL seconds ago (the refusal stands). Raises
+        TokenError."""
         with self._lock:
+            if self._token is not None and self.clock() - self._fetched_at < RENEW_AFTER_REFUSAL:
+                return None
             self._token = None
         return self.get()
 

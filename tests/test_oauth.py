@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,14 @@ from mailbot.context import Context
 from mailbot.doctor import FAIL, OK, run_checks
 from mailbot.errors import MailboxError
 from mailbot.intake.mailboxes.imap import ImapMailbox
-from mailbot.mailauth import RENEW_BEFORE, MicrosoftSource, TokenError, Tokens
+from mailbot.mailauth import (
+    RENEW_AFTER_REFUSAL,
+    RENEW_BEFORE,
+    MicrosoftSource,
+    TokenError,
+    Tokens,
+    tokens_for,
+)
 from mailbot.outbox.planner import Thread, plan_reply
 from mailbot.outbox.send import flush_outbox, make_sender
 from mailbot.outcome import Reply
@@ -157,7 +165,7 @@ def expired_token_command(tmp_path: Path, server: TokenServer, user: str) -> str
     ) + f'provider = "command"\ntoken_command = ["/bin/sh", "-c", "{script}"]\n'
 
 
-def test_an_expired_token_is_refused_in_one_line_naming_the_mailbox_and_renewed_once_first(
+def test_an_expired_token_is_refused_in_one_line_naming_the_mailbox_after_one_renewal(
     tmp_path: Path, token_server: TokenServer, oauth_dovecot: Dovecot
 ) -> None:
     config = desk(
@@ -170,9 +178,16 @@ def test_an_expired_token_is_refused_in_one_line_naming_the_mailbox_and_renewed_
         ),
         '[outgoing]\nbackend = "maildir"\npath = "out"\n',
     )
-    mailbox = ImapMailbox.from_config(config.mailboxes[0], attempts=1)
+    box = config.mailboxes[0]
+    assert box.oauth2 is not None
+    with pytest.raises(MailboxError):
+        ImapMailbox.from_config(box, attempts=1).probe()
+    # a token fetched seconds ago is not fetched again: the refusal stands
+    assert (tmp_path / "runs.txt").read_text().count("run") == 1
+    later = time.time() + RENEW_AFTER_REFUSAL + 1
+    tokens_for(box.oauth2, "code").clock = lambda: later
     with pytest.raises(MailboxError) as refused:
-        mailbox.probe()
+        ImapMailbox.from_config(box, attempts=1).probe()
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith(
@@ -202,7 +217,7 @@ def test_smtp_refuses_an_expired_token_in_one_line_and_the_reply_waits(
     finally:
         smtp.stop()
     assert smtp.messages == []
-    assert smtp.handler.refusals == ["code@occto.or.jp", "code@occto.or.jp"]
+    assert smtp.handler.refusals == ["code@occto.or.jp"]  # just fetched: not fetched again
     # deferred, not failed for good: a refused login is the desk's configuration
     assert row["state"] == "pending"
     assert row["next_attempt_at"] is not None
@@ -224,10 +239,14 @@ def test_a_token_the_server_stopped_taking_is_renewed_once_and_the_login_goes_on
         imap_entry(oauth_dovecot, "code", "code@occto.or.jp", oauth2),
         '[outgoing]\nbackend = "maildir"\npath = "out"\n',
     )
-    first = ImapMailbox.from_config(config.mailboxes[0], attempts=1)
+    box = config.mailboxes[0]
+    assert box.oauth2 is not None
+    first = ImapMailbox.from_config(box, attempts=1)
     first.probe()
     first.close()
     token_server.revoke_all()
+    later = time.time() + RENEW_AFTER_REFUSAL + 1
+    tokens_for(box.oauth2, "code").clock = lambda: later
     again = ImapMailbox.from_config(config.mailboxes[0], attempts=1)
     assert again.probe().startswith("INBOX: 0 waiting")
     again.close()
@@ -257,7 +276,9 @@ def test_tokens_are_renewed_before_they_expire_by_the_injected_clock(
     second = tokens.get()
     assert second != first
     assert tokens.fetched == 2
-    assert tokens.renew() not in (first, second)
+    assert tokens.renew() is None  # refused seconds after it was fetched: not fetched again
+    now[0] += RENEW_AFTER_REFUSAL
+    assert tokens.renew() not in (None, first, second)
     assert tokens.fetched == 3
 
 

@@ -83,7 +83,7 @@ class MaildirSender:
 
 async def smtp_login(client: aiosmtplib.SMTP, cfg: OutgoingConfig) -> str:
     """Authenticate a connected client as `cfg` says: an OAuth2 token (renewed once if the
-    server refuses the cached one), a password, or not at all. Returns how ("XOAUTH2 as
+    server refuses a cached one, `Tokens.renew`), a password, or not at all. Returns how ("XOAUTH2 as
     code@…", "" when not logged in). Raises SMTPAuthenticationError with one line naming
     the login and the server's answer, TokenError when no token could be had."""
     if cfg.auth == "oauth2":
@@ -94,6 +94,8 @@ async def smtp_login(client: aiosmtplib.SMTP, cfg: OutgoingConfig) -> str:
         answer = ""
         for attempt in (1, 2):
             token = tokens.get() if attempt == 1 else tokens.renew()
+            if token is None:
+                break
             initial = sasl_string(mechanism, user, token, cfg.host or "", cfg.port or 0)
             try:
                 await _sasl(client, mechanism, initial)

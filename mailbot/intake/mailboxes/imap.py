@@ -165,6 +165,8 @@ class ImapMailbox:
                 raise MailboxError(
                     f"mailbox {self.address}: no OAuth2 token for {self.username}: {exc}"
                 ) from exc
+            if token is None:
+                break
             said: list[bytes] = []
 
             def respond(challenge: bytes, token: str = token, said: list[bytes] = said) -> bytes:
