@@ -71,8 +71,12 @@ def test_each_mailbox_sends_as_itself_through_its_own_smtp_login(
             ),
         )
         assert send_one_from_each(tmp_path, config) == (2, 0)
+        doctor = {c.name: c for c in run_checks(config, parse_instant(NOW))}
     finally:
         smtp.stop()
+    assert doctor["outgoing"].detail.endswith(f"connected and logged in as {CODE}")
+    assert doctor[f"outgoing for {LONG}"].status == OK
+    assert doctor[f"outgoing for {LONG}"].detail.endswith(f"connected and logged in as {LONG}")
     got = {m.login: m.mail_from for m in smtp.messages}
     # before: both went through code@'s login, with code@ as envelope sender
     assert got == {CODE: CODE, LONG: LONG}
