@@ -50,6 +50,11 @@ T = TypeVar("T")
 RETRYABLE = (OSError, socket.timeout, ssl.SSLError, IMAPClientAbortError)
 
 
+def _close(client: IMAPClient) -> None:
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
 def _aware(value: object) -> datetime | None:
     """imapclient gives INTERNALDATE as a naive local datetime (its `normalise_times`)."""
     if not isinstance(value, datetime):
@@ -153,54 +158,69 @@ class ImapMailbox:
             raise
         return client
 
-    def _login(self, client: IMAPClient) -> None:
-        if self.tokens is None:
-            client.login(self.username, self._password)
-            return
+    def _oauth_login(self, client: IMAPClient) -> IMAPClient:
+        """AUTHENTICATE with the cached token; when the server refuses it, once more with a
+        renewed one (`Tokens.renew`) on a new connection (a server may drop one after a
+        failed AUTHENTICATE). Returns the logged-in client; raises MailboxError in one line
+        with the server's answer (its final NO and its error challenge). Whatever it
+        raises, it has closed the connection."""
+        assert self.tokens is not None
         answer = ""
-        for attempt in (1, 2):
-            try:
-                token = self.tokens.get() if attempt == 1 else self.tokens.renew()
-            except TokenError as exc:
-                raise MailboxError(
-                    f"mailbox {self.address}: no OAuth2 token for {self.username}: {exc}"
-                ) from exc
-            if token is None:
-                break
-            said: list[bytes] = []
+        try:
+            for attempt in (1, 2):
+                try:
+                    token = self.tokens.get() if attempt == 1 else self.tokens.renew()
+                except TokenError as exc:
+                    raise MailboxError(
+                        f"mailbox {self.address}: no OAuth2 token for {self.username}: {exc}"
+                    ) from exc
+                if token is None:
+                    break
+                if attempt == 2:
+                    _close(client)
+                    client = self._open()
+                said: list[bytes] = []
+                try:
+                    client.sasl_login(self.mechanism.upper(), self._responder(token, said))
+                    return client
+                except LoginError as exc:
+                    challenge = next((c for c in said[1:] if c), b"")
+                    final = " ".join(str(exc).split())
+                    answer = f"{final} ({server_answer(challenge)})" if challenge else final
+            raise MailboxError(
+                f"mailbox {self.address}: {self.where} refused the OAuth2 token for"
+                f" {self.username} ({self.mechanism.upper()}): {answer}"
+            )
+        except BaseException:
+            _close(client)
+            raise
 
-            def respond(challenge: bytes, token: str = token, said: list[bytes] = said) -> bytes:
-                if said or challenge:
-                    said.append(challenge)
-                    return b""
-                said.append(b"")
-                return sasl_string(self.mechanism, self.username, token, self.host, self.port)
+    def _responder(self, token: str, said: list[bytes]) -> Callable[[bytes], bytes]:
+        """The SASL exchange: the initial response to the server's empty challenge; to an
+        error challenge (base64 JSON, kept in `said`) the answer that ends the exchange."""
 
-            try:
-                client.sasl_login(self.mechanism.upper(), respond)
-                return
-            except LoginError as exc:
-                challenge = next((c for c in said[1:] if c), b"")
-                final = " ".join(str(exc).split())
-                answer = f"{final} ({server_answer(challenge)})" if challenge else final
-        raise MailboxError(
-            f"mailbox {self.address}: {self.where} refused the OAuth2 token for"
-            f" {self.username} ({self.mechanism.upper()}): {answer}"
-        )
+        def respond(challenge: bytes) -> bytes:
+            if said or challenge:
+                said.append(challenge)
+                return b"\x01" if self.mechanism == "oauthbearer" else b""
+            said.append(b"")
+            return sasl_string(self.mechanism, self.username, token, self.host, self.port)
+
+        return respond
 
     def _connect(self) -> IMAPClient:
         client = self._open()
         try:
-            self._login(client)
+            if self.tokens is None:
+                client.login(self.username, self._password)
+            else:
+                client = self._oauth_login(client)
             selected = client.select_folder(self.folder)
-        except MailboxError:
-            client.shutdown()
-            raise
         except LoginError as exc:
-            client.shutdown()
+            _close(client)
             raise MailboxError(f"{self!r}: login refused: {exc}") from exc
         except IMAPClientError as exc:
-            client.shutdown()
+            _close(client)
             raise MailboxError(f"{self!r}: cannot open the folder: {exc}") from exc
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
         permanent = [bytes(f) for f in selected.get(b"PERMANENTFLAGS", ())]
