@@ -411,6 +411,50 @@ def _authserv_ids(config: Config) -> str:
     return ", ".join(config.authserv_ids)
 
 
+def _credential_files(config: Config) -> list[Check]:
+    """The files the server logins read (OAuth2 secrets and keys, CA bundles), offline too:
+    a missing one fails; a secret readable by group or others warns, since whoever reads it
+    can read the mailboxes. No row when the config names none."""
+    secrets: list[Path] = []
+    bundles: list[Path] = []
+    logins = [*config.mailboxes, config.outgoing]
+    logins += [box.outgoing for box in config.mailboxes if box.outgoing is not None]
+    for login in logins:
+        if login.ca_file is not None:
+            bundles.append(login.ca_file)
+        oauth2 = login.oauth2
+        if oauth2 is None:
+            continue
+        if oauth2.ca_file is not None:
+            bundles.append(oauth2.ca_file)
+        secrets += [
+            path
+            for path in (
+                oauth2.client_secret_file,
+                oauth2.certificate_file,
+                oauth2.refresh_token_file,
+                oauth2.service_account_file,
+            )
+            if path is not None
+        ]
+    if not secrets and not bundles:
+        return []
+    missing = [str(p) for p in dict.fromkeys(secrets + bundles) if not p.is_file()]
+    if missing:
+        return [Check("credential files", FAIL, "not found: " + ", ".join(missing))]
+    shared = [str(p) for p in dict.fromkeys(secrets) if p.stat().st_mode & 0o077]
+    if shared:
+        return [
+            Check(
+                "credential files",
+                WARN,
+                "readable by group or others (chmod 600): " + ", ".join(shared),
+            )
+        ]
+    count = len(set(secrets)) + len(set(bundles))
+    return [Check("credential files", OK, f"{count} found; secrets readable by their owner only")]
+
+
 def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Check]:
     """Every check, each its own row; reads only (no Context: opening one would create the
     database and stop at the first broken rules file)."""
@@ -420,6 +464,7 @@ def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Chec
         _row("trust: authserv_ids", lambda: _authserv_ids(config)),
         _templates(config),
         *_database(config, now),
+        *_credential_files(config),
     ]
     if servers:
         resolve = Resolver()

@@ -16,7 +16,7 @@ import pytest
 from mailbot.clock import Clock, parse_instant
 from mailbot.config import Config, parse_config
 from mailbot.context import Context
-from mailbot.doctor import FAIL, OK, run_checks
+from mailbot.doctor import FAIL, OK, WARN, run_checks
 from mailbot.errors import MailboxError
 from mailbot.intake.mailboxes.imap import ImapMailbox
 from mailbot.mailauth import (
@@ -451,3 +451,30 @@ def test_a_token_endpoint_whose_certificate_is_not_trusted_says_so(
         " (unable to get local issuer certificate) — set the oauth2 table's ca_file to the CA"
         " that signed the server's certificate"
     )
+
+
+def test_doctor_checks_the_credential_files_offline(tmp_path: Path) -> None:
+    secret = tmp_path / "client-secret"
+    secret.write_text("s\n")
+    secret.chmod(0o644)
+    config = desk(
+        tmp_path,
+        '[[mailboxes]]\naddress = "code@occto.or.jp"\nbackend = "imap"\nhost = "127.0.0.1"\n'
+        'username = "code"\nauth = "oauth2"\nca_file = "ca.pem"\n[mailboxes.oauth2]\n'
+        'provider = "microsoft"\ntenant = "t"\nclient_id = "c"\n'
+        'client_secret_file = "client-secret"\n',
+        '[outgoing]\nbackend = "maildir"\npath = "out"\n',
+    )
+    now = parse_instant(NOW)
+
+    def row() -> tuple[str, str]:
+        [check] = [
+            c for c in run_checks(config, now, servers=False) if c.name == "credential files"
+        ]
+        return check.status, check.detail
+
+    assert row() == (FAIL, f"not found: {tmp_path / 'ca.pem'}")
+    (tmp_path / "ca.pem").write_text("")
+    assert row() == (WARN, f"readable by group or others (chmod 600): {secret}")
+    secret.chmod(0o600)
+    assert row() == (OK, "2 found; secrets readable by their owner only")

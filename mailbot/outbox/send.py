@@ -83,9 +83,10 @@ class MaildirSender:
 
 async def smtp_login(client: aiosmtplib.SMTP, cfg: OutgoingConfig) -> str:
     """Authenticate a connected client as `cfg` says: an OAuth2 token (renewed once if the
-    server refuses a cached one, `Tokens.renew`), a password, or not at all. Returns how ("XOAUTH2 as
-    code@…", "" when not logged in). Raises SMTPAuthenticationError with one line naming
-    the login and the server's answer, TokenError when no token could be had."""
+    server refuses a cached one, `Tokens.renew`), a password, or not at all. Returns how
+    ("XOAUTH2 as code@…", "" when not logged in). Raises SMTPAuthenticationError with one
+    line naming the login and the server's answer, TokenError when no token could be had.
+    The doctor and the sender share it, so doctor's row is what the sender will meet."""
     if cfg.auth == "oauth2":
         assert cfg.oauth2 is not None
         user = cfg.username or ""
