@@ -27,39 +27,24 @@ from mailbot.mailauth import (
     Tokens,
     tokens_for,
 )
-from mailbot.outbox.planner import Thread, plan_reply
 from mailbot.outbox.send import flush_outbox, make_sender
-from mailbot.outcome import Reply
-from mailbot.states import Status
 from tests.support.desk import outbox
 from tests.support.oauth import (
-    CLIENT_ID,
     CLIENT_SECRET,
     GOOGLE_CLIENT,
     GOOGLE_SECRET,
     REFRESH_TOKEN,
-    TENANT,
+    SECRET_ENV,
     TestCA,
     TokenServer,
     app_certificate,
+    microsoft,
+    plan_one,
     service_account,
 )
 from tests.support.servers import Dovecot, SmtpCapture
 
-SECRET_ENV = "MAILBOT_TEST_APP_SECRET"
 NOW = "2026-11-25T10:00"
-
-
-def microsoft(server: TokenServer, ca: TestCA, table: str, **extra: str) -> str:
-    keys = {
-        "provider": "microsoft",
-        "tenant": TENANT,
-        "client_id": CLIENT_ID,
-        "client_secret_env": SECRET_ENV,
-        "authority": server.authority,
-        "ca_file": str(ca.ca_file),
-    } | extra
-    return f"[{table}]\n" + "".join(f'{k} = "{v}"\n' for k, v in keys.items() if v)
 
 
 def imap_entry(dovecot: Dovecot, user: str, address: str, oauth2: str) -> str:
@@ -85,26 +70,6 @@ def desk(tmp_path: Path, *parts: str) -> Config:
 
 def token_smtp(server: TokenServer) -> SmtpCapture:
     return SmtpCapture(check_token=lambda user, token: server.user_of(token, user) is not None)
-
-
-def plan_one(ctx: Context, sender: str = "code@occto.or.jp") -> None:
-    now = ctx.now()
-    with ctx.store.transaction():
-        case_id = ctx.store.create_case(
-            now,
-            procedure="operator_code_application",
-            status=Status.RECEIVED,
-            sender="a@example.co.jp",
-            subject="【容量市場向け事業者コード申請】",
-            received_at=now.isoformat(),
-        )
-        reply = Reply(
-            "receipt", "receipt", {"wrong_mailbox": False, "next_steps": "", "attachment_names": []}
-        )
-        thread = Thread(
-            recipient="a@example.co.jp", message_id="<q@example.jp>", mailbox_address=sender
-        )
-        plan_reply(ctx, ctx.store.case(case_id), reply, thread, now)
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,15 @@ from mailbot.errors import MailboxError
 from mailbot.intake.mailboxes.imap import ImapMailbox
 from mailbot.outbox.send import flush_outbox, make_sender
 from tests.support.desk import outbox
-from tests.support.oauth import CLIENT_SECRET, TestCA, TokenServer
+from tests.support.oauth import (
+    CLIENT_SECRET,
+    SECRET_ENV,
+    TestCA,
+    TokenServer,
+    microsoft,
+    plan_one,
+)
 from tests.support.servers import PASSWORD, Dovecot, SmtpCapture
-from tests.test_oauth import SECRET_ENV, microsoft, plan_one
 
 CODE = "code@occto.or.jp"
 LONG = "youryou_rikuase_long@occto.or.jp"

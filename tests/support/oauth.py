@@ -22,12 +22,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from mailbot.context import Context
+from mailbot.outbox.planner import Thread, plan_reply
+from mailbot.outcome import Reply
+from mailbot.states import Status
+
 TENANT = "tenant-1"
 CLIENT_ID = "app-1"
 CLIENT_SECRET = "app-secret"
 GOOGLE_CLIENT = "google-client"
 GOOGLE_SECRET = "google-secret"
 REFRESH_TOKEN = "refresh-1"
+SECRET_ENV = "MAILBOT_TEST_APP_SECRET"
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -349,3 +355,38 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             self._answer(200, {"active": True, "username": user} if user else {"active": False})
 
     return Handler
+
+
+def microsoft(server: TokenServer, ca: TestCA, table: str, **extra: str) -> str:
+    """An `oauth2` table (TOML, named `table`) for the test's Microsoft endpoint with the app's
+    secret in SECRET_ENV; `extra` adds or replaces keys ("" drops one)."""
+    keys = {
+        "provider": "microsoft",
+        "tenant": TENANT,
+        "client_id": CLIENT_ID,
+        "client_secret_env": SECRET_ENV,
+        "authority": server.authority,
+        "ca_file": str(ca.ca_file),
+    } | extra
+    return f"[{table}]\n" + "".join(f'{k} = "{v}"\n' for k, v in keys.items() if v)
+
+
+def plan_one(ctx: Context, sender: str = "code@occto.or.jp") -> None:
+    """One receipt to a@example.co.jp on a new case, From `sender` (one of our mailboxes)."""
+    now = ctx.now()
+    with ctx.store.transaction():
+        case_id = ctx.store.create_case(
+            now,
+            procedure="operator_code_application",
+            status=Status.RECEIVED,
+            sender="a@example.co.jp",
+            subject="【容量市場向け事業者コード申請】",
+            received_at=now.isoformat(),
+        )
+        reply = Reply(
+            "receipt", "receipt", {"wrong_mailbox": False, "next_steps": "", "attachment_names": []}
+        )
+        thread = Thread(
+            recipient="a@example.co.jp", message_id="<q@example.jp>", mailbox_address=sender
+        )
+        plan_reply(ctx, ctx.store.case(case_id), reply, thread, now)
