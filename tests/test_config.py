@@ -3,12 +3,13 @@ is one line on stderr and exit 3, never silently ignored or a traceback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from mailbot.cli import main
-from mailbot.config import DEFAULT_CONFIG, Limits, parse_config
+from mailbot.config import DEFAULT_CONFIG, SCHEMA, SUBTABLES, Limits, parse_config
 
 MAILDIR_BOX = """
 [[mailboxes]]
@@ -396,3 +397,19 @@ def test_password_file_and_plaintext_to_this_machine_or_when_allowed(tmp_path: P
     for host in ("127.0.0.1", "localhost", "[::1]"):
         text = MAILDIR_BOX + f'[outgoing]\nbackend = "smtp"\nhost = "{host}"\nsecurity = "none"\n'
         assert parse_config(text, "<t>", tmp_path).outgoing.security == "none"
+
+
+def test_the_example_documents_every_key(tmp_path: Path):
+    """config.example.toml names every key the schema takes (set, or commented out with its
+    explanation), and every table inside a server table as its own [header]."""
+    text = (Path(__file__).resolve().parent.parent / "config.example.toml").read_text("utf-8")
+    undocumented = []
+    for where, keys in [(t, k) for t, (_, k) in SCHEMA.items()] + list(SUBTABLES.items()):
+        for key, kind in keys.items():
+            if kind == "table":
+                found = re.search(rf"^#? ?\[[a-z.]*\b{key}\]", text, re.M)
+            else:
+                found = re.search(rf"^#? ?{key} = ", text, re.M)
+            if not found:
+                undocumented.append(f"{where}.{key}")
+    assert undocumented == []
