@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import ssl
 import subprocess
 import threading
@@ -75,6 +76,14 @@ def sasl_string(mechanism: str, user: str, token: str, host: str = "", port: int
     return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """What a server or a program said, safe for one log line: control characters (a
+    terminal escape, a line break that would forge a second log line) become spaces, runs
+    of spaces one, at most `limit` characters."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.split())[:limit]
+
+
 def server_answer(challenge: bytes) -> str:
     """What an XOAUTH2/OAUTHBEARER error challenge says (base64 JSON: status, schemes,
     scope), as one short line; the raw text when it is not that."""
@@ -85,10 +94,15 @@ def server_answer(challenge: bytes) -> str:
         try:
             decoded = json.loads(text)
         except ValueError:
-            return " ".join(text.split())[:200]
+            return one_line(text)
     if isinstance(decoded, dict):
-        return " ".join(f"{k}={v}" for k, v in decoded.items())[:200]
-    return str(decoded)[:200]
+        return one_line(" ".join(f"{k}={v}" for k, v in decoded.items()))
+    return one_line(str(decoded))
+
+
+BEARER = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""RFC 6750's b64token: what an access token may hold. Anything else (a line break, the
+SASL separator %x01) would let a token source write into the SASL exchange."""
 
 
 @dataclass(frozen=True)
@@ -118,9 +132,9 @@ def _secret(env: str | None, file: Path | None, what: str) -> str:
 
 
 def _endpoint_error(what: str, answer: dict[str, Any]) -> TokenError:
-    error = answer.get("error") or "no access_token in the answer"
-    description = str(answer.get("error_description") or "").splitlines()
-    detail = f": {description[0][:200]}" if description and description[0] else ""
+    error = one_line(str(answer.get("error") or "no access_token in the answer"), 80)
+    description = str(answer.get("error_description") or "").strip().splitlines()
+    detail = f": {one_line(description[0])}" if description and description[0].strip() else ""
     return TokenError(f"{what} refused: {error}{detail}")
 
 
@@ -215,7 +229,7 @@ def _first_line(exc: BaseException) -> str:
     if problem:
         return problem.replace("set ca_file", "set the oauth2 table's ca_file")
     lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+    return f"{type(exc).__name__}: {one_line(lines[0]) if lines else ''}"
 
 
 def _post(url: str, form: dict[str, str], config: OAuth2Config, what: str) -> dict[str, Any]:
@@ -322,7 +336,7 @@ class CommandSource:
             raise TokenError(f"token_command {name}: {_first_line(exc)}") from exc
         if done.returncode != 0:
             lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            why = lines[-1][:200] if lines else "no message"
+            why = one_line(lines[-1]) if lines else "no message"
             raise TokenError(f"token_command {name} exited {done.returncode}: {why}")
         text = done.stdout.decode("utf-8", "replace").strip()
         lifetime = cfg.token_lifetime
@@ -333,8 +347,8 @@ class CommandSource:
                 raise TokenError(f"token_command {name}: printed invalid JSON") from exc
             text = str(answer.get("access_token") or "")
             lifetime = float(answer.get("expires_in", lifetime))
-        if not text or any(c.isspace() for c in text):
-            raise TokenError(f"token_command {name}: printed no token (one line expected)")
+        if not text:
+            raise TokenError(f"token_command {name}: printed no token")
         return Token(text, now + lifetime)
 
 
@@ -358,7 +372,10 @@ class Tokens:
         with self._lock:
             now = self.clock()
             if self._token is None or now >= self._token.expires_at - RENEW_BEFORE:
-                self._token = self.source.fetch(now)
+                token = self.source.fetch(now)
+                if not BEARER.fullmatch(token.value):
+                    raise TokenError("the token source gave no bearer token (RFC 6750 b64token)")
+                self._token = token
                 self._fetched_at = now
                 self.fetched += 1
             return self._token.value

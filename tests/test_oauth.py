@@ -6,6 +6,7 @@ is injected."""
 
 from __future__ import annotations
 
+import base64
 import shlex
 import sys
 import time
@@ -25,6 +26,8 @@ from mailbot.mailauth import (
     MicrosoftSource,
     TokenError,
     Tokens,
+    make_source,
+    server_answer,
     tokens_for,
 )
 from mailbot.outbox.send import flush_outbox, make_sender
@@ -443,3 +446,26 @@ def test_doctor_checks_the_credential_files_offline(tmp_path: Path) -> None:
     assert row() == (WARN, f"readable by group or others (chmod 600): {secret}")
     secret.chmod(0o600)
     assert row() == (OK, "2 found; secrets readable by their owner only")
+
+
+def test_what_a_server_or_a_token_source_says_cannot_forge_lines_or_sasl_fields(
+    tmp_path: Path,
+) -> None:
+    """Servers, token endpoints and token programs are outside the desk: their words go into
+    one log line, and a token goes into the SASL exchange only as RFC 6750 allows."""
+    forged = base64.b64encode(b'{"status":"401\\n2026-12-08 ERROR forged\\u001b[2J"}')
+    assert server_answer(forged) == "status=401 2026-12-08 ERROR forged [2J"
+    assert server_answer(b"NO\r\nA2 OK fake\x07") == "NO A2 OK fake"
+    script = tmp_path / "token.sh"
+    script.write_text("printf 'tok-1\\001user=admin\\001auth=Bearer tok-2'\n")
+    config = desk(
+        tmp_path,
+        '[[mailboxes]]\naddress = "code@occto.or.jp"\nbackend = "imap"\nhost = "127.0.0.1"\n'
+        'username = "code"\nauth = "oauth2"\n[mailboxes.oauth2]\nprovider = "command"\n'
+        f'token_command = ["/bin/sh", "{script}"]\n',
+        '[outgoing]\nbackend = "maildir"\npath = "out"\n',
+    )
+    oauth2 = config.mailboxes[0].oauth2
+    assert oauth2 is not None
+    with pytest.raises(TokenError, match=r"gave no bearer token \(RFC 6750 b64token\)"):
+        Tokens(make_source(oauth2, "code")).get()

@@ -34,6 +34,7 @@ from mailbot.mail.compose import envelope_recipients, stamp_date
 from mailbot.mailauth import (
     TokenError,
     certificate_problem,
+    one_line,
     sasl_string,
     server_answer,
     tls_context,
@@ -102,7 +103,7 @@ async def smtp_login(client: aiosmtplib.SMTP, cfg: OutgoingConfig) -> str:
                 await _sasl(client, mechanism, initial)
                 return f"{mechanism.upper()} as {user}"
             except aiosmtplib.SMTPAuthenticationError as exc:
-                answer = f"{exc.code} {' '.join(exc.message.split())}"
+                answer = f"{exc.code} {one_line(exc.message)}"
         raise aiosmtplib.SMTPAuthenticationError(
             535,
             f"{cfg.name}: smtp {cfg.host}:{cfg.port} refused the OAuth2 token for {user}"
@@ -128,7 +129,7 @@ async def _sasl(client: aiosmtplib.SMTP, mechanism: str, initial: bytes) -> None
         challenge = server_answer(response.message.encode())
         response = await client.execute_command(b"AQ==" if mechanism == "oauthbearer" else b"")
     if response.code != 235:
-        said = " ".join(response.message.split())
+        said = one_line(response.message)
         raise aiosmtplib.SMTPAuthenticationError(
             response.code, f"{said} ({challenge})" if challenge else said
         )
@@ -272,7 +273,7 @@ def _connect_error(exc: BaseException, cfg: OutgoingConfig) -> SendError:
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         if exc.message.startswith(f"{cfg.name}: "):
             return TransientSendError(exc.message, exc.code)
-        said = " ".join(exc.message.split())
+        said = one_line(exc.message)
         return TransientSendError(
             f"{cfg.name}: {where} refused the login of {cfg.username}: {exc.code} {said}", exc.code
         )

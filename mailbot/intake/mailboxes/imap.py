@@ -31,6 +31,7 @@ from mailbot.mailauth import (
     TokenError,
     Tokens,
     certificate_problem,
+    one_line,
     sasl_string,
     server_answer,
     tls_context,
@@ -185,7 +186,7 @@ class ImapMailbox:
                     return client
                 except LoginError as exc:
                     challenge = next((c for c in said[1:] if c), b"")
-                    final = " ".join(str(exc).split())
+                    final = one_line(str(exc))
                     answer = f"{final} ({server_answer(challenge)})" if challenge else final
             raise MailboxError(
                 f"mailbox {self.address}: {self.where} refused the OAuth2 token for"
