@@ -384,7 +384,14 @@ def plan_one(ctx: Context, sender: str = "code@occto.or.jp") -> None:
             received_at=now.isoformat(),
         )
         reply = Reply(
-            "receipt", "receipt", {"wrong_mailbox": False, "next_steps": "", "attachment_names": []}
+            "receipt",
+            "receipt",
+            {
+                "received_at": now,
+                "wrong_mailbox": False,
+                "next_steps": "",
+                "attachment_names": [],
+            },
         )
         thread = Thread(
             recipient="a@example.co.jp", message_id="<q@example.jp>", mailbox_address=sender
