@@ -15,7 +15,7 @@ import ipaddress
 import os
 import tomllib
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import inf
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ path = "data/inbox/code"
 # security = "ssl"
 # username = "code"
 # password_env = "MAILBOT_IMAP_PASSWORD_CODE"
+# ca_file = "certs/ca.pem"        # a private CA
+# auth = "oauth2"                 # Microsoft 365, Gmail: an [mailboxes.oauth2] table (README)
 
 [[mailboxes]]
 address = "youryou_rikuase_long@occto.or.jp"
@@ -51,6 +53,7 @@ path = "data/outbox"
 # security = "starttls"
 # username = "code@occto.or.jp"
 # password_env = "MAILBOT_SMTP_PASSWORD"
+# auth = "oauth2"                 # with an [outgoing.oauth2] table (README)
 
 [staff]
 addresses = ["capacity-desk@occto.or.jp"]
@@ -70,9 +73,59 @@ _SERVER_KEYS = {
     "username": "str",
     "password": "str",
     "password_env": "str",
+    "password_file": "str",
+    "ca_file": "str",
     "allow_plaintext": "bool",
+    "auth": "str",
+    "oauth2": "table",
 }
 """What a mailbox and the outgoing server both take: a Maildir path, or a server to log in to."""
+
+OAUTH2_KEYS = {
+    "provider": "str",
+    "mechanism": "str",
+    "tenant": "str",
+    "client_id": "str",
+    "authority": "str",
+    "scope": "str",
+    "client_secret_env": "str",
+    "client_secret_file": "str",
+    "certificate_file": "str",
+    "certificate_thumbprint": "str",
+    "refresh_token_env": "str",
+    "refresh_token_file": "str",
+    "service_account_file": "str",
+    "subject": "str",
+    "token_uri": "str",
+    "token_command": "str_list",
+    "token_lifetime": "positive_number",
+    "ca_file": "str",
+    "timeout": "positive_number",
+}
+"""`[mailboxes.oauth2]`, `[outgoing.oauth2]`, `[mailboxes.outgoing.oauth2]`: where the access
+token comes from. No key holds a secret itself: secrets are named by environment variable or
+file."""
+
+MAILBOX_OUTGOING_KEYS = {
+    "host": "str",
+    "port": "port",
+    "security": "str",
+    "username": "str",
+    "password": "str",
+    "password_env": "str",
+    "password_file": "str",
+    "ca_file": "str",
+    "allow_plaintext": "bool",
+    "auth": "str",
+    "oauth2": "table",
+}
+"""`[mailboxes.outgoing]`: this mailbox's own SMTP login for the replies it sends."""
+
+SUBTABLES: dict[str, dict[str, str]] = {
+    "oauth2": OAUTH2_KEYS,
+    "outgoing": MAILBOX_OUTGOING_KEYS,
+}
+"""The tables inside a server table, by key, with the keys each takes."""
 
 SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
     "storage": ("table", {"database": "str"}),
@@ -84,6 +137,7 @@ SCHEMA: dict[str, tuple[str, dict[str, str]]] = {
             "folder": "str",
             "move_to": "str",
             "poll_interval": "positive_number",
+            "outgoing": "table",
         },
     ),
     "outgoing": (
@@ -143,6 +197,7 @@ _KINDS = {
     "positive_number": "a number above 0",
     "str_list": "a list of strings",
     "bool": "true or false",
+    "table": "a table",
 }
 
 
@@ -155,6 +210,8 @@ def _kind_ok(kind: str, value: Any) -> bool:
     """TOML booleans are never numbers here: `max_message_bytes = true` is an error, not 1."""
     if kind == "bool":
         return isinstance(value, bool)
+    if kind == "table":
+        return isinstance(value, dict)
     if isinstance(value, bool):
         return False
     if kind == "str":
@@ -194,18 +251,87 @@ def validate(data: dict[str, Any]) -> None:
                 raise ConfigError(name, f"must be a table ([{name}]), got {_shown(value)}")
             entries = [(name, value)]
         for where, entry in entries:
-            for key, item in entry.items():
-                if key not in keys:
-                    raise ConfigError(f"{where}.{key}", "unknown key" + _suggest(key, list(keys)))
-                if not _kind_ok(keys[key], item):
-                    raise ConfigError(
-                        f"{where}.{key}", f"must be {_KINDS[keys[key]]}, got {_shown(item)}"
-                    )
+            _validate_table(where, entry, keys)
+
+
+def _validate_table(where: str, entry: dict[str, Any], keys: dict[str, str]) -> None:
+    for key, item in entry.items():
+        if key not in keys:
+            raise ConfigError(f"{where}.{key}", "unknown key" + _suggest(key, list(keys)))
+        if not _kind_ok(keys[key], item):
+            raise ConfigError(f"{where}.{key}", f"must be {_KINDS[keys[key]]}, got {_shown(item)}")
+        if keys[key] == "table":
+            _validate_table(f"{where}.{key}", item, SUBTABLES[key])
 
 
 PACKAGE_DIR = Path(str(importlib.resources.files("mailbot")))
 RULES_DIR = PACKAGE_DIR / "rules"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"
+
+
+AUTH = ("password", "oauth2", "none")
+PROVIDERS = ("microsoft", "google", "command")
+MECHANISMS = ("xoauth2", "oauthbearer")
+MICROSOFT_AUTHORITY = "https://login.microsoftonline.com/{tenant}"
+MICROSOFT_SCOPE = "https://outlook.office365.com/.default"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+GOOGLE_SCOPE = "https://mail.google.com/"
+_PROVIDER_KEYS = {
+    "microsoft": (
+        "tenant",
+        "client_id",
+        "authority",
+        "scope",
+        "client_secret_env",
+        "client_secret_file",
+        "certificate_file",
+        "certificate_thumbprint",
+        "ca_file",
+        "timeout",
+    ),
+    "google": (
+        "client_id",
+        "client_secret_env",
+        "client_secret_file",
+        "refresh_token_env",
+        "refresh_token_file",
+        "service_account_file",
+        "subject",
+        "token_uri",
+        "scope",
+        "ca_file",
+        "timeout",
+    ),
+    "command": ("token_command", "token_lifetime", "timeout"),
+}
+"""Which `oauth2` keys each provider reads (besides `provider` and `mechanism`): another key
+means the table is not what its author thinks, and is refused."""
+
+
+@dataclass(frozen=True)
+class OAuth2Config:
+    """Where a server login's access token comes from (`mailbot/mailauth.py` fetches it).
+    Secrets are only named here (environment variable or file), read when a token is
+    fetched. Frozen and hashable: logins with the same settings share one cached token."""
+
+    provider: str
+    mechanism: str = "xoauth2"
+    client_id: str | None = None
+    authority: str | None = None
+    scope: str | None = None
+    client_secret_env: str | None = None
+    client_secret_file: Path | None = None
+    certificate_file: Path | None = None
+    certificate_thumbprint: str | None = None
+    refresh_token_env: str | None = None
+    refresh_token_file: Path | None = None
+    service_account_file: Path | None = None
+    subject: str | None = None
+    token_uri: str | None = None
+    token_command: tuple[str, ...] = ()
+    token_lifetime: float = 600.0
+    ca_file: Path | None = None
+    timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -223,6 +349,10 @@ class MailboxConfig:
     poll_interval: float = 60.0
     password_problem: str | None = None
     allow_plaintext: bool = False
+    ca_file: Path | None = None
+    auth: str = "password"
+    oauth2: OAuth2Config | None = None
+    outgoing: OutgoingConfig | None = None
 
     def require_password(self) -> None:
         """A missing `password_env` stops only what logs in, so `cases`, `report` and the
@@ -250,10 +380,22 @@ class OutgoingConfig:
     timeout: float = 30.0
     password_problem: str | None = None
     allow_plaintext: bool = False
+    ca_file: Path | None = None
+    auth: str = "password"
+    oauth2: OAuth2Config | None = None
+    envelope_from: str | None = None
+    name: str = "outgoing"
 
     def require_password(self) -> None:
         if self.password_problem:
-            raise ConfigError("outgoing", self.password_problem)
+            raise ConfigError(self.name, self.password_problem)
+
+    @property
+    def logs_in(self) -> bool:
+        """Whether a connection authenticates: OAuth2, or a user name with a password."""
+        if self.auth == "oauth2":
+            return True
+        return self.auth == "password" and bool(self.username) and self.password is not None
 
 
 @dataclass(frozen=True)
@@ -358,8 +500,20 @@ def _get(table: dict[str, Any], key: str, where: str, kind: type, default: Any =
     return value
 
 
-def _password(table: dict[str, Any], where: str) -> dict[str, str | None]:
-    """The password, or why there is none (checked when mailbot logs in, not at load)."""
+def _password(table: dict[str, Any], where: str, base: Path) -> dict[str, str | None]:
+    """The password, or why there is none (checked when mailbot logs in, not at load):
+    `password_env` (an environment variable), `password_file` (its first line; a file only
+    the desk's user reads) or `password`. Two of them are refused."""
+    given = [k for k in ("password", "password_env", "password_file") if k in table]
+    if len(given) > 1:
+        raise ConfigError(f"{where}.{given[1]}", f"give one of {', '.join(given)}")
+    if "password_file" in table:
+        file = base / _get(table, "password_file", where, str)
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            return {"password": None, "password_problem": f"password_file: {file}: {exc.strerror}"}
+        return {"password": lines[0] if lines else ""}
     if "password_env" in table:
         name = _get(table, "password_env", where, str)
         if name not in os.environ:
@@ -378,20 +532,34 @@ def _security(table: dict[str, Any], where: str, default: str) -> str:
     return value
 
 
-def _plaintext(table: dict[str, Any], where: str, security: str) -> dict[str, bool]:
-    """`security = "none"` sends the password as written to whoever is on the path: allowed
-    to a loopback host (a local relay), and elsewhere only with `allow_plaintext = true` in
-    that server's table, which `mailbot doctor` then reports as a warning.
+def _plaintext(
+    table: dict[str, Any],
+    where: str,
+    security: str,
+    host: str | None = None,
+    auth: str | None = None,
+    allowed_by_default: bool = False,
+) -> dict[str, bool]:
+    """`security = "none"` sends the password (or OAuth2 token) as written to whoever is on
+    the path: allowed to a loopback host (a local relay), and elsewhere only with
+    `allow_plaintext = true` in that server's table, which `mailbot doctor` then reports as a
+    warning. `host`, `auth` and `allowed_by_default` are what a `[mailboxes.outgoing]` table
+    inherits from `[outgoing]`; a server table names its own.
 
-    Raises ConfigError for a password to another host in clear text without it."""
-    allowed = _get(table, "allow_plaintext", where, bool, False)
-    host = _get(table, "host", where, str)
-    has_password = "password" in table or "password_env" in table
-    if security == "none" and has_password and not allowed and not is_loopback(host):
+    Returns the `allow_plaintext` field; raises ConfigError for a login sent to another host
+    in clear text without it."""
+    allowed = _get(table, "allow_plaintext", where, bool, allowed_by_default)
+    host = host if host is not None else _get(table, "host", where, str)
+    keys = ("username", "password", "password_env", "password_file")
+    if auth is not None:  # a [mailboxes.outgoing]: its login is required unless auth = "none"
+        sends_login = auth != "none"
+    else:
+        sends_login = any(key in table for key in keys) or table.get("auth") == "oauth2"
+    if security == "none" and sends_login and not allowed and not is_loopback(host):
         raise ConfigError(
             f"{where}.security",
-            f'"none" would send the password in clear text to {host}; use "ssl" or '
-            '"starttls", or set allow_plaintext = true in this table',
+            f'"none" sends the login in clear text to {host}: use "ssl" or "starttls", or set'
+            " allow_plaintext = true in this table for a trusted network",
         )
     return {"allow_plaintext": allowed}
 
@@ -413,7 +581,11 @@ SERVER_ONLY = (
     "username",
     "password",
     "password_env",
+    "password_file",
+    "ca_file",
     "allow_plaintext",
+    "auth",
+    "oauth2",
 )
 BACKEND_ONLY = {
     "maildir": (*SERVER_ONLY, "folder", "move_to"),
@@ -430,22 +602,151 @@ def _unused_keys(table: dict[str, Any], where: str, backend: str) -> None:
             raise ConfigError(f"{where}.{key}", f'not used with backend = "{backend}"')
 
 
-def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
+def _path(table: dict[str, Any], key: str, where: str, base: Path) -> Path | None:
+    value = _get(table, key, where, str, None)
+    return base / value if value else None
+
+
+def _one_of(table: dict[str, Any], where: str, keys: tuple[str, ...]) -> str:
+    given = [key for key in keys if key in table]
+    if len(given) != 1:
+        raise ConfigError(where, f"give exactly one of {', '.join(keys)}")
+    return given[0]
+
+
+def _oauth2(table: dict[str, Any], where: str, base: Path) -> OAuth2Config:
+    """An `oauth2` table, checked as its provider reads it: a key its provider does not use,
+    a missing secret or two secrets for one login are refused at load."""
+    provider = _get(table, "provider", where, str)
+    if provider not in PROVIDERS:
+        raise ConfigError(f"{where}.provider", f"must be one of {', '.join(PROVIDERS)}")
+    mechanism = _get(table, "mechanism", where, str, "xoauth2").lower()
+    if mechanism not in MECHANISMS:
+        raise ConfigError(f"{where}.mechanism", f"must be one of {', '.join(MECHANISMS)}")
+    for key in table:
+        if key not in ("provider", "mechanism", *_PROVIDER_KEYS[provider]):
+            raise ConfigError(f"{where}.{key}", f'not used with provider = "{provider}"')
+    common: dict[str, Any] = {
+        "provider": provider,
+        "mechanism": mechanism,
+        "ca_file": _path(table, "ca_file", where, base),
+        "timeout": _get(table, "timeout", where, float, 30.0),
+    }
+    if provider == "command":
+        command = _get(table, "token_command", where, list)
+        if not command or not command[0]:
+            raise ConfigError(f"{where}.token_command", "names no program")
+        return OAuth2Config(
+            **common,
+            token_command=tuple(command),
+            token_lifetime=_get(table, "token_lifetime", where, float, 600.0),
+        )
+    secrets = {
+        "client_secret_env": _get(table, "client_secret_env", where, str, None),
+        "client_secret_file": _path(table, "client_secret_file", where, base),
+    }
+    if provider == "microsoft":
+        tenant = _get(table, "tenant", where, str, None)
+        authority = _get(table, "authority", where, str, None)
+        if not tenant and not authority:
+            raise ConfigError(f"{where}.tenant", "is required (the directory (tenant) ID)")
+        credential = _one_of(
+            table, where, ("client_secret_env", "client_secret_file", "certificate_file")
+        )
+        if "certificate_thumbprint" in table and credential != "certificate_file":
+            raise ConfigError(f"{where}.certificate_thumbprint", "is used with certificate_file")
+        return OAuth2Config(
+            **common,
+            **secrets,
+            client_id=_get(table, "client_id", where, str),
+            authority=(authority or MICROSOFT_AUTHORITY.format(tenant=tenant)).rstrip("/"),
+            scope=_get(table, "scope", where, str, MICROSOFT_SCOPE),
+            certificate_file=_path(table, "certificate_file", where, base),
+            certificate_thumbprint=_get(table, "certificate_thumbprint", where, str, None),
+        )
+    scope = _get(table, "scope", where, str, GOOGLE_SCOPE)
+    if "service_account_file" in table:
+        for key in ("client_id", "client_secret_env", "client_secret_file"):
+            if key in table:
+                raise ConfigError(f"{where}.{key}", "not used with service_account_file")
+        for key in ("refresh_token_env", "refresh_token_file"):
+            if key in table:
+                raise ConfigError(f"{where}.{key}", "not used with service_account_file")
+        return OAuth2Config(
+            **common,
+            scope=scope,
+            service_account_file=_path(table, "service_account_file", where, base),
+            subject=_get(table, "subject", where, str, None),
+            token_uri=_get(table, "token_uri", where, str, None),
+        )
+    if "subject" in table:
+        raise ConfigError(f"{where}.subject", "is used with service_account_file")
+    _one_of(table, where, ("client_secret_env", "client_secret_file"))
+    _one_of(table, where, ("refresh_token_env", "refresh_token_file"))
+    return OAuth2Config(
+        **common,
+        **secrets,
+        client_id=_get(table, "client_id", where, str),
+        scope=scope,
+        refresh_token_env=_get(table, "refresh_token_env", where, str, None),
+        refresh_token_file=_path(table, "refresh_token_file", where, base),
+        token_uri=_get(table, "token_uri", where, str, GOOGLE_TOKEN_URI),
+    )
+
+
+def _credentials(
+    table: dict[str, Any], where: str, base: Path, auth: str, shared: OAuth2Config | None = None
+) -> dict[str, Any]:
+    """How a server login authenticates: a password (or why there is none), an OAuth2 token
+    source, or nothing. `shared`: the oauth2 table a `[mailboxes.outgoing]` without its own
+    reuses from `[outgoing]`."""
+    if auth not in AUTH:
+        raise ConfigError(f"{where}.auth", f"must be one of {', '.join(AUTH)}")
+    if auth != "password":
+        for key in ("password", "password_env", "password_file"):
+            if key in table:
+                raise ConfigError(f"{where}.{key}", f'not used with auth = "{auth}"')
+    if auth != "oauth2" and "oauth2" in table:
+        raise ConfigError(f"{where}.oauth2", 'is used only with auth = "oauth2"')
+    if auth == "oauth2":
+        if "oauth2" in table:
+            oauth2 = _oauth2(table["oauth2"], f"{where}.oauth2", base)
+        elif shared is not None:
+            oauth2 = shared
+        else:
+            raise ConfigError(f"{where}.oauth2", 'is required with auth = "oauth2"')
+        return {"auth": auth, "oauth2": oauth2, "password": None}
+    if auth == "none":
+        return {"auth": auth, "password": None}
+    return {"auth": auth, **_password(table, where, base)}
+
+
+def _mailbox(
+    table: dict[str, Any], index: int, base: Path, outgoing: OutgoingConfig
+) -> MailboxConfig:
     where = f"mailboxes[{index}]"
     address = _get(table, "address", where, str)
     if "@" not in address:
         raise ConfigError(f"{where}.address", f"not a mail address: {address!r}")
     backend = _get(table, "backend", where, str)
     _unused_keys(table, where, backend)
+    sending = (
+        _mailbox_outgoing(table["outgoing"], f"{where}.outgoing", base, outgoing, address)
+        if "outgoing" in table
+        else None
+    )
     if backend == "maildir":
         return MailboxConfig(
             address=address,
             backend=backend,
             path=base / _get(table, "path", where, str),
             poll_interval=_get(table, "poll_interval", where, float, 5.0),
+            outgoing=sending,
         )
     if backend == "imap":
         security = _security(table, where, "ssl")
+        if _get(table, "auth", where, str, "password") == "none":
+            raise ConfigError(f"{where}.auth", 'an IMAP mailbox logs in: "password" or "oauth2"')
         return MailboxConfig(
             address=address,
             backend=backend,
@@ -453,13 +754,50 @@ def _mailbox(table: dict[str, Any], index: int, base: Path) -> MailboxConfig:
             port=_get(table, "port", where, int, 993 if security == "ssl" else 143),
             security=security,
             username=_get(table, "username", where, str),
-            **_password(table, where),
             **_plaintext(table, where, security),
+            **_credentials(table, where, base, _get(table, "auth", where, str, "password")),
             folder=_get(table, "folder", where, str, "INBOX"),
             move_to=_get(table, "move_to", where, str, None),
             poll_interval=_get(table, "poll_interval", where, float, 60.0),
+            ca_file=_path(table, "ca_file", where, base),
+            outgoing=sending,
         )
     raise ConfigError(f"{where}.backend", f"must be 'maildir' or 'imap', got {backend!r}")
+
+
+def _mailbox_outgoing(
+    table: dict[str, Any], where: str, base: Path, outgoing: OutgoingConfig, address: str
+) -> OutgoingConfig:
+    """`[mailboxes.outgoing]`: the SMTP login this mailbox's replies go out through, with the
+    mailbox's address as envelope sender. Keys left out are `[outgoing]`'s, except the
+    credentials: a password is this login's own (`password_env`), an OAuth2 login without an
+    `oauth2` table of its own shares `[outgoing]`'s (one app, several mailboxes)."""
+    if outgoing.backend != "smtp":
+        raise ConfigError(where, 'is used with [outgoing] backend = "smtp"')
+    security = _security(table, where, outgoing.security)
+    host = _get(table, "host", where, str, outgoing.host)
+    same_server = host == outgoing.host and security == outgoing.security
+    default_port = outgoing.port if same_server else (465 if security == "ssl" else 587)
+    auth = _get(table, "auth", where, str, outgoing.auth)
+    plain = _plaintext(table, where, security, host or "", auth, outgoing.allow_plaintext)
+    if auth == "password" and not {"password", "password_env", "password_file"} & set(table):
+        raise ConfigError(
+            f"{where}.password_env",
+            'is required: this login\'s own password (or auth = "oauth2" or "none")',
+        )
+    return replace(
+        outgoing,
+        host=host,
+        port=_get(table, "port", where, int, default_port),
+        security=security,
+        username=_get(table, "username", where, str, address),
+        ca_file=_path(table, "ca_file", where, base) or outgoing.ca_file,
+        envelope_from=address,
+        name=f"mailboxes {address} outgoing",
+        **plain,
+        **{"password_problem": None, "oauth2": None}
+        | _credentials(table, where, base, auth, shared=outgoing.oauth2),
+    )
 
 
 def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
@@ -487,8 +825,9 @@ def _outgoing(table: dict[str, Any], base: Path) -> OutgoingConfig:
             port=_get(table, "port", where, int, 465 if security == "ssl" else 587),
             security=security,
             username=_get(table, "username", where, str, None),
-            **_password(table, where),
             **_plaintext(table, where, security),
+            **_credentials(table, where, base, _get(table, "auth", where, str, "password")),
+            ca_file=_path(table, "ca_file", where, base),
             **common,
         )
     raise ConfigError("outgoing.backend", f"must be 'maildir' or 'smtp', got {backend!r}")
@@ -613,7 +952,8 @@ def parse_config(text: str, source: str, base: Path) -> Config:
         raise ConfigError("mailboxes", "at least one [[mailboxes]] entry is required")
     if "outgoing" not in data:
         raise ConfigError("outgoing", "an [outgoing] table is required")
-    mailboxes = tuple(_mailbox(box, i, base) for i, box in enumerate(boxes))
+    outgoing = _outgoing(data["outgoing"], base)
+    mailboxes = tuple(_mailbox(box, i, base, outgoing) for i, box in enumerate(boxes))
     addresses = [box.address.lower() for box in mailboxes]
     if len(set(addresses)) != len(addresses):
         raise ConfigError("mailboxes", "two entries have the same address")
@@ -623,7 +963,7 @@ def parse_config(text: str, source: str, base: Path) -> Config:
     return Config(
         database=base / _get(storage, "database", "storage", str, "data/mailbot.db"),
         mailboxes=mailboxes,
-        outgoing=_outgoing(data["outgoing"], base),
+        outgoing=outgoing,
         staff_addresses=tuple(a.lower() for a in _get(staff, "addresses", "staff", list, [])),
         rules_dir=base / _get(paths, "rules", "paths", str, str(RULES_DIR)),
         templates_dir=base / _get(paths, "templates", "paths", str, str(TEMPLATES_DIR)),

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosmtplib
 
-from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig
+from mailbot.config import TEMPLATES_DIR, Config, MailboxConfig, OutgoingConfig
 from mailbot.context import Context
 from mailbot.errors import MailbotError
 from mailbot.private import too_open
@@ -317,9 +317,12 @@ def _mailbox(box: MailboxConfig, resolve: Resolver) -> Check:
             detail = mailbox.probe()
         finally:
             mailbox.close()
+        if box.oauth2 is not None:
+            detail += f", {box.oauth2.mechanism.upper()} with a {box.oauth2.provider} token"
         return Check(name, OK, f"{where} {detail}")
     except (MailbotError, OSError) as exc:
-        return Check(name, FAIL, f"{where}: {' '.join(str(exc).split())}")
+        text = " ".join(str(exc).split()).removeprefix(f"mailbox {box.address}: ")
+        return Check(name, FAIL, text if where in text else f"{where}: {text}")
 
 
 class Resolver:
@@ -352,15 +355,30 @@ class Resolver:
             pool.shutdown(wait=False)
 
 
-def _outgoing(config: Config, resolve: Resolver) -> Check:
+def _outgoing(config: Config, resolve: Resolver) -> list[Check]:
+    """The `[outgoing]` server, and each mailbox's own SMTP login (`[mailboxes.outgoing]`):
+    connected, TLS verified, logged in (an OAuth2 login fetches its token first)."""
     cfg = config.outgoing
     if cfg.backend == "maildir":
-        return Check("outgoing", OK, f"Maildir {cfg.path}")
+        return [Check("outgoing", OK, f"Maildir {cfg.path}")]
+    rows = [_smtp("outgoing", cfg, resolve)]
+    for box in config.mailboxes:
+        if box.outgoing is not None:
+            rows.append(_smtp(f"outgoing for {box.address}", box.outgoing, resolve))
+    return rows
+
+
+def _smtp(name: str, cfg: OutgoingConfig, resolve: Resolver) -> Check:
+    from mailbot.mailauth import certificate_problem, tls_context
+    from mailbot.outbox.send import smtp_login
+
+    where = f"smtp {cfg.host}:{cfg.port}"
     try:
         cfg.require_password()
         resolve(cfg.host or "localhost")
+        context = tls_context(cfg.ca_file) if cfg.security != "none" else None
     except MailbotError as exc:
-        return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
+        return Check(name, FAIL, f"{where}: {exc}")
 
     async def probe() -> str:
         client = aiosmtplib.SMTP(
@@ -368,20 +386,22 @@ def _outgoing(config: Config, resolve: Resolver) -> Check:
             port=cfg.port,
             use_tls=cfg.security == "ssl",
             start_tls=cfg.security == "starttls",
+            tls_context=context,
             timeout=min(cfg.timeout, CONNECT_TIMEOUT),
         )
         await client.connect()
         try:
-            if cfg.username and cfg.password is not None:
-                await client.login(cfg.username, cfg.password)
-            return "connected" + (" and logged in" if cfg.username else "")
+            how = await smtp_login(client, cfg)
+            return "connected" + (f" and logged in {how}" if how else "")
         finally:
             await client.quit()
 
     try:
-        return Check("outgoing", OK, f"smtp {cfg.host}:{cfg.port}: {asyncio.run(probe())}")
-    except (aiosmtplib.SMTPException, OSError) as exc:
-        return Check("outgoing", FAIL, f"smtp {cfg.host}:{cfg.port}: {exc}")
+        return Check(name, OK, f"{where}: {asyncio.run(probe())}")
+    except (aiosmtplib.SMTPException, OSError, MailbotError) as exc:
+        text = " ".join(str(getattr(exc, "message", None) or exc).split())
+        text = certificate_problem(exc, where) or text.removeprefix(f"{cfg.name}: ")
+        return Check(name, FAIL, text if where in text else f"{where}: {text}")
 
 
 def _authserv_ids(config: Config) -> str:
@@ -439,6 +459,50 @@ def _file_modes(config: Config) -> str:
     return f"{len(found)} files and folders, none readable by other users"
 
 
+def _credential_files(config: Config) -> list[Check]:
+    """The files the server logins read (OAuth2 secrets and keys, CA bundles), offline too:
+    a missing one fails; a secret readable by group or others warns, since whoever reads it
+    can read the mailboxes. No row when the config names none."""
+    secrets: list[Path] = []
+    bundles: list[Path] = []
+    logins = [*config.mailboxes, config.outgoing]
+    logins += [box.outgoing for box in config.mailboxes if box.outgoing is not None]
+    for login in logins:
+        if login.ca_file is not None:
+            bundles.append(login.ca_file)
+        oauth2 = login.oauth2
+        if oauth2 is None:
+            continue
+        if oauth2.ca_file is not None:
+            bundles.append(oauth2.ca_file)
+        secrets += [
+            path
+            for path in (
+                oauth2.client_secret_file,
+                oauth2.certificate_file,
+                oauth2.refresh_token_file,
+                oauth2.service_account_file,
+            )
+            if path is not None
+        ]
+    if not secrets and not bundles:
+        return []
+    missing = [str(p) for p in dict.fromkeys(secrets + bundles) if not p.is_file()]
+    if missing:
+        return [Check("credential files", FAIL, "not found: " + ", ".join(missing))]
+    shared = [str(p) for p in dict.fromkeys(secrets) if p.stat().st_mode & 0o077]
+    if shared:
+        return [
+            Check(
+                "credential files",
+                WARN,
+                "readable by group or others (chmod 600): " + ", ".join(shared),
+            )
+        ]
+    count = len(set(secrets)) + len(set(bundles))
+    return [Check("credential files", OK, f"{count} found; secrets readable by their owner only")]
+
+
 def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Check]:
     """Every check, each its own row; reads only (no Context: opening one would create the
     database and stop at the first broken rules file)."""
@@ -450,11 +514,12 @@ def run_checks(config: Config, now: datetime, servers: bool = True) -> list[Chec
         _row("file modes", lambda: _file_modes(config)),
         _templates(config),
         *_database(config, now),
+        *_credential_files(config),
     ]
     if servers:
         resolve = Resolver()
         checks += [_mailbox(box, resolve) for box in config.mailboxes]
-        checks.append(_outgoing(config, resolve))
+        checks += _outgoing(config, resolve)
     return checks
 
 

@@ -7,6 +7,7 @@ failures back off and retry, permanent ones are recorded on the case. It never r
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
 import logging
 import sqlite3
@@ -15,8 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -24,9 +28,18 @@ import aiosmtplib
 
 from mailbot.config import OutgoingConfig
 from mailbot.context import Context
-from mailbot.errors import PermanentSendError, SendError, TransientSendError
+from mailbot.errors import MailbotError, PermanentSendError, SendError, TransientSendError
 from mailbot.intake.mailboxes.maildir import deliver
 from mailbot.mail.compose import envelope_recipients, stamp_date
+from mailbot.mailauth import (
+    TokenError,
+    certificate_problem,
+    one_line,
+    sasl_string,
+    server_answer,
+    tls_context,
+    tokens_for,
+)
 from mailbot.outbox.notified import NOTICE_KINDS, mark_notified
 from mailbot.outbox.planner import retry_delay, undeliverable_into
 from mailbot.private import open_private
@@ -70,40 +83,110 @@ class MaildirSender:
             done(index, None)
 
 
+async def smtp_login(client: aiosmtplib.SMTP, cfg: OutgoingConfig) -> str:
+    """Authenticate a connected client as `cfg` says: an OAuth2 token (renewed once if the
+    server refuses a cached one, `Tokens.renew`), a password, or not at all. Returns how
+    ("XOAUTH2 as code@…", "" when not logged in). Raises SMTPAuthenticationError with one
+    line naming the login and the server's answer, TokenError when no token could be had.
+    The doctor and the sender share it, so doctor's row is what the sender will meet."""
+    if cfg.auth == "oauth2":
+        assert cfg.oauth2 is not None
+        user = cfg.username or ""
+        mechanism = cfg.oauth2.mechanism
+        tokens = tokens_for(cfg.oauth2, user)
+        answer = ""
+        for attempt in (1, 2):
+            token = tokens.get() if attempt == 1 else tokens.renew()
+            if token is None:
+                break
+            initial = sasl_string(mechanism, user, token, cfg.host or "", cfg.port or 0)
+            try:
+                await _sasl(client, mechanism, initial)
+                return f"{mechanism.upper()} as {user}"
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                answer = f"{exc.code} {one_line(exc.message)}"
+        raise aiosmtplib.SMTPAuthenticationError(
+            535,
+            f"{cfg.name}: smtp {cfg.host}:{cfg.port} refused the OAuth2 token for {user}"
+            f" ({mechanism.upper()}): {answer}",
+        )
+    if cfg.logs_in:
+        await client.login(cfg.username or "", cfg.password or "")
+        return f"as {cfg.username}"
+    return ""
+
+
+async def _sasl(client: aiosmtplib.SMTP, mechanism: str, initial: bytes) -> None:
+    """AUTH XOAUTH2 / OAUTHBEARER with an initial response. A refusal comes as a 334 error
+    challenge (base64 JSON) that the client answers (empty line; OAUTHBEARER: %x01) to get
+    the final 5xx; both go into the error."""
+    if client.is_ehlo_or_helo_needed:
+        await client.ehlo()
+    response = await client.execute_command(
+        b"AUTH", mechanism.upper().encode(), base64.b64encode(initial)
+    )
+    challenge = ""
+    if response.code == 334:
+        challenge = server_answer(response.message.encode())
+        response = await client.execute_command(b"AQ==" if mechanism == "oauthbearer" else b"")
+    if response.code != 235:
+        said = one_line(response.message)
+        raise aiosmtplib.SMTPAuthenticationError(
+            response.code, f"{said} ({challenge})" if challenge else said
+        )
+
+
 @dataclass
 class SmtpSender:
+    """Sends over SMTP. `routes`: a mailbox's own login (`[mailboxes.outgoing]`), by the
+    address its replies are From; a reply from any other address goes through `config`
+    with `envelope_from`. One connection per login for a batch."""
+
     config: OutgoingConfig
     envelope_from: str
     ssl_context: ssl.SSLContext | None = None
     stop: threading.Event | None = None
     """The daemon's SIGTERM: a connection attempt in progress is given up (the rows stay due,
     untouched), so a server that never answers does not hold the shutdown for `timeout`."""
+    routes: dict[str, OutgoingConfig] = field(default_factory=dict)
 
     def send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
         asyncio.run(self._send_many(items, done))
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        cfg = self.config
+    def _route(self, raw: bytes) -> tuple[OutgoingConfig, str]:
+        if self.routes:
+            cfg = self.routes.get(_from_address(raw))
+            if cfg is not None:
+                return cfg, cfg.envelope_from or self.envelope_from
+        return self.config, self.envelope_from
+
+    async def _connect(self, cfg: OutgoingConfig) -> aiosmtplib.SMTP:
+        context = self.ssl_context
+        if context is None and cfg.security != "none":
+            context = tls_context(cfg.ca_file)
         client = aiosmtplib.SMTP(
             hostname=cfg.host,
             port=cfg.port,
             use_tls=cfg.security == "ssl",
             start_tls=cfg.security == "starttls",
-            tls_context=self.ssl_context,
+            tls_context=context,
             timeout=cfg.timeout,
         )
         await client.connect()
-        if cfg.username and cfg.password is not None:
-            await client.login(cfg.username, cfg.password)
+        try:
+            await smtp_login(client, cfg)
+        except BaseException:
+            client.close()
+            raise
         return client
 
-    async def _connect_unless_stopped(self) -> aiosmtplib.SMTP:
+    async def _connect_unless_stopped(self, cfg: OutgoingConfig) -> aiosmtplib.SMTP:
         """`_connect`, given up when `stop` is set meanwhile (looked at every STOP_POLL s)."""
         if self.stop is None:
-            return await self._connect()
+            return await self._connect(cfg)
         if self.stop.is_set():
             raise _Stopped
-        connecting = asyncio.ensure_future(self._connect())
+        connecting = asyncio.ensure_future(self._connect(cfg))
         while not connecting.done():
             await asyncio.wait({connecting}, timeout=STOP_POLL)
             if self.stop.is_set() and not connecting.done():
@@ -114,29 +197,33 @@ class SmtpSender:
         return connecting.result()
 
     async def _send_many(self, items: list[tuple[str, str, bytes]], done: Done) -> None:
-        client: aiosmtplib.SMTP | None = None
-        where = f"{self.config.host}:{self.config.port}"
+        clients: dict[str, aiosmtplib.SMTP] = {}
+        refused: dict[str, SendError] = {}
         try:
             for index, (message_id, recipient, raw) in enumerate(items):
+                cfg, envelope = self._route(raw)
+                if cfg.name in refused:
+                    done(index, refused[cfg.name])
+                    continue
+                client = clients.get(cfg.name)
                 if client is None or not client.is_connected:
                     try:
-                        client = await self._connect_unless_stopped()
+                        client = clients[cfg.name] = await self._connect_unless_stopped(cfg)
                     except _Stopped:
                         return
-                    except (aiosmtplib.SMTPException, OSError) as exc:
-                        error = _classify(exc, where)
-                        for rest in range(index, len(items)):
-                            done(rest, error)
-                        return
+                    except (aiosmtplib.SMTPException, OSError, MailbotError) as exc:
+                        refused[cfg.name] = _connect_error(exc, cfg)
+                        done(index, refused[cfg.name])
+                        continue
                 try:
-                    refused, _reply = await client.sendmail(
-                        self.envelope_from, envelope_recipients(raw, recipient), raw
+                    rejected, _reply = await client.sendmail(
+                        envelope, envelope_recipients(raw, recipient), raw
                     )
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     done(index, _classify(exc, recipient))
                     continue
-                mine = refused.pop(recipient, None)  # the To refused, a Cc took it
-                for copied, answer in refused.items():
+                mine = rejected.pop(recipient, None)  # the To refused, a Cc took it
+                for copied, answer in rejected.items():
                     log.warning("%s: copy to %s refused: %s", message_id, copied, answer.message)
                 if mine is not None:
                     refusal = aiosmtplib.SMTPRecipientRefused(mine.code, mine.message, recipient)
@@ -144,11 +231,18 @@ class SmtpSender:
                     continue
                 done(index, None)
         finally:
-            if client is not None and client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
+            for client in clients.values():
+                if client.is_connected:
+                    try:
+                        await client.quit()
+                    except (aiosmtplib.SMTPException, OSError):
+                        client.close()
+
+
+def _from_address(raw: bytes) -> str:
+    """The address our own composed reply is From (lower case), read from its header."""
+    header = BytesHeaderParser(policy=compat32).parsebytes(raw).get("From", "")
+    return parseaddr(str(header))[1].lower()
 
 
 class _Stopped(Exception):
@@ -166,6 +260,28 @@ def _classify(exc: BaseException, what: str) -> SendError:
     return TransientSendError(message, code if isinstance(code, int) else None)
 
 
+def _connect_error(exc: BaseException, cfg: OutgoingConfig) -> SendError:
+    """A connection or login that failed: always worth another try later (the replies wait,
+    with backoff, up to GIVE_UP_AFTER), since a refused login or an untrusted certificate is
+    the desk's configuration, not the recipient's refusal. One line: the login's name, the
+    server, the server's answer."""
+    where = f"smtp {cfg.host}:{cfg.port}"
+    problem = certificate_problem(exc, where)
+    if problem:
+        return TransientSendError(f"{cfg.name}: {problem}")
+    if isinstance(exc, TokenError):
+        return TransientSendError(f"{cfg.name}: no OAuth2 token for {cfg.username}: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        if exc.message.startswith(f"{cfg.name}: "):
+            return TransientSendError(exc.message, exc.code)
+        said = one_line(exc.message)
+        return TransientSendError(
+            f"{cfg.name}: {where} refused the login of {cfg.username}: {exc.code} {said}", exc.code
+        )
+    error = _classify(exc, where)
+    return TransientSendError(str(error), error.code)
+
+
 def make_sender(ctx: Context, stop: threading.Event | None = None) -> Sender:
     """The configured sender; `stop` lets the daemon's SIGTERM cut an SMTP connection
     attempt short."""
@@ -175,7 +291,12 @@ def make_sender(ctx: Context, stop: threading.Event | None = None) -> Sender:
         return MaildirSender(cfg.path)
     cfg.require_password()
     envelope = cfg.username if cfg.username and "@" in cfg.username else ctx.address_for("code")
-    return SmtpSender(cfg, envelope, stop=stop)
+    routes = {}
+    for box in ctx.config.mailboxes:
+        if box.outgoing is not None:
+            box.outgoing.require_password()
+            routes[box.address.lower()] = box.outgoing
+    return SmtpSender(cfg, envelope, stop=stop, routes=routes)
 
 
 @dataclass

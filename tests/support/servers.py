@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from imapclient import IMAPClient
 
 DOVECOT = Path("/usr/sbin/dovecot")
@@ -33,9 +36,10 @@ state_dir = {root}/state
 instance_name = dovecot-test-{port}
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
+auth_failure_delay = 0
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = {uid}
@@ -44,7 +48,7 @@ mail_location = maildir:{root}/mail/%u
 mail_uid = {uid}
 mail_gid = {uid}
 {capability}
-passdb {{
+{oauth2}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
 }}
@@ -59,13 +63,33 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 protocol imap {{
   mail_max_userip_connections = 100
 }}
 """
+
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+OAUTH2_CONF = """\
+introspection_mode = auth
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+"""
+"""Dovecot's oauth2 passdb: every token is asked of the test's introspection endpoint (GET
+with the token as Bearer credentials: Debian's 2.3.19 aborts in `introspection_mode = post`
+and expands no variables in the URL), which answers with the user the token is for."""
 
 NO_IDLE = "imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT UIDPLUS MOVE"
 
@@ -83,10 +107,22 @@ def dovecot_available() -> bool:
 class Dovecot:
     """One private Dovecot instance. Users are created up front, each with password `secret`."""
 
-    def __init__(self, users: tuple[str, ...] = ("code", "youryou"), idle: bool = True) -> None:
+    def __init__(
+        self,
+        users: tuple[str, ...] = ("code", "youryou"),
+        idle: bool = True,
+        *,
+        introspection_url: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """`introspection_url`: also take XOAUTH2/OAUTHBEARER tokens, checked there; `tls`:
+        (certificate, key) files to serve IMAPS on `tls_port` (and STARTTLS on `port`)."""
         self.users = users
         self.idle = idle
+        self.introspection_url = introspection_url
+        self.tls = tls
         self.port = free_port()
+        self.tls_port = free_port() if tls else 0
         # Unix socket paths must stay under 108 bytes: a short root, not a pytest tmp_path.
         self.root = Path(tempfile.mkdtemp(prefix="dc-", dir="/tmp"))
         os.chmod(self.root, 0o755)
@@ -100,12 +136,25 @@ class Dovecot:
         self._write_config()
 
     def _write_config(self) -> None:
+        oauth2 = ""
+        if self.introspection_url:
+            oauth2 = OAUTH2_PASSDB.format(root=self.root)
+            (self.root / "dovecot-oauth2.conf.ext").write_text(
+                OAUTH2_CONF.format(url=self.introspection_url), encoding="ascii"
+            )
+        ssl = "ssl = no"
+        if self.tls:
+            ssl = f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}"
         self.conf.write_text(
             CONFIG.format(
                 root=self.root,
                 port=self.port,
+                tls_port=self.tls_port,
                 uid=NOBODY,
                 capability="" if self.idle else NO_IDLE,
+                ssl=ssl,
+                mechanisms=" xoauth2 oauthbearer" if self.introspection_url else "",
+                oauth2=oauth2,
             ),
             encoding="ascii",
         )
@@ -210,6 +259,25 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    login: str | None = None
+
+
+TokenCheck = Callable[[str, str], bool]
+"""(login, bearer token) → whether the token lets that login in."""
+
+
+def _sasl_fields(blob: bytes) -> tuple[str, str]:
+    """(user, bearer token) of an XOAUTH2 or OAUTHBEARER initial response."""
+    text = base64.b64decode(blob).decode("utf-8", "replace")
+    user = token = ""
+    for part in text.split("\x01"):
+        if part.startswith("user="):
+            user = part[5:]
+        elif part.startswith("n,a="):
+            user = part[4:].split(",", 1)[0].replace("=2C", ",").replace("=3D", "=")
+        elif part.startswith("auth=Bearer "):
+            token = part[12:]
+    return user, token
 
 
 @dataclass
@@ -218,26 +286,84 @@ class _Handler:
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    check_token: TokenCheck | None = None
+    refusals: list[str] = field(default_factory=list)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
             if self.failures:
                 return self.failures.pop(0)
+        login = session.auth_data
+        login = getattr(login, "login", login)
+        login = login.decode() if isinstance(login, bytes) else login
         with self.arrived:
             self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content))
+                Received(
+                    envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content), login
+                )
             )
             self.arrived.notify_all()
         return "250 OK"
 
+    async def _bearer(self, server: SMTP, args: list[str]) -> AuthResult:
+        """XOAUTH2/OAUTHBEARER as Exchange Online and Gmail answer them: a refused token gets
+        a 334 error challenge (base64 JSON), then 535 once the client has answered it."""
+        blob = args[1].encode() if len(args) > 1 else await server.challenge_auth("")
+        if not isinstance(blob, bytes):
+            return AuthResult(success=False, handled=True)
+        user, token = _sasl_fields(blob)
+        if self.check_token is not None and self.check_token(user, token):
+            return AuthResult(success=True, auth_data=user)
+        self.refusals.append(user)
+        await server.challenge_auth('{"status":"401","schemes":"bearer","scope":"mail"}')
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.3 Authentication unsuccessful"
+        )
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args)
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args)
+
 
 class SmtpCapture:
-    """aiosmtpd on 127.0.0.1 recording every message; `fail_next` injects 4xx/5xx answers."""
+    """aiosmtpd on 127.0.0.1 recording every message (and the login it came through);
+    `fail_next` injects 4xx/5xx answers. `passwords` (PLAIN/LOGIN) and `check_token`
+    (XOAUTH2/OAUTHBEARER) make it take logins; `ssl_context` serves implicit TLS."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.handler = _Handler()
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        passwords: dict[str, str] | None = None,
+        check_token: TokenCheck | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.handler = _Handler(check_token=check_token)
         self.port = port or free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        options: dict[str, object] = {}
+        if passwords is not None or check_token is not None:
+            known = passwords or {}
+
+            def authenticator(
+                server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: object
+            ) -> AuthResult:
+                ok = isinstance(data, LoginPassword) and known.get(data.login.decode()) == (
+                    data.password.decode()
+                )
+                return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+
+            options = {"authenticator": authenticator, "auth_require_tls": False}
+        if check_token is None:
+            options["auth_exclude_mechanism"] = ["XOAUTH2", "OAUTHBEARER"]
+        self.controller = Controller(
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            ssl_context=ssl_context,
+            **options,
+        )
         self.running = False
 
     def start(self) -> SmtpCapture:

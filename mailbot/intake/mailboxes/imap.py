@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from imapclient import IMAPClient
@@ -26,6 +27,16 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from mailbot.config import MailboxConfig
 from mailbot.errors import MailboxError
 from mailbot.intake.mailboxes import RawMessage
+from mailbot.mailauth import (
+    TokenError,
+    Tokens,
+    certificate_problem,
+    one_line,
+    sasl_string,
+    server_answer,
+    tls_context,
+    tokens_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,11 @@ IDLE_MAX = 25 * 60
 T = TypeVar("T")
 
 RETRYABLE = (OSError, socket.timeout, ssl.SSLError, IMAPClientAbortError)
+
+
+def _close(client: IMAPClient) -> None:
+    with contextlib.suppress(Exception):
+        client.shutdown()
 
 
 def _aware(value: object) -> datetime | None:
@@ -62,7 +78,11 @@ class ImapMailbox:
             "folder": box.folder,
             "move_to": box.move_to,
             "poll_interval": box.poll_interval,
+            "ca_file": box.ca_file,
         }
+        if box.oauth2 is not None:
+            settings["mechanism"] = box.oauth2.mechanism
+            settings["tokens"] = tokens_for(box.oauth2, box.username or "")
         return cls(**(settings | overrides))
 
     def __init__(
@@ -81,8 +101,15 @@ class ImapMailbox:
         max_backoff: float = 60.0,
         attempts: int = 6,
         stop: threading.Event | None = None,
+        ca_file: Path | None = None,
+        tokens: Tokens | None = None,
+        mechanism: str = "xoauth2",
     ) -> None:
+        """`tokens`: log in with an OAuth2 access token (SASL `mechanism`) instead of the
+        password; `ca_file`: trust only this CA bundle for the server's certificate."""
         self.address = address
+        self.ca_file = ca_file
+        self.tokens, self.mechanism = tokens, mechanism
         self.host, self.port, self.security = host, port, security
         self.username, self._password = username, password
         self.folder, self.move_to = folder, move_to
@@ -101,24 +128,100 @@ class ImapMailbox:
     def __repr__(self) -> str:
         return f"ImapMailbox({self.username}@{self.host}:{self.port}/{self.folder})"
 
-    def _connect(self) -> IMAPClient:
-        client = IMAPClient(
-            self.host,
-            port=self.port,
-            ssl=self.security == "ssl",
-            timeout=self.timeout,
-            use_uid=True,
-        )
+    @property
+    def where(self) -> str:
+        return f"imap {self.host}:{self.port}"
+
+    def _open(self) -> IMAPClient:
+        """The connection, TLS verified against `ca_file` (or the system's CAs). A certificate
+        the client does not trust is a MailboxError at once, in one line: retrying cannot
+        fix it."""
+        context = tls_context(self.ca_file) if self.security != "none" else None
         try:
+            client = IMAPClient(
+                self.host,
+                port=self.port,
+                ssl=self.security == "ssl",
+                ssl_context=context,
+                timeout=self.timeout,
+                use_uid=True,
+            )
             if self.security == "starttls":
-                client.starttls(ssl.create_default_context())
-            client.login(self.username, self._password)
+                try:
+                    client.starttls(context)
+                except BaseException:
+                    client.shutdown()
+                    raise
+        except OSError as exc:
+            problem = certificate_problem(exc, self.where)
+            if problem:
+                raise MailboxError(f"mailbox {self.address}: {problem}") from exc
+            raise
+        return client
+
+    def _oauth_login(self, client: IMAPClient) -> IMAPClient:
+        """AUTHENTICATE with the cached token; when the server refuses it, once more with a
+        renewed one (`Tokens.renew`) on a new connection (a server may drop one after a
+        failed AUTHENTICATE). Returns the logged-in client; raises MailboxError in one line
+        with the server's answer (its final NO and its error challenge). Whatever it
+        raises, it has closed the connection."""
+        assert self.tokens is not None
+        answer = ""
+        try:
+            for attempt in (1, 2):
+                try:
+                    token = self.tokens.get() if attempt == 1 else self.tokens.renew()
+                except TokenError as exc:
+                    raise MailboxError(
+                        f"mailbox {self.address}: no OAuth2 token for {self.username}: {exc}"
+                    ) from exc
+                if token is None:
+                    break
+                if attempt == 2:
+                    _close(client)
+                    client = self._open()
+                said: list[bytes] = []
+                try:
+                    client.sasl_login(self.mechanism.upper(), self._responder(token, said))
+                    return client
+                except LoginError as exc:
+                    challenge = next((c for c in said[1:] if c), b"")
+                    final = one_line(str(exc))
+                    answer = f"{final} ({server_answer(challenge)})" if challenge else final
+            raise MailboxError(
+                f"mailbox {self.address}: {self.where} refused the OAuth2 token for"
+                f" {self.username} ({self.mechanism.upper()}): {answer}"
+            )
+        except BaseException:
+            _close(client)
+            raise
+
+    def _responder(self, token: str, said: list[bytes]) -> Callable[[bytes], bytes]:
+        """The SASL exchange: the initial response to the server's empty challenge; to an
+        error challenge (base64 JSON, kept in `said`) the answer that ends the exchange."""
+
+        def respond(challenge: bytes) -> bytes:
+            if said or challenge:
+                said.append(challenge)
+                return b"\x01" if self.mechanism == "oauthbearer" else b""
+            said.append(b"")
+            return sasl_string(self.mechanism, self.username, token, self.host, self.port)
+
+        return respond
+
+    def _connect(self) -> IMAPClient:
+        client = self._open()
+        try:
+            if self.tokens is None:
+                client.login(self.username, self._password)
+            else:
+                client = self._oauth_login(client)
             selected = client.select_folder(self.folder)
         except LoginError as exc:
-            client.shutdown()
+            _close(client)
             raise MailboxError(f"{self!r}: login refused: {exc}") from exc
         except IMAPClientError as exc:
-            client.shutdown()
+            _close(client)
             raise MailboxError(f"{self!r}: cannot open the folder: {exc}") from exc
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
         permanent = [bytes(f) for f in selected.get(b"PERMANENTFLAGS", ())]
