@@ -172,7 +172,8 @@ class DeskQueries:
         offset_minutes: int,
         open_statuses: Iterable[str],
     ) -> DeskStats:
-        """The numbers of /stats in five aggregate queries, whatever the number of cases.
+        """The numbers of /stats in five aggregate queries (service levels summed from
+        `service_levels_by_procedure`), whatever the number of cases.
         `today` and `first_day` are local ISO dates; a stored instant's local day is its UTC
         day moved by `offset_minutes` (exact for a zone without daylight saving, as Japan)."""
         shift = f"{int(offset_minutes):+d} minutes"
@@ -206,19 +207,12 @@ class DeskQueries:
                 (shift, first_day, today),
             ).fetchall()
         )
-        levels = dict(
-            self.execute(
-                "SELECT CASE"
-                " WHEN d.first IS NOT NULL THEN"
-                "  CASE WHEN date(d.first, ?) <= substr(c.due, 1, 10) THEN 'kept' ELSE 'late' END"
-                f" WHEN c.status IN ({marks}) THEN"
-                "  CASE WHEN substr(c.due, 1, 10) < ? THEN 'overdue' ELSE 'pending' END"
-                " END AS level, count(*)"
-                " FROM cases c LEFT JOIN (SELECT case_id, min(at) AS first FROM events"
-                "  WHERE kind = 'decision' GROUP BY case_id) d ON d.case_id = c.id"
-                " WHERE coalesce(c.due, '') != '' GROUP BY level",
-                (shift, *statuses, today),
-            ).fetchall()
+        levels: dict[str, int] = {}
+        per_procedure = self.service_levels_by_procedure(  # type: ignore[attr-defined]
+            today=today, offset_minutes=offset_minutes, open_statuses=statuses
         )
-        levels.pop(None, None)
+        for counts in per_procedure.values():
+            for level, n in counts.items():
+                if n:
+                    levels[level] = levels.get(level, 0) + n
         return DeskStats(by_status, by_age, intake, answers, levels)
