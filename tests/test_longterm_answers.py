@@ -565,3 +565,52 @@ def test_a_reassessment_is_of_the_change_the_objection_was_about(desk: Context, 
         issue_supply_start_notice(
             desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
         )
+
+
+# --- a procedure's mail sent under a wrong subject is no topic ---------------------------------
+# The topics answer mails that are no procedure; a participant who meant an objection or a
+# roadmap answer and got the subject wrong must be told the subjects we accept (the generic
+# guidance), not that changes are not taken by mail or that evidence is not received.
+
+SEED_OBJECTION_SUBJECT = (  # 表2-1 件名 as the seed writes it, the 事業者コード not filled in
+    "【長期脱炭素電源オークション/事業者コード】供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立"
+)
+
+
+@pytest.mark.parametrize(
+    ("subject_text", "body"),
+    [
+        (SEED_OBJECTION_SUBJECT, OBJECTION_BODY),
+        (
+            "【長期脱炭素電源オークション】供給力提供開始時期のアセスメント結果に対する異議申立",
+            OBJECTION_BODY.replace(
+                "■異議申立の内容\n",
+                "■異議申立の内容\n運転開始の証憑を添付にて提出いたします。供給力提供開始時期の変更は",
+            ),
+        ),
+        (
+            "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂について",
+            "電力広域的運営推進機関 担当者様\n各脱炭素比率での運転開始時期を変更したため、"
+            "・改訂後の脱炭素化ロードマップを提出します。\n\n" + TARGET,
+        ),
+    ],
+    ids=["seed-objection-subject", "objection-with-evidence", "roadmap-answer"],
+)
+def test_a_procedure_mail_under_a_wrong_subject_gets_the_subjects(
+    desk: Context, subject_text: str, body: str
+):
+    case = submit_to(desk, mail_to_the_desk(subject_text, body), LONG)
+    assert case["status"] == "unrecognized"
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+
+
+def test_a_client_certificate_question_on_code_is_no_evidence(desk: Context):
+    """Seed 000's クライアント証明書 is no 証憑 of a supply start."""
+    raw = build(
+        "クライアント証明書について",
+        "発電所の運転開始に向けて、クライアント証明書の申請書類を送付したいのですが、送付先を教えてください。",
+        from_addr=PROVIDER,
+        to=CODE,
+    )
+    submit_to(desk, raw, CODE)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
