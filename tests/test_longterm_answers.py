@@ -614,3 +614,22 @@ def test_a_client_certificate_question_on_code_is_no_evidence(desk: Context):
     )
     submit_to(desk, raw, CODE)
     assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+
+
+def test_a_topic_reply_is_the_days_one_guidance(desk: Context):
+    """SPEC §1: an unrecognised mail gets a 「guidance reply (once per sender per day)」; the
+    topic reply is that guidance, so a sender gets one of either kind a day, whatever the order."""
+    topic = (
+        "供給力提供開始時期の変更のお願い",
+        "供給力提供開始時期を2028年度に変更したく存じます。",
+    )
+    submit_to(
+        desk, mail_to_the_desk("お問い合わせ", "容量市場の手続きについて教えてください。"), LONG
+    )
+    case = submit_to(desk, mail_to_the_desk(*topic), LONG)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+    assert "供給力提供開始時期の変更" in case["reason"]  # staff still see the topic
+    set_now(desk, "2027-02-03T09:30")
+    submit_to(desk, mail_to_the_desk(*topic), LONG)
+    submit_to(desk, mail_to_the_desk("お問い合わせ", "手続きについて教えてください。"), LONG)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance", "topic_guidance"]
