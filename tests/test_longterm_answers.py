@@ -14,7 +14,7 @@ from mailbot.clock import Clock, parse_instant
 from mailbot.config import DEFAULT_CONFIG, RULES_DIR, load_config, parse_config
 from mailbot.context import Context
 from mailbot.desk.decisions import decide
-from mailbot.errors import PermanentSendError
+from mailbot.errors import PermanentSendError, TransientSendError
 from mailbot.forms.workbook import load_grids
 from mailbot.longterm.assessment import AssessmentError
 from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
@@ -350,15 +350,16 @@ def test_a_copied_party_is_an_smtp_envelope_recipient(tmp_path: Path, smtp_serve
 
 
 class RefusingHandler:
-    """aiosmtpd refusing RCPT TO for some addresses (550), recording the envelopes it took."""
+    """aiosmtpd refusing RCPT TO for some addresses (their reply code), recording the
+    envelopes it took."""
 
-    def __init__(self, refused: set[str]) -> None:
+    def __init__(self, refused: dict[str, str]) -> None:
         self.refused = refused
         self.envelopes: list[list[str]] = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if address in self.refused:
-            return "550 5.1.1 no such user"
+            return self.refused[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -367,14 +368,22 @@ class RefusingHandler:
         return "250 OK"
 
 
+NO_USER = "550 5.1.1 no such user"
+MAILBOX_FULL = "452 4.2.2 mailbox full"
+
+
 @pytest.mark.parametrize(
     ("refused", "outcome"),
     [
-        ({COLLEAGUE}, None),  # the copy refused: the mail reached its To, it is sent
-        ({PROVIDER}, PermanentSendError),  # the To refused: failed for good, whoever got a copy
+        ({COLLEAGUE: NO_USER}, None),  # the copy refused: the mail reached its To, it is sent
+        ({PROVIDER: NO_USER}, PermanentSendError),  # the To refused: failed, nobody has it
+        # the To refused for now: tried again later, so the copy must not go now (every retry
+        # would mail it again)
+        ({PROVIDER: MAILBOX_FULL}, TransientSendError),
     ],
+    ids=["cc-refused", "to-refused", "to-refused-for-now"],
 )
-def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: set[str], outcome):
+def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: dict[str, str], outcome):
     handler = RefusingHandler(refused)
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -396,7 +405,7 @@ def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: set[str],
         )
     finally:
         controller.stop()
-    assert handler.envelopes == [[a for a in (PROVIDER, COLLEAGUE) if a not in refused]]
+    assert handler.envelopes == ([] if PROVIDER in refused else [[PROVIDER]])
     assert results[0] is None if outcome is None else isinstance(results[0], outcome)
 
 
