@@ -454,6 +454,17 @@ def test_a_start_timing_change_asked_for_by_mail_is_pointed_to_the_system(desk: 
     assert "『4.3 事業者・電源等情報・期待容量の変更』" in text and "容量市場システム" in text
     assert "電子メールでは承っておりません" in text
     assert "5%" in text and "10%" in text and "変更を行った日" in text
+    # 図2-2: 5 % when 「①当該変更がメインオークションの供給曲線へ影響を及ぼした場合」, 10 % when
+    # 「②当該変更が追加オークションの供給曲線へ影響を及ぼした場合」, both of the main auction's price
+    flat = "".join(text.splitlines())
+    assert (
+        "メインオークションの供給曲線へ影響を及ぼした場合：メインオークションの約定価格×契約容量×5%"
+        in flat
+    )
+    assert (
+        "追加オークションの供給曲線へ影響を及ぼした場合：メインオークションの約定価格×契約容量×10%"
+        in flat
+    )
 
 
 def test_one_mail_raising_both_gets_one_reply_with_both(desk: Context):
@@ -513,6 +524,7 @@ def test_an_answer_without_revision_is_reviewed_by_the_ministry(desk: Context):
     )
     assert "資源エネルギー庁より修正依頼が電子メールにて送付されます。" in text
     assert "必要に応じてご連絡いたします" not in text
+    assert "改訂がない場合" not in text  # the sender said so: the receipt speaks of their answer
 
 
 def test_a_revised_roadmap_is_said_to_be_published(desk: Context):
