@@ -654,3 +654,44 @@ def test_a_topic_reply_is_the_days_one_guidance(desk: Context):
     submit_to(desk, mail_to_the_desk(*topic), LONG)
     submit_to(desk, mail_to_the_desk("お問い合わせ", "手続きについて教えてください。"), LONG)
     assert [m["kind"] for m in outbox(desk)] == ["guidance", "topic_guidance"]
+
+
+def held_objection_judged(ctx: Context, tmp_path: Path, action: str, reason: str) -> dict:
+    """The objection of 表2-1 from an address that is neither the provider's registered
+    contact nor of its domain: held for staff, who judge it all the same."""
+    path = tmp_path / "takahashi.csv"
+    path.write_text(TAKAHASHI_OPERATOR, encoding="utf-8")
+    import_operators(ctx.store, path, ctx.now())
+    issue_supply_start_notice(ctx, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    flush_outbox(ctx, make_sender(ctx))
+    set_now(ctx, "2027-02-03T10:00")
+    raw = build(OBJECTION_SUBJECT, OBJECTION_BODY, from_addr=OUTSIDER, to=LONG)
+    case = submit_to(ctx, raw, LONG)
+    assert case["status"] == "held"
+    decide(ctx, case["id"], action, reason=reason, by="佐藤")
+    [result] = outbox(ctx, "objection_result")
+    return result
+
+
+OUTSIDER = "jiro.takahashi@gmail.com"
+
+
+@pytest.mark.parametrize("action", ["objection-accepted", "objection-rejected"])
+def test_a_held_objection_judged_goes_to_the_registered_address_only(
+    desk: Context, tmp_path: Path, action: str
+):
+    """「…事業者情報登録時に容量提供事業者が容量市場システムに登録したメールアドレスに送付されます。」
+    (seed 004 §2.1.4) holds for an objection staff judged although its sender was held: the
+    registered address gets the result; the sender, not shown to be the provider's, gets no
+    copy (it would show them the provider's registered address and its result)."""
+    result = held_objection_judged(desk, tmp_path, action, "変更申請日を確認しました。")
+    assert result["recipient"] == PROVIDER
+    assert as_message(result["raw"])["Cc"] is None
+
+
+def test_a_held_objection_accepted_allows_the_reassessment(desk: Context, tmp_path: Path):
+    held_objection_judged(desk, tmp_path, "objection-accepted", "")
+    again = issue_supply_start_notice(
+        desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
+    )
+    assert again.assessment.result == "合格"
