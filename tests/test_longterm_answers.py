@@ -14,13 +14,14 @@ from mailbot.clock import Clock, parse_instant
 from mailbot.config import DEFAULT_CONFIG, RULES_DIR, load_config, parse_config
 from mailbot.context import Context
 from mailbot.desk.decisions import decide
-from mailbot.errors import PermanentSendError, TransientSendError
+from mailbot.errors import ConfigError, PermanentSendError, TransientSendError
 from mailbot.forms.workbook import load_grids
 from mailbot.longterm.assessment import AssessmentError
 from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.longterm.roadmap_assessment import issue_roadmap_notice
 from mailbot.longterm.supply_start import issue_supply_start_notice
+from mailbot.longterm.topics import load_topics
 from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
 from mailbot.store.registers import import_operators
 from mailbot.store.registers import source as find_source
@@ -695,3 +696,14 @@ def test_a_held_objection_accepted_allows_the_reassessment(desk: Context, tmp_pa
         desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
     )
     assert again.assessment.result == "合格"
+
+
+@pytest.mark.parametrize("all_of", ['["証憑", "提出"]', '[["証憑", " "], ["提出"]]'])
+def test_a_word_group_that_would_match_any_mail_is_refused(tmp_path: Path, all_of: str):
+    """`all_of = ["証憑", "提出"]` (the groups' brackets forgotten) would make each word a group
+    of its characters, matching any mail with 証 or 提 in it; an empty word is in every mail:
+    refused with the file named."""
+    path = tmp_path / "longterm_topics.toml"
+    path.write_text(f'[[topics]]\nid = "x"\nname = "x"\nall_of = {all_of}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"longterm_topics\.toml"):
+        load_topics(path)

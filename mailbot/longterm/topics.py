@@ -48,6 +48,18 @@ class TopicRules:
     procedure_words: tuple[str, ...]
 
 
+def _word_groups(value: object) -> tuple[tuple[str, ...], ...]:
+    """`all_of` as written: a list of word lists. A flat list of words would make each word a
+    group of its characters, and an empty word would be in every mail: both would match
+    mails that raise nothing."""
+    if not isinstance(value, list) or not all(isinstance(group, list) for group in value):
+        raise TypeError('all_of is a list of word lists: all_of = [["証憑"], ["提出"]]')
+    groups = tuple(tuple(str(w) for w in group) for group in value)
+    if any(not _fold(w) for group in groups for w in group):
+        raise ValueError("all_of has an empty word, which every mail holds")
+    return groups
+
+
 def load_topics(path: Path) -> TopicRules:
     try:
         d = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -60,7 +72,7 @@ def load_topics(path: Path) -> TopicRules:
                 id=str(t["id"]),
                 name=str(t["name"]),
                 seed=str(t.get("seed", "")),
-                all_of=tuple(tuple(str(w) for w in group) for group in t["all_of"]),
+                all_of=_word_groups(t["all_of"]),
             )
             for t in d.get("topics", [])
         )
