@@ -626,6 +626,18 @@ def test_a_procedure_mail_under_a_wrong_subject_gets_the_subjects(
     assert [m["kind"] for m in outbox(desk)] == ["guidance"]
 
 
+def test_a_code_application_under_a_wrong_subject_gets_the_subjects(desk: Context):
+    """Seed 000's 「容量市場向けアグリゲータ用系統コード申請」 with the subject's brackets left out."""
+    raw = build(
+        "容量市場向けアグリゲータ用系統コード申請",
+        "運転開始予定の変更に伴い、系統コード申請の内容を変更したく存じます。",
+        from_addr=PROVIDER,
+        to=CODE,
+    )
+    submit_to(desk, raw, CODE)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+
+
 def test_a_client_certificate_question_on_code_is_no_evidence(desk: Context):
     """Seed 000's クライアント証明書 is no 証憑 of a supply start."""
     raw = build(
