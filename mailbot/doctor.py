@@ -135,6 +135,7 @@ def _templates(config: Config) -> Check:
     )
     problems, pages = _web_pages(config)
     replies = _canned_replies(config, problems)
+    problems += _topic_paragraphs(config, env)
     for name in names:
         try:
             template = env.get_template(name)
@@ -174,6 +175,28 @@ def _canned_replies(config: Config, problems: list[str]) -> str:
         except Exception as exc:
             problems.append(f"replies/{name}.txt.j2: does not render: {type(exc).__name__}: {exc}")
     return f"{len(names)} canned replies render"
+
+
+def _topic_paragraphs(config: Config, env: Any) -> list[str]:
+    """Each topic of rules/longterm_topics.toml has its paragraph, mail/_topic_<id>.txt.j2:
+    the topic reply includes it by the topic's id and, without it, would answer with the
+    topic's heading alone. A topics file that does not load is its own rules row."""
+    import jinja2
+
+    from mailbot.longterm.topics import TOPIC_RULES
+
+    try:
+        topics = TOPIC_RULES.load(config.rules_dir).topics
+    except MailbotError:
+        return []
+    problems = []
+    for topic in topics:
+        name = f"mail/_topic_{topic.id}.txt.j2"
+        try:
+            env.get_template(name)
+        except jinja2.TemplateNotFound:
+            problems.append(f"{name}: missing (topic {topic.id} of rules/longterm_topics.toml)")
+    return problems
 
 
 def _web_pages(config: Config) -> tuple[list[str], str]:

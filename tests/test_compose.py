@@ -6,7 +6,7 @@ from datetime import datetime
 from email import message_from_bytes, policy
 
 from mailbot.clock import TOKYO
-from mailbot.mail.compose import OutgoingAttachment, compose
+from mailbot.mail.compose import OutgoingAttachment, compose, envelope_recipients
 from mailbot.mail.parse import parse
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TOKYO)
@@ -100,3 +100,18 @@ def test_the_plain_receipt_is_byte_for_byte_what_the_stdlib_builds():
         for kind in ("auto-replied", "auto-generated"):
             fast = _plain_text(date, message_id, kind, body, "utf-8")
             assert fast == _mime(date, message_id, kind, body, "utf-8"), body
+
+
+def test_a_quoted_sender_is_copied_to_itself_and_nowhere_else():
+    """A From whose quoted local part holds '@' and ',' (parse accepts it as one address) is
+    the objector copied on an objection's result: the Cc header names that one mailbox, and
+    the SMTP envelope, read back from the header, reaches it and no other domain."""
+    objector = '"jiro,evil@evil.example"@takahashi-power.co.jp'
+    assert parse(f"From: {objector}\r\nSubject: x\r\n\r\nx\r\n".encode()).from_addr == objector
+    raw = build(to="ichiro@takahashi-power.co.jp", cc=(objector,))
+    assert envelope_recipients(raw, "ichiro@takahashi-power.co.jp") == [
+        "ichiro@takahashi-power.co.jp",
+        objector,
+    ]
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert [a.addr_spec for a in msg["Cc"].addresses] == [objector]

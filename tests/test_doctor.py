@@ -258,3 +258,23 @@ def test_doctor_names_replies_a_stopped_run_left_in_the_send_journal(tmp_path: P
     assert main(["--config", cfg, "doctor", "--offline"]) == 0
     status, detail = doctor_rows(capsys.readouterr().out)["send journal"]
     assert status == "warn" and detail.startswith("1 replies") and "do not delete" in detail
+
+
+def test_doctor_fails_on_a_topic_without_its_paragraph(tmp_path: Path, capsys):
+    """The topic reply includes mail/_topic_<id>.txt.j2 for each topic of
+    rules/longterm_topics.toml; a topic staff add without one would be answered with its
+    heading alone."""
+    folder = tmp_path / "desk"
+    assert main(["init", str(folder)]) == 0
+    cfg = str(folder / "config.toml")
+    topics = folder / "rules" / "longterm_topics.toml"
+    topics.write_text(
+        topics.read_text(encoding="utf-8")
+        + '\n[[topics]]\nid = "contact_change"\nname = "連絡先の変更"\n'
+        'all_of = [["連絡先"], ["変更"]]\n',
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert main(["--config", cfg, "doctor", "--offline"]) == 1
+    status, detail = doctor_rows(capsys.readouterr().out)["templates"]
+    assert status == "FAIL" and "mail/_topic_contact_change.txt.j2: missing" in detail

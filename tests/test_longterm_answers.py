@@ -14,13 +14,14 @@ from mailbot.clock import Clock, parse_instant
 from mailbot.config import DEFAULT_CONFIG, RULES_DIR, load_config, parse_config
 from mailbot.context import Context
 from mailbot.desk.decisions import decide
-from mailbot.errors import PermanentSendError
+from mailbot.errors import ConfigError, PermanentSendError, TransientSendError
 from mailbot.forms.workbook import load_grids
 from mailbot.longterm.assessment import AssessmentError
 from mailbot.longterm.outbound import start_mismatch_inquiry, start_roadmap_campaign
 from mailbot.longterm.roadmap import load_roadmap_rules, sheet_problems, uncovered_premises
 from mailbot.longterm.roadmap_assessment import issue_roadmap_notice
 from mailbot.longterm.supply_start import issue_supply_start_notice
+from mailbot.longterm.topics import load_topics
 from mailbot.outbox.send import SmtpSender, flush_outbox, make_sender
 from mailbot.store.registers import import_operators
 from mailbot.store.registers import source as find_source
@@ -350,15 +351,16 @@ def test_a_copied_party_is_an_smtp_envelope_recipient(tmp_path: Path, smtp_serve
 
 
 class RefusingHandler:
-    """aiosmtpd refusing RCPT TO for some addresses (550), recording the envelopes it took."""
+    """aiosmtpd refusing RCPT TO for some addresses (their reply code), recording the
+    envelopes it took."""
 
-    def __init__(self, refused: set[str]) -> None:
+    def __init__(self, refused: dict[str, str]) -> None:
         self.refused = refused
         self.envelopes: list[list[str]] = []
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         if address in self.refused:
-            return "550 5.1.1 no such user"
+            return self.refused[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -367,14 +369,22 @@ class RefusingHandler:
         return "250 OK"
 
 
+NO_USER = "550 5.1.1 no such user"
+MAILBOX_FULL = "452 4.2.2 mailbox full"
+
+
 @pytest.mark.parametrize(
     ("refused", "outcome"),
     [
-        ({COLLEAGUE}, None),  # the copy refused: the mail reached its To, it is sent
-        ({PROVIDER}, PermanentSendError),  # the To refused: failed for good, whoever got a copy
+        ({COLLEAGUE: NO_USER}, None),  # the copy refused: the mail reached its To, it is sent
+        ({PROVIDER: NO_USER}, PermanentSendError),  # the To refused: failed, nobody has it
+        # the To refused for now: tried again later, so the copy must not go now (every retry
+        # would mail it again)
+        ({PROVIDER: MAILBOX_FULL}, TransientSendError),
     ],
+    ids=["cc-refused", "to-refused", "to-refused-for-now"],
 )
-def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: set[str], outcome):
+def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: dict[str, str], outcome):
     handler = RefusingHandler(refused)
     controller = Controller(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -396,7 +406,7 @@ def test_a_refused_recipient_of_a_copied_mail(tmp_path: Path, refused: set[str],
         )
     finally:
         controller.stop()
-    assert handler.envelopes == [[a for a in (PROVIDER, COLLEAGUE) if a not in refused]]
+    assert handler.envelopes == ([] if PROVIDER in refused else [[PROVIDER]])
     assert results[0] is None if outcome is None else isinstance(results[0], outcome)
 
 
@@ -445,6 +455,17 @@ def test_a_start_timing_change_asked_for_by_mail_is_pointed_to_the_system(desk: 
     assert "『4.3 事業者・電源等情報・期待容量の変更』" in text and "容量市場システム" in text
     assert "電子メールでは承っておりません" in text
     assert "5%" in text and "10%" in text and "変更を行った日" in text
+    # 図2-2: 5 % when 「①当該変更がメインオークションの供給曲線へ影響を及ぼした場合」, 10 % when
+    # 「②当該変更が追加オークションの供給曲線へ影響を及ぼした場合」, both of the main auction's price
+    flat = "".join(text.splitlines())
+    assert (
+        "メインオークションの供給曲線へ影響を及ぼした場合：メインオークションの約定価格×契約容量×5%"
+        in flat
+    )
+    assert (
+        "追加オークションの供給曲線へ影響を及ぼした場合：メインオークションの約定価格×契約容量×10%"
+        in flat
+    )
 
 
 def test_one_mail_raising_both_gets_one_reply_with_both(desk: Context):
@@ -504,6 +525,7 @@ def test_an_answer_without_revision_is_reviewed_by_the_ministry(desk: Context):
     )
     assert "資源エネルギー庁より修正依頼が電子メールにて送付されます。" in text
     assert "必要に応じてご連絡いたします" not in text
+    assert "改訂がない場合" not in text  # the sender said so: the receipt speaks of their answer
 
 
 def test_a_revised_roadmap_is_said_to_be_published(desk: Context):
@@ -565,3 +587,145 @@ def test_a_reassessment_is_of_the_change_the_objection_was_about(desk: Context, 
         issue_supply_start_notice(
             desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
         )
+
+
+# --- a procedure's mail sent under a wrong subject is no topic ---------------------------------
+# The topics answer mails that are no procedure; a participant who meant an objection or a
+# roadmap answer and got the subject wrong must be told the subjects we accept (the generic
+# guidance), not that changes are not taken by mail or that evidence is not received.
+
+SEED_OBJECTION_SUBJECT = (  # 表2-1 件名 as the seed writes it, the 事業者コード not filled in
+    "【長期脱炭素電源オークション/事業者コード】供給力提供開始時期の遵守に係るアセスメント結果に対する異議申立"
+)
+
+
+@pytest.mark.parametrize(
+    ("subject_text", "body"),
+    [
+        (SEED_OBJECTION_SUBJECT, OBJECTION_BODY),
+        (
+            "【長期脱炭素電源オークション】供給力提供開始時期のアセスメント結果に対する異議申立",
+            OBJECTION_BODY.replace(
+                "■異議申立の内容\n",
+                "■異議申立の内容\n運転開始の証憑を添付にて提出いたします。供給力提供開始時期の変更は",
+            ),
+        ),
+        (
+            "【長期脱炭素電源オークション/A1B2】脱炭素化ロードマップの改訂について",
+            "電力広域的運営推進機関 担当者様\n各脱炭素比率での運転開始時期を変更したため、"
+            "・改訂後の脱炭素化ロードマップを提出します。\n\n" + TARGET,
+        ),
+    ],
+    ids=["seed-objection-subject", "objection-with-evidence", "roadmap-answer"],
+)
+def test_a_procedure_mail_under_a_wrong_subject_gets_the_subjects(
+    desk: Context, subject_text: str, body: str
+):
+    case = submit_to(desk, mail_to_the_desk(subject_text, body), LONG)
+    assert case["status"] == "unrecognized"
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+
+
+def test_a_code_application_under_a_wrong_subject_gets_the_subjects(desk: Context):
+    """Seed 000's 「容量市場向けアグリゲータ用系統コード申請」 with the subject's brackets left out."""
+    raw = build(
+        "容量市場向けアグリゲータ用系統コード申請",
+        "運転開始予定の変更に伴い、系統コード申請の内容を変更したく存じます。",
+        from_addr=PROVIDER,
+        to=CODE,
+    )
+    submit_to(desk, raw, CODE)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+
+
+def test_a_client_certificate_question_on_code_is_no_evidence(desk: Context):
+    """Seed 000's クライアント証明書 is no 証憑 of a supply start."""
+    raw = build(
+        "クライアント証明書について",
+        "発電所の運転開始に向けて、クライアント証明書の申請書類を送付したいのですが、送付先を教えてください。",
+        from_addr=PROVIDER,
+        to=CODE,
+    )
+    submit_to(desk, raw, CODE)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+
+
+def test_a_topic_reply_is_the_days_one_guidance(desk: Context):
+    """SPEC §1: an unrecognised mail gets a 「guidance reply (once per sender per day)」; the
+    topic reply is that guidance, so a sender gets one of either kind a day, whatever the order."""
+    topic = (
+        "供給力提供開始時期の変更のお願い",
+        "供給力提供開始時期を2028年度に変更したく存じます。",
+    )
+    submit_to(
+        desk, mail_to_the_desk("お問い合わせ", "容量市場の手続きについて教えてください。"), LONG
+    )
+    case = submit_to(desk, mail_to_the_desk(*topic), LONG)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance"]
+    assert "供給力提供開始時期の変更" in case["reason"]  # staff still see the topic
+    set_now(desk, "2027-02-03T09:30")
+    submit_to(desk, mail_to_the_desk(*topic), LONG)
+    submit_to(desk, mail_to_the_desk("お問い合わせ", "手続きについて教えてください。"), LONG)
+    assert [m["kind"] for m in outbox(desk)] == ["guidance", "topic_guidance"]
+
+
+def held_objection_judged(ctx: Context, tmp_path: Path, action: str, reason: str) -> dict:
+    """The objection of 表2-1 from an address that is neither the provider's registered
+    contact nor of its domain: held for staff, who judge it all the same."""
+    path = tmp_path / "takahashi.csv"
+    path.write_text(TAKAHASHI_OPERATOR, encoding="utf-8")
+    import_operators(ctx.store, path, ctx.now())
+    issue_supply_start_notice(ctx, "L0000000001", 2027, 2030, date(2024, 6, 10))
+    flush_outbox(ctx, make_sender(ctx))
+    set_now(ctx, "2027-02-03T10:00")
+    raw = build(OBJECTION_SUBJECT, OBJECTION_BODY, from_addr=OUTSIDER, to=LONG)
+    case = submit_to(ctx, raw, LONG)
+    assert case["status"] == "held"
+    decide(ctx, case["id"], action, reason=reason, by="佐藤")
+    [result] = outbox(ctx, "objection_result")
+    return result
+
+
+OUTSIDER = "jiro.takahashi@gmail.com"
+
+
+@pytest.mark.parametrize("action", ["objection-accepted", "objection-rejected"])
+def test_a_held_objection_judged_goes_to_the_registered_address_only(
+    desk: Context, tmp_path: Path, action: str
+):
+    """「…事業者情報登録時に容量提供事業者が容量市場システムに登録したメールアドレスに送付されます。」
+    (seed 004 §2.1.4) holds for an objection staff judged although its sender was held: the
+    registered address gets the result; the sender, not shown to be the provider's, gets no
+    copy (it would show them the provider's registered address and its result)."""
+    result = held_objection_judged(desk, tmp_path, action, "変更申請日を確認しました。")
+    assert result["recipient"] == PROVIDER
+    assert as_message(result["raw"])["Cc"] is None
+
+
+def test_a_held_objection_accepted_allows_the_reassessment(desk: Context, tmp_path: Path):
+    held_objection_judged(desk, tmp_path, "objection-accepted", "")
+    again = issue_supply_start_notice(
+        desk, "L0000000001", 2027, 2030, date(2023, 3, 28), reassessment=True
+    )
+    assert again.assessment.result == "合格"
+
+
+@pytest.mark.parametrize("all_of", ['["証憑", "提出"]', '[["証憑", " "], ["提出"]]'])
+def test_a_word_group_that_would_match_any_mail_is_refused(tmp_path: Path, all_of: str):
+    """`all_of = ["証憑", "提出"]` (the groups' brackets forgotten) would make each word a group
+    of its characters, matching any mail with 証 or 提 in it; an empty word is in every mail:
+    refused with the file named."""
+    path = tmp_path / "longterm_topics.toml"
+    path.write_text(f'[[topics]]\nid = "x"\nname = "x"\nall_of = {all_of}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"longterm_topics\.toml"):
+        load_topics(path)
+
+
+def test_a_contact_change_reply_is_the_days_one_guidance_too(desk: Context):
+    """The same rule for seed 000's contact-change answer on code@."""
+    mail = "ichiro@takahashi-denryoku.co.jp"
+    submit_to(
+        desk, build("連絡先の変更", "担当者の連絡先を変更したく存じます。", from_addr=mail), CODE
+    )
+    submit_to(desk, build("お問い合わせ", "手続きについて教えてください。", from_addr=mail), CODE)
+    assert [m["kind"] for m in outbox(desk)] == ["contact_change"]

@@ -37,7 +37,15 @@ def new_message_id(domain: str, case_id: int | None) -> str:
 
 
 def _address(addr: str, name: str = "") -> Address:
-    local, _, domain = addr.partition("@")
+    """The domain follows the last '@': a quoted local part (「"jiro,x@y"@example.co.jp」, which
+    parse accepts) may hold one, and is unquoted so that Address quotes it once again. Split at
+    the first, the header named another mailbox, and the Cc read back from it for the SMTP
+    envelope (`envelope_recipients`) reached another domain."""
+    local, at, domain = addr.rpartition("@")
+    if not at:
+        local, domain = domain, ""
+    if len(local) >= 2 and local[0] == local[-1] == '"':
+        local = local[1:-1]
     return Address(display_name=single_line(name, 100), username=local, domain=domain)
 
 

@@ -215,19 +215,14 @@ class SmtpSender:
                         refused[cfg.name] = _connect_error(exc, cfg)
                         done(index, refused[cfg.name])
                         continue
+                copies = envelope_recipients(raw, recipient)[1:]
                 try:
-                    rejected, _reply = await client.sendmail(
-                        envelope, envelope_recipients(raw, recipient), raw
-                    )
+                    if copies:
+                        await _send_copied(client, envelope, message_id, recipient, copies, raw)
+                    else:
+                        await client.sendmail(envelope, [recipient], raw)
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     done(index, _classify(exc, recipient))
-                    continue
-                mine = rejected.pop(recipient, None)  # the To refused, a Cc took it
-                for copied, answer in rejected.items():
-                    log.warning("%s: copy to %s refused: %s", message_id, copied, answer.message)
-                if mine is not None:
-                    refusal = aiosmtplib.SMTPRecipientRefused(mine.code, mine.message, recipient)
-                    done(index, _classify(refusal, recipient))
                     continue
                 done(index, None)
         finally:
@@ -243,6 +238,33 @@ def _from_address(raw: bytes) -> str:
     """The address our own composed reply is From (lower case), read from its header."""
     header = BytesHeaderParser(policy=compat32).parsebytes(raw).get("From", "")
     return parseaddr(str(header))[1].lower()
+
+
+async def _send_copied(
+    client: aiosmtplib.SMTP,
+    envelope: str,
+    message_id: str,
+    recipient: str,
+    copies: list[str],
+    raw: bytes,
+) -> None:
+    """One transaction to the To and its Cc: the To's RCPT first, and DATA only once the To
+    took it. Raises what the server said of the To (the row is retried or failed whole, and
+    no copy went out that a retry would send again); a refused copy is logged and the mail
+    counts as sent."""
+    try:
+        await client.mail(envelope)
+        await client.rcpt(recipient)
+        for copied in copies:
+            try:
+                await client.rcpt(copied)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                log.warning("%s: copy to %s refused: %s", message_id, copied, exc.message)
+        await client.data(raw)
+    except aiosmtplib.SMTPResponseException:
+        with suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset()
+        raise
 
 
 class _Stopped(Exception):

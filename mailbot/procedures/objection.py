@@ -232,17 +232,20 @@ class Objection:
                     )
                 )
         data["remarks"] = [r.as_dict() for r in remarks]
+        if notice is not None:  # a held objection staff judge is of this notice too
+            data["notice_id"] = notice["id"]
         if not sender_belongs(ctx, mail.from_addr, code or None, case) and not self._source_contact(
             ctx, source_id, mail.from_addr
         ):
-            return forms.held(
+            held = forms.held(
                 case,
                 "差出人が事業者の登録連絡先・ドメインと一致しません",
                 problems=problems,
                 data=data,
             )
+            held.source_id = source_id or None  # whose registered address gets the result
+            return held
         if notice is not None:
-            data["notice_id"] = notice["id"]
             refusal = self._refusal(notice, incoming.received_at.date())
             if refusal:  # a late objection corrected would be as late: its problems do not matter
                 return Outcome(
@@ -335,15 +338,20 @@ def result_recipients(case: dict[str, Any], ctx: Reader) -> tuple[str | None, tu
     「異議申立に係る審査に合格した旨の電子メールが、事業者情報登録時に容量提供事業者が容量市場
     システムに登録したメールアドレスに送付されます。」 (seed 004 §2.1.4, §3.1.7): the address
     registered for the source (its notice went there), else the operator's; the objector in Cc
-    when they wrote from another address. (None, (), "") when nothing is registered or the
-    objector is the registered address: the reply then goes to the objector, in their thread."""
+    when they wrote from another address of the provider (its registered contact or domain). An
+    objector staff judged although held as not the provider's gets no copy: it would show them
+    the provider's registered address and its result. (None, (), "") when nothing is registered
+    or the objector is the registered address: the reply then goes to the objector, in their
+    thread."""
     source = ctx.store.source(case.get("source_id") or "") or {}
+    code = source.get("operator_code") or case.get("operator_code") or ""
     registered = (source.get("contact_email") or "").strip()
     person = source.get("contact_person") or ""
     if not registered:
-        operator = ctx.store.operator(case.get("operator_code") or "") or {}
+        operator = ctx.store.operator(code) or {}
         registered, person = (operator.get("contact_email") or "").strip(), ""
     objector = (case.get("sender") or "").strip()
     if not registered or registered.lower() == objector.lower():
         return None, (), ""
-    return registered, ((objector,) if objector else ()), person
+    provider = bool(objector and code and sender_belongs(ctx, objector, code))
+    return registered, ((objector,) if provider else ()), person

@@ -19,6 +19,8 @@ from mailbot.states import Status
 
 REASON = "件名から手続きを特定できません"
 CONTACT_CHANGE_REASON = "登録情報（担当者・連絡先等）の変更依頼: 広域機関システムでの手続きを案内"
+# an unrecognised mail's one reply a day (SPEC §1), whichever of these it is
+GUIDANCE_KINDS = ("guidance", "topic_guidance", "contact_change")
 
 
 class Unrecognized:
@@ -47,7 +49,10 @@ class Unrecognized:
             reason = REASON + "（" + "・".join(t.name for t in topics) + "）"
         else:
             kind, reason = "guidance", REASON
-        sent = ctx.store.auto_replies_since(mail.from_addr, start_of_day, kind=kind)
+        sent = sum(  # one reply a day, not one of each kind (SPEC §1)
+            ctx.store.auto_replies_since(mail.from_addr, start_of_day, kind=k)
+            for k in GUIDANCE_KINDS
+        )
         replies = []
         events: list[tuple[str, dict[str, Any]]] = []
         if sent < ctx.routing.guidance_per_sender_per_day:
