@@ -21,7 +21,7 @@ from mailbot.desk.staff import add_staff
 from mailbot.desk.web.app import create_app
 from mailbot.errors import DecisionError
 from mailbot.store.registers import operator, operators_named
-from tests.support.desk import body_text, desk_with_operators, outbox, submit_to
+from tests.support.desk import SOURCES_CSV, body_text, desk_with_operators, outbox, submit_to
 from tests.support.forms import operator_form, plant_form, to_bytes
 from tests.support.jpmail import XLSX, build
 from tests.support.samples import SAMPLES_DIR, TAKAHASHI
@@ -447,3 +447,36 @@ def test_grid_codes_issued_before_the_desk_are_imported_and_taken(desk: Context,
     csv.write_text(csv.read_text(encoding="utf-8").replace("1YA22", "1YA-22"), encoding="utf-8")
     with pytest.raises(RegisterImportError, match="発番済系統コード '1YA-22'"):
         import_operators(desk.store, csv, desk.now())
+
+
+@pytest.mark.parametrize(
+    ("register", "value"),
+    [
+        ("operators", "a@example.co.jp; b@example.co.jp"),
+        ("operators", "taro@example.co.jp\r\nBcc: x@evil.example"),
+        ("sources", "hanako@example"),
+    ],
+)
+def test_a_contact_address_that_is_not_one_mail_address_stops_the_import(
+    desk: Context, tmp_path: Path, register: str, value: str
+):
+    """The rule: every notice and objection result goes to the registered 連絡者メール, so an
+    import takes only one mail address there (two addresses failed every notice at SMTP for
+    good; a line break reached the header of our mail and stopped `decide` with a traceback).
+    The row is refused by name and nothing of the file is imported."""
+    from mailbot.store.registers import RegisterImportError, import_operators, import_sources
+
+    if register == "operators":
+        lines = (SAMPLES_DIR / "operators.csv").read_text(encoding="utf-8").splitlines()
+    else:
+        lines = SOURCES_CSV.splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("連絡者メール")] = f'"{value}"'
+    bad = tmp_path / f"bad_{register}.csv"
+    bad.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n", encoding="utf-8")
+    load = import_operators if register == "operators" else import_sources
+    with pytest.raises(
+        RegisterImportError, match=r"row 2: 連絡者メール .* is not one mail address"
+    ):
+        load(desk.store, bad, desk.now())

@@ -19,6 +19,7 @@ from typing import Any
 from mailbot.console import progress
 from mailbot.errors import MailbotError
 from mailbot.forms.fields import (
+    is_email,
     is_grid_code,
     normalise_code,
     normalise_postal_code,
@@ -156,11 +157,21 @@ def _operator(row: dict[str, Any], where: str) -> None:
         raise RegisterImportError(
             f"{where}: 事業者コード {row['code']!r} is not 4 digits or capital letters"
         )
+    _check_contact_email(row, where)
     for grid_code in row["issued_grid_codes"]:
         if not is_grid_code(grid_code):
             raise RegisterImportError(
                 f"{where}: 発番済系統コード {grid_code!r} is not 5 digits or capital letters"
             )
+
+
+def _check_contact_email(row: dict[str, Any], where: str) -> None:
+    """Raises RegisterImportError when 連絡者メール is not one mail address: every notice and
+    objection result goes to it, so `a; b` would fail at SMTP for good and a line break would
+    be a header written into our mail."""
+    email = row.get("contact_email")
+    if email and not is_email(email):
+        raise RegisterImportError(f"{where}: 連絡者メール {email!r} is not one mail address")
 
 
 def normalised_operator(row: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +232,7 @@ def import_sources(store: Store, path: Path, now: datetime) -> ImportSummary:
 def _source(row: dict[str, Any], where: str) -> None:
     row["operator_code"] = normalise_code(row["operator_code"])
     row["contact_email"] = (row["contact_email"] or "").lower()
+    _check_contact_email(row, where)
     row["roadmap_target"] = 1 if row["roadmap_target"] else 0
     if row["roadmap_target"] and not is_roadmap_category(row.get("category")):
         raise RegisterImportError(
