@@ -106,19 +106,7 @@ OAUTH2_KEYS = {
 token comes from. No key holds a secret itself: secrets are named by environment variable or
 file."""
 
-MAILBOX_OUTGOING_KEYS = {
-    "host": "str",
-    "port": "port",
-    "security": "str",
-    "username": "str",
-    "password": "str",
-    "password_env": "str",
-    "password_file": "str",
-    "ca_file": "str",
-    "allow_plaintext": "bool",
-    "auth": "str",
-    "oauth2": "table",
-}
+MAILBOX_OUTGOING_KEYS = {k: v for k, v in _SERVER_KEYS.items() if k not in ("backend", "path")}
 """`[mailboxes.outgoing]`: this mailbox's own SMTP login for the replies it sends."""
 
 SUBTABLES: dict[str, dict[str, str]] = {
